@@ -1,0 +1,1 @@
+"""AWS Lambda handlers: thin adapters over headwater.pipeline."""

@@ -1,0 +1,22 @@
+"""Lambda: validate and clean one partition into the clean zone (rejects to quarantine)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.config import load_settings
+from headwater.events import CleanEvent
+from headwater.logs import ensure_logging, log_context
+from headwater.partitions import parse_partition
+from headwater.pipeline import clean_partition
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Parse the event, clean the partition, answer rows, uri, checksum and quarantined."""
+    ensure_logging()
+    request = CleanEvent.model_validate(event)
+    settings = load_settings()
+    partition = parse_partition(request.partition, settings.partitioning.grain)
+    with log_context(run_id=request.run_id, task="clean", partition=request.partition):
+        result = clean_partition(settings, partition, request.run_id)
+    return result.to_dict()

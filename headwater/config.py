@@ -1,0 +1,179 @@
+"""Stage configuration: TOML files under version control, environment overrides, typed.
+
+Precedence, highest first: explicit overrides passed by the caller, environment
+variables ``HEADWATER_<SECTION>__<KEY>``, the stage's file ``config/<stage>.toml``,
+then the defaults below. Nothing is read at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "HEADWATER_"
+STAGE_ENV = "HEADWATER_STAGE"
+CONFIG_DIR_ENV = "HEADWATER_CONFIG_DIR"
+DEFAULT_STAGE = "local"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is missing or invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakeConfig(_Section):
+    uri: str = "file://var/lake"
+
+
+class PartitioningConfig(_Section):
+    grain: Literal["day", "month"] = "day"
+    timezone: str = "UTC"
+
+
+class SqlSourceConfig(_Section):
+    kind: Literal["sql"]
+    url: str
+    table: str
+    date_column: str
+    chunk_rows: Annotated[int, Field(gt=0)] = 50_000
+
+
+class OpenMeteoSourceConfig(_Section):
+    kind: Literal["openmeteo"]
+    base_url: str
+    embedded_server: bool = False
+    # Requests per second the embedded demo server accepts before answering 429 (0 = no limit).
+    embedded_server_rate_limit: Annotated[float, Field(ge=0)] = 0.0
+    rate_limit_per_second: Annotated[float, Field(ge=0)] = 5.0
+    timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    max_retries: Annotated[int, Field(ge=0)] = 5
+
+
+SourceConfig = Annotated[SqlSourceConfig | OpenMeteoSourceConfig, Field(discriminator="kind")]
+
+
+class ExecutorConfig(_Section):
+    kind: Literal["inprocess", "lambda"] = "inprocess"
+    extract_function: str = "headwater-extract"
+    clean_function: str = "headwater-clean"
+
+
+class NotifyConfig(_Section):
+    kind: Literal["outbox", "sns"] = "outbox"
+    outbox: str = "var/outbox"
+    topic_arn: str = ""
+
+
+class RunConfig(_Section):
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    log_dir: str = "var/logs"
+    state_dir: str = "var/runs"
+    # How many weather extractions may run at once (a Luigi resource): with the
+    # per-invocation rate limit this bounds the total request rate on the API.
+    api_concurrency: Annotated[int, Field(ge=1)] = 2
+
+
+class AwsConfig(_Section):
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+
+class Settings(_Section):
+    """The validated configuration of one stage."""
+
+    stage: str = DEFAULT_STAGE
+    usecase: str = "flights"
+    lake: LakeConfig = LakeConfig()
+    partitioning: PartitioningConfig = PartitioningConfig()
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    executor: ExecutorConfig = ExecutorConfig()
+    notify: NotifyConfig = NotifyConfig()
+    run: RunConfig = RunConfig()
+    aws: AwsConfig = AwsConfig()
+
+    def source(self, name: str) -> SqlSourceConfig | OpenMeteoSourceConfig:
+        """Return the configuration of source ``name`` or fail naming the known ones."""
+        try:
+            return self.sources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise ConfigError(f"source {name!r} is not configured (known: {known})") from None
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Return the directory holding the stage files."""
+    env = os.environ if environ is None else environ
+    if env.get(CONFIG_DIR_ENV):
+        return Path(env[CONFIG_DIR_ENV])
+    cwd = Path.cwd() / "config"
+    if cwd.is_dir():
+        return cwd
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``HEADWATER_A__B=v`` variables into a nested ``{"a": {"b": "v"}}`` mapping."""
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX) :]:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name} conflicts with another override")
+        node[path[-1]] = value
+    return out
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {key}: {item['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    stage: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load and validate the settings of ``stage`` (default: $HEADWATER_STAGE or local)."""
+    env = os.environ if environ is None else environ
+    stage = stage or env.get(STAGE_ENV) or DEFAULT_STAGE
+    path = config_dir(env) / f"{stage}.toml"
+    if not path.is_file():
+        raise ConfigError(f"no configuration for stage {stage!r}: {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    data = _deep_merge(data, env_overrides(env))
+    data = _deep_merge(data, dict(overrides or {}))
+    data["stage"] = stage
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, f"{path} plus HEADWATER_* overrides")) from None

@@ -1,0 +1,27 @@
+"""The events the Lambda functions accept: typed, validated, JSON on the wire."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Label = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}(-\d{2})?$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: Annotated[str, Field(min_length=1, max_length=128)]
+    partition: Label
+
+
+class ExtractEvent(_Event):
+    """Extract one partition of one source into the raw zone."""
+
+    source: Name
+
+
+class CleanEvent(_Event):
+    """Clean one partition (all sources) into the clean zone."""

@@ -1,0 +1,107 @@
+"""Executors run a function (extract, clean) on an event: in-process locally, Lambda on AWS."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from headwater.config import Settings
+
+# Function kind -> handler, as "module:function" (the same strings the infrastructure uses).
+HANDLERS: Mapping[str, str] = {
+    "extract": "functions.extract:lambda_handler",
+    "clean": "functions.clean:lambda_handler",
+}
+
+
+class FunctionFailed(RuntimeError):
+    """A function invocation ended in an error (its type and message are kept)."""
+
+    def __init__(self, function: str, error_type: str, message: str, trace: str = "") -> None:
+        super().__init__(f"{function} failed: {error_type}: {message}")
+        self.function = function
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace
+
+
+class Executor(Protocol):
+    """Runs a function of a given kind on a JSON event and returns its JSON result."""
+
+    def invoke(self, kind: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Invoke the function of ``kind`` synchronously."""
+        ...
+
+
+@dataclass
+class LocalContext:
+    """The parts of the Lambda context object that handlers use."""
+
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    memory_limit_in_mb: int = 1024
+    timeout_seconds: float = 900.0
+    _started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the (simulated) timeout."""
+        left = self.timeout_seconds - (time.monotonic() - self._started)
+        return max(0, int(left * 1000))
+
+
+def resolve_handler(spec: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Import a ``module:function`` (or ``module.function``) handler string."""
+    module_name, _, attr = spec.replace(":", ".").rpartition(".")
+    handler = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(handler):
+        raise ImportError(f"handler {spec!r} does not name a function")
+    return handler
+
+
+class InProcessExecutor:
+    """Runs handlers in this process; the event and the result round-trip through JSON."""
+
+    def __init__(self, handlers: Mapping[str, str] = HANDLERS) -> None:
+        self._handlers = dict(handlers)
+
+    def invoke(self, kind: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Invoke the handler of ``kind`` as Lambda would: JSON in, JSON out."""
+        handler = resolve_handler(self._handlers[kind])
+        payload = json.loads(json.dumps(event, allow_nan=False))
+        try:
+            result = handler(payload, LocalContext(function_name=kind))
+        except Exception as exc:
+            raise FunctionFailed(
+                kind, type(exc).__name__, str(exc), traceback.format_exc()
+            ) from exc
+        return json.loads(json.dumps(result, allow_nan=False))
+
+
+class LambdaFunctions:
+    """Invokes the deployed Lambda functions by kind (names come from configuration)."""
+
+    def __init__(self, settings: Settings, lambda_executor: Any = None) -> None:
+        from headwater import aws
+
+        self._names = {
+            "extract": settings.executor.extract_function,
+            "clean": settings.executor.clean_function,
+        }
+        self._lambda = lambda_executor or aws.LambdaExecutor(region=settings.aws.region)
+
+    def invoke(self, kind: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Invoke the deployed function of ``kind`` synchronously."""
+        return self._lambda.invoke(self._names[kind], dict(event))
+
+
+def create_executor(settings: Settings) -> Executor:
+    """Return the executor the stage's configuration asks for."""
+    if settings.executor.kind == "lambda":
+        return LambdaFunctions(settings)
+    return InProcessExecutor()

