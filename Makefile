@@ -1,0 +1,39 @@
+# Two commands on a fresh machine (Python 3.11+):
+#   make demo   installs everything into .venv and runs the main job end to end, embedded
+#   make test   installs everything into .venv and runs the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+START  ?= 2013-01-01
+END    ?= 2013-12-31
+
+.PHONY: demo test lint bench java clean-var
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+java:
+	@scripts/ensure-java.sh
+
+demo: $(STAMP) java
+	$(BIN)/headwater demo-data
+	$(BIN)/headwater run --start $(START) --end $(END)
+
+test: $(STAMP) java
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check headwater functions luigi_tasks
+
+bench: $(STAMP)
+	$(BIN)/python bench/backfill.py
+
+clean-var:
+	rm -rf var
