@@ -31,6 +31,19 @@ def arrow_type(column: sa.Column) -> pa.DataType:
     raise SqlSourceError(f"column {column.name!r} has unsupported type {kind!r}")
 
 
+def _column(values: tuple, field: pa.Field) -> pa.Array:
+    try:
+        return pa.array(values, type=field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # e.g. SQLite hands dates over as ISO strings: parse the whole column at once
+    try:
+        return pa.array(values).cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise SqlSourceError(
+            f"column {field.name!r} holds values that are not {field.type}: {exc}"
+        ) from None
+
+
 def reflect_table(engine: sa.Engine, table: str) -> sa.Table:
     """Reflect ``table`` or fail naming it and the tables that do exist."""
     metadata = sa.MetaData()
@@ -66,8 +79,11 @@ def iter_partition(
         raise SqlSourceError(f"table {table!r} has no column {date_column!r}")
     schema = table_schema(reflected)
     column = reflected.columns[date_column]
+    # Untyped result columns: rows come back as the driver gives them (no per-value
+    # Python conversion); Arrow then casts whole columns to the declared types.
+    raw_columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in reflected.columns]
     query = (
-        sa.select(reflected)
+        sa.select(*raw_columns)
         .where(column >= sa.bindparam("start", start, type_=column.type))
         .where(column < sa.bindparam("end", end, type_=column.type))
         .order_by(*reflected.primary_key.columns or [column])
@@ -79,8 +95,7 @@ def iter_partition(
             for rows in result.partitions(chunk_rows):
                 columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
                 arrays = [
-                    pa.array(values, type=field.type)
-                    for values, field in zip(columns, schema, strict=True)
+                    _column(values, field) for values, field in zip(columns, schema, strict=True)
                 ]
                 yield pa.Table.from_arrays(arrays, schema=schema)
 
