@@ -34,7 +34,7 @@ class LakeConfig(_Section):
 
 
 class PartitioningConfig(_Section):
-    grain: Literal["day", "month"] = "day"
+    grain: Literal["day", "month"] = "month"
     timezone: str = "UTC"
 
 
@@ -55,6 +55,7 @@ class OpenMeteoSourceConfig(_Section):
     rate_limit_per_second: Annotated[float, Field(ge=0)] = 5.0
     timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     max_retries: Annotated[int, Field(ge=0)] = 5
+    window_days: Annotated[int, Field(ge=1, le=366)] = 7
 
 
 SourceConfig = Annotated[SqlSourceConfig | OpenMeteoSourceConfig, Field(discriminator="kind")]

@@ -30,6 +30,11 @@ def _formatter(renderer: Any) -> logging.Formatter:
     )
 
 
+def _quiet_luigi(record: logging.LogRecord) -> bool:
+    # Luigi narrates every scheduling step at INFO: keep that in the file, not the console.
+    return record.levelno >= logging.WARNING or not record.name.startswith("luigi")
+
+
 def configure_logging(
     level: str = "INFO",
     log_file: Path | None = None,
@@ -63,6 +68,7 @@ def configure_logging(
         else:
             stream.setFormatter(as_json)
         stream.setLevel(console_level or level)
+        stream.addFilter(_quiet_luigi)
         handlers.append(stream)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)

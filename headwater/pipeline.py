@@ -127,6 +127,7 @@ def _extract_openmeteo(
         (hi - timedelta(hours=1)).date(),
         request.variables,
         request.units,
+        window_days=config.window_days,
     )
     schema = pa.schema(
         [

@@ -76,6 +76,18 @@ def embedded_services(settings: Settings) -> Iterator[None]:
         yield
 
 
+def warm_up(settings: Settings) -> None:
+    """Import the handlers and the use case once, so each forked task starts warm."""
+    from headwater.executors import HANDLERS, resolve_handler
+
+    if settings.executor.kind == "inprocess":
+        for spec in HANDLERS.values():
+            resolve_handler(spec)
+        usecase = get_usecase(settings.usecase)
+        usecase.clean_schema()
+        usecase.weather_request(usecase.source_names[-1])
+
+
 def _failures(state: Path) -> list[TaskFailure]:
     out = []
     for path in sorted((state / "failed").glob("*.json")):
@@ -120,6 +132,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     with log_context(run_id=run_id):
         try:
             configure_luigi(settings)
+            warm_up(settings)
             task = Backfill(
                 start=options.start, end=options.end, until=options.until,
                 run_id=run_id, state_dir=str(Path(settings.run.state_dir)),

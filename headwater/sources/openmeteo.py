@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -262,11 +262,14 @@ def fetch_hourly(
     units: Mapping[str, str],
     *,
     max_locations_per_request: int = DEFAULT_MAX_LOCATIONS_PER_REQUEST,
+    window_days: int | None = None,
 ) -> pd.DataFrame:
     """Fetch hourly archive weather for ``locations`` over [start, end] as one long frame.
 
-    One request per ``max_locations_per_request`` locations; the result has columns
-    ``location``, ``time`` (datetime64[us, UTC]) and one float64 column per variable.
+    One request per ``max_locations_per_request`` locations and per date window of
+    ``window_days`` (default: the whole range), as APIs bound the size of one answer;
+    the result has columns ``location``, ``time`` (datetime64[us, UTC]) and one
+    float64 column per variable.
     """
     if not locations:
         raise ValueError("at least one location is required")
@@ -278,11 +281,30 @@ def fetch_hourly(
         raise ValueError(f"end {end} is before start {start}")
     if max_locations_per_request < 1:
         raise ValueError("max_locations_per_request must be >= 1")
+    if window_days is not None and window_days < 1:
+        raise ValueError("window_days must be >= 1")
     _check_units(units)
     frames = []
-    for first in range(0, len(locations), max_locations_per_request):
-        chunk = locations[first : first + max_locations_per_request]
-        params = build_archive_params(chunk, start, end, variables, units)
-        payload = client.get_json(base_url, params)
-        frames.append(parse_archive_response(payload, chunk, variables, units))
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for lo, hi in date_windows(start, end, window_days):
+        for first in range(0, len(locations), max_locations_per_request):
+            chunk = locations[first : first + max_locations_per_request]
+            params = build_archive_params(chunk, lo, hi, variables, units)
+            payload = client.get_json(base_url, params)
+            frames.append(parse_archive_response(payload, chunk, variables, units))
+    if len(frames) == 1:
+        return frames[0]
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values(["location", "time"], kind="stable", ignore_index=True)
+
+
+def date_windows(start: date, end: date, days: int | None) -> list[tuple[date, date]]:
+    """Split [start, end] (inclusive) into consecutive windows of at most ``days`` days."""
+    if days is None:
+        return [(start, end)]
+    out = []
+    lo = start
+    while lo <= end:
+        hi = min(end, lo + timedelta(days=days - 1))
+        out.append((lo, hi))
+        lo = hi + timedelta(days=1)
+    return out

@@ -25,7 +25,7 @@ WEATHER_COLUMNS = {
     "wind_gusts_10m": "wind_gust_mph",
     "precipitation": "precip_in",
     "pressure_msl": "pressure_hpa",
-    "visibility": "visibility_m",
+    "visibility": "visibility_ft",
 }
 
 CLEAN_COLUMNS = [
@@ -125,7 +125,7 @@ def clean_flights(
         sched_dep_utc=sched_utc,
         sched_dep_local=sched_local.dt.tz_localize(None).astype("datetime64[us]"),
         sched_dep_hour=sched_local.dt.hour.astype("int64"),
-        day_of_week=sched_local.dt.dayofweek.astype("int64"),
+        day_of_week=sched_local.dt.day_of_week.astype("int64"),
         month=flights["month"].astype("int64"),
         distance=flights["distance"].astype("float64"),
         cancelled=cancelled.to_numpy(dtype=bool),

