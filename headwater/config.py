@@ -142,6 +142,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"environment variable {name} conflicts with another override")
+        if isinstance(node.get(path[-1]), dict):
+            raise ConfigError(f"environment variable {name} conflicts with another override")
         node[path[-1]] = value
     return out
 

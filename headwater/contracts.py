@@ -29,7 +29,8 @@ def _reasons(failures: pd.DataFrame) -> pd.Series:
         + ": "
         + failures["check"].astype(str)
         + " (got "
-        + failures["failure_case"].astype(str)
+        # map(str), not astype(str): pandas 3 keeps NaN missing, which breaks the join below.
+        + failures["failure_case"].map(str)
         + ")"
     )
     return text.groupby(failures["index"]).agg("; ".join)
@@ -43,8 +44,10 @@ def split_by_contract(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> Split:
     that concern no row (a missing column, say) raise :class:`ContractError`.
     """
     try:
-        return Split(valid=schema.validate(frame, lazy=True), rejected=frame.iloc[0:0].assign(
-            **{REASON: pd.Series(dtype="str")}))
+        return Split(
+            valid=schema.validate(frame, lazy=True),
+            rejected=frame.iloc[0:0].assign(**{REASON: pd.Series(dtype="str")}),
+        )
     except pandera.errors.SchemaErrors as exc:
         failures = exc.failure_cases
     whole = failures[failures["index"].isna()]

@@ -251,8 +251,6 @@ def clean_partition(
         extra={"reconciliation": ledger, "inputs": inputs},
     )
     total_quarantined = sum(quarantined.values())
-    out = _result(
-        lake, manifest, started, quarantined=total_quarantined, reconciliation=ledger
-    )
+    out = _result(lake, manifest, started, quarantined=total_quarantined, reconciliation=ledger)
     log.info("cleaned", rows=out.rows, quarantined=total_quarantined, uri=out.uri)
     return out

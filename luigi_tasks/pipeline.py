@@ -62,8 +62,12 @@ class PipelineTask(luigi.Task):
         """Invoke the function of ``kind`` through the stage's executor."""
         with log_context(task=self.task_family, **event):
             result = create_executor(self.settings()).invoke(kind, event)
-            log.info(f"{kind} done", rows=result.get("rows"),
-                     quarantined=result.get("quarantined"), seconds=result.get("seconds"))
+            log.info(
+                f"{kind} done",
+                rows=result.get("rows"),
+                quarantined=result.get("quarantined"),
+                seconds=result.get("seconds"),
+            )
         _record(record_path(self.state_dir, self.run_id, "done", self.task_id), result)
         return result
 
@@ -111,7 +115,9 @@ class CleanPartition(PipelineTask):
         usecase = get_usecase(self.settings().usecase)
         return [
             ExtractPartition(
-                source=name, partition=self.partition, run_id=self.run_id,
+                source=name,
+                partition=self.partition,
+                run_id=self.run_id,
                 state_dir=self.state_dir,
             )
             for name in usecase.source_names
@@ -121,7 +127,9 @@ class CleanPartition(PipelineTask):
         """The clean partition."""
         settings = self.settings()
         dataset = get_usecase(settings.usecase).clean_dataset
-        return LakeTarget(CLEAN, dataset, parse_partition(self.partition, settings.partitioning.grain))
+        return LakeTarget(
+            CLEAN, dataset, parse_partition(self.partition, settings.partitioning.grain)
+        )
 
     def run(self) -> None:
         """Invoke the clean function for this partition."""

@@ -134,16 +134,25 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
             configure_luigi(settings)
             warm_up(settings)
             task = Backfill(
-                start=options.start, end=options.end, until=options.until,
-                run_id=run_id, state_dir=str(Path(settings.run.state_dir)),
+                start=options.start,
+                end=options.end,
+                until=options.until,
+                run_id=run_id,
+                state_dir=str(Path(settings.run.state_dir)),
             )
             build: dict[str, Any] = {"workers": options.workers or settings.run.workers}
             if options.scheduler_url:
                 build["scheduler_url"] = options.scheduler_url
             else:
                 build["local_scheduler"] = True
-            log.info("run started", start=str(options.start), end=str(options.end),
-                     until=options.until, workers=build["workers"], stage=settings.stage)
+            log.info(
+                "run started",
+                start=str(options.start),
+                end=str(options.end),
+                until=options.until,
+                workers=build["workers"],
+                stage=settings.stage,
+            )
             with embedded_services(settings):
                 result = luigi.build([task], detailed_summary=True, **build)
             groups = luigi.execution_summary._summary_dict(result.worker)

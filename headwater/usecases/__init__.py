@@ -68,5 +68,7 @@ def get_usecase(name: str) -> UseCase:
     except ModuleNotFoundError as exc:
         if exc.name != f"headwater.usecases.{name}":
             raise
-        raise ValueError(f"unknown use case {name!r}: no package headwater.usecases.{name}") from None
+        raise ValueError(
+            f"unknown use case {name!r}: no package headwater.usecases.{name}"
+        ) from None
     return module.USECASE

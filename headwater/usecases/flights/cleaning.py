@@ -103,9 +103,7 @@ def clean_weather(weather: pd.DataFrame) -> pd.DataFrame:
     return out[["origin", "hour", *WEATHER_COLUMNS.values()]]
 
 
-def clean_flights(
-    flights: pd.DataFrame, weather: pd.DataFrame, timezone: str
-) -> pd.DataFrame:
+def clean_flights(flights: pd.DataFrame, weather: pd.DataFrame, timezone: str) -> pd.DataFrame:
     """Derive schedule fields and the label, and join weather at the origin's scheduled hour.
 
     Args:
