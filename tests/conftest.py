@@ -141,3 +141,59 @@ def make_settings(
 def lambda_context() -> LocalContext:
     """A Lambda context object as the runtime passes it."""
     return LocalContext(function_name="headwater-test")
+
+
+def _pg_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback for the session (skipped if not installed).
+
+    Started by the test itself: initdb into a temporary directory, pg_ctl on a free port.
+    PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` user.
+    """
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="headwater-pg-"))
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = root / "data"
+    run = {"check": True, "capture_output": True, "text": True}
+    subprocess.run([*prefix, initdb, "-A", "trust", "-U", "headwater", "-D", str(data)], **run)
+    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off"
+    log = root / "server.log"
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"], **run
+    )
+    try:
+        yield f"postgresql+psycopg://headwater@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
+        )
+        shutil.rmtree(root, ignore_errors=True)
