@@ -42,7 +42,8 @@ class SqlSourceConfig(_Section):
     kind: Literal["sql"]
     url: str
     table: str
-    date_column: str
+    # The column partitions are cut on; none for a reference table extracted whole.
+    date_column: str | None = None
     chunk_rows: Annotated[int, Field(gt=0)] = 50_000
 
 
@@ -87,6 +88,44 @@ class AwsConfig(_Section):
     endpoint_url: str | None = None
 
 
+class ModelConfig(_Section):
+    """The model the registry commands act on, and the gate a candidate must pass."""
+
+    name: str = "flights_delay"
+    gate_metric: str = "auc_roc"
+    gate_margin: Annotated[float, Field(ge=0)] = 0.0
+
+
+class EmrConfig(_Section):
+    """A transient EMR cluster per training run (prod)."""
+
+    release_label: str = "emr-7.13.0"  # Spark 3.5.6, Python 3.11
+    log_uri: str = ""
+    artifacts_uri: str = ""  # where the job's code and dependencies are shipped, per run
+    service_role: str = "EMR_DefaultRole"
+    job_flow_role: str = "EMR_EC2_DefaultRole"
+    master_instance_type: str = "m7g.xlarge"
+    core_instance_type: str = "m7g.xlarge"
+    core_instance_count: Annotated[int, Field(ge=1)] = 2
+    core_spot: bool = True
+    idle_timeout_seconds: Annotated[int, Field(ge=60)] = 900
+    subnet_id: str | None = None
+    cost_centre: str = "data-science"
+
+
+class TrainingConfig(_Section):
+    """How and where the models are trained."""
+
+    runner: Literal["local", "emr"] = "local"
+    master: str = "local[2]"
+    driver_memory: str = "4g"
+    shuffle_partitions: Annotated[int, Field(ge=1)] = 8
+    reg_param: Annotated[float, Field(ge=0)] = 0.001
+    holdout_from: str | None = None  # ISO date; default: the last sixth of the range
+    timeout_seconds: Annotated[int, Field(ge=60)] = 3600
+    emr: EmrConfig = EmrConfig()
+
+
 class Settings(_Section):
     """The validated configuration of one stage."""
 
@@ -99,6 +138,8 @@ class Settings(_Section):
     notify: NotifyConfig = NotifyConfig()
     run: RunConfig = RunConfig()
     aws: AwsConfig = AwsConfig()
+    training: TrainingConfig = TrainingConfig()
+    model: ModelConfig = ModelConfig()
 
     def source(self, name: str) -> SqlSourceConfig | OpenMeteoSourceConfig:
         """Return the configuration of source ``name`` or fail naming the known ones."""

@@ -58,6 +58,8 @@ class LocalContext:
 def resolve_handler(spec: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Import a ``module:function`` (or ``module.function``) handler string."""
     module_name, _, attr = spec.replace(":", ".").rpartition(".")
+    if not module_name:
+        raise ImportError(f"handler {spec!r} names no module: expected 'module:function'")
     handler = getattr(importlib.import_module(module_name), attr, None)
     if not callable(handler):
         raise ImportError(f"handler {spec!r} does not name a function")

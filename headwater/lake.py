@@ -10,9 +10,11 @@ data files that no manifest names (left by earlier versions or crashed attempts)
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -70,6 +72,9 @@ class Lake:
     uri: str
     filesystem: pafs.FileSystem
     root: str
+    # Where an S3 lake lives, for the boto3 calls pyarrow cannot make (conditional writes).
+    region: str | None = None
+    endpoint_url: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -125,9 +130,15 @@ class Lake:
         parent = path.rsplit("/", 1)[0]
         self.filesystem.create_dir(parent, recursive=True)
         if not self.is_local:
-            # An S3 PUT or multipart upload becomes visible only once it completes.
-            with self.filesystem.open_output_stream(path) as out:
-                yield out
+            # An S3 PUT or multipart upload becomes visible only once it completes. pyarrow
+            # cannot abort one: leaving the block on an error still completes the upload,
+            # so delete the partial object it leaves.
+            try:
+                with self.filesystem.open_output_stream(path) as out:
+                    yield out
+            except BaseException:
+                self.delete_path(path)
+                raise
             return
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[1]}"
         try:
@@ -143,6 +154,47 @@ class Lake:
             self.filesystem.delete_file(path)
         except FileNotFoundError:
             pass
+
+    # -- compare-and-swap -------------------------------------------------------------
+    def compare_and_swap(self, *parts: str, expected: bytes | None, new: bytes) -> bool:
+        """Replace object ``parts`` by ``new`` only if it still holds ``expected``.
+
+        ``expected=None`` means the object must not exist yet. Returns True when ``new`` was
+        written, False (writing nothing) when the object holds something else. On local disk
+        an ``fcntl.flock`` on a lock file beside the object serialises swappers across
+        threads and processes; on S3 the write is a conditional PUT (``If-None-Match: *`` to
+        create, ``If-Match: <ETag>`` to replace), see :func:`headwater.aws.s3_compare_and_swap`.
+        """
+        path = self.path(*parts)
+        if self.is_local:
+            return self._local_compare_and_swap(path, expected, new)
+        from headwater import aws  # boto3 only where an S3 lake needs it
+
+        bucket, _, key = path.partition("/")
+        return aws.s3_compare_and_swap(
+            bucket, key, expected, new, region=self.region, endpoint_url=self.endpoint_url
+        )
+
+    def _local_compare_and_swap(self, path: str, expected: bytes | None, new: bytes) -> bool:
+        parent, name = path.rsplit("/", 1)
+        self.filesystem.create_dir(parent, recursive=True)
+        # The lock file is never replaced, so every swapper locks the same inode; flock locks
+        # belong to the open file description, so threads of one process exclude each other too.
+        fd = os.open(f"{parent}/.{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                with self.filesystem.open_input_stream(path) as stream:
+                    current: bytes | None = stream.read()
+            except FileNotFoundError:
+                current = None
+            if current != expected:
+                return False
+            with self._atomic_output(path) as out:
+                out.write(new)
+            return True
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- partitions -------------------------------------------------------------------
     def manifest(self, zone: str, dataset: str, partition: str) -> Manifest | None:
@@ -281,5 +333,11 @@ def open_lake(
             options["scheme"] = endpoint.scheme or "https"
         fs = pafs.S3FileSystem(**options)
         root = f"{parsed.netloc}{parsed.path}".rstrip("/")
-        return Lake(uri=uri.rstrip("/"), filesystem=fs, root=root)
+        return Lake(
+            uri=uri.rstrip("/"),
+            filesystem=fs,
+            root=root,
+            region=region,
+            endpoint_url=endpoint_url,
+        )
     raise LakeError(f"unsupported lake URI {uri!r}: use file://PATH or s3://BUCKET/PREFIX")

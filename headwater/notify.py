@@ -66,7 +66,7 @@ class RunReport:
             f"Partitions:  {self.partitions}",
         ]
         for name, count in sorted(self.rows.items()):
-            lines.append(f"Rows {name + ':':<12}{count:,}")
+            lines.append(f"Rows {name + ':':<12} {count:,}")
         lines.append(f"Quarantined: {self.quarantined:,}")
         for key, value in self.extra.items():
             lines.append(f"{key}: {value}")

@@ -10,7 +10,7 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,11 @@ def _extract_sql(
 ) -> tuple[pa.Schema, Any]:
     from headwater.sources.sql import iter_partition
 
+    if config.date_column is None:
+        raise ValueError(
+            f"source table {config.table!r} has no date_column: it is a reference table, "
+            "extracted whole with extract_snapshot"
+        )
     engine = _engine(resolve_reference(config.url, settings))
     return iter_partition(
         engine,
@@ -175,6 +180,46 @@ def extract_partition(
     result = _result(lake, manifest, started)
     log.info("extracted", source=source, rows=result.rows, uri=result.uri)
     return result
+
+
+def snapshot_key(as_of: date) -> str:
+    """The lake partition of a reference-table snapshot taken on ``as_of``."""
+    return f"snapshot={as_of.isoformat()}"
+
+
+def extract_snapshot(
+    settings: Settings,
+    source: str,
+    as_of: date,
+    run_id: str,
+    *,
+    lake: Lake | None = None,
+) -> PartitionResult:
+    """Extract a whole reference table (e.g. planes) as the raw snapshot of ``as_of``."""
+    from headwater.sources.sql import iter_table
+
+    started = time.perf_counter()
+    config = settings.source(source)
+    if not isinstance(config, SqlSourceConfig):
+        raise ValueError(f"source {source!r} is not a SQL source: cannot snapshot it")
+    engine = _engine(resolve_reference(config.url, settings))
+    schema, batches = iter_table(engine, config.table, chunk_rows=config.chunk_rows)
+    lake = lake or lake_for(settings)
+    manifest = lake.publish(
+        RAW, source, snapshot_key(as_of), batches, schema=schema,
+        source=f"sql:{source}", run_id=run_id,
+    )
+    result = _result(lake, manifest, started)
+    log.info("snapshot extracted", source=source, rows=result.rows, uri=result.uri)
+    return result
+
+
+def latest_snapshot(lake: Lake, source: str, as_of: date | None = None) -> str | None:
+    """The newest published snapshot key of ``source`` (not after ``as_of``), if any."""
+    keys = [k for k in lake.partitions(RAW, source) if k.startswith("snapshot=")]
+    if as_of is not None:
+        keys = [k for k in keys if k <= snapshot_key(as_of)]
+    return max(keys) if keys else None
 
 
 def _result(lake: Lake, manifest: Manifest, started: float, **extra: Any) -> PartitionResult:

@@ -77,7 +77,9 @@ class PipelineTask(luigi.Task):
             record_path(self.state_dir, self.run_id, "failed", self.task_id),
             {"task": self.task_id, "error": f"{type(exception).__name__}: {exception}"},
         )
-        with log_context(run_id=self.run_id, task=self.task_family):
+        # The same context as the task's other lines, so a failure can be found by partition.
+        where = {k: v for k, v in self.param_kwargs.items() if k in ("source", "partition")}
+        with log_context(run_id=self.run_id, task=self.task_family, **where):
             log.error("task failed", task_id=self.task_id, error=str(exception))
         return "".join(traceback.format_exception(exception))
 

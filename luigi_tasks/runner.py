@@ -118,6 +118,42 @@ def summarise(settings: Settings, options: RunOptions) -> dict[str, Any]:
     return {"partitions": len(parts), "complete": done, "rows": rows, "quarantined": quarantined}
 
 
+def main_task(options: RunOptions, run_id: str, state_dir: str) -> luigi.Task:
+    """The wrapper task for ``--until``: extract, clean, or model (train, gate, promote)."""
+    if options.until == "model":
+        from luigi_tasks.training import RunAll
+
+        return RunAll(start=options.start, end=options.end, version=run_id, run_id=run_id,
+                      state_dir=state_dir)
+    return Backfill(start=options.start, end=options.end, until=options.until,
+                    run_id=run_id, state_dir=state_dir)
+
+
+def model_summary(settings: Settings, version: str) -> dict[str, Any]:
+    """What the notification says about the model: version, holdout metrics, the decision."""
+    from headwater.registry import Registry
+
+    registry = Registry(lake_for(settings), settings.model.name)
+    if not registry.is_complete(version):
+        return {"Model": f"{version} not trained"}
+    metrics = registry.read_json(version, "metrics.json")
+    decision = registry.read_json(version, "decision.json", default={})
+    holdout = metrics["holdout"]
+    regression = metrics.get("regression", {})
+    return {
+        "Model": f"{settings.model.name} {version}",
+        "Holdout": (
+            f"AUC {holdout['auc_roc']:.4f}, AUC-PR {holdout['auc_pr']:.4f}, "
+            f"log loss {holdout['log_loss']:.4f}, Brier {holdout['brier']:.4f}, "
+            f"arrival delay RMSE {regression.get('rmse', float('nan')):.1f} min"
+        ),
+        "Promoted": (
+            f"{'yes' if decision.get('decision') == 'promoted' else 'no'}: "
+            f"{decision.get('reason', 'no decision recorded')}"
+        ),
+    }
+
+
 def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     """Run the backfill, then notify once; the report says whether every task succeeded."""
     run_id = options.run_id or new_run_id()
@@ -129,17 +165,12 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     failures: list[TaskFailure] = []
     not_run: list[str] = []
     summary: dict[str, Any] = {"partitions": 0, "rows": {}, "quarantined": 0}
+    extra: dict[str, Any] = {}
     with log_context(run_id=run_id):
         try:
             configure_luigi(settings)
             warm_up(settings)
-            task = Backfill(
-                start=options.start,
-                end=options.end,
-                until=options.until,
-                run_id=run_id,
-                state_dir=str(Path(settings.run.state_dir)),
-            )
+            task = main_task(options, run_id, str(Path(settings.run.state_dir)))
             build: dict[str, Any] = {"workers": options.workers or settings.run.workers}
             if options.scheduler_url:
                 build["scheduler_url"] = options.scheduler_url
@@ -160,6 +191,8 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
             failures = _failures(state)
             succeeded = result.status in OK and not failures
             summary = summarise(settings, options)
+            if options.until == "model":
+                extra = model_summary(settings, run_id)
         except Exception as exc:  # the run itself broke: still notify, then re-raise
             failures.append(TaskFailure(task="run", error=f"{type(exc).__name__}: {exc}"))
             raise
@@ -177,6 +210,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 failures=failures,
                 not_run=not_run,
                 logs=str(log_file.resolve()),
+                extra=extra,
             )
             create_notifier(settings).notify(report)
             log.info("run finished", succeeded=succeeded, seconds=report.duration_seconds)

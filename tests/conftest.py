@@ -95,6 +95,10 @@ url = "{db_url}"
 table = "flights"
 date_column = "flight_date"
 chunk_rows = 400
+[sources.planes]
+kind = "sql"
+url = "{db_url}"
+table = "planes"
 [sources.weather]
 kind = "openmeteo"
 base_url = "{weather_url}"

@@ -77,18 +77,38 @@ def iter_partition(
     reflected = reflect_table(engine, table)
     if date_column not in reflected.columns:
         raise SqlSourceError(f"table {table!r} has no column {date_column!r}")
-    schema = table_schema(reflected)
     column = reflected.columns[date_column]
-    # Untyped result columns: rows come back as the driver gives them (no per-value
-    # Python conversion); Arrow then casts whole columns to the declared types.
-    raw_columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in reflected.columns]
     query = (
-        sa.select(*raw_columns)
+        _raw_select(reflected)
         .where(column >= sa.bindparam("start", start, type_=column.type))
         .where(column < sa.bindparam("end", end, type_=column.type))
         .order_by(*reflected.primary_key.columns or [column])
     )
+    return _stream(engine, query, table_schema(reflected), chunk_rows)
 
+
+def iter_table(
+    engine: sa.Engine, table: str, *, chunk_rows: int = 50_000
+) -> tuple[pa.Schema, Iterator[pa.Table]]:
+    """Return the schema and bounded chunks of a whole (reference) table: a snapshot."""
+    reflected = reflect_table(engine, table)
+    query = _raw_select(reflected)
+    if reflected.primary_key.columns:
+        query = query.order_by(*reflected.primary_key.columns)
+    return _stream(engine, query, table_schema(reflected), chunk_rows)
+
+
+def _raw_select(reflected: sa.Table) -> sa.Select:
+    # Untyped result columns: rows come back as the driver gives them (no per-value
+    # Python conversion); Arrow then casts whole columns to the declared types.
+    return sa.select(
+        *(sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in reflected.columns)
+    )
+
+
+def _stream(
+    engine: sa.Engine, query: sa.Select, schema: pa.Schema, chunk_rows: int
+) -> tuple[pa.Schema, Iterator[pa.Table]]:
     def chunks() -> Iterator[pa.Table]:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(query)

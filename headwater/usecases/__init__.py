@@ -45,6 +45,7 @@ class UseCase(Protocol):
     name: str
     clean_dataset: str
     source_names: Sequence[str]
+    reference_names: Sequence[str]
 
     def weather_request(self, source: str) -> WeatherRequest:
         """Describe what to ask an Open-Meteo-style source for."""

@@ -39,6 +39,7 @@ class FlightsUseCase:
     name: str = "flights"
     clean_dataset: str = "flights"
     source_names: tuple[str, ...] = ("flights", "weather")
+    reference_names: tuple[str, ...] = ("planes",)
 
     def weather_request(self, source: str) -> WeatherRequest:
         """Hourly weather at the three New York airports, in US units."""

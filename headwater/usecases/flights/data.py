@@ -132,6 +132,11 @@ def build_demo_database(
                 frame = read_table(name)
                 frame.to_sql(name, conn, index=False)
                 tables[name] = len(frame)
+    except BaseException:
+        # The temporary file may already hold some tables: never leave it behind.
+        engine.dispose()
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         engine.dispose()
     tmp.replace(path)

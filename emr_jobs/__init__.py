@@ -1,0 +1,1 @@
+"""Spark entrypoints, run as EMR steps (or with spark-submit locally)."""

@@ -1,0 +1,414 @@
+"""Train, evaluate and export the flight-delay models on Spark (an EMR step, or local).
+
+    spark-submit emr_jobs/train.py --lake s3://bucket/lake --version V --start 2013-01-01 \\
+        --end 2013-12-31 [--holdout-from 2013-11-01] [--production-version P]
+
+Reads the clean partitions named by their manifests, builds the features (the
+shared definition in ``headwater.usecases.flights.features``), fits a logistic
+regression (delayed 15+ minutes) and a linear regression (arrival delay), evaluates
+both on a time-based holdout against naive baselines, and writes one new model
+version: the Spark pipelines, the portable export, lookups, metrics, lineage, an
+HTML report, then ``_SUCCESS``. Nothing that grows with the data is collected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+PARITY_SAMPLE_ROWS = 2000
+PARITY_TOLERANCE = 1e-9
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The job's command line."""
+    parser = argparse.ArgumentParser(description="Train the flight-delay models.")
+    parser.add_argument("--lake", required=True, help="lake URI (file:// or s3://)")
+    parser.add_argument("--model-name", default="flights_delay")
+    parser.add_argument("--version", required=True, help="the new model version's id")
+    parser.add_argument("--start", type=date.fromisoformat, required=True)
+    parser.add_argument("--end", type=date.fromisoformat, required=True)
+    parser.add_argument("--grain", choices=["day", "month"], default="month")
+    parser.add_argument("--holdout-from", type=date.fromisoformat, default=None,
+                        help="first date of the holdout (default: the last sixth of the range)")
+    parser.add_argument("--production-version", default=None,
+                        help="evaluate this registered version on the same holdout")
+    parser.add_argument("--run-id", default="adhoc")
+    parser.add_argument("--code-version", default="unknown")
+    parser.add_argument("--config-json", default="{}", help="the run's configuration (lineage)")
+    parser.add_argument("--master", default=None, help="Spark master (spark-submit sets it)")
+    parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument("--reg-param", type=float, default=0.001)
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--endpoint-url", default=None)
+    return parser.parse_args(argv)
+
+
+def create_spark(args: argparse.Namespace) -> Any:
+    """Build the SparkSession (inside main: nothing runs at import)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(f"headwater-train-{args.version}")
+    if args.master:
+        builder = builder.master(args.master)
+    return (
+        builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(args.shuffle_partitions))
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+
+
+# -- transforms: DataFrame -> DataFrame ------------------------------------------------------
+def split_by_time(features: Any, holdout_from: date) -> tuple[Any, Any]:
+    """Train on flights before ``holdout_from``, hold out the rest (never a random split)."""
+    from pyspark.sql import functions as F
+
+    labelled = features.where(~F.col("cancelled") & F.col("label").isNotNull())
+    cutoff = F.lit(holdout_from)
+    return labelled.where(F.col("flight_date") < cutoff), labelled.where(
+        F.col("flight_date") >= cutoff
+    )
+
+
+def with_probability(predictions: Any, column: str = "probability") -> Any:
+    """Add ``p``: the probability of the positive class as a double column."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    return predictions.withColumn("p", vector_to_array(F.col(column))[1])
+
+
+def feature_stages(categorical: Sequence[str], numeric: Sequence[str]) -> Any:
+    """Index, one-hot encode, assemble and standardise: the stages both models share."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+
+    index = [f"{c}_idx" for c in categorical]
+    onehot = [f"{c}_ohe" for c in categorical]
+    return Pipeline(stages=[
+        StringIndexer(inputCols=list(categorical), outputCols=index, handleInvalid="keep"),
+        OneHotEncoder(inputCols=index, outputCols=onehot, handleInvalid="keep", dropLast=True),
+        VectorAssembler(inputCols=onehot + list(numeric), outputCol="raw_features",
+                        handleInvalid="keep"),
+        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True,
+                       withStd=True),
+    ])
+
+
+def fit_models(train: Any, categorical: Sequence[str], numeric: Sequence[str],
+               reg_param: float, target: str) -> tuple[Any, Any]:
+    """Fit the shared feature stages once, then both heads; return two PipelineModels.
+
+    The classifier (logistic regression on the label) and the regressor (linear
+    regression on ``target``, where known) share the fitted feature stages, so they
+    are exported and served from one definition.
+    """
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.regression import LinearRegression
+    from pyspark.sql import functions as F
+
+    features = feature_stages(categorical, numeric).fit(train)
+    vectors = features.transform(train).select("features", "label", target).cache()
+    logistic = LogisticRegression(featuresCol="features", labelCol="label",
+                                  regParam=reg_param, maxIter=50).fit(vectors)
+    linear = LinearRegression(featuresCol="features", labelCol=target, regParam=reg_param,
+                              solver="normal").fit(vectors.where(F.col(target).isNotNull()))
+    vectors.unpersist()
+    return (PipelineModel(stages=[*features.stages, logistic]),
+            PipelineModel(stages=[*features.stages, linear]))
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def classification_metrics(scored: Any, score: str = "p") -> dict[str, float]:
+    """AUC-ROC, AUC-PR, log loss, Brier score, accuracy and base rate of a scored holdout."""
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.sql import functions as F
+
+    evaluator = BinaryClassificationEvaluator(rawPredictionCol=score, labelCol="label")
+    p = F.least(F.greatest(F.col(score), F.lit(1e-15)), F.lit(1 - 1e-15))
+    y = F.col("label")
+    row = scored.agg(
+        F.count("*").alias("n"),
+        F.avg(-(y * F.log(p) + (1 - y) * F.log(1 - p))).alias("log_loss"),
+        F.avg((F.col(score) - y) ** 2).alias("brier"),
+        F.avg(y).alias("positive_rate"),
+        F.avg(((F.col(score) > 0.5).cast("double") == y).cast("double")).alias("accuracy"),
+    ).first()
+    return {
+        "rows": int(row.n),
+        "auc_roc": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderROC"}),
+        "auc_pr": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderPR"}),
+        "log_loss": float(row.log_loss),
+        "brier": float(row.brier),
+        "accuracy_at_0_5": float(row.accuracy),
+        "positive_rate": float(row.positive_rate),
+    }
+
+
+def calibration_table(scored: Any, bins: int = 10) -> list[dict[str, float]]:
+    """Mean predicted probability against the observed rate, per probability decile."""
+    from pyspark.sql import functions as F
+
+    bucket = F.least(F.floor(F.col("p") * bins), F.lit(bins - 1)).cast("int")
+    rows = (
+        scored.groupBy(bucket.alias("bin"))
+        .agg(F.count("*").alias("count"), F.avg("p").alias("mean_probability"),
+             F.avg("label").alias("observed_rate"))
+        .orderBy("bin")
+        .collect()
+    )
+    return [r.asDict() for r in rows]
+
+
+def roc_points(scored: Any, bins: int = 200) -> list[tuple[float, float]]:
+    """ROC curve points from a histogram of scores by class (bounded by ``bins``)."""
+    from pyspark.sql import functions as F
+
+    bucket = F.least(F.floor(F.col("p") * bins), F.lit(bins - 1)).cast("int")
+    rows = scored.groupBy(bucket.alias("b")).agg(
+        F.sum("label").alias("pos"), F.sum(1 - F.col("label")).alias("neg")
+    ).collect()
+    counts = {r.b: (float(r.pos), float(r.neg)) for r in rows}
+    total_pos = sum(c[0] for c in counts.values()) or 1.0
+    total_neg = sum(c[1] for c in counts.values()) or 1.0
+    points, tp, fp = [(0.0, 0.0)], 0.0, 0.0
+    for b in range(bins - 1, -1, -1):
+        pos, neg = counts.get(b, (0.0, 0.0))
+        tp, fp = tp + pos, fp + neg
+        points.append((fp / total_neg, tp / total_pos))
+    return points
+
+
+def regression_metrics(scored: Any, label: str) -> dict[str, float]:
+    """RMSE, MAE and R² of a scored holdout."""
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    evaluator = RegressionEvaluator(predictionCol="prediction", labelCol=label)
+    return {
+        name: evaluator.evaluate(scored, {evaluator.metricName: name})
+        for name in ("rmse", "mae", "r2")
+    }
+
+
+def baselines(train: Any, holdout: Any, target: str) -> dict[str, dict[str, float]]:
+    """Naive baselines on the same holdout: the base rate and the carrier-and-hour rate."""
+    from pyspark.sql import functions as F
+
+    base_rate = float(train.agg(F.avg("label")).first()[0])
+    constant = holdout.withColumn("p", F.lit(base_rate))
+    prior = 20.0  # smooth small carrier-hour cells towards the base rate
+    cells = train.groupBy("carrier", "dep_hour").agg(
+        ((F.sum("label") + prior * base_rate) / (F.count("*") + prior)).alias("cell_rate")
+    )
+    by_cell = holdout.join(F.broadcast(cells), ["carrier", "dep_hour"], "left").withColumn(
+        "p", F.coalesce(F.col("cell_rate"), F.lit(base_rate))
+    )
+    mean_delay = float(train.agg(F.avg(target)).first()[0] or 0.0)
+    rows = holdout.where(F.col(target).isNotNull())
+    err = F.col(target) - F.lit(mean_delay)
+    reg = rows.agg(F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae")).first()
+    return {
+        "base_rate": classification_metrics(constant),
+        "carrier_hour_rate": classification_metrics(by_cell),
+        "mean_arrival_delay": {"rmse": float(reg.rmse or 0.0), "mae": float(reg.mae or 0.0)},
+    }
+
+
+def top_coefficients(model: Any, predictions: Any, n: int = 15) -> list[tuple[str, float]]:
+    """The ``n`` largest coefficients by magnitude, named after their assembled slots."""
+    attrs = predictions.schema["raw_features"].metadata.get("ml_attr", {}).get("attrs", {})
+    names = {a["idx"]: a["name"] for group in attrs.values() for a in group}
+    weights = model.stages[-1].coefficients.toArray()
+    ranked = sorted(range(len(weights)), key=lambda i: -abs(weights[i]))[:n]
+    return [(names.get(i, f"slot {i}"), float(weights[i])) for i in ranked]
+
+
+def check_parity(classifier: Any, regressor: Any, holdout: Any, export: dict) -> dict[str, float]:
+    """Score a bounded holdout sample with Spark and with the portable export; compare."""
+    from headwater.scoring import load_pipelines
+    from headwater.usecases.flights.features import FEATURES
+
+    pipelines = load_pipelines(export)
+    sample = holdout.limit(PARITY_SAMPLE_ROWS)
+    spark_cls = with_probability(classifier.transform(sample)).select(*FEATURES, "p",
+                                                                      "prediction").collect()
+    spark_reg = regressor.transform(sample).select(*FEATURES, "prediction").collect()
+    worst_p = worst_label = worst_reg = 0.0
+    for row in spark_cls:
+        out = pipelines["classifier"].transform(row.asDict())
+        worst_p = max(worst_p, abs(out["probability"] - row.p))
+        worst_label = max(worst_label, abs(out["prediction"] - row.prediction))
+    for row in spark_reg:
+        out = pipelines["regressor"].transform(row.asDict())
+        worst_reg = max(worst_reg, abs(out["prediction"] - row.prediction))
+    return {"rows": len(spark_cls), "max_abs_probability": worst_p,
+            "max_abs_decision": worst_label, "max_abs_regression": worst_reg}
+
+
+# -- the job ---------------------------------------------------------------------------------
+def _default_holdout(start: date, end: date) -> date:
+    return end - timedelta(days=max(1, (end - start).days // 6))
+
+
+def _spark_path(lake: Any, *parts: str) -> str:
+    return f"file://{lake.path(*parts)}" if lake.is_local else lake.uri_of(*parts)
+
+
+def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the whole job; return a summary (version, headline metrics, timings)."""
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+
+    from headwater.lake import LakeError, open_lake
+    from headwater.partitions import partitions_between
+    from headwater.pipeline import CLEAN, RAW, latest_snapshot
+    from headwater.report import render_report
+    from headwater.spark_export import export_document, export_pipeline
+    from headwater.usecases.flights.features import CATEGORICAL, FEATURES, NUMERIC
+    from headwater.usecases.flights.training import (
+        LABEL,
+        TARGET,
+        build_lookups,
+        feature_table,
+    )
+
+    started = time.perf_counter()
+    lake = open_lake(args.lake, region=args.region, endpoint_url=args.endpoint_url)
+    paths, inputs = [], {}
+    for part in partitions_between(args.start, args.end, args.grain):
+        manifest = lake.manifest(CLEAN, "flights", part.key)
+        if manifest is None:
+            raise LakeError(f"clean partition {part.key} is not published: run the pipeline first")
+        paths.append(_spark_path(lake, CLEAN, "flights", part.key, manifest.file))
+        inputs[f"{CLEAN}/flights/{part.key}"] = manifest.checksum
+    snapshot = latest_snapshot(lake, "planes")
+    if snapshot is None:
+        raise LakeError("no planes snapshot in the lake: run the pipeline (it extracts it)")
+    planes_manifest = lake.manifest(RAW, "planes", snapshot)
+    inputs[f"{RAW}/planes/{snapshot}"] = planes_manifest.checksum
+    planes = spark.read.parquet(_spark_path(lake, RAW, "planes", snapshot, planes_manifest.file))
+    flights = spark.read.parquet(*paths)
+
+    holdout_from = args.holdout_from or _default_holdout(args.start, args.end)
+    lookups = build_lookups(flights.where(F.col("flight_date") < F.lit(holdout_from)), planes,
+                            schedule=flights)
+    features = feature_table(flights, lookups).cache()
+    train_df, holdout_df = split_by_time(features, holdout_from)
+    train_df, holdout_df = train_df.cache(), holdout_df.cache()
+    if train_df.isEmpty() or holdout_df.isEmpty():
+        raise ValueError(f"empty train or holdout split at {holdout_from}: widen the date range")
+
+    classifier, regressor = fit_models(train_df, CATEGORICAL, NUMERIC, args.reg_param, TARGET)
+    fitted = time.perf_counter()
+
+    scored = with_probability(classifier.transform(holdout_df)).cache()
+    holdout_metrics = classification_metrics(scored)
+    calibration = calibration_table(scored)
+    roc = roc_points(scored)
+    regression = regression_metrics(
+        regressor.transform(holdout_df.where(F.col(TARGET).isNotNull())), TARGET
+    )
+    metrics: dict[str, Any] = {
+        "model": args.model_name,
+        "version": args.version,
+        "holdout_from": holdout_from.isoformat(),
+        "holdout": holdout_metrics,
+        "regression": regression,
+        "baselines": baselines(train_df, holdout_df, TARGET),
+        "calibration": calibration,
+        "train_rows": train_df.count(),
+        "threshold": float(classifier.stages[-1].getThreshold()),
+    }
+    version_dir = ("models", args.model_name, args.version)
+    if args.production_version:
+        try:
+            production = PipelineModel.load(_spark_path(
+                lake, "models", args.model_name, args.production_version, "spark", "classifier"))
+            metrics["production_on_holdout"] = {
+                "version": args.production_version,
+                **classification_metrics(with_probability(production.transform(holdout_df))),
+            }
+        except Exception as exc:  # a model of another feature set cannot score this holdout
+            metrics["production_on_holdout"] = {"version": args.production_version,
+                                                "error": f"{type(exc).__name__}: {exc}"}
+
+    export = export_document(
+        {"classifier": export_pipeline(classifier, FEATURES),
+         "regressor": export_pipeline(regressor, FEATURES)},
+        {"model": args.model_name, "version": args.version, "label": LABEL, "target": TARGET,
+         "features": list(FEATURES), "categorical": list(CATEGORICAL), "numeric": list(NUMERIC),
+         "threshold": metrics["threshold"], "trained_at": datetime.now(UTC).isoformat()},
+    )
+    parity = check_parity(classifier, regressor, holdout_df, export)
+    metrics["export_parity"] = parity
+    if max(parity["max_abs_probability"], parity["max_abs_regression"]) > PARITY_TOLERANCE:
+        raise RuntimeError(f"portable export disagrees with Spark: {parity}")
+
+    import pyspark
+
+    lineage = {
+        "model": args.model_name,
+        "version": args.version,
+        "run_id": args.run_id,
+        "code_version": args.code_version,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date_range": f"{args.start}..{args.end}",
+        "holdout_from": holdout_from.isoformat(),
+        "inputs": inputs,
+        "config": json.loads(args.config_json),
+        "spark_version": spark.version,
+        "pyspark_version": pyspark.__version__,
+        "python_version": platform.python_version(),
+    }
+    classifier.write().overwrite().save(_spark_path(lake, *version_dir, "spark", "classifier"))
+    regressor.write().overwrite().save(_spark_path(lake, *version_dir, "spark", "regressor"))
+    for name, body in (("export.json", export), ("lookups.json", lookups.to_dict()),
+                       ("metrics.json", metrics), ("lineage.json", lineage)):
+        lake.write_bytes(json.dumps(body, indent=1, default=str).encode(), *version_dir, name)
+    report = render_report(
+        title=f"{args.model_name} {args.version}", metrics=metrics, roc_points=roc,
+        calibration=calibration, top_coefficients=top_coefficients(classifier, scored),
+        lineage=lineage,
+    )
+    lake.write_bytes(report.encode("utf-8"), *version_dir, "report.html")
+    lake.write_bytes(b"", *version_dir, "_SUCCESS")
+    for frame in (features, train_df, holdout_df, scored):
+        frame.unpersist()
+    return {
+        "version": args.version,
+        "uri": lake.uri_of(*version_dir),
+        "auc_roc": holdout_metrics["auc_roc"],
+        "log_loss": holdout_metrics["log_loss"],
+        "rmse": regression["rmse"],
+        "fit_seconds": round(fitted - started, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+        "parity": parity,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, build the session, train, print the summary as JSON."""
+    args = parse_args(argv)
+    spark = create_spark(args)
+    try:
+        summary = train(spark, args)
+    finally:
+        spark.stop()
+    print(json.dumps({"headwater_train": summary}, default=float), flush=True)
+    return 0 if not math.isnan(summary["auc_roc"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""The model registry: versions of a model in the lake, one production pointer, and the gate.
+
+Layout: ``models/<name>/<version>/`` holds what one training run produced (``metrics.json``,
+``lineage.json``, the model files); ``_SUCCESS`` is written last and a version without it
+does not exist for the registry. ``models/<name>/PRODUCTION.json`` names the version in
+production and, newest first, the ones before it. The pointer only changes through a
+compare-and-swap, so two promoters racing can neither both win nor drop a version from the
+history. ``<version>/decision.json`` records why a version was promoted, rejected or retired;
+the pointer, not that file, says which version is in production.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from headwater.lake import Lake, LakeError
+
+MODELS = "models"
+SUCCESS = "_SUCCESS"
+POINTER = "PRODUCTION.json"
+METRICS = "metrics.json"
+LINEAGE = "lineage.json"
+DECISION = "decision.json"
+
+Status = Literal["production", "candidate", "rejected", "retired"]
+STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired")
+
+# How often promote/rollback re-read the pointer after losing a race they may retry.
+MAX_SWAP_ATTEMPTS = 20
+_VERSION_TIME = "%Y%m%dT%H%M%SZ"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Metric differences closer than this to the margin count as equal to it (float noise).
+_TOLERANCE = 1e-9
+_LABELS = {"auc_roc": "AUC", "auc_pr": "AUC-PR", "log_loss": "log loss", "brier": "Brier score"}
+
+
+class _Unset:
+    """The type of :data:`ANY`."""
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Final = _Unset()
+"""``promote(..., expected=ANY)``: switch whatever production currently is."""
+_MISSING: Final = object()
+
+
+class RegistryError(RuntimeError):
+    """A registry operation cannot be done (unknown version, nothing to roll back...)."""
+
+
+class VersionNotFoundError(RegistryError):
+    """The version does not exist or is incomplete (no ``_SUCCESS``)."""
+
+
+class ConcurrentPromotionError(RegistryError):
+    """The production pointer changed since the caller read it."""
+
+
+class NothingToRollBackError(RegistryError):
+    """There is no production version, or none before it."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One complete version: its name, age, status and holdout metrics."""
+
+    version: str
+    created_at: datetime | None
+    status: Status
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """The content of ``PRODUCTION.json``."""
+
+    version: str
+    promoted_at: str
+    reason: str
+    history: tuple[str, ...] = ()
+
+    def to_json(self) -> bytes:
+        """Serialise the pointer (stable key order)."""
+        body = {**self.__dict__, "history": list(self.history)}
+        return json.dumps(body, sort_keys=True, indent=2).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Pointer:
+        """Parse a pointer written by :meth:`to_json`."""
+        body = json.loads(data)
+        return cls(
+            version=str(body["version"]),
+            promoted_at=str(body.get("promoted_at", "")),
+            reason=str(body.get("reason", "")),
+            history=tuple(str(v) for v in body.get("history", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's verdict on a candidate, with a sentence a human can act on."""
+
+    promote: bool
+    reason: str
+
+
+def new_version(now: datetime | None = None, run_id: str | None = None) -> str:
+    """Return a version name that sorts by time, e.g. ``20261124T021500Z-ab12cd``."""
+    now = now or datetime.now(UTC)
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    suffix = re.sub(r"[^a-z0-9]", "", (run_id or "").lower())[-6:] or uuid.uuid4().hex[:6]
+    return f"{now.strftime(_VERSION_TIME)}-{suffix}"
+
+
+def version_time(version: str) -> datetime | None:
+    """Return when a version made by :func:`new_version` was created, None for other names."""
+    try:
+        return datetime.strptime(version[:16], _VERSION_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _check_name(kind: str, name: str) -> str:
+    # Names become path segments: refuse anything that could climb out of the model's folder.
+    if not _NAME.fullmatch(name) or name == POINTER:
+        error = VersionNotFoundError if kind == "version" else RegistryError
+        raise error(f"{name!r} is not a valid {kind} name")
+    return name
+
+
+class Registry:
+    """The versions of one model in a lake, and which of them is in production."""
+
+    def __init__(self, lake: Lake, name: str) -> None:
+        self.lake = lake
+        self.name = _check_name("model", name)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.lake.uri_of(MODELS, self.name)!r})"
+
+    # -- versions ---------------------------------------------------------------------
+    def is_complete(self, version: str) -> bool:
+        """True when ``version`` exists and its ``_SUCCESS`` flag is written."""
+        return self.lake.exists(MODELS, self.name, _check_name("version", version), SUCCESS)
+
+    def versions(self) -> list[VersionInfo]:
+        """Return the complete versions, oldest first."""
+        pointer = self.production()
+        names = [
+            name
+            for name in self.lake.list_dir(MODELS, self.name)
+            if name != POINTER and _NAME.fullmatch(name) and self.is_complete(name)
+        ]
+        infos = [self._info(name, pointer) for name in names]
+        oldest = datetime.min.replace(tzinfo=UTC)
+        return sorted(infos, key=lambda info: (info.created_at or oldest, info.version))
+
+    def info(self, version: str) -> VersionInfo:
+        """Return one complete version, or raise :class:`VersionNotFoundError`."""
+        self._require_complete(version)
+        return self._info(version, self.production())
+
+    def _info(self, version: str, pointer: Pointer | None) -> VersionInfo:
+        metrics = self.read_json(version, METRICS, default=None)
+        holdout = metrics.get("holdout") if isinstance(metrics, dict) else None
+        decision = self.read_json(version, DECISION, default=None)
+        return VersionInfo(
+            version=version,
+            created_at=version_time(version),
+            status=_status(version, pointer, decision),
+            metrics=dict(holdout) if isinstance(holdout, dict) else {},
+        )
+
+    def _require_complete(self, version: str) -> None:
+        if self.is_complete(version):
+            return
+        if self.lake.list_dir(MODELS, self.name, version):
+            raise VersionNotFoundError(
+                f"version {version} of model {self.name} is incomplete (no {SUCCESS}): "
+                "its training run has not finished or failed"
+            )
+        raise VersionNotFoundError(
+            f"model {self.name} has no version {version} in {self.lake.uri_of(MODELS, self.name)}"
+        )
+
+    # -- files of a version -----------------------------------------------------------
+    def read_json(self, version: str, name: str, default: Any = _MISSING) -> Any:
+        """Read ``<version>/<name>``; return ``default`` when absent (or raise without one)."""
+        parts = (MODELS, self.name, _check_name("version", version), _check_name("file", name))
+        try:
+            data = self.lake.read_bytes(*parts)
+        except LakeError:
+            if default is _MISSING:
+                raise VersionNotFoundError(f"{self.lake.uri_of(*parts)} does not exist") from None
+            return default
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise RegistryError(f"{self.lake.uri_of(*parts)} is not valid JSON: {exc}") from None
+
+    def write_json(self, version: str, name: str, body: Any) -> None:
+        """Write ``body`` as ``<version>/<name>`` atomically."""
+        data = json.dumps(body, sort_keys=True, indent=2, allow_nan=False).encode("utf-8")
+        self.lake.write_bytes(
+            data, MODELS, self.name, _check_name("version", version), _check_name("file", name)
+        )
+
+    def mark_complete(self, version: str) -> None:
+        """Write the ``_SUCCESS`` flag: the last step of a training run."""
+        self.lake.write_bytes(b"", MODELS, self.name, _check_name("version", version), SUCCESS)
+
+    # -- production pointer -----------------------------------------------------------
+    def production(self) -> Pointer | None:
+        """Return the production pointer, or None when nothing was ever promoted."""
+        return self._read_pointer()[1]
+
+    def _read_pointer(self) -> tuple[bytes | None, Pointer | None]:
+        try:
+            raw = self.lake.read_bytes(MODELS, self.name, POINTER)
+        except LakeError:
+            return None, None
+        try:
+            return raw, Pointer.from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            where = self.lake.uri_of(MODELS, self.name, POINTER)
+            raise RegistryError(f"{where} is corrupt: {exc}") from None
+
+    def _swap(self, raw: bytes | None, pointer: Pointer) -> bool:
+        return self.lake.compare_and_swap(
+            MODELS, self.name, POINTER, expected=raw, new=pointer.to_json()
+        )
+
+    def promote(self, version: str, reason: str, expected: str | None | _Unset = ANY) -> Pointer:
+        """Make ``version`` the production version; the previous one heads the history.
+
+        ``expected`` is the production version the caller's decision was based on (None:
+        there was none). If production changed meanwhile, raise
+        :class:`ConcurrentPromotionError` instead of overriding the other decision. With
+        the default :data:`ANY`, a lost race is retried on the new pointer.
+        """
+        self._require_complete(version)
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            raw, current = self._read_pointer()
+            current_version = current.version if current else None
+            if expected is not ANY and current_version != expected:
+                raise ConcurrentPromotionError(
+                    f"cannot promote {version} of model {self.name}: production is "
+                    f"{current_version or 'empty'}, not {expected or 'empty'} as expected "
+                    "(another promotion happened meanwhile)"
+                )
+            if current is not None and current.version == version:
+                return current
+            history: tuple[str, ...] = ()
+            if current is not None:
+                history = (current.version, *(v for v in current.history if v != version))
+            pointer = Pointer(version, _now(), reason, history)
+            if self._swap(raw, pointer):
+                self._record(version, "promoted", reason, replaced=current_version)
+                return pointer
+        raise ConcurrentPromotionError(
+            f"cannot promote {version} of model {self.name}: the production pointer kept "
+            f"changing ({MAX_SWAP_ATTEMPTS} attempts)"
+        )
+
+    def reject(self, version: str, reason: str) -> None:
+        """Record that ``version`` must not go to production."""
+        self._require_complete(version)
+        current = self.production()
+        if current is not None and current.version == version:
+            raise RegistryError(
+                f"version {version} of model {self.name} is in production: promote another "
+                "version or roll back before rejecting it"
+            )
+        self._record(version, "rejected", reason)
+
+    def rollback(self, reason: str = "rollback", expected: str | None | _Unset = ANY) -> Pointer:
+        """Put the previous production version back; the current one becomes retired.
+
+        History entries rejected or deleted since they were in production are skipped.
+        """
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            raw, current = self._read_pointer()
+            if current is None:
+                raise NothingToRollBackError(f"model {self.name} has no production version")
+            if expected is not ANY and current.version != expected:
+                raise ConcurrentPromotionError(
+                    f"cannot roll back model {self.name}: production is {current.version}, "
+                    f"not {expected or 'empty'} as expected"
+                )
+            usable = [i for i, v in enumerate(current.history) if self._can_return_to(v)]
+            if not usable:
+                raise NothingToRollBackError(
+                    f"model {self.name} has no earlier production version to roll back to "
+                    f"(production is {current.version})"
+                )
+            index = usable[0]
+            target = current.history[index]
+            pointer = Pointer(target, _now(), reason, current.history[index + 1 :])
+            if self._swap(raw, pointer):
+                self._record(current.version, "retired", reason, replaced_by=target)
+                return pointer
+        raise ConcurrentPromotionError(
+            f"cannot roll back model {self.name}: the production pointer kept changing "
+            f"({MAX_SWAP_ATTEMPTS} attempts)"
+        )
+
+    def _can_return_to(self, version: str) -> bool:
+        if not (_NAME.fullmatch(version) and self.is_complete(version)):
+            return False
+        decision = self.read_json(version, DECISION, default=None)
+        return _decision_kind(decision) != "rejected"
+
+    def _record(self, version: str, decision: str, reason: str, **extra: Any) -> None:
+        """Write ``decision.json``, keeping earlier decisions newest first under ``previous``."""
+        earlier = self.read_json(version, DECISION, default=None)
+        previous: list[Any] = []
+        if isinstance(earlier, dict):
+            previous = [
+                {k: v for k, v in earlier.items() if k != "previous"},
+                *earlier.get("previous", []),
+            ]
+        body = {"decision": decision, "reason": reason, "decided_at": _now(), **extra}
+        self.write_json(version, DECISION, {**body, "previous": previous})
+
+
+def _decision_kind(decision: Any) -> str | None:
+    return decision.get("decision") if isinstance(decision, dict) else None
+
+
+def _status(version: str, pointer: Pointer | None, decision: Any) -> Status:
+    """Derive a version's status; the pointer outranks decision.json (written after it)."""
+    if pointer is not None and pointer.version == version:
+        return "production"
+    kind = _decision_kind(decision)
+    if kind == "rejected":
+        return "rejected"
+    if kind in ("retired", "promoted") or (pointer is not None and version in pointer.history):
+        return "retired"
+    return "candidate"
+
+
+# -- the gate -----------------------------------------------------------------------------
+
+
+def decide(
+    candidate: Mapping[str, Any],
+    production: Mapping[str, Any] | None,
+    *,
+    metric: str = "auc_roc",
+    margin: float = 0.0,
+    higher_is_better: bool = True,
+) -> Decision:
+    """Promote when there is no production model, or the candidate beats it by more than margin.
+
+    Args:
+        candidate: the candidate's metrics on its holdout.
+        production: the production model's metrics on the same holdout, None when there is
+            no production model.
+        metric: the key compared in both mappings.
+        margin: how much better the candidate must be; a gain equal to it is not enough.
+        higher_is_better: False for losses (log loss, Brier score).
+
+    Returns:
+        The decision and a sentence quoting both numbers.
+    """
+    if not math.isfinite(margin):
+        raise ValueError(f"margin must be a finite number, got {margin!r}")
+    label = _LABELS.get(metric, metric)
+    new = _metric_value(candidate, metric, "candidate")
+    if production is None:
+        return Decision(True, f"no production model yet: candidate {label} {new:.4f} goes first")
+    old = _metric_value(production, metric, "production")
+    gain = new - old if higher_is_better else old - new
+    sense = "" if higher_is_better else " (lower is better)"
+    if gain > margin and not math.isclose(gain, margin, rel_tol=0.0, abs_tol=_TOLERANCE):
+        return Decision(
+            True,
+            f"candidate {label} {new:.4f} beats production {old:.4f} by {gain:.4f} "
+            f"> margin {margin:g}{sense}",
+        )
+    return Decision(
+        False,
+        f"candidate {label} {new:.4f} does not beat production {old:.4f} by more than "
+        f"margin {margin:g} (gain {gain:+.4f}){sense}",
+    )
+
+
+def _metric_value(metrics: Mapping[str, Any], metric: str, whose: str) -> float:
+    if metric not in metrics:
+        known = ", ".join(sorted(metrics)) or "none"
+        raise ValueError(f"{whose} metrics have no {metric!r} (available: {known})")
+    value = metrics[metric]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{whose} {metric} is {value!r}, not a finite number")
+    return float(value)

@@ -1,0 +1,145 @@
+"""A self-contained HTML report of a model version: metrics, ROC curve, calibration, weights.
+
+Plots are inline SVG drawn here (no plotting library, no JavaScript), so the report
+opens anywhere, from S3 or from disk.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+WIDTH, HEIGHT, PAD = 360, 300, 40
+
+
+def _xy(x: float, y: float) -> tuple[float, float]:
+    return PAD + x * (WIDTH - 2 * PAD), HEIGHT - PAD - y * (HEIGHT - 2 * PAD)
+
+
+def _axes(title: str, xlabel: str, ylabel: str) -> list[str]:
+    x0, y0 = _xy(0, 0)
+    x1, y1 = _xy(1, 1)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'role="img" aria-label="{html.escape(title)}">',
+        f'<text x="{WIDTH / 2}" y="16" text-anchor="middle" font-size="13">'
+        f"{html.escape(title)}</text>",
+        f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" '
+        'stroke="#999"/>',
+        f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11">'
+        f"{html.escape(xlabel)}</text>",
+        f'<text x="12" y="{HEIGHT / 2}" font-size="11" transform="rotate(-90 12 {HEIGHT / 2})" '
+        f'text-anchor="middle">{html.escape(ylabel)}</text>',
+    ]
+    for tick in (0.0, 0.5, 1.0):
+        tx, _ = _xy(tick, 0)
+        _, ty = _xy(0, tick)
+        parts.append(f'<text x="{tx}" y="{y0 + 14}" font-size="10" text-anchor="middle">'
+                     f"{tick:g}</text>")
+        parts.append(f'<text x="{x0 - 6}" y="{ty + 3}" font-size="10" text-anchor="end">'
+                     f"{tick:g}</text>")
+    diag = f"{x0},{y0} {x1},{y1}"
+    parts.append(f'<polyline points="{diag}" fill="none" stroke="#ccc" stroke-dasharray="4"/>')
+    return parts
+
+
+def _polyline(points: Sequence[tuple[float, float]], colour: str) -> str:
+    coords = " ".join("{:.1f},{:.1f}".format(*_xy(x, y)) for x, y in points)
+    return f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"/>'
+
+
+def roc_svg(points: Sequence[tuple[float, float]], auc: float) -> str:
+    """ROC curve (false positive rate, true positive rate) as SVG."""
+    parts = _axes(f"ROC curve (AUC {auc:.3f})", "false positive rate", "true positive rate")
+    parts.append(_polyline(points, "#1f6feb"))
+    return "".join(parts) + "</svg>"
+
+
+def calibration_svg(rows: Sequence[Mapping[str, float]]) -> str:
+    """Reliability diagram: mean predicted probability against observed rate per bin."""
+    parts = _axes("Calibration", "mean predicted probability", "observed delay rate")
+    points = [(float(r["mean_probability"]), float(r["observed_rate"])) for r in rows]
+    parts.append(_polyline(points, "#d1242f"))
+    for x, y in points:
+        cx, cy = _xy(x, y)
+        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="#d1242f"/>')
+    return "".join(parts) + "</svg>"
+
+
+def coefficients_svg(weights: Sequence[tuple[str, float]]) -> str:
+    """Horizontal bars of the largest coefficients by magnitude (on scaled features)."""
+    height = 20 * len(weights) + 40
+    scale = max((abs(w) for _, w in weights), default=1.0) or 1.0
+    mid = 230
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="460" height="{height}" role="img" '
+        'aria-label="largest coefficients">',
+        '<text x="230" y="16" text-anchor="middle" font-size="13">Largest coefficients</text>',
+        f'<line x1="{mid}" y1="24" x2="{mid}" y2="{height - 10}" stroke="#999"/>',
+    ]
+    for i, (name, weight) in enumerate(weights):
+        y = 30 + 20 * i
+        length = abs(weight) / scale * 110
+        x = mid if weight >= 0 else mid - length
+        colour = "#d1242f" if weight > 0 else "#1f6feb"
+        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{length:.1f}" height="14" '
+                     f'fill="{colour}"/>')
+        anchor, tx = ("end", mid - 4) if weight >= 0 else ("start", mid + 4)
+        parts.append(f'<text x="{tx}" y="{y + 11}" font-size="10" text-anchor="{anchor}">'
+                     f"{html.escape(name)} ({weight:+.3f})</text>")
+    return "".join(parts) + "</svg>"
+
+
+def _table(rows: Mapping[str, Any]) -> str:
+    cells = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in rows.items()
+    )
+    return f"<table>{cells}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def render_report(
+    *,
+    title: str,
+    metrics: Mapping[str, Any],
+    roc_points: Sequence[tuple[float, float]],
+    calibration: Sequence[Mapping[str, float]],
+    top_coefficients: Sequence[tuple[str, float]],
+    lineage: Mapping[str, Any],
+) -> str:
+    """Render the whole report as one HTML page."""
+    holdout = metrics.get("holdout", {})
+    baselines = metrics.get("baselines", {})
+    regression = metrics.get("regression", {})
+    baseline_html = "".join(
+        f"<h3>{html.escape(name)}</h3>{_table(values)}" for name, values in baselines.items()
+    )
+    calibration_rows = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(row[k])}</td>" for k in
+                         ("bin", "count", "mean_probability", "observed_rate")) + "</tr>"
+        for row in calibration
+    )
+    lineage_rows = {k: v for k, v in lineage.items() if not isinstance(v, list | dict)}
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padding:3px 8px;
+text-align:left}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<h2>Holdout metrics (classifier: departure delayed 15+ minutes)</h2>{_table(holdout)}
+<h2>Baselines on the same holdout</h2>{baseline_html}
+<h2>Regression (expected arrival delay, minutes)</h2>{_table(regression)}
+<div class="plots">{roc_svg(roc_points, float(holdout.get("auc_roc", 0.0)))}
+{calibration_svg(calibration)}</div>
+<h2>Calibration table</h2><table><tr><th>bin</th><th>flights</th><th>mean predicted</th>
+<th>observed</th></tr>{calibration_rows}</table>
+<h2>Largest coefficients</h2>{coefficients_svg(top_coefficients)}
+<h2>Lineage</h2>{_table(lineage_rows)}
+</body></html>
+"""

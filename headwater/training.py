@@ -1,0 +1,234 @@
+"""Run the training job (``emr_jobs/train.py``): spark-submit locally, transient EMR on AWS.
+
+Both runners submit the same entrypoint with the same arguments; only where Spark
+runs differs. The job prints one JSON line ``{"headwater_train": {...}}``, its summary.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections import deque
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+from headwater.config import Settings
+from headwater.logs import get_logger
+
+log = get_logger(__name__)
+ENTRYPOINT = "emr_jobs/train.py"
+CODE_PACKAGES = ("headwater", "emr_jobs")
+# What the job needs on EMR nodes beyond what the release ships (pyspark comes with Spark).
+NODE_REQUIREMENTS = ("pandas>=2.2,<4", "pyarrow>=17", "pydantic>=2.7,<3", "structlog>=24.1")
+
+
+class TrainingFailed(RuntimeError):
+    """The training job failed; the message carries the tail of its log."""
+
+
+class TrainingRunner(Protocol):
+    """Runs the training entrypoint with the given arguments and returns its summary."""
+
+    def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
+        """Run the job to completion."""
+        ...
+
+
+def train_arguments(
+    settings: Settings,
+    *,
+    lake_uri: str,
+    version: str,
+    start: date,
+    end: date,
+    run_id: str,
+    production_version: str | None,
+    code_version: str,
+) -> list[str]:
+    """The job's command-line arguments, the same for every runner."""
+    config = {
+        "stage": settings.stage,
+        "partitioning": settings.partitioning.model_dump(),
+        "training": settings.training.model_dump(exclude={"emr"}),
+        "model": settings.model.model_dump(),
+    }
+    args = [
+        "--lake", lake_uri,
+        "--model-name", settings.model.name,
+        "--version", version,
+        "--start", start.isoformat(),
+        "--end", end.isoformat(),
+        "--grain", settings.partitioning.grain,
+        "--run-id", run_id,
+        "--code-version", code_version,
+        "--config-json", json.dumps(config, sort_keys=True),
+        "--shuffle-partitions", str(settings.training.shuffle_partitions),
+        "--reg-param", str(settings.training.reg_param),
+    ]
+    if settings.training.holdout_from:
+        args += ["--holdout-from", settings.training.holdout_from]
+    if production_version:
+        args += ["--production-version", production_version]
+    if settings.aws.region:
+        args += ["--region", settings.aws.region]
+    if settings.aws.endpoint_url:
+        args += ["--endpoint-url", settings.aws.endpoint_url]
+    return args
+
+
+def parse_summary(stdout: str) -> dict[str, Any]:
+    """Find the job's summary line in its standard output."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith('{"headwater_train"'):
+            return json.loads(line)["headwater_train"]
+    raise TrainingFailed("the training job printed no summary line")
+
+
+def code_version(root: Path | None = None) -> str:
+    """The git commit of the code being shipped (or 'unknown' outside a checkout)."""
+    root = root or Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+class LocalSparkRunner:
+    """spark-submit of the entrypoint on this machine (``local[N]``), logs to a file."""
+
+    def __init__(self, settings: Settings, log_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.log_dir = Path(log_dir or settings.run.log_dir)
+
+    def command(self, args: Sequence[str]) -> list[str]:
+        """The spark-submit command line (python -m as a fallback without spark-submit)."""
+        root = Path(__file__).resolve().parents[1]
+        submit = shutil.which("spark-submit", path=str(Path(sys.executable).parent))
+        training = self.settings.training
+        if submit:
+            return [submit, "--master", training.master, "--driver-memory",
+                    training.driver_memory, "--conf", "spark.ui.enabled=false",
+                    "--conf", f"spark.pyspark.python={sys.executable}",
+                    str(root / ENTRYPOINT), *args]
+        return [sys.executable, "-m", "emr_jobs.train", "--master", training.master, *args]
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        """Spark from the installed pyspark, and this interpreter on driver and workers."""
+        import importlib.util
+
+        env = dict(os.environ)
+        spec = importlib.util.find_spec("pyspark")
+        if spec is not None and spec.origin and "SPARK_HOME" not in env:
+            env["SPARK_HOME"] = str(Path(spec.origin).parent)
+        env["PYSPARK_PYTHON"] = sys.executable
+        env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+        return env
+
+    def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
+        """Run the job; on failure raise TrainingFailed with the tail of its log."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = self.log_dir / f"{run_id}-train.log"
+        command = self.command(args)
+        log.info("training started", runner="local", log=str(log_file))
+        with log_file.open("w", encoding="utf-8") as err:
+            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True,
+                                  env=self.environment(),
+                                  timeout=self.settings.training.timeout_seconds)
+        if proc.returncode != 0:
+            raise TrainingFailed(
+                f"training job exited {proc.returncode}; log {log_file}; last lines:\n"
+                + tail(log_file)
+            )
+        return parse_summary(proc.stdout)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a text file."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return "".join(deque(handle, maxlen=lines))
+
+
+def build_code_zip(root: Path | None = None) -> bytes:
+    """Zip the job's own code (``headwater`` and ``emr_jobs``) for ``--py-files``."""
+    root = root or Path(__file__).resolve().parents[1]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in CODE_PACKAGES:
+            for path in sorted((root / package).rglob("*.py")):
+                archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
+def bootstrap_script() -> bytes:
+    """The bootstrap action that installs the job's Python dependencies on every node."""
+    requirements = " ".join(f"'{r}'" for r in NODE_REQUIREMENTS)
+    return (
+        "#!/bin/bash\nset -euo pipefail\n"
+        f"sudo python3 -m pip install --quiet {requirements}\n"
+    ).encode()
+
+
+class EmrTrainingRunner:
+    """A transient EMR cluster per run: code shipped to S3, one step, self-terminating."""
+
+    def __init__(self, settings: Settings, emr_runner: Any = None) -> None:
+        from headwater import aws
+
+        self.settings = settings
+        self._aws = aws
+        self._runner = emr_runner or aws.EmrRunner(region=settings.aws.region)
+
+    def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
+        """Ship the code, run the step on a new (or this run's existing) cluster."""
+        emr = self.settings.training.emr
+        if not emr.artifacts_uri or not emr.log_uri:
+            raise ValueError("training.emr.artifacts_uri and training.emr.log_uri must be set")
+        root = Path(__file__).resolve().parents[1]
+        uris = self._aws.upload_artifacts(
+            f"{emr.artifacts_uri.rstrip('/')}/{run_id}",
+            {
+                "headwater.zip": build_code_zip(root),
+                "train.py": (root / ENTRYPOINT).read_bytes(),
+                "bootstrap.sh": bootstrap_script(),
+            },
+            region=self.settings.aws.region,
+        )
+        step = ["spark-submit", "--deploy-mode", "cluster", "--py-files", uris["headwater.zip"],
+                uris["train.py"], *args]
+        spec = self._aws.EmrJobSpec(
+            name=f"headwater-train-{run_id}",
+            release_label=emr.release_label,
+            log_uri=emr.log_uri,
+            service_role=emr.service_role,
+            job_flow_role=emr.job_flow_role,
+            master_instance_type=emr.master_instance_type,
+            core_instance_type=emr.core_instance_type,
+            core_instance_count=emr.core_instance_count,
+            core_spot=emr.core_spot,
+            idle_timeout_seconds=emr.idle_timeout_seconds,
+            step_name="train",
+            step_args=step,
+            bootstrap_actions=[("python-deps", uris["bootstrap.sh"], [])],
+            tags={"cost-centre": emr.cost_centre, "stage": self.settings.stage},
+            subnet_id=emr.subnet_id,
+        )
+        result = self._runner.run(spec, run_id, self.settings.training.timeout_seconds)
+        log.info("training step completed", cluster=result.cluster_id, step=result.step_id)
+        return {"cluster_id": result.cluster_id, "step_id": result.step_id}
+
+
+def create_training_runner(settings: Settings) -> TrainingRunner:
+    """The runner the stage asks for."""
+    if settings.training.runner == "emr":
+        return EmrTrainingRunner(settings)
+    return LocalSparkRunner(settings)

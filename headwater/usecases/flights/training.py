@@ -1,0 +1,142 @@
+"""Spark side of the flights model: the lookups and the feature frame, at any scale.
+
+Every aggregation here is bounded by the calendar and the reference tables (routes,
+aircraft, origins x months, origins x hours), never by the number of flights, so
+collecting the lookups to the driver is safe on EMR.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.usecases.flights.features import (
+    CATEGORICAL,
+    FEATURES,
+    NUMERIC,
+    WEATHER,
+    FeatureLookups,
+    features_frame,
+)
+
+LABEL = "dep_delayed_15"
+TARGET = "arr_delay"
+MODEL_NAME = "flights_delay"
+
+
+def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> FeatureLookups:
+    """Compute the serving lookups from clean flights (training period) and the planes table.
+
+    Args:
+        flights: Spark DataFrame of clean flights of the training period (routes,
+            weather defaults).
+        planes: Spark DataFrame of the planes reference table (tailnum, year, seats, engines).
+        schedule: clean flights whose schedule counts as known in advance (congestion);
+            default: ``flights``. Schedules are published ahead, so this may include
+            the holdout period without leaking its outcomes.
+    """
+    schedule = flights if schedule is None else schedule
+    from pyspark.sql import functions as F
+
+    routes = flights.groupBy("origin", "dest").agg(F.first("distance").alias("distance"))
+    route_distance = {f"{r.origin}-{r.dest}": float(r.distance) for r in routes.collect()}
+    default_distance = float(flights.select(F.percentile_approx("distance", 0.5)).first()[0])
+
+    plane_rows = planes.select("tailnum", "year", "seats", "engines").collect()
+    aircraft = {
+        r.tailnum: {
+            "year": None if r.year is None else float(r.year),
+            "seats": float(r.seats),
+            "engines": float(r.engines),
+        }
+        for r in plane_rows
+        if r.tailnum and r.seats is not None and r.engines is not None
+    }
+    ref_year = flights.select(F.max(F.year("flight_date"))).first()[0] or 2013
+    ages = planes.where(F.col("year").isNotNull()).select(
+        F.percentile_approx(F.lit(ref_year) - F.col("year"), 0.5).alias("age"),
+        F.percentile_approx("seats", 0.5).alias("seats"),
+        F.percentile_approx("engines", 0.5).alias("engines"),
+    ).first()
+    default_aircraft = {
+        "plane_age": float(ages.age or 10),
+        "seats": float(ages.seats or 150),
+        "engines": float(ages.engines or 2),
+    }
+
+    means = [F.avg(name).alias(name) for name in WEATHER]
+    weather = {
+        f"{r.origin}-{r.month:02d}": {name: _finite(r[name]) for name in WEATHER}
+        for r in flights.groupBy("origin", "month").agg(*means).collect()
+    }
+    overall = flights.agg(*means).first()
+    default_weather = {name: _finite(overall[name]) for name in WEATHER}
+    for values in weather.values():
+        for name in WEATHER:
+            if values[name] is None:
+                values[name] = default_weather[name]
+
+    hourly = schedule.groupBy("origin", "flight_date", "sched_dep_hour").count()
+    congestion = {
+        f"{r.origin}|{r.flight_date.isoformat()}|{r.sched_dep_hour:02d}": float(r["count"])
+        for r in hourly.collect()
+    }
+    typical_rows = (
+        hourly.withColumn("weekday", (F.dayofweek("flight_date") + 5) % 7)  # Monday = 0
+        .groupBy("origin", "weekday", "sched_dep_hour")
+        .agg(F.avg("count").alias("mean"))
+        .collect()
+    )
+    typical = {
+        f"{r.origin}|{r.weekday}|{r.sched_dep_hour:02d}": float(r["mean"]) for r in typical_rows
+    }
+    default_congestion = float(hourly.agg(F.avg("count")).first()[0] or 0.0)
+    return FeatureLookups(
+        route_distance=route_distance,
+        default_distance=default_distance,
+        aircraft=aircraft,
+        default_aircraft=default_aircraft,
+        weather=weather,
+        default_weather={k: (v if v is not None else 0.0) for k, v in default_weather.items()},
+        congestion=congestion,
+        typical_congestion=typical,
+        default_congestion=default_congestion,
+    )
+
+
+def _finite(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+INPUT_COLUMNS = ("carrier", "origin", "dest", "tailnum", "sched_dep_local", *WEATHER)
+PASS_THROUGH = ("flight_date", LABEL, TARGET, "cancelled")
+
+
+def feature_table(flights: Any, lookups: FeatureLookups) -> Any:
+    """Add the model features to clean flights on the executors (pandas batches via Arrow).
+
+    Returns a DataFrame with :data:`FEATURES` plus ``flight_date``, the label
+    (as a double) and the regression target.
+    """
+    from pyspark.sql import types as T
+
+    fields = [T.StructField(name, T.StringType()) for name in CATEGORICAL]
+    fields += [T.StructField(name, T.DoubleType()) for name in NUMERIC]
+    fields += [
+        T.StructField("flight_date", T.DateType()),
+        T.StructField("label", T.DoubleType()),
+        T.StructField(TARGET, T.DoubleType()),
+        T.StructField("cancelled", T.BooleanType()),
+    ]
+    schema = T.StructType(fields)
+    columns = list(dict.fromkeys((*INPUT_COLUMNS, *PASS_THROUGH)))
+
+    def batches(frames: Any) -> Any:
+        for frame in frames:
+            out = features_frame(frame, lookups)
+            out["flight_date"] = frame["flight_date"]
+            out["label"] = frame[LABEL].astype("float64")
+            out[TARGET] = frame[TARGET].astype("float64")
+            out["cancelled"] = frame["cancelled"].astype(bool)
+            yield out[list(FEATURES) + ["flight_date", "label", TARGET, "cancelled"]]
+
+    return flights.select(*columns).mapInPandas(batches, schema)

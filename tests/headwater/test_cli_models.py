@@ -1,0 +1,201 @@
+"""`headwater models ...`: the registry from the command line, on a stage's lake."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from headwater.cli import app
+from headwater.config import Settings
+from headwater.pipeline import lake_for
+from headwater.registry import DECISION, LINEAGE, METRICS, Registry, new_version
+
+T0 = datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Registry:
+    return Registry(lake_for(settings), settings.model.name)
+
+
+def train(registry: Registry, minutes: int, auc: float, *, complete: bool = True) -> str:
+    version = new_version(T0 + timedelta(minutes=minutes), run_id=f"run{minutes:03d}")
+    holdout = {"log_loss": 0.5, "auc_roc": auc, "rows": 1200, "label": "holdout-2013-02"}
+    registry.write_json(version, METRICS, {"holdout": holdout})
+    registry.write_json(version, LINEAGE, {"features": "features/flights/2013-01"})
+    if complete:
+        registry.mark_complete(version)
+    return version
+
+
+def test_model_section_defaults(settings: Settings) -> None:
+    assert settings.model.name == "flights_delay"
+    assert (settings.model.gate_metric, settings.model.gate_margin) == ("auc_roc", 0.0)
+
+
+def test_list_an_empty_registry(runner: CliRunner, settings: Settings) -> None:
+    result = runner.invoke(app, ["models", "list"])
+
+    assert result.exit_code == 0, result.output
+    assert "no versions of model flights_delay in file://" in result.stdout
+
+
+def test_list_shows_complete_versions_with_status_and_gate_metric_first(
+    runner: CliRunner, registry: Registry
+) -> None:
+    # Given two complete versions, the first in production, and an unfinished one
+    old, new = train(registry, 0, 0.7301), train(registry, 5, 0.74125)
+    unfinished = train(registry, 9, 0.9, complete=False)
+    registry.promote(old, "first")
+
+    # When they are listed
+    result = runner.invoke(app, ["models", "list"])
+
+    # Then the table has one row per complete version, oldest first, gate metric first
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("model flights_delay in file://")
+    assert lines[1].split() == ["VERSION", "CREATED", "STATUS", "auc_roc", "log_loss", "rows"]
+    assert lines[2].split() == [
+        old,
+        "2026-11-24",
+        "02:15",
+        "production",
+        "0.7301",
+        "0.5000",
+        "1200",
+    ]
+    assert lines[3].split() == [new, "2026-11-24", "02:20", "candidate", "0.7412", "0.5000", "1200"]
+    assert len(lines) == 4 and unfinished not in result.stdout
+
+
+def test_list_filters_by_status_and_model_name(runner: CliRunner, registry: Registry) -> None:
+    old, new = train(registry, 0, 0.70), train(registry, 5, 0.72)
+    registry.promote(old, "first")
+
+    production = runner.invoke(app, ["models", "list", "--status", "production"])
+    other_model = runner.invoke(app, ["models", "list", "--name", "churn"])
+
+    assert production.exit_code == 0 and old in production.stdout and new not in production.stdout
+    assert other_model.exit_code == 0
+    assert "no versions of model churn" in other_model.stdout
+
+
+def test_model_name_comes_from_the_config(
+    runner: CliRunner, make_settings: Callable[..., Settings]
+) -> None:
+    # Given a stage whose model.name is overridden by HEADWATER_MODEL__NAME
+    settings = make_settings(model__name="churn")
+    version = train(Registry(lake_for(settings), "churn"), 0, 0.8)
+
+    result = runner.invoke(app, ["models", "list"])
+
+    assert result.exit_code == 0, result.output
+    assert "model churn in" in result.stdout and version in result.stdout
+
+
+def test_show_prints_metrics_lineage_and_decision(runner: CliRunner, registry: Registry) -> None:
+    version = train(registry, 0, 0.7301)
+    registry.reject(version, "worse than production")
+
+    result = runner.invoke(app, ["models", "show", version])
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert f"model flights_delay version {version}" in out
+    assert "status:  rejected" in out and "created: 2026-11-24 02:15:00 UTC" in out
+    assert f"{METRICS}:" in out and '"auc_roc": 0.7301' in out
+    assert f"{LINEAGE}:" in out and '"features": "features/flights/2013-01"' in out
+    assert f"{DECISION}:" in out and '"reason": "worse than production"' in out
+
+
+@pytest.mark.parametrize("command", ["show", "promote"])
+def test_unknown_version_exits_2_with_a_message(
+    runner: CliRunner, registry: Registry, command: str
+) -> None:
+    result = runner.invoke(app, ["models", command, "20990101T000000Z-nope"])
+
+    assert result.exit_code == 2
+    assert "error: model flights_delay has no version 20990101T000000Z-nope" in result.stderr
+    assert "Traceback" not in result.output
+    assert registry.production() is None
+
+
+def test_promote_refuses_an_incomplete_version(runner: CliRunner, registry: Registry) -> None:
+    unfinished = train(registry, 0, 0.9, complete=False)
+
+    result = runner.invoke(app, ["models", "promote", unfinished])
+
+    assert result.exit_code == 2
+    assert f"error: version {unfinished} of model flights_delay is incomplete" in result.stderr
+    assert registry.production() is None
+
+
+def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
+    old, new = train(registry, 0, 0.70), train(registry, 5, 0.72)
+
+    # When both are promoted by hand, the second with a reason
+    first = runner.invoke(app, ["models", "promote", old])
+    second = runner.invoke(app, ["models", "promote", new, "--reason", "weekly retrain"])
+    again = runner.invoke(app, ["models", "promote", new])
+
+    # Then production is the second, the first is in its history, the reason recorded
+    assert first.exit_code == 0, first.output
+    assert f"promoted {old} to production (previous: none)" in first.stdout
+    assert second.exit_code == 0, second.output
+    assert f"promoted {new} to production (previous: {old})" in second.stdout
+    assert again.exit_code == 0 and f"{new} is already in production" in again.stdout
+    pointer = registry.production()
+    assert (pointer.version, pointer.history, pointer.reason) == (new, (old,), "weekly retrain")
+    assert registry.read_json(new, DECISION)["reason"] == "weekly retrain"
+
+    # When production is rolled back
+    back = runner.invoke(app, ["models", "rollback", "--reason", "bad predictions"])
+
+    # Then the first is back and the second retired
+    assert back.exit_code == 0, back.output
+    assert f"rolled back to {old} (retired {new})" in back.stdout
+    assert registry.production().version == old
+    statuses = {v.version: v.status for v in registry.versions()}
+    assert statuses == {old: "production", new: "retired"}
+    assert registry.read_json(new, DECISION)["reason"] == "bad predictions"
+
+    # And a second rollback has nowhere to go
+    nothing = runner.invoke(app, ["models", "rollback"])
+    assert nothing.exit_code == 2
+    assert "error: model flights_delay has no earlier production version" in nothing.stderr
+    assert "Traceback" not in nothing.output
+
+
+def test_rollback_without_production_exits_2(runner: CliRunner, settings: Settings) -> None:
+    result = runner.invoke(app, ["models", "rollback"])
+
+    assert result.exit_code == 2
+    assert "error: model flights_delay has no production version" in result.stderr
+
+
+def test_invalid_version_name_exits_2(runner: CliRunner, settings: Settings) -> None:
+    result = runner.invoke(app, ["models", "show", "../../etc"])
+
+    assert result.exit_code == 2
+    assert "error: '../../etc' is not a valid version name" in result.stderr
+
+
+def test_list_refuses_an_unknown_status(runner: CliRunner, settings: Settings) -> None:
+    result = runner.invoke(app, ["models", "list", "--status", "prod"])
+
+    assert result.exit_code == 2
+    assert "--status must be one of production, candidate, rejected, retired" in result.output
