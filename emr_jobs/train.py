@@ -120,12 +120,13 @@ def fit_models(train: Any, categorical: Sequence[str], numeric: Sequence[str],
     from pyspark.sql import functions as F
 
     features = feature_stages(categorical, numeric).fit(train)
-    vectors = features.transform(train).select("features", "label", target).cache()
+    # Not cached here: each estimator then persists its own deserialised instances,
+    # which its iterations read far faster than a cached DataFrame of vectors.
+    vectors = features.transform(train).select("features", "label", target)
     logistic = LogisticRegression(featuresCol="features", labelCol="label",
                                   regParam=reg_param, maxIter=50).fit(vectors)
     linear = LinearRegression(featuresCol="features", labelCol=target, regParam=reg_param,
                               solver="normal").fit(vectors.where(F.col(target).isNotNull()))
-    vectors.unpersist()
     return (PipelineModel(stages=[*features.stages, logistic]),
             PipelineModel(stages=[*features.stages, linear]))
 
@@ -299,7 +300,7 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     planes_manifest = lake.manifest(RAW, "planes", snapshot)
     inputs[f"{RAW}/planes/{snapshot}"] = planes_manifest.checksum
     planes = spark.read.parquet(_spark_path(lake, RAW, "planes", snapshot, planes_manifest.file))
-    flights = spark.read.parquet(*paths)
+    flights = spark.read.parquet(*paths).cache()
 
     holdout_from = args.holdout_from or _default_holdout(args.start, args.end)
     lookups = build_lookups(flights.where(F.col("flight_date") < F.lit(holdout_from)), planes,
@@ -384,7 +385,7 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     )
     lake.write_bytes(report.encode("utf-8"), *version_dir, "report.html")
     lake.write_bytes(b"", *version_dir, "_SUCCESS")
-    for frame in (features, train_df, holdout_df, scored):
+    for frame in (flights, features, train_df, holdout_df, scored):
         frame.unpersist()
     return {
         "version": args.version,

@@ -189,7 +189,8 @@ def models_list(
     from headwater.registry import STATUSES
 
     if status and status not in STATUSES:
-        raise typer.BadParameter(f"--status must be one of {', '.join(STATUSES)}")
+        typer.echo(f"error: --status must be one of {', '.join(STATUSES)}", err=True)
+        raise typer.Exit(2)
     registry, settings = _registry(stage, name)
     with _registry_errors():
         versions = registry.versions()

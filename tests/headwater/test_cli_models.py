@@ -198,4 +198,6 @@ def test_list_refuses_an_unknown_status(runner: CliRunner, settings: Settings) -
     result = runner.invoke(app, ["models", "list", "--status", "prod"])
 
     assert result.exit_code == 2
-    assert "--status must be one of production, candidate, rejected, retired" in result.output
+    assert "error: --status must be one of production, candidate, rejected, retired" in (
+        result.stderr
+    )
