@@ -124,7 +124,7 @@ def fit_models(train: Any, categorical: Sequence[str], numeric: Sequence[str],
     # which its iterations read far faster than a cached DataFrame of vectors.
     vectors = features.transform(train).select("features", "label", target)
     logistic = LogisticRegression(featuresCol="features", labelCol="label",
-                                  regParam=reg_param, maxIter=50).fit(vectors)
+                                  regParam=reg_param, maxIter=20).fit(vectors)
     linear = LinearRegression(featuresCol="features", labelCol=target, regParam=reg_param,
                               solver="normal").fit(vectors.where(F.col(target).isNotNull()))
     return (PipelineModel(stages=[*features.stages, logistic]),

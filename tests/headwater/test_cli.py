@@ -79,7 +79,10 @@ def test_help_lists_the_commands_and_options(args: list[str], expected: list[str
         (["--start", "2013-13-01"], "'2013-13-01' is not a date (YYYY-MM-DD)"),
         (["--start", "2013-01-01", "--end", "Jan 4"], "'Jan 4' is not a date (YYYY-MM-DD)"),
         (["--start", "2013-01-05", "--end", "2013-01-04"], "--end 2013-01-04 is before --start"),
-        (["--start", "2013-01-01", "--until", "train"], "--until must be 'extract' or 'clean'"),
+        (
+            ["--start", "2013-01-01", "--until", "train"],
+            "--until must be 'extract', 'clean' or 'model'",
+        ),
         (["--start", "2013-01-01", "--workers", "0"], "Invalid value for '--workers'"),
         ([], "Missing option '--start'"),
     ],
@@ -105,7 +108,9 @@ def test_run_one_day_prints_the_summary_and_exits_0(
     settings = make_settings()
 
     # When one day runs from the command line
-    result = invoke("run", "--start", "2013-01-01", "--stage", "test", "--workers", "1")
+    result = invoke(
+        "run", "--start", "2013-01-01", "--stage", "test", "--workers", "1", "--until", "clean"
+    )
 
     # Then it succeeds and prints the report, which matches the single notification
     assert result.exit_code == 0, result.output
