@@ -25,6 +25,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 PARITY_SAMPLE_ROWS = 2000
+_T0 = time.perf_counter()
+
+
+def progress(step: str, **fields: Any) -> None:
+    """One progress line on stderr (the step log): elapsed seconds, step, figures."""
+    extra = " ".join(f"{k}={v}" for k, v in fields.items())
+    print(f"[headwater-train {time.perf_counter() - _T0:7.1f}s] {step} {extra}".rstrip(),
+          file=sys.stderr, flush=True)
 PARITY_TOLERANCE = 1e-9
 
 
@@ -301,18 +309,22 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     inputs[f"{RAW}/planes/{snapshot}"] = planes_manifest.checksum
     planes = spark.read.parquet(_spark_path(lake, RAW, "planes", snapshot, planes_manifest.file))
     flights = spark.read.parquet(*paths).cache()
+    progress("inputs", partitions=len(paths), rows=flights.count())
 
     holdout_from = args.holdout_from or _default_holdout(args.start, args.end)
     lookups = build_lookups(flights.where(F.col("flight_date") < F.lit(holdout_from)), planes,
                             schedule=flights)
+    progress("lookups", routes=len(lookups.route_distance), aircraft=len(lookups.aircraft))
     features = feature_table(flights, lookups).cache()
     train_df, holdout_df = split_by_time(features, holdout_from)
     train_df, holdout_df = train_df.cache(), holdout_df.cache()
+    progress("features", train=train_df.count(), holdout=holdout_df.count())
     if train_df.isEmpty() or holdout_df.isEmpty():
         raise ValueError(f"empty train or holdout split at {holdout_from}: widen the date range")
 
     classifier, regressor = fit_models(train_df, CATEGORICAL, NUMERIC, args.reg_param, TARGET)
     fitted = time.perf_counter()
+    progress("fitted")
 
     scored = with_probability(classifier.transform(holdout_df)).cache()
     holdout_metrics = classification_metrics(scored)
@@ -332,6 +344,7 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
         "train_rows": train_df.count(),
         "threshold": float(classifier.stages[-1].getThreshold()),
     }
+    progress("evaluated", auc_roc=round(holdout_metrics["auc_roc"], 4))
     version_dir = ("models", args.model_name, args.version)
     if args.production_version:
         try:
@@ -353,6 +366,7 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
          "threshold": metrics["threshold"], "trained_at": datetime.now(UTC).isoformat()},
     )
     parity = check_parity(classifier, regressor, holdout_df, export)
+    progress("export checked", **parity)
     metrics["export_parity"] = parity
     if max(parity["max_abs_probability"], parity["max_abs_regression"]) > PARITY_TOLERANCE:
         raise RuntimeError(f"portable export disagrees with Spark: {parity}")
@@ -385,6 +399,7 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     )
     lake.write_bytes(report.encode("utf-8"), *version_dir, "report.html")
     lake.write_bytes(b"", *version_dir, "_SUCCESS")
+    progress("written", uri=lake.uri_of(*version_dir))
     for frame in (flights, features, train_df, holdout_df, scored):
         frame.unpersist()
     return {
