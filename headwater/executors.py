@@ -82,7 +82,11 @@ class InProcessExecutor:
             raise FunctionFailed(
                 kind, type(exc).__name__, str(exc), traceback.format_exc()
             ) from exc
-        return json.loads(json.dumps(result, allow_nan=False))
+        try:
+            return json.loads(json.dumps(result, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            # What the Lambda runtime reports for an answer it cannot serialise.
+            raise FunctionFailed(kind, "Runtime.MarshalError", str(exc)) from exc
 
 
 class LambdaFunctions:
