@@ -38,23 +38,6 @@ SIMPLE_LAMBDA = {"lambda": {"use_docker": False}}
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Fake credentials and a fixed region, set before any client exists; no cached clients."""
-    for name in [n for n in os.environ if n.startswith("AWS_") or n == aws.ENDPOINT_URL_ENV]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    aws.reset_clients()
-    yield
-    aws.reset_clients()
-
-
-@pytest.fixture
 def mocked_aws(aws_env: None) -> Iterator[None]:
     """Run the test inside moto's in-process mock."""
     with mock_aws():
