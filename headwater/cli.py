@@ -118,6 +118,41 @@ def serve_weather(
             typer.echo("stopped")
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="gunicorn worker processes.")] = 2,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Threads per worker (1: sync workers, no keep-alive).")
+    ] = 4,
+    stage: StageOption = None,
+    lake: Annotated[
+        str | None, typer.Option(help="Lake URI to serve from (default: lake.uri of the stage).")
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the prediction API (the app Zappa deploys) under gunicorn."""
+    from api.config import ApiConfigError, load_config
+    from api.server import ServerOptions, run_server
+
+    # The workers build the app from the environment, as on Lambda.
+    if stage:
+        os.environ["HEADWATER_STAGE"] = stage
+    if lake:
+        os.environ["HEADWATER_LAKE__URI"] = lake
+    try:
+        config = load_config()
+    except ApiConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"serving model {config.model_name} from {config.lake_uri} (stage {config.stage}) "
+        f"on http://{host}:{port} with {workers} worker(s); docs at /docs"
+    )
+    run_server(ServerOptions(host, port, workers, threads, access_log=access_log))
+
+
 @app.command("config")
 def show_config(stage: StageOption = None) -> None:
     """Print the resolved configuration of a stage (files plus HEADWATER_* overrides)."""

@@ -14,6 +14,7 @@ in advance).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -104,6 +105,7 @@ def _last_weekday(year: int, month: int, weekday: int) -> date:
     return last - timedelta(days=(last.weekday() - weekday) % 7)
 
 
+@functools.lru_cache(maxsize=512)  # three years per scored flight: the serving hot spot
 def us_holidays(year: int) -> tuple[date, ...]:
     """US federal holidays of ``year`` (the dates, not the observed days off)."""
     return (
@@ -269,7 +271,7 @@ def features_frame(flights: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFra
     local = pd.to_datetime(flights["sched_dep_local"])
     hour = local.dt.hour.astype(int)
     month = local.dt.month.astype(int)
-    weekday = local.dt.dayofweek.astype(int)
+    weekday = local.dt.day_of_week.astype(int)
     day = local.dt.strftime("%Y-%m-%d")
     origin = flights["origin"].astype(str)
     dest = flights["dest"].astype(str)

@@ -1,0 +1,112 @@
+"""The production model of one process: loaded once, re-checked at most every N seconds.
+
+Requests call :meth:`ModelCache.current`. When the check interval has passed, one
+request (whichever gets the lock first) reads the ``PRODUCTION`` pointer; if it
+names another version, that version is loaded completely and only then swapped in
+with a single reference assignment. Meanwhile, and whenever loading fails, every
+other request keeps the model it had: a request never sees a half-loaded model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from api.serving import ServingModel, load_serving_model
+from headwater.model_store import ModelStore, ProductionPointer
+
+logger = logging.getLogger("api.model")
+
+Loader = Callable[[ModelStore, ProductionPointer], ServingModel]
+
+
+@dataclass(frozen=True)
+class CacheStatus:
+    """What ``/health`` reports: the model served, when the pointer was read, the last error."""
+
+    model: ServingModel | None
+    checked_at: str | None
+    error: str | None
+
+
+class ModelCache:
+    """Holds the served model and swaps it when the production pointer moves."""
+
+    def __init__(
+        self,
+        store: ModelStore,
+        reload_seconds: float,
+        *,
+        loader: Loader = load_serving_model,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.reload_seconds = reload_seconds
+        self._loader = loader
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._model: ServingModel | None = None
+        self._next_check = float("-inf")
+        self._checked_at: str | None = None
+        self._error: str | None = None
+
+    def current(self) -> ServingModel | None:
+        """Return the model to answer with, checking the pointer first if it is due."""
+        if self._clock() >= self._next_check:
+            # With no model yet, wait for the check under way rather than answer 503.
+            if self._lock.acquire(blocking=self._model is None):
+                try:
+                    if self._clock() >= self._next_check:
+                        self._check()
+                        self._next_check = self._clock() + self.reload_seconds
+                finally:
+                    self._lock.release()
+        return self._model
+
+    def status(self) -> CacheStatus:
+        """The served model (after a due check), when the pointer was read, the last error."""
+        model = self.current()
+        return CacheStatus(model, self._checked_at, self._error)
+
+    def _check(self) -> None:
+        served = self._model
+        try:
+            pointer = self.store.production()
+            if pointer is None:
+                self._error = (
+                    None
+                    if served is None
+                    else (
+                        f"{self.store.uri('PRODUCTION.json')} disappeared; still serving "
+                        f"{served.version}"
+                    )
+                )
+                return
+            if served is not None and pointer.version == served.version:
+                self._error = None
+                return
+            started = time.perf_counter()
+            model = self._loader(self.store, pointer)
+        except Exception as exc:  # whatever failed, the model in service stays in service
+            self._error = f"{type(exc).__name__}: {exc}"
+            logger.error(
+                "model check failed, keeping %s: %s",
+                served.version if served else "no model",
+                self._error,
+            )
+            return
+        finally:
+            self._checked_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self._model = model  # the swap: one reference assignment, after a complete load
+        self._error = None
+        logger.info(
+            "serving %s version %s (was %s), loaded in %.0f ms",
+            model.name,
+            model.version,
+            served.version if served else "none",
+            1000 * (time.perf_counter() - started),
+        )

@@ -1,0 +1,439 @@
+"""Benchmark the prediction API, in one run, and print the figures against the targets.
+
+1. single-prediction latency through the Flask test client (p50, p99);
+2. cold start: a fresh process importing the app, loading the model, answering once;
+3. throughput and latency over HTTP on loopback against ``headwater serve`` (gunicorn),
+   driven by ``wrk`` when installed (apt-get install wrk), else by a small threaded
+   client (which shares the two cores with the server: a lower bound);
+4. the naive way: load the Spark ``PipelineModel`` and call ``transform`` per request.
+
+    python bench/api_latency.py [--lake file://var/lake] [--seconds 10] [--naive-runs 5]
+
+The model is the lake's production version (default: ``var/lake`` after ``make demo``;
+without it, the test model of ``tests/api/model``, which has no Spark model, so the
+naive comparison is skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FLIGHT = {
+    "carrier": "UA",
+    "flight": 1545,
+    "origin": "EWR",
+    "dest": "IAH",
+    "scheduled_departure": "2013-11-04T17:15",
+    "tailnum": "N14228",
+    "weather": {"temp_f": 41.0, "wind_speed_mph": 12.7, "precip_in": 0.0},
+}
+TARGETS = {"p50_ms": 0.5, "cold_s": 0.5, "rps": 1500.0, "ratio": 200.0}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def test_model_lake(root: Path) -> str:
+    """Publish tests/api/model as the production version of a new lake."""
+    from headwater.lake import open_lake
+    from headwater.registry import Registry
+
+    source = ROOT / "tests" / "api" / "model"
+    version = json.loads((source / "export.json").read_text())["metadata"]["version"]
+    uri = f"file://{root}/lake"
+    lake = open_lake(uri)
+    for name in ("export.json", "lookups.json", "metrics.json", "lineage.json"):
+        lake.write_bytes((source / name).read_bytes(), "models", "flights_delay", version, name)
+    registry = Registry(lake, "flights_delay")
+    registry.mark_complete(version)
+    registry.promote(version, "benchmark")
+    return uri
+
+
+# -- 1. in-process -------------------------------------------------------------------------------
+def in_process(lake: str, n: int) -> dict[str, float]:
+    from api import create_app
+
+    client = create_app({"STAGE": "bench", "LAKE_URI": lake}).test_client()
+    for _ in range(300):
+        client.post("/v1/predictions", json=FLIGHT)
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = client.post("/v1/predictions", json=FLIGHT)
+        times.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    baseline = []
+    for _ in range(n):
+        started = time.perf_counter()
+        client.get("/health")
+        baseline.append(time.perf_counter() - started)
+    ms = [t * 1000 for t in times]
+    return {
+        "p50": percentile(ms, 50),
+        "p99": percentile(ms, 99),
+        "mean": statistics.mean(ms),
+        "health_p50": percentile([t * 1000 for t in baseline], 50),
+        "n": n,
+    }
+
+
+# -- 2. cold start -------------------------------------------------------------------------------
+COLD = """
+import json, sys, time
+started = time.perf_counter()
+from api import create_app
+imported = time.perf_counter()
+client = create_app({"STAGE": "bench", "LAKE_URI": sys.argv[1]}).test_client()
+loaded = time.perf_counter()
+response = client.post("/v1/predictions", json=json.loads(sys.argv[2]))
+answered = time.perf_counter()
+assert response.status_code == 200, response.get_data(as_text=True)
+print(json.dumps({"import": imported - started, "load": loaded - imported,
+                  "first": answered - loaded}))
+"""
+
+
+def cold_start(lake: str, runs: int) -> dict[str, Any]:
+    walls, parts = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", COLD, lake, json.dumps(FLIGHT)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        walls.append(time.perf_counter() - started)
+        parts.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    middle = sorted(range(runs), key=lambda i: walls[i])[runs // 2]
+    return {
+        "median": statistics.median(walls),
+        "min": min(walls),
+        "max": max(walls),
+        "parts": parts[middle],
+        "runs": runs,
+    }
+
+
+# -- 3. HTTP against gunicorn --------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(lake: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+    command = shutil.which("headwater", path=str(Path(sys.executable).parent)) or "headwater"
+    process = subprocess.Popen(
+        [
+            command,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--lake",
+            lake,
+            "--stage",
+            "bench",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("headwater serve did not start")
+
+
+def run_wrk(port: int, seconds: int, connections: int, threads: int) -> dict[str, Any]:
+    body = json.dumps(FLIGHT).replace("\\", "\\\\").replace("'", "\\'")
+    script = (
+        f"wrk.method = 'POST'\nwrk.body = '{body}'\n"
+        "wrk.headers['Content-Type'] = 'application/json'\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    try:
+        command = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            file.name,
+            f"http://127.0.0.1:{port}/v1/predictions",
+        ]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(file.name)
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
+    return {
+        "client": f"wrk -t{threads} -c{connections} -d{seconds}s",
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "errors": errors,
+    }
+
+
+def run_threads(port: int, seconds: int, connections: int) -> dict[str, Any]:
+    body = json.dumps(FLIGHT).encode()
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def work() -> None:
+        mine, failed = [], 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connection.request(
+                    "POST", "/v1/predictions", body, {"Content-Type": "application/json"}
+                )
+                response = connection.getresponse()
+                response.read()
+                connection.close()
+                if response.status != 200:
+                    failed += 1
+            except OSError:
+                failed += 1
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(connections)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    ms = [t * 1000 for t in latencies]
+    return {
+        "client": f"{connections} Python threads, {seconds}s",
+        "requests": len(ms),
+        "rps": len(ms) / elapsed,
+        "p50": percentile(ms, 50),
+        "p99": percentile(ms, 99),
+        "errors": errors[0],
+    }
+
+
+def over_http(
+    lake: str, seconds: int, workers: int, threads: int, connections: int
+) -> dict[str, Any]:
+    port = free_port()
+    server = start_server(lake, port, workers, threads)
+    try:
+        if shutil.which("wrk"):
+            run_wrk(port, 2, connections, 2)  # warm-up
+            result = run_wrk(port, seconds, connections, 2)
+        else:
+            run_threads(port, 2, connections)
+            result = run_threads(port, seconds, connections)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(15)
+    return {**result, "workers": workers, "threads": threads}
+
+
+# -- 4. the naive way ------------------------------------------------------------------------------
+def naive_spark(lake: str, runs: int) -> dict[str, Any] | None:
+    from headwater.model_store import ModelStore
+
+    store = ModelStore(lake, "flights_delay")
+    pointer = store.production()
+    local = lake.removeprefix("file://")
+    model_dir = Path(local).resolve() / "models" / "flights_delay" / pointer.version / "spark"
+    if not (model_dir / "classifier").is_dir():
+        return None
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import SparkSession
+
+    from api.validation import parse_flight
+    from headwater.usecases.flights.features import FeatureLookups, features_record
+
+    started = time.perf_counter()
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("bench-naive")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    session_seconds = time.perf_counter() - started
+    lookups = FeatureLookups.from_dict(store.read_json(pointer.version, "lookups.json"))
+    try:
+
+        def one(model: Any = None) -> float:
+            begun = time.perf_counter()
+            flight = parse_flight(FLIGHT)
+            features, _ = features_record(
+                carrier=flight.carrier,
+                origin=flight.origin,
+                dest=flight.dest,
+                scheduled_departure=flight.scheduled_departure,
+                lookups=lookups,
+                tailnum=flight.tailnum,
+                weather=flight.weather,
+            )
+            model = model or PipelineModel.load(f"file://{model_dir / 'classifier'}")
+            row = (
+                model.transform(spark.createDataFrame([features]))
+                .select("probability", "prediction")
+                .first()
+            )
+            assert 0.0 < float(row.probability[1]) < 1.0
+            return time.perf_counter() - begun
+
+        one()  # JIT and class loading: not what the comparison is about
+        per_request = [one() for _ in range(runs)]
+        loaded = PipelineModel.load(f"file://{model_dir / 'classifier'}")
+        one(loaded)
+        warm = [one(loaded) for _ in range(runs)]
+    finally:
+        spark.stop()
+    return {
+        "per_request_ms": statistics.median(per_request) * 1000,
+        "warm_model_ms": statistics.median(warm) * 1000,
+        "session_seconds": session_seconds,
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lake", default=None, help="lake URI (default: var/lake if promoted)")
+    parser.add_argument("--requests", type=int, default=3000, help="in-process predictions")
+    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10, help="HTTP load duration")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker (1: sync)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--naive-runs", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    temp = tempfile.TemporaryDirectory(prefix="headwater-bench-")
+    lake = args.lake
+    if lake is None:
+        default = ROOT / "var" / "lake"
+        if (default / "models" / "flights_delay" / "PRODUCTION.json").exists():
+            lake = f"file://{default}"
+        else:
+            lake = test_model_lake(Path(temp.name))
+    load = os.getloadavg()
+    print(
+        f"headwater API benchmark: lake {lake}; {os.cpu_count()} cores, load average "
+        f"{load[0]:.2f} at start"
+    )
+
+    inproc = in_process(lake, args.requests)
+    print(
+        f"1. in-process, Flask test client, one prediction ({inproc['n']} requests): "
+        f"p50 {inproc['p50']:.3f} ms, p99 {inproc['p99']:.3f} ms, mean {inproc['mean']:.3f} ms "
+        f"(GET /health through the same client: p50 {inproc['health_p50']:.3f} ms)"
+        f"  [target p50 <= {TARGETS['p50_ms']} ms: {verdict(inproc['p50'] <= TARGETS['p50_ms'])}]"
+    )
+
+    cold = cold_start(lake, args.cold_runs)
+    parts = cold["parts"]
+    print(
+        f"2. cold start, fresh process to first answer ({cold['runs']} runs): median "
+        f"{cold['median']:.3f} s (min {cold['min']:.3f}, max {cold['max']:.3f}; inside: import "
+        f"{parts['import']:.3f} s, create app + load model {parts['load']:.3f} s, first request "
+        f"{parts['first'] * 1000:.1f} ms)  [target <= {TARGETS['cold_s']} s: "
+        f"{verdict(cold['median'] <= TARGETS['cold_s'])}]"
+    )
+
+    http_result = over_http(lake, args.seconds, args.workers, args.threads, args.connections)
+    ok = http_result["rps"] >= TARGETS["rps"] and http_result["errors"] == 0
+    print(
+        f"3. HTTP on loopback, headwater serve ({http_result['workers']} gunicorn workers x "
+        f"{http_result['threads']} threads), "
+        f"{http_result['client']}: {http_result['requests']} requests, "
+        f"{http_result['rps']:.0f} req/s, p50 {http_result['p50']:.2f} ms, p99 "
+        f"{http_result['p99']:.2f} ms, {http_result['errors']} errors  [target >= "
+        f"{TARGETS['rps']:.0f} req/s, no errors: {verdict(ok)}]"
+    )
+
+    naive = naive_spark(lake, args.naive_runs)
+    if naive is None:
+        print("4. naive PySpark: skipped (this lake's version has no Spark model: run make demo)")
+    else:
+        ratio = naive["per_request_ms"] / inproc["p50"]
+        warm_ratio = naive["warm_model_ms"] / inproc["p50"]
+        print(
+            f"4. naive PySpark, PipelineModel.load + transform per request ({naive['runs']} "
+            f"runs, after a {naive['session_seconds']:.1f} s SparkSession start): median "
+            f"{naive['per_request_ms']:.0f} ms per prediction -> the API is {ratio:,.0f}x "
+            f"faster (model kept loaded, transform only: {naive['warm_model_ms']:.0f} ms, "
+            f"{warm_ratio:,.0f}x)  [target >= {TARGETS['ratio']:.0f}x: "
+            f"{verdict(ratio >= TARGETS['ratio'])}]"
+        )
+    load = os.getloadavg()
+    print(f"load average at end {load[0]:.2f} (other work on this machine slows every figure)")
+    temp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Read-only view of the model registry for serving, with neither pyarrow nor pandas.
+
+:mod:`headwater.registry` writes the registry through :class:`headwater.lake.Lake`,
+which needs pyarrow: far too heavy for the prediction API's Lambda package. Serving
+only reads two kinds of objects, the production pointer
+(``models/<name>/PRODUCTION.json``) and the small JSON files of an immutable,
+complete version (``models/<name>/<version>/``), so this module reads them with the
+standard library for ``file://`` lakes and with boto3 (created lazily, on first
+use, and injectable) for ``s3://`` lakes. The layout is the registry's: a test
+checks that the names below match it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+MODELS = "models"
+POINTER = "PRODUCTION.json"
+SUCCESS = "_SUCCESS"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class ModelStoreError(RuntimeError):
+    """The store cannot be read, or holds something malformed."""
+
+
+@dataclass(frozen=True)
+class ProductionPointer:
+    """What serving needs from ``PRODUCTION.json``: which version, and since when."""
+
+    version: str
+    promoted_at: str = ""
+
+
+class _Backend(Protocol):
+    def read(self, key: str) -> bytes | None:
+        """Return the object's bytes, or None when it does not exist."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """Return the object's URI (for messages)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Files:
+    root: Path
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return (self.root / key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise ModelStoreError(f"cannot read {self.uri(key)}: {exc}") from exc
+
+    def uri(self, key: str) -> str:
+        return f"file://{self.root / key}"
+
+
+class _S3:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        region: str | None,
+        endpoint_url: str | None,
+        client: Any = None,
+    ) -> None:
+        self.bucket, self.prefix = bucket, prefix
+        self.region, self.endpoint_url = region, endpoint_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            # Imported here: boto3 comes with the Lambda runtime, and a file:// lake never needs it.
+            from headwater import aws
+
+            self._client = aws.client("s3", self.region, self.endpoint_url)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def read(self, key: str) -> bytes | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read()
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise ModelStoreError(f"cannot read {self.uri(key)}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise ModelStoreError(f"cannot read {self.uri(key)}: {exc}") from exc
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def _check_name(kind: str, name: str) -> str:
+    # Names become path segments: refuse anything that could climb out of the model's folder.
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ModelStoreError(f"{name!r} is not a valid {kind} name")
+    return name
+
+
+class ModelStore:
+    """The versions of one model in a lake, read-only: ``file://PATH`` or ``s3://BUCKET/PREFIX``."""
+
+    def __init__(
+        self,
+        lake_uri: str,
+        name: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        s3_client: Any = None,
+    ) -> None:
+        self.name = _check_name("model", name)
+        parsed = urlparse(lake_uri)
+        self._backend: _Backend
+        if parsed.scheme == "file":
+            # Same reading as headwater.lake.open_lake: file://var/lake is relative to the cwd.
+            root = Path(parsed.netloc + parsed.path).expanduser().resolve()
+            self._backend = _Files(root)
+        elif parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise ModelStoreError(f"lake URI {lake_uri!r} names no bucket")
+            prefix = parsed.path.strip("/")
+            self._backend = _S3(parsed.netloc, prefix, region, endpoint_url, s3_client)
+        else:
+            raise ModelStoreError(
+                f"unsupported lake URI {lake_uri!r}: use file://PATH or s3://BUCKET/PREFIX"
+            )
+
+    def __repr__(self) -> str:
+        return f"ModelStore({self.uri()!r})"
+
+    def uri(self, *parts: str) -> str:
+        """Return the URI of ``parts`` below the model's folder."""
+        return self._backend.uri("/".join([MODELS, self.name, *parts]))
+
+    def _read(self, *parts: str) -> bytes | None:
+        return self._backend.read("/".join([MODELS, self.name, *parts]))
+
+    def production(self) -> ProductionPointer | None:
+        """Return the production pointer, or None when no version was ever promoted."""
+        raw = self._read(POINTER)
+        if raw is None:
+            return None
+        try:
+            body = json.loads(raw)
+            version = _check_name("version", body["version"])
+            return ProductionPointer(version, str(body.get("promoted_at", "")))
+        except (ValueError, KeyError, TypeError, ModelStoreError) as exc:
+            raise ModelStoreError(f"{self.uri(POINTER)} is corrupt: {exc}") from None
+
+    def is_complete(self, version: str) -> bool:
+        """True when the version's ``_SUCCESS`` flag exists (its training run finished)."""
+        return self._read(_check_name("version", version), SUCCESS) is not None
+
+    def read_json(self, version: str, filename: str) -> Any:
+        """Read and parse ``<version>/<filename>``; raise :class:`ModelStoreError` if absent."""
+        parts = (_check_name("version", version), _check_name("file", filename))
+        raw = self._read(*parts)
+        if raw is None:
+            raise ModelStoreError(f"{self.uri(*parts)} does not exist")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ModelStoreError(f"{self.uri(*parts)} is not valid JSON: {exc}") from None

@@ -1,0 +1,198 @@
+"""The PRODUCTION pointer is re-read at most every N seconds; swaps are atomic."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from api.model_cache import ModelCache
+from api.serving import ServingModel, load_serving_model
+from headwater.model_store import ModelStore, ProductionPointer
+
+NEW = "20261201T000000Z-second"
+
+
+def version_of(client: Any) -> str:
+    return client.get("/health").get_json()["model"]["version"]
+
+
+def test_promotion_is_picked_up_after_the_interval(
+    app_for: Any,
+    model_lake: str,
+    publish: Any,
+    clock: Any,
+    base_version: str,
+    flight: dict[str, Any],
+) -> None:
+    client = app_for(model_lake, RELOAD_SECONDS=30, CLOCK=clock).test_client()
+    before = client.post("/v1/predictions", json=flight).get_json()
+
+    # When a new version is promoted
+    publish(model_lake, NEW, shift=1.0)
+
+    # Then it is not read before the interval is over
+    clock.advance(29)
+    assert version_of(client) == base_version
+    # And is served once it is
+    clock.advance(1)
+    after = client.post("/v1/predictions", json=flight).get_json()
+    assert after["model"]["version"] == NEW
+    assert after["delay_probability"] > before["delay_probability"]  # intercept moved up
+    assert client.get("/v1/model").get_json()["version"] == NEW
+
+
+def test_rollback_is_picked_up_too(
+    app_for: Any, model_lake: str, publish: Any, clock: Any, base_version: str
+) -> None:
+    from headwater.lake import open_lake
+    from headwater.registry import Registry
+
+    publish(model_lake, NEW)
+    client = app_for(model_lake, RELOAD_SECONDS=5, CLOCK=clock).test_client()
+    assert version_of(client) == NEW
+
+    Registry(open_lake(model_lake), "flights_delay").rollback("bad model")
+    clock.advance(5)
+
+    assert version_of(client) == base_version
+
+
+def test_first_promotion_ends_the_503s(
+    app_for: Any, lake_uri: str, publish: Any, clock: Any, flight: dict[str, Any]
+) -> None:
+    client = app_for(lake_uri, RELOAD_SECONDS=10, CLOCK=clock).test_client()
+    assert client.post("/v1/predictions", json=flight).status_code == 503
+
+    publish(lake_uri)
+    clock.advance(10)
+
+    assert client.post("/v1/predictions", json=flight).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("damage", "error"),
+    [
+        ({"skip": ("lookups.json",)}, "lookups.json does not exist"),
+        ({"replace": {"export.json": b"{not json"}}, "not valid JSON"),
+        ({"replace": {"export.json": b'{"format": "onnx"}'}}, "not a headwater.spark-pipeline"),
+        ({"replace": {"lookups.json": b'{"no_such_table": {}}'}}, "malformed lookups"),
+        ({"replace": {"lookups.json": b'{"default_weather": {}}'}}, "cannot score a flight"),
+    ],
+)
+def test_a_broken_version_never_replaces_a_working_one(
+    app_for: Any,
+    model_lake: str,
+    publish: Any,
+    clock: Any,
+    base_version: str,
+    flight: dict[str, Any],
+    damage: dict[str, Any],
+    error: str,
+) -> None:
+    client = app_for(model_lake, RELOAD_SECONDS=1, CLOCK=clock).test_client()
+
+    # When a broken version is promoted
+    publish(model_lake, NEW, **damage)
+    clock.advance(1)
+
+    # Then the working one keeps answering, and /health says what went wrong
+    response = client.post("/v1/predictions", json=flight)
+    assert response.status_code == 200
+    assert response.get_json()["model"]["version"] == base_version
+    health = client.get("/health").get_json()
+    assert health["model"]["version"] == base_version
+    assert error in health["error"]
+
+    # And once a good version is promoted, it is served and the error clears
+    publish(model_lake, "20261202T000000Z-fixed")
+    clock.advance(1)
+    health = client.get("/health").get_json()
+    assert health["model"]["version"] == "20261202T000000Z-fixed"
+    assert health["error"] is None
+
+
+def test_requests_keep_the_old_model_while_the_new_one_loads(
+    model_lake: str, publish: Any, clock: Any, base_version: str
+) -> None:
+    # Given a load that takes as long as the test wants
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_loader(store: ModelStore, pointer: ProductionPointer) -> ServingModel:
+        if pointer.version == NEW:
+            loading.set()
+            release.wait(10)
+        return load_serving_model(store, pointer)
+
+    cache = ModelCache(ModelStore(model_lake, "flights_delay"), 1, loader=slow_loader, clock=clock)
+    assert cache.current().version == base_version
+    publish(model_lake, NEW)
+    clock.advance(1)
+
+    # When one request is loading the new version
+    loader = threading.Thread(target=cache.current)
+    loader.start()
+    assert loading.wait(10)
+
+    # Then the others are answered at once, by the old model
+    assert cache.current().version == base_version
+    release.set()
+    loader.join(10)
+    assert cache.current().version == NEW
+
+
+def test_concurrent_requests_never_see_a_mixed_model(
+    app_for: Any, model_lake: str, publish: Any, base_version: str, flight: dict[str, Any]
+) -> None:
+    # Given two versions whose answers differ, and the pointer flipping between them
+    publish(model_lake, NEW, shift=2.0)
+    app = app_for(model_lake, RELOAD_SECONDS=0)
+    client = app.test_client()
+    expected = {NEW: client.post("/v1/predictions", json=flight).get_json()["delay_probability"]}
+    publish(model_lake, base_version)
+    expected[base_version] = client.post("/v1/predictions", json=flight).get_json()[
+        "delay_probability"
+    ]
+    assert expected[NEW] != expected[base_version]
+
+    seen: list[tuple[str, float]] = []
+    failures: list[Any] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        local = app.test_client()
+        while not stop.is_set():
+            response = local.post("/v1/predictions", json={"instances": [flight] * 5})
+            if response.status_code != 200:
+                failures.append(response.get_json())
+                return
+            answers = response.get_json()["predictions"]
+            versions = {a["model"]["version"] for a in answers}
+            if len(versions) != 1:
+                failures.append(versions)
+            seen.extend((a["model"]["version"], a["delay_probability"]) for a in answers)
+
+    from headwater.lake import open_lake
+    from headwater.registry import Registry
+
+    registry = Registry(open_lake(model_lake), "flights_delay")
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        # When promotions flip production back and forth while requests are served
+        for i in range(20):
+            registry.promote(NEW if i % 2 == 0 else base_version, "flip")
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+    # Then every answer came whole from one version: its number is that version's number
+    assert not failures
+    assert {version for version, _ in seen} == set(expected)
+    for version, probability in seen:
+        assert probability == expected[version]

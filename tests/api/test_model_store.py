@@ -1,0 +1,148 @@
+"""The read-only model store: what the registry writes, read without pyarrow (file and S3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headwater import model_store, registry
+from headwater.model_store import ModelStore, ModelStoreError
+
+REGION = "us-east-1"
+
+
+def test_layout_is_the_registry_layout() -> None:
+    assert model_store.MODELS == registry.MODELS
+    assert model_store.POINTER == registry.POINTER
+    assert model_store.SUCCESS == registry.SUCCESS
+
+
+@pytest.fixture(params=["file", "s3"])
+def store_lake(request: pytest.FixtureRequest, lake_uri: str) -> dict[str, Any]:
+    """The same lake on local disk and on a bucket of the moto server."""
+    if request.param == "file":
+        return {"uri": lake_uri}
+    uri = request.getfixturevalue("s3_lake_uri")
+    return {"uri": uri, "region": REGION, "endpoint_url": request.getfixturevalue("moto_endpoint")}
+
+
+def test_reads_what_the_registry_wrote(
+    store_lake: dict[str, Any], publish: Any, model_documents: dict[str, Any]
+) -> None:
+    uri, options = store_lake["uri"], {k: v for k, v in store_lake.items() if k != "uri"}
+    store = ModelStore(uri, "flights_delay", **options)
+    assert store.production() is None
+
+    version = publish(uri, **options)
+
+    pointer = store.production()
+    assert pointer is not None and pointer.version == version and pointer.promoted_at
+    assert store.is_complete(version)
+    assert store.read_json(version, "metrics.json") == model_documents["metrics.json"]
+    with pytest.raises(ModelStoreError, match="decision.txt does not exist"):
+        store.read_json(version, "decision.txt")
+    assert not store.is_complete("20200101T000000Z-absent")
+
+
+def test_api_serves_from_s3(
+    moto_endpoint: str,
+    s3_lake_uri: str,
+    publish: Any,
+    app_for: Any,
+    flight: dict[str, Any],
+    base_version: str,
+) -> None:
+    publish(s3_lake_uri, region=REGION, endpoint_url=moto_endpoint)
+
+    client = app_for(s3_lake_uri, AWS_ENDPOINT_URL=moto_endpoint, AWS_REGION=REGION).test_client()
+
+    body = client.post("/v1/predictions", json=flight).get_json()
+    assert body["model"]["version"] == base_version
+
+
+def test_s3_errors_are_reported_not_raised(
+    moto_endpoint: str, aws_env: None, app_for: Any, flight: dict[str, Any]
+) -> None:
+    # Given a lake on a bucket that does not exist
+    client = app_for("s3://no-such-bucket/lake", AWS_ENDPOINT_URL=moto_endpoint).test_client()
+
+    health = client.get("/health").get_json()
+    assert health["model_loaded"] is False
+    assert "NoSuchBucket" in health["error"]
+    assert client.post("/v1/predictions", json=flight).status_code == 503
+
+
+def test_relative_file_uri_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, publish: Any
+) -> None:
+    version = publish(f"file://{tmp_path}/var/lake")
+    monkeypatch.chdir(tmp_path)
+    assert ModelStore("file://var/lake", "flights_delay").production().version == version
+
+
+@pytest.mark.parametrize(
+    ("pointer", "message"),
+    [
+        (b"{", "is corrupt"),
+        (b'{"promoted_at": "x"}', "is corrupt"),
+        (b'{"version": "../../etc"}', "is corrupt"),
+        (b'{"version": 7}', "is corrupt"),
+    ],
+)
+def test_corrupt_pointer(tmp_path: Path, pointer: bytes, message: str) -> None:
+    folder = tmp_path / "lake" / "models" / "m"
+    folder.mkdir(parents=True)
+    (folder / "PRODUCTION.json").write_bytes(pointer)
+    with pytest.raises(ModelStoreError, match=message):
+        ModelStore(f"file://{tmp_path}/lake", "m").production()
+
+
+@pytest.mark.parametrize("uri", ["http://host/lake", "lake", "s3:///prefix"])
+def test_unsupported_uri(uri: str) -> None:
+    with pytest.raises(ModelStoreError):
+        ModelStore(uri, "m")
+
+
+@pytest.mark.parametrize("name", ["../m", "", "a/b"])
+def test_names_cannot_climb_out(name: str, tmp_path: Path) -> None:
+    with pytest.raises(ModelStoreError):
+        ModelStore(f"file://{tmp_path}", name)
+    store = ModelStore(f"file://{tmp_path}", "m")
+    with pytest.raises(ModelStoreError):
+        store.read_json(name or "..", "export.json")
+
+
+def test_the_api_imports_neither_pyarrow_nor_pandas_nor_pydantic(model_lake: str) -> None:
+    # The Lambda package has none of them: building the app and predicting must not need them.
+    script = f"""
+import json, sys
+from api import create_app
+client = create_app({{"STAGE": "test", "LAKE_URI": {model_lake!r}}}).test_client()
+flight = json.loads(sys.argv[1])
+assert client.post("/v1/predictions", json=flight).status_code == 200
+assert client.get("/v1/model").status_code == 200
+heavy = sorted(m for m in ("pyarrow", "pandas", "numpy", "pydantic", "pyspark", "boto3")
+               if m in sys.modules)
+print(json.dumps(heavy))
+"""
+    flight = {
+        "carrier": "UA",
+        "flight": 1,
+        "origin": "EWR",
+        "dest": "IAH",
+        "scheduled_departure": "2013-11-04T17:15",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(flight)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,124 @@
+"""The OpenAPI document is valid and matches the real routes and responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+@pytest.fixture
+def document(client: FlaskClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def conforms(document: dict[str, Any], schema_name: str, instance: Any) -> list[str]:
+    """Errors of ``instance`` against ``#/components/schemas/<schema_name>``."""
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
+    return [error.message for error in Draft202012Validator(schema).iter_errors(instance)]
+
+
+def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+def test_every_route_is_documented_and_every_documented_route_exists(
+    app: Flask, document: dict[str, Any]
+) -> None:
+    routes = {
+        (rule.rule, method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods or ()
+        if method.lower() in METHODS
+    }
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert routes == documented
+
+
+def test_documented_batch_limit_is_the_configured_one(app_for: Any, model_lake: str) -> None:
+    document = app_for(model_lake, MAX_BATCH=25).test_client().get("/openapi.json").get_json()
+    batch = document["components"]["schemas"]["BatchRequest"]["properties"]["instances"]
+    assert batch["maxItems"] == 25
+
+
+def test_documented_examples_are_answered(client: FlaskClient, document: dict[str, Any]) -> None:
+    body = document["paths"]["/v1/predictions"]["post"]["requestBody"]["content"]
+    examples = body["application/json"]["examples"]
+    assert conforms(document, "Flight", examples["one"]["value"]) == []
+    assert conforms(document, "BatchRequest", examples["batch"]["value"]) == []
+    for example in examples.values():
+        assert client.post("/v1/predictions", json=example["value"]).status_code == 200
+
+
+def test_real_answers_match_the_documented_schemas(
+    client: FlaskClient,
+    empty_client: FlaskClient,
+    document: dict[str, Any],
+    spark_cases: list[dict[str, Any]],
+    flight: dict[str, Any],
+) -> None:
+    requests = [c["request"] for c in spark_cases]
+    for request in requests:
+        assert conforms(document, "Flight", request) == []
+    one = client.post("/v1/predictions", json=flight).get_json()
+    unseen = client.post("/v1/predictions", json={**flight, "origin": "BOS"}).get_json()
+    batch = client.post("/v1/predictions", json={"instances": requests}).get_json()
+    assert conforms(document, "Prediction", one) == []
+    assert conforms(document, "Prediction", unseen) == []
+    assert conforms(document, "BatchResponse", batch) == []
+    assert conforms(document, "ModelInfo", client.get("/v1/model").get_json()) == []
+    assert conforms(document, "Health", client.get("/health").get_json()) == []
+    assert conforms(document, "Health", empty_client.get("/health").get_json()) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("post", "/v1/predictions", {"json": {"carrier": 1}}, "400"),
+        ("post", "/v1/predictions", {"data": "{", "content_type": "application/json"}, "400"),
+        ("post", "/v1/predictions", {"data": "x"}, "415"),
+    ],
+)
+def test_errors_match_the_documented_schema(
+    client: FlaskClient,
+    document: dict[str, Any],
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: str,
+) -> None:
+    response = getattr(client, method)(path, **kwargs)
+    assert str(response.status_code) == status
+    assert status in document["paths"][path][method]["responses"]
+    assert conforms(document, "Error", response.get_json()) == []
+
+
+def test_503_is_documented_and_conforms(
+    empty_client: FlaskClient, document: dict[str, Any], flight: dict[str, Any]
+) -> None:
+    response = empty_client.post("/v1/predictions", json=flight)
+    assert response.status_code == 503
+    assert "503" in document["paths"]["/v1/predictions"]["post"]["responses"]
+    assert conforms(document, "Error", response.get_json()) == []
+
+
+def test_docs_page(client: FlaskClient, document: dict[str, Any]) -> None:
+    response = client.get("/docs")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    for path in document["paths"]:
+        assert path in page
+    assert "scheduled_departure" in page
+    assert "<script" not in page  # self-contained: nothing fetched from elsewhere

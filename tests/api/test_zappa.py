@@ -1,0 +1,261 @@
+"""zappa_settings.json: every handler string resolves, and `zappa package prod` really runs.
+
+The packaging test builds the Lambda package with Zappa from this venv, unzips it
+into an empty directory and calls its ``handler.lambda_handler`` with API Gateway
+(REST, v1 proxy) events in a fresh interpreter whose path is only that directory
+plus boto3 (which the Lambda runtime provides), reading the model from S3 (the moto
+server) under the prod stage's own environment.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SETTINGS = REPO / "zappa_settings.json"
+EVENTS = Path(__file__).parent / "events"
+MAX_PACKAGE_BYTES = 8 * 1024 * 1024
+# What the Lambda Python runtime provides: boto3 and its dependencies.
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+# Keys of Zappa settings whose value names a Python object ("module.attribute").
+FUNCTION_KEYS = {
+    "app_function",
+    "exception_handler",
+    "function",
+    "lambda_handler",
+    "authorizer_function",
+    "websocket_handler_module",
+}
+
+
+def stage_settings(stage: str) -> dict[str, Any]:
+    """A stage's settings with ``extends`` applied, as Zappa merges them (shallow)."""
+    settings = json.loads(SETTINGS.read_text())
+    body = dict(settings[stage])
+    if "extends" in body:
+        return {**stage_settings(body["extends"]), **body}
+    return body
+
+
+def function_strings(node: Any) -> list[str]:
+    """Every value under a function-naming key, anywhere in the settings."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in FUNCTION_KEYS and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(function_strings(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(function_strings(item))
+    return found
+
+
+@pytest.mark.parametrize("stage", ["prod", "dev"])
+def test_every_handler_string_resolves(
+    stage: str, model_lake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The module-level app reads its configuration from the environment, as on Lambda.
+    monkeypatch.setenv("HEADWATER_LAKE__URI", model_lake)
+    settings = stage_settings(stage)
+    names = function_strings(settings)
+    assert "api.wsgi.app" in names
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        monkeypatch.delitem(sys.modules, module, raising=False)
+        target = getattr(importlib.import_module(module), attribute)
+        assert callable(target), name
+    monkeypatch.delitem(sys.modules, "api.wsgi", raising=False)
+
+
+@pytest.mark.parametrize("stage", ["prod", "dev"])
+def test_stage_settings(stage: str) -> None:
+    settings = stage_settings(stage)
+    assert settings["app_function"] == "api.wsgi.app"
+    assert settings["runtime"] == "python3.11"
+    assert settings["aws_region"] and settings["memory_size"] >= 512
+    assert 1 <= settings["timeout_seconds"] <= 30  # API Gateway gives up after 29 s
+    env = settings["environment_variables"]
+    assert env["HEADWATER_STAGE"] == stage
+    assert env["HEADWATER_LAKE__URI"].startswith("s3://")
+    assert settings["use_precompiled_packages"] is False  # packaging never downloads
+
+
+def test_exclude_list_keeps_the_heavy_stack_out_and_botocore_data_in() -> None:
+    exclude = stage_settings("prod")["exclude"]
+    for name in ("pyspark", "pandas", "numpy", "pyarrow", "tests", "bench", "var"):
+        assert name in exclude
+    # Zappa matches each pattern against every file and folder name, at any depth.
+    must_stay = [
+        "endpoints.json.gz",
+        "service-2.json.gz",
+        "data",
+        "config",
+        "api",
+        "headwater",
+        "flask",
+        "werkzeug",
+        "jinja2",
+        "zappa",
+        "handler.py",
+        "scoring.py",
+    ]
+    for name in must_stay:
+        assert not [p for p in exclude if fnmatch.fnmatch(name, p)], name
+
+
+def runtime_dir(target: Path) -> Path:
+    """A folder holding only boto3 and its dependencies, as the Lambda runtime has them."""
+    import importlib.util
+
+    target.mkdir()
+    for name in RUNTIME_MODULES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin, name
+        source = Path(spec.origin)
+        source = source.parent if source.name == "__init__.py" else source
+        os.symlink(source, target / source.name)
+    return target
+
+
+INVOKE = r"""
+import importlib.util, json, sys, time
+package, runtime = sys.argv[1], sys.argv[2]
+sys.path[:0] = [package, runtime]
+
+class Context:
+    function_name = "headwater-api-prod"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:headwater-api-prod"
+    memory_limit_in_mb = 1024
+    aws_request_id = "8f3b2c1e-5a4d-4e6f-9b8a-7c6d5e4f3a2b"
+    log_group_name = "/aws/lambda/headwater-api-prod"
+    log_stream_name = "2026/11/24/[$LATEST]0123456789abcdef"
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+started = time.perf_counter()
+import handler
+out = {"responses": {}, "origins": {}}
+for name in sys.argv[3:]:
+    with open(name) as f:
+        event = json.load(f)
+    out["responses"][name] = handler.lambda_handler(event, Context())
+out["seconds"] = time.perf_counter() - started
+for module in ("flask", "zappa", "api", "headwater", "boto3"):
+    out["origins"][module] = importlib.util.find_spec(module).origin
+out["absent"] = [m for m in ("pandas", "numpy", "pyarrow", "pyspark", "pydantic", "gunicorn",
+                             "troposphere") if importlib.util.find_spec(m) is None]
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_zappa_package_runs_on_lambda(
+    tmp_path: Path, moto_endpoint: str, aws_env: None, publish: Any, base_version: str
+) -> None:
+    import boto3
+
+    # Given the prod stage's model in the prod stage's bucket (on the moto server)
+    lake = stage_settings("prod")["environment_variables"]["HEADWATER_LAKE__URI"]
+    bucket = lake.removeprefix("s3://").split("/")[0]
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint)
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket)
+    publish(lake, region="us-east-1", endpoint_url=moto_endpoint)
+
+    # When Zappa packages the prod stage from this virtual environment
+    zappa = shutil.which("zappa", path=str(Path(sys.executable).parent))
+    assert zappa, "zappa is not installed in this venv: pip install -e '.[dev]'"
+    archive = tmp_path / "headwater-api-prod.zip"
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix}
+    built = subprocess.run(
+        [zappa, "package", "prod", "--output", str(archive)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+
+    # Then it is small, and holds no Spark, pandas, tests, data or benchmarks
+    size = archive.stat().st_size
+    assert size <= MAX_PACKAGE_BYTES, f"package is {size / 2**20:.1f} MiB"
+    names = zipfile.ZipFile(archive).namelist()
+    tops = {name.split("/")[0] for name in names}
+    assert {"handler.py", "zappa_settings.py", "api", "headwater", "flask", "zappa"} <= tops
+    assert "config/prod.toml" in names
+    forbidden = {
+        "pyspark",
+        "pandas",
+        "numpy",
+        "pyarrow",
+        "boto3",
+        "botocore",
+        "tests",
+        "bench",
+        "var",
+        "emr_jobs",
+        "luigi_tasks",
+    }
+    assert not tops & forbidden
+
+    # And, unzipped alone beside boto3, its Lambda handler answers API Gateway events
+    package = tmp_path / "task"
+    zipfile.ZipFile(archive).extractall(package)
+    runtime = runtime_dir(tmp_path / "runtime")
+    lambda_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LAMBDA_TASK_ROOT": str(package),
+        "AWS_LAMBDA_FUNCTION_NAME": "headwater-api-prod",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "HEADWATER_AWS__ENDPOINT_URL": moto_endpoint,  # the only thing not from the package
+    }
+    events = [
+        str(EVENTS / f"apigw_v1_{name}.json") for name in ("health", "prediction", "bad_prediction")
+    ]
+    ran = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", INVOKE, str(package), str(runtime), *events],
+        cwd=package,
+        env=lambda_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    print(f"package {size / 2**20:.2f} MiB; handler import + 3 events {result['seconds']:.2f} s")
+    for module in ("flask", "zappa", "api", "headwater"):
+        assert result["origins"][module].startswith(str(package)), module
+    assert result["origins"]["boto3"].startswith(str(runtime))
+    assert len(result["absent"]) == 7  # nothing else of this venv is importable there
+    health, prediction, bad = (result["responses"][name] for name in events)
+
+    assert health["statusCode"] == 200
+    assert json.loads(health["body"])["model"] == {"name": "flights_delay", "version": base_version}
+    assert prediction["statusCode"] == 200
+    body = json.loads(prediction["body"])
+    assert 0.0 < body["delay_probability"] < 1.0
+    assert body["model"]["version"] == base_version
+    assert bad["statusCode"] == 400
+    problems = json.loads(bad["body"])["error"]["problems"]
+    assert {p["field"] for p in problems} >= {"origin", "dest", "flight", "scheduled_departure"}
