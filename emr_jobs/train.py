@@ -145,7 +145,10 @@ def classification_metrics(scored: Any, score: str = "p") -> dict[str, float]:
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
     from pyspark.sql import functions as F
 
-    evaluator = BinaryClassificationEvaluator(rawPredictionCol=score, labelCol="label")
+    # numBins=0: the exact curves. The default down-sampling to 1,000 bins depends on how the
+    # scores are partitioned, so the same model scored twice would get two different AUCs and
+    # the gate would compare evaluation noise.
+    evaluator = BinaryClassificationEvaluator(rawPredictionCol=score, labelCol="label", numBins=0)
     p = F.least(F.greatest(F.col(score), F.lit(1e-15)), F.lit(1 - 1e-15))
     y = F.col("label")
     row = scored.agg(
@@ -302,7 +305,7 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
             raise LakeError(f"clean partition {part.key} is not published: run the pipeline first")
         paths.append(_spark_path(lake, CLEAN, "flights", part.key, manifest.file))
         inputs[f"{CLEAN}/flights/{part.key}"] = manifest.checksum
-    snapshot = latest_snapshot(lake, "planes")
+    snapshot = latest_snapshot(lake, "planes", as_of=args.end)
     if snapshot is None:
         raise LakeError("no planes snapshot in the lake: run the pipeline (it extracts it)")
     planes_manifest = lake.manifest(RAW, "planes", snapshot)

@@ -16,6 +16,8 @@ from headwater.usecases import get_usecase
 from luigi_tasks.pipeline import Backfill, PipelineTask
 
 log = get_logger("headwater.progress")
+# Gate metrics where the smaller value is the better model (losses).
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 
 
 class LakeObject(luigi.Target):
@@ -116,6 +118,7 @@ class PromoteModel(PipelineTask):
             production_metrics,
             metric=settings.model.gate_metric,
             margin=settings.model.gate_margin,
+            higher_is_better=settings.model.gate_metric not in LOWER_IS_BETTER,
         )
         with log_context(run_id=self.run_id, task=self.task_family, version=self.version):
             if decision.promote:

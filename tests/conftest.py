@@ -201,3 +201,110 @@ def postgres_url() -> Iterator[str]:
             [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- Spark in this process, and one trained model version ---------------------------------------
+# pyspark leaves the driver's end of each collect() socket to the garbage collector
+# (pyspark.rdd._create_local_socket returns the socket's file and drops the socket unclosed).
+# Under ``filterwarnings = error`` that ResourceWarning would fail whichever test collected, so
+# the fixture below ignores exactly that message, and so do the test modules that run Spark here
+# (``pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")``).
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The one local SparkSession of the test session: two cores, no UI, Arrow on, UTC."""
+    import sys
+
+    with pytest.MonkeyPatch.context() as patch:
+        # Python workers run this interpreter (the venv with pandas and pyarrow).
+        patch.setenv("PYSPARK_PYTHON", sys.executable)
+        from pyspark.sql import SparkSession
+
+        session = (
+            SparkSession.builder.master("local[2]")
+            .appName("headwater-tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        try:
+            yield session
+        finally:
+            session.stop()
+
+
+class TrainedModel:
+    """A model version trained in this process on a month-grain lake of the demo data."""
+
+    start, end, holdout_from = DEMO_FIRST, DEMO_LAST, date(2013, 3, 1)
+
+    def __init__(self, settings: Settings, version: str, summary: dict[str, Any]) -> None:
+        from headwater.pipeline import lake_for
+        from headwater.registry import Registry
+
+        self.settings = settings
+        self.lake = lake_for(settings)
+        self.version = version
+        self.summary = summary
+        self.registry = Registry(self.lake, settings.model.name)
+        self.directory = Path(self.lake.path("models", settings.model.name, version))
+
+    def read_json(self, name: str) -> Any:
+        """One JSON file of the version."""
+        import json
+
+        return json.loads((self.directory / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def trained_model(
+    spark: Any, demo_db: str, weather_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> TrainedModel:
+    """Extract, clean and snapshot the demo range month by month, then run the training job.
+
+    The job (``emr_jobs.train.train``) runs in this process on the session's Spark, holding out
+    March 2013: the model version the Spark tests read (pipelines, export, lookups, metrics).
+    """
+    import json
+    import tomllib
+    import warnings
+
+    from emr_jobs.train import parse_args, train
+    from headwater.partitions import partitions_between
+    from headwater.pipeline import clean_partition, extract_partition, extract_snapshot
+    from headwater.registry import new_version
+
+    root = tmp_path_factory.mktemp("trained")
+    stage = tomllib.loads(_stage_file(root, demo_db, weather_server.url, "month"))
+    settings = Settings.model_validate({**stage, "stage": "test"})
+    run_id = "fixture-train"
+    for part in partitions_between(DEMO_FIRST, DEMO_LAST, "month"):
+        extract_partition(settings, "flights", part, run_id)
+        extract_partition(settings, "weather", part, run_id)
+        clean_partition(settings, part, run_id)
+    extract_snapshot(settings, "planes", DEMO_LAST, run_id)
+    version = new_version(run_id=run_id)
+    args = parse_args(
+        [
+            "--lake", settings.lake.uri,
+            "--model-name", settings.model.name,
+            "--version", version,
+            "--start", TrainedModel.start.isoformat(),
+            "--end", TrainedModel.end.isoformat(),
+            "--grain", "month",
+            "--holdout-from", TrainedModel.holdout_from.isoformat(),
+            "--run-id", run_id,
+            "--code-version", "test-code",
+            "--config-json", json.dumps({"stage": "test", "fixture": "trained_model"}),
+            "--shuffle-partitions", "2",
+        ]
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "unclosed <socket.socket", ResourceWarning)
+        summary = train(spark, args)
+    return TrainedModel(settings, version, summary)

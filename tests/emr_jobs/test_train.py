@@ -1,0 +1,494 @@
+"""The training job's transforms on small hand-made frames, and what one real run writes.
+
+Every Spark test uses the session's one local SparkSession (``spark`` in tests/conftest.py);
+``trained_model`` is one run of ``emr_jobs.train.train`` on January to March 2013, in process.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import platform
+import random
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from emr_jobs.train import (
+    _default_holdout,
+    baselines,
+    calibration_table,
+    classification_metrics,
+    feature_stages,
+    parse_args,
+    regression_metrics,
+    roc_points,
+    split_by_time,
+    train,
+)
+from headwater.lake import LakeError
+from headwater.pipeline import CLEAN, RAW, latest_snapshot
+from headwater.usecases.flights.features import (
+    CATEGORICAL,
+    FEATURES,
+    NUMERIC,
+    WEATHER,
+    FeatureLookups,
+    features_frame,
+)
+from headwater.usecases.flights.training import build_lookups, feature_table
+
+# pyspark leaves collect() sockets to the garbage collector: see the note in tests/conftest.py.
+pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+HOLDOUT = date(2013, 3, 1)
+
+
+# --- split_by_time -----------------------------------------------------------------------------
+
+
+def test_split_by_time_never_mixes_dates_and_drops_cancelled_and_unlabelled(spark: Any) -> None:
+    # Given flights on both sides of the cutoff, some cancelled, some without a label
+    rows = [
+        ("a", date(2013, 2, 27), 1.0, False),
+        ("b", date(2013, 2, 28), 0.0, False),
+        ("c", date(2013, 2, 28), None, True),  # cancelled: no label
+        ("d", date(2013, 2, 28), None, False),  # not cancelled but unlabelled
+        ("e", date(2013, 3, 1), 0.0, False),  # the first holdout day
+        ("f", date(2013, 3, 1), 1.0, True),  # cancelled, even if labelled
+        ("g", date(2013, 3, 2), 1.0, False),
+        ("h", date(2013, 3, 3), None, True),
+    ]
+    frame = spark.createDataFrame(
+        rows, "id string, flight_date date, label double, cancelled boolean"
+    )
+
+    # When it is split at March 1st
+    train_df, holdout_df = split_by_time(frame, HOLDOUT)
+
+    # Then training has only earlier days, the holdout only later ones, both labelled
+    train_rows, holdout_rows = train_df.collect(), holdout_df.collect()
+    assert sorted(r.id for r in train_rows) == ["a", "b"]
+    assert sorted(r.id for r in holdout_rows) == ["e", "g"]
+    assert max(r.flight_date for r in train_rows) < min(r.flight_date for r in holdout_rows)
+
+
+def test_the_default_holdout_is_the_last_sixth_of_the_range() -> None:
+    assert _default_holdout(date(2013, 1, 1), date(2013, 3, 12)) == date(2013, 3, 1)
+    assert _default_holdout(date(2013, 1, 1), date(2013, 1, 3)) == date(2013, 1, 2)  # >= 1 day
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def scored(spark: Any, pairs: list[tuple[float, float]]) -> Any:
+    """A scored holdout: (probability of a delay, label) pairs."""
+    return spark.createDataFrame([(float(p), float(y)) for p, y in pairs], "p double, label double")
+
+
+SEPARABLE = [(0.9, 1), (0.2, 0), (0.6, 1), (0.4, 0)]
+
+
+def test_classification_metrics_of_a_perfectly_separable_holdout(spark: Any) -> None:
+    metrics = classification_metrics(scored(spark, SEPARABLE))
+
+    assert metrics["rows"] == 4
+    assert metrics["auc_roc"] == 1.0
+    assert metrics["auc_pr"] == 1.0
+    assert metrics["log_loss"] == pytest.approx(
+        (-math.log(0.9) - math.log(0.8) - math.log(0.6) - math.log(0.6)) / 4, abs=1e-12
+    )
+    assert metrics["brier"] == pytest.approx((0.01 + 0.04 + 0.16 + 0.16) / 4, abs=1e-12)
+    assert metrics["accuracy_at_0_5"] == 1.0
+    assert metrics["positive_rate"] == 0.5
+
+
+def test_auc_counts_the_pairs_ranked_right(spark: Any) -> None:
+    # Delays scored 0.8 and 0.4, on-time flights 0.6 and 0.2: 3 of the 4 pairs are ordered
+    metrics = classification_metrics(scored(spark, [(0.8, 1), (0.4, 1), (0.6, 0), (0.2, 0)]))
+
+    assert metrics["auc_roc"] == pytest.approx(0.75, abs=1e-12)
+    assert metrics["accuracy_at_0_5"] == 0.5  # 0.8 and 0.2 right, 0.4 and 0.6 wrong
+
+
+def exact_auc(pairs: list[tuple[float, float]]) -> float:
+    """AUC by definition: the share of (delayed, on-time) pairs ranked right, ties counting 1/2."""
+    positives = sorted(p for p, y in pairs if y == 1)
+    negatives = sorted(p for p, y in pairs if y == 0)
+    right = sum(
+        bisect.bisect_left(negatives, p)
+        + 0.5 * (bisect.bisect_right(negatives, p) - bisect.bisect_left(negatives, p))
+        for p in positives
+    )
+    return right / (len(positives) * len(negatives))
+
+
+def test_auc_is_exact_and_the_same_however_the_holdout_is_partitioned(spark: Any) -> None:
+    # Given a holdout larger than Spark's default 1,000 ROC bins, with many distinct scores
+    rng = random.Random(20130301)
+    pairs = []
+    for _ in range(5000):
+        y = float(rng.random() < 0.3)
+        pairs.append((round(min(1.0, max(0.0, rng.gauss(0.35 + 0.2 * y, 0.2))), 4), y))
+    frame = scored(spark, pairs)
+
+    # When it is evaluated as one partition and as several (two models scored the same holdout)
+    one = classification_metrics(frame.coalesce(1))
+    many = classification_metrics(frame.repartition(7))
+
+    # Then the AUC is the exact one both times, so a gate comparing two AUCs compares models,
+    # not the binning of the evaluation
+    assert one["auc_roc"] == pytest.approx(exact_auc(pairs), abs=1e-12)
+    assert many["auc_roc"] == pytest.approx(one["auc_roc"], abs=1e-12)
+    assert many["auc_pr"] == pytest.approx(one["auc_pr"], abs=1e-12)
+
+
+def test_log_loss_clips_certain_wrong_answers_instead_of_going_infinite(spark: Any) -> None:
+    metrics = classification_metrics(scored(spark, [(1.0, 0), (0.0, 1), (0.0, 0), (1.0, 1)]))
+
+    assert math.isfinite(metrics["log_loss"])
+    assert metrics["log_loss"] == pytest.approx(-2 * math.log(1e-15) / 4, rel=1e-3)
+    assert metrics["brier"] == 0.5
+
+
+def test_calibration_table_has_one_row_per_occupied_decile(spark: Any) -> None:
+    holdout = scored(spark, [(0.05, 0), (0.15, 0), (0.15, 1), (0.95, 1), (1.0, 1), (0.97, 0)])
+
+    table = calibration_table(holdout)
+
+    assert [row["bin"] for row in table] == [0, 1, 9]  # p = 1.0 belongs to the last decile
+    assert [row["count"] for row in table] == [1, 2, 3]
+    assert table[1]["mean_probability"] == pytest.approx(0.15)
+    assert table[1]["observed_rate"] == 0.5
+    assert table[2]["mean_probability"] == pytest.approx((0.95 + 1.0 + 0.97) / 3)
+    assert table[2]["observed_rate"] == pytest.approx(2 / 3)
+    assert set(table[0]) == {"bin", "count", "mean_probability", "observed_rate"}
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [SEPARABLE, [(0.8, 1), (0.4, 1), (0.6, 0), (0.2, 0), (1.0, 0), (0.0, 1), (0.5, 1)]],
+    ids=["separable", "mixed"],
+)
+def test_roc_points_run_monotonically_from_the_origin_to_the_top_right(
+    spark: Any, pairs: list[tuple[float, float]]
+) -> None:
+    points = roc_points(scored(spark, pairs), bins=50)
+
+    assert len(points) == 51
+    assert points[0] == (0.0, 0.0)
+    assert points[-1] == (1.0, 1.0)
+    for (fpr0, tpr0), (fpr1, tpr1) in zip(points, points[1:], strict=False):
+        assert fpr0 <= fpr1 and tpr0 <= tpr1
+    if pairs is SEPARABLE:
+        assert (0.0, 1.0) in points  # all delays found before the first false alarm
+
+
+def test_regression_metrics_by_hand(spark: Any) -> None:
+    frame = spark.createDataFrame(
+        [(10.0, 12.0), (0.0, -2.0), (30.0, 30.0)], "arr_delay double, prediction double"
+    )
+
+    metrics = regression_metrics(frame, "arr_delay")
+
+    assert metrics["rmse"] == pytest.approx(math.sqrt((4 + 4 + 0) / 3))
+    assert metrics["mae"] == pytest.approx(4 / 3)
+    mean = 40 / 3
+    total = (10 - mean) ** 2 + mean**2 + (30 - mean) ** 2
+    assert metrics["r2"] == pytest.approx(1 - 8 / total)
+
+
+def test_baselines_smooth_each_carrier_hour_towards_the_base_rate(spark: Any) -> None:
+    # Given training flights: AA at 08 delayed 3 times out of 4, UA at 17 never (base rate 1/2)
+    schema = "carrier string, dep_hour string, label double, arr_delay double"
+    train_df = spark.createDataFrame(
+        [
+            ("AA", "08", 1.0, 10.0),
+            ("AA", "08", 1.0, 20.0),
+            ("AA", "08", 0.0, None),
+            ("AA", "08", 1.0, 30.0),
+            ("UA", "17", 0.0, 0.0),
+            ("UA", "17", 0.0, 0.0),
+        ],
+        schema,
+    )
+    # and a holdout with an on-time AA 08 flight and a delayed flight in a cell never seen
+    holdout = spark.createDataFrame([("AA", "08", 0.0, 10.0), ("DL", "06", 1.0, None)], schema)
+
+    # When the baselines are evaluated
+    result = baselines(train_df, holdout, "arr_delay")
+
+    # Then the carrier-hour rate is (3 + 20 * 1/2) / (4 + 20); an unseen cell gets the base rate
+    cell = (3 + 20 * 0.5) / (4 + 20)
+    by_cell = result["carrier_hour_rate"]
+    assert by_cell["brier"] == pytest.approx((cell**2 + 0.5**2) / 2, abs=1e-12)
+    assert by_cell["log_loss"] == pytest.approx((-math.log(1 - cell) - math.log(0.5)) / 2)
+    assert by_cell["auc_roc"] == 0.0  # the on-time flight got the higher score
+    assert result["base_rate"]["brier"] == pytest.approx(0.25, abs=1e-12)
+    # and the arrival-delay baseline predicts the training mean, 60 / 5 = 12 minutes
+    assert result["mean_arrival_delay"] == {"rmse": pytest.approx(2.0), "mae": pytest.approx(2.0)}
+
+
+def test_feature_stages_keep_unseen_categories_and_missing_numbers() -> None:
+    stages = feature_stages(["carrier", "dest"], ["congestion"]).getStages()
+
+    indexer, encoder, assembler, scaler = stages
+    assert indexer.getHandleInvalid() == "keep"
+    assert indexer.getOutputCols() == ["carrier_idx", "dest_idx"]
+    assert (encoder.getHandleInvalid(), encoder.getDropLast()) == ("keep", True)
+    assert assembler.getInputCols() == ["carrier_ohe", "dest_ohe", "congestion"]
+    assert assembler.getHandleInvalid() == "keep"
+    assert (scaler.getWithMean(), scaler.getWithStd()) == (True, True)
+
+
+# --- lookups and the feature table -------------------------------------------------------------
+
+FLIGHT_SCHEMA = (
+    "origin string, dest string, distance double, flight_date date, month long, "
+    "sched_dep_hour long, " + ", ".join(f"{name} double" for name in WEATHER)
+)
+
+
+def flight(
+    origin: str,
+    dest: str,
+    distance: float,
+    day: date,
+    hour: int,
+    temp: float | None,
+    precip: float | None = 0.1,
+) -> tuple[Any, ...]:
+    """One clean-flight row for build_lookups (weather: temperature and precipitation vary)."""
+    weather = {name: 1.0 for name in WEATHER} | {"temp_f": temp, "precip_in": precip}
+    return (origin, dest, distance, day, day.month, hour, *(weather[n] for n in WEATHER))
+
+
+def test_build_lookups_keys_and_values_by_hand(spark: Any) -> None:
+    # Given a few training flights (Jan 7 and 14 are Mondays), one more scheduled in the holdout,
+    flights = spark.createDataFrame(
+        [
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, 30.0),
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, None),
+            flight("JFK", "BOS", 187.0, date(2013, 1, 8), 17, 20.0),
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 14), 8, 40.0),
+            flight("LGA", "ATL", 762.0, date(2013, 2, 1), 6, 50.0, precip=None),
+        ],
+        FLIGHT_SCHEMA,
+    )
+    schedule = flights.union(
+        spark.createDataFrame(
+            [flight("EWR", "SFO", 2565.0, date(2013, 3, 4), 8, 45.0)], FLIGHT_SCHEMA
+        )
+    )
+    # and planes, one without a build year, one without seats, one without a tail number
+    planes = spark.createDataFrame(
+        [
+            ("N1", 2003, 178, 2),
+            ("N4", 2008, 100, 2),
+            ("N5", 2000, 300, 4),
+            ("N2", None, 20, 1),
+            ("N3", None, None, 2),
+            (None, None, 50, 2),
+        ],
+        "tailnum string, year int, seats int, engines int",
+    )
+
+    # When the lookups are built
+    lookups = build_lookups(flights, planes, schedule=schedule)
+
+    # Then routes come from training flights only, keyed origin-dest
+    assert lookups.route_distance == {"EWR-LAX": 2454.0, "JFK-BOS": 187.0, "LGA-ATL": 762.0}
+    assert lookups.default_distance == 2454.0  # the median of the flights' distances
+    # aircraft with seats and engines, ages measured from the data's last year (2013)
+    assert lookups.aircraft == {
+        "N1": {"year": 2003.0, "seats": 178.0, "engines": 2.0},
+        "N4": {"year": 2008.0, "seats": 100.0, "engines": 2.0},
+        "N5": {"year": 2000.0, "seats": 300.0, "engines": 4.0},
+        "N2": {"year": None, "seats": 20.0, "engines": 1.0},
+    }
+    assert lookups.default_aircraft == {"plane_age": 10.0, "seats": 178.0, "engines": 2.0}
+    # weather averages per origin and month, skipping missing values, else the overall average
+    assert set(lookups.weather) == {"EWR-01", "JFK-01", "LGA-02"}
+    assert lookups.weather["EWR-01"]["temp_f"] == 35.0
+    assert lookups.weather["LGA-02"]["precip_in"] == pytest.approx(0.1)  # none in LGA-02
+    assert lookups.default_weather["temp_f"] == 35.0  # (30 + 20 + 40 + 50) / 4
+    # congestion per origin, day and hour from the whole schedule, holdout included
+    assert lookups.congestion == {
+        "EWR|2013-01-07|08": 2.0,
+        "JFK|2013-01-08|17": 1.0,
+        "EWR|2013-01-14|08": 1.0,
+        "LGA|2013-02-01|06": 1.0,
+        "EWR|2013-03-04|08": 1.0,
+    }
+    # typical congestion per origin, weekday (Monday = 0) and hour
+    assert lookups.typical_congestion == {
+        "EWR|0|08": pytest.approx((2 + 1 + 1) / 3),
+        "JFK|1|17": 1.0,
+        "LGA|4|06": 1.0,
+    }
+    assert lookups.default_congestion == pytest.approx(6 / 5)
+    assert FeatureLookups.from_dict(json.loads(json.dumps(lookups.to_dict()))) == lookups
+
+
+def test_feature_table_on_spark_equals_the_pandas_path_on_a_real_partition(
+    spark: Any, trained_model: Any
+) -> None:
+    # Given the clean March partition and the trained version's lookups
+    lake = trained_model.lake
+    manifest = lake.manifest(CLEAN, "flights", "month=2013-03")
+    flights = spark.read.parquet(
+        f"file://{lake.path(CLEAN, 'flights', 'month=2013-03', manifest.file)}"
+    )
+    lookups = FeatureLookups.from_dict(trained_model.read_json("lookups.json"))
+
+    # When the features are computed on Spark (Arrow batches on the executors)
+    table = feature_table(flights, lookups)
+
+    # Then the schema is the features, the date, the label as a double, the target, cancelled
+    types = {f.name: f.dataType.simpleString() for f in table.schema.fields}
+    assert list(types) == [*FEATURES, "flight_date", "label", "arr_delay", "cancelled"]
+    assert {types[n] for n in CATEGORICAL} == {"string"}
+    assert {types[n] for n in NUMERIC} == {"double"}
+    assert [types[n] for n in ("flight_date", "label", "arr_delay", "cancelled")] == [
+        "date", "double", "double", "boolean"
+    ]  # fmt: skip
+    # and the rows are exactly what the pandas path gives on the same flights
+    clean = lake.read(CLEAN, "flights", "month=2013-03")[0].to_pandas()
+    expected = features_frame(clean, lookups).assign(
+        flight_date=pd.to_datetime(clean["flight_date"]).dt.date,
+        label=clean["dep_delayed_15"].astype("float64"),
+        arr_delay=clean["arr_delay"],
+        cancelled=clean["cancelled"],
+    )
+    got = sorted(comparable(row.asDict().values()) for row in table.collect())
+    want = sorted(comparable(values) for values in expected.itertuples(index=False))
+    assert len(got) == manifest.rows
+    assert got == want
+    labels = [row[-3] for row in got]
+    assert sum(1 for v in labels if v == NO_VALUE) == clean["cancelled"].sum()
+
+
+NO_VALUE = float("-inf")
+
+
+def comparable(values: Any) -> tuple[Any, ...]:
+    """A row as a sortable tuple: missing numbers (None or NaN) become one sentinel."""
+    out = []
+    for value in values:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            value = NO_VALUE
+        elif hasattr(value, "item"):  # numpy scalars
+            value = value.item()
+        out.append(value)
+    return tuple(out)
+
+
+# --- a real run of the job ---------------------------------------------------------------------
+
+
+def test_the_version_holds_models_export_lookups_metrics_lineage_report_and_success(
+    trained_model: Any,
+) -> None:
+    directory = trained_model.directory
+
+    for name in ("classifier", "regressor"):
+        assert (directory / "spark" / name / "metadata").is_dir()
+        assert (directory / "spark" / name / "stages").is_dir()
+    names = {p.name for p in directory.iterdir()}
+    assert {"export.json", "lookups.json", "metrics.json", "lineage.json", "report.html"} <= names
+    assert "_SUCCESS" in names
+    assert trained_model.registry.is_complete(trained_model.version)
+    assert trained_model.registry.info(trained_model.version).status == "candidate"
+
+
+def labelled_rows(trained_model: Any) -> tuple[int, int]:
+    """Labelled, not cancelled flights before and from the holdout date, counted with pyarrow."""
+    lake = trained_model.lake
+    before = after = 0
+    for key in lake.partitions(CLEAN, "flights"):
+        table = lake.read(CLEAN, "flights", key)[0]
+        usable = table.filter(
+            pc.and_(pc.invert(table["cancelled"]), pc.is_valid(table["dep_delayed_15"]))
+        )
+        late = pc.greater_equal(usable["flight_date"], pa.scalar(HOLDOUT))
+        after += pc.sum(late).as_py() or 0
+        before += usable.num_rows - (pc.sum(late).as_py() or 0)
+    return before, after
+
+
+def test_metrics_report_the_holdout_the_baselines_and_the_calibration(trained_model: Any) -> None:
+    metrics = trained_model.read_json("metrics.json")
+    train_rows, holdout_rows = labelled_rows(trained_model)
+
+    assert (metrics["model"], metrics["version"]) == ("flights_delay", trained_model.version)
+    assert metrics["holdout_from"] == "2013-03-01"
+    holdout = metrics["holdout"]
+    assert 0.5 < holdout["auc_roc"] <= 1.0
+    assert holdout["rows"] == holdout_rows
+    assert metrics["train_rows"] == train_rows
+    assert 0.0 < holdout["positive_rate"] < 1.0
+    # the model is compared with naive baselines on the same holdout, and beats the constant one
+    assert set(metrics["baselines"]) == {"base_rate", "carrier_hour_rate", "mean_arrival_delay"}
+    assert metrics["baselines"]["base_rate"]["rows"] == holdout_rows
+    assert metrics["baselines"]["base_rate"]["auc_roc"] == pytest.approx(0.5)
+    # the model beats the naive baselines on this data: ranking and arrival-delay error
+    assert holdout["auc_roc"] > metrics["baselines"]["carrier_hour_rate"]["auc_roc"] > 0.5
+    assert 0 < metrics["regression"]["rmse"] < metrics["baselines"]["mean_arrival_delay"]["rmse"]
+    assert sum(row["count"] for row in metrics["calibration"]) == holdout_rows
+    assert all(0 <= row["bin"] <= 9 for row in metrics["calibration"])
+    assert metrics["threshold"] == 0.5
+    assert "production_on_holdout" not in metrics  # nothing was in production
+    parity = metrics["export_parity"]
+    assert parity["rows"] == min(2000, holdout_rows)
+    assert max(parity["max_abs_probability"], parity["max_abs_regression"]) <= 1e-9
+    assert trained_model.summary["auc_roc"] == holdout["auc_roc"]
+
+
+def test_lineage_names_every_input_by_checksum_and_the_versions_that_ran(
+    trained_model: Any, spark: Any
+) -> None:
+    import pyspark
+
+    lake = trained_model.lake
+    lineage = trained_model.read_json("lineage.json")
+
+    expected = {
+        f"clean/flights/{key}": lake.manifest(CLEAN, "flights", key).checksum
+        for key in ("month=2013-01", "month=2013-02", "month=2013-03")
+    }
+    snapshot = latest_snapshot(lake, "planes")
+    assert snapshot == "snapshot=2013-03-12"
+    expected[f"raw/planes/{snapshot}"] = lake.manifest(RAW, "planes", snapshot).checksum
+    assert lineage["inputs"] == expected
+    assert all(v.startswith("sha256:") for v in lineage["inputs"].values())
+    assert lineage["spark_version"] == spark.version
+    assert lineage["pyspark_version"] == pyspark.__version__
+    assert lineage["python_version"] == platform.python_version()
+    assert lineage["code_version"] == "test-code"
+    assert lineage["run_id"] == "fixture-train"
+    assert lineage["date_range"] == "2013-01-01..2013-03-12"
+    assert lineage["holdout_from"] == "2013-03-01"
+    assert lineage["config"] == {"stage": "test", "fixture": "trained_model"}
+
+
+def test_report_draws_the_roc_curve_and_the_calibration(trained_model: Any) -> None:
+    report = (trained_model.directory / "report.html").read_text(encoding="utf-8")
+    auc = trained_model.read_json("metrics.json")["holdout"]["auc_roc"]
+
+    assert report.startswith("<!doctype html>")
+    assert report.count("<svg") >= 2
+    assert f"ROC curve (AUC {auc:.3f})" in report
+    assert 'aria-label="Calibration"' in report
+    assert trained_model.version in report
+
+
+def test_training_without_published_inputs_says_what_is_missing(spark: Any, tmp_path: Any) -> None:
+    args = parse_args(["--lake", f"file://{tmp_path}/empty", "--version", "v-none",
+                       "--start", "2013-01-01", "--end", "2013-01-31"])  # fmt: skip
+
+    with pytest.raises(LakeError, match=r"clean partition month=2013-01 is not published"):
+        train(spark, args)
