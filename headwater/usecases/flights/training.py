@@ -75,7 +75,7 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
             if values[name] is None:
                 values[name] = default_weather[name]
 
-    hourly = schedule.groupBy("origin", "flight_date", "sched_dep_hour").count()
+    hourly = schedule.groupBy("origin", "flight_date", "sched_dep_hour").count().cache()
     congestion = {
         f"{r.origin}|{r.flight_date.isoformat()}|{r.sched_dep_hour:02d}": float(r["count"])
         for r in hourly.collect()
@@ -90,6 +90,7 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
         f"{r.origin}|{r.weekday}|{r.sched_dep_hour:02d}": float(r["mean"]) for r in typical_rows
     }
     default_congestion = float(hourly.agg(F.avg("count")).first()[0] or 0.0)
+    hourly.unpersist()
     return FeatureLookups(
         route_distance=route_distance,
         default_distance=default_distance,
