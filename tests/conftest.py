@@ -235,7 +235,27 @@ def spark() -> Iterator[Any]:
         try:
             yield session
         finally:
-            session.stop()
+            import gc
+            import warnings
+
+            from pyspark import SparkContext
+
+            with warnings.catch_warnings():
+                # pyspark leaves its own sockets and pipes to the garbage collector
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()  # release Java objects while the JVM still answers
+                session.stop()
+                # Close the gateway too: Java objects finalised at interpreter exit then
+                # skip the JVM instead of logging "Exception while sending command".
+                gateway = SparkContext._gateway
+                if gateway is not None:
+                    gateway.shutdown()
+                    if getattr(gateway, "proc", None) is not None:
+                        gateway.proc.stdin.close()
+                        gateway.proc.wait(timeout=30)
+                    SparkContext._gateway = None
+                    SparkContext._jvm = None
+                gc.collect()
 
 
 class TrainedModel:
