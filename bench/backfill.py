@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             args.start,
             "--end",
             args.end,
+            "--until",
+            "clean",
             "--workers",
             str(args.workers),
         ]

@@ -92,8 +92,13 @@ def make_scaled_lake(source_uri: str, target_uri: str, factor: int, seed: int = 
         frame = table.to_pandas()
         picks = rng.integers(0, len(frame), size=len(frame) * factor)
         out = frame.iloc[picks].reset_index(drop=True)
-        for name, sigma in (("temp_f", 2.0), ("humidity_pct", 3.0), ("wind_speed_mph", 1.5),
-                            ("pressure_hpa", 1.0), ("dew_point_f", 2.0)):
+        for name, sigma in (
+            ("temp_f", 2.0),
+            ("humidity_pct", 3.0),
+            ("wind_speed_mph", 1.5),
+            ("pressure_hpa", 1.0),
+            ("dew_point_f", 2.0),
+        ):
             out[name] = out[name] + rng.normal(0.0, sigma, len(out))
         jitter = rng.normal(0.0, 4.0, len(out))
         flown = ~out["cancelled"]
@@ -104,13 +109,15 @@ def make_scaled_lake(source_uri: str, target_uri: str, factor: int, seed: int = 
         import pyarrow as pa
 
         batch = pa.Table.from_pandas(out, schema=table.schema, preserve_index=False)
-        target.publish(CLEAN, "flights", key, [batch], schema=table.schema,
-                       source="bench", run_id="bench")
+        target.publish(
+            CLEAN, "flights", key, [batch], schema=table.schema, source="bench", run_id="bench"
+        )
         rows += len(out)
     snapshot = latest_snapshot(source, "planes")
     planes, _ = source.read(RAW, "planes", snapshot)
-    target.publish(RAW, "planes", snapshot, [planes], schema=planes.schema,
-                   source="bench", run_id="bench")
+    target.publish(
+        RAW, "planes", snapshot, [planes], schema=planes.schema, source="bench", run_id="bench"
+    )
     return rows
 
 
@@ -121,13 +128,31 @@ def submit(lake_uri: str, version: str, driver_memory: str) -> tuple[float, dict
 
     settings = load_settings("local", overrides={"training": {"driver_memory": driver_memory}})
     runner = LocalSparkRunner(settings)
-    args = ["--lake", lake_uri, "--model-name", "bench", "--version", version,
-            "--start", "2013-01-01",
-            "--end", "2013-12-31", "--holdout-from", "2013-11-01",
-            "--shuffle-partitions", str(settings.training.shuffle_partitions)]
+    args = [
+        "--lake",
+        lake_uri,
+        "--model-name",
+        "bench",
+        "--version",
+        version,
+        "--start",
+        "2013-01-01",
+        "--end",
+        "2013-12-31",
+        "--holdout-from",
+        "2013-11-01",
+        "--shuffle-partitions",
+        str(settings.training.shuffle_partitions),
+    ]
     started = time.perf_counter()
-    proc = subprocess.Popen(runner.command(args), env=runner.environment(), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        runner.command(args),
+        env=runner.environment(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     sampler = PeakMemory(proc.pid)
     sampler.start()
     out, _ = proc.communicate()
@@ -142,13 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the series and print one line per scale."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,3,10,30")
-    parser.add_argument("--source-lake", default=f"file://{ROOT}/var/lake",
-                        help="a lake holding the cleaned full year (make demo builds it)")
+    parser.add_argument(
+        "--source-lake",
+        default=f"file://{ROOT}/var/lake",
+        help="a lake holding the cleaned full year (make demo builds it)",
+    )
     parser.add_argument("--driver-memory", default="4g")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
-    print(f"{'scale':>5} {'rows':>11} {'train s':>8} {'rows/s':>9} {'JVM MiB':>8} "
-          f"{'py driver MiB':>13} {'py workers MiB':>14}", flush=True)
+    print(
+        f"{'scale':>5} {'rows':>11} {'train s':>8} {'rows/s':>9} {'JVM MiB':>8} "
+        f"{'py driver MiB':>13} {'py workers MiB':>14}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="headwater-train-bench-") as tmp:
         for factor in (int(s) for s in args.scales.split(",")):
             if factor == 1:
@@ -157,18 +188,26 @@ def main(argv: list[str] | None = None) -> int:
                 from headwater.pipeline import CLEAN
 
                 source = open_lake(lake_uri)
-                rows = sum(source.manifest(CLEAN, "flights", k).rows
-                           for k in source.partitions(CLEAN, "flights"))
+                rows = sum(
+                    source.manifest(CLEAN, "flights", k).rows
+                    for k in source.partitions(CLEAN, "flights")
+                )
             else:
                 lake_uri = f"file://{tmp}/x{factor}"
                 rows = make_scaled_lake(args.source_lake, lake_uri, factor)
-            wall, peaks = submit(lake_uri, f"bench-x{factor}-{int(time.time())}",
-                                 args.driver_memory)
-            print(f"{factor:>5} {rows:>11,} {wall:>8.1f} {rows / wall:>9,.0f} "
-                  f"{peaks['jvm']:>8.0f} {peaks['python driver']:>13.0f} "
-                  f"{peaks['python workers (sum)']:>14.0f}", flush=True)
-    print("targets: full year (scale 1) <= 60 s including Spark start-up; "
-          "time close to linear in rows; driver memory flat")
+            wall, peaks = submit(
+                lake_uri, f"bench-x{factor}-{int(time.time())}", args.driver_memory
+            )
+            print(
+                f"{factor:>5} {rows:>11,} {wall:>8.1f} {rows / wall:>9,.0f} "
+                f"{peaks['jvm']:>8.0f} {peaks['python driver']:>13.0f} "
+                f"{peaks['python workers (sum)']:>14.0f}",
+                flush=True,
+            )
+    print(
+        "targets: full year (scale 1) <= 60 s including Spark start-up; "
+        "time close to linear in rows; driver memory flat"
+    )
     return 0
 
 
