@@ -17,21 +17,14 @@ from typing import Any
 
 import pytest
 
+from headwater.usecases.flights.features import WEATHER
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
 ]
 
 TOLERANCE = 1e-9
-WEATHER = (
-    "temp_f",
-    "dew_point_f",
-    "humidity_pct",
-    "wind_speed_mph",
-    "precip_in",
-    "pressure_hpa",
-    "visibility_ft",
-)
 KEY = ("carrier", "origin", "dest", "flight_date", "dep_hour")
 
 

@@ -21,16 +21,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from headwater.usecases.flights.features import WEATHER
+
 HERE = Path(__file__).resolve().parent
-WEATHER = (
-    "temp_f",
-    "dew_point_f",
-    "humidity_pct",
-    "wind_speed_mph",
-    "precip_in",
-    "pressure_hpa",
-    "visibility_ft",
-)
 
 
 def main(argv: list[str] | None = None) -> int:
