@@ -36,15 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FLIGHT = {
-    "carrier": "UA",
-    "flight": 1545,
-    "origin": "EWR",
-    "dest": "IAH",
-    "scheduled_departure": "2013-11-04T17:15",
-    "tailnum": "N14228",
-    "weather": {"temp_f": 41.0, "wind_speed_mph": 12.7, "precip_in": 0.0},
-}
+from api.openapi import EXAMPLE_FLIGHT as FLIGHT  # noqa: E402  (the documented example)
+
 TARGETS = {"p50_ms": 0.5, "cold_s": 0.5, "rps": 1500.0, "ratio": 200.0}
 
 

@@ -31,8 +31,13 @@ _T0 = time.perf_counter()
 def progress(step: str, **fields: Any) -> None:
     """One progress line on stderr (the step log): elapsed seconds, step, figures."""
     extra = " ".join(f"{k}={v}" for k, v in fields.items())
-    print(f"[headwater-train {time.perf_counter() - _T0:7.1f}s] {step} {extra}".rstrip(),
-          file=sys.stderr, flush=True)
+    print(
+        f"[headwater-train {time.perf_counter() - _T0:7.1f}s] {step} {extra}".rstrip(),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 PARITY_TOLERANCE = 1e-9
 
 
@@ -45,10 +50,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start", type=date.fromisoformat, required=True)
     parser.add_argument("--end", type=date.fromisoformat, required=True)
     parser.add_argument("--grain", choices=["day", "month"], default="month")
-    parser.add_argument("--holdout-from", type=date.fromisoformat, default=None,
-                        help="first date of the holdout (default: the last sixth of the range)")
-    parser.add_argument("--production-version", default=None,
-                        help="evaluate this registered version on the same holdout")
+    parser.add_argument(
+        "--holdout-from",
+        type=date.fromisoformat,
+        default=None,
+        help="first date of the holdout (default: the last sixth of the range)",
+    )
+    parser.add_argument(
+        "--production-version",
+        default=None,
+        help="evaluate this registered version on the same holdout",
+    )
     parser.add_argument("--run-id", default="adhoc")
     parser.add_argument("--code-version", default="unknown")
     parser.add_argument("--config-json", default="{}", help="the run's configuration (lineage)")
@@ -104,18 +116,23 @@ def feature_stages(categorical: Sequence[str], numeric: Sequence[str]) -> Any:
 
     index = [f"{c}_idx" for c in categorical]
     onehot = [f"{c}_ohe" for c in categorical]
-    return Pipeline(stages=[
-        StringIndexer(inputCols=list(categorical), outputCols=index, handleInvalid="keep"),
-        OneHotEncoder(inputCols=index, outputCols=onehot, handleInvalid="keep", dropLast=True),
-        VectorAssembler(inputCols=onehot + list(numeric), outputCol="raw_features",
-                        handleInvalid="keep"),
-        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True,
-                       withStd=True),
-    ])
+    return Pipeline(
+        stages=[
+            StringIndexer(inputCols=list(categorical), outputCols=index, handleInvalid="keep"),
+            OneHotEncoder(inputCols=index, outputCols=onehot, handleInvalid="keep", dropLast=True),
+            VectorAssembler(
+                inputCols=onehot + list(numeric), outputCol="raw_features", handleInvalid="keep"
+            ),
+            StandardScaler(
+                inputCol="raw_features", outputCol="features", withMean=True, withStd=True
+            ),
+        ]
+    )
 
 
-def fit_models(train: Any, categorical: Sequence[str], numeric: Sequence[str],
-               reg_param: float, target: str) -> tuple[Any, Any]:
+def fit_models(
+    train: Any, categorical: Sequence[str], numeric: Sequence[str], reg_param: float, target: str
+) -> tuple[Any, Any]:
     """Fit the shared feature stages once, then both heads; return two PipelineModels.
 
     The classifier (logistic regression on the label) and the regressor (linear
@@ -131,12 +148,16 @@ def fit_models(train: Any, categorical: Sequence[str], numeric: Sequence[str],
     # Not cached here: each estimator then persists its own deserialised instances,
     # which its iterations read far faster than a cached DataFrame of vectors.
     vectors = features.transform(train).select("features", "label", target)
-    logistic = LogisticRegression(featuresCol="features", labelCol="label",
-                                  regParam=reg_param, maxIter=15).fit(vectors)
-    linear = LinearRegression(featuresCol="features", labelCol=target, regParam=reg_param,
-                              solver="normal").fit(vectors.where(F.col(target).isNotNull()))
-    return (PipelineModel(stages=[*features.stages, logistic]),
-            PipelineModel(stages=[*features.stages, linear]))
+    logistic = LogisticRegression(
+        featuresCol="features", labelCol="label", regParam=reg_param, maxIter=15
+    ).fit(vectors)
+    linear = LinearRegression(
+        featuresCol="features", labelCol=target, regParam=reg_param, solver="normal"
+    ).fit(vectors.where(F.col(target).isNotNull()))
+    return (
+        PipelineModel(stages=[*features.stages, logistic]),
+        PipelineModel(stages=[*features.stages, linear]),
+    )
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -176,8 +197,11 @@ def calibration_table(scored: Any, bins: int = 10) -> list[dict[str, float]]:
     bucket = F.least(F.floor(F.col("p") * bins), F.lit(bins - 1)).cast("int")
     rows = (
         scored.groupBy(bucket.alias("bin"))
-        .agg(F.count("*").alias("count"), F.avg("p").alias("mean_probability"),
-             F.avg("label").alias("observed_rate"))
+        .agg(
+            F.count("*").alias("count"),
+            F.avg("p").alias("mean_probability"),
+            F.avg("label").alias("observed_rate"),
+        )
         .orderBy("bin")
         .collect()
     )
@@ -189,9 +213,11 @@ def roc_points(scored: Any, bins: int = 200) -> list[tuple[float, float]]:
     from pyspark.sql import functions as F
 
     bucket = F.least(F.floor(F.col("p") * bins), F.lit(bins - 1)).cast("int")
-    rows = scored.groupBy(bucket.alias("b")).agg(
-        F.sum("label").alias("pos"), F.sum(1 - F.col("label")).alias("neg")
-    ).collect()
+    rows = (
+        scored.groupBy(bucket.alias("b"))
+        .agg(F.sum("label").alias("pos"), F.sum(1 - F.col("label")).alias("neg"))
+        .collect()
+    )
     counts = {r.b: (float(r.pos), float(r.neg)) for r in rows}
     total_pos = sum(c[0] for c in counts.values()) or 1.0
     total_neg = sum(c[1] for c in counts.values()) or 1.0
@@ -258,8 +284,11 @@ def check_parity(classifier: Any, regressor: Any, holdout: Any, export: dict) ->
 
     pipelines = load_pipelines(export)
     sample = holdout.limit(PARITY_SAMPLE_ROWS)
-    spark_cls = with_probability(classifier.transform(sample)).select(*FEATURES, "p",
-                                                                      "prediction").collect()
+    spark_cls = (
+        with_probability(classifier.transform(sample))
+        .select(*FEATURES, "p", "prediction")
+        .collect()
+    )
     spark_reg = regressor.transform(sample).select(*FEATURES, "prediction").collect()
     worst_p = worst_label = worst_reg = 0.0
     for row in spark_cls:
@@ -269,8 +298,12 @@ def check_parity(classifier: Any, regressor: Any, holdout: Any, export: dict) ->
     for row in spark_reg:
         out = pipelines["regressor"].transform(row.asDict())
         worst_reg = max(worst_reg, abs(out["prediction"] - row.prediction))
-    return {"rows": len(spark_cls), "max_abs_probability": worst_p,
-            "max_abs_decision": worst_label, "max_abs_regression": worst_reg}
+    return {
+        "rows": len(spark_cls),
+        "max_abs_probability": worst_p,
+        "max_abs_decision": worst_label,
+        "max_abs_regression": worst_reg,
+    }
 
 
 # -- the job ---------------------------------------------------------------------------------
@@ -319,8 +352,9 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     progress("inputs", partitions=len(paths), rows=flights.count())
 
     holdout_from = args.holdout_from or _default_holdout(args.start, args.end)
-    lookups = build_lookups(flights.where(F.col("flight_date") < F.lit(holdout_from)), planes,
-                            schedule=flights)
+    lookups = build_lookups(
+        flights.where(F.col("flight_date") < F.lit(holdout_from)), planes, schedule=flights
+    )
     progress("lookups", routes=len(lookups.route_distance), aircraft=len(lookups.aircraft))
     features = feature_table(flights, lookups).cache()
     train_df, holdout_df = split_by_time(features, holdout_from)
@@ -356,22 +390,37 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     version_dir = ("models", args.model_name, args.version)
     if args.production_version:
         try:
-            production = PipelineModel.load(_spark_path(
-                lake, "models", args.model_name, args.production_version, "spark", "classifier"))
+            production = PipelineModel.load(
+                _spark_path(
+                    lake, "models", args.model_name, args.production_version, "spark", "classifier"
+                )
+            )
             metrics["production_on_holdout"] = {
                 "version": args.production_version,
                 **classification_metrics(with_probability(production.transform(holdout_df))),
             }
         except Exception as exc:  # a model of another feature set cannot score this holdout
-            metrics["production_on_holdout"] = {"version": args.production_version,
-                                                "error": f"{type(exc).__name__}: {exc}"}
+            metrics["production_on_holdout"] = {
+                "version": args.production_version,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
 
     export = export_document(
-        {"classifier": export_pipeline(classifier, FEATURES),
-         "regressor": export_pipeline(regressor, FEATURES)},
-        {"model": args.model_name, "version": args.version, "label": LABEL, "target": TARGET,
-         "features": list(FEATURES), "categorical": list(CATEGORICAL), "numeric": list(NUMERIC),
-         "threshold": metrics["threshold"], "trained_at": datetime.now(UTC).isoformat()},
+        {
+            "classifier": export_pipeline(classifier, FEATURES),
+            "regressor": export_pipeline(regressor, FEATURES),
+        },
+        {
+            "model": args.model_name,
+            "version": args.version,
+            "label": LABEL,
+            "target": TARGET,
+            "features": list(FEATURES),
+            "categorical": list(CATEGORICAL),
+            "numeric": list(NUMERIC),
+            "threshold": metrics["threshold"],
+            "trained_at": datetime.now(UTC).isoformat(),
+        },
     )
     parity = check_parity(classifier, regressor, holdout_df, export)
     progress("export checked", **parity)
@@ -397,12 +446,19 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     }
     classifier.write().overwrite().save(_spark_path(lake, *version_dir, "spark", "classifier"))
     regressor.write().overwrite().save(_spark_path(lake, *version_dir, "spark", "regressor"))
-    for name, body in (("export.json", export), ("lookups.json", lookups.to_dict()),
-                       ("metrics.json", metrics), ("lineage.json", lineage)):
+    for name, body in (
+        ("export.json", export),
+        ("lookups.json", lookups.to_dict()),
+        ("metrics.json", metrics),
+        ("lineage.json", lineage),
+    ):
         lake.write_bytes(json.dumps(body, indent=1, default=str).encode(), *version_dir, name)
     report = render_report(
-        title=f"{args.model_name} {args.version}", metrics=metrics, roc_points=roc,
-        calibration=calibration, top_coefficients=top_coefficients(classifier, scored),
+        title=f"{args.model_name} {args.version}",
+        metrics=metrics,
+        roc_points=roc,
+        calibration=calibration,
+        top_coefficients=top_coefficients(classifier, scored),
         lineage=lineage,
     )
     lake.write_bytes(report.encode("utf-8"), *version_dir, "report.html")

@@ -206,8 +206,13 @@ def extract_snapshot(
     schema, batches = iter_table(engine, config.table, chunk_rows=config.chunk_rows)
     lake = lake or lake_for(settings)
     manifest = lake.publish(
-        RAW, source, snapshot_key(as_of), batches, schema=schema,
-        source=f"sql:{source}", run_id=run_id,
+        RAW,
+        source,
+        snapshot_key(as_of),
+        batches,
+        schema=schema,
+        source=f"sql:{source}",
+        run_id=run_id,
     )
     result = _result(lake, manifest, started)
     log.info("snapshot extracted", source=source, rows=result.rows, uri=result.uri)

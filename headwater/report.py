@@ -25,8 +25,7 @@ def _axes(title: str, xlabel: str, ylabel: str) -> list[str]:
         f'role="img" aria-label="{html.escape(title)}">',
         f'<text x="{WIDTH / 2}" y="16" text-anchor="middle" font-size="13">'
         f"{html.escape(title)}</text>",
-        f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" '
-        'stroke="#999"/>',
+        f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#999"/>',
         f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11">'
         f"{html.escape(xlabel)}</text>",
         f'<text x="12" y="{HEIGHT / 2}" font-size="11" transform="rotate(-90 12 {HEIGHT / 2})" '
@@ -35,10 +34,12 @@ def _axes(title: str, xlabel: str, ylabel: str) -> list[str]:
     for tick in (0.0, 0.5, 1.0):
         tx, _ = _xy(tick, 0)
         _, ty = _xy(0, tick)
-        parts.append(f'<text x="{tx}" y="{y0 + 14}" font-size="10" text-anchor="middle">'
-                     f"{tick:g}</text>")
-        parts.append(f'<text x="{x0 - 6}" y="{ty + 3}" font-size="10" text-anchor="end">'
-                     f"{tick:g}</text>")
+        parts.append(
+            f'<text x="{tx}" y="{y0 + 14}" font-size="10" text-anchor="middle">{tick:g}</text>'
+        )
+        parts.append(
+            f'<text x="{x0 - 6}" y="{ty + 3}" font-size="10" text-anchor="end">{tick:g}</text>'
+        )
     diag = f"{x0},{y0} {x1},{y1}"
     parts.append(f'<polyline points="{diag}" fill="none" stroke="#ccc" stroke-dasharray="4"/>')
     return parts
@@ -83,11 +84,14 @@ def coefficients_svg(weights: Sequence[tuple[str, float]]) -> str:
         length = abs(weight) / scale * 110
         x = mid if weight >= 0 else mid - length
         colour = "#d1242f" if weight > 0 else "#1f6feb"
-        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{length:.1f}" height="14" '
-                     f'fill="{colour}"/>')
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y}" width="{length:.1f}" height="14" fill="{colour}"/>'
+        )
         anchor, tx = ("end", mid - 4) if weight >= 0 else ("start", mid + 4)
-        parts.append(f'<text x="{tx}" y="{y + 11}" font-size="10" text-anchor="{anchor}">'
-                     f"{html.escape(name)} ({weight:+.3f})</text>")
+        parts.append(
+            f'<text x="{tx}" y="{y + 11}" font-size="10" text-anchor="{anchor}">'
+            f"{html.escape(name)} ({weight:+.3f})</text>"
+        )
     return "".join(parts) + "</svg>"
 
 
@@ -121,8 +125,12 @@ def render_report(
         f"<h3>{html.escape(name)}</h3>{_table(values)}" for name, values in baselines.items()
     )
     calibration_rows = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(row[k])}</td>" for k in
-                         ("bin", "count", "mean_probability", "observed_rate")) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{_fmt(row[k])}</td>"
+            for k in ("bin", "count", "mean_probability", "observed_rate")
+        )
+        + "</tr>"
         for row in calibration
     )
     lineage_rows = {k: v for k, v in lineage.items() if not isinstance(v, list | dict)}

@@ -144,9 +144,7 @@ def _stage(body: Mapping[str, Any]) -> Any:
     if kind == "StandardScaler":
         mean, std = body["mean"], body["std"]
         shift = tuple(mean if body["withMean"] else [0.0] * len(std))
-        factor = tuple(
-            (1.0 / s if s != 0.0 else 0.0) if body["withStd"] else 1.0 for s in std
-        )
+        factor = tuple((1.0 / s if s != 0.0 else 0.0) if body["withStd"] else 1.0 for s in std)
         return _Scaler(body["inputCol"], body["outputCol"], shift, factor)
     if kind in ("LogisticRegression", "LinearRegression"):
         return _Linear(

@@ -60,17 +60,28 @@ def train_arguments(
         "model": settings.model.model_dump(),
     }
     args = [
-        "--lake", lake_uri,
-        "--model-name", settings.model.name,
-        "--version", version,
-        "--start", start.isoformat(),
-        "--end", end.isoformat(),
-        "--grain", settings.partitioning.grain,
-        "--run-id", run_id,
-        "--code-version", code_version,
-        "--config-json", json.dumps(config, sort_keys=True),
-        "--shuffle-partitions", str(settings.training.shuffle_partitions),
-        "--reg-param", str(settings.training.reg_param),
+        "--lake",
+        lake_uri,
+        "--model-name",
+        settings.model.name,
+        "--version",
+        version,
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--grain",
+        settings.partitioning.grain,
+        "--run-id",
+        run_id,
+        "--code-version",
+        code_version,
+        "--config-json",
+        json.dumps(config, sort_keys=True),
+        "--shuffle-partitions",
+        str(settings.training.shuffle_partitions),
+        "--reg-param",
+        str(settings.training.reg_param),
     ]
     if settings.training.holdout_from:
         args += ["--holdout-from", settings.training.holdout_from]
@@ -95,8 +106,13 @@ def code_version(root: Path | None = None) -> str:
     """The git commit of the code being shipped (or 'unknown' outside a checkout)."""
     root = root or Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() or "unknown"
@@ -115,10 +131,19 @@ class LocalSparkRunner:
         submit = shutil.which("spark-submit", path=str(Path(sys.executable).parent))
         training = self.settings.training
         if submit:
-            return [submit, "--master", training.master, "--driver-memory",
-                    training.driver_memory, "--conf", "spark.ui.enabled=false",
-                    "--conf", f"spark.pyspark.python={sys.executable}",
-                    str(root / ENTRYPOINT), *args]
+            return [
+                submit,
+                "--master",
+                training.master,
+                "--driver-memory",
+                training.driver_memory,
+                "--conf",
+                "spark.ui.enabled=false",
+                "--conf",
+                f"spark.pyspark.python={sys.executable}",
+                str(root / ENTRYPOINT),
+                *args,
+            ]
         return [sys.executable, "-m", "emr_jobs.train", "--master", training.master, *args]
 
     @staticmethod
@@ -141,9 +166,14 @@ class LocalSparkRunner:
         command = self.command(args)
         log.info("training started", runner="local", log=str(log_file))
         with log_file.open("w", encoding="utf-8") as err:
-            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True,
-                                  env=self.environment(),
-                                  timeout=self.settings.training.timeout_seconds)
+            proc = subprocess.run(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=self.environment(),
+                timeout=self.settings.training.timeout_seconds,
+            )
         if proc.returncode != 0:
             raise TrainingFailed(
                 f"training job exited {proc.returncode}; log {log_file}; last lines:\n"
@@ -173,8 +203,7 @@ def bootstrap_script() -> bytes:
     """The bootstrap action that installs the job's Python dependencies on every node."""
     requirements = " ".join(f"'{r}'" for r in NODE_REQUIREMENTS)
     return (
-        "#!/bin/bash\nset -euo pipefail\n"
-        f"sudo python3 -m pip install --quiet {requirements}\n"
+        f"#!/bin/bash\nset -euo pipefail\nsudo python3 -m pip install --quiet {requirements}\n"
     ).encode()
 
 
@@ -203,8 +232,15 @@ class EmrTrainingRunner:
             },
             region=self.settings.aws.region,
         )
-        step = ["spark-submit", "--deploy-mode", "cluster", "--py-files", uris["headwater.zip"],
-                uris["train.py"], *args]
+        step = [
+            "spark-submit",
+            "--deploy-mode",
+            "cluster",
+            "--py-files",
+            uris["headwater.zip"],
+            uris["train.py"],
+            *args,
+        ]
         spec = self._aws.EmrJobSpec(
             name=f"headwater-train-{run_id}",
             release_label=emr.release_label,

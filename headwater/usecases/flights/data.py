@@ -54,7 +54,7 @@ class DemoDatabase:
     tables: dict[str, int]
 
 
-_FLIGHT_TYPES = {
+FLIGHT_TYPES = {
     "flight_date": sa.Date(),
     "year": sa.Integer(),
     "month": sa.Integer(),
@@ -84,7 +84,7 @@ def flights_for_database(flights: pd.DataFrame) -> pd.DataFrame:
     out = flights.assign(flight_date=date)
     for column in ("dep_time", "arr_time"):
         out[column] = out[column].astype("Int64")
-    return out[list(_FLIGHT_TYPES)]
+    return out[list(FLIGHT_TYPES)]
 
 
 def build_demo_database(
@@ -125,7 +125,7 @@ def build_demo_database(
                 day = flights["flight_date"]
                 keep = (day >= (first or date.min)) & (day <= (last or date.max))
                 flights = flights[keep]
-            flights.to_sql("flights", conn, index=False, dtype=_FLIGHT_TYPES, chunksize=50_000)
+            flights.to_sql("flights", conn, index=False, dtype=FLIGHT_TYPES, chunksize=50_000)
             conn.execute(sa.text("CREATE INDEX ix_flights_flight_date ON flights (flight_date)"))
             tables["flights"] = len(flights)
             for name in ("planes", "airports", "airlines"):

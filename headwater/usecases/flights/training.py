@@ -52,11 +52,15 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
         if r.tailnum and r.seats is not None and r.engines is not None
     }
     ref_year = flights.select(F.max(F.year("flight_date"))).first()[0] or 2013
-    ages = planes.where(F.col("year").isNotNull()).select(
-        F.percentile_approx(F.lit(ref_year) - F.col("year"), 0.5).alias("age"),
-        F.percentile_approx("seats", 0.5).alias("seats"),
-        F.percentile_approx("engines", 0.5).alias("engines"),
-    ).first()
+    ages = (
+        planes.where(F.col("year").isNotNull())
+        .select(
+            F.percentile_approx(F.lit(ref_year) - F.col("year"), 0.5).alias("age"),
+            F.percentile_approx("seats", 0.5).alias("seats"),
+            F.percentile_approx("engines", 0.5).alias("engines"),
+        )
+        .first()
+    )
     default_aircraft = {
         "plane_age": float(ages.age or 10),
         "seats": float(ages.seats or 150),

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from headwater.sources.sql import iter_partition
-from headwater.usecases.flights.data import _FLIGHT_TYPES, flights_for_database, read_flights
+from headwater.usecases.flights.data import FLIGHT_TYPES, flights_for_database, read_flights
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def pg_engine(postgres_url: str, demo_db: str):
     ]
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS flights"))
-        week.to_sql("flights", conn, index=False, dtype=_FLIGHT_TYPES)
+        week.to_sql("flights", conn, index=False, dtype=FLIGHT_TYPES)
     yield engine
     engine.dispose()
 
