@@ -24,6 +24,16 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from headwater.evaluation import (
+    EPSILON,
+    ScoreBin,
+    calibration_table,
+    constant_metrics,
+    exact_metrics,
+    roc_curve,
+    summary,
+)
+
 PARITY_SAMPLE_ROWS = 2000
 _T0 = time.perf_counter()
 
@@ -124,7 +134,7 @@ def feature_stages(categorical: Sequence[str], numeric: Sequence[str]) -> Any:
                 inputCols=onehot + list(numeric), outputCol="raw_features", handleInvalid="keep"
             ),
             StandardScaler(
-                inputCol="raw_features", outputCol="features", withMean=True, withStd=True
+                inputCol="raw_features", outputCol="features", withMean=False, withStd=True
             ),
         ]
     )
@@ -145,12 +155,14 @@ def fit_models(
     from pyspark.sql import functions as F
 
     features = feature_stages(categorical, numeric).fit(train)
+    progress("fitted feature stages")
     # Not cached here: each estimator then persists its own deserialised instances,
     # which its iterations read far faster than a cached DataFrame of vectors.
     vectors = features.transform(train).select("features", "label", target)
     logistic = LogisticRegression(
         featuresCol="features", labelCol="label", regParam=reg_param, maxIter=15
     ).fit(vectors)
+    progress("fitted classifier", iterations=logistic.summary.totalIterations)
     linear = LinearRegression(
         featuresCol="features", labelCol=target, regParam=reg_param, solver="normal"
     ).fit(vectors.where(F.col(target).isNotNull()))
@@ -161,72 +173,76 @@ def fit_models(
 
 
 # -- evaluation ------------------------------------------------------------------------------
-def classification_metrics(scored: Any, score: str = "p") -> dict[str, float]:
-    """AUC-ROC, AUC-PR, log loss, Brier score, accuracy and base rate of a scored holdout."""
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+#: Equal-width score bins of the holdout histogram (calibration, ROC plot, exact means).
+HISTOGRAM_BINS = 200
+#: At most this many distinct scores are collected for an exact baseline evaluation.
+MAX_EXACT_SCORES = 10_000
+
+
+def score_histogram(scored: Any, score: str = "p", bins: int = HISTOGRAM_BINS) -> list[ScoreBin]:
+    """Reduce a scored holdout to ``bins`` equal-width score bins, in one Spark job.
+
+    Each bin carries its count, positives and the sums of the score, the log loss, the
+    squared error and the correct decisions at 0.5, so the holdout's means are exact.
+    """
     from pyspark.sql import functions as F
 
+    s, y = F.col(score), F.col("label")
+    clipped = F.least(F.greatest(s, F.lit(EPSILON)), F.lit(1 - EPSILON))
+    bucket = F.least(F.floor(s * bins), F.lit(bins - 1)).cast("int")
+    rows = (
+        scored.groupBy(bucket.alias("b"))
+        .agg(
+            F.count("*").alias("n"),
+            F.sum(y).alias("pos"),
+            F.sum(s).alias("s"),
+            F.sum(-(y * F.log(clipped) + (1 - y) * F.log(1 - clipped))).alias("ll"),
+            F.sum((s - y) ** 2).alias("se"),
+            F.sum(((s > 0.5).cast("double") == y).cast("double")).alias("ok"),
+        )
+        .collect()
+    )
+    return [
+        ScoreBin((r.b + 0.5) / bins, float(r.n), float(r.pos), r.s, r.ll, r.se, r.ok) for r in rows
+    ]
+
+
+def exact_histogram(scored: Any, score: str = "p") -> list[ScoreBin]:
+    """One bin per distinct score: for baselines, whose scores take few values."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        scored.groupBy(F.col(score).alias("s"))
+        .agg(F.count("*").alias("n"), F.sum("label").alias("pos"))
+        .limit(MAX_EXACT_SCORES + 1)
+        .collect()
+    )
+    if len(rows) > MAX_EXACT_SCORES:
+        raise ValueError(f"more than {MAX_EXACT_SCORES} distinct scores: not a baseline")
+    return [ScoreBin.exact(float(r.s), float(r.n), float(r.pos)) for r in rows]
+
+
+def classification_metrics(
+    scored: Any, score: str = "p", histogram: Sequence[ScoreBin] | None = None
+) -> dict[str, float]:
+    """AUC-ROC, AUC-PR, log loss, Brier score, accuracy and base rate of a scored holdout.
+
+    The means come from the bounded histogram (computed here unless given); both AUCs
+    are Spark's exact ones.
+    """
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+
+    if histogram is None:
+        histogram = score_histogram(scored, score)
     # numBins=0: the exact curves. The default down-sampling to 1,000 bins depends on how the
     # scores are partitioned, so the same model scored twice would get two different AUCs and
     # the gate would compare evaluation noise.
     evaluator = BinaryClassificationEvaluator(rawPredictionCol=score, labelCol="label", numBins=0)
-    p = F.least(F.greatest(F.col(score), F.lit(1e-15)), F.lit(1 - 1e-15))
-    y = F.col("label")
-    row = scored.agg(
-        F.count("*").alias("n"),
-        F.avg(-(y * F.log(p) + (1 - y) * F.log(1 - p))).alias("log_loss"),
-        F.avg((F.col(score) - y) ** 2).alias("brier"),
-        F.avg(y).alias("positive_rate"),
-        F.avg(((F.col(score) > 0.5).cast("double") == y).cast("double")).alias("accuracy"),
-    ).first()
     return {
-        "rows": int(row.n),
+        **summary(histogram),
         "auc_roc": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderROC"}),
         "auc_pr": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderPR"}),
-        "log_loss": float(row.log_loss),
-        "brier": float(row.brier),
-        "accuracy_at_0_5": float(row.accuracy),
-        "positive_rate": float(row.positive_rate),
     }
-
-
-def calibration_table(scored: Any, bins: int = 10) -> list[dict[str, float]]:
-    """Mean predicted probability against the observed rate, per probability decile."""
-    from pyspark.sql import functions as F
-
-    bucket = F.least(F.floor(F.col("p") * bins), F.lit(bins - 1)).cast("int")
-    rows = (
-        scored.groupBy(bucket.alias("bin"))
-        .agg(
-            F.count("*").alias("count"),
-            F.avg("p").alias("mean_probability"),
-            F.avg("label").alias("observed_rate"),
-        )
-        .orderBy("bin")
-        .collect()
-    )
-    return [r.asDict() for r in rows]
-
-
-def roc_points(scored: Any, bins: int = 200) -> list[tuple[float, float]]:
-    """ROC curve points from a histogram of scores by class (bounded by ``bins``)."""
-    from pyspark.sql import functions as F
-
-    bucket = F.least(F.floor(F.col("p") * bins), F.lit(bins - 1)).cast("int")
-    rows = (
-        scored.groupBy(bucket.alias("b"))
-        .agg(F.sum("label").alias("pos"), F.sum(1 - F.col("label")).alias("neg"))
-        .collect()
-    )
-    counts = {r.b: (float(r.pos), float(r.neg)) for r in rows}
-    total_pos = sum(c[0] for c in counts.values()) or 1.0
-    total_neg = sum(c[1] for c in counts.values()) or 1.0
-    points, tp, fp = [(0.0, 0.0)], 0.0, 0.0
-    for b in range(bins - 1, -1, -1):
-        pos, neg = counts.get(b, (0.0, 0.0))
-        tp, fp = tp + pos, fp + neg
-        points.append((fp / total_neg, tp / total_pos))
-    return points
 
 
 def regression_metrics(scored: Any, label: str) -> dict[str, float]:
@@ -245,11 +261,23 @@ def regression_metrics(scored: Any, label: str) -> dict[str, float]:
 
 
 def baselines(train: Any, holdout: Any, target: str) -> dict[str, dict[str, float]]:
-    """Naive baselines on the same holdout: the base rate and the carrier-and-hour rate."""
+    """Naive baselines on the same holdout: the base rate and the carrier-and-hour rate.
+
+    Three small Spark jobs: the training means, the holdout totals, and the holdout's
+    histogram under the carrier-hour rates (at most one score per carrier-hour cell,
+    so its metrics are exact).
+    """
     from pyspark.sql import functions as F
 
-    base_rate = float(train.agg(F.avg("label")).first()[0])
-    constant = holdout.withColumn("p", F.lit(base_rate))
+    means = train.agg(F.avg("label").alias("rate"), F.avg(target).alias("delay")).first()
+    base_rate, mean_delay = float(means.rate), float(means.delay or 0.0)
+    err = F.col(target) - F.lit(mean_delay)
+    totals = holdout.agg(
+        F.count("*").alias("n"),
+        F.sum("label").alias("pos"),
+        F.sqrt(F.avg(err * err)).alias("rmse"),
+        F.avg(F.abs(err)).alias("mae"),
+    ).first()
     prior = 20.0  # smooth small carrier-hour cells towards the base rate
     cells = train.groupBy("carrier", "dep_hour").agg(
         ((F.sum("label") + prior * base_rate) / (F.count("*") + prior)).alias("cell_rate")
@@ -257,14 +285,10 @@ def baselines(train: Any, holdout: Any, target: str) -> dict[str, dict[str, floa
     by_cell = holdout.join(F.broadcast(cells), ["carrier", "dep_hour"], "left").withColumn(
         "p", F.coalesce(F.col("cell_rate"), F.lit(base_rate))
     )
-    mean_delay = float(train.agg(F.avg(target)).first()[0] or 0.0)
-    rows = holdout.where(F.col(target).isNotNull())
-    err = F.col(target) - F.lit(mean_delay)
-    reg = rows.agg(F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae")).first()
     return {
-        "base_rate": classification_metrics(constant),
-        "carrier_hour_rate": classification_metrics(by_cell),
-        "mean_arrival_delay": {"rmse": float(reg.rmse or 0.0), "mae": float(reg.mae or 0.0)},
+        "base_rate": constant_metrics(base_rate, float(totals.n), float(totals.pos)),
+        "carrier_hour_rate": exact_metrics(exact_histogram(by_cell)),
+        "mean_arrival_delay": {"rmse": float(totals.rmse or 0.0), "mae": float(totals.mae or 0.0)},
     }
 
 
@@ -369,9 +393,10 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     progress("fitted")
 
     scored = with_probability(classifier.transform(holdout_df)).cache()
-    holdout_metrics = classification_metrics(scored)
-    calibration = calibration_table(scored)
-    roc = roc_points(scored)
+    histogram = score_histogram(scored)
+    holdout_metrics = classification_metrics(scored, histogram=histogram)
+    calibration = calibration_table(histogram)
+    roc = roc_curve(histogram)
     regression = regression_metrics(
         regressor.transform(holdout_df.where(F.col(TARGET).isNotNull())), TARGET
     )

@@ -22,15 +22,16 @@ import pytest
 from emr_jobs.train import (
     _default_holdout,
     baselines,
-    calibration_table,
     classification_metrics,
+    exact_histogram,
     feature_stages,
     parse_args,
     regression_metrics,
-    roc_points,
+    score_histogram,
     split_by_time,
     train,
 )
+from headwater.evaluation import calibration_table, exact_metrics, roc_curve
 from headwater.lake import LakeError
 from headwater.pipeline import CLEAN, RAW, latest_snapshot
 from headwater.usecases.flights.features import (
@@ -155,10 +156,10 @@ def test_log_loss_clips_certain_wrong_answers_instead_of_going_infinite(spark: A
     assert metrics["brier"] == 0.5
 
 
-def test_calibration_table_has_one_row_per_occupied_decile(spark: Any) -> None:
+def test_calibration_from_the_histogram_has_one_row_per_occupied_decile(spark: Any) -> None:
     holdout = scored(spark, [(0.05, 0), (0.15, 0), (0.15, 1), (0.95, 1), (1.0, 1), (0.97, 0)])
 
-    table = calibration_table(holdout)
+    table = calibration_table(score_histogram(holdout))
 
     assert [row["bin"] for row in table] == [0, 1, 9]  # p = 1.0 belongs to the last decile
     assert [row["count"] for row in table] == [1, 2, 3]
@@ -169,6 +170,21 @@ def test_calibration_table_has_one_row_per_occupied_decile(spark: Any) -> None:
     assert set(table[0]) == {"bin", "count", "mean_probability", "observed_rate"}
 
 
+def test_the_histogram_is_bounded_and_carries_exact_holdout_means(spark: Any) -> None:
+    # Given 5,000 scores with many distinct values
+    rng = random.Random(7)
+    pairs = [(rng.random(), float(rng.random() < 0.3)) for _ in range(5000)]
+
+    # When the holdout is reduced to 20 bins
+    histogram = score_histogram(scored(spark, pairs), bins=20)
+
+    # Then at most 20 rows reach the driver, yet the means are those of every row
+    assert len(histogram) <= 20
+    assert sum(b.count for b in histogram) == 5000
+    brier = sum((p - y) ** 2 for p, y in pairs) / 5000
+    assert sum(b.squared_error_sum for b in histogram) / 5000 == pytest.approx(brier, rel=1e-12)
+
+
 @pytest.mark.parametrize(
     "pairs",
     [SEPARABLE, [(0.8, 1), (0.4, 1), (0.6, 0), (0.2, 0), (1.0, 0), (0.0, 1), (0.5, 1)]],
@@ -177,15 +193,44 @@ def test_calibration_table_has_one_row_per_occupied_decile(spark: Any) -> None:
 def test_roc_points_run_monotonically_from_the_origin_to_the_top_right(
     spark: Any, pairs: list[tuple[float, float]]
 ) -> None:
-    points = roc_points(scored(spark, pairs), bins=50)
+    points = roc_curve(score_histogram(scored(spark, pairs), bins=50))
 
-    assert len(points) == 51
     assert points[0] == (0.0, 0.0)
     assert points[-1] == (1.0, 1.0)
     for (fpr0, tpr0), (fpr1, tpr1) in zip(points, points[1:], strict=False):
         assert fpr0 <= fpr1 and tpr0 <= tpr1
     if pairs is SEPARABLE:
         assert (0.0, 1.0) in points  # all delays found before the first false alarm
+
+
+def test_exact_histogram_metrics_equal_sparks_exact_evaluator_on_tied_scores(spark: Any) -> None:
+    # Given a holdout whose scores take 30 values (a baseline's cells), with many ties
+    rng = random.Random(11)
+    pairs = []
+    for _ in range(3000):
+        y = float(rng.random() < 0.25)
+        pairs.append((rng.randrange(30) / 29 * 0.5 + 0.3 * y * rng.random(), y))
+    pairs = [(round(p, 2), y) for p, y in pairs]
+    frame = scored(spark, pairs)
+
+    # When it is evaluated from one bin per distinct score, and by Spark on every row
+    ours = exact_metrics(exact_histogram(frame))
+    sparks = classification_metrics(frame)
+
+    # Then both AUCs and every mean agree to rounding
+    assert ours["auc_roc"] == pytest.approx(exact_auc(pairs), abs=1e-12)
+    for name in ("auc_roc", "auc_pr", "log_loss", "brier", "accuracy_at_0_5", "positive_rate"):
+        assert ours[name] == pytest.approx(sparks[name], abs=1e-12), name
+
+
+def test_exact_histogram_refuses_a_continuous_score(spark: Any, monkeypatch: Any) -> None:
+    import emr_jobs.train as job
+
+    monkeypatch.setattr(job, "MAX_EXACT_SCORES", 10)
+    frame = scored(spark, [(i / 100, float(i % 2)) for i in range(50)])
+
+    with pytest.raises(ValueError, match="more than 10 distinct scores"):
+        exact_histogram(frame)
 
 
 def test_regression_metrics_by_hand(spark: Any) -> None:
@@ -242,7 +287,8 @@ def test_feature_stages_keep_unseen_categories_and_missing_numbers() -> None:
     assert (encoder.getHandleInvalid(), encoder.getDropLast()) == ("keep", True)
     assert assembler.getInputCols() == ["carrier_ohe", "dest_ohe", "congestion"]
     assert assembler.getHandleInvalid() == "keep"
-    assert (scaler.getWithMean(), scaler.getWithStd()) == (True, True)
+    # scaled, not centred: one-hot vectors stay sparse (both heads fit an intercept)
+    assert (scaler.getWithMean(), scaler.getWithStd()) == (False, True)
 
 
 # --- lookups and the feature table -------------------------------------------------------------
