@@ -77,6 +77,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--master", default=None, help="Spark master (spark-submit sets it)")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
     parser.add_argument("--reg-param", type=float, default=0.001)
+    parser.add_argument("--log-level", default="WARN", help="Spark's log level after start-up")
     parser.add_argument("--region", default=None)
     parser.add_argument("--endpoint-url", default=None)
     return parser.parse_args(argv)
@@ -90,13 +91,17 @@ def create_spark(args: argparse.Namespace) -> Any:
     builder = SparkSession.builder.appName(f"headwater-train-{args.version}")
     if args.master:
         builder = builder.master(args.master)
-    return (
+    spark = (
         builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(args.shuffle_partitions))
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
+    # Warnings and errors only: the tail of this log goes into failure notifications, where
+    # INFO lines about committed writes would crowd out the error.
+    spark.sparkContext.setLogLevel(args.log_level)
+    return spark
 
 
 # -- transforms: DataFrame -> DataFrame ------------------------------------------------------

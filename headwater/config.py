@@ -119,6 +119,7 @@ class TrainingConfig(_Section):
     runner: Literal["local", "emr"] = "local"
     master: str = "local[2]"
     driver_memory: str = "4g"
+    driver_java_options: str = "-XX:+UseParallelGC"  # throughput GC: faster on short batch jobs
     shuffle_partitions: Annotated[int, Field(ge=1)] = 8
     reg_param: Annotated[float, Field(ge=0)] = 0.001
     holdout_from: str | None = None  # ISO date; default: the last sixth of the range

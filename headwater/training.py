@@ -137,6 +137,11 @@ class LocalSparkRunner:
                 training.master,
                 "--driver-memory",
                 training.driver_memory,
+                *(
+                    ["--driver-java-options", training.driver_java_options]
+                    if training.driver_java_options
+                    else []
+                ),
                 "--conf",
                 "spark.ui.enabled=false",
                 "--conf",

@@ -383,6 +383,11 @@ def test_local_command_is_spark_submit_of_the_entrypoint(settings: Settings) -> 
     assert Path(command[0]).name == "spark-submit"
     assert command[command.index("--master") + 1] == settings.training.master
     assert f"spark.pyspark.python={sys.executable}" in command
+    assert command[command.index("--driver-java-options") + 1] == "-XX:+UseParallelGC"
+    no_options = settings.model_copy(
+        update={"training": settings.training.model_copy(update={"driver_java_options": ""})}
+    )
+    assert "--driver-java-options" not in LocalSparkRunner(no_options).command([])
     assert command[-3:] == [str(REPO / "emr_jobs" / "train.py"), "--version", "v1"]
 
 

@@ -7,6 +7,7 @@ collecting the lookups to the driver is safe on EMR.
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from headwater.usecases.flights.features import (
@@ -37,9 +38,16 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
     schedule = flights if schedule is None else schedule
     from pyspark.sql import functions as F
 
+    # Five small jobs, each bounded by a reference dimension; the medians and means of the
+    # collected tables are taken here rather than in more Spark jobs.
+    means = [F.avg(name).alias(name) for name in WEATHER]
+    overall = flights.agg(
+        F.percentile_approx("distance", 0.5).alias("distance"),
+        F.max(F.year("flight_date")).alias("year"),
+        *means,
+    ).first()
     routes = flights.groupBy("origin", "dest").agg(F.first("distance").alias("distance"))
     route_distance = {f"{r.origin}-{r.dest}": float(r.distance) for r in routes.collect()}
-    default_distance = float(flights.select(F.percentile_approx("distance", 0.5)).first()[0])
 
     plane_rows = planes.select("tailnum", "year", "seats", "engines").collect()
     aircraft = {
@@ -51,61 +59,55 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
         for r in plane_rows
         if r.tailnum and r.seats is not None and r.engines is not None
     }
-    ref_year = flights.select(F.max(F.year("flight_date"))).first()[0] or 2013
-    ages = (
-        planes.where(F.col("year").isNotNull())
-        .select(
-            F.percentile_approx(F.lit(ref_year) - F.col("year"), 0.5).alias("age"),
-            F.percentile_approx("seats", 0.5).alias("seats"),
-            F.percentile_approx("engines", 0.5).alias("engines"),
-        )
-        .first()
-    )
+    ref_year = overall.year or 2013
+    dated = [r for r in plane_rows if r.year is not None]
     default_aircraft = {
-        "plane_age": float(ages.age or 10),
-        "seats": float(ages.seats or 150),
-        "engines": float(ages.engines or 2),
+        "plane_age": _median([ref_year - r.year for r in dated], 10.0),
+        "seats": _median([r.seats for r in dated], 150.0),
+        "engines": _median([r.engines for r in dated], 2.0),
     }
 
-    means = [F.avg(name).alias(name) for name in WEATHER]
     weather = {
         f"{r.origin}-{r.month:02d}": {name: _finite(r[name]) for name in WEATHER}
         for r in flights.groupBy("origin", "month").agg(*means).collect()
     }
-    overall = flights.agg(*means).first()
     default_weather = {name: _finite(overall[name]) for name in WEATHER}
     for values in weather.values():
         for name in WEATHER:
             if values[name] is None:
                 values[name] = default_weather[name]
 
-    hourly = schedule.groupBy("origin", "flight_date", "sched_dep_hour").count().cache()
+    hourly = schedule.groupBy("origin", "flight_date", "sched_dep_hour").count().collect()
     congestion = {
         f"{r.origin}|{r.flight_date.isoformat()}|{r.sched_dep_hour:02d}": float(r["count"])
-        for r in hourly.collect()
+        for r in hourly
     }
-    typical_rows = (
-        hourly.withColumn("weekday", (F.dayofweek("flight_date") + 5) % 7)  # Monday = 0
-        .groupBy("origin", "weekday", "sched_dep_hour")
-        .agg(F.avg("count").alias("mean"))
-        .collect()
-    )
-    typical = {
-        f"{r.origin}|{r.weekday}|{r.sched_dep_hour:02d}": float(r["mean"]) for r in typical_rows
-    }
-    default_congestion = float(hourly.agg(F.avg("count")).first()[0] or 0.0)
-    hourly.unpersist()
+    cells: dict[str, list[float]] = {}
+    for r in hourly:
+        cell = cells.setdefault(
+            f"{r.origin}|{r.flight_date.weekday()}|{r.sched_dep_hour:02d}", [0.0, 0.0]
+        )
+        cell[0] += r["count"]
+        cell[1] += 1
+    typical = {key: total / n for key, (total, n) in cells.items()}
+    default_congestion = sum(r["count"] for r in hourly) / len(hourly) if hourly else 0.0
     return FeatureLookups(
         route_distance=route_distance,
-        default_distance=default_distance,
+        default_distance=float(overall.distance),
         aircraft=aircraft,
         default_aircraft=default_aircraft,
         weather=weather,
         default_weather={k: (v if v is not None else 0.0) for k, v in default_weather.items()},
         congestion=congestion,
         typical_congestion=typical,
-        default_congestion=default_congestion,
+        default_congestion=float(default_congestion),
     )
+
+
+def _median(values: list[Any], default: float) -> float:
+    """The lower median of the known values (as Spark's percentile_approx), else ``default``."""
+    known = [v for v in values if v is not None]
+    return float(statistics.median_low(known)) if known else default
 
 
 def _finite(value: Any) -> float | None:
