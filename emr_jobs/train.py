@@ -344,14 +344,40 @@ def _spark_path(lake: Any, *parts: str) -> str:
     return f"file://{lake.path(*parts)}" if lake.is_local else lake.uri_of(*parts)
 
 
+def read_inputs(
+    spark: Any, lake: Any, start: date, end: date, grain: str = "month"
+) -> tuple[Any, Any, dict[str, str]]:
+    """The clean flights of ``start..end`` and the planes snapshot as of ``end``.
+
+    Returns ``(flights, planes, inputs)``: two DataFrames, and the checksum of every
+    partition read (the lineage). Only published partitions are read, by manifest.
+    """
+    from headwater.lake import LakeError
+    from headwater.partitions import partitions_between
+    from headwater.pipeline import CLEAN, RAW, latest_snapshot
+
+    paths, inputs = [], {}
+    for part in partitions_between(start, end, grain):
+        manifest = lake.manifest(CLEAN, "flights", part.key)
+        if manifest is None:
+            raise LakeError(f"clean partition {part.key} is not published: run the pipeline first")
+        paths.append(_spark_path(lake, CLEAN, "flights", part.key, manifest.file))
+        inputs[f"{CLEAN}/flights/{part.key}"] = manifest.checksum
+    snapshot = latest_snapshot(lake, "planes", as_of=end)
+    if snapshot is None:
+        raise LakeError("no planes snapshot in the lake: run the pipeline (it extracts it)")
+    planes_manifest = lake.manifest(RAW, "planes", snapshot)
+    inputs[f"{RAW}/planes/{snapshot}"] = planes_manifest.checksum
+    planes = spark.read.parquet(_spark_path(lake, RAW, "planes", snapshot, planes_manifest.file))
+    return spark.read.parquet(*paths), planes, inputs
+
+
 def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole job; return a summary (version, headline metrics, timings)."""
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
-    from headwater.lake import LakeError, open_lake
-    from headwater.partitions import partitions_between
-    from headwater.pipeline import CLEAN, RAW, latest_snapshot
+    from headwater.lake import open_lake
     from headwater.report import render_report
     from headwater.spark_export import export_document, export_pipeline
     from headwater.usecases.flights.features import CATEGORICAL, FEATURES, NUMERIC
@@ -364,21 +390,9 @@ def train(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.perf_counter()
     lake = open_lake(args.lake, region=args.region, endpoint_url=args.endpoint_url)
-    paths, inputs = [], {}
-    for part in partitions_between(args.start, args.end, args.grain):
-        manifest = lake.manifest(CLEAN, "flights", part.key)
-        if manifest is None:
-            raise LakeError(f"clean partition {part.key} is not published: run the pipeline first")
-        paths.append(_spark_path(lake, CLEAN, "flights", part.key, manifest.file))
-        inputs[f"{CLEAN}/flights/{part.key}"] = manifest.checksum
-    snapshot = latest_snapshot(lake, "planes", as_of=args.end)
-    if snapshot is None:
-        raise LakeError("no planes snapshot in the lake: run the pipeline (it extracts it)")
-    planes_manifest = lake.manifest(RAW, "planes", snapshot)
-    inputs[f"{RAW}/planes/{snapshot}"] = planes_manifest.checksum
-    planes = spark.read.parquet(_spark_path(lake, RAW, "planes", snapshot, planes_manifest.file))
-    flights = spark.read.parquet(*paths).cache()
-    progress("inputs", partitions=len(paths), rows=flights.count())
+    flights, planes, inputs = read_inputs(spark, lake, args.start, args.end, args.grain)
+    flights = flights.cache()
+    progress("inputs", partitions=len(inputs) - 1, rows=flights.count())
 
     holdout_from = args.holdout_from or _default_holdout(args.start, args.end)
     lookups = build_lookups(
