@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from api.serving import ServingModel, load_serving_model
 from headwater.model_store import ModelStore, ProductionPointer
+from headwater.usecases.flights.serving import ServingModel, load_serving_model
 
 logger = logging.getLogger("api.model")
 

@@ -11,8 +11,14 @@ import html
 import json
 from typing import Any
 
-from api.validation import EXPECTED, MAX_YEAR, MIN_YEAR, OPTIONAL, REQUIRED
 from headwater.usecases.flights.features import WEATHER
+from headwater.usecases.flights.prediction_requests import (
+    EXPECTED,
+    MAX_YEAR,
+    MIN_YEAR,
+    OPTIONAL,
+    REQUIRED,
+)
 
 VERSION = "1.0.0"
 

@@ -9,7 +9,7 @@ from flask import current_app
 from api.config import ApiConfig
 from api.errors import ApiError
 from api.model_cache import ModelCache
-from api.serving import ServingModel
+from headwater.usecases.flights.serving import ServingModel
 
 EXTENSION = "headwater_api"
 

@@ -300,8 +300,8 @@ def naive_spark(lake: str, runs: int) -> dict[str, Any] | None:
     from pyspark.ml import PipelineModel
     from pyspark.sql import SparkSession
 
-    from api.validation import parse_flight
     from headwater.usecases.flights.features import FeatureLookups, features_record
+    from headwater.usecases.flights.prediction_requests import parse_flight
 
     started = time.perf_counter()
     spark = (

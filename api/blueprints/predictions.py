@@ -8,9 +8,14 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from api.errors import ApiError
-from api.serving import predict
 from api.state import api_state, serving_model
-from api.validation import MAX_PROBLEMS, BatchTooLarge, InvalidRequest, parse_request
+from headwater.usecases.flights.prediction_requests import (
+    MAX_PROBLEMS,
+    BatchTooLarge,
+    InvalidRequest,
+    parse_request,
+)
+from headwater.usecases.flights.serving import predict
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from api.model_cache import ModelCache
-from api.serving import ServingModel, load_serving_model
 from headwater.model_store import ModelStore, ProductionPointer
+from headwater.usecases.flights.serving import ServingModel, load_serving_model
 
 NEW = "20261201T000000Z-second"
 

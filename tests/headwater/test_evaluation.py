@@ -142,3 +142,15 @@ def test_exact_metrics_names_every_metric() -> None:
         "accuracy_at_0_5",
         "positive_rate",
     }
+
+
+def test_a_holdout_of_one_class_gets_sparks_degenerate_values_not_nan() -> None:
+    # Spark's conventions: a rate whose total is zero is 0 (recall, FPR), precision 1
+    only_delays = bins_of([(0.9, 1), (0.2, 1)])
+    only_on_time = bins_of([(0.9, 0), (0.2, 0)])
+
+    assert auc_roc(only_delays) == 1.0
+    assert auc_pr(only_delays) == 1.0
+    assert auc_roc(only_on_time) == 0.0
+    assert auc_pr(only_on_time) == 0.0
+    assert summary(only_on_time)["positive_rate"] == 0.0

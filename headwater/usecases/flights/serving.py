@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from api.validation import Flight
 from headwater.model_store import ModelStore, ModelStoreError, ProductionPointer
 from headwater.scoring import ExportError, PortablePipeline, load_pipelines
 from headwater.usecases.flights.features import (
@@ -25,6 +24,7 @@ from headwater.usecases.flights.features import (
     FeatureLookups,
     features_record,
 )
+from headwater.usecases.flights.prediction_requests import Flight
 
 EXPORT, LOOKUPS, METRICS, LINEAGE = "export.json", "lookups.json", "metrics.json", "lineage.json"
 
