@@ -38,16 +38,24 @@ def _settings(stage: str | None):
         raise typer.Exit(2) from None
 
 
-def _date(value: str) -> date:
+def _date(value: str, timezone: str = "UTC") -> date:
+    """A date option: ISO, or relative to today in ``timezone`` (today, yesterday, today-N)."""
+    from zoneinfo import ZoneInfo
+
+    from headwater.partitions import resolve_date
+
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        return resolve_date(value, datetime.now(ZoneInfo(timezone)).date())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()
 def run(
-    start: Annotated[str, typer.Option(help="First date of the range (YYYY-MM-DD).")],
+    start: Annotated[
+        str,
+        typer.Option(help="First date: YYYY-MM-DD, today, yesterday or today-N (N days ago)."),
+    ],
     end: Annotated[
         str | None, typer.Option(help="Last date, inclusive (default: the start date).")
     ] = None,
@@ -70,11 +78,11 @@ def run(
 
     if until not in ("extract", "clean", "model"):
         raise typer.BadParameter("--until must be 'extract', 'clean' or 'model'")
-    first = _date(start)
-    last = _date(end) if end else first
+    settings = _settings(stage)
+    first = _date(start, settings.partitioning.timezone)
+    last = _date(end, settings.partitioning.timezone) if end else first
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}")
-    settings = _settings(stage)
     run_id = run_id or new_run_id()
     log_file = Path(settings.run.log_dir) / f"{run_id}.log"
     configure_logging(log_file=log_file, console_format="text", console_level="INFO")

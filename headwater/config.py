@@ -36,6 +36,8 @@ class LakeConfig(_Section):
 class PartitioningConfig(_Section):
     grain: Literal["day", "month"] = "month"
     timezone: str = "UTC"
+    # A partition published less than this long after its period ended is re-run.
+    settle_hours: Annotated[int, Field(ge=0)] = 0
 
 
 class SqlSourceConfig(_Section):

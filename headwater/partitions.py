@@ -76,3 +76,40 @@ def partitions_between(first: date, last: date, grain: Grain) -> list[Partition]
         out.append(part)
         part = partition_of(part.end, grain)
     return out
+
+
+def is_settled(
+    partition: Partition, published_at: datetime, timezone: str, settle: timedelta = timedelta(0)
+) -> bool:
+    """True when a partition was published after its period ended (plus ``settle``).
+
+    A partition published while its period was still running (this month's, at month
+    grain) holds the days so far only: it is not complete, and the next run replaces it
+    whole. ``settle`` leaves time for late data (an archive that lags by hours or days).
+    """
+    if published_at.tzinfo is None:
+        raise ValueError("published_at must be timezone-aware")
+    return published_at >= partition.utc_bounds(timezone)[1] + settle
+
+
+def resolve_date(value: str, today: date) -> date:
+    """A run date: ``YYYY-MM-DD``, ``today``, ``yesterday`` or ``today-N`` (N days before).
+
+    The relative forms let a schedule say "the trailing year up to yesterday" once,
+    e.g. ``--start today-365 --end yesterday``.
+    """
+    text = value.strip().lower()
+    if text == "today":
+        return today
+    if text == "yesterday":
+        return today - timedelta(days=1)
+    if text.startswith("today-"):
+        days = text.removeprefix("today-")
+        if days.isdigit():
+            return today - timedelta(days=int(days))
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a date: expected YYYY-MM-DD, today, yesterday or today-N"
+        ) from None

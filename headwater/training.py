@@ -212,6 +212,11 @@ def bootstrap_script() -> bytes:
     ).encode()
 
 
+def cluster_name(stage: str, run_id: str) -> str:
+    """The name of a run's training cluster; the stage's failure alert matches its prefix."""
+    return f"headwater-{stage}-train-{run_id}"
+
+
 class EmrTrainingRunner:
     """A transient EMR cluster per run: code shipped to S3, one step, self-terminating."""
 
@@ -247,7 +252,7 @@ class EmrTrainingRunner:
             *args,
         ]
         spec = self._aws.EmrJobSpec(
-            name=f"headwater-train-{run_id}",
+            name=cluster_name(self.settings.stage, run_id),
             release_label=emr.release_label,
             log_uri=emr.log_uri,
             service_role=emr.service_role,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,8 @@ import luigi
 
 from headwater.config import Settings, load_settings
 from headwater.executors import create_executor
-from headwater.lake import MANIFEST
 from headwater.logs import get_logger, log_context
-from headwater.partitions import Partition, parse_partition, partitions_between
+from headwater.partitions import Partition, is_settled, parse_partition, partitions_between
 from headwater.pipeline import CLEAN, RAW, lake_for
 from headwater.usecases import get_usecase
 
@@ -31,9 +31,21 @@ class LakeTarget(luigi.Target):
         self.partition = partition
 
     def exists(self) -> bool:
-        """True when the partition's manifest is published."""
-        lake = lake_for(load_settings())
-        return lake.exists(self.zone, self.dataset, self.partition.key, MANIFEST)
+        """True when the partition is published and was published after its period ended.
+
+        This month's partition, published today, holds the days so far: the next run
+        replaces it whole, until a run after the month's end (plus the settle time).
+        """
+        settings = load_settings()
+        manifest = lake_for(settings).manifest(self.zone, self.dataset, self.partition.key)
+        if manifest is None:
+            return False
+        return is_settled(
+            self.partition,
+            datetime.fromisoformat(manifest.created_at),
+            settings.partitioning.timezone,
+            timedelta(hours=settings.partitioning.settle_hours),
+        )
 
 
 def record_path(state_dir: str, run_id: str, kind: str, task_id: str) -> Path:

@@ -76,9 +76,10 @@ def test_help_lists_the_commands_and_options(args: list[str], expected: list[str
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--start", "2013-13-01"], "'2013-13-01' is not a date (YYYY-MM-DD)"),
-        (["--start", "2013-01-01", "--end", "Jan 4"], "'Jan 4' is not a date (YYYY-MM-DD)"),
+        (["--start", "2013-13-01"], "'2013-13-01' is not a date: expected YYYY-MM-DD, today"),
+        (["--start", "2013-01-01", "--end", "Jan 4"], "'Jan 4' is not a date: expected"),
         (["--start", "2013-01-05", "--end", "2013-01-04"], "--end 2013-01-04 is before --start"),
+        (["--start", "today-3", "--end", "today-5"], "is before --start"),
         (
             ["--start", "2013-01-01", "--until", "train"],
             "--until must be 'extract', 'clean' or 'model'",
@@ -86,7 +87,15 @@ def test_help_lists_the_commands_and_options(args: list[str], expected: list[str
         (["--start", "2013-01-01", "--workers", "0"], "Invalid value for '--workers'"),
         ([], "Missing option '--start'"),
     ],
-    ids=["bad-start", "bad-end", "end-before-start", "bad-until", "no-workers", "no-start"],
+    ids=[
+        "bad-start",
+        "bad-end",
+        "end-before-start",
+        "relative-end-before-start",
+        "bad-until",
+        "no-workers",
+        "no-start",
+    ],
 )
 def test_run_rejects_bad_arguments_before_running_anything(
     make_settings: Callable[..., Settings], tmp_path: Path, args: list[str], message: str

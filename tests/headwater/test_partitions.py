@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from headwater.partitions import Partition, parse_partition, partition_of, partitions_between
+from headwater.partitions import (
+    Partition,
+    is_settled,
+    parse_partition,
+    partition_of,
+    partitions_between,
+    resolve_date,
+)
 
 NEW_YORK = "America/New_York"
 D = date
@@ -166,3 +173,44 @@ def test_utc_bounds_in_utc_are_the_dates_themselves() -> None:
 def test_partitions_sort_by_start() -> None:
     later, earlier = partition_of(date(2013, 2, 1), "day"), partition_of(date(2013, 1, 1), "day")
     assert sorted([later, earlier]) == [earlier, later]
+
+
+# --- is_settled / resolve_date -----------------------------------------------------------------
+
+
+def test_a_partition_is_settled_only_once_published_after_its_period_ended() -> None:
+    # January 2013 in New York ends at 2013-02-01 05:00 UTC
+    january = parse_partition("2013-01", "month")
+    end = datetime(2013, 2, 1, 5, tzinfo=UTC)
+
+    assert not is_settled(january, end - timedelta(seconds=1), "America/New_York")
+    assert is_settled(january, end, "America/New_York")
+    # with late data expected, a day more
+    assert not is_settled(january, end + timedelta(hours=23), "America/New_York", timedelta(days=1))
+    assert is_settled(january, end + timedelta(days=1), "America/New_York", timedelta(days=1))
+
+
+def test_is_settled_refuses_a_naive_publication_time() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        is_settled(parse_partition("2013-01-01", "day"), datetime(2013, 1, 2), "UTC")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2013-01-31", date(2013, 1, 31)),
+        ("today", date(2026, 3, 1)),
+        ("Yesterday", date(2026, 2, 28)),
+        ("today-0", date(2026, 3, 1)),
+        ("today-365", date(2025, 3, 1)),
+        (" 2013-01-31 ", date(2013, 1, 31)),
+    ],
+)
+def test_resolve_date_absolute_and_relative(value: str, expected: date) -> None:
+    assert resolve_date(value, today=date(2026, 3, 1)) == expected
+
+
+@pytest.mark.parametrize("value", ["2013-13-01", "today+1", "today-", "today-x", "Jan 4", ""])
+def test_resolve_date_names_the_accepted_forms(value: str) -> None:
+    with pytest.raises(ValueError, match="expected YYYY-MM-DD, today, yesterday or today-N"):
+        resolve_date(value, today=date(2026, 3, 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +12,7 @@ import pytest
 
 from headwater.config import Settings
 from headwater.lake import MANIFEST
-from headwater.partitions import parse_partition
+from headwater.partitions import parse_partition, partition_of
 from headwater.pipeline import CLEAN, RAW, lake_for
 from luigi_tasks.pipeline import (
     WEATHER_RESOURCE,
@@ -118,6 +118,35 @@ def test_a_data_file_without_a_manifest_is_not_a_published_partition(settings: S
 
     assert target.exists()
     assert MANIFEST in lake.list_dir(RAW, "flights", "date=2013-01-05")
+
+
+def test_a_partition_published_before_its_period_ended_is_run_again(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Given month partitions: this month's (published today, while the month runs) and an old one
+    settings = make_settings(grain="month")
+    this_month = partition_of(datetime.now(UTC).date() + timedelta(days=2), "month")
+    publish_rows(settings, CLEAN, "flights", this_month.label)
+    publish_rows(settings, CLEAN, "flights", "2013-01")
+
+    # Then this month's is not complete (the next run replaces it whole), the old one is
+    assert not CleanPartition(partition=this_month.label).complete()
+    assert CleanPartition(partition="2013-01").complete()
+
+
+def test_settle_hours_hold_a_recent_partition_open_for_late_data(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Given a month that ended weeks ago in any time zone, published now, and a stage
+    # expecting data 400 days late
+    settings = make_settings(grain="month", partitioning__settle_hours=24 * 400)
+    last_month = partition_of(datetime.now(UTC).date() - timedelta(days=35), "month")
+    publish_rows(settings, CLEAN, "flights", last_month.label)
+
+    # Then it is re-run until then; with no settle time it is done
+    assert not CleanPartition(partition=last_month.label).complete()
+    make_settings(grain="month", partitioning__settle_hours=0)
+    assert CleanPartition(partition=last_month.label).complete()
 
 
 def test_month_grain_targets_month_partitions(make_settings: Callable[..., Settings]) -> None:

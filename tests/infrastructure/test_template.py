@@ -1,0 +1,272 @@
+"""The CloudFormation template: valid, deployable (moto), and in step with the code and config.
+
+The stack is created in moto's CloudFormation; resources moto cannot create (alarms,
+the e-mail subscription, the topic policy) are checked on the template as parsed by
+cfn-lint's decoder. Failure alerts are checked by matching sample events against the
+deployed rules' patterns with moto's EventBridge matcher.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import date
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cfnlint.api import lint_all
+from cfnlint.decode import decode_str
+from moto import mock_aws
+from moto.events.models import EventPattern
+
+from headwater.config import load_settings
+from headwater.partitions import resolve_date
+from headwater.training import cluster_name
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "infrastructure" / "headwater.yaml"
+REGION = "us-east-1"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/headwater"
+
+# moto creates what it supports and warns about the rest (checked on the template below)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Tried to parse AWS.+not supported by moto:UserWarning"
+)
+
+
+def template() -> dict[str, Any]:
+    body, problems = decode_str(TEMPLATE.read_text())
+    assert not problems
+    return body
+
+
+def test_the_template_passes_cfn_lint() -> None:
+    findings = lint_all(TEMPLATE.read_text())
+
+    # errors, warnings and the informational checks we act on (retention of stateful resources)
+    relevant = [f for f in findings if f.rule.severity != "informational" or f.rule.id == "I3011"]
+    assert [str(f) for f in relevant] == []
+
+
+@pytest.fixture(scope="module")
+def stack() -> Any:
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="scheduler", Description="egress", VpcId=vpc)
+        cfn = boto3.client("cloudformation", region_name=REGION)
+        parameters = {
+            "Stage": "prod",
+            "FunctionImageUri": f"{IMAGE}-functions:1",
+            "SchedulerImageUri": f"{IMAGE}-scheduler:1",
+            "SchedulerSubnetIds": subnet,
+            "SchedulerSecurityGroupIds": group["GroupId"],
+            "AlertEmail": "ops@example.com",
+        }
+        cfn.create_stack(
+            StackName="headwater-prod",
+            TemplateBody=TEMPLATE.read_text(),
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        )
+        yield cfn.describe_stacks(StackName="headwater-prod")["Stacks"][0]
+
+
+def outputs(stack: Any) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def test_the_stack_creates_and_its_outputs_are_what_config_prod_names(stack: Any) -> None:
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    out = outputs(stack)
+    prod = load_settings("prod")
+
+    assert out["LakeUri"] == prod.lake.uri
+    assert out["ExtractFunctionName"] == prod.executor.extract_function
+    assert out["CleanFunctionName"] == prod.executor.clean_function
+    assert out["ArtifactsUri"] == prod.training.emr.artifacts_uri
+    assert out["EmrLogUri"] == prod.training.emr.log_uri
+    assert out["EmrServiceRoleName"] == prod.training.emr.service_role
+    assert out["EmrInstanceProfileName"] == prod.training.emr.job_flow_role
+    # the topic's account differs per deployment (the task gets the real ARN in its env)
+    assert out["RunsTopicArn"].rsplit(":", 1)[1] == prod.notify.topic_arn.rsplit(":", 1)[1]
+
+
+def test_zappa_deploys_into_the_stages_artifacts_bucket_and_reads_its_lake(stack: Any) -> None:
+    zappa = json.loads((REPO / "zappa_settings.json").read_text())["prod"]
+    out = outputs(stack)
+
+    assert f"s3://{zappa['s3_bucket']}/runs/" == out["ArtifactsUri"]
+    assert zappa["environment_variables"]["HEADWATER_LAKE__URI"] == out["LakeUri"]
+
+
+def test_the_lake_bucket_is_versioned_retained_encrypted_and_private(stack: Any) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket = outputs(stack)["LakeUri"].removeprefix("s3://")
+    lake = template()["Resources"]["LakeBucket"]
+
+    # moto's CloudFormation does not apply versioning: checked on the template
+    assert lake["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert lake["DeletionPolicy"] == lake["UpdateReplacePolicy"] == "Retain"
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = lake["Properties"]["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+
+
+def test_functions_are_images_whose_commands_are_the_real_handlers(stack: Any) -> None:
+    lam = boto3.client("lambda", region_name=REGION)
+    body = template()["Resources"]
+
+    for logical, name in (("ExtractFunction", "extract"), ("CleanFunction", "clean")):
+        config = lam.get_function(FunctionName=f"headwater-prod-{name}")["Configuration"]
+        assert config["Timeout"] == 900
+        # moto's CloudFormation ignores the package type: checked on the template
+        assert body[logical]["Properties"]["PackageType"] == "Image"
+        assert config["Environment"]["Variables"]["HEADWATER_STAGE"] == "prod"
+        (command,) = body[logical]["Properties"]["ImageConfig"]["Command"]
+        module, function = command.rsplit(".", 1)
+        assert callable(getattr(import_module(module), function)), command
+
+
+def test_the_daily_rule_runs_headwater_run_on_fargate(stack: Any) -> None:
+    events = boto3.client("events", region_name=REGION)
+    ecs = boto3.client("ecs", region_name=REGION)
+
+    rule = events.describe_rule(Name="headwater-prod-daily-run")
+    assert rule["ScheduleExpression"] == "cron(30 6 * * ? *)"
+    assert rule["State"] == "ENABLED"
+    (target,) = events.list_targets_by_rule(Rule="headwater-prod-daily-run")["Targets"]
+    assert target["Arn"].endswith(":cluster/headwater-prod")
+    assert target["EcsParameters"]["LaunchType"] == "FARGATE"
+    task = ecs.describe_task_definition(taskDefinition=target["EcsParameters"]["TaskDefinitionArn"])
+    (container,) = task["taskDefinition"]["containerDefinitions"]
+    command = container["command"]
+    assert command[:4] == ["headwater", "run", "--stage", "prod"]
+    # a rolling window the CLI resolves each day: the trailing year up to yesterday
+    assert command[command.index("--start") + 1] == "today-365"
+    assert command[command.index("--end") + 1] == "yesterday"
+    today = date(2026, 3, 1)
+    assert resolve_date("today-365", today) < resolve_date("yesterday", today)
+    # moto's CloudFormation drops the launch settings: checked on the template
+    properties = template()["Resources"]["SchedulerTaskDefinition"]["Properties"]
+    assert properties["RequiresCompatibilities"] == ["FARGATE"]
+    assert properties["NetworkMode"] == "awsvpc"
+
+
+def test_the_schedulers_environment_overrides_are_settings_the_code_accepts(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ecs = boto3.client("ecs", region_name=REGION)
+    task = ecs.describe_task_definition(taskDefinition="headwater-prod-scheduler")
+    env = {
+        e["name"]: e["value"]
+        for e in task["taskDefinition"]["containerDefinitions"][0]["environment"]
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    settings = load_settings()
+
+    out = outputs(stack)
+    assert settings.stage == "prod"
+    assert settings.notify.topic_arn == out["RunsTopicArn"]
+    assert settings.executor.extract_function == out["ExtractFunctionName"]
+    assert settings.executor.clean_function == out["CleanFunctionName"]
+    assert settings.lake.uri == out["LakeUri"]
+
+
+def event(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "e1",
+        "source": source,
+        "detail-type": detail_type,
+        "account": "123456789012",
+        "time": "2026-11-24T06:45:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def rule_matches(name: str, sample: dict[str, Any]) -> bool:
+    rule = boto3.client("events", region_name=REGION).describe_rule(Name=name)
+    return EventPattern.load(rule["EventPattern"]).matches_event(sample)
+
+
+def test_a_failed_scheduled_run_alerts_and_a_clean_exit_does_not(stack: Any) -> None:
+    # moto's matcher does not descend into arrays of objects (the containers): the pattern is
+    # checked as deployed, against the task's cluster, by its clauses
+    rule = boto3.client("events", region_name=REGION).describe_rule(
+        Name="headwater-prod-run-failed"
+    )
+    pattern = json.loads(rule["EventPattern"])
+    cluster = boto3.client("ecs", region_name=REGION).describe_clusters(
+        clusters=["headwater-prod"]
+    )["clusters"][0]["clusterArn"]
+
+    assert pattern["source"] == ["aws.ecs"]
+    assert pattern["detail-type"] == ["ECS Task State Change"]
+    assert pattern["detail"]["clusterArn"] == [cluster]
+    assert pattern["detail"]["lastStatus"] == ["STOPPED"]
+    assert pattern["detail"]["containers"] == {"exitCode": [{"anything-but": 0}]}
+
+
+def test_a_failed_training_cluster_of_this_stage_alerts(stack: Any) -> None:
+    def ended(state: str, name: str) -> dict[str, Any]:
+        return event("aws.emr", "EMR Cluster State Change", {"state": state, "name": name})
+
+    ours = cluster_name("prod", "20261124T063000Z")
+    assert rule_matches(
+        "headwater-prod-training-cluster-failed", ended("TERMINATED_WITH_ERRORS", ours)
+    )
+    assert not rule_matches("headwater-prod-training-cluster-failed", ended("TERMINATED", ours))
+    other = ended("TERMINATED_WITH_ERRORS", "someone-elses-cluster")
+    assert not rule_matches("headwater-prod-training-cluster-failed", other)
+
+
+def test_every_alert_publishes_to_the_runs_topic() -> None:
+    resources = template()["Resources"]
+
+    alarms = {k: v for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {a["Properties"]["Dimensions"][0]["Value"]["Ref"] for a in alarms.values()}
+    assert watched == {"ExtractFunction", "CleanFunction"}
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "RunsTopic"}]
+    for name in ("SchedulerFailedRule", "TrainingClusterFailedRule"):
+        assert resources[name]["Properties"]["Targets"][0]["Arn"] == {"Ref": "RunsTopic"}
+    policy = resources["RunsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert set(policy["Principal"]["Service"]) == {
+        "events.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+    }
+    assert resources["AlertSubscription"]["Condition"] == "HasAlertEmail"
+
+
+def test_the_scheduler_may_pass_only_the_stages_emr_roles() -> None:
+    resources = template()["Resources"]
+    statements = resources["SchedulerTaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    (pass_role,) = [s for s in statements["Statement"] if s["Action"] == "iam:PassRole"]
+
+    assert pass_role["Resource"] == [
+        {"Fn::GetAtt": ["EmrServiceRole", "Arn"]},
+        {"Fn::GetAtt": ["EmrInstanceRole", "Arn"]},
+    ]
+
+
+def test_the_image_build_files_install_extras_that_exist() -> None:
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for dockerfile, extra in (
+        ("functions.Dockerfile", "data"),
+        ("scheduler.Dockerfile", "orchestration"),
+    ):
+        text = (REPO / "infrastructure" / dockerfile).read_text()
+        assert f".[{extra}]" in text, dockerfile
+        assert extra in extras
