@@ -9,6 +9,7 @@ deployed rules' patterns with moto's EventBridge matcher.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from datetime import date
 from importlib import import_module
@@ -239,7 +240,14 @@ def test_every_alert_publishes_to_the_runs_topic() -> None:
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "RunsTopic"}]
     for name in ("SchedulerFailedRule", "TrainingClusterFailedRule"):
-        assert resources[name]["Properties"]["Targets"][0]["Arn"] == {"Ref": "RunsTopic"}
+        (target,) = resources[name]["Properties"]["Targets"]
+        assert target["Arn"] == {"Ref": "RunsTopic"}
+        # a sentence for the people on the topic, not the raw event: every placeholder is mapped
+        transformer = target["InputTransformer"]
+        text = transformer["InputTemplate"]["Fn::Sub"]
+        placeholders = set(re.findall(r"<(\w+)>", text))
+        assert placeholders == set(transformer["InputPathsMap"]), name
+        assert text.startswith('"Headwater ${Stage}: ') and text.endswith('"')
     policy = resources["RunsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert set(policy["Principal"]["Service"]) == {
         "events.amazonaws.com",
