@@ -235,11 +235,20 @@ def test_every_alert_publishes_to_the_runs_topic() -> None:
     resources = template()["Resources"]
 
     alarms = {k: v for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
-    watched = {a["Properties"]["Dimensions"][0]["Value"]["Ref"] for a in alarms.values()}
-    assert watched == {"ExtractFunction", "CleanFunction"}
+    watched = {
+        (a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"]))
+        for a in alarms.values()
+    }
+    assert watched == {
+        ("Errors", '{"Ref": "ExtractFunction"}'),
+        ("Errors", '{"Ref": "CleanFunction"}'),
+        ("FailedInvocations", '{"Ref": "DailyRunRule"}'),
+        ("Errors", '{"Fn::Sub": "headwater-api-${Stage}"}'),
+        ("5XXError", '{"Fn::Sub": "headwater-api-${Stage}"}'),
+    }
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "RunsTopic"}]
-    for name in ("SchedulerFailedRule", "TrainingClusterFailedRule"):
+    for name in ("SchedulerFailedRule", "SchedulerNotStartedRule", "TrainingClusterFailedRule"):
         (target,) = resources[name]["Properties"]["Targets"]
         assert target["Arn"] == {"Ref": "RunsTopic"}
         # a sentence for the people on the topic, not the raw event: every placeholder is mapped
@@ -254,6 +263,27 @@ def test_every_alert_publishes_to_the_runs_topic() -> None:
         "cloudwatch.amazonaws.com",
     }
     assert resources["AlertSubscription"]["Condition"] == "HasAlertEmail"
+
+
+def test_api_alarms_watch_the_names_zappa_deploys() -> None:
+    # Zappa names the function and the REST API <project_name>-<stage>
+    zappa = json.loads((REPO / "zappa_settings.json").read_text())["prod"]
+    resources = template()["Resources"]
+
+    for name in ("ApiErrorsAlarm", "Api5xxAlarm"):
+        (dimension,) = resources[name]["Properties"]["Dimensions"]
+        deployed = dimension["Value"]["Fn::Sub"].replace("${Stage}", "prod")
+        assert deployed == f"{zappa['project_name']}-prod", name
+
+
+def test_a_run_that_never_started_alerts(stack: Any) -> None:
+    def stopped(stop_code: str) -> dict[str, Any]:
+        cluster = "arn:aws:ecs:us-east-1:123456789012:cluster/headwater-prod"
+        detail = {"clusterArn": cluster, "lastStatus": "STOPPED", "stopCode": stop_code}
+        return event("aws.ecs", "ECS Task State Change", detail)
+
+    assert rule_matches("headwater-prod-run-not-started", stopped("TaskFailedToStart"))
+    assert not rule_matches("headwater-prod-run-not-started", stopped("EssentialContainerExited"))
 
 
 def test_the_scheduler_may_pass_only_the_stages_emr_roles() -> None:
