@@ -265,7 +265,12 @@ class EmrTrainingRunner:
             step_name="train",
             step_args=step,
             bootstrap_actions=[("python-deps", uris["bootstrap.sh"], [])],
-            tags={"cost-centre": emr.cost_centre, "stage": self.settings.stage},
+            tags={
+                "cost-centre": emr.cost_centre,
+                "stage": self.settings.stage,
+                # required by the AmazonEMRServicePolicy_v2 service role (infrastructure/)
+                "for-use-with-amazon-emr-managed-policies": "true",
+            },
             subnet_id=emr.subnet_id,
         )
         result = self._runner.run(spec, run_id, self.settings.training.timeout_seconds)

@@ -23,9 +23,10 @@ from cfnlint.decode import decode_str
 from moto import mock_aws
 from moto.events.models import EventPattern
 
+from headwater import aws
 from headwater.config import load_settings
 from headwater.partitions import resolve_date
-from headwater.training import cluster_name
+from headwater.training import EmrTrainingRunner, cluster_name
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "infrastructure" / "headwater.yaml"
@@ -284,6 +285,34 @@ def test_a_run_that_never_started_alerts(stack: Any) -> None:
 
     assert rule_matches("headwater-prod-run-not-started", stopped("TaskFailedToStart"))
     assert not rule_matches("headwater-prod-run-not-started", stopped("EssentialContainerExited"))
+
+
+def test_training_clusters_carry_the_tag_the_emr_service_policy_requires(stack: Any) -> None:
+    # Given the stack's EMR service role on the managed v2 policy, which only acts on
+    # clusters tagged for it
+    role = template()["Resources"]["EmrServiceRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"
+    ]
+    launched: list[aws.EmrJobSpec] = []
+
+    class Recorder:
+        def run(self, spec: aws.EmrJobSpec, run_id: str, timeout: float) -> aws.EmrRunResult:
+            launched.append(spec)
+            return aws.EmrRunResult("j-1", "s-1", "COMPLETED", False)
+
+    # When prod's runner launches a training run into the stack's buckets and roles
+    prod = load_settings("prod")
+    EmrTrainingRunner(prod, emr_runner=Recorder()).run(["--version", "v1"], "r1")
+
+    # Then the cluster carries the tag, the stack's roles, and a name the failure rule matches
+    (spec,) = launched
+    assert spec.tags["for-use-with-amazon-emr-managed-policies"] == "true"
+    assert (spec.service_role, spec.job_flow_role) == (
+        outputs(stack)["EmrServiceRoleName"],
+        outputs(stack)["EmrInstanceProfileName"],
+    )
+    assert spec.name == cluster_name("prod", "r1")
 
 
 def test_the_scheduler_may_pass_only_the_stages_emr_roles() -> None:

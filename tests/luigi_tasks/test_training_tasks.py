@@ -512,7 +512,11 @@ def test_emr_runner_ships_the_code_and_submits_one_cluster_mode_step(
         ("python-deps", "s3://hw-artifacts/train/r9/bootstrap.sh", ()),
     )
     assert spec.log_uri == "s3://hw-artifacts/logs/"
-    assert spec.tags == {"cost-centre": "data-science", "stage": "test"}
+    assert spec.tags == {
+        "cost-centre": "data-science",
+        "stage": "test",
+        "for-use-with-amazon-emr-managed-policies": "true",  # the v2 service policy's condition
+    }
     assert spec.name == "headwater-test-train-r9"  # the stage's failure rule matches the prefix
     assert spec.spark_conf[aws.EMR_ARROW_CONF] == "true"
 
