@@ -180,6 +180,12 @@ def test_the_schedulers_environment_overrides_are_settings_the_code_accepts(
     assert settings.executor.extract_function == out["ExtractFunctionName"]
     assert settings.executor.clean_function == out["CleanFunctionName"]
     assert settings.lake.uri == out["LakeUri"]
+    emr = settings.training.emr
+    assert (emr.artifacts_uri, emr.log_uri) == (out["ArtifactsUri"], out["EmrLogUri"])
+    assert (emr.service_role, emr.job_flow_role) == (
+        out["EmrServiceRoleName"],
+        out["EmrInstanceProfileName"],
+    )
 
 
 def event(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
