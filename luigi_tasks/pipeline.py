@@ -23,23 +23,30 @@ WEATHER_RESOURCE = "http_api"
 
 
 class LakeTarget(luigi.Target):
-    """A published lake partition: it exists once its manifest does."""
+    """A published lake partition: it exists once its manifest does, and is final."""
 
-    def __init__(self, zone: str, dataset: str, partition: Partition) -> None:
+    def __init__(
+        self, zone: str, dataset: str, partition: Partition, run_id: str | None = None
+    ) -> None:
         self.zone = zone
         self.dataset = dataset
         self.partition = partition
+        self.run_id = run_id
 
     def exists(self) -> bool:
-        """True when the partition is published and was published after its period ended.
+        """True when the partition is published by this run, or after its period ended.
 
-        This month's partition, published today, holds the days so far: the next run
-        replaces it whole, until a run after the month's end (plus the settle time).
+        This month's partition, published yesterday, holds the days so far: this run
+        replaces it whole (and then it exists for the rest of this run, so the tasks
+        that depend on it can run), until a run after the month's end plus the settle
+        time.
         """
         settings = load_settings()
         manifest = lake_for(settings).manifest(self.zone, self.dataset, self.partition.key)
         if manifest is None:
             return False
+        if self.run_id is not None and manifest.run_id == self.run_id:
+            return True
         return is_settled(
             self.partition,
             datetime.fromisoformat(manifest.created_at),
@@ -111,7 +118,9 @@ class ExtractPartition(PipelineTask):
     def output(self) -> LakeTarget:
         """The raw partition of this source."""
         grain = self.settings().partitioning.grain
-        return LakeTarget(RAW, self.source, parse_partition(self.partition, grain))
+        return LakeTarget(
+            RAW, self.source, parse_partition(self.partition, grain), run_id=self.run_id
+        )
 
     def run(self) -> None:
         """Invoke the extract function for this source and partition."""
@@ -142,7 +151,10 @@ class CleanPartition(PipelineTask):
         settings = self.settings()
         dataset = get_usecase(settings.usecase).clean_dataset
         return LakeTarget(
-            CLEAN, dataset, parse_partition(self.partition, settings.partitioning.grain)
+            CLEAN,
+            dataset,
+            parse_partition(self.partition, settings.partitioning.grain),
+            run_id=self.run_id,
         )
 
     def run(self) -> None:

@@ -249,6 +249,29 @@ def test_month_grain_publishes_the_whole_month(
     assert (note["run_id"], note["rows"]["clean"]) == (report.run_id, clean)
 
 
+def test_an_open_month_is_replaced_whole_by_each_run_and_the_runs_succeed(
+    make_settings: Callable[..., Settings], demo_db: str
+) -> None:
+    # Given a stage that waits 20 years for late data, so January 2013 is still "open"
+    settings = make_settings(grain="month", partitioning__settle_hours=24 * 365 * 20)
+    options = RunOptions(date(2013, 1, 10), date(2013, 1, 20))
+    [part] = partitions_between(date(2013, 1, 10), date(2013, 1, 20), "month")
+
+    # When the daily run runs twice
+    first = run_pipeline(settings, options)
+    manifest = lake_for(settings).manifest(CLEAN, "flights", part.key)
+    second = run_pipeline(settings, options)
+
+    # Then both succeed, the second extracts and cleans the partition again (not skipped),
+    # and the lake holds it once: replaced whole, no duplicates
+    assert first.succeeded and second.succeeded, second.body()
+    assert len(records(settings, second.run_id, "done")) == 3  # 2 extractions + 1 clean
+    assert lake_for(settings).manifest(CLEAN, "flights", part.key).run_id == second.run_id
+    assert manifest.run_id == first.run_id
+    clean, quarantined = assert_clean_matches_source(settings, demo_db, [part])
+    assert clean + quarantined == source_rows(demo_db, date(2013, 1, 1), date(2013, 1, 31))
+
+
 def test_extract_only_run_leaves_the_clean_zone_empty(settings: Settings, dirty_db: str) -> None:
     report = run_pipeline(settings, RunOptions(FIRST, FIRST, until="extract"))
 
