@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "HEADWATER_"
 STAGE_ENV = "HEADWATER_STAGE"
@@ -35,33 +35,25 @@ class LakeConfig(_Section):
 
 class PartitioningConfig(_Section):
     grain: Literal["day", "month"] = "month"
-    timezone: str = "UTC"
     # A partition published less than this long after its period ended is re-run.
     settle_hours: Annotated[int, Field(ge=0)] = 0
 
 
-class SqlSourceConfig(_Section):
-    kind: Literal["sql"]
-    url: str
-    table: str
-    # The column partitions are cut on; none for a reference table extracted whole.
-    date_column: str | None = None
-    chunk_rows: Annotated[int, Field(gt=0)] = 50_000
+class SourceConfig(BaseModel):
+    """One source of a use case, as configured: its ``kind`` and that kind's own keys.
 
+    Kinds are a registry (:mod:`headwater.sources`); the keys are validated by the
+    kind's own model when the source is used or checked (``headwater config --check``),
+    so reading the settings never imports a source's libraries (the API reads them too).
+    """
 
-class OpenMeteoSourceConfig(_Section):
-    kind: Literal["openmeteo"]
-    base_url: str
-    embedded_server: bool = False
-    # Requests per second the embedded demo server accepts before answering 429 (0 = no limit).
-    embedded_server_rate_limit: Annotated[float, Field(ge=0)] = 0.0
-    rate_limit_per_second: Annotated[float, Field(ge=0)] = 5.0
-    timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
-    max_retries: Annotated[int, Field(ge=0)] = 5
-    window_days: Annotated[int, Field(ge=1, le=366)] = 7
+    model_config = ConfigDict(extra="allow", frozen=True)
 
+    kind: Annotated[str, Field(min_length=1)]
 
-SourceConfig = Annotated[SqlSourceConfig | OpenMeteoSourceConfig, Field(discriminator="kind")]
+    def options(self) -> dict[str, Any]:
+        """The kind-specific keys."""
+        return dict(self.model_extra or {})
 
 
 class ExecutorConfig(_Section):
@@ -90,12 +82,23 @@ class AwsConfig(_Section):
     endpoint_url: str | None = None
 
 
-class ModelConfig(_Section):
-    """The model the registry commands act on, and the gate a candidate must pass."""
+class GateConfig(_Section):
+    """The quality gate a use case's candidate model must pass to be promoted."""
 
-    name: str = "flights_delay"
-    gate_metric: str = "auc_roc"
-    gate_margin: Annotated[float, Field(ge=0)] = 0.0
+    metric: str = "auc_roc"
+    margin: Annotated[float, Field(ge=0)] = 0.0
+
+
+class UseCaseConfig(_Section):
+    """The configuration of one use case in a stage: its sources, time zone and gate."""
+
+    # The module holding USECASE (default: headwater.usecases.<name>).
+    module: str | None = None
+    # Partitions are local calendar periods of this zone (default: the use case's own).
+    timezone: str | None = None
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    gate: GateConfig = GateConfig()
+    holdout_from: str | None = None  # ISO date; default: the last sixth of the range
 
 
 class EmrConfig(_Section):
@@ -124,7 +127,6 @@ class TrainingConfig(_Section):
     driver_java_options: str = "-XX:+UseParallelGC"  # throughput GC: faster on short batch jobs
     shuffle_partitions: Annotated[int, Field(ge=1)] = 8
     reg_param: Annotated[float, Field(ge=0)] = 0.001
-    holdout_from: str | None = None  # ISO date; default: the last sixth of the range
     timeout_seconds: Annotated[int, Field(ge=60)] = 3600
     emr: EmrConfig = EmrConfig()
 
@@ -133,24 +135,54 @@ class Settings(_Section):
     """The validated configuration of one stage."""
 
     stage: str = DEFAULT_STAGE
-    usecase: str = "flights"
+    # The enabled use cases of the stage, in order; each has a [usecase.<name>] table.
+    usecases: tuple[str, ...] = ()
+    usecase: dict[str, UseCaseConfig] = Field(default_factory=dict)
     lake: LakeConfig = LakeConfig()
     partitioning: PartitioningConfig = PartitioningConfig()
-    sources: dict[str, SourceConfig] = Field(default_factory=dict)
     executor: ExecutorConfig = ExecutorConfig()
     notify: NotifyConfig = NotifyConfig()
     run: RunConfig = RunConfig()
     aws: AwsConfig = AwsConfig()
     training: TrainingConfig = TrainingConfig()
-    model: ModelConfig = ModelConfig()
 
-    def source(self, name: str) -> SqlSourceConfig | OpenMeteoSourceConfig:
-        """Return the configuration of source ``name`` or fail naming the known ones."""
+    @model_validator(mode="after")
+    def _enabled_are_configured(self) -> Settings:
+        missing = [name for name in self.usecases if name not in self.usecase]
+        if missing:
+            raise ValueError(
+                f"enabled use case(s) {', '.join(missing)} have no [usecase.<name>] table"
+            )
+        if len(set(self.usecases)) != len(self.usecases):
+            raise ValueError(f"usecases lists a use case twice: {list(self.usecases)}")
+        return self
+
+    def usecase_config(self, name: str) -> UseCaseConfig:
+        """Return the configuration of use case ``name`` or fail naming the configured ones."""
         try:
-            return self.sources[name]
+            return self.usecase[name]
         except KeyError:
-            known = ", ".join(sorted(self.sources)) or "none"
-            raise ConfigError(f"source {name!r} is not configured (known: {known})") from None
+            known = ", ".join(sorted(self.usecase)) or "none"
+            raise ConfigError(f"use case {name!r} is not configured (configured: {known})") from None
+
+    def source(self, usecase: str, name: str) -> SourceConfig:
+        """Return source ``name`` of ``usecase`` or fail naming the configured ones."""
+        sources = self.usecase_config(usecase).sources
+        try:
+            return sources[name]
+        except KeyError:
+            known = ", ".join(sorted(sources)) or "none"
+            raise ConfigError(
+                f"source {name!r} of use case {usecase!r} is not configured (known: {known})"
+            ) from None
+
+    def select(self, names: Sequence[str] | None) -> tuple[str, ...]:
+        """The use cases to act on: ``names`` (each must be configured), else the enabled ones."""
+        if not names:
+            return self.usecases
+        for name in names:
+            self.usecase_config(name)
+        return tuple(names)
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
