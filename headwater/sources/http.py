@@ -420,3 +420,28 @@ class JsonHttpClient:
                 "reason": reason,
             },
         )
+
+
+_clients: dict[tuple[float, float, int], JsonHttpClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(options: Any) -> JsonHttpClient:
+    """The process's client for an HTTP source's policy (``HttpSourceOptions``), shared per policy.
+
+    One client (and so one token bucket) per rate, timeout and retry budget: every
+    extraction of a process with the same policy spaces its requests together.
+    """
+    key = (
+        float(options.rate_limit_per_second),
+        float(options.timeout_seconds),
+        int(options.max_retries),
+    )
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = JsonHttpClient(
+                HttpPolicy(rate_limit_per_second=key[0], timeout_seconds=key[1], max_retries=key[2])
+            )
+            _clients[key] = client
+        return client

@@ -1,4 +1,4 @@
-"""Open-Meteo historical archive connector: hourly weather for a set of points as a long frame.
+"""Source kind ``openmeteo``: Open-Meteo's historical archive, hourly values at a set of points.
 
 The API (``/v1/archive``) takes comma-separated coordinates and answers one JSON object
 per coordinate (a list when there are several). Each object carries ``hourly_units`` and
@@ -7,15 +7,23 @@ per coordinate (a list when there are several). Each object carries ``hourly_uni
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
 
-from headwater.sources.http import HttpSourceError, JsonHttpClient
+from headwater.sources import HttpSourceOptions, no_snapshot
+from headwater.sources.http import HttpSourceError, JsonHttpClient, client_for
+
+if TYPE_CHECKING:
+    from headwater.partitions import Partition
+    from headwater.usecases import SourceContext
 
 ARCHIVE_URL = "https://archive-api.open-meteo.com/v1/archive"
 DEFAULT_MAX_LOCATIONS_PER_REQUEST = 50
@@ -308,3 +316,69 @@ def date_windows(start: date, end: date, days: int | None) -> list[tuple[date, d
         out.append((lo, hi))
         lo = hi + timedelta(days=1)
     return out
+
+
+@dataclass(frozen=True)
+class OpenMeteoRequest:
+    """What a use case asks an ``openmeteo`` source for: points, hourly variables, units."""
+
+    locations: tuple[Location, ...]
+    variables: tuple[str, ...]
+    units: Mapping[str, str] = field(default_factory=dict)
+
+
+class OpenMeteoOptions(HttpSourceOptions):
+    """Keys of an ``openmeteo`` source: the shared HTTP policy plus the request window."""
+
+    window_days: Annotated[int, Field(ge=1, le=366)] = 7
+
+
+def hourly_schema(variables: Sequence[str]) -> pa.Schema:
+    """The raw schema of an archive extraction: location, UTC time, one float per variable."""
+    return pa.schema(
+        [
+            pa.field("location", pa.string()),
+            pa.field("time", pa.timestamp("us", tz="UTC")),
+            *(pa.field(name, pa.float64()) for name in variables),
+        ]
+    )
+
+
+class OpenMeteoKind:
+    """The ``openmeteo`` kind: the use case's points and variables over a partition's hours."""
+
+    Config = OpenMeteoOptions
+    http = True
+    snapshot = staticmethod(no_snapshot("openmeteo"))
+
+    def extract(
+        self, config: OpenMeteoOptions, ctx: SourceContext, partition: Partition
+    ) -> tuple[pa.Schema, Iterator[pa.Table]]:
+        """Hourly values for the UTC hours of the partition's local days."""
+        request = ctx.request
+        if not isinstance(request, OpenMeteoRequest):
+            raise TypeError(
+                f"use case {ctx.usecase!r}: source_request({ctx.source!r}) must return an "
+                f"OpenMeteoRequest for kind 'openmeteo', got {type(request).__name__}"
+            )
+        lo, hi = partition.utc_bounds(ctx.timezone)
+        frame = fetch_hourly(
+            client_for(config),
+            ctx.resolve(config.base_url),
+            request.locations,
+            lo.date(),
+            (hi - timedelta(hours=1)).date(),
+            request.variables,
+            request.units,
+            window_days=config.window_days,
+        )
+        schema = hourly_schema(request.variables)
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        # The partition is a local calendar period: keep the UTC hours that fall inside it.
+        start = pa.scalar(lo, type=schema.field("time").type)
+        end = pa.scalar(hi, type=schema.field("time").type)
+        inside = pc.and_(pc.greater_equal(table["time"], start), pc.less(table["time"], end))
+        return schema, iter([table.filter(inside)])
+
+
+KIND = OpenMeteoKind()

@@ -1,12 +1,22 @@
-"""SQL database source: incremental extraction of one date partition, in bounded chunks."""
+"""SQL database source kind ``sql``: one date partition, or a whole table, in bounded chunks."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import pyarrow as pa
 import sqlalchemy as sa
+from pydantic import Field
+
+from headwater.sources import SourceOptions
+
+if TYPE_CHECKING:
+    from headwater.partitions import Partition
+    from headwater.usecases import SourceContext
 
 
 class SqlSourceError(RuntimeError):
@@ -120,3 +130,61 @@ def _stream(
                 yield pa.Table.from_arrays(arrays, schema=schema)
 
     return schema, chunks()
+
+
+class SqlOptions(SourceOptions):
+    """Keys of a ``sql`` source: the database URL (or an ssm:/secretsmanager: reference)."""
+
+    url: Annotated[str, Field(min_length=1)]
+    table: Annotated[str, Field(min_length=1)]
+    # The column partitions are cut on; none for a reference table extracted whole.
+    date_column: str | None = None
+    chunk_rows: Annotated[int, Field(gt=0)] = 50_000
+
+
+@functools.cache
+def engine_for(url: str) -> sa.Engine:
+    """One engine per database URL and process; a missing SQLite file is named with its fix."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"source database {path} does not exist: build it with `headwater demo-data`"
+            )
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class SqlKind:
+    """The ``sql`` kind: rows of a table by date partition, or whole as a snapshot."""
+
+    Config = SqlOptions
+    http = False
+
+    def extract(
+        self, config: SqlOptions, ctx: SourceContext, partition: Partition
+    ) -> tuple[pa.Schema, Iterator[pa.Table]]:
+        """Rows of ``config.table`` whose ``date_column`` falls in the partition's dates."""
+        if config.date_column is None:
+            raise SqlSourceError(
+                f"source {ctx.source!r} (table {config.table!r}) has no date_column: it is a "
+                "reference table, extracted whole as a snapshot"
+            )
+        return iter_partition(
+            engine_for(ctx.resolve(config.url)),
+            config.table,
+            config.date_column,
+            partition.start,
+            partition.end,
+            chunk_rows=config.chunk_rows,
+        )
+
+    def snapshot(
+        self, config: SqlOptions, ctx: SourceContext, as_of: date
+    ) -> tuple[pa.Schema, Iterator[pa.Table]]:
+        """The whole of ``config.table`` (a reference table) as it is now."""
+        return iter_table(
+            engine_for(ctx.resolve(config.url)), config.table, chunk_rows=config.chunk_rows
+        )
+
+
+KIND = SqlKind()
