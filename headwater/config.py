@@ -101,6 +101,14 @@ class UseCaseConfig(_Section):
     holdout_from: str | None = None  # ISO date; default: the last sixth of the range
 
 
+class ApiConfig(_Section):
+    """The prediction API's own knobs (``HEADWATER_API__MAX_BATCH`` and so on)."""
+
+    max_batch: Annotated[int, Field(ge=1)] = 1000  # instances per request; more is a 413
+    reload_seconds: Annotated[float, Field(ge=0)] = 30.0  # PRODUCTION pointers re-read at most
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024  # a larger body is a 413
+
+
 class EmrConfig(_Section):
     """A transient EMR cluster per training run (prod)."""
 
@@ -145,6 +153,7 @@ class Settings(_Section):
     run: RunConfig = RunConfig()
     aws: AwsConfig = AwsConfig()
     training: TrainingConfig = TrainingConfig()
+    api: ApiConfig = ApiConfig()
 
     @model_validator(mode="after")
     def _enabled_are_configured(self) -> Settings:
