@@ -17,6 +17,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = CleanEvent.model_validate(event)
     settings = load_settings()
     partition = parse_partition(request.partition, settings.partitioning.grain)
-    with log_context(run_id=request.run_id, task="clean", partition=request.partition):
-        result = clean_partition(settings, partition, request.run_id)
+    with log_context(
+        run_id=request.run_id, task="clean", usecase=request.usecase, partition=request.partition
+    ):
+        result = clean_partition(settings, request.usecase, partition, request.run_id)
     return result.to_dict()

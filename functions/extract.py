@@ -18,7 +18,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = load_settings()
     partition = parse_partition(request.partition, settings.partitioning.grain)
     with log_context(
-        run_id=request.run_id, task="extract", source=request.source, partition=request.partition
+        run_id=request.run_id,
+        task="extract",
+        usecase=request.usecase,
+        source=request.source,
+        partition=request.partition,
     ):
-        result = extract_partition(settings, request.source, partition, request.run_id)
+        result = extract_partition(
+            settings, request.usecase, request.source, partition, request.run_id
+        )
     return result.to_dict()

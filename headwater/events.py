@@ -14,14 +14,15 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     run_id: Annotated[str, Field(min_length=1, max_length=128)]
+    usecase: Name
     partition: Label
 
 
 class ExtractEvent(_Event):
-    """Extract one partition of one source into the raw zone."""
+    """Extract one partition of one source of a use case into the raw zone."""
 
     source: Name
 
 
 class CleanEvent(_Event):
-    """Clean one partition (all sources) into the clean zone."""
+    """Clean one partition of a use case (all its sources) into the clean zone."""

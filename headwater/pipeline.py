@@ -10,21 +10,22 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from headwater.config import OpenMeteoSourceConfig, Settings, SqlSourceConfig
+from headwater import layout
+from headwater.config import Settings
 from headwater.contracts import REASON
 from headwater.lake import Lake, Manifest, open_lake
+from headwater.layout import CLEAN, QUARANTINE, RAW
 from headwater.logs import get_logger
 from headwater.partitions import Partition
-from headwater.usecases import UseCase, get_usecase
+from headwater.sources import get_kind, validate_source
+from headwater.usecases import SourceContext, UseCase, get_usecase
 
-RAW, CLEAN, QUARANTINE = "raw", "clean", "quarantine"
+__all__ = ["CLEAN", "QUARANTINE", "RAW"]  # re-exported: callers name the zones through here too
 log = get_logger(__name__)
 
 
@@ -69,159 +70,112 @@ def resolve_reference(value: str, settings: Settings) -> str:
     return value
 
 
-@functools.cache
-def _engine(url: str) -> Any:
-    import sqlalchemy as sa
-
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"source database {path} does not exist: build it with `headwater demo-data`"
-            )
-    return sa.create_engine(url, pool_pre_ping=True)
+def usecase_of(settings: Settings, usecase: str) -> UseCase:
+    """The configured use case ``usecase`` (its module from configuration, if set)."""
+    return get_usecase(usecase, settings.usecase_config(usecase).module)
 
 
-@functools.cache
-def _http_client(rate: float, timeout: float, retries: int) -> Any:
-    from headwater.sources.http import HttpPolicy, JsonHttpClient
+def timezone_of(settings: Settings, usecase: str) -> str:
+    """The zone of the use case's partitions: the configured override, else its own."""
+    configured = settings.usecase_config(usecase).timezone
+    return configured or usecase_of(settings, usecase).timezone
 
-    return JsonHttpClient(
-        HttpPolicy(rate_limit_per_second=rate, timeout_seconds=timeout, max_retries=retries)
+
+def _context(settings: Settings, case: UseCase, source: str) -> SourceContext:
+    return SourceContext(
+        usecase=case.name,
+        source=source,
+        timezone=timezone_of(settings, case.name),
+        request=case.source_request(source),
+        resolve=lambda value: resolve_reference(value, settings),
     )
-
-
-def _extract_sql(
-    config: SqlSourceConfig, settings: Settings, partition: Partition
-) -> tuple[pa.Schema, Any]:
-    from headwater.sources.sql import iter_partition
-
-    if config.date_column is None:
-        raise ValueError(
-            f"source table {config.table!r} has no date_column: it is a reference table, "
-            "extracted whole with extract_snapshot"
-        )
-    engine = _engine(resolve_reference(config.url, settings))
-    return iter_partition(
-        engine,
-        config.table,
-        config.date_column,
-        partition.start,
-        partition.end,
-        chunk_rows=config.chunk_rows,
-    )
-
-
-def _extract_openmeteo(
-    config: OpenMeteoSourceConfig,
-    settings: Settings,
-    usecase: UseCase,
-    source: str,
-    partition: Partition,
-) -> tuple[pa.Schema, Any]:
-    from headwater.sources.openmeteo import fetch_hourly
-
-    request = usecase.weather_request(source)
-    lo, hi = partition.utc_bounds(settings.partitioning.timezone)
-    client = _http_client(config.rate_limit_per_second, config.timeout_seconds, config.max_retries)
-    frame = fetch_hourly(
-        client,
-        config.base_url,
-        request.locations,
-        lo.date(),
-        (hi - timedelta(hours=1)).date(),
-        request.variables,
-        request.units,
-        window_days=config.window_days,
-    )
-    schema = pa.schema(
-        [
-            pa.field("location", pa.string()),
-            pa.field("time", pa.timestamp("us", tz="UTC")),
-            *(pa.field(name, pa.float64()) for name in request.variables),
-        ]
-    )
-    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    # The partition is a local calendar period: keep the UTC hours that fall inside it.
-    start = pa.scalar(lo, type=schema.field("time").type)
-    end = pa.scalar(hi, type=schema.field("time").type)
-    inside = pc.and_(pc.greater_equal(table["time"], start), pc.less(table["time"], end))
-    return schema, iter([table.filter(inside)])
 
 
 def extract_partition(
     settings: Settings,
+    usecase: str,
     source: str,
     partition: Partition,
     run_id: str,
     *,
     lake: Lake | None = None,
 ) -> PartitionResult:
-    """Extract one partition of ``source`` into the raw zone (replacing any earlier version)."""
+    """Extract one partition of a use case's source into the raw zone (replacing any earlier)."""
     started = time.perf_counter()
-    usecase = get_usecase(settings.usecase)
-    config = settings.source(source)
-    if source not in usecase.source_names:
-        raise ValueError(f"use case {usecase.name!r} has no source {source!r}")
-    if isinstance(config, SqlSourceConfig):
-        schema, batches = _extract_sql(config, settings, partition)
-    else:
-        schema, batches = _extract_openmeteo(config, settings, usecase, source, partition)
+    case = usecase_of(settings, usecase)
+    if source not in case.sources:
+        raise ValueError(
+            f"use case {usecase!r} extracts no source {source!r} by partition "
+            f"(its sources: {', '.join(case.sources)})"
+        )
+    config = settings.source(usecase, source)
+    options = validate_source(config, f"source {source!r} of use case {usecase!r}")
+    schema, batches = get_kind(config.kind).extract(
+        options, _context(settings, case, source), partition
+    )
     lake = lake or lake_for(settings)
     manifest = lake.publish(
         RAW,
-        source,
+        layout.dataset(usecase, source),
         partition.key,
         batches,
         schema=schema,
-        source=f"{config.kind}:{source}",
+        source=f"{config.kind}:{usecase}/{source}",
         run_id=run_id,
     )
     result = _result(lake, manifest, started)
-    log.info("extracted", source=source, rows=result.rows, uri=result.uri)
+    log.info("extracted", usecase=usecase, source=source, rows=result.rows, uri=result.uri)
     return result
 
 
 def snapshot_key(as_of: date) -> str:
     """The lake partition of a reference-table snapshot taken on ``as_of``."""
-    return f"snapshot={as_of.isoformat()}"
+    return layout.snapshot_key(as_of.isoformat())
 
 
 def extract_snapshot(
     settings: Settings,
+    usecase: str,
     source: str,
     as_of: date,
     run_id: str,
     *,
     lake: Lake | None = None,
 ) -> PartitionResult:
-    """Extract a whole reference table (e.g. planes) as the raw snapshot of ``as_of``."""
-    from headwater.sources.sql import iter_table
-
+    """Extract a whole reference table of a use case as the raw snapshot of ``as_of``."""
     started = time.perf_counter()
-    config = settings.source(source)
-    if not isinstance(config, SqlSourceConfig):
-        raise ValueError(f"source {source!r} is not a SQL source: cannot snapshot it")
-    engine = _engine(resolve_reference(config.url, settings))
-    schema, batches = iter_table(engine, config.table, chunk_rows=config.chunk_rows)
+    case = usecase_of(settings, usecase)
+    if source not in case.references:
+        raise ValueError(
+            f"use case {usecase!r} has no reference table {source!r} "
+            f"(its references: {', '.join(case.references) or 'none'})"
+        )
+    config = settings.source(usecase, source)
+    options = validate_source(config, f"source {source!r} of use case {usecase!r}")
+    schema, batches = get_kind(config.kind).snapshot(
+        options, _context(settings, case, source), as_of
+    )
     lake = lake or lake_for(settings)
     manifest = lake.publish(
         RAW,
-        source,
+        layout.dataset(usecase, source),
         snapshot_key(as_of),
         batches,
         schema=schema,
-        source=f"sql:{source}",
+        source=f"{config.kind}:{usecase}/{source}",
         run_id=run_id,
     )
     result = _result(lake, manifest, started)
-    log.info("snapshot extracted", source=source, rows=result.rows, uri=result.uri)
+    log.info("snapshot extracted", usecase=usecase, source=source, rows=result.rows)
     return result
 
 
-def latest_snapshot(lake: Lake, source: str, as_of: date | None = None) -> str | None:
-    """The newest published snapshot key of ``source`` (not after ``as_of``), if any."""
-    keys = [k for k in lake.partitions(RAW, source) if k.startswith("snapshot=")]
+def latest_snapshot(lake: Lake, usecase: str, source: str, as_of: date | None = None) -> str | None:
+    """The newest published snapshot key of a use case's reference table (not after ``as_of``)."""
+    prefix = layout.snapshot_key("")
+    keys = [
+        k for k in lake.partitions(RAW, layout.dataset(usecase, source)) if k.startswith(prefix)
+    ]
     if as_of is not None:
         keys = [k for k in keys if k <= snapshot_key(as_of)]
     return max(keys) if keys else None
@@ -255,22 +209,23 @@ def reconcile(
 
 def clean_partition(
     settings: Settings,
+    usecase: str,
     partition: Partition,
     run_id: str,
     *,
     lake: Lake | None = None,
 ) -> PartitionResult:
-    """Validate and clean one partition; publish quarantine first, then the clean data."""
+    """Validate and clean one partition of a use case; publish quarantine first, then clean."""
     started = time.perf_counter()
-    usecase = get_usecase(settings.usecase)
+    case = usecase_of(settings, usecase)
     lake = lake or lake_for(settings)
     tables: dict[str, pa.Table] = {}
     inputs: dict[str, str] = {}
-    for source in usecase.source_names:
-        tables[source], manifest = lake.read(RAW, source, partition.key)
+    for source in case.sources:
+        tables[source], manifest = lake.read(RAW, layout.dataset(usecase, source), partition.key)
         inputs[source] = manifest.checksum
     frames = {name: table.to_pandas(date_as_object=False) for name, table in tables.items()}
-    result = usecase.clean(frames, partition, settings.partitioning.timezone)
+    result = case.clean(frames, partition, timezone_of(settings, usecase))
     quarantined = {name: len(result.quarantine.get(name, ())) for name in tables}
     ledger = reconcile(result.rows_in, result.rows_out, quarantined)
     for source, table in tables.items():
@@ -281,26 +236,26 @@ def clean_partition(
         bad = bad.append_column(pa.field(REASON, pa.string()), pa.array(reasons, pa.string()))
         lake.publish(
             QUARANTINE,
-            source,
+            layout.dataset(usecase, source),
             partition.key,
             [bad],
             schema=bad.schema,
-            source=f"contract:{source}",
+            source=f"contract:{usecase}/{source}",
             run_id=run_id,
         )
-    schema = usecase.clean_schema()
+    schema = case.clean_schema()
     clean = pa.Table.from_pandas(result.clean, schema=schema, preserve_index=False)
     manifest = lake.publish(
         CLEAN,
-        usecase.clean_dataset,
+        layout.dataset(usecase, case.clean_dataset),
         partition.key,
         [clean],
         schema=schema,
-        source=f"clean:{usecase.name}",
+        source=f"clean:{usecase}",
         run_id=run_id,
         extra={"reconciliation": ledger, "inputs": inputs},
     )
     total_quarantined = sum(quarantined.values())
     out = _result(lake, manifest, started, quarantined=total_quarantined, reconciliation=ledger)
-    log.info("cleaned", rows=out.rows, quarantined=total_quarantined, uri=out.uri)
+    log.info("cleaned", usecase=usecase, rows=out.rows, quarantined=total_quarantined, uri=out.uri)
     return out
