@@ -6,8 +6,8 @@ only reads two kinds of objects, the production pointer
 (``models/<name>/PRODUCTION.json``) and the small JSON files of an immutable,
 complete version (``models/<name>/<version>/``), so this module reads them with the
 standard library for ``file://`` lakes and with boto3 (created lazily, on first
-use, and injectable) for ``s3://`` lakes. The layout is the registry's: a test
-checks that the names below match it.
+use, and injectable) for ``s3://`` lakes. Paths come from :mod:`headwater.layout`,
+as the registry's do.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-MODELS = "models"
-POINTER = "PRODUCTION.json"
-SUCCESS = "_SUCCESS"
+from headwater import layout
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -147,14 +146,14 @@ class ModelStore:
 
     def uri(self, *parts: str) -> str:
         """Return the URI of ``parts`` below the model's folder."""
-        return self._backend.uri("/".join([MODELS, self.name, *parts]))
+        return self._backend.uri("/".join(layout.model_parts(self.name, *parts)))
 
     def _read(self, *parts: str) -> bytes | None:
-        return self._backend.read("/".join([MODELS, self.name, *parts]))
+        return self._backend.read("/".join(layout.model_parts(self.name, *parts)))
 
     def production(self) -> ProductionPointer | None:
         """Return the production pointer, or None when no version was ever promoted."""
-        raw = self._read(POINTER)
+        raw = self._read(layout.POINTER)
         if raw is None:
             return None
         try:
@@ -162,11 +161,11 @@ class ModelStore:
             version = _check_name("version", body["version"])
             return ProductionPointer(version, str(body.get("promoted_at", "")))
         except (ValueError, KeyError, TypeError, ModelStoreError) as exc:
-            raise ModelStoreError(f"{self.uri(POINTER)} is corrupt: {exc}") from None
+            raise ModelStoreError(f"{self.uri(layout.POINTER)} is corrupt: {exc}") from None
 
     def is_complete(self, version: str) -> bool:
         """True when the version's ``_SUCCESS`` flag exists (its training run finished)."""
-        return self._read(_check_name("version", version), SUCCESS) is not None
+        return self._read(_check_name("version", version), layout.SUCCESS) is not None
 
     def read_json(self, version: str, filename: str) -> Any:
         """Read and parse ``<version>/<filename>``; raise :class:`ModelStoreError` if absent."""

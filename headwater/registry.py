@@ -1,12 +1,12 @@
 """The model registry: versions of a model in the lake, one production pointer, and the gate.
 
-Layout: ``models/<name>/<version>/`` holds what one training run produced (``metrics.json``,
-``lineage.json``, the model files); ``_SUCCESS`` is written last and a version without it
-does not exist for the registry. ``models/<name>/PRODUCTION.json`` names the version in
-production and, newest first, the ones before it. The pointer only changes through a
-compare-and-swap, so two promoters racing can neither both win nor drop a version from the
-history. ``<version>/decision.json`` records why a version was promoted, rejected or retired;
-the pointer, not that file, says which version is in production.
+Layout (:mod:`headwater.layout`): ``models/<name>/<version>/`` holds what one training run
+produced (``metrics.json``, ``lineage.json``, the model files); ``_SUCCESS`` is written last
+and a version without it does not exist for the registry. ``models/<name>/PRODUCTION.json``
+names the version in production and, newest first, the ones before it. The pointer only
+changes through a compare-and-swap, so two promoters racing can neither both win nor drop a
+version from the history. ``<version>/decision.json`` records why a version was promoted,
+rejected or retired; the pointer, not that file, says which version is in production.
 """
 
 from __future__ import annotations
@@ -21,13 +21,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from headwater.lake import Lake, LakeError
-
-MODELS = "models"
-SUCCESS = "_SUCCESS"
-POINTER = "PRODUCTION.json"
-METRICS = "metrics.json"
-LINEAGE = "lineage.json"
-DECISION = "decision.json"
+from headwater.layout import DECISION, METRICS, POINTER, SUCCESS, model_parts
+from headwater.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
 
 Status = Literal["production", "candidate", "rejected", "retired"]
 STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired")
@@ -149,19 +144,19 @@ class Registry:
         self.name = _check_name("model", name)
 
     def __repr__(self) -> str:
-        return f"Registry({self.lake.uri_of(MODELS, self.name)!r})"
+        return f"Registry({self.lake.uri_of(*model_parts(self.name))!r})"
 
     # -- versions ---------------------------------------------------------------------
     def is_complete(self, version: str) -> bool:
         """True when ``version`` exists and its ``_SUCCESS`` flag is written."""
-        return self.lake.exists(MODELS, self.name, _check_name("version", version), SUCCESS)
+        return self.lake.exists(*model_parts(self.name), _check_name("version", version), SUCCESS)
 
     def versions(self) -> list[VersionInfo]:
         """Return the complete versions, oldest first."""
         pointer = self.production()
         names = [
             name
-            for name in self.lake.list_dir(MODELS, self.name)
+            for name in self.lake.list_dir(*model_parts(self.name))
             if name != POINTER and _NAME.fullmatch(name) and self.is_complete(name)
         ]
         infos = [self._info(name, pointer) for name in names]
@@ -187,19 +182,24 @@ class Registry:
     def _require_complete(self, version: str) -> None:
         if self.is_complete(version):
             return
-        if self.lake.list_dir(MODELS, self.name, version):
+        if self.lake.list_dir(*model_parts(self.name), version):
             raise VersionNotFoundError(
                 f"version {version} of model {self.name} is incomplete (no {SUCCESS}): "
                 "its training run has not finished or failed"
             )
         raise VersionNotFoundError(
-            f"model {self.name} has no version {version} in {self.lake.uri_of(MODELS, self.name)}"
+            f"model {self.name} has no version {version} in "
+            f"{self.lake.uri_of(*model_parts(self.name))}"
         )
 
     # -- files of a version -----------------------------------------------------------
     def read_json(self, version: str, name: str, default: Any = _MISSING) -> Any:
         """Read ``<version>/<name>``; return ``default`` when absent (or raise without one)."""
-        parts = (MODELS, self.name, _check_name("version", version), _check_name("file", name))
+        parts = (
+            *model_parts(self.name),
+            _check_name("version", version),
+            _check_name("file", name),
+        )
         try:
             data = self.lake.read_bytes(*parts)
         except LakeError:
@@ -215,12 +215,17 @@ class Registry:
         """Write ``body`` as ``<version>/<name>`` atomically."""
         data = json.dumps(body, sort_keys=True, indent=2, allow_nan=False).encode("utf-8")
         self.lake.write_bytes(
-            data, MODELS, self.name, _check_name("version", version), _check_name("file", name)
+            data,
+            *model_parts(self.name),
+            _check_name("version", version),
+            _check_name("file", name),
         )
 
     def mark_complete(self, version: str) -> None:
         """Write the ``_SUCCESS`` flag: the last step of a training run."""
-        self.lake.write_bytes(b"", MODELS, self.name, _check_name("version", version), SUCCESS)
+        self.lake.write_bytes(
+            b"", *model_parts(self.name), _check_name("version", version), SUCCESS
+        )
 
     # -- production pointer -----------------------------------------------------------
     def production(self) -> Pointer | None:
@@ -229,18 +234,18 @@ class Registry:
 
     def _read_pointer(self) -> tuple[bytes | None, Pointer | None]:
         try:
-            raw = self.lake.read_bytes(MODELS, self.name, POINTER)
+            raw = self.lake.read_bytes(*model_parts(self.name), POINTER)
         except LakeError:
             return None, None
         try:
             return raw, Pointer.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:
-            where = self.lake.uri_of(MODELS, self.name, POINTER)
+            where = self.lake.uri_of(*model_parts(self.name), POINTER)
             raise RegistryError(f"{where} is corrupt: {exc}") from None
 
     def _swap(self, raw: bytes | None, pointer: Pointer) -> bool:
         return self.lake.compare_and_swap(
-            MODELS, self.name, POINTER, expected=raw, new=pointer.to_json()
+            *model_parts(self.name), POINTER, expected=raw, new=pointer.to_json()
         )
 
     def promote(self, version: str, reason: str, expected: str | None | _Unset = ANY) -> Pointer:

@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 
 from headwater.lake import Lake, open_lake
+from headwater.layout import DECISION, METRICS, POINTER
 from headwater.registry import (
-    DECISION,
-    METRICS,
-    POINTER,
     ConcurrentPromotionError,
     Decision,
     NothingToRollBackError,
