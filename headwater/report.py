@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from headwater.usecases import Quantity, TrainingSpec
 
 WIDTH, HEIGHT, PAD = 360, 300, 40
 
@@ -57,9 +60,9 @@ def roc_svg(points: Sequence[tuple[float, float]], auc: float) -> str:
     return "".join(parts) + "</svg>"
 
 
-def calibration_svg(rows: Sequence[Mapping[str, float]]) -> str:
+def calibration_svg(rows: Sequence[Mapping[str, float]], observed: str = "observed rate") -> str:
     """Reliability diagram: mean predicted probability against observed rate per bin."""
-    parts = _axes("Calibration", "mean predicted probability", "observed delay rate")
+    parts = _axes("Calibration", "mean predicted probability", observed)
     points = [(float(r["mean_probability"]), float(r["observed_rate"])) for r in rows]
     parts.append(_polyline(points, "#d1242f"))
     for x, y in points:
@@ -108,22 +111,33 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _quantity(quantity: Quantity) -> str:
+    unit = f", {quantity.unit}" if quantity.unit else ""
+    return f"{quantity.name}{unit}"
+
+
 def render_report(
     *,
     title: str,
+    spec: TrainingSpec,
     metrics: Mapping[str, Any],
     roc_points: Sequence[tuple[float, float]],
     calibration: Sequence[Mapping[str, float]],
     top_coefficients: Sequence[tuple[str, float]],
     lineage: Mapping[str, Any],
 ) -> str:
-    """Render the whole report as one HTML page."""
+    """Render the whole report as one HTML page (names and units from the use case's spec)."""
     holdout = metrics.get("holdout", {})
     baselines = metrics.get("baselines", {})
     regression = metrics.get("regression", {})
+    descriptions = {b.name: b.description for b in spec.baselines}
     baseline_html = "".join(
-        f"<h3>{html.escape(name)}</h3>{_table(values)}" for name, values in baselines.items()
+        f"<h3>{html.escape(name)}</h3>"
+        + (f"<p>{html.escape(descriptions[name])}</p>" if name in descriptions else "")
+        + _table(values)
+        for name, values in baselines.items()
     )
+    named = [(spec.human(name), weight) for name, weight in top_coefficients]
     calibration_rows = "".join(
         "<tr>"
         + "".join(
@@ -140,14 +154,14 @@ def render_report(
 table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padding:3px 8px;
 text-align:left}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<h2>Holdout metrics (classifier: departure delayed 15+ minutes)</h2>{_table(holdout)}
+<h2>Holdout metrics (classifier: {html.escape(spec.label.name)})</h2>{_table(holdout)}
 <h2>Baselines on the same holdout</h2>{baseline_html}
-<h2>Regression (expected arrival delay, minutes)</h2>{_table(regression)}
+<h2>Regression ({html.escape(_quantity(spec.target))})</h2>{_table(regression)}
 <div class="plots">{roc_svg(roc_points, float(holdout.get("auc_roc", 0.0)))}
-{calibration_svg(calibration)}</div>
-<h2>Calibration table</h2><table><tr><th>bin</th><th>flights</th><th>mean predicted</th>
+{calibration_svg(calibration, f"observed rate: {spec.label.name}")}</div>
+<h2>Calibration table</h2><table><tr><th>bin</th><th>rows</th><th>mean predicted</th>
 <th>observed</th></tr>{calibration_rows}</table>
-<h2>Largest coefficients</h2>{coefficients_svg(top_coefficients)}
+<h2>Largest coefficients</h2>{coefficients_svg(named)}
 <h2>Lineage</h2>{_table(lineage_rows)}
 </body></html>
 """

@@ -1,7 +1,8 @@
-"""Run the training job (``emr_jobs/train.py``): spark-submit locally, transient EMR on AWS.
+"""Run the training job: spark-submit locally, transient EMR on AWS.
 
-Both runners submit the same entrypoint with the same arguments; only where Spark
-runs differs. The job prints one JSON line ``{"headwater_train": {...}}``, its summary.
+Both runners submit the same entrypoint (a script path given by the layer that wires
+them) with the same arguments; only where Spark runs differs. The job prints one JSON
+line ``{"headwater_train": {...}}``, its summary.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from headwater.config import Settings
 from headwater.logs import get_logger
 
 log = get_logger(__name__)
-ENTRYPOINT = "emr_jobs/train.py"
-CODE_PACKAGES = ("headwater", "emr_jobs")
+CODE_PACKAGE = "headwater"
 # What the job needs on EMR nodes beyond what the release ships (pyspark comes with Spark).
 NODE_REQUIREMENTS = ("pandas>=2.2,<4", "pyarrow>=17", "pydantic>=2.7,<3", "structlog>=24.1")
 
@@ -43,6 +43,7 @@ class TrainingRunner(Protocol):
 
 def train_arguments(
     settings: Settings,
+    usecase: str,
     *,
     lake_uri: str,
     version: str,
@@ -52,18 +53,22 @@ def train_arguments(
     production_version: str | None,
     code_version: str,
 ) -> list[str]:
-    """The job's command-line arguments, the same for every runner."""
+    """The job's command-line arguments for ``usecase``, the same for every runner."""
+    usecase_config = settings.usecase_config(usecase)
     config = {
         "stage": settings.stage,
+        "usecase": usecase,
         "partitioning": settings.partitioning.model_dump(),
         "training": settings.training.model_dump(exclude={"emr"}),
-        "model": settings.model.model_dump(),
+        "gate": usecase_config.gate.model_dump(),
+        "holdout_from": usecase_config.holdout_from,
     }
-    args = [
+    args = ["--usecase", usecase]
+    if usecase_config.module:
+        args += ["--usecase-module", usecase_config.module]
+    args += [
         "--lake",
         lake_uri,
-        "--model-name",
-        settings.model.name,
         "--version",
         version,
         "--start",
@@ -83,8 +88,8 @@ def train_arguments(
         "--reg-param",
         str(settings.training.reg_param),
     ]
-    if settings.training.holdout_from:
-        args += ["--holdout-from", settings.training.holdout_from]
+    if usecase_config.holdout_from:
+        args += ["--holdout-from", usecase_config.holdout_from]
     if production_version:
         args += ["--production-version", production_version]
     if settings.aws.region:
@@ -119,15 +124,15 @@ def code_version(root: Path | None = None) -> str:
 
 
 class LocalSparkRunner:
-    """spark-submit of the entrypoint on this machine (``local[N]``), logs to a file."""
+    """spark-submit of the entrypoint script on this machine (``local[N]``), logs to a file."""
 
-    def __init__(self, settings: Settings, log_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, entrypoint: Path, log_dir: Path | None = None) -> None:
         self.settings = settings
+        self.entrypoint = Path(entrypoint)
         self.log_dir = Path(log_dir or settings.run.log_dir)
 
     def command(self, args: Sequence[str]) -> list[str]:
-        """The spark-submit command line (python -m as a fallback without spark-submit)."""
-        root = Path(__file__).resolve().parents[1]
+        """The spark-submit command line (the plain interpreter without spark-submit)."""
         submit = shutil.which("spark-submit", path=str(Path(sys.executable).parent))
         training = self.settings.training
         if submit:
@@ -146,10 +151,10 @@ class LocalSparkRunner:
                 "spark.ui.enabled=false",
                 "--conf",
                 f"spark.pyspark.python={sys.executable}",
-                str(root / ENTRYPOINT),
+                str(self.entrypoint),
                 *args,
             ]
-        return [sys.executable, "-m", "emr_jobs.train", "--master", training.master, *args]
+        return [sys.executable, str(self.entrypoint), "--master", training.master, *args]
 
     @staticmethod
     def environment() -> dict[str, str]:
@@ -193,12 +198,12 @@ def tail(path: Path, lines: int = 30) -> str:
         return "".join(deque(handle, maxlen=lines))
 
 
-def build_code_zip(root: Path | None = None) -> bytes:
-    """Zip the job's own code (``headwater`` and ``emr_jobs``) for ``--py-files``."""
+def build_code_zip(root: Path | None = None, packages: Sequence[str] = (CODE_PACKAGE,)) -> bytes:
+    """Zip the job's library code (``headwater`` and any extra package) for ``--py-files``."""
     root = root or Path(__file__).resolve().parents[1]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for package in CODE_PACKAGES:
+        for package in dict.fromkeys(packages):
             for path in sorted((root / package).rglob("*.py")):
                 archive.write(path, path.relative_to(root).as_posix())
     return buffer.getvalue()
@@ -220,10 +225,18 @@ def cluster_name(stage: str, run_id: str) -> str:
 class EmrTrainingRunner:
     """A transient EMR cluster per run: code shipped to S3, one step, self-terminating."""
 
-    def __init__(self, settings: Settings, emr_runner: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        entrypoint: Path,
+        emr_runner: Any = None,
+        packages: Sequence[str] = (CODE_PACKAGE,),
+    ) -> None:
         from headwater import aws
 
         self.settings = settings
+        self.entrypoint = Path(entrypoint)
+        self.packages = tuple(packages)
         self._aws = aws
         self._runner = emr_runner or aws.EmrRunner(region=settings.aws.region)
 
@@ -236,8 +249,8 @@ class EmrTrainingRunner:
         uris = self._aws.upload_artifacts(
             f"{emr.artifacts_uri.rstrip('/')}/{run_id}",
             {
-                "headwater.zip": build_code_zip(root),
-                "train.py": (root / ENTRYPOINT).read_bytes(),
+                "headwater.zip": build_code_zip(root, self.packages),
+                "train.py": self.entrypoint.read_bytes(),
                 "bootstrap.sh": bootstrap_script(),
             },
             region=self.settings.aws.region,
@@ -278,8 +291,8 @@ class EmrTrainingRunner:
         return {"cluster_id": result.cluster_id, "step_id": result.step_id}
 
 
-def create_training_runner(settings: Settings) -> TrainingRunner:
-    """The runner the stage asks for."""
+def create_training_runner(settings: Settings, entrypoint: Path) -> TrainingRunner:
+    """The runner the stage asks for, submitting the job script ``entrypoint``."""
     if settings.training.runner == "emr":
-        return EmrTrainingRunner(settings)
-    return LocalSparkRunner(settings)
+        return EmrTrainingRunner(settings, entrypoint)
+    return LocalSparkRunner(settings, entrypoint)

@@ -1,4 +1,4 @@
-"""Spark side of the flights model: the lookups and the feature frame, at any scale.
+"""Spark side of the flights model: the lookups, and the training spec the generic job runs.
 
 Every aggregation here is bounded by the calendar and the reference tables (routes,
 aircraft, origins x months, origins x hours), never by the number of flights, so
@@ -8,20 +8,17 @@ collecting the lookups to the driver is safe on EMR.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from typing import Any
 
+from headwater.usecases import Baseline, Quantity, TrainingSpec
 from headwater.usecases.flights.features import (
     CATEGORICAL,
-    FEATURES,
     NUMERIC,
     WEATHER,
     FeatureLookups,
     features_frame,
 )
-
-LABEL = "dep_delayed_15"
-TARGET = "arr_delay"
-MODEL_NAME = "flights_delay"
 
 
 def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> FeatureLookups:
@@ -115,35 +112,55 @@ def _finite(value: Any) -> float | None:
 
 
 INPUT_COLUMNS = ("carrier", "origin", "dest", "tailnum", "sched_dep_local", *WEATHER)
-PASS_THROUGH = ("flight_date", LABEL, TARGET, "cancelled")
+HUMAN_NAMES = {
+    "carrier": "airline",
+    "origin": "origin airport",
+    "dest": "destination airport",
+    "dep_hour": "scheduled departure hour",
+    "weekday": "weekday (0 = Monday)",
+    "month_sin": "month (sine)",
+    "month_cos": "month (cosine)",
+    "log_distance": "log distance",
+    "holiday_near": "within 3 days of a holiday",
+    "plane_age": "aircraft age (years)",
+    "seats": "seats",
+    "engines": "engines",
+    "temp_f": "temperature (°F)",
+    "dew_point_f": "dew point (°F)",
+    "humidity_pct": "relative humidity (%)",
+    "wind_speed_mph": "wind speed (mph)",
+    "precip_in": "precipitation (in)",
+    "pressure_hpa": "pressure (hPa)",
+    "visibility_ft": "visibility (ft)",
+    "weather_defaulted": "weather defaulted",
+    "congestion": "departures scheduled in the hour",
+}
 
 
-def feature_table(flights: Any, lookups: FeatureLookups) -> Any:
-    """Add the model features to clean flights on the executors (pandas batches via Arrow).
+def build_training_lookups(train: Any, references: Mapping[str, Any], all_rows: Any) -> Any:
+    """The spec's lookups: training flights, the planes snapshot, the whole schedule."""
+    return build_lookups(train, references["planes"], schedule=all_rows)
 
-    Returns a DataFrame with :data:`FEATURES` plus ``flight_date``, the label
-    (as a double) and the regression target.
-    """
-    from pyspark.sql import types as T
 
-    fields = [T.StructField(name, T.StringType()) for name in CATEGORICAL]
-    fields += [T.StructField(name, T.DoubleType()) for name in NUMERIC]
-    fields += [
-        T.StructField("flight_date", T.DateType()),
-        T.StructField("label", T.DoubleType()),
-        T.StructField(TARGET, T.DoubleType()),
-        T.StructField("cancelled", T.BooleanType()),
-    ]
-    schema = T.StructType(fields)
-    columns = list(dict.fromkeys((*INPUT_COLUMNS, *PASS_THROUGH)))
-
-    def batches(frames: Any) -> Any:
-        for frame in frames:
-            out = features_frame(frame, lookups)
-            out["flight_date"] = frame["flight_date"]
-            out["label"] = frame[LABEL].astype("float64")
-            out[TARGET] = frame[TARGET].astype("float64")
-            out["cancelled"] = frame["cancelled"].astype(bool)
-            yield out[list(FEATURES) + ["flight_date", "label", TARGET, "cancelled"]]
-
-    return flights.select(*columns).mapInPandas(batches, schema)
+TRAINING = TrainingSpec(
+    dataset="flights",
+    date_column="flight_date",
+    references=("planes",),
+    label=Quantity("dep_delayed_15", "departure delayed 15+ minutes"),
+    target=Quantity("arr_delay", "arrival delay", "min"),
+    categorical=CATEGORICAL,
+    numeric=NUMERIC,
+    input_columns=INPUT_COLUMNS,
+    baselines=(
+        Baseline("base_rate", (), "the training delay rate, for every flight"),
+        Baseline(
+            "carrier_hour_rate",
+            ("carrier", "dep_hour"),
+            "the training delay rate of the airline at the scheduled hour",
+        ),
+    ),
+    human_names=HUMAN_NAMES,
+    build_lookups=build_training_lookups,
+    features_frame=features_frame,
+    load_lookups=FeatureLookups.from_dict,
+)

@@ -1,0 +1,575 @@
+"""The generic Spark ML job: train, evaluate and export one use case's two models.
+
+Everything specific to a question comes from the use case's :class:`TrainingSpec`: the
+clean dataset and its date column, the reference snapshots, the label and the regression
+target, the features (built on the executors by ``spec.features_frame`` through
+``mapInPandas``, the same definition the API runs per request), the lookups and the
+baselines. The job reads the clean partitions named by their manifests, fits a logistic
+regression (the label) and a linear regression (the target) on shared feature stages,
+evaluates both on a time-based holdout against the baselines, checks that the portable
+export scores as Spark does, and writes one new model version (the paths come from
+:mod:`headwater.layout`), ``_SUCCESS`` last. Nothing that grows with the data is collected.
+
+The entrypoint (``emr_jobs/train.py``) parses the command line, builds the SparkSession
+and calls :func:`train`; every transform here is ``DataFrame -> DataFrame`` or a small
+reduction, so tests call them directly on a local session.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from headwater import layout
+from headwater.evaluation import (
+    EPSILON,
+    ScoreBin,
+    calibration_table,
+    constant_metrics,
+    exact_metrics,
+    roc_curve,
+    summary,
+)
+
+if TYPE_CHECKING:
+    from headwater.lake import Lake
+    from headwater.usecases import TrainingSpec, UseCase
+
+#: The holdout rows scored by both Spark and the portable export.
+PARITY_SAMPLE_ROWS = 2000
+#: The largest difference allowed between the export's scores and Spark's.
+PARITY_TOLERANCE = 1e-9
+#: Equal-width score bins of the holdout histogram (calibration, ROC plot, exact means).
+HISTOGRAM_BINS = 200
+#: At most this many distinct scores are collected for an exact baseline evaluation.
+MAX_EXACT_SCORES = 10_000
+#: Baseline cells are smoothed towards the base rate as if they held this many more rows.
+BASELINE_PRIOR = 20.0
+#: The label column of the feature table (the use case's label, as a double).
+LABEL = "label"
+_T0 = time.perf_counter()
+
+
+def progress(step: str, **fields: Any) -> None:
+    """One progress line on stderr (the step log): elapsed seconds, step, figures."""
+    extra = " ".join(f"{k}={v}" for k, v in fields.items())
+    print(
+        f"[headwater-train {time.perf_counter() - _T0:7.1f}s] {step} {extra}".rstrip(),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training run: where, which range, which version, and how."""
+
+    lake: str
+    version: str
+    start: date
+    end: date
+    grain: str = "month"
+    holdout_from: date | None = None
+    production_version: str | None = None
+    run_id: str = "adhoc"
+    code_version: str = "unknown"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    reg_param: float = 0.001
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+def default_holdout(start: date, end: date) -> date:
+    """The first holdout date when none is configured: the last sixth of the range."""
+    return end - timedelta(days=max(1, (end - start).days // 6))
+
+
+# -- inputs ----------------------------------------------------------------------------------
+def spark_path(lake: Lake, *parts: str) -> str:
+    """The URI Spark reads or writes ``parts`` of the lake at."""
+    return f"file://{lake.path(*parts)}" if lake.is_local else lake.uri_of(*parts)
+
+
+def read_inputs(
+    spark: Any, lake: Lake, usecase: str, spec: TrainingSpec, start: date, end: date, grain: str
+) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """The clean dataset of ``start..end`` and each reference's latest snapshot as of ``end``.
+
+    Returns ``(clean, references, inputs)``: a DataFrame, one DataFrame per reference,
+    and the checksum of every partition read (the lineage). Only published partitions
+    are read, through their manifests.
+    """
+    from headwater.lake import LakeError
+    from headwater.partitions import partitions_between
+    from headwater.pipeline import latest_snapshot
+
+    dataset = layout.dataset(usecase, spec.dataset)
+    paths, inputs = [], {}
+    for part in partitions_between(start, end, grain):  # type: ignore[arg-type]
+        manifest = lake.manifest(layout.CLEAN, dataset, part.key)
+        if manifest is None:
+            raise LakeError(
+                f"clean partition {part.key} of {dataset} is not published: run the pipeline first"
+            )
+        paths.append(spark_path(lake, layout.CLEAN, dataset, part.key, manifest.file))
+        inputs[f"{layout.CLEAN}/{dataset}/{part.key}"] = manifest.checksum
+    references = {}
+    for name in spec.references:
+        snapshot = latest_snapshot(lake, usecase, name, end)
+        reference = layout.dataset(usecase, name)
+        if snapshot is None:
+            raise LakeError(
+                f"no snapshot of {reference} as of {end} in the lake: run the pipeline (it "
+                "extracts it)"
+            )
+        manifest = lake.manifest(layout.RAW, reference, snapshot)
+        inputs[f"{layout.RAW}/{reference}/{snapshot}"] = manifest.checksum
+        references[name] = spark.read.parquet(
+            spark_path(lake, layout.RAW, reference, snapshot, manifest.file)
+        )
+    return spark.read.parquet(*paths), references, inputs
+
+
+# -- transforms: DataFrame -> DataFrame ------------------------------------------------------
+def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
+    """Add the model features to clean rows on the executors (pandas batches via Arrow).
+
+    Returns a DataFrame of the features (categorical as strings, numeric as doubles),
+    the date column, ``label`` (the use case's label as a double) and the target as a
+    double. Every row is kept; :func:`labelled` drops those without a label.
+    """
+    from pyspark.sql import types as T
+
+    date_column, label, target = spec.date_column, spec.label.column, spec.target.column
+    fields = [T.StructField(name, T.StringType()) for name in spec.categorical]
+    fields += [T.StructField(name, T.DoubleType()) for name in spec.numeric]
+    fields += [
+        T.StructField(date_column, T.DateType()),
+        T.StructField(LABEL, T.DoubleType()),
+        T.StructField(target, T.DoubleType()),
+    ]
+    schema = T.StructType(fields)
+    columns = list(dict.fromkeys((*spec.input_columns, date_column, label, target)))
+    output = [*spec.features, date_column, LABEL, target]
+    features_frame = spec.features_frame
+
+    def batches(frames: Any) -> Any:
+        for frame in frames:
+            out = features_frame(frame, lookups)
+            out[date_column] = frame[date_column]
+            out[LABEL] = frame[label].astype("float64")
+            out[target] = frame[target].astype("float64")
+            yield out[output]
+
+    return clean.select(*columns).mapInPandas(batches, schema)
+
+
+def labelled(features: Any) -> Any:
+    """The rows with a label (the others are neither trained on nor held out)."""
+    from pyspark.sql import functions as F
+
+    return features.where(F.col(LABEL).isNotNull() & ~F.isnan(LABEL))
+
+
+def split_by_time(features: Any, date_column: str, holdout_from: date) -> tuple[Any, Any]:
+    """Train on labelled rows before ``holdout_from``, hold out the rest (never a random split)."""
+    from pyspark.sql import functions as F
+
+    rows, cutoff = labelled(features), F.lit(holdout_from)
+    return rows.where(F.col(date_column) < cutoff), rows.where(F.col(date_column) >= cutoff)
+
+
+def with_probability(predictions: Any, column: str = "probability") -> Any:
+    """Add ``p``: the probability of the positive class as a double column."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    return predictions.withColumn("p", vector_to_array(F.col(column))[1])
+
+
+def feature_stages(categorical: Sequence[str], numeric: Sequence[str]) -> Any:
+    """Index, one-hot encode, assemble and standardise: the stages both models share."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+
+    index = [f"{c}_idx" for c in categorical]
+    onehot = [f"{c}_ohe" for c in categorical]
+    return Pipeline(
+        stages=[
+            StringIndexer(inputCols=list(categorical), outputCols=index, handleInvalid="keep"),
+            OneHotEncoder(inputCols=index, outputCols=onehot, handleInvalid="keep", dropLast=True),
+            VectorAssembler(
+                inputCols=onehot + list(numeric), outputCol="raw_features", handleInvalid="keep"
+            ),
+            StandardScaler(
+                inputCol="raw_features", outputCol="features", withMean=False, withStd=True
+            ),
+        ]
+    )
+
+
+def fit_models(
+    train: Any, categorical: Sequence[str], numeric: Sequence[str], reg_param: float, target: str
+) -> tuple[Any, Any]:
+    """Fit the shared feature stages once, then both heads; return two PipelineModels.
+
+    The classifier (logistic regression on the label) and the regressor (linear
+    regression on ``target``, where known) share the fitted feature stages, so they
+    are exported and served from one definition.
+    """
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.regression import LinearRegression
+    from pyspark.sql import functions as F
+
+    features = feature_stages(categorical, numeric).fit(train)
+    progress("fitted feature stages")
+    # Not cached here: each estimator then persists its own deserialised instances,
+    # which its iterations read far faster than a cached DataFrame of vectors.
+    vectors = features.transform(train).select("features", LABEL, target)
+    logistic = LogisticRegression(
+        featuresCol="features", labelCol=LABEL, regParam=reg_param, maxIter=15
+    ).fit(vectors)
+    progress("fitted classifier", iterations=logistic.summary.totalIterations)
+    linear = LinearRegression(
+        featuresCol="features", labelCol=target, regParam=reg_param, solver="normal"
+    ).fit(vectors.where(F.col(target).isNotNull() & ~F.isnan(target)))
+    return (
+        PipelineModel(stages=[*features.stages, logistic]),
+        PipelineModel(stages=[*features.stages, linear]),
+    )
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def score_histogram(scored: Any, score: str = "p", bins: int = HISTOGRAM_BINS) -> list[ScoreBin]:
+    """Reduce a scored holdout to ``bins`` equal-width score bins, in one Spark job.
+
+    Each bin carries its count, positives and the sums of the score, the log loss, the
+    squared error and the correct decisions at 0.5, so the holdout's means are exact.
+    """
+    from pyspark.sql import functions as F
+
+    s, y = F.col(score), F.col(LABEL)
+    clipped = F.least(F.greatest(s, F.lit(EPSILON)), F.lit(1 - EPSILON))
+    bucket = F.least(F.floor(s * bins), F.lit(bins - 1)).cast("int")
+    rows = (
+        scored.groupBy(bucket.alias("b"))
+        .agg(
+            F.count("*").alias("n"),
+            F.sum(y).alias("pos"),
+            F.sum(s).alias("s"),
+            F.sum(-(y * F.log(clipped) + (1 - y) * F.log(1 - clipped))).alias("ll"),
+            F.sum((s - y) ** 2).alias("se"),
+            F.sum(((s > 0.5).cast("double") == y).cast("double")).alias("ok"),
+        )
+        .collect()
+    )
+    return [
+        ScoreBin((r.b + 0.5) / bins, float(r.n), float(r.pos), r.s, r.ll, r.se, r.ok) for r in rows
+    ]
+
+
+def exact_histogram(scored: Any, score: str = "p") -> list[ScoreBin]:
+    """One bin per distinct score: for baselines, whose scores take few values."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        scored.groupBy(F.col(score).alias("s"))
+        .agg(F.count("*").alias("n"), F.sum(LABEL).alias("pos"))
+        .limit(MAX_EXACT_SCORES + 1)
+        .collect()
+    )
+    if len(rows) > MAX_EXACT_SCORES:
+        raise ValueError(f"more than {MAX_EXACT_SCORES} distinct scores: not a baseline")
+    return [ScoreBin.exact(float(r.s), float(r.n), float(r.pos)) for r in rows]
+
+
+def classification_metrics(
+    scored: Any, score: str = "p", histogram: Sequence[ScoreBin] | None = None
+) -> dict[str, float]:
+    """AUC-ROC, AUC-PR, log loss, Brier score, accuracy and base rate of a scored holdout.
+
+    The means come from the bounded histogram (computed here unless given); both AUCs
+    are Spark's exact ones.
+    """
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+
+    if histogram is None:
+        histogram = score_histogram(scored, score)
+    # numBins=0: the exact curves. The default down-sampling to 1,000 bins depends on how the
+    # scores are partitioned, so the same model scored twice would get two different AUCs and
+    # the gate would compare evaluation noise.
+    evaluator = BinaryClassificationEvaluator(rawPredictionCol=score, labelCol=LABEL, numBins=0)
+    return {
+        **summary(histogram),
+        "auc_roc": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderROC"}),
+        "auc_pr": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderPR"}),
+    }
+
+
+def regression_metrics(scored: Any, target: str) -> dict[str, float]:
+    """RMSE, MAE and R² of a scored holdout, in one pass over it."""
+    from pyspark.sql import functions as F
+
+    err = F.col("prediction") - F.col(target)
+    row = scored.agg(
+        F.count("*").alias("n"),
+        F.avg(err * err).alias("mse"),
+        F.avg(F.abs(err)).alias("mae"),
+        F.var_pop(target).alias("variance"),
+    ).first()
+    r2 = 1.0 - row.mse / row.variance if row.variance else float("nan")
+    return {"rmse": math.sqrt(row.mse), "mae": float(row.mae), "r2": r2}
+
+
+def mean_target_baseline(target: str) -> str:
+    """The name of the regression baseline that predicts the training mean of ``target``."""
+    return f"mean_{target}"
+
+
+def baselines(train: Any, holdout: Any, spec: TrainingSpec) -> dict[str, dict[str, float]]:
+    """The use case's naive baselines on the same holdout, and the mean-target regression one.
+
+    A baseline without columns is the base rate (a constant); one with columns scores
+    each row by its cell's training rate, smoothed towards the base rate
+    (:data:`BASELINE_PRIOR`), unseen cells taking the base rate. Cells are bounded, so
+    each has few distinct scores and its metrics are exact.
+    """
+    from pyspark.sql import functions as F
+
+    target = spec.target.column
+    means = train.agg(F.avg(LABEL).alias("rate"), F.avg(target).alias("mean")).first()
+    base_rate, mean_target = float(means.rate), float(means.mean or 0.0)
+    err = F.col(target) - F.lit(mean_target)
+    totals = holdout.agg(
+        F.count("*").alias("n"),
+        F.sum(LABEL).alias("pos"),
+        F.sqrt(F.avg(err * err)).alias("rmse"),
+        F.avg(F.abs(err)).alias("mae"),
+    ).first()
+    out: dict[str, dict[str, float]] = {}
+    for baseline in spec.baselines:
+        columns = list(baseline.columns)
+        if not columns:
+            out[baseline.name] = constant_metrics(base_rate, float(totals.n), float(totals.pos))
+            continue
+        prior = BASELINE_PRIOR
+        cells = train.groupBy(*columns).agg(
+            ((F.sum(LABEL) + prior * base_rate) / (F.count("*") + prior)).alias("cell_rate")
+        )
+        by_cell = holdout.join(F.broadcast(cells), columns, "left").withColumn(
+            "p", F.coalesce(F.col("cell_rate"), F.lit(base_rate))
+        )
+        out[baseline.name] = exact_metrics(exact_histogram(by_cell))
+    out[mean_target_baseline(target)] = {
+        "rmse": float(totals.rmse or 0.0),
+        "mae": float(totals.mae or 0.0),
+    }
+    return out
+
+
+def top_coefficients(model: Any, predictions: Any, n: int = 15) -> list[tuple[str, float]]:
+    """The ``n`` largest coefficients by magnitude, named after their assembled slots."""
+    attrs = predictions.schema["raw_features"].metadata.get("ml_attr", {}).get("attrs", {})
+    names = {a["idx"]: a["name"] for group in attrs.values() for a in group}
+    weights = model.stages[-1].coefficients.toArray()
+    ranked = sorted(range(len(weights)), key=lambda i: -abs(weights[i]))[:n]
+    return [(names.get(i, f"slot {i}"), float(weights[i])) for i in ranked]
+
+
+def check_parity(
+    classifier: Any, regressor: Any, holdout: Any, export: Mapping[str, Any]
+) -> dict[str, float]:
+    """Score a bounded holdout sample with Spark and with the portable export; compare."""
+    from headwater.scoring import load_pipelines
+
+    pipelines = load_pipelines(export)
+    features = list(export["metadata"]["features"])
+    sample = holdout.limit(PARITY_SAMPLE_ROWS)
+    spark_cls = (
+        with_probability(classifier.transform(sample)).select(*features, "p", "prediction")
+    ).collect()
+    spark_reg = regressor.transform(sample).select(*features, "prediction").collect()
+    worst_p = worst_label = worst_reg = 0.0
+    for row in spark_cls:
+        out = pipelines["classifier"].transform(row.asDict())
+        worst_p = max(worst_p, abs(out["probability"] - row.p))
+        worst_label = max(worst_label, abs(out["prediction"] - row.prediction))
+    for row in spark_reg:
+        out = pipelines["regressor"].transform(row.asDict())
+        worst_reg = max(worst_reg, abs(out["prediction"] - row.prediction))
+    return {
+        "rows": len(spark_cls),
+        "max_abs_probability": worst_p,
+        "max_abs_decision": worst_label,
+        "max_abs_regression": worst_reg,
+    }
+
+
+def _quantity(quantity: Any) -> dict[str, str]:
+    return {"column": quantity.column, "name": quantity.name, "unit": quantity.unit}
+
+
+# -- the job ---------------------------------------------------------------------------------
+def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]:
+    """Run the whole job for ``usecase``; return a summary (version, headline metrics, timings)."""
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+
+    from headwater.lake import open_lake
+    from headwater.report import render_report
+    from headwater.spark_export import export_document, export_pipeline
+
+    spec, name = usecase.training, usecase.name
+    started = time.perf_counter()
+    lake = open_lake(options.lake, region=options.region, endpoint_url=options.endpoint_url)
+    clean, references, inputs = read_inputs(
+        spark, lake, name, spec, options.start, options.end, options.grain
+    )
+    clean = clean.cache()
+    progress("inputs", usecase=name, partitions=len(inputs) - len(references), rows=clean.count())
+
+    holdout_from = options.holdout_from or default_holdout(options.start, options.end)
+    lookups = spec.build_lookups(
+        clean.where(F.col(spec.date_column) < F.lit(holdout_from)), references, clean
+    )
+    progress("lookups")
+    features = feature_table(clean, spec, lookups).cache()
+    train_df, holdout_df = split_by_time(features, spec.date_column, holdout_from)
+    train_df, holdout_df = train_df.cache(), holdout_df.cache()
+    train_rows, holdout_rows = train_df.count(), holdout_df.count()
+    progress("features", train=train_rows, holdout=holdout_rows)
+    if not train_rows or not holdout_rows:
+        raise ValueError(f"empty train or holdout split at {holdout_from}: widen the date range")
+
+    target = spec.target.column
+    classifier, regressor = fit_models(
+        train_df, spec.categorical, spec.numeric, options.reg_param, target
+    )
+    fitted = time.perf_counter()
+    progress("fitted")
+
+    scored = with_probability(classifier.transform(holdout_df)).cache()
+    histogram = score_histogram(scored)
+    holdout_metrics = classification_metrics(scored, histogram=histogram)
+    calibration = calibration_table(histogram)
+    roc = roc_curve(histogram)
+    regression = regression_metrics(
+        regressor.transform(holdout_df.where(F.col(target).isNotNull() & ~F.isnan(target))),
+        target,
+    )
+    metrics: dict[str, Any] = {
+        "model": name,
+        "usecase": name,
+        "version": options.version,
+        "label": _quantity(spec.label),
+        "target": _quantity(spec.target),
+        "holdout_from": holdout_from.isoformat(),
+        "holdout": holdout_metrics,
+        "regression": regression,
+        "baselines": baselines(train_df, holdout_df, spec),
+        "baseline_descriptions": {b.name: b.description for b in spec.baselines},
+        "calibration": calibration,
+        "train_rows": train_rows,
+        "threshold": float(classifier.stages[-1].getThreshold()),
+    }
+    progress("evaluated", auc_roc=round(holdout_metrics["auc_roc"], 4))
+    if options.production_version:
+        production_path = layout.model_parts(
+            name, options.production_version, layout.SPARK, layout.CLASSIFIER
+        )
+        try:
+            production = PipelineModel.load(spark_path(lake, *production_path))
+            metrics["production_on_holdout"] = {
+                "version": options.production_version,
+                **classification_metrics(with_probability(production.transform(holdout_df))),
+            }
+        except Exception as exc:  # a model of another feature set cannot score this holdout
+            metrics["production_on_holdout"] = {
+                "version": options.production_version,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+
+    export = export_document(
+        {
+            layout.CLASSIFIER: export_pipeline(classifier, spec.features),
+            layout.REGRESSOR: export_pipeline(regressor, spec.features),
+        },
+        {
+            "model": name,
+            "usecase": name,
+            "version": options.version,
+            "label": spec.label.column,
+            "target": spec.target.column,
+            "features": list(spec.features),
+            "categorical": list(spec.categorical),
+            "numeric": list(spec.numeric),
+            "threshold": metrics["threshold"],
+            "trained_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    parity = check_parity(classifier, regressor, holdout_df, export)
+    progress("export checked", **parity)
+    metrics["export_parity"] = parity
+    if max(parity["max_abs_probability"], parity["max_abs_regression"]) > PARITY_TOLERANCE:
+        raise RuntimeError(f"portable export disagrees with Spark: {parity}")
+
+    import pyspark
+
+    lineage = {
+        "model": name,
+        "usecase": name,
+        "version": options.version,
+        "run_id": options.run_id,
+        "code_version": options.code_version,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date_range": f"{options.start}..{options.end}",
+        "holdout_from": holdout_from.isoformat(),
+        "inputs": inputs,
+        "config": dict(options.config),
+        "spark_version": spark.version,
+        "pyspark_version": pyspark.__version__,
+        "python_version": platform.python_version(),
+    }
+    version_dir = layout.model_parts(name, options.version)
+    for head, model in ((layout.CLASSIFIER, classifier), (layout.REGRESSOR, regressor)):
+        model.write().overwrite().save(spark_path(lake, *version_dir, layout.SPARK, head))
+    for file_name, body in (
+        (layout.EXPORT, export),
+        (layout.LOOKUPS, lookups.to_dict()),
+        (layout.METRICS, metrics),
+        (layout.LINEAGE, lineage),
+    ):
+        lake.write_bytes(json.dumps(body, indent=1, default=str).encode(), *version_dir, file_name)
+    report = render_report(
+        title=f"{usecase.title}: model {name} {options.version}",
+        spec=spec,
+        metrics=metrics,
+        roc_points=roc,
+        calibration=calibration,
+        top_coefficients=top_coefficients(classifier, scored),
+        lineage=lineage,
+    )
+    lake.write_bytes(report.encode("utf-8"), *version_dir, layout.REPORT)
+    lake.write_bytes(b"", *version_dir, layout.SUCCESS)
+    progress("written", uri=lake.uri_of(*version_dir))
+    for frame in (clean, features, train_df, holdout_df, scored):
+        frame.unpersist()
+    return {
+        "usecase": name,
+        "version": options.version,
+        "uri": lake.uri_of(*version_dir),
+        "auc_roc": holdout_metrics["auc_roc"],
+        "log_loss": holdout_metrics["log_loss"],
+        "rmse": regression["rmse"],
+        "fit_seconds": round(fitted - started, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+        "parity": parity,
+    }
