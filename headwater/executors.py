@@ -1,4 +1,8 @@
-"""Executors run a function (extract, clean) on an event: in-process locally, Lambda on AWS."""
+"""Executors run a function (extract, clean) on an event: in-process locally, Lambda on AWS.
+
+The core library names no deployable: the in-process handlers are passed in by the layer
+that wires them (``luigi_tasks``), as callables keyed by function kind.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,8 @@ from typing import Any, Protocol
 
 from headwater.config import Settings
 
-# Function kind -> handler, as "module:function" (the same strings the infrastructure uses).
-HANDLERS: Mapping[str, str] = {
-    "extract": "functions.extract:lambda_handler",
-    "clean": "functions.clean:lambda_handler",
-}
+#: A Lambda-style handler: ``(event, context) -> JSON-able result``.
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 class FunctionFailed(RuntimeError):
@@ -55,7 +56,7 @@ class LocalContext:
         return max(0, int(left * 1000))
 
 
-def resolve_handler(spec: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def resolve_handler(spec: str) -> Handler:
     """Import a ``module:function`` (or ``module.function``) handler string."""
     module_name, _, attr = spec.replace(":", ".").rpartition(".")
     if not module_name:
@@ -69,12 +70,12 @@ def resolve_handler(spec: str) -> Callable[[dict[str, Any], Any], dict[str, Any]
 class InProcessExecutor:
     """Runs handlers in this process; the event and the result round-trip through JSON."""
 
-    def __init__(self, handlers: Mapping[str, str] = HANDLERS) -> None:
+    def __init__(self, handlers: Mapping[str, Handler]) -> None:
         self._handlers = dict(handlers)
 
     def invoke(self, kind: str, event: Mapping[str, Any]) -> dict[str, Any]:
         """Invoke the handler of ``kind`` as Lambda would: JSON in, JSON out."""
-        handler = resolve_handler(self._handlers[kind])
+        handler = self._handlers[kind]
         payload = json.loads(json.dumps(event, allow_nan=False))
         try:
             result = handler(payload, LocalContext(function_name=kind))
@@ -106,8 +107,8 @@ class LambdaFunctions:
         return self._lambda.invoke(self._names[kind], dict(event))
 
 
-def create_executor(settings: Settings) -> Executor:
-    """Return the executor the stage's configuration asks for."""
+def create_executor(settings: Settings, handlers: Mapping[str, Handler]) -> Executor:
+    """Return the executor the stage asks for; ``handlers`` run in-process (by kind)."""
     if settings.executor.kind == "lambda":
         return LambdaFunctions(settings)
-    return InProcessExecutor()
+    return InProcessExecutor(handlers)

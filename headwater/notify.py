@@ -1,4 +1,4 @@
-"""End-of-run notifications: exactly one per run, success with a summary or failure with causes."""
+"""End-of-run notifications: exactly one per run, with a section per use case, and any failures."""
 
 from __future__ import annotations
 
@@ -22,9 +22,99 @@ class TaskFailure:
     error: str
 
 
+# How metrics are named in messages; a regression error is followed by the target's unit.
+METRIC_NAMES = {
+    "auc_roc": "AUC",
+    "auc_pr": "AUC-PR",
+    "log_loss": "log loss",
+    "brier": "Brier",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R²",
+}
+IN_TARGET_UNITS = frozenset({"rmse", "mae"})
+
+
+def _metrics_text(metrics: dict[str, float], unit: str = "") -> str:
+    parts = []
+    for key, label in METRIC_NAMES.items():
+        value = metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if key in IN_TARGET_UNITS:
+            parts.append(f"{label} {value:.2f}{' ' + unit if unit else ''}")
+        else:
+            parts.append(f"{label} {value:.4f}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What a run did to a use case's models: the version, its holdout and the gate's decision.
+
+    ``label`` and ``target`` are the human names of what the classifier and the regression
+    predict, and ``unit`` the target's unit (from the use case's training spec).
+    """
+
+    version: str
+    trained: bool
+    label: str = ""
+    target: str = ""
+    unit: str = ""
+    holdout: dict[str, float] = field(default_factory=dict)
+    regression: dict[str, float] = field(default_factory=dict)
+    decision: str = ""
+    reason: str = ""
+
+    def lines(self, name: str) -> list[tuple[str, str]]:
+        """(heading, text) lines for the message."""
+        if not self.trained:
+            return [("Model", f"{name} {self.version} not trained")]
+        out = [("Model", f"{name} {self.version}")]
+        holdout = _metrics_text(self.holdout)
+        if holdout:
+            out.append(("Holdout", f"{self.label}: {holdout}" if self.label else holdout))
+        regression = _metrics_text(self.regression, self.unit)
+        if regression:
+            out.append(
+                ("Regression", f"{self.target}: {regression}" if self.target else regression)
+            )
+        promoted = "yes" if self.decision == "promoted" else "no"
+        out.append(("Promoted", f"{promoted}: {self.reason or 'no decision recorded'}"))
+        return out
+
+
+@dataclass(frozen=True)
+class UseCaseSection:
+    """What a run did for one use case: partitions, rows per zone, quarantined rows, models."""
+
+    usecase: str
+    title: str = ""
+    partitions: int = 0
+    complete: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    model: ModelSummary | None = None
+
+    def lines(self) -> list[str]:
+        """The section of the message body."""
+        heading = f"== {self.usecase}" + (f": {self.title}" if self.title else "") + " =="
+        lines = [heading, _line("Partitions", f"{self.complete} of {self.partitions} clean")]
+        for name, count in sorted(self.rows.items()):
+            lines.append(_line(f"Rows {name}", f"{count:,}"))
+        lines.append(_line("Quarantined", f"{self.quarantined:,}"))
+        if self.model is not None:
+            lines += [_line(key, text) for key, text in self.model.lines(self.usecase)]
+        return lines
+
+
+def _line(key: str, value: object) -> str:
+    return f"{key + ':':<13}{value}"
+
+
 @dataclass(frozen=True)
 class RunReport:
-    """Everything the notification says about a run."""
+    """Everything the notification says about a run: common facts, then one section per use case."""
 
     run_id: str
     stage: str
@@ -32,25 +122,41 @@ class RunReport:
     started_at: str
     duration_seconds: float
     date_range: str
-    partitions: int
-    rows: dict[str, int] = field(default_factory=dict)
-    quarantined: int = 0
+    sections: list[UseCaseSection] = field(default_factory=list)
     failures: list[TaskFailure] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
     logs: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def usecases(self) -> list[str]:
+        """The use cases of the run, in order."""
+        return [section.usecase for section in self.sections]
+
+    @property
+    def partitions(self) -> int:
+        """Partitions of the range, over every use case."""
+        return sum(section.partitions for section in self.sections)
+
+    def section(self, usecase: str) -> UseCaseSection:
+        """The section of ``usecase``."""
+        for section in self.sections:
+            if section.usecase == usecase:
+                return section
+        raise KeyError(f"the report has no section for use case {usecase!r}")
+
+    @property
     def subject(self) -> str:
         """A one-line subject (channels shorten it to their own limits)."""
+        what = ", ".join(self.usecases) or "no use case"
         if self.succeeded:
             return (
                 f"Headwater {self.stage} run {self.run_id} succeeded: "
-                f"{self.partitions} partitions, {self.date_range}"
+                f"{self.partitions} partitions of {what}, {self.date_range}"
             )
         return (
             f"Headwater {self.stage} run {self.run_id} FAILED: "
-            f"{len(self.failures)} task(s) failed, {self.date_range}"
+            f"{len(self.failures)} task(s) failed, {what}, {self.date_range}"
         )
 
     def body(self) -> str:
@@ -58,18 +164,17 @@ class RunReport:
         lines = [
             self.subject,
             "",
-            f"Run id:      {self.run_id}",
-            f"Stage:       {self.stage}",
-            f"Dates:       {self.date_range}",
-            f"Started:     {self.started_at}",
-            f"Duration:    {self.duration_seconds:.1f} s",
-            f"Partitions:  {self.partitions}",
+            _line("Run id", self.run_id),
+            _line("Stage", self.stage),
+            _line("Dates", self.date_range),
+            _line("Started", self.started_at),
+            _line("Duration", f"{self.duration_seconds:.1f} s"),
+            _line("Use cases", ", ".join(self.usecases) or "none"),
         ]
-        for name, count in sorted(self.rows.items()):
-            lines.append(f"Rows {name + ':':<12} {count:,}")
-        lines.append(f"Quarantined: {self.quarantined:,}")
         for key, value in self.extra.items():
             lines.append(f"{key}: {value}")
+        for section in self.sections:
+            lines += ["", *section.lines()]
         if self.failures:
             lines += ["", "Failed tasks:"]
             lines += [f"  - {f.task}: {f.error}" for f in self.failures]

@@ -1,33 +1,53 @@
-"""Extraction, cleaning and backfill tasks. Heavy work runs in the functions, not here."""
+"""Extraction, cleaning and backfill tasks of a use case. Heavy work runs in the functions."""
 
 from __future__ import annotations
 
 import json
 import os
 import traceback
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import luigi
 
-from headwater.config import Settings, load_settings
+from headwater import layout
+from headwater.config import Settings
 from headwater.executors import create_executor
 from headwater.logs import get_logger, log_context
 from headwater.partitions import Partition, is_settled, parse_partition, partitions_between
-from headwater.pipeline import CLEAN, RAW, lake_for
-from headwater.usecases import get_usecase
+from headwater.pipeline import lake_for, timezone_of, usecase_of
+from headwater.sources import get_kind
+from luigi_tasks.context import settings_for
 
 log = get_logger("headwater.progress")
-WEATHER_RESOURCE = "http_api"
+#: The Luigi resource shared by extractions from HTTP sources (the run's request budget).
+HTTP_RESOURCE = "http_api"
+
+
+def function_handlers() -> Mapping[str, Callable[[dict[str, Any], Any], dict[str, Any]]]:
+    """The Lambda handlers the in-process executor runs, by function kind."""
+    import functions.clean
+    import functions.extract
+
+    return {"extract": functions.extract.lambda_handler, "clean": functions.clean.lambda_handler}
 
 
 class LakeTarget(luigi.Target):
-    """A published lake partition: it exists once its manifest does, and is final."""
+    """A published lake partition of a use case: it exists once its manifest does, and is final."""
 
     def __init__(
-        self, zone: str, dataset: str, partition: Partition, run_id: str | None = None
+        self,
+        settings: Settings,
+        usecase: str,
+        zone: str,
+        dataset: str,
+        partition: Partition,
+        run_id: str | None = None,
     ) -> None:
+        self.settings = settings
+        self.usecase = usecase
         self.zone = zone
         self.dataset = dataset
         self.partition = partition
@@ -41,8 +61,9 @@ class LakeTarget(luigi.Target):
         that depend on it can run), until a run after the month's end plus the settle
         time.
         """
-        settings = load_settings()
-        manifest = lake_for(settings).manifest(self.zone, self.dataset, self.partition.key)
+        manifest = lake_for(self.settings).manifest(
+            self.zone, layout.dataset(self.usecase, self.dataset), self.partition.key
+        )
         if manifest is None:
             return False
         if self.run_id is not None and manifest.run_id == self.run_id:
@@ -50,8 +71,8 @@ class LakeTarget(luigi.Target):
         return is_settled(
             self.partition,
             datetime.fromisoformat(manifest.created_at),
-            settings.partitioning.timezone,
-            timedelta(hours=settings.partitioning.settle_hours),
+            timezone_of(self.settings, self.usecase),
+            timedelta(hours=self.settings.partitioning.settle_hours),
         )
 
 
@@ -68,19 +89,25 @@ def _record(path: Path, body: dict[str, Any]) -> None:
 
 
 class PipelineTask(luigi.Task):
-    """Common parts: the run id (not part of a task's identity) and outcome records."""
+    """Common parts: the use case, the run id (not part of identity) and outcome records."""
 
+    usecase: str = luigi.Parameter()
     run_id: str = luigi.Parameter(default="adhoc", significant=False)
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
 
     def settings(self) -> Settings:
-        """Configuration, read when the task runs (never at import)."""
-        return load_settings()
+        """The run's settings (read once per run and process, never per task)."""
+        return settings_for(self.run_id)
+
+    def partition_of(self, label: str) -> Partition:
+        """A partition label parsed at the stage's grain."""
+        return parse_partition(label, self.settings().partitioning.grain)
 
     def invoke(self, kind: str, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke the function of ``kind`` through the stage's executor."""
         with log_context(task=self.task_family, **event):
-            result = create_executor(self.settings()).invoke(kind, event)
+            executor = create_executor(self.settings(), function_handlers())
+            result = executor.invoke(kind, event)
             log.info(
                 f"{kind} done",
                 rows=result.get("rows"),
@@ -94,77 +121,96 @@ class PipelineTask(luigi.Task):
         """Record the failure for the run's notification, then report it to Luigi."""
         _record(
             record_path(self.state_dir, self.run_id, "failed", self.task_id),
-            {"task": self.task_id, "error": f"{type(exception).__name__}: {exception}"},
+            {
+                "task": self.task_id,
+                "usecase": self.usecase,
+                "error": f"{type(exception).__name__}: {exception}",
+            },
         )
         # The same context as the task's other lines, so a failure can be found by partition.
-        where = {k: v for k, v in self.param_kwargs.items() if k in ("source", "partition")}
+        where = {
+            k: v for k, v in self.param_kwargs.items() if k in ("usecase", "source", "partition")
+        }
         with log_context(run_id=self.run_id, task=self.task_family, **where):
             log.error("task failed", task_id=self.task_id, error=str(exception))
         return "".join(traceback.format_exception(exception))
 
 
 class ExtractPartition(PipelineTask):
-    """Extract one partition of one source (one function invocation)."""
+    """Extract one partition of one source of a use case (one function invocation)."""
 
     source: str = luigi.Parameter()
     partition: str = luigi.Parameter()
 
     @property
     def resources(self) -> dict[str, int]:  # type: ignore[override]
-        """Extractions from the rate-limited HTTP API share a concurrency budget."""
-        kind = self.settings().source(self.source).kind
-        return {WEATHER_RESOURCE: 1} if kind == "openmeteo" else {}
+        """Extractions from HTTP sources share the run's concurrency budget."""
+        kind = self.settings().source(self.usecase, self.source).kind
+        return {HTTP_RESOURCE: 1} if get_kind(kind).http else {}
 
     def output(self) -> LakeTarget:
         """The raw partition of this source."""
-        grain = self.settings().partitioning.grain
         return LakeTarget(
-            RAW, self.source, parse_partition(self.partition, grain), run_id=self.run_id
+            self.settings(),
+            self.usecase,
+            layout.RAW,
+            self.source,
+            self.partition_of(self.partition),
+            run_id=self.run_id,
         )
 
     def run(self) -> None:
         """Invoke the extract function for this source and partition."""
-        event = {"run_id": self.run_id, "source": self.source, "partition": self.partition}
+        event = {
+            "run_id": self.run_id,
+            "usecase": self.usecase,
+            "source": self.source,
+            "partition": self.partition,
+        }
         self.invoke("extract", event)
 
 
 class CleanPartition(PipelineTask):
-    """Clean one partition once all its sources are extracted (one function invocation)."""
+    """Clean one partition of a use case once all its sources are extracted (one invocation)."""
 
     partition: str = luigi.Parameter()
 
     def requires(self) -> list[ExtractPartition]:
         """One extraction per source of the use case."""
-        usecase = get_usecase(self.settings().usecase)
+        usecase = usecase_of(self.settings(), self.usecase)
         return [
             ExtractPartition(
+                usecase=self.usecase,
                 source=name,
                 partition=self.partition,
                 run_id=self.run_id,
                 state_dir=self.state_dir,
             )
-            for name in usecase.source_names
+            for name in usecase.sources
         ]
 
     def output(self) -> LakeTarget:
         """The clean partition."""
         settings = self.settings()
-        dataset = get_usecase(settings.usecase).clean_dataset
         return LakeTarget(
-            CLEAN,
-            dataset,
-            parse_partition(self.partition, settings.partitioning.grain),
+            settings,
+            self.usecase,
+            layout.CLEAN,
+            usecase_of(settings, self.usecase).clean_dataset,
+            self.partition_of(self.partition),
             run_id=self.run_id,
         )
 
     def run(self) -> None:
         """Invoke the clean function for this partition."""
-        self.invoke("clean", {"run_id": self.run_id, "partition": self.partition})
+        event = {"run_id": self.run_id, "usecase": self.usecase, "partition": self.partition}
+        self.invoke("clean", event)
 
 
 class Backfill(luigi.WrapperTask):
-    """Every partition between two dates (inclusive), up to the given step."""
+    """Every partition of a use case between two dates (inclusive), up to the given step."""
 
+    usecase: str = luigi.Parameter()
     start: Any = luigi.DateParameter()
     end: Any = luigi.DateParameter()
     until: str = luigi.ChoiceParameter(choices=["extract", "clean"], default="clean")
@@ -173,11 +219,11 @@ class Backfill(luigi.WrapperTask):
 
     def requires(self) -> list[luigi.Task]:
         """Clean tasks (or only extractions) for each partition of the range."""
-        settings = load_settings()
+        settings = settings_for(self.run_id)
         parts = partitions_between(self.start, self.end, settings.partitioning.grain)
-        common = {"run_id": self.run_id, "state_dir": self.state_dir}
+        common = {"usecase": self.usecase, "run_id": self.run_id, "state_dir": self.state_dir}
         if self.until == "extract":
-            names = get_usecase(settings.usecase).source_names
+            names = usecase_of(settings, self.usecase).sources
             return [
                 ExtractPartition(source=n, partition=p.label, **common)
                 for p in parts

@@ -1,4 +1,4 @@
-"""Run the pipeline for a date range with Luigi and send exactly one notification."""
+"""Run the selected use cases for a date range in one Luigi graph, and notify exactly once."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,21 +16,26 @@ from urllib.parse import urlparse
 import luigi
 import luigi.execution_summary
 
-from headwater.config import OpenMeteoSourceConfig, Settings
+from headwater import layout
+from headwater.config import Settings
 from headwater.logs import get_logger, log_context
-from headwater.notify import RunReport, TaskFailure, create_notifier
+from headwater.notify import ModelSummary, RunReport, TaskFailure, UseCaseSection, create_notifier
 from headwater.partitions import partitions_between
-from headwater.pipeline import CLEAN, RAW, lake_for
-from headwater.usecases import get_usecase
-from luigi_tasks.pipeline import WEATHER_RESOURCE, Backfill
+from headwater.pipeline import lake_for, usecase_of
+from headwater.sources import get_kind, validate_source
+from luigi_tasks.context import run_context
+from luigi_tasks.pipeline import HTTP_RESOURCE, function_handlers
+from luigi_tasks.training import TRAINING_RESOURCE, RunAll, registry_of
 
 log = get_logger("headwater.run")
 OK = {luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY}
+# Trainings at once: one on local Spark (it takes the machine), one per use case on EMR.
+LOCAL_TRAININGS, REMOTE_TRAININGS = 1, 64
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What to run and how."""
+    """What to run and how (no use cases: every enabled one)."""
 
     start: date
     end: date
@@ -38,6 +43,7 @@ class RunOptions:
     workers: int | None = None
     scheduler_url: str | None = None
     run_id: str | None = None
+    usecases: tuple[str, ...] = ()
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -47,9 +53,11 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def configure_luigi(settings: Settings) -> None:
-    """Luigi settings that suit many small, fast tasks."""
+    """Luigi settings that suit many small, fast tasks, and the run's shared budgets."""
     config = luigi.configuration.get_config()
-    config.set("resources", WEATHER_RESOURCE, str(settings.run.api_concurrency))
+    config.set("resources", HTTP_RESOURCE, str(settings.run.api_concurrency))
+    trainings = LOCAL_TRAININGS if settings.training.runner == "local" else REMOTE_TRAININGS
+    config.set("resources", TRAINING_RESOURCE, str(trainings))
     config.set("worker", "wait_interval", "0.1")
     config.set("worker", "keep_alive", "false")
     config.set("worker", "ping_interval", "5")
@@ -57,35 +65,42 @@ def configure_luigi(settings: Settings) -> None:
     config.set("scheduler", "record_task_history", "false")
 
 
-@contextlib.contextmanager
-def embedded_services(settings: Settings) -> Iterator[None]:
-    """Start the local servers the stage asks for (the demo's weather API) for the run."""
-    with contextlib.ExitStack() as stack:
-        for name, source in settings.sources.items():
-            if isinstance(source, OpenMeteoSourceConfig) and source.embedded_server:
-                from headwater.usecases.flights.weather_server import WeatherServer
+def _embedded_servers(settings: Settings, usecase: str) -> Iterator[tuple[str, str, int, float]]:
+    """(source, host, port, rate limit) of each source of ``usecase`` asking for a local server."""
+    for name, source in settings.usecase_config(usecase).sources.items():
+        options = validate_source(source, f"source {name!r} of use case {usecase!r}")
+        if not getattr(options, "embedded_server", False):
+            continue
+        url = urlparse(options.base_url)
+        rate = float(getattr(options, "embedded_server_rate_limit", 0.0) or 0.0)
+        yield name, url.hostname or "127.0.0.1", url.port or 80, rate
 
-                url = urlparse(source.base_url)
-                server = WeatherServer(
-                    url.hostname or "127.0.0.1",
-                    url.port or 80,
-                    rate_limit_per_second=source.embedded_server_rate_limit,
+
+@contextlib.contextmanager
+def embedded_services(settings: Settings, usecases: Sequence[str]) -> Iterator[None]:
+    """Start, for the run, the local servers the use cases' sources ask for."""
+    with contextlib.ExitStack() as stack:
+        for usecase in usecases:
+            for source, host, port, rate in _embedded_servers(settings, usecase):
+                server = stack.enter_context(
+                    usecase_of(settings, usecase).embedded_server(source, host, port, rate)
                 )
-                stack.enter_context(server)
-                log.info("embedded server started", source=name, url=server.url)
+                log.info("embedded server started", usecase=usecase, source=source, url=server.url)
         yield
 
 
-def warm_up(settings: Settings) -> None:
-    """Import the handlers and the use case once, so each forked task starts warm."""
-    from headwater.executors import HANDLERS, resolve_handler
-
-    if settings.executor.kind == "inprocess":
-        for spec in HANDLERS.values():
-            resolve_handler(spec)
-        usecase = get_usecase(settings.usecase)
+def warm_up(settings: Settings, usecases: Sequence[str]) -> None:
+    """Import the handlers, the source kinds and the use cases once, so forked tasks start warm."""
+    if settings.executor.kind != "inprocess":
+        return
+    function_handlers()
+    for name in usecases:
+        usecase = usecase_of(settings, name)
         usecase.clean_schema()
-        usecase.weather_request(usecase.source_names[-1])
+        for source in settings.usecase_config(name).sources.values():
+            get_kind(source.kind)
+        for source in usecase.sources:
+            usecase.source_request(source)
 
 
 def _failures(state: Path) -> list[TaskFailure]:
@@ -96,72 +111,85 @@ def _failures(state: Path) -> list[TaskFailure]:
     return out
 
 
-def summarise(settings: Settings, options: RunOptions) -> dict[str, Any]:
-    """Count what the lake holds for the range: partitions, rows per zone, quarantined rows."""
+def summarise(settings: Settings, usecase: str, options: RunOptions) -> UseCaseSection:
+    """What the lake holds for a use case's range: partitions, rows per zone, quarantined rows."""
     lake = lake_for(settings)
-    usecase = get_usecase(settings.usecase)
+    spec = usecase_of(settings, usecase)
     parts = partitions_between(options.start, options.end, settings.partitioning.grain)
     rows: dict[str, int] = {}
     quarantined = 0
     done = 0
     for part in parts:
-        for source in usecase.source_names:
-            manifest = lake.manifest(RAW, source, part.key)
+        for source in spec.sources:
+            manifest = lake.manifest(layout.RAW, layout.dataset(usecase, source), part.key)
             if manifest:
                 rows[f"raw {source}"] = rows.get(f"raw {source}", 0) + manifest.rows
-        manifest = lake.manifest(CLEAN, usecase.clean_dataset, part.key)
+        dataset = layout.dataset(usecase, spec.clean_dataset)
+        manifest = lake.manifest(layout.CLEAN, dataset, part.key)
         if manifest:
             done += 1
             rows["clean"] = rows.get("clean", 0) + manifest.rows
             ledger = manifest.extra.get("reconciliation", {})
             quarantined += sum(v["quarantined"] for v in ledger.values())
-    return {"partitions": len(parts), "complete": done, "rows": rows, "quarantined": quarantined}
+    return UseCaseSection(
+        usecase=usecase,
+        title=spec.title,
+        partitions=len(parts),
+        complete=done,
+        rows=rows,
+        quarantined=quarantined,
+    )
 
 
-def main_task(options: RunOptions, run_id: str, state_dir: str) -> luigi.Task:
-    """The wrapper task for ``--until``: extract, clean, or model (train, gate, promote)."""
-    if options.until == "model":
-        from luigi_tasks.training import RunAll
+def model_summary(settings: Settings, usecase: str, version: str) -> ModelSummary:
+    """What the notification says about a use case's model: version, holdout, decision."""
+    registry = registry_of(settings, usecase)
+    if not registry.is_complete(version):
+        return ModelSummary(version=version, trained=False)
+    spec = usecase_of(settings, usecase).training
+    metrics = registry.read_json(version, layout.METRICS)
+    decision = registry.read_json(version, layout.DECISION, default={})
+    return ModelSummary(
+        version=version,
+        trained=True,
+        label=spec.label.name,
+        target=spec.target.name,
+        unit=spec.target.unit,
+        holdout=dict(metrics.get("holdout", {})),
+        regression=dict(metrics.get("regression", {})),
+        decision=decision.get("decision", ""),
+        reason=decision.get("reason", ""),
+    )
 
-        return RunAll(
-            start=options.start, end=options.end, version=run_id, run_id=run_id, state_dir=state_dir
-        )
-    return Backfill(
+
+def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_dir: str) -> RunAll:
+    """The one wrapper task of the run: every use case up to ``options.until``."""
+    return RunAll(
+        usecases=tuple(usecases),
         start=options.start,
         end=options.end,
         until=options.until,
+        version=run_id,
         run_id=run_id,
         state_dir=state_dir,
     )
 
 
-def model_summary(settings: Settings, version: str) -> dict[str, Any]:
-    """What the notification says about the model: version, holdout metrics, the decision."""
-    from headwater.registry import Registry
-
-    registry = Registry(lake_for(settings), settings.model.name)
-    if not registry.is_complete(version):
-        return {"Model": f"{version} not trained"}
-    metrics = registry.read_json(version, "metrics.json")
-    decision = registry.read_json(version, "decision.json", default={})
-    holdout = metrics["holdout"]
-    regression = metrics.get("regression", {})
-    return {
-        "Model": f"{settings.model.name} {version}",
-        "Holdout": (
-            f"AUC {holdout['auc_roc']:.4f}, AUC-PR {holdout['auc_pr']:.4f}, "
-            f"log loss {holdout['log_loss']:.4f}, Brier {holdout['brier']:.4f}, "
-            f"arrival delay RMSE {regression.get('rmse', float('nan')):.1f} min"
-        ),
-        "Promoted": (
-            f"{'yes' if decision.get('decision') == 'promoted' else 'no'}: "
-            f"{decision.get('reason', 'no decision recorded')}"
-        ),
-    }
+def _sections(
+    settings: Settings, usecases: Sequence[str], options: RunOptions, run_id: str
+) -> list[UseCaseSection]:
+    sections = []
+    for usecase in usecases:
+        section = summarise(settings, usecase, options)
+        if options.until == "model":
+            model = model_summary(settings, usecase, run_id)
+            section = replace(section, model=model)
+        sections.append(section)
+    return sections
 
 
 def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
-    """Run the backfill, then notify once; the report says whether every task succeeded."""
+    """Run the selected use cases, then notify once; the report says whether all succeeded."""
     run_id = options.run_id or new_run_id()
     state = Path(settings.run.state_dir) / run_id
     started = time.perf_counter()
@@ -170,13 +198,15 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     succeeded = False
     failures: list[TaskFailure] = []
     not_run: list[str] = []
-    summary: dict[str, Any] = {"partitions": 0, "rows": {}, "quarantined": 0}
-    extra: dict[str, Any] = {}
-    with log_context(run_id=run_id):
+    sections: list[UseCaseSection] = []
+    usecases: tuple[str, ...] = ()
+    with log_context(run_id=run_id), run_context(run_id, settings):
         try:
+            usecases = settings.select(options.usecases)
+            sections = [UseCaseSection(usecase=name) for name in usecases]
             configure_luigi(settings)
-            warm_up(settings)
-            task = main_task(options, run_id, str(Path(settings.run.state_dir)))
+            warm_up(settings, usecases)
+            task = main_task(options, usecases, run_id, str(Path(settings.run.state_dir)))
             build: dict[str, Any] = {"workers": options.workers or settings.run.workers}
             if options.scheduler_url:
                 build["scheduler_url"] = options.scheduler_url
@@ -187,18 +217,17 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 start=str(options.start),
                 end=str(options.end),
                 until=options.until,
+                usecases=list(usecases),
                 workers=build["workers"],
                 stage=settings.stage,
             )
-            with embedded_services(settings):
+            with embedded_services(settings, usecases):
                 result = luigi.build([task], detailed_summary=True, **build)
             groups = luigi.execution_summary._summary_dict(result.worker)
             not_run = sorted(t.task_id for t in groups.get("upstream_failure", set()))
             failures = _failures(state)
             succeeded = result.status in OK and not failures
-            summary = summarise(settings, options)
-            if options.until == "model":
-                extra = model_summary(settings, run_id)
+            sections = _sections(settings, usecases, options, run_id)
         except Exception as exc:  # the run itself broke: still notify, then re-raise
             failures.append(TaskFailure(task="run", error=f"{type(exc).__name__}: {exc}"))
             raise
@@ -210,13 +239,10 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 started_at=started_at,
                 duration_seconds=round(time.perf_counter() - started, 2),
                 date_range=f"{options.start}..{options.end}",
-                partitions=summary["partitions"],
-                rows=summary["rows"],
-                quarantined=summary["quarantined"],
+                sections=sections,
                 failures=failures,
                 not_run=not_run,
                 logs=str(log_file.resolve()),
-                extra=extra,
             )
             create_notifier(settings).notify(report)
             log.info("run finished", succeeded=succeeded, seconds=report.duration_seconds)

@@ -1,81 +1,116 @@
-"""Training tasks: snapshot the reference tables, train a model version, gate and promote it."""
+"""Training tasks of a use case: snapshot its references, train a version, gate and promote it."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import luigi
 
-from headwater.config import load_settings
+from headwater import layout
+from headwater.config import Settings
 from headwater.lake import MANIFEST
 from headwater.logs import get_logger, log_context
-from headwater.pipeline import RAW, extract_snapshot, lake_for, snapshot_key
+from headwater.pipeline import extract_snapshot, lake_for, usecase_of
 from headwater.registry import Registry, decide
 from headwater.training import code_version, create_training_runner, train_arguments
-from headwater.usecases import get_usecase
 from luigi_tasks.pipeline import Backfill, PipelineTask
 
 log = get_logger("headwater.progress")
-# Gate metrics where the smaller value is the better model (losses).
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+#: The Spark job's module: its file is what spark-submit runs (locally or on EMR).
+ENTRYPOINT_MODULE = "emr_jobs.train"
+#: The Luigi resource held by a training run (local Spark trains one use case at a time).
+TRAINING_RESOURCE = "training"
+# Gate metrics where the smaller value is the better model (losses and errors).
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+
+
+def training_entrypoint() -> Path:
+    """The path of the Spark training job (found by import machinery, never imported here)."""
+    spec = importlib.util.find_spec(ENTRYPOINT_MODULE)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"cannot find the training job {ENTRYPOINT_MODULE}")
+    return Path(spec.origin)
+
+
+def registry_of(settings: Settings, usecase: str) -> Registry:
+    """The model registry of a use case (the model's name is the use case's)."""
+    return Registry(lake_for(settings), usecase)
 
 
 class LakeObject(luigi.Target):
     """One object in the lake (exists once written)."""
 
-    def __init__(self, *parts: str) -> None:
+    def __init__(self, settings: Settings, *parts: str) -> None:
+        self.settings = settings
         self.parts = parts
 
     def exists(self) -> bool:
         """True when the object exists."""
-        return lake_for(load_settings()).exists(*self.parts)
+        return lake_for(self.settings).exists(*self.parts)
 
 
 class ExtractSnapshot(PipelineTask):
-    """Extract a reference table (e.g. planes) whole, as the snapshot of a date."""
+    """Extract a reference table of a use case whole, as the snapshot of a date."""
 
     source: str = luigi.Parameter()
     as_of: Any = luigi.DateParameter()
 
     def output(self) -> LakeObject:
         """The snapshot's manifest."""
-        return LakeObject(RAW, self.source, snapshot_key(self.as_of), MANIFEST)
+        return LakeObject(
+            self.settings(),
+            layout.RAW,
+            layout.dataset(self.usecase, self.source),
+            layout.snapshot_key(self.as_of.isoformat()),
+            MANIFEST,
+        )
 
     def run(self) -> None:
         """Snapshot the table (small: run here rather than fanned out)."""
-        with log_context(run_id=self.run_id, task=self.task_family, source=self.source):
-            result = extract_snapshot(load_settings(), self.source, self.as_of, self.run_id)
+        where = {"usecase": self.usecase, "source": self.source}
+        with log_context(run_id=self.run_id, task=self.task_family, **where):
+            result = extract_snapshot(
+                self.settings(), self.usecase, self.source, self.as_of, self.run_id
+            )
             log.info("snapshot done", rows=result.rows)
 
 
 class TrainModel(PipelineTask):
-    """Train one model version on the clean partitions of the range (Spark: local or EMR)."""
+    """Train one version of a use case's models on the clean range (Spark: local or EMR)."""
 
     start: Any = luigi.DateParameter()
     end: Any = luigi.DateParameter()
     version: str = luigi.Parameter()
 
+    @property
+    def resources(self) -> dict[str, int]:  # type: ignore[override]
+        """Trainings share the run's training budget (one at a time on local Spark)."""
+        return {TRAINING_RESOURCE: 1}
+
     def requires(self) -> list[luigi.Task]:
         """The clean partitions of the range and the reference snapshots."""
-        settings = load_settings()
-        common = {"run_id": self.run_id, "state_dir": self.state_dir}
+        common = {"usecase": self.usecase, "run_id": self.run_id, "state_dir": self.state_dir}
         refs = [
             ExtractSnapshot(source=name, as_of=self.end, **common)
-            for name in get_usecase(settings.usecase).reference_names
+            for name in usecase_of(self.settings(), self.usecase).references
         ]
         return [Backfill(start=self.start, end=self.end, **common), *refs]
 
     def output(self) -> LakeObject:
         """The version's completion flag."""
-        return LakeObject("models", load_settings().model.name, self.version, "_SUCCESS")
+        parts = layout.model_parts(self.usecase, self.version, layout.SUCCESS)
+        return LakeObject(self.settings(), *parts)
 
     def run(self) -> None:
         """Submit the job with the current production version to compare against."""
-        settings = load_settings()
-        registry = Registry(lake_for(settings), settings.model.name)
+        settings = self.settings()
+        registry = registry_of(settings, self.usecase)
         production = registry.production()
         args = train_arguments(
             settings,
+            self.usecase,
             lake_uri=settings.lake.uri,
             version=self.version,
             start=self.start,
@@ -84,10 +119,14 @@ class TrainModel(PipelineTask):
             production_version=production.version if production else None,
             code_version=code_version(),
         )
-        with log_context(run_id=self.run_id, task=self.task_family, version=self.version):
-            create_training_runner(settings).run(args, self.run_id)
-            metrics = registry.read_json(self.version, "metrics.json")
-            log.info("model trained", auc_roc=metrics["holdout"]["auc_roc"])
+        where = {"usecase": self.usecase, "version": self.version}
+        with log_context(run_id=self.run_id, task=self.task_family, **where):
+            runner = create_training_runner(settings, training_entrypoint())
+            # One job per use case in a run: its logs and artifacts are named for both.
+            runner.run(args, f"{self.run_id}-{self.usecase}")
+            metrics = registry.read_json(self.version, layout.METRICS)
+            gate = settings.usecase_config(self.usecase).gate.metric
+            log.info("model trained", **{gate: metrics["holdout"].get(gate)})
 
 
 class PromoteModel(PipelineTask):
@@ -100,6 +139,7 @@ class PromoteModel(PipelineTask):
     def requires(self) -> TrainModel:
         """The trained version."""
         return TrainModel(
+            usecase=self.usecase,
             start=self.start,
             end=self.end,
             version=self.version,
@@ -109,23 +149,26 @@ class PromoteModel(PipelineTask):
 
     def output(self) -> LakeObject:
         """The gate's recorded decision."""
-        return LakeObject("models", load_settings().model.name, self.version, "decision.json")
+        parts = layout.model_parts(self.usecase, self.version, layout.DECISION)
+        return LakeObject(self.settings(), *parts)
 
     def run(self) -> None:
         """Compare with production on the same holdout; switch the pointer atomically."""
-        settings = load_settings()
-        registry = Registry(lake_for(settings), settings.model.name)
-        metrics = registry.read_json(self.version, "metrics.json")
+        settings = self.settings()
+        gate = settings.usecase_config(self.usecase).gate
+        registry = registry_of(settings, self.usecase)
+        metrics = registry.read_json(self.version, layout.METRICS)
         pointer = registry.production()
         production_metrics = gate_baseline(metrics, pointer.version if pointer else None)
         decision = decide(
             metrics["holdout"],
             production_metrics,
-            metric=settings.model.gate_metric,
-            margin=settings.model.gate_margin,
-            higher_is_better=settings.model.gate_metric not in LOWER_IS_BETTER,
+            metric=gate.metric,
+            margin=gate.margin,
+            higher_is_better=gate.metric not in LOWER_IS_BETTER,
         )
-        with log_context(run_id=self.run_id, task=self.task_family, version=self.version):
+        where = {"usecase": self.usecase, "version": self.version}
+        with log_context(run_id=self.run_id, task=self.task_family, **where):
             if decision.promote:
                 registry.promote(
                     self.version, decision.reason, expected=pointer.version if pointer else None
@@ -152,20 +195,32 @@ def gate_baseline(metrics: dict[str, Any], production: str | None) -> dict[str, 
 
 
 class RunAll(luigi.WrapperTask):
-    """The main job: extract, clean, train, gate and promote for a date range."""
+    """The main job: every selected use case, up to a step, in one graph.
 
+    ``until`` is ``extract``, ``clean`` or ``model`` (extract, clean, train, gate and
+    promote); each use case's model version is named ``version``.
+    """
+
+    usecases: tuple[str, ...] = luigi.ListParameter()
     start: Any = luigi.DateParameter()
     end: Any = luigi.DateParameter()
-    version: str = luigi.Parameter()
+    until: str = luigi.ChoiceParameter(choices=["extract", "clean", "model"], default="model")
+    version: str = luigi.Parameter(default="")
     run_id: str = luigi.Parameter(default="adhoc", significant=False)
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
 
-    def requires(self) -> PromoteModel:
-        """Everything, through the gate."""
-        return PromoteModel(
-            start=self.start,
-            end=self.end,
-            version=self.version,
-            run_id=self.run_id,
-            state_dir=self.state_dir,
-        )
+    def requires(self) -> list[luigi.Task]:
+        """Per use case: the gate (through training), or the backfill up to ``until``."""
+        common = {"run_id": self.run_id, "state_dir": self.state_dir}
+        if self.until == "model":
+            version = self.version or self.run_id
+            return [
+                PromoteModel(
+                    usecase=name, start=self.start, end=self.end, version=version, **common
+                )
+                for name in self.usecases
+            ]
+        return [
+            Backfill(usecase=name, start=self.start, end=self.end, until=self.until, **common)
+            for name in self.usecases
+        ]

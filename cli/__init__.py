@@ -1,0 +1,193 @@
+"""The ``headwater`` command line: wiring over the core library, Luigi and the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+
+import typer
+
+from cli.common import StageOption, UseCasesOption, fail, load_stage, select
+from cli.models import models_app
+from headwater.config import ConfigError
+
+app = typer.Typer(
+    help="Headwater: raw sources to clean, validated, partitioned data (and on to models).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _date(value: str, timezone: str = "UTC") -> date:
+    """A date option: ISO, or relative to today in ``timezone`` (today, yesterday, today-N)."""
+    from zoneinfo import ZoneInfo
+
+    from headwater.partitions import resolve_date
+
+    try:
+        return resolve_date(value, datetime.now(ZoneInfo(timezone)).date())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def run(
+    start: Annotated[
+        str,
+        typer.Option(help="First date: YYYY-MM-DD, today, yesterday or today-N (N days ago)."),
+    ],
+    end: Annotated[
+        str | None, typer.Option(help="Last date, inclusive (default: the start date).")
+    ] = None,
+    usecase: UseCasesOption = None,
+    stage: StageOption = None,
+    until: Annotated[
+        str, typer.Option(help="Last step: extract, clean, or model (train, gate, promote).")
+    ] = "model",
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Parallel Luigi workers (default: run.workers).")
+    ] = None,
+    scheduler_url: Annotated[
+        str | None,
+        typer.Option(help="Central luigid URL, e.g. http://scheduler:8082 (default: local)."),
+    ] = None,
+    run_id: Annotated[str | None, typer.Option(help="Reuse a run id (default: a new one).")] = None,
+) -> None:
+    """Run the pipeline of the use cases for a date range; exit 1 if any task failed.
+
+    Relative dates are days of the first selected use case's time zone.
+    """
+    from headwater.logs import configure_logging
+    from headwater.pipeline import timezone_of
+    from luigi_tasks.runner import RunOptions, new_run_id, run_pipeline
+
+    if until not in ("extract", "clean", "model"):
+        raise typer.BadParameter("--until must be 'extract', 'clean' or 'model'")
+    settings = load_stage(stage)
+    usecases = select(settings, usecase)
+    timezone = timezone_of(settings, usecases[0])
+    first = _date(start, timezone)
+    last = _date(end, timezone) if end else first
+    if last < first:
+        raise typer.BadParameter(f"--end {last} is before --start {first}")
+    run_id = run_id or new_run_id()
+    log_file = Path(settings.run.log_dir) / f"{run_id}.log"
+    configure_logging(log_file=log_file, console_format="text", console_level="INFO")
+    typer.echo(
+        f"run {run_id}: {', '.join(usecases)} {first}..{last} on stage {settings.stage} "
+        f"(logs: {log_file})"
+    )
+    options = RunOptions(first, last, until, workers, scheduler_url, run_id, usecases)
+    report = run_pipeline(settings, options)
+    typer.echo(report.body())
+    raise typer.Exit(0 if report.succeeded else 1)
+
+
+@app.command("demo-data")
+def demo_data(
+    usecase: UseCasesOption = None,
+    stage: StageOption = None,
+    replace: Annotated[bool, typer.Option(help="Rebuild even if it exists.")] = False,
+) -> None:
+    """Build the demo source databases the use cases' configured sources point at."""
+    from headwater.usecases import get_usecase
+
+    settings = load_stage(stage)
+    for name in select(settings, usecase):
+        config = settings.usecase_config(name)
+        typer.echo(f"building the demo data of {name} ...")
+        report = get_usecase(name, config.module).build_demo_data(config.sources, replace)
+        for table, rows in report.tables.items():
+            typer.echo(f"  {table:<12} {rows:>9,} rows")
+        typer.echo(f"ready: {report.url}")
+
+
+@app.command("serve-source")
+def serve_source(
+    usecase: Annotated[str, typer.Option("--usecase", help="The use case of the source.")],
+    source: Annotated[str, typer.Option("--source", help="The source to serve, e.g. an API.")],
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: the one of the source's base_url).")
+    ] = None,
+    rate_limit: Annotated[float, typer.Option(help="Requests/s before 429 (0: none).")] = 0.0,
+    stage: StageOption = None,
+) -> None:
+    """Serve a use case's HTTP source locally, as its embedded server does during a run."""
+    from headwater.usecases import get_usecase
+
+    settings = load_stage(stage)
+    try:
+        config = settings.source(usecase, source)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    base_url = config.options().get("base_url")
+    if not base_url:
+        raise fail(f"source {source!r} of use case {usecase!r} has no base_url: not an HTTP source")
+    url = urlparse(str(base_url))
+    host = url.hostname or "127.0.0.1"
+    module = settings.usecase_config(usecase).module
+    server = get_usecase(usecase, module).embedded_server(
+        source, host, (url.port or 80) if port is None else port, rate_limit
+    )
+    with server as running:
+        typer.echo(f"serving {running.url} (Ctrl-C to stop)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            typer.echo("stopped")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="gunicorn worker processes.")] = 2,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Threads per worker (1: sync workers, no keep-alive).")
+    ] = 4,
+    stage: StageOption = None,
+    lake: Annotated[
+        str | None, typer.Option(help="Lake URI to serve from (default: lake.uri of the stage).")
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the prediction API (the app Zappa deploys) under gunicorn."""
+    from api.server import ServerOptions, run_server
+
+    # The workers build the app from the environment, as on Lambda.
+    if lake:
+        os.environ["HEADWATER_LAKE__URI"] = lake
+    settings = load_stage(stage)
+    typer.echo(
+        f"serving the models of {', '.join(settings.usecases) or 'no use case'} from "
+        f"{settings.lake.uri} (stage {settings.stage}) on http://{host}:{port} "
+        f"with {workers} worker(s); docs at /docs"
+    )
+    run_server(ServerOptions(host, port, workers, threads, access_log=access_log))
+
+
+@app.command("config")
+def show_config(stage: StageOption = None) -> None:
+    """Print the resolved configuration of a stage (files plus HEADWATER_* overrides)."""
+    settings = load_stage(stage)
+    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+
+
+app.add_typer(models_app, name="models")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
