@@ -1,0 +1,72 @@
+"""Hourly bike rentals in Washington, DC (Capital Bikeshare, 2011-2012): busy hours and counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from headwater.usecases import CleanResult, DemoReport
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from headwater.partitions import Partition
+    from headwater.usecases.bikeshare.weather_server import WeatherServer
+
+
+@dataclass(frozen=True)
+class BikeshareUseCase:
+    """Rentals per hour from the SQL source, the hour's weather from a paginated JSON API."""
+
+    name: str = "bikeshare"
+    title: str = "Hourly bike rentals in Washington, DC (Capital Bikeshare, 2011-2012)"
+    timezone: str = "America/New_York"
+    sources: tuple[str, ...] = ("rentals", "weather")
+    references: tuple[str, ...] = ()
+    clean_dataset: str = "rentals"
+    training: Any = None  # placeholder: the training spec is filled in by its own module
+    serving: Any = None  # placeholder: the serving spec is filled in by its own module
+
+    def source_request(self, source: str) -> Any:
+        """The weather API's record schema; nothing for the SQL source."""
+        if source != "weather":
+            return None
+        from headwater.sources.json_pages import PagedRequest
+        from headwater.usecases.bikeshare.cleaning import RAW_WEATHER_SCHEMA
+
+        return PagedRequest(schema=RAW_WEATHER_SCHEMA)
+
+    def clean_schema(self) -> pa.Schema:
+        """The Arrow schema of the clean rentals dataset."""
+        from headwater.usecases.bikeshare.cleaning import CLEAN_SCHEMA
+
+        return CLEAN_SCHEMA
+
+    def clean(
+        self, raw: Mapping[str, pd.DataFrame], partition: Partition, timezone: str
+    ) -> CleanResult:
+        """Contracts, repairs, quarantine and the weather join for one partition."""
+        from headwater.usecases.bikeshare.cleaning import clean_partition
+
+        return clean_partition(raw, partition, timezone)
+
+    def build_demo_data(self, sources: Mapping[str, Any], replace: bool) -> DemoReport:
+        """Build the SQLite database the ``rentals`` source points at, from the vendored CSV."""
+        from headwater.usecases.bikeshare.data import build_demo_data
+
+        return build_demo_data(sources, replace=replace)
+
+    def embedded_server(
+        self, source: str, host: str, port: int, rate_limit: float
+    ) -> WeatherServer:
+        """The local paginated weather API for the ``weather`` source."""
+        if source != "weather":
+            raise ValueError(f"use case {self.name!r} has no embedded server for {source!r}")
+        from headwater.usecases.bikeshare.weather_server import WeatherServer
+
+        return WeatherServer(host, port, rate_limit_per_second=rate_limit)
+
+
+USECASE = BikeshareUseCase()
