@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ REGION = "us-east-1"
 EVENTS = Path(__file__).parent / "events"
 # Small but real fixtures: the first ten days of 2013, plus the DST change in March.
 DEMO_FIRST, DEMO_LAST = date(2013, 1, 1), date(2013, 3, 12)
+# Bike share: two winter months and the spring DST change of 2011.
+BIKE_FIRST, BIKE_LAST = date(2011, 2, 1), date(2011, 3, 31)
 
 
 @pytest.fixture
@@ -92,26 +94,53 @@ def weather_server() -> Iterator[Any]:
         yield server
 
 
-def _stage_file(root: Path, db_url: str, weather_url: str, grain: str) -> str:
-    return f"""
+@pytest.fixture(scope="session")
+def bike_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The embedded rentals source, built once from the vendored CSV for a few months."""
+    from headwater.usecases.bikeshare.data import build_demo_database
+
+    path = tmp_path_factory.mktemp("demo") / "bikeshare.sqlite"
+    return build_demo_database(path, first=BIKE_FIRST, last=BIKE_LAST).url
+
+
+@pytest.fixture(scope="session")
+def bike_weather_server() -> Iterator[Any]:
+    """The paginated weather API of the bike share use case, on loopback."""
+    from headwater.usecases.bikeshare.weather_server import WeatherServer
+
+    with WeatherServer("127.0.0.1", 0) as server:
+        yield server
+
+
+def _stage_file(
+    root: Path,
+    db_url: str,
+    weather_url: str,
+    grain: str,
+    bike_db_url: str | None = None,
+    bike_weather_url: str | None = None,
+) -> str:
+    usecases = ["flights"] + (["bikeshare"] if bike_db_url and bike_weather_url else [])
+    text = f"""
 stage = "test"
-usecase = "flights"
+usecases = {usecases!r}
 [lake]
 uri = "file://{root}/lake"
 [partitioning]
 grain = "{grain}"
+[usecase.flights]
 timezone = "America/New_York"
-[sources.flights]
+[usecase.flights.sources.flights]
 kind = "sql"
 url = "{db_url}"
 table = "flights"
 date_column = "flight_date"
 chunk_rows = 400
-[sources.planes]
+[usecase.flights.sources.planes]
 kind = "sql"
 url = "{db_url}"
 table = "planes"
-[sources.weather]
+[usecase.flights.sources.weather]
 kind = "openmeteo"
 base_url = "{weather_url}"
 rate_limit_per_second = 200
@@ -128,21 +157,50 @@ workers = 1
 log_dir = "{root}/logs"
 state_dir = "{root}/runs"
 """
+    if "bikeshare" in usecases:
+        text += f"""
+[usecase.bikeshare.sources.rentals]
+kind = "sql"
+url = "{bike_db_url}"
+table = "rentals"
+date_column = "dteday"
+chunk_rows = 500
+[usecase.bikeshare.sources.weather]
+kind = "json_pages"
+base_url = "{bike_weather_url}"
+items_field = "observations"
+page_size = 200
+rate_limit_per_second = 200
+timeout_seconds = 5
+max_retries = 3
+"""
+    return text
 
 
 @pytest.fixture
 def make_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_db: str, weather_server: Any
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    demo_db: str,
+    weather_server: Any,
 ) -> Callable[..., Settings]:
     """Write a ``test`` stage into a temporary config dir and make it the current stage.
 
-    Call it with ``grain="month"`` or overrides such as ``{"lake": {"uri": ...}}``.
+    Call it with ``grain="month"``, ``bikeshare=True`` (enable the second use case on its
+    own demo fixtures) or overrides such as ``lake__uri=...``.
     """
 
-    def make(grain: str = "day", **overrides: Any) -> Settings:
+    def make(grain: str = "day", bikeshare: bool = False, **overrides: Any) -> Settings:
         config = tmp_path / "config"
         config.mkdir(exist_ok=True)
-        text = _stage_file(tmp_path, demo_db, weather_server.url, grain)
+        bike: tuple[str | None, str | None] = (None, None)
+        if bikeshare:
+            bike = (
+                request.getfixturevalue("bike_db"),
+                request.getfixturevalue("bike_weather_server").url,
+            )
+        text = _stage_file(tmp_path, demo_db, weather_server.url, grain, *bike)
         (config / "test.toml").write_text(text, encoding="utf-8")
         monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
         monkeypatch.setenv("HEADWATER_STAGE", "test")
@@ -273,9 +331,11 @@ def spark() -> Iterator[Any]:
 class TrainedModel:
     """A model version trained in this process on a month-grain lake of the demo data."""
 
+    usecase = "flights"
     start, end, holdout_from = DEMO_FIRST, DEMO_LAST, date(2013, 3, 1)
 
     def __init__(self, settings: Settings, version: str, summary: dict[str, Any]) -> None:
+        from headwater import layout
         from headwater.pipeline import lake_for
         from headwater.registry import Registry
 
@@ -283,8 +343,8 @@ class TrainedModel:
         self.lake = lake_for(settings)
         self.version = version
         self.summary = summary
-        self.registry = Registry(self.lake, settings.model.name)
-        self.directory = Path(self.lake.path("models", settings.model.name, version))
+        self.registry = Registry(self.lake, self.usecase)
+        self.directory = Path(self.lake.path(*layout.model_parts(self.usecase, version)))
 
     def read_json(self, name: str) -> Any:
         """One JSON file of the version."""
@@ -293,50 +353,177 @@ class TrainedModel:
         return json.loads((self.directory / name).read_text(encoding="utf-8"))
 
 
+def trained_model_settings(root: Path, db_url: str, weather_url: str) -> Settings:
+    """A month-grain stage with the flights use case only, its lake under ``root``."""
+    sources = {
+        "flights": {
+            "kind": "sql", "url": db_url, "table": "flights", "date_column": "flight_date",
+            "chunk_rows": 400,
+        },
+        "planes": {"kind": "sql", "url": db_url, "table": "planes"},
+        "weather": {
+            "kind": "openmeteo", "base_url": weather_url, "rate_limit_per_second": 200,
+            "timeout_seconds": 5, "max_retries": 3, "window_days": 7,
+        },
+    }  # fmt: skip
+    return Settings.model_validate(
+        {
+            "stage": "test",
+            "usecases": ["flights"],
+            "usecase": {"flights": {"sources": sources}},
+            "lake": {"uri": f"file://{root}/lake"},
+            "partitioning": {"grain": "month"},
+        }
+    )
+
+
 @pytest.fixture(scope="session")
 def trained_model(
     spark: Any, demo_db: str, weather_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> TrainedModel:
     """Extract, clean and snapshot the demo range month by month, then run the training job.
 
-    The job (``emr_jobs.train.train``) runs in this process on the session's Spark, holding out
-    March 2013: the model version the Spark tests read (pipelines, export, lookups, metrics).
+    The generic job (``headwater.spark_training.train``) runs in this process on the session's
+    Spark for the flights use case, holding out March 2013: the model version the Spark tests
+    read (pipelines, export, lookups, metrics).
     """
-    import json
-    import tomllib
     import warnings
 
-    from emr_jobs.train import parse_args, train
     from headwater.partitions import partitions_between
     from headwater.pipeline import clean_partition, extract_partition, extract_snapshot
     from headwater.registry import new_version
+    from headwater.spark_training import TrainOptions, train
+    from headwater.usecases import get_usecase
 
     root = tmp_path_factory.mktemp("trained")
-    stage = tomllib.loads(_stage_file(root, demo_db, weather_server.url, "month"))
-    settings = Settings.model_validate({**stage, "stage": "test"})
-    run_id = "fixture-train"
+    settings = trained_model_settings(root, demo_db, weather_server.url)
+    run_id, name = "fixture-train", TrainedModel.usecase
     for part in partitions_between(DEMO_FIRST, DEMO_LAST, "month"):
-        extract_partition(settings, "flights", part, run_id)
-        extract_partition(settings, "weather", part, run_id)
-        clean_partition(settings, part, run_id)
-    extract_snapshot(settings, "planes", DEMO_LAST, run_id)
+        extract_partition(settings, name, "flights", part, run_id)
+        extract_partition(settings, name, "weather", part, run_id)
+        clean_partition(settings, name, part, run_id)
+    extract_snapshot(settings, name, "planes", DEMO_LAST, run_id)
     version = new_version(run_id=run_id)
-    args = parse_args(
-        [
-            "--lake", settings.lake.uri,
-            "--model-name", settings.model.name,
-            "--version", version,
-            "--start", TrainedModel.start.isoformat(),
-            "--end", TrainedModel.end.isoformat(),
-            "--grain", "month",
-            "--holdout-from", TrainedModel.holdout_from.isoformat(),
-            "--run-id", run_id,
-            "--code-version", "test-code",
-            "--config-json", json.dumps({"stage": "test", "fixture": "trained_model"}),
-            "--shuffle-partitions", "2",
-        ]
-    )  # fmt: skip
+    options = TrainOptions(
+        lake=settings.lake.uri,
+        version=version,
+        start=TrainedModel.start,
+        end=TrainedModel.end,
+        grain="month",
+        holdout_from=TrainedModel.holdout_from,
+        run_id=run_id,
+        code_version="test-code",
+        config={"stage": "test", "fixture": "trained_model"},
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "unclosed <socket.socket", ResourceWarning)
-        summary = train(spark, args)
+        summary = train(spark, get_usecase(name), options)
     return TrainedModel(settings, version, summary)
+
+
+# --- a stage in the per-use-case format: flights plus the minimal test-only use case ------------
+MINIMAL_USECASE_FILE = Path(__file__).parent / "usecases" / "minimal" / "meters_usecase.py"
+MINIMAL_USECASE_MODULE = "headwater_test_meters_usecase"
+
+
+@pytest.fixture(scope="session")
+def meters_module() -> Any:
+    """The minimal use case (tests/usecases/minimal), importable as MINIMAL_USECASE_MODULE."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(MINIMAL_USECASE_MODULE, MINIMAL_USECASE_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MINIMAL_USECASE_MODULE] = module  # forked Luigi workers inherit it
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def meters_db(meters_module: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The minimal use case's demo source (SQLite), built once."""
+    from headwater.config import SourceConfig
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('meters')}/meters.sqlite"
+    source = SourceConfig(kind="sql", url=url, table="readings", date_column="day")
+    meters_module.USECASE.build_demo_data({"readings": source}, True)
+    return url
+
+
+def _usecase_tables(db_url: str, weather_url: str, meters_url: str) -> str:
+    return f"""
+[usecase.flights.sources.flights]
+kind = "sql"
+url = "{db_url}"
+table = "flights"
+date_column = "flight_date"
+chunk_rows = 400
+[usecase.flights.sources.planes]
+kind = "sql"
+url = "{db_url}"
+table = "planes"
+[usecase.flights.sources.weather]
+kind = "openmeteo"
+base_url = "{weather_url}"
+rate_limit_per_second = 200
+timeout_seconds = 5
+max_retries = 3
+window_days = 7
+[usecase.meters]
+module = "{MINIMAL_USECASE_MODULE}"
+[usecase.meters.sources.readings]
+kind = "sql"
+url = "{meters_url}"
+table = "readings"
+date_column = "day"
+"""
+
+
+@pytest.fixture
+def make_stage(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    demo_db: str,
+    weather_server: Any,
+    meters_db: str,
+) -> Callable[..., Settings]:
+    """Write a ``test`` stage configuring flights and the minimal use case; make it current.
+
+    ``usecases`` are the enabled ones (both are always configured); ``overrides`` become
+    ``HEADWATER_<KEY>`` variables, e.g. ``usecase__flights__gate__margin=0.01``.
+    """
+    import json
+
+    def make(
+        grain: str = "day", usecases: Sequence[str] = ("flights", "meters"), **overrides: Any
+    ) -> Settings:
+        config = tmp_path / "config"
+        config.mkdir(exist_ok=True)
+        text = f"""
+stage = "test"
+usecases = {json.dumps(list(usecases))}
+[lake]
+uri = "file://{tmp_path}/lake"
+[partitioning]
+grain = "{grain}"
+[executor]
+kind = "inprocess"
+[notify]
+kind = "outbox"
+outbox = "{tmp_path}/outbox"
+[run]
+workers = 1
+log_dir = "{tmp_path}/logs"
+state_dir = "{tmp_path}/runs"
+[training]
+shuffle_partitions = 2
+{_usecase_tables(demo_db, weather_server.url, meters_db)}"""
+        (config / "test.toml").write_text(text, encoding="utf-8")
+        monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
+        monkeypatch.setenv("HEADWATER_STAGE", "test")
+        for key, value in overrides.items():
+            monkeypatch.setenv(f"HEADWATER_{key.upper()}", str(value))
+        return load_settings()
+
+    return make

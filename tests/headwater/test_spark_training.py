@@ -1,7 +1,8 @@
-"""The training job's transforms on small hand-made frames, and what one real run writes.
+"""The generic training job's transforms on small hand-made frames, and what real runs write.
 
 Every Spark test uses the session's one local SparkSession (``spark`` in tests/conftest.py);
-``trained_model`` is one run of ``emr_jobs.train.train`` on January to March 2013, in process.
+``trained_model`` is one run of ``headwater.spark_training.train`` for the flights use case on
+January to March 2013, in process.
 """
 
 from __future__ import annotations
@@ -19,21 +20,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from emr_jobs.train import (
-    _default_holdout,
+from headwater import layout
+from headwater.evaluation import calibration_table, exact_metrics, roc_curve
+from headwater.lake import LakeError
+from headwater.layout import CLEAN, RAW
+from headwater.pipeline import latest_snapshot
+from headwater.spark_training import (
+    TrainOptions,
     baselines,
     classification_metrics,
+    default_holdout,
     exact_histogram,
     feature_stages,
-    parse_args,
+    feature_table,
     regression_metrics,
     score_histogram,
     split_by_time,
     train,
 )
-from headwater.evaluation import calibration_table, exact_metrics, roc_curve
-from headwater.lake import LakeError
-from headwater.pipeline import CLEAN, RAW, latest_snapshot
+from headwater.usecases import get_usecase
 from headwater.usecases.flights.features import (
     CATEGORICAL,
     FEATURES,
@@ -42,45 +47,43 @@ from headwater.usecases.flights.features import (
     FeatureLookups,
     features_frame,
 )
-from headwater.usecases.flights.training import build_lookups, feature_table
+from headwater.usecases.flights.training import HUMAN_NAMES, TRAINING, build_lookups
 
 # pyspark leaves collect() sockets to the garbage collector: see the note in tests/conftest.py.
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 HOLDOUT = date(2013, 3, 1)
+FLIGHTS = layout.dataset("flights", "flights")
 
 
 # --- split_by_time -----------------------------------------------------------------------------
 
 
-def test_split_by_time_never_mixes_dates_and_drops_cancelled_and_unlabelled(spark: Any) -> None:
-    # Given flights on both sides of the cutoff, some cancelled, some without a label
+def test_split_by_time_never_mixes_dates_and_drops_unlabelled_rows(spark: Any) -> None:
+    # Given rows on both sides of the cutoff, some without a label (null, or NaN)
     rows = [
-        ("a", date(2013, 2, 27), 1.0, False),
-        ("b", date(2013, 2, 28), 0.0, False),
-        ("c", date(2013, 2, 28), None, True),  # cancelled: no label
-        ("d", date(2013, 2, 28), None, False),  # not cancelled but unlabelled
-        ("e", date(2013, 3, 1), 0.0, False),  # the first holdout day
-        ("f", date(2013, 3, 1), 1.0, True),  # cancelled, even if labelled
-        ("g", date(2013, 3, 2), 1.0, False),
-        ("h", date(2013, 3, 3), None, True),
+        ("a", date(2013, 2, 27), 1.0),
+        ("b", date(2013, 2, 28), 0.0),
+        ("c", date(2013, 2, 28), None),
+        ("d", date(2013, 2, 28), float("nan")),
+        ("e", date(2013, 3, 1), 0.0),  # the first holdout day
+        ("f", date(2013, 3, 1), None),
+        ("g", date(2013, 3, 2), 1.0),
     ]
-    frame = spark.createDataFrame(
-        rows, "id string, flight_date date, label double, cancelled boolean"
-    )
+    frame = spark.createDataFrame(rows, "id string, day date, label double")
 
-    # When it is split at March 1st
-    train_df, holdout_df = split_by_time(frame, HOLDOUT)
+    # When it is split at March 1st on the use case's date column
+    train_df, holdout_df = split_by_time(frame, "day", HOLDOUT)
 
     # Then training has only earlier days, the holdout only later ones, both labelled
     train_rows, holdout_rows = train_df.collect(), holdout_df.collect()
     assert sorted(r.id for r in train_rows) == ["a", "b"]
     assert sorted(r.id for r in holdout_rows) == ["e", "g"]
-    assert max(r.flight_date for r in train_rows) < min(r.flight_date for r in holdout_rows)
+    assert max(r.day for r in train_rows) < min(r.day for r in holdout_rows)
 
 
 def test_the_default_holdout_is_the_last_sixth_of_the_range() -> None:
-    assert _default_holdout(date(2013, 1, 1), date(2013, 3, 12)) == date(2013, 3, 1)
-    assert _default_holdout(date(2013, 1, 1), date(2013, 1, 3)) == date(2013, 1, 2)  # >= 1 day
+    assert default_holdout(date(2013, 1, 1), date(2013, 3, 12)) == date(2013, 3, 1)
+    assert default_holdout(date(2013, 1, 1), date(2013, 1, 3)) == date(2013, 1, 2)  # >= 1 day
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -224,7 +227,7 @@ def test_exact_histogram_metrics_equal_sparks_exact_evaluator_on_tied_scores(spa
 
 
 def test_exact_histogram_refuses_a_continuous_score(spark: Any, monkeypatch: Any) -> None:
-    import emr_jobs.train as job
+    import headwater.spark_training as job
 
     monkeypatch.setattr(job, "MAX_EXACT_SCORES", 10)
     frame = scored(spark, [(i / 100, float(i % 2)) for i in range(50)])
@@ -265,7 +268,7 @@ def test_baselines_smooth_each_carrier_hour_towards_the_base_rate(spark: Any) ->
     holdout = spark.createDataFrame([("AA", "08", 0.0, 10.0), ("DL", "06", 1.0, None)], schema)
 
     # When the baselines are evaluated
-    result = baselines(train_df, holdout, "arr_delay")
+    result = baselines(train_df, holdout, TRAINING)
 
     # Then the carrier-hour rate is (3 + 20 * 1/2) / (4 + 20); an unseen cell gets the base rate
     cell = (3 + 20 * 0.5) / (4 + 20)
@@ -275,7 +278,8 @@ def test_baselines_smooth_each_carrier_hour_towards_the_base_rate(spark: Any) ->
     assert by_cell["auc_roc"] == 0.0  # the on-time flight got the higher score
     assert result["base_rate"]["brier"] == pytest.approx(0.25, abs=1e-12)
     # and the arrival-delay baseline predicts the training mean, 60 / 5 = 12 minutes
-    assert result["mean_arrival_delay"] == {"rmse": pytest.approx(2.0), "mae": pytest.approx(2.0)}
+    assert result["mean_arr_delay"] == {"rmse": pytest.approx(2.0), "mae": pytest.approx(2.0)}
+    assert list(result) == ["base_rate", "carrier_hour_rate", "mean_arr_delay"]
 
 
 def test_feature_stages_keep_unseen_categories_and_missing_numbers() -> None:
@@ -385,36 +389,35 @@ def test_feature_table_on_spark_equals_the_pandas_path_on_a_real_partition(
 ) -> None:
     # Given the clean March partition and the trained version's lookups
     lake = trained_model.lake
-    manifest = lake.manifest(CLEAN, "flights", "month=2013-03")
+    manifest = lake.manifest(CLEAN, FLIGHTS, "month=2013-03")
     flights = spark.read.parquet(
-        f"file://{lake.path(CLEAN, 'flights', 'month=2013-03', manifest.file)}"
+        f"file://{lake.path(CLEAN, FLIGHTS, 'month=2013-03', manifest.file)}"
     )
     lookups = FeatureLookups.from_dict(trained_model.read_json("lookups.json"))
 
     # When the features are computed on Spark (Arrow batches on the executors)
-    table = feature_table(flights, lookups)
+    table = feature_table(flights, TRAINING, lookups)
 
-    # Then the schema is the features, the date, the label as a double, the target, cancelled
+    # Then the schema is the features, the date, the label as a double, the target as a double
     types = {f.name: f.dataType.simpleString() for f in table.schema.fields}
-    assert list(types) == [*FEATURES, "flight_date", "label", "arr_delay", "cancelled"]
+    assert list(types) == [*FEATURES, "flight_date", "label", "arr_delay"]
     assert {types[n] for n in CATEGORICAL} == {"string"}
     assert {types[n] for n in NUMERIC} == {"double"}
-    assert [types[n] for n in ("flight_date", "label", "arr_delay", "cancelled")] == [
-        "date", "double", "double", "boolean"
+    assert [types[n] for n in ("flight_date", "label", "arr_delay")] == [
+        "date", "double", "double"
     ]  # fmt: skip
     # and the rows are exactly what the pandas path gives on the same flights
-    clean = lake.read(CLEAN, "flights", "month=2013-03")[0].to_pandas()
+    clean = lake.read(CLEAN, FLIGHTS, "month=2013-03")[0].to_pandas()
     expected = features_frame(clean, lookups).assign(
         flight_date=pd.to_datetime(clean["flight_date"]).dt.date,
         label=clean["dep_delayed_15"].astype("float64"),
         arr_delay=clean["arr_delay"],
-        cancelled=clean["cancelled"],
     )
     got = sorted(comparable(row.asDict().values()) for row in table.collect())
     want = sorted(comparable(values) for values in expected.itertuples(index=False))
     assert len(got) == manifest.rows
     assert got == want
-    labels = [row[-3] for row in got]
+    labels = [row[-2] for row in got]
     assert sum(1 for v in labels if v == NO_VALUE) == clean["cancelled"].sum()
 
 
@@ -455,8 +458,8 @@ def labelled_rows(trained_model: Any) -> tuple[int, int]:
     """Labelled, not cancelled flights before and from the holdout date, counted with pyarrow."""
     lake = trained_model.lake
     before = after = 0
-    for key in lake.partitions(CLEAN, "flights"):
-        table = lake.read(CLEAN, "flights", key)[0]
+    for key in lake.partitions(CLEAN, FLIGHTS):
+        table = lake.read(CLEAN, FLIGHTS, key)[0]
         usable = table.filter(
             pc.and_(pc.invert(table["cancelled"]), pc.is_valid(table["dep_delayed_15"]))
         )
@@ -470,7 +473,12 @@ def test_metrics_report_the_holdout_the_baselines_and_the_calibration(trained_mo
     metrics = trained_model.read_json("metrics.json")
     train_rows, holdout_rows = labelled_rows(trained_model)
 
-    assert (metrics["model"], metrics["version"]) == ("flights_delay", trained_model.version)
+    assert (metrics["model"], metrics["version"]) == ("flights", trained_model.version)
+    assert metrics["usecase"] == "flights"
+    assert metrics["label"] == {
+        "column": "dep_delayed_15", "name": "departure delayed 15+ minutes", "unit": ""
+    }  # fmt: skip
+    assert metrics["target"] == {"column": "arr_delay", "name": "arrival delay", "unit": "min"}
     assert metrics["holdout_from"] == "2013-03-01"
     holdout = metrics["holdout"]
     assert 0.5 < holdout["auc_roc"] <= 1.0
@@ -478,12 +486,12 @@ def test_metrics_report_the_holdout_the_baselines_and_the_calibration(trained_mo
     assert metrics["train_rows"] == train_rows
     assert 0.0 < holdout["positive_rate"] < 1.0
     # the model is compared with naive baselines on the same holdout, and beats the constant one
-    assert set(metrics["baselines"]) == {"base_rate", "carrier_hour_rate", "mean_arrival_delay"}
+    assert set(metrics["baselines"]) == {"base_rate", "carrier_hour_rate", "mean_arr_delay"}
     assert metrics["baselines"]["base_rate"]["rows"] == holdout_rows
     assert metrics["baselines"]["base_rate"]["auc_roc"] == pytest.approx(0.5)
     # the model beats the naive baselines on this data: ranking and arrival-delay error
     assert holdout["auc_roc"] > metrics["baselines"]["carrier_hour_rate"]["auc_roc"] > 0.5
-    assert 0 < metrics["regression"]["rmse"] < metrics["baselines"]["mean_arrival_delay"]["rmse"]
+    assert 0 < metrics["regression"]["rmse"] < metrics["baselines"]["mean_arr_delay"]["rmse"]
     assert sum(row["count"] for row in metrics["calibration"]) == holdout_rows
     assert all(0 <= row["bin"] <= 9 for row in metrics["calibration"])
     assert metrics["threshold"] == 0.5
@@ -503,12 +511,13 @@ def test_lineage_names_every_input_by_checksum_and_the_versions_that_ran(
     lineage = trained_model.read_json("lineage.json")
 
     expected = {
-        f"clean/flights/{key}": lake.manifest(CLEAN, "flights", key).checksum
+        f"clean/flights/flights/{key}": lake.manifest(CLEAN, FLIGHTS, key).checksum
         for key in ("month=2013-01", "month=2013-02", "month=2013-03")
     }
-    snapshot = latest_snapshot(lake, "planes")
+    snapshot = latest_snapshot(lake, "flights", "planes")
     assert snapshot == "snapshot=2013-03-12"
-    expected[f"raw/planes/{snapshot}"] = lake.manifest(RAW, "planes", snapshot).checksum
+    planes = layout.dataset("flights", "planes")
+    expected[f"raw/flights/planes/{snapshot}"] = lake.manifest(RAW, planes, snapshot).checksum
     assert lineage["inputs"] == expected
     assert all(v.startswith("sha256:") for v in lineage["inputs"].values())
     assert lineage["spark_version"] == spark.version
@@ -519,6 +528,7 @@ def test_lineage_names_every_input_by_checksum_and_the_versions_that_ran(
     assert lineage["date_range"] == "2013-01-01..2013-03-12"
     assert lineage["holdout_from"] == "2013-03-01"
     assert lineage["config"] == {"stage": "test", "fixture": "trained_model"}
+    assert lineage["usecase"] == "flights"
 
 
 def test_report_draws_the_roc_curve_and_the_calibration(trained_model: Any) -> None:
@@ -530,11 +540,20 @@ def test_report_draws_the_roc_curve_and_the_calibration(trained_model: Any) -> N
     assert f"ROC curve (AUC {auc:.3f})" in report
     assert 'aria-label="Calibration"' in report
     assert trained_model.version in report
+    # headings name the use case's own label, target and unit, and features by human name
+    assert "Holdout metrics (classifier: departure delayed 15+ minutes)" in report
+    assert "Regression (arrival delay, min)" in report
+    assert "the training delay rate of the airline at the scheduled hour" in report
+    assert any(f"{name} (" in report or f"{name} = " in report for name in HUMAN_NAMES.values())
 
 
 def test_training_without_published_inputs_says_what_is_missing(spark: Any, tmp_path: Any) -> None:
-    args = parse_args(["--lake", f"file://{tmp_path}/empty", "--version", "v-none",
-                       "--start", "2013-01-01", "--end", "2013-01-31"])  # fmt: skip
+    options = TrainOptions(
+        lake=f"file://{tmp_path}/empty", version="v-none",
+        start=date(2013, 1, 1), end=date(2013, 1, 31),
+    )  # fmt: skip
 
-    with pytest.raises(LakeError, match=r"clean partition month=2013-01 is not published"):
-        train(spark, args)
+    with pytest.raises(
+        LakeError, match=r"clean partition month=2013-01 of flights/flights is not published"
+    ):
+        train(spark, get_usecase("flights"), options)
