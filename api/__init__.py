@@ -1,63 +1,108 @@
-"""The prediction API: a Flask app serving the promoted flight-delay model as JSON.
+"""The prediction API: a Flask app serving the promoted model of every enabled use case.
 
-``create_app(config=None)`` builds the app: configuration is read then (see
-:mod:`api.config`), the production model is loaded once per process and re-checked
-at most every ``RELOAD_SECONDS``. ``api.wsgi.app`` is the instance Zappa (Lambda)
-and gunicorn (``headwater serve``) run.
+``create_app(config=None)`` builds the app: the stage's settings are read then
+(:func:`headwater.config.load_settings`), each enabled use case's production model
+is loaded once per process and re-checked at most every ``api.reload_seconds``.
+``api.wsgi.app`` is the instance Zappa (Lambda) and gunicorn (``headwater serve``) run.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from flask import Flask
 
 logger = logging.getLogger("api")
 
+# Flat keys of create_app(config) -> the settings they override.
+_OVERRIDES = {
+    "LAKE_URI": ("lake", "uri"),
+    "AWS_REGION": ("aws", "region"),
+    "AWS_ENDPOINT_URL": ("aws", "endpoint_url"),
+    "MAX_BATCH": ("api", "max_batch"),
+    "RELOAD_SECONDS": ("api", "reload_seconds"),
+    "MAX_BODY_BYTES": ("api", "max_body_bytes"),
+}
+
+
+def _settings(extra: dict[str, Any]) -> Any:
+    from headwater.config import load_settings
+
+    settings = extra.pop("SETTINGS", None)
+    overrides: dict[str, Any] = {}
+    for key, (section, name) in _OVERRIDES.items():
+        value = extra.pop(key, None)
+        if value is not None:
+            overrides.setdefault(section, {})[name] = value
+    if "USECASES" in extra:
+        overrides["usecases"] = list(extra.pop("USECASES"))
+    stage = extra.pop("STAGE", None)
+    if settings is None:
+        return load_settings(stage, overrides)
+    body = settings.model_dump()
+    for key, value in overrides.items():
+        body[key] = {**body[key], **value} if isinstance(value, dict) else value
+    return type(settings).model_validate(body)
+
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``config`` overrides the environment and the stage file.
 
-    Keys: ``STAGE``, ``LAKE_URI``, ``MODEL_NAME``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``,
-    ``MAX_BATCH``, ``RELOAD_SECONDS``, ``MAX_BODY_BYTES`` (see :mod:`api.config`);
-    ``MODEL_STORE`` (a :class:`headwater.model_store.ModelStore`) and ``CLOCK`` (a
-    monotonic clock) can be injected, and any other key goes to ``app.config``.
+    Keys: ``STAGE``; ``LAKE_URI``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``MAX_BATCH``,
+    ``RELOAD_SECONDS``, ``MAX_BODY_BYTES`` and ``USECASES`` (override those settings);
+    ``SETTINGS`` (a :class:`headwater.config.Settings`: no stage file is read),
+    ``MODEL_STORES`` (use case -> :class:`headwater.model_store.ModelStore`) and ``CLOCK``
+    (a monotonic clock) can be injected; any other key goes to ``app.config``.
     """
     from api.blueprints import docs, health, model, predictions
-    from api.config import load_config
     from api.errors import register_error_handlers
     from api.model_cache import ModelCache
-    from api.state import EXTENSION, ApiState
+    from api.state import EXTENSION, ApiState, Served
     from headwater.model_store import ModelStore
+    from headwater.serving import load_serving_model
+    from headwater.usecases import get_usecase
 
-    settings = load_config(config)
     extra = dict(config or {})
-    store = extra.pop("MODEL_STORE", None) or ModelStore(
-        settings.lake_uri,
-        settings.model_name,
-        region=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-    )
+    settings = _settings(extra)
+    stores = extra.pop("MODEL_STORES", None) or {}
     clock = extra.pop("CLOCK", None)
-    cache = ModelCache(store, settings.reload_seconds, **({"clock": clock} if clock else {}))
+    served: dict[str, Served] = {}
+    for name in settings.usecases:
+        usecase = get_usecase(name, settings.usecase_config(name).module)
+        store = stores.get(name) or ModelStore(
+            settings.lake.uri,
+            name,  # the model's name is the use case's: models/<use case>/
+            region=settings.aws.region,
+            endpoint_url=settings.aws.endpoint_url,
+        )
+        cache = ModelCache(
+            store,
+            settings.api.reload_seconds,
+            loader=partial(load_serving_model, usecase=usecase),
+            **({"clock": clock} if clock else {}),
+        )
+        served[name] = Served(usecase, cache)
 
     app = Flask(__name__)
     app.config.update(extra)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.api.max_body_bytes
     app.json.sort_keys = False  # keep the documented field order
-    app.extensions[EXTENSION] = ApiState(settings, cache)
+    app.extensions[EXTENSION] = ApiState(settings, served)
     register_error_handlers(app)
     for blueprint in (health.bp, model.bp, predictions.bp, docs.bp):
         app.register_blueprint(blueprint)
 
     # Load now, once per process (Lambda's init phase, gunicorn's worker start), not on the
     # first request; a failure is reported by /health and answered 503, never a crash.
-    loaded = cache.current()
-    logger.info(
-        "headwater api (stage %s): %s",
-        settings.stage,
-        f"serving {loaded.name} {loaded.version}" if loaded else "no model loaded",
-    )
+    for name, entry in served.items():
+        loaded = entry.models.current()
+        logger.info(
+            "headwater api (stage %s) %s: %s",
+            settings.stage,
+            name,
+            f"serving version {loaded.version}" if loaded else "no model loaded",
+        )
     return app

@@ -1,4 +1,4 @@
-"""The production model of one process: loaded once, re-checked at most every N seconds.
+"""The production model of one use case in one process: loaded once, re-checked every N s.
 
 Requests call :meth:`ModelCache.current`. When the check interval has passed, one
 request (whichever gets the lock first) reads the ``PRODUCTION`` pointer; if it
@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from headwater import layout
 from headwater.model_store import ModelStore, ProductionPointer
-from headwater.usecases.flights.serving import ServingModel, load_serving_model
+from headwater.serving import ServingModel
 
 logger = logging.getLogger("api.model")
 
@@ -34,14 +35,14 @@ class CacheStatus:
 
 
 class ModelCache:
-    """Holds the served model and swaps it when the production pointer moves."""
+    """Holds the served model of one use case and swaps it when its production pointer moves."""
 
     def __init__(
         self,
         store: ModelStore,
         reload_seconds: float,
         *,
-        loader: Loader = load_serving_model,
+        loader: Loader,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -81,7 +82,7 @@ class ModelCache:
                     None
                     if served is None
                     else (
-                        f"{self.store.uri('PRODUCTION.json')} disappeared; still serving "
+                        f"{self.store.uri(layout.POINTER)} disappeared; still serving "
                         f"{served.version}"
                     )
                 )

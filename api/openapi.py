@@ -1,129 +1,23 @@
-"""The OpenAPI 3.1 document of the API, and a plain HTML page rendered from it.
+"""The OpenAPI 3.1 document of the API (every served use case), and an HTML page from it.
 
-Built from the same constants as the code (field names and expectations, weather
-variables, the configured batch limit); the tests check every route is documented,
-every documented route exists, and real responses validate against these schemas.
+Request schemas come from each use case's pydantic request model
+(``model_json_schema``), answer schemas from its answer keys and the names of its
+label and target: nothing about a use case is written here. The tests check every
+route is documented, every documented route exists, and real answers validate.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from headwater.usecases.flights.features import WEATHER
-from headwater.usecases.flights.prediction_requests import (
-    EXPECTED,
-    MAX_YEAR,
-    MIN_YEAR,
-    OPTIONAL,
-    REQUIRED,
-)
+from headwater.usecases import UseCase
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 
-EXAMPLE_FLIGHT = {
-    "carrier": "UA",
-    "flight": 1545,
-    "origin": "EWR",
-    "dest": "IAH",
-    "scheduled_departure": "2013-11-04T17:15",
-    "tailnum": "N14228",
-    "weather": {"temp_f": 41.0, "wind_speed_mph": 12.7, "precip_in": 0.0},
-}
-
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
 _STRINGS = {"type": "array", "items": {"type": "string"}}
-
-
-def _flight_schema() -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        "carrier": {"type": "string", "pattern": "^[A-Za-z0-9]{2}$"},
-        "flight": {"type": "integer", "minimum": 1, "maximum": 9999},
-        "origin": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
-        "dest": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
-        "scheduled_departure": {"type": "string", "examples": ["2013-11-04T17:15"]},
-        "tailnum": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9-]{1,10}$"},
-        "weather": {
-            "type": ["object", "null"],
-            "additionalProperties": False,
-            "properties": {name: _NULLABLE_NUMBER for name in WEATHER},
-        },
-    }
-    for name, schema in properties.items():
-        schema["description"] = EXPECTED[name][0].upper() + EXPECTED[name][1:] + "."
-    return {
-        "type": "object",
-        "description": (
-            "One flight. Codes are case-insensitive. A well-formed code the model never "
-            "saw in training is scored (as Spark scores it, handleInvalid='keep') and "
-            "listed in the prediction's `unseen`; inputs not given (tail number, weather) "
-            "and lookups the model has no entry for are filled from the model version's "
-            "lookups and listed in `defaulted`."
-        ),
-        "required": list(REQUIRED),
-        "additionalProperties": False,
-        "properties": {name: properties[name] for name in (*REQUIRED, *OPTIONAL)},
-    }
-
-
-_PREDICTION = {
-    "type": "object",
-    "required": [
-        "flight",
-        "delay_probability",
-        "delayed",
-        "threshold",
-        "expected_arrival_delay_minutes",
-        "defaulted",
-        "unseen",
-        "model",
-    ],
-    "properties": {
-        "flight": {
-            "type": "object",
-            "description": "The flight as understood (codes upper-cased).",
-            "required": ["carrier", "flight", "origin", "dest", "scheduled_departure"],
-            "properties": {
-                "carrier": {"type": "string"},
-                "flight": {"type": "integer"},
-                "origin": {"type": "string"},
-                "dest": {"type": "string"},
-                "scheduled_departure": {"type": "string"},
-            },
-        },
-        "delay_probability": {
-            "type": "number",
-            "minimum": 0,
-            "maximum": 1,
-            "description": "Probability of a departure delay of 15 minutes or more.",
-        },
-        "delayed": {
-            "type": "boolean",
-            "description": "The decision: delay_probability above the model's threshold.",
-        },
-        "threshold": {"type": "number"},
-        "expected_arrival_delay_minutes": {
-            "type": "number",
-            "description": "Expected arrival delay (negative: early).",
-        },
-        "defaulted": {
-            "type": "array",
-            "items": {"enum": ["distance", "aircraft", "weather", "congestion"]},
-            "description": (
-                "Inputs taken from the model's defaults: distance (route unknown), aircraft "
-                "(tail number absent or unknown), weather (a variable not given), congestion "
-                "(no schedule known for that day and hour: the typical one is used)."
-            ),
-        },
-        "unseen": {
-            "type": "array",
-            "items": {"enum": ["carrier", "origin", "dest", "dep_hour", "weekday"]},
-            "description": "Categorical features whose value the model never saw in training.",
-        },
-        "model": {"$ref": "#/components/schemas/ModelRef"},
-    },
-}
 
 _ERROR = {
     "type": "object",
@@ -158,7 +52,8 @@ _MODEL_INFO = {
     "type": "object",
     "required": ["name", "version", "trained_at", "threshold", "features", "metrics", "lineage"],
     "properties": {
-        "name": {"type": "string"},
+        "name": {"type": "string", "description": "The use case (the model's name)."},
+        "title": {"type": "string"},
         "version": {"type": "string"},
         "promoted_at": {"type": ["string", "null"]},
         "trained_at": {"type": ["string", "null"]},
@@ -169,7 +64,8 @@ _MODEL_INFO = {
         "features": _STRINGS,
         "categories": {
             "type": "object",
-            "description": "Carriers and airports seen in training (others are `unseen`).",
+            "description": "Values seen in training of the listed categorical inputs "
+            "(others are `unseen`).",
             "additionalProperties": _STRINGS,
         },
         "metrics": {
@@ -189,21 +85,40 @@ _MODEL_INFO = {
 
 _HEALTH = {
     "type": "object",
-    "required": ["status", "model_loaded", "model"],
+    "required": ["status", "stage", "models"],
     "properties": {
         "status": {"const": "ok"},
-        "model_loaded": {"type": "boolean"},
-        "model": {"oneOf": [{"$ref": "#/components/schemas/ModelRef"}, {"type": "null"}]},
         "stage": {"type": "string"},
-        "pointer_checked_at": {"type": ["string", "null"]},
-        "error": {"type": ["string", "null"], "description": "The last failed load, if any."},
-        "message": {"type": ["string", "null"]},
+        "models": {
+            "type": "object",
+            "description": "One entry per served use case.",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["loaded", "model", "error"],
+                "properties": {
+                    "loaded": {"type": "boolean"},
+                    "model": {
+                        "oneOf": [{"$ref": "#/components/schemas/ModelRef"}, {"type": "null"}]
+                    },
+                    "pointer_checked_at": {"type": ["string", "null"]},
+                    "error": {
+                        "type": ["string", "null"],
+                        "description": "The last failed load, if any.",
+                    },
+                    "message": {"type": ["string", "null"]},
+                },
+            },
+        },
     },
 }
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def _json(schema: str, example: Any = None) -> dict[str, Any]:
-    content: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+    content: dict[str, Any] = {"schema": _ref(schema)}
     if example is not None:
         content["example"] = example
     return {"application/json": content}
@@ -213,143 +128,213 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": _json("Error")}
 
 
-def openapi_document(max_batch: int) -> dict[str, Any]:
-    """The OpenAPI 3.1 document, with this deployment's batch limit."""
-    batch_request = {
+def request_schemas(usecase: UseCase) -> dict[str, Any]:
+    """The request model's JSON schema and its nested models, named ``<use case>.<Model>``."""
+    prefix = f"{usecase.name}."
+    schema = usecase.serving.request_model.model_json_schema(
+        ref_template=f"#/components/schemas/{prefix}{{model}}"
+    )
+    nested = schema.pop("$defs", {})
+    return {f"{prefix}Request": schema, **{f"{prefix}{k}": v for k, v in nested.items()}}
+
+
+def prediction_schema(usecase: UseCase) -> dict[str, Any]:
+    """One answer of the use case, from its answer keys and its label's and target's names."""
+    answer, training = usecase.serving.answer, usecase.training
+    label, target = training.label, training.target
+    unit = f" ({target.unit})" if target.unit else ""
+    return {
         "type": "object",
-        "required": ["instances"],
-        "additionalProperties": False,
+        "required": [
+            answer.echo,
+            answer.probability,
+            answer.decision,
+            "threshold",
+            answer.estimate,
+            "defaulted",
+            "unseen",
+            "model",
+        ],
         "properties": {
-            "instances": {
+            answer.echo: {"type": "object", "description": "The instance as understood."},
+            answer.probability: {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": f"Probability of: {label.name}.",
+            },
+            answer.decision: {
+                "type": "boolean",
+                "description": f"The decision: {answer.probability} above the threshold.",
+            },
+            "threshold": {"type": "number"},
+            answer.estimate: {"type": "number", "description": f"Expected {target.name}{unit}."},
+            "defaulted": {
                 "type": "array",
-                "minItems": 1,
-                "maxItems": max_batch,
-                "items": {"$ref": "#/components/schemas/Flight"},
-            }
+                "items": {"type": "string"},
+                "description": "Inputs taken from the model version's defaults (not given, "
+                "or not in its lookups).",
+            },
+            "unseen": {
+                "type": "array",
+                "items": {"enum": list(training.categorical)},
+                "description": "Categorical features whose value the model never saw in "
+                "training (scored as Spark scores them).",
+            },
+            "model": _ref("ModelRef"),
         },
     }
+
+
+def _paths(usecase: UseCase, max_batch: int) -> dict[str, Any]:
+    name, spec = usecase.name, usecase.serving
+    prefix = f"{name}."
+    example = dict(spec.example)
     return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Headwater flight delay API",
-            "version": VERSION,
-            "description": (
-                "Predicts whether a flight will leave 15 minutes late or more, and its expected "
-                "arrival delay, with the model version in production. Every error is JSON: "
-                '`{"error": {"status", "code", "message", "problems"?}}`.'
-            ),
-        },
-        "paths": {
-            "/v1/predictions": {
-                "post": {
-                    "operationId": "createPredictions",
-                    "summary": f"Score one flight, or a batch of up to {max_batch}",
-                    "requestBody": {
-                        "required": True,
+        f"/v1/{name}/predictions": {
+            "post": {
+                "operationId": f"{name}_createPredictions",
+                "tags": [name],
+                "summary": f"{usecase.title}: score one instance, or a batch of up to {max_batch}",
+                "description": spec.description,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [_ref(f"{prefix}Request"), _ref(f"{prefix}BatchRequest")]
+                            },
+                            "examples": {
+                                "one": {"value": example},
+                                "batch": {"value": {"instances": [example]}},
+                            },
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": 'One prediction, or `{"predictions": [...]}` in '
+                        "the order of the instances.",
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "oneOf": [
-                                        {"$ref": "#/components/schemas/Flight"},
-                                        {"$ref": "#/components/schemas/BatchRequest"},
+                                        _ref(f"{prefix}Prediction"),
+                                        _ref(f"{prefix}BatchResponse"),
                                     ]
-                                },
-                                "examples": {
-                                    "one": {"value": EXAMPLE_FLIGHT},
-                                    "batch": {"value": {"instances": [EXAMPLE_FLIGHT]}},
-                                },
+                                }
                             }
                         },
                     },
-                    "responses": {
-                        "200": {
-                            "description": 'One prediction, or `{"predictions": [...]}` in '
-                            "the order of the instances.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "oneOf": [
-                                            {"$ref": "#/components/schemas/Prediction"},
-                                            {"$ref": "#/components/schemas/BatchResponse"},
-                                        ]
-                                    }
-                                }
-                            },
-                        },
-                        "400": _error(
-                            "Malformed JSON, or invalid fields (each one in "
-                            "`problems`, with what was expected)."
-                        ),
-                        "413": _error(
-                            f"More than {max_batch} instances, or a body over the size limit."
-                        ),
-                        "415": _error("The Content-Type is not application/json."),
-                        "503": _error(
-                            "No model is promoted to production yet, or it cannot be loaded."
-                        ),
-                    },
-                }
-            },
-            "/v1/model": {
-                "get": {
-                    "operationId": "getModel",
-                    "summary": "The serving model: version, training date, holdout metrics, "
-                    "lineage, features",
-                    "responses": {
-                        "200": {
-                            "description": "The model in service.",
-                            "content": _json("ModelInfo"),
-                        },
-                        "503": _error("No model is loaded."),
-                    },
-                }
-            },
-            "/health": {
-                "get": {
-                    "operationId": "getHealth",
-                    "summary": "Liveness, and whether (and which) model is loaded",
-                    "responses": {
-                        "200": {"description": "The process is alive.", "content": _json("Health")}
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "operationId": "getOpenApi",
-                    "summary": "This document",
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3.1 document.",
-                            "content": {"application/json": {}},
-                        }
-                    },
-                }
-            },
-            "/docs": {
-                "get": {
-                    "operationId": "getDocs",
-                    "summary": "This document as a web page",
-                    "responses": {
-                        "200": {"description": "HTML page.", "content": {"text/html": {}}}
-                    },
+                    "400": _error(
+                        "Malformed JSON, or invalid fields (each one in `problems`, with what "
+                        "was expected)."
+                    ),
+                    "413": _error(
+                        f"More than {max_batch} instances, or a body over the size limit."
+                    ),
+                    "415": _error("The Content-Type is not application/json."),
+                    "422": _error("The model gives no finite answer for an instance."),
+                    "503": _error("No model is promoted yet, or it cannot be loaded."),
+                },
+            }
+        },
+        f"/v1/{name}/model": {
+            "get": {
+                "operationId": f"{name}_getModel",
+                "tags": [name],
+                "summary": f"{usecase.title}: the serving model (version, training date, holdout "
+                "metrics, lineage, features)",
+                "responses": {
+                    "200": {"description": "The model in service.", "content": _json("ModelInfo")},
+                    "503": _error("No model is loaded."),
+                },
+            }
+        },
+    }
+
+
+def _schemas(usecase: UseCase, max_batch: int) -> dict[str, Any]:
+    prefix = f"{usecase.name}."
+    return {
+        **request_schemas(usecase),
+        f"{prefix}BatchRequest": {
+            "type": "object",
+            "required": ["instances"],
+            "additionalProperties": False,
+            "properties": {
+                "instances": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": max_batch,
+                    "items": _ref(f"{prefix}Request"),
                 }
             },
         },
+        f"{prefix}Prediction": prediction_schema(usecase),
+        f"{prefix}BatchResponse": {
+            "type": "object",
+            "required": ["predictions"],
+            "properties": {"predictions": {"type": "array", "items": _ref(f"{prefix}Prediction")}},
+        },
+    }
+
+
+def openapi_document(usecases: Mapping[str, UseCase], max_batch: int) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the served use cases, with this deployment's batch limit."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for usecase in usecases.values():
+        paths.update(_paths(usecase, max_batch))
+        schemas.update(_schemas(usecase, max_batch))
+    paths |= {
+        "/health": {
+            "get": {
+                "operationId": "getHealth",
+                "summary": "Liveness, and per use case whether (and which) model is loaded",
+                "responses": {
+                    "200": {"description": "The process is alive.", "content": _json("Health")}
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1 document.",
+                        "content": {"application/json": {}},
+                    }
+                },
+            }
+        },
+        "/docs": {
+            "get": {
+                "operationId": "getDocs",
+                "summary": "This document as a web page",
+                "responses": {"200": {"description": "HTML page.", "content": {"text/html": {}}}},
+            }
+        },
+    }
+    listed = "; ".join(f"`{u.name}`: {u.title}" for u in usecases.values()) or "none"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Headwater prediction API",
+            "version": VERSION,
+            "description": (
+                f"Predictions of the model in production for each use case ({listed}). "
+                "Every error is JSON: "
+                '`{"error": {"status", "code", "message", "problems"?}}`; an unknown use case '
+                "in the path is a 404 naming the known ones."
+            ),
+        },
+        "tags": [{"name": u.name, "description": u.title} for u in usecases.values()],
+        "paths": paths,
         "components": {
             "schemas": {
-                "Flight": _flight_schema(),
-                "BatchRequest": batch_request,
-                "Prediction": _PREDICTION,
-                "BatchResponse": {
-                    "type": "object",
-                    "required": ["predictions"],
-                    "properties": {
-                        "predictions": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Prediction"},
-                        }
-                    },
-                },
+                **schemas,
                 "ModelRef": {
                     "type": "object",
                     "required": ["name", "version"],
@@ -360,11 +345,23 @@ def openapi_document(max_batch: int) -> dict[str, Any]:
                 "Error": _ERROR,
             }
         },
-        "x-limits": {
-            "max_batch": max_batch,
-            "scheduled_departure_years": [MIN_YEAR, MAX_YEAR],
-        },
+        "x-limits": {"max_batch": max_batch},
     }
+
+
+def _fields_table(document: dict[str, Any], name: str) -> list[str]:
+    schemas = document["components"]["schemas"]
+    schema = schemas[name]
+    parts = [f"<p>{html.escape(schema.get('description', ''))}</p><table>"]
+    parts.append("<tr><th>Field</th><th>Required</th><th>Expected</th></tr>")
+    for field, body in schema["properties"].items():
+        required = "yes" if field in schema.get("required", ()) else "no"
+        parts.append(
+            f"<tr><td><code>{html.escape(field)}</code></td><td>{required}</td>"
+            f"<td>{html.escape(body.get('description', ''))}</td></tr>"
+        )
+    parts.append("</table>")
+    return parts
 
 
 def docs_page(document: dict[str, Any]) -> str:
@@ -387,8 +384,12 @@ def docs_page(document: dict[str, Any]) -> str:
         for method, operation in operations.items():
             parts.append(f"<h2><code>{method.upper()} {esc(path)}</code></h2>")
             parts.append(f"<p>{esc(operation['summary'])}</p>")
+            if operation.get("description"):
+                parts.append(f"<p>{esc(operation['description'])}</p>")
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body:
+                request = body["schema"]["oneOf"][0]["$ref"].rsplit("/", 1)[1]
+                parts.extend(_fields_table(document, request))
                 for name, example in body.get("examples", {}).items():
                     text = json.dumps(example["value"], indent=2)
                     parts.append(f"<p>Example ({esc(name)}):</p><pre>{esc(text)}</pre>")
@@ -397,15 +398,5 @@ def docs_page(document: dict[str, Any]) -> str:
                 for code, response in operation["responses"].items()
             )
             parts.append(f"<table><tr><th>Status</th><th>Meaning</th></tr>{rows}</table>")
-    flight = document["components"]["schemas"]["Flight"]
-    parts.append("<h2>Flight fields</h2>")
-    parts.append(f"<p>{esc(flight['description'])}</p><table>")
-    parts.append("<tr><th>Field</th><th>Required</th><th>Expected</th></tr>")
-    for name, schema in flight["properties"].items():
-        required = "yes" if name in flight["required"] else "no"
-        parts.append(
-            f"<tr><td><code>{esc(name)}</code></td><td>{required}</td>"
-            f"<td>{esc(schema['description'])}</td></tr>"
-        )
-    parts.append("</table></body></html>")
+    parts.append("</body></html>")
     return "".join(parts)

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import current_app
 
-from api.config import ApiConfig
 from api.errors import ApiError
 from api.model_cache import ModelCache
-from headwater.usecases.flights.serving import ServingModel
+from headwater.config import Settings
+from headwater.serving import ServingModel
+from headwater.usecases import UseCase
 
 EXTENSION = "headwater_api"
 
 
 @dataclass(frozen=True)
-class ApiState:
-    """The API's configuration and model cache (``app.extensions["headwater_api"]``)."""
+class Served:
+    """One enabled use case and the cache of its production model."""
 
-    config: ApiConfig
+    usecase: UseCase
     models: ModelCache
+
+
+@dataclass(frozen=True)
+class ApiState:
+    """The settings and the served use cases, in order (``app.extensions["headwater_api"]``)."""
+
+    settings: Settings
+    usecases: Mapping[str, Served]
+
+    def served(self, name: str) -> Served:
+        """The use case ``name``, or a 404 naming the ones this API serves."""
+        try:
+            return self.usecases[name]
+        except KeyError:
+            known = ", ".join(self.usecases) or "none"
+            raise ApiError(
+                404, "unknown_usecase", f"no use case {name[:64]!r} here (known: {known})"
+            ) from None
 
 
 def api_state() -> ApiState:
@@ -27,18 +47,18 @@ def api_state() -> ApiState:
     return current_app.extensions[EXTENSION]
 
 
-def serving_model() -> ServingModel:
-    """The model to answer with, or a 503 saying why there is none."""
-    state = api_state()
-    status = state.models.status()
+def serving_model(name: str) -> ServingModel:
+    """The model of use case ``name`` to answer with, or a 503 saying why there is none."""
+    served = api_state().served(name)
+    status = served.models.status()
     if status.model is not None:
         return status.model
-    where = state.models.store.uri()
+    where = served.models.store.uri()
     if status.error:
-        message = f"no model can be served: loading from {where} failed: {status.error}"
+        message = f"no {name} model can be served: loading from {where} failed: {status.error}"
     else:
         message = (
-            f"no model has been promoted to production yet (no PRODUCTION.json in {where}): "
-            "train and promote one with `headwater run` or `headwater models promote`"
+            f"no {name} model has been promoted to production yet (no PRODUCTION.json in "
+            f"{where}): train and promote one with `headwater run` or `headwater models promote`"
         )
     raise ApiError(503, "no_model", message, headers={"Retry-After": "30"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify
 
 from api.openapi import docs_page, openapi_document
@@ -10,14 +12,19 @@ from api.state import api_state
 bp = Blueprint("docs", __name__)
 
 
+def _document() -> dict[str, Any]:
+    state = api_state()
+    usecases = {name: served.usecase for name, served in state.usecases.items()}
+    return openapi_document(usecases, state.settings.api.max_batch)
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    """The OpenAPI 3.1 document (with this deployment's batch limit)."""
-    return jsonify(openapi_document(api_state().config.max_batch))
+    """The OpenAPI 3.1 document of every served use case (with this deployment's limits)."""
+    return jsonify(_document())
 
 
 @bp.get("/docs")
 def docs() -> Response:
     """A plain HTML rendering of the same document."""
-    page = docs_page(openapi_document(api_state().config.max_batch))
-    return Response(page, mimetype="text/html")
+    return Response(docs_page(_document()), mimetype="text/html")

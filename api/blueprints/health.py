@@ -1,4 +1,4 @@
-"""``GET /health``: liveness, and whether (and which) model is loaded."""
+"""``GET /health``: liveness, and per use case whether (and which) model is loaded."""
 
 from __future__ import annotations
 
@@ -11,18 +11,19 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> Response:
-    """Always 200 while the process is alive; ``model_loaded`` says if it can predict."""
+    """Always 200 while the process is alive; each use case says if it can predict."""
     state = api_state()
-    status = state.models.status()
-    model = status.model
-    return jsonify(
-        {
-            "status": "ok",
-            "model_loaded": model is not None,
+    models = {}
+    for name, served in state.usecases.items():
+        status = served.models.status()
+        model = status.model
+        models[name] = {
+            "loaded": model is not None,
             "model": model.ref if model else None,
-            "stage": state.config.stage,
             "pointer_checked_at": status.checked_at,
             "error": status.error,
-            "message": None if model else "no model loaded: POST /v1/predictions answers 503",
+            "message": None
+            if model
+            else f"no model loaded: POST /v1/{name}/predictions answers 503",
         }
-    )
+    return jsonify({"status": "ok", "stage": state.settings.stage, "models": models})

@@ -1,4 +1,4 @@
-"""``GET /v1/model``: the serving model's version, training date, metrics, lineage, features."""
+"""``GET /v1/<usecase>/model``: the serving version, training date, metrics, lineage, features."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from api.state import serving_model
 bp = Blueprint("model", __name__, url_prefix="/v1")
 
 
-@bp.get("/model")
-def model_info() -> Response:
-    """Describe the model that answers predictions right now."""
-    return jsonify(serving_model().info)
+@bp.get("/<usecase>/model")
+def model_info(usecase: str) -> Response:
+    """Describe the model that answers the use case's predictions right now."""
+    return jsonify(serving_model(usecase).info)

@@ -1,4 +1,4 @@
-"""``POST /v1/predictions``: one flight, or ``{"instances": [...]}`` up to a configured limit."""
+"""``POST /v1/<usecase>/predictions``: one instance, or ``{"instances": [...]}`` up to a limit."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.errors import ApiError
 from api.state import api_state, serving_model
-from headwater.usecases.flights.prediction_requests import (
+from headwater.serving import (
     MAX_PROBLEMS,
     BatchTooLarge,
     InvalidRequest,
+    UnscorableInstance,
     parse_request,
+    predict,
 )
-from headwater.usecases.flights.serving import predict
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
 
@@ -42,12 +43,14 @@ def read_json_body() -> Any:
         ) from None
 
 
-@bp.post("/predictions")
-def create_predictions() -> Response:
-    """Score one flight (answer: one prediction) or a batch (answer: ``{"predictions": [...]}``)."""
+@bp.post("/<usecase>/predictions")
+def create_predictions(usecase: str) -> Response:
+    """Score one instance (answer: one prediction) or a batch (``{"predictions": [...]}``)."""
+    state = api_state()
+    spec = state.served(usecase).usecase.serving
     body = read_json_body()
     try:
-        flights, batch = parse_request(body, api_state().config.max_batch)
+        instances, batch = parse_request(spec, body, state.settings.api.max_batch)
     except BatchTooLarge as exc:
         raise ApiError(413, "batch_too_large", str(exc)) from None
     except InvalidRequest as exc:
@@ -59,7 +62,12 @@ def create_predictions() -> Response:
             f"{count} problem{'s' if count > 1 else ''} with the request: {exc}",
             problems,
         ) from None
-    model = serving_model()  # one model for the whole batch, even if a swap happens meanwhile
-    if not batch:
-        return jsonify(predict(model, flights[0]))
-    return jsonify({"predictions": [predict(model, flight) for flight in flights]})
+    model = serving_model(usecase)  # one model for the whole batch, even if a swap happens
+    answers = []
+    for i, instance in enumerate(instances):
+        try:
+            answers.append(predict(model, instance))
+        except UnscorableInstance as exc:
+            where = f"instances[{i}]: " if batch else ""
+            raise ApiError(422, "unscorable", f"{where}{exc}") from None
+    return jsonify({"predictions": answers} if batch else answers[0])

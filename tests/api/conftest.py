@@ -22,18 +22,31 @@ from flask.testing import FlaskClient
 
 MODEL_DIR = Path(__file__).parent / "model"
 EVENTS_DIR = Path(__file__).parent / "events"
-MODEL = "flights_delay"
+MODEL = "flights"
 FILES = ("export.json", "lookups.json", "metrics.json", "lineage.json")
 
 
+#: The stage file of the tests (stage ``test``): both use cases enabled, no sources needed.
+TEST_STAGE = """
+usecases = ["flights"]
+
+[lake]
+uri = "file:///nonexistent/lake"
+
+[usecase.flights]
+"""
+
+
 @pytest.fixture(autouse=True)
-def api_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No HEADWATER_* variable of the outer environment, and no stage files, leak in."""
+def api_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No HEADWATER_* variable of the outer environment leaks in; stage files: ``test`` only."""
     for name in [n for n in os.environ if n.startswith("HEADWATER_")]:
         monkeypatch.delenv(name)
-    empty = tmp_path / "no-config"
-    empty.mkdir()
-    monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(empty))
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "test.toml").write_text(TEST_STAGE, encoding="utf-8")
+    monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

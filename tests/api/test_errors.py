@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-URL = "/v1/predictions"
+URL = "/v1/flights/predictions"
 
 
 def error_of(response: TestResponse, status: int) -> dict[str, Any]:
@@ -118,8 +118,8 @@ def test_missing_field_is_named(client: FlaskClient, flight: dict[str, Any], fie
         ("tailnum", 14228, "tail number"),
         ("tailnum", "", "tail number"),
         ("tailnum", "N1 4228", "tail number"),
-        ("weather", "sunny", "observed weather"),
-        ("weather", [1, 2], "observed weather"),
+        ("weather", "sunny", "Observed weather"),
+        ("weather", [1, 2], "Observed weather"),
     ],
 )
 def test_mistyped_field_is_named_with_what_was_expected(
@@ -261,8 +261,8 @@ def test_unknown_route(client: FlaskClient, path: str) -> None:
     [
         ("get", URL, "POST"),
         ("put", URL, "POST"),
-        ("delete", "/v1/model", "GET"),
-        ("post", "/v1/model", "GET"),
+        ("delete", "/v1/flights/model", "GET"),
+        ("post", "/v1/flights/model", "GET"),
         ("post", "/health", "GET"),
         ("patch", "/openapi.json", "GET"),
     ],

@@ -10,13 +10,14 @@ import pytest
 
 from api.model_cache import ModelCache
 from headwater.model_store import ModelStore, ProductionPointer
-from headwater.usecases.flights.serving import ServingModel, load_serving_model
+from headwater.serving import ServingModel, load_serving_model
+from headwater.usecases import get_usecase
 
 NEW = "20261201T000000Z-second"
 
 
 def version_of(client: Any) -> str:
-    return client.get("/health").get_json()["model"]["version"]
+    return client.get("/health").get_json()["models"]["flights"]["model"]["version"]
 
 
 def test_promotion_is_picked_up_after_the_interval(
@@ -28,7 +29,7 @@ def test_promotion_is_picked_up_after_the_interval(
     flight: dict[str, Any],
 ) -> None:
     client = app_for(model_lake, RELOAD_SECONDS=30, CLOCK=clock).test_client()
-    before = client.post("/v1/predictions", json=flight).get_json()
+    before = client.post("/v1/flights/predictions", json=flight).get_json()
 
     # When a new version is promoted
     publish(model_lake, NEW, shift=1.0)
@@ -38,10 +39,10 @@ def test_promotion_is_picked_up_after_the_interval(
     assert version_of(client) == base_version
     # And is served once it is
     clock.advance(1)
-    after = client.post("/v1/predictions", json=flight).get_json()
+    after = client.post("/v1/flights/predictions", json=flight).get_json()
     assert after["model"]["version"] == NEW
     assert after["delay_probability"] > before["delay_probability"]  # intercept moved up
-    assert client.get("/v1/model").get_json()["version"] == NEW
+    assert client.get("/v1/flights/model").get_json()["version"] == NEW
 
 
 def test_rollback_is_picked_up_too(
@@ -54,7 +55,7 @@ def test_rollback_is_picked_up_too(
     client = app_for(model_lake, RELOAD_SECONDS=5, CLOCK=clock).test_client()
     assert version_of(client) == NEW
 
-    Registry(open_lake(model_lake), "flights_delay").rollback("bad model")
+    Registry(open_lake(model_lake), "flights").rollback("bad model")
     clock.advance(5)
 
     assert version_of(client) == base_version
@@ -64,12 +65,12 @@ def test_first_promotion_ends_the_503s(
     app_for: Any, lake_uri: str, publish: Any, clock: Any, flight: dict[str, Any]
 ) -> None:
     client = app_for(lake_uri, RELOAD_SECONDS=10, CLOCK=clock).test_client()
-    assert client.post("/v1/predictions", json=flight).status_code == 503
+    assert client.post("/v1/flights/predictions", json=flight).status_code == 503
 
     publish(lake_uri)
     clock.advance(10)
 
-    assert client.post("/v1/predictions", json=flight).status_code == 200
+    assert client.post("/v1/flights/predictions", json=flight).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_first_promotion_ends_the_503s(
         ({"replace": {"export.json": b"{not json"}}, "not valid JSON"),
         ({"replace": {"export.json": b'{"format": "onnx"}'}}, "not a headwater.spark-pipeline"),
         ({"replace": {"lookups.json": b'{"no_such_table": {}}'}}, "malformed lookups"),
-        ({"replace": {"lookups.json": b'{"default_weather": {}}'}}, "cannot score a flight"),
+        ({"replace": {"lookups.json": b'{"default_weather": {}}'}}, "cannot score the use case"),
     ],
 )
 def test_a_broken_version_never_replaces_a_working_one(
@@ -99,17 +100,17 @@ def test_a_broken_version_never_replaces_a_working_one(
     clock.advance(1)
 
     # Then the working one keeps answering, and /health says what went wrong
-    response = client.post("/v1/predictions", json=flight)
+    response = client.post("/v1/flights/predictions", json=flight)
     assert response.status_code == 200
     assert response.get_json()["model"]["version"] == base_version
-    health = client.get("/health").get_json()
+    health = client.get("/health").get_json()["models"]["flights"]
     assert health["model"]["version"] == base_version
     assert error in health["error"]
 
     # And once a good version is promoted, it is served and the error clears
     publish(model_lake, "20261202T000000Z-fixed")
     clock.advance(1)
-    health = client.get("/health").get_json()
+    health = client.get("/health").get_json()["models"]["flights"]
     assert health["model"]["version"] == "20261202T000000Z-fixed"
     assert health["error"] is None
 
@@ -124,9 +125,9 @@ def test_requests_keep_the_old_model_while_the_new_one_loads(
         if pointer.version == NEW:
             loading.set()
             release.wait(10)
-        return load_serving_model(store, pointer)
+        return load_serving_model(store, pointer, get_usecase("flights"))
 
-    cache = ModelCache(ModelStore(model_lake, "flights_delay"), 1, loader=slow_loader, clock=clock)
+    cache = ModelCache(ModelStore(model_lake, "flights"), 1, loader=slow_loader, clock=clock)
     assert cache.current().version == base_version
     publish(model_lake, NEW)
     clock.advance(1)
@@ -150,9 +151,9 @@ def test_concurrent_requests_never_see_a_mixed_model(
     publish(model_lake, NEW, shift=2.0)
     app = app_for(model_lake, RELOAD_SECONDS=0)
     client = app.test_client()
-    expected = {NEW: client.post("/v1/predictions", json=flight).get_json()["delay_probability"]}
+    expected = {NEW: client.post("/v1/flights/predictions", json=flight).get_json()["delay_probability"]}
     publish(model_lake, base_version)
-    expected[base_version] = client.post("/v1/predictions", json=flight).get_json()[
+    expected[base_version] = client.post("/v1/flights/predictions", json=flight).get_json()[
         "delay_probability"
     ]
     assert expected[NEW] != expected[base_version]
@@ -164,7 +165,7 @@ def test_concurrent_requests_never_see_a_mixed_model(
     def hammer() -> None:
         local = app.test_client()
         while not stop.is_set():
-            response = local.post("/v1/predictions", json={"instances": [flight] * 5})
+            response = local.post("/v1/flights/predictions", json={"instances": [flight] * 5})
             if response.status_code != 200:
                 failures.append(response.get_json())
                 return
@@ -177,7 +178,7 @@ def test_concurrent_requests_never_see_a_mixed_model(
     from headwater.lake import open_lake
     from headwater.registry import Registry
 
-    registry = Registry(open_lake(model_lake), "flights_delay")
+    registry = Registry(open_lake(model_lake), "flights")
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for thread in threads:
         thread.start()

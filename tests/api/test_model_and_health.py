@@ -1,4 +1,4 @@
-"""GET /v1/model and GET /health, with and without a promoted model."""
+"""GET /v1/<usecase>/model and GET /health, with and without a promoted model."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 def test_model_describes_the_serving_version(
     client: FlaskClient, model_documents: dict[str, Any], base_version: str
 ) -> None:
-    body = client.get("/v1/model").get_json()
+    body = client.get("/v1/flights/model").get_json()
 
     metadata = model_documents["export.json"]["metadata"]
     metrics = model_documents["metrics.json"]
-    assert body["name"] == "flights_delay"
+    assert body["name"] == "flights"
     assert body["version"] == base_version
     assert body["trained_at"] == metadata["trained_at"]
     assert body["promoted_at"]  # from PRODUCTION.json
@@ -28,7 +28,7 @@ def test_model_describes_the_serving_version(
 
 
 def test_model_lineage_is_summarised(client: FlaskClient, model_documents: dict[str, Any]) -> None:
-    lineage = client.get("/v1/model").get_json()["lineage"]
+    lineage = client.get("/v1/flights/model").get_json()["lineage"]
     full = model_documents["lineage.json"]
     assert lineage["run_id"] == full["run_id"]
     assert lineage["code_version"] == full["code_version"]
@@ -48,7 +48,7 @@ def test_non_finite_metrics_become_null(
     }
     publish(lake_uri, replace={"metrics.json": json.dumps(metrics).encode()})
 
-    response = app_for(lake_uri).test_client().get("/v1/model")
+    response = app_for(lake_uri).test_client().get("/v1/flights/model")
 
     # Then the answer is still valid JSON, with nulls
     text = response.get_data(as_text=True)
@@ -63,7 +63,7 @@ def test_health_with_a_model(client: FlaskClient, base_version: str) -> None:
     body = response.get_json()
     assert body["status"] == "ok"
     assert body["model_loaded"] is True
-    assert body["model"] == {"name": "flights_delay", "version": base_version}
+    assert body["model"] == {"name": "flights", "version": base_version}
     assert body["error"] is None
     assert body["stage"] == "test"
 
@@ -71,8 +71,8 @@ def test_health_with_a_model(client: FlaskClient, base_version: str) -> None:
 def test_before_any_promotion(empty_client: FlaskClient, flight: dict[str, Any]) -> None:
     # Given a lake where nothing was promoted yet
     health = empty_client.get("/health")
-    prediction = empty_client.post("/v1/predictions", json=flight)
-    model = empty_client.get("/v1/model")
+    prediction = empty_client.post("/v1/flights/predictions", json=flight)
+    model = empty_client.get("/v1/flights/model")
 
     # Then the process is alive and says it has no model
     assert health.status_code == 200
@@ -89,7 +89,7 @@ def test_before_any_promotion(empty_client: FlaskClient, flight: dict[str, Any])
 
 def test_validation_comes_before_the_model(empty_client: FlaskClient) -> None:
     # A client's mistake is its own 4xx even when no model is there to answer
-    assert empty_client.post("/v1/predictions", json={"carrier": "UA"}).status_code == 400
+    assert empty_client.post("/v1/flights/predictions", json={"carrier": "UA"}).status_code == 400
 
 
 def test_incomplete_version_is_not_served(
@@ -100,7 +100,7 @@ def test_incomplete_version_is_not_served(
     (_, _, path) = lake_uri.partition("file://")
     from pathlib import Path
 
-    (Path(path) / "models" / "flights_delay" / version / "_SUCCESS").unlink()
+    (Path(path) / "models" / "flights" / version / "_SUCCESS").unlink()
 
     client = app_for(lake_uri).test_client()
 
@@ -108,5 +108,5 @@ def test_incomplete_version_is_not_served(
     health = client.get("/health").get_json()
     assert health["model_loaded"] is False
     assert "incomplete" in health["error"]
-    error = client.post("/v1/predictions", json=flight).get_json()["error"]
+    error = client.post("/v1/flights/predictions", json=flight).get_json()["error"]
     assert "incomplete" in error["message"]

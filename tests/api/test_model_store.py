@@ -35,7 +35,7 @@ def test_reads_what_the_registry_wrote(
     store_lake: dict[str, Any], publish: Any, model_documents: dict[str, Any]
 ) -> None:
     uri, options = store_lake["uri"], {k: v for k, v in store_lake.items() if k != "uri"}
-    store = ModelStore(uri, "flights_delay", **options)
+    store = ModelStore(uri, "flights", **options)
     assert store.production() is None
 
     version = publish(uri, **options)
@@ -61,7 +61,7 @@ def test_api_serves_from_s3(
 
     client = app_for(s3_lake_uri, AWS_ENDPOINT_URL=moto_endpoint, AWS_REGION=REGION).test_client()
 
-    body = client.post("/v1/predictions", json=flight).get_json()
+    body = client.post("/v1/flights/predictions", json=flight).get_json()
     assert body["model"]["version"] == base_version
 
 
@@ -74,7 +74,7 @@ def test_s3_errors_are_reported_not_raised(
     health = client.get("/health").get_json()
     assert health["model_loaded"] is False
     assert "NoSuchBucket" in health["error"]
-    assert client.post("/v1/predictions", json=flight).status_code == 503
+    assert client.post("/v1/flights/predictions", json=flight).status_code == 503
 
 
 def test_relative_file_uri_is_relative_to_the_working_directory(
@@ -82,7 +82,7 @@ def test_relative_file_uri_is_relative_to_the_working_directory(
 ) -> None:
     version = publish(f"file://{tmp_path}/var/lake")
     monkeypatch.chdir(tmp_path)
-    assert ModelStore("file://var/lake", "flights_delay").production().version == version
+    assert ModelStore("file://var/lake", "flights").production().version == version
 
 
 @pytest.mark.parametrize(
@@ -124,8 +124,8 @@ import json, sys
 from api import create_app
 client = create_app({{"STAGE": "test", "LAKE_URI": {model_lake!r}}}).test_client()
 flight = json.loads(sys.argv[1])
-assert client.post("/v1/predictions", json=flight).status_code == 200
-assert client.get("/v1/model").status_code == 200
+assert client.post("/v1/flights/predictions", json=flight).status_code == 200
+assert client.get("/v1/flights/model").status_code == 200
 heavy = sorted(m for m in ("pyarrow", "pandas", "numpy", "pydantic", "pyspark", "boto3")
                if m in sys.modules)
 print(json.dumps(heavy))

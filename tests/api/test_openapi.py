@@ -52,12 +52,12 @@ def test_documented_batch_limit_is_the_configured_one(app_for: Any, model_lake: 
 
 
 def test_documented_examples_are_answered(client: FlaskClient, document: dict[str, Any]) -> None:
-    body = document["paths"]["/v1/predictions"]["post"]["requestBody"]["content"]
+    body = document["paths"]["/v1/flights/predictions"]["post"]["requestBody"]["content"]
     examples = body["application/json"]["examples"]
     assert conforms(document, "Flight", examples["one"]["value"]) == []
     assert conforms(document, "BatchRequest", examples["batch"]["value"]) == []
     for example in examples.values():
-        assert client.post("/v1/predictions", json=example["value"]).status_code == 200
+        assert client.post("/v1/flights/predictions", json=example["value"]).status_code == 200
 
 
 def test_real_answers_match_the_documented_schemas(
@@ -70,13 +70,13 @@ def test_real_answers_match_the_documented_schemas(
     requests = [c["request"] for c in spark_cases]
     for request in requests:
         assert conforms(document, "Flight", request) == []
-    one = client.post("/v1/predictions", json=flight).get_json()
-    unseen = client.post("/v1/predictions", json={**flight, "origin": "BOS"}).get_json()
-    batch = client.post("/v1/predictions", json={"instances": requests}).get_json()
+    one = client.post("/v1/flights/predictions", json=flight).get_json()
+    unseen = client.post("/v1/flights/predictions", json={**flight, "origin": "BOS"}).get_json()
+    batch = client.post("/v1/flights/predictions", json={"instances": requests}).get_json()
     assert conforms(document, "Prediction", one) == []
     assert conforms(document, "Prediction", unseen) == []
     assert conforms(document, "BatchResponse", batch) == []
-    assert conforms(document, "ModelInfo", client.get("/v1/model").get_json()) == []
+    assert conforms(document, "ModelInfo", client.get("/v1/flights/model").get_json()) == []
     assert conforms(document, "Health", client.get("/health").get_json()) == []
     assert conforms(document, "Health", empty_client.get("/health").get_json()) == []
 
@@ -84,9 +84,9 @@ def test_real_answers_match_the_documented_schemas(
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status"),
     [
-        ("post", "/v1/predictions", {"json": {"carrier": 1}}, "400"),
-        ("post", "/v1/predictions", {"data": "{", "content_type": "application/json"}, "400"),
-        ("post", "/v1/predictions", {"data": "x"}, "415"),
+        ("post", "/v1/flights/predictions", {"json": {"carrier": 1}}, "400"),
+        ("post", "/v1/flights/predictions", {"data": "{", "content_type": "application/json"}, "400"),
+        ("post", "/v1/flights/predictions", {"data": "x"}, "415"),
     ],
 )
 def test_errors_match_the_documented_schema(
@@ -106,9 +106,9 @@ def test_errors_match_the_documented_schema(
 def test_503_is_documented_and_conforms(
     empty_client: FlaskClient, document: dict[str, Any], flight: dict[str, Any]
 ) -> None:
-    response = empty_client.post("/v1/predictions", json=flight)
+    response = empty_client.post("/v1/flights/predictions", json=flight)
     assert response.status_code == 503
-    assert "503" in document["paths"]["/v1/predictions"]["post"]["responses"]
+    assert "503" in document["paths"]["/v1/flights/predictions"]["post"]["responses"]
     assert conforms(document, "Error", response.get_json()) == []
 
 

@@ -120,7 +120,7 @@ def test_api_predictions_equal_spark_on_the_holdout(
     predictions: list[dict[str, Any]] = []
     for start in range(0, len(requests), 1000):
         response = client.post(
-            "/v1/predictions", json={"instances": requests[start : start + 1000]}
+            "/v1/flights/predictions", json={"instances": requests[start : start + 1000]}
         )
         assert response.status_code == 200, response.get_json()
         predictions.extend(response.get_json()["predictions"])

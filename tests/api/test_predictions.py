@@ -1,4 +1,4 @@
-"""POST /v1/predictions: answers equal Spark's, batches, defaults and unseen codes."""
+"""POST /v1/<usecase>/predictions: answers equal Spark's, batches, defaults and unseen codes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_single_flight_equals_spark(
     # Given real holdout flights that Spark scored with this model version
     for case in spark_cases:
         # When each is posted on its own
-        response = client.post("/v1/predictions", json=case["request"])
+        response = client.post("/v1/flights/predictions", json=case["request"])
 
         # Then the API answers Spark's numbers, decision and all
         assert response.status_code == 200, response.get_json()
@@ -29,14 +29,14 @@ def test_single_flight_equals_spark(
         )
         assert body["delayed"] is (case["spark"]["decision"] == 1.0)
         assert body["threshold"] == 0.5
-        assert body["model"] == {"name": "flights_delay", "version": base_version}
+        assert body["model"] == {"name": "flights", "version": base_version}
         assert body["unseen"] == []
 
 
 def test_batch_answers_in_order(client: FlaskClient, spark_cases: list[dict[str, Any]]) -> None:
     # Given all the cases in one batch
     response = client.post(
-        "/v1/predictions", json={"instances": [c["request"] for c in spark_cases]}
+        "/v1/flights/predictions", json={"instances": [c["request"] for c in spark_cases]}
     )
 
     # Then there is one prediction per instance, in the same order
@@ -61,7 +61,7 @@ def test_response_echoes_the_flight_as_understood(
         "scheduled_departure": flight["scheduled_departure"][:16],
     }
 
-    body = client.post("/v1/predictions", json=request).get_json()
+    body = client.post("/v1/flights/predictions", json=request).get_json()
 
     # Then codes are upper-cased and the prediction is the same as with upper case
     assert body["flight"] == {
@@ -71,7 +71,7 @@ def test_response_echoes_the_flight_as_understood(
         "dest": flight["dest"],
         "scheduled_departure": flight["scheduled_departure"][:16] + ":00",
     }
-    same = client.post("/v1/predictions", json=flight).get_json()
+    same = client.post("/v1/flights/predictions", json=flight).get_json()
     assert body["delay_probability"] == same["delay_probability"]
 
 
@@ -85,7 +85,7 @@ def test_minimal_flight_reports_what_was_defaulted(client: FlaskClient) -> None:
         "scheduled_departure": "2014-03-10T07:05",
     }
 
-    body = client.post("/v1/predictions", json=request).get_json()
+    body = client.post("/v1/flights/predictions", json=request).get_json()
 
     # Then aircraft, weather and congestion come from the model's defaults, and say so
     assert body["defaulted"] == ["aircraft", "weather", "congestion"]
@@ -94,9 +94,9 @@ def test_minimal_flight_reports_what_was_defaulted(client: FlaskClient) -> None:
 
 
 def test_partial_weather_defaults_the_rest(client: FlaskClient, flight: dict[str, Any]) -> None:
-    full = client.post("/v1/predictions", json=flight).get_json()
+    full = client.post("/v1/flights/predictions", json=flight).get_json()
     partial = client.post(
-        "/v1/predictions", json={**flight, "weather": {"temp_f": 20.0, "precip_in": None}}
+        "/v1/flights/predictions", json={**flight, "weather": {"temp_f": 20.0, "precip_in": None}}
     )
 
     assert "weather" not in full["defaulted"]
@@ -117,7 +117,7 @@ def test_unseen_codes_are_scored_and_flagged(
     client: FlaskClient, flight: dict[str, Any], change: dict[str, str], unseen: list[str]
 ) -> None:
     # Given well-formed codes the model never saw in training
-    response = client.post("/v1/predictions", json={**flight, **change})
+    response = client.post("/v1/flights/predictions", json={**flight, **change})
 
     # Then the flight is scored as Spark would (handleInvalid='keep') and the codes flagged
     assert response.status_code == 200
@@ -129,7 +129,7 @@ def test_unseen_codes_are_scored_and_flagged(
 
 
 def test_unseen_codes_are_listed_by_the_model_endpoint(client: FlaskClient) -> None:
-    categories = client.get("/v1/model").get_json()["categories"]
+    categories = client.get("/v1/flights/model").get_json()["categories"]
     assert set(categories["origin"]) == {"EWR", "JFK", "LGA"}
     assert "UA" in categories["carrier"] and "ZZ" not in categories["carrier"]
 
@@ -137,8 +137,8 @@ def test_unseen_codes_are_listed_by_the_model_endpoint(client: FlaskClient) -> N
 def test_batch_limit_is_configured(app_for: Any, model_lake: str, flight: dict[str, Any]) -> None:
     client = app_for(model_lake, MAX_BATCH=3).test_client()
 
-    at_limit = client.post("/v1/predictions", json={"instances": [flight] * 3})
-    over = client.post("/v1/predictions", json={"instances": [flight] * 4})
+    at_limit = client.post("/v1/flights/predictions", json={"instances": [flight] * 3})
+    over = client.post("/v1/flights/predictions", json={"instances": [flight] * 4})
 
     assert at_limit.status_code == 200
     assert over.status_code == 413
@@ -148,8 +148,8 @@ def test_batch_limit_is_configured(app_for: Any, model_lake: str, flight: dict[s
 
 
 def test_default_batch_limit_is_1000(client: FlaskClient, flight: dict[str, Any]) -> None:
-    ok = client.post("/v1/predictions", json={"instances": [flight] * 1000})
-    over = client.post("/v1/predictions", json={"instances": [flight] * 1001})
+    ok = client.post("/v1/flights/predictions", json={"instances": [flight] * 1000})
+    over = client.post("/v1/flights/predictions", json={"instances": [flight] * 1001})
 
     assert ok.status_code == 200 and len(ok.get_json()["predictions"]) == 1000
     assert over.status_code == 413

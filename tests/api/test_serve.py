@@ -85,7 +85,7 @@ def test_serve_answers_over_http(server: int, flight: dict[str, Any], base_versi
     assert status == 200 and health["model"]["version"] == base_version
     assert health["stage"] == "test"
 
-    status, content_type, prediction = request(server, "POST", "/v1/predictions", flight)
+    status, content_type, prediction = request(server, "POST", "/v1/flights/predictions", flight)
     assert status == 200 and content_type == "application/json"
     assert prediction["model"]["version"] == base_version
 

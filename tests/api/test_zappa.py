@@ -256,7 +256,7 @@ def test_zappa_package_runs_on_lambda(
     health, prediction, bad = (result["responses"][name] for name in events)
 
     assert health["statusCode"] == 200
-    assert json.loads(health["body"])["model"] == {"name": "flights_delay", "version": base_version}
+    assert json.loads(health["body"])["model"] == {"name": "flights", "version": base_version}
     assert prediction["statusCode"] == 200
     body = json.loads(prediction["body"])
     assert 0.0 < body["delay_probability"] < 1.0

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from headwater.partitions import Partition
-    from headwater.usecases import TrainingSpec
+    from headwater.usecases import ServingSpec, TrainingSpec
     from headwater.usecases.flights.weather_server import WeatherServer
 
 WEATHER_VARIABLES = (
@@ -44,7 +44,6 @@ class FlightsUseCase:
     sources: tuple[str, ...] = ("flights", "weather")
     references: tuple[str, ...] = ("planes",)
     clean_dataset: str = "flights"
-    serving: Any = None  # placeholder: the serving spec is filled in by its own module
 
     def source_request(self, source: str) -> Any:
         """Hourly weather at the three New York airports in US units; nothing for SQL sources."""
@@ -56,6 +55,13 @@ class FlightsUseCase:
         return OpenMeteoRequest(
             locations=STATIONS, variables=WEATHER_VARIABLES, units=WEATHER_UNITS
         )
+
+    @property
+    def serving(self) -> ServingSpec:
+        """Request model, example and answer keys for the prediction API."""
+        from headwater.usecases.flights.serving import SERVING
+
+        return SERVING
 
     @property
     def training(self) -> TrainingSpec:

@@ -1,249 +1,146 @@
-"""The served model: one promoted version, fully loaded, and how it scores a flight (no Flask).
+"""What the API serves for flights: the request model (declared once), example, answer keys.
 
-A :class:`ServingModel` is immutable and built completely before anyone sees it,
-so swapping versions is one reference assignment (see :mod:`api.model_cache`).
-Features come from the shared definition
-(:func:`headwater.usecases.flights.features.features_record`) and the lookups stored
-with the version; scores from the portable export (:mod:`headwater.scoring`), the
-same numbers as Spark's ``transform``.
+:class:`FlightRequest` is the one definition of a prediction request: validation and
+the OpenAPI document both come from it. Codes are case-insensitive (``ewr`` is
+``EWR``). A well-formed code the model never saw in training is *not* an error: it is
+scored the way Spark scores it (``handleInvalid='keep'``) and reported in the
+prediction's ``unseen`` list. Features come from :func:`features.features_record`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from headwater.model_store import ModelStore, ModelStoreError, ProductionPointer
-from headwater.scoring import ExportError, PortablePipeline, load_pipelines
-from headwater.usecases.flights.features import (
-    CATEGORICAL,
-    FEATURES,
-    FeatureLookups,
-    features_record,
-)
-from headwater.usecases.flights.prediction_requests import Flight
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-EXPORT, LOOKUPS, METRICS, LINEAGE = "export.json", "lookups.json", "metrics.json", "lineage.json"
+from headwater.serving import local_datetime
+from headwater.usecases import AnswerShape, ServingSpec
+from headwater.usecases.flights.features import WEATHER
 
+MIN_YEAR, MAX_YEAR = 1900, 2199
 
-@dataclass(frozen=True)
-class ServingModel:
-    """Everything needed to answer predictions for one model version."""
+_Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+_Code2 = Annotated[str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z0-9]{2}$")]
+_Code3 = Annotated[str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
+_Tail = Annotated[
+    str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z0-9-]{1,10}$")
+]
 
-    name: str
-    version: str
-    classifier: PortablePipeline
-    regressor: PortablePipeline
-    lookups: FeatureLookups
-    threshold: float
-    # Categories seen in training, by categorical feature (anything else is "unseen").
-    known: Mapping[str, frozenset[str]]
-    # What GET /v1/model answers, computed once.
-    info: Mapping[str, Any] = field(default_factory=dict)
-    # Set when both heads share their feature stages: the regression head alone.
-    regression_head: PortablePipeline | None = None
-
-    @property
-    def ref(self) -> dict[str, str]:
-        """The model's name and version, as every prediction reports them."""
-        return {"name": self.name, "version": self.version}
-
-
-def _finite(value: Any) -> Any:
-    """Replace NaN and infinities by None, recursively: they are not JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _known_categories(export: Mapping[str, Any]) -> dict[str, frozenset[str]]:
-    known: dict[str, frozenset[str]] = {}
-    for stage in export["pipelines"]["classifier"]["stages"]:
-        if stage.get("type") == "StringIndexer":
-            for column, labels in zip(stage["inputCols"], stage["labels"], strict=True):
-                known[column] = frozenset(labels)
-    return known
-
-
-def _lineage_summary(lineage: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not isinstance(lineage, Mapping):
-        return None
-    inputs = lineage.get("inputs") or {}
-    datasets = sorted({key.rsplit("/", 1)[0] for key in inputs})
-    keep = (
-        "run_id",
-        "code_version",
-        "trained_at",
-        "date_range",
-        "holdout_from",
-        "spark_version",
-        "pyspark_version",
-        "python_version",
-    )
-    return {
-        **{key: lineage.get(key) for key in keep},
-        "input_partitions": len(inputs),
-        "input_datasets": datasets,
-    }
-
-
-def build_serving_model(
-    export: Mapping[str, Any],
-    lookups: Mapping[str, Any],
-    metrics: Mapping[str, Any] | None = None,
-    lineage: Mapping[str, Any] | None = None,
-    pointer: ProductionPointer | None = None,
-    name: str = "",
-) -> ServingModel:
-    """Assemble a :class:`ServingModel` from a version's documents; fail rather than half-load.
-
-    Raises:
-        ExportError: the export is malformed, its model needs features this API
-            cannot derive, or it cannot score a probe flight.
-    """
-    pipelines = load_pipelines(export)
-    if not {"classifier", "regressor"} <= set(pipelines):
-        raise ExportError(f"export has pipelines {sorted(pipelines)}, not classifier and regressor")
-    classifier, regressor = pipelines["classifier"], pipelines["regressor"]
-    for name, pipeline in (("classifier", classifier), ("regressor", regressor)):
-        unknown = sorted(set(pipeline.inputs) - set(FEATURES))
-        if unknown:
-            raise ExportError(
-                f"the {name} needs inputs this API does not derive: {', '.join(unknown)}"
-            )
-    try:
-        feature_lookups = FeatureLookups.from_dict(lookups)
-    except TypeError as exc:
-        raise ExportError(f"malformed lookups: {exc}") from None
-    metadata = export.get("metadata") or {}
-    name = str(metadata.get("model") or name)
-    version = str(metadata.get("version") or (pointer.version if pointer else ""))
-    if pointer is not None and version != pointer.version:
-        raise ExportError(f"export.json describes version {version}, not {pointer.version}")
-    classifier_stages = export["pipelines"]["classifier"]["stages"]
-    regressor_stages = export["pipelines"]["regressor"]["stages"]
-    # fit_models fits the feature stages once for both heads: assemble and scale once, too.
-    shared = classifier_stages[:-1] == regressor_stages[:-1]
-    head = PortablePipeline((), regressor.stages[-1:]) if shared else None
-    # The decision is the classifier stage's own (Spark's); report that threshold.
-    threshold = classifier_stages[-1].get("threshold", metadata.get("threshold", 0.5))
-    known = _known_categories(export)
-    metrics = metrics if isinstance(metrics, Mapping) else {}
-    info = {
-        "name": name,
-        "version": version,
-        "promoted_at": pointer.promoted_at if pointer else None,
-        "trained_at": metadata.get("trained_at"),
-        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "threshold": float(threshold),
-        "label": metadata.get("label"),
-        "target": metadata.get("target"),
-        "features": list(metadata.get("features") or classifier.inputs),
-        "categories": {
-            column: sorted(labels)
-            for column, labels in known.items()
-            if column in ("carrier", "origin", "dest")
-        },
-        "metrics": _finite(
-            {
-                key: metrics.get(key)
-                for key in ("holdout_from", "train_rows", "holdout", "regression", "baselines")
-            }
-        ),
-        "lineage": _finite(_lineage_summary(lineage)),
-    }
-    model = ServingModel(
-        name=name,
-        version=version,
-        classifier=classifier,
-        regressor=regressor,
-        lookups=feature_lookups,
-        threshold=info["threshold"],
-        known=known,
-        info=info,
-        regression_head=head,
-    )
-    _probe(model)
-    return model
-
-
-def _probe(model: ServingModel) -> None:
-    """Score one flight with every input defaulted: a version that cannot, is not served."""
-    first = {column: min(labels, default="") for column, labels in model.known.items()}
-    probe = Flight(
-        carrier=first.get("carrier", "UA"),
-        flight=1,
-        origin=first.get("origin", "EWR"),
-        dest=first.get("dest", "ORD"),
-        scheduled_departure=datetime(2013, 1, 2, 8, 0),
-    )
-    try:
-        answer = predict(model, probe)
-    except Exception as exc:  # any failure here would be a 500 for every request
-        raise ExportError(
-            f"the version cannot score a flight: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not 0.0 <= answer["delay_probability"] <= 1.0:
-        raise ExportError(f"the version scores a probability of {answer['delay_probability']}")
-
-
-def load_serving_model(store: ModelStore, pointer: ProductionPointer) -> ServingModel:
-    """Read one complete version from the store and build its :class:`ServingModel`."""
-    version = pointer.version
-    if not store.is_complete(version):
-        raise ModelStoreError(
-            f"{store.uri(version)} is incomplete (no _SUCCESS): refusing to serve it"
+#: Observed weather at the origin: any of the model's weather inputs (the feature names).
+Weather = create_model(
+    "Weather",
+    __config__=ConfigDict(extra="forbid", frozen=True),
+    __doc__="Observed weather at the origin for the scheduled hour.",
+    **{
+        name: (
+            _Number | None,
+            Field(None, description="A finite number, or null (unknown: the model's default)."),
         )
-    export = store.read_json(version, EXPORT)
-    lookups = store.read_json(version, LOOKUPS)
-    optional: dict[str, Any] = {}
-    for filename in (METRICS, LINEAGE):
-        try:
-            optional[filename] = store.read_json(version, filename)
-        except ModelStoreError:
-            optional[filename] = None  # shown as null by GET /v1/model; scoring does not need it
-    return build_serving_model(
-        export, lookups, optional[METRICS], optional[LINEAGE], pointer, store.name
+        for name in WEATHER
+    },
+)
+
+
+class FlightRequest(BaseModel):
+    """One flight to score."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    carrier: _Code2 = Field(
+        description='The airline\'s 2-character IATA code, e.g. "UA" (any case).',
+        examples=["UA"],
+    )
+    flight: int = Field(
+        strict=True,
+        ge=1,
+        le=9999,
+        description="The flight number: an integer from 1 to 9999.",
+        examples=[1545],
+    )
+    origin: _Code3 = Field(
+        description='The 3-letter IATA code of the departure airport, e.g. "EWR".',
+        examples=["EWR"],
+    )
+    dest: _Code3 = Field(
+        description='The 3-letter IATA code of the arrival airport, e.g. "ORD".',
+        examples=["IAH"],
+    )
+    scheduled_departure: local_datetime(MIN_YEAR, MAX_YEAR) = Field(  # type: ignore[valid-type]
+        description=(
+            "The scheduled departure: a local ISO 8601 date-time at the origin, without UTC "
+            f'offset, years {MIN_YEAR}-{MAX_YEAR}, e.g. "2013-06-01T17:30".'
+        ),
+        examples=["2013-11-04T17:15"],
+    )
+    tailnum: _Tail | None = Field(
+        None,
+        description='The aircraft\'s tail number, e.g. "N14228", or null (unknown).',
+        examples=["N14228"],
+    )
+    weather: Weather | None = Field(  # type: ignore[valid-type]
+        None,
+        description=(
+            f"Observed weather at the origin: an object with any of {', '.join(WEATHER)} "
+            "(finite numbers or null), or null; what is not given comes from the model's "
+            "defaults for the origin and month."
+        ),
     )
 
 
-def predict(model: ServingModel, flight: Flight) -> dict[str, Any]:
-    """Score one flight: delay probability, decision, expected arrival delay, provenance."""
-    features, defaulted = features_record(
-        carrier=flight.carrier,
-        origin=flight.origin,
-        dest=flight.dest,
-        scheduled_departure=flight.scheduled_departure,
-        lookups=model.lookups,
-        tailnum=flight.tailnum,
-        weather=flight.weather,
+EXAMPLE: dict[str, Any] = {
+    "carrier": "UA",
+    "flight": 1545,
+    "origin": "EWR",
+    "dest": "IAH",
+    "scheduled_departure": "2013-11-04T17:15",
+    "tailnum": "N14228",
+    "weather": {"temp_f": 41.0, "wind_speed_mph": 12.7, "precip_in": 0.0},
+}
+
+
+def flight_features(request: FlightRequest, lookups: Any) -> tuple[dict[str, Any], list[str]]:
+    """The model features of one validated request, and the inputs that were defaulted."""
+    from headwater.usecases.flights.features import features_record
+
+    weather = request.weather
+    return features_record(
+        carrier=request.carrier,
+        origin=request.origin,
+        dest=request.dest,
+        scheduled_departure=request.scheduled_departure,
+        lookups=lookups,
+        tailnum=request.tailnum,
+        weather=None if weather is None else weather.__dict__,
     )
-    scored = model.classifier.transform(features)
-    probability, decision = scored["probability"], scored["prediction"]
-    if model.regression_head is not None:
-        delay = model.regression_head.transform(scored)["prediction"]
-    else:
-        delay = model.regressor.transform(features)["prediction"]
+
+
+def describe_flight(request: FlightRequest) -> dict[str, Any]:
+    """The flight as understood (codes upper-cased), echoed in the answer."""
     return {
-        "flight": {
-            "carrier": flight.carrier,
-            "flight": flight.flight,
-            "origin": flight.origin,
-            "dest": flight.dest,
-            "scheduled_departure": flight.scheduled_departure.isoformat(),
-        },
-        "delay_probability": probability,
-        "delayed": decision == 1.0,
-        "threshold": model.threshold,
-        "expected_arrival_delay_minutes": delay,
-        "defaulted": defaulted,
-        "unseen": [name for name in CATEGORICAL if features[name] not in model.known.get(name, ())],
-        "model": model.ref,
+        "carrier": request.carrier,
+        "flight": request.flight,
+        "origin": request.origin,
+        "dest": request.dest,
+        "scheduled_departure": request.scheduled_departure.isoformat(),
     }
+
+
+SERVING = ServingSpec(
+    request_model=FlightRequest,
+    example=EXAMPLE,
+    answer=AnswerShape(
+        echo="flight",
+        probability="delay_probability",
+        decision="delayed",
+        estimate="expected_arrival_delay_minutes",
+    ),
+    features_record=flight_features,
+    describe=describe_flight,
+    listed_categories=("carrier", "origin", "dest"),
+    description=(
+        "Will a flight leave 15 minutes late or more, and what arrival delay to expect "
+        "(minutes; negative: early). Inputs not given (tail number, weather) and lookups "
+        "the model has no entry for come from the model version's lookups and are listed "
+        "in `defaulted`; codes the model never saw are scored and listed in `unseen`."
+    ),
+)
