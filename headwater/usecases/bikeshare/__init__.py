@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from headwater.partitions import Partition
+    from headwater.usecases import TrainingSpec
     from headwater.usecases.bikeshare.weather_server import WeatherServer
 
 
@@ -26,8 +27,14 @@ class BikeshareUseCase:
     sources: tuple[str, ...] = ("rentals", "weather")
     references: tuple[str, ...] = ()
     clean_dataset: str = "rentals"
-    training: Any = None  # placeholder: the training spec is filled in by its own module
     serving: Any = None  # placeholder: the serving spec is filled in by its own module
+
+    @property
+    def training(self) -> TrainingSpec:
+        """Label, target, features, lookups and baselines for the generic Spark job."""
+        from headwater.usecases.bikeshare.training import TRAINING
+
+        return TRAINING
 
     def source_request(self, source: str) -> Any:
         """The weather API's record schema; nothing for the SQL source."""
