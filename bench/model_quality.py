@@ -39,16 +39,17 @@ def labelled(frame: Any) -> Any:
     """Flights that flew and have a label, with the calendar month as a category."""
     from pyspark.sql import functions as F
 
-    return frame.where(~F.col("cancelled") & F.col("label").isNotNull()).withColumn(
-        "month", F.month("flight_date").cast("string")
-    )
+    from headwater.spark_training import labelled as with_label
+
+    return with_label(frame).withColumn("month", F.month("flight_date").cast("string"))
 
 
 def splits(spark: Any, flights: Any, planes: Any, kind: str) -> tuple[Any, Any]:
     """Feature tables of (train, holdout); the lookups come from the training side only."""
     from pyspark.sql import functions as F
 
-    from headwater.usecases.flights.training import build_lookups, feature_table
+    from headwater.spark_training import feature_table
+    from headwater.usecases.flights.training import TRAINING, build_lookups
 
     if kind == "time":
         in_train = F.col("flight_date") < F.lit(TIME_SPLIT)
@@ -58,8 +59,8 @@ def splits(spark: Any, flights: Any, planes: Any, kind: str) -> tuple[Any, Any]:
     train_flights = marked.where("_train").drop("_train")
     holdout_flights = marked.where("not _train").drop("_train")
     lookups = build_lookups(train_flights, planes, schedule=flights)
-    train = labelled(feature_table(train_flights, lookups)).cache()
-    holdout = labelled(feature_table(holdout_flights, lookups)).cache()
+    train = labelled(feature_table(train_flights, TRAINING, lookups)).cache()
+    holdout = labelled(feature_table(holdout_flights, TRAINING, lookups)).cache()
     train.count(), holdout.count()
     return train, holdout
 
@@ -69,7 +70,7 @@ def logistic(train: Any, categorical: tuple[str, ...], numeric: tuple[str, ...])
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import LogisticRegression
 
-    from emr_jobs.train import feature_stages
+    from headwater.spark_training import feature_stages
 
     stages = feature_stages(categorical, numeric).getStages()
     model = LogisticRegression(featuresCol="features", labelCol="label", regParam=0.001)
@@ -81,7 +82,7 @@ def boosted(train: Any, categorical: tuple[str, ...], numeric: tuple[str, ...]) 
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import GBTClassifier
 
-    from emr_jobs.train import feature_stages
+    from headwater.spark_training import feature_stages
 
     index, encode, assemble, _ = feature_stages(categorical, numeric).getStages()
     assemble.setOutputCol("features")
@@ -98,14 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from emr_jobs.train import (
+    from headwater.lake import open_lake
+    from headwater.spark_training import (
         baselines,
         classification_metrics,
         read_inputs,
         with_probability,
     )
-    from headwater.lake import open_lake
     from headwater.usecases.flights.features import CATEGORICAL, NUMERIC
+    from headwater.usecases.flights.training import TRAINING
 
     spark = (
         SparkSession.builder.master("local[2]")
@@ -118,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    flights, planes, _ = read_inputs(
-        spark, open_lake(args.lake), date(2013, 1, 1), date(2013, 12, 31)
-    )
+    flights, references, _ = read_inputs(
+        spark, open_lake(args.lake), "flights", TRAINING, date(2013, 1, 1), date(2013, 12, 31),
+        "month",
+    )  # fmt: skip
+    planes = references["planes"]
     flights = flights.cache()
     models = {
         "reference LR (carrier, origin, month, hour, weekday, distance)": (
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         train, holdout = splits(spark, flights, planes, kind)
         rows = (train.count(), holdout.count())
         print(f"# {kind} split: {rows[0]:,} training flights, {rows[1]:,} held out", flush=True)
-        naive = baselines(train, holdout, "arr_delay")["carrier_hour_rate"]
+        naive = baselines(train, holdout, TRAINING)["carrier_hour_rate"]
         results.append((kind, "carrier-and-hour rate (naive)", naive, 0.0))
         for name, (fit, categorical, numeric) in models.items():
             started = time.perf_counter()

@@ -3,7 +3,7 @@
 For each scale factor k, a lake of clean flights is made by resampling every real
 month of 2013 k times with replacement and adding noise (weather, delays), then the
 real entrypoint is submitted exactly as the local runner does (spark-submit of
-emr_jobs/train.py on local[2]). Prints wall time, rows/s, and the peak resident
+emr_jobs/train.py --usecase flights on local[2]). Prints wall time, rows/s, and the peak resident
 memory of the JVM and of the Python driver process, sampled from /proc.
 
     python bench/train.py [--scales 1,3,10,30] [--source-lake file://var/lake]
@@ -82,13 +82,15 @@ def make_scaled_lake(source_uri: str, target_uri: str, factor: int, seed: int = 
     import numpy as np
 
     from headwater.lake import open_lake
-    from headwater.pipeline import CLEAN, RAW, latest_snapshot
+    from headwater.layout import CLEAN, RAW, dataset
+    from headwater.pipeline import latest_snapshot
 
+    flights, planes_dataset = dataset("flights", "flights"), dataset("flights", "planes")
     source, target = open_lake(source_uri), open_lake(target_uri)
     rng = np.random.default_rng(seed)
     rows = 0
-    for key in source.partitions(CLEAN, "flights"):
-        table, _ = source.read(CLEAN, "flights", key)
+    for key in source.partitions(CLEAN, flights):
+        table, _ = source.read(CLEAN, flights, key)
         frame = table.to_pandas()
         picks = rng.integers(0, len(frame), size=len(frame) * factor)
         out = frame.iloc[picks].reset_index(drop=True)
@@ -110,13 +112,19 @@ def make_scaled_lake(source_uri: str, target_uri: str, factor: int, seed: int = 
 
         batch = pa.Table.from_pandas(out, schema=table.schema, preserve_index=False)
         target.publish(
-            CLEAN, "flights", key, [batch], schema=table.schema, source="bench", run_id="bench"
+            CLEAN, flights, key, [batch], schema=table.schema, source="bench", run_id="bench"
         )
         rows += len(out)
-    snapshot = latest_snapshot(source, "planes")
-    planes, _ = source.read(RAW, "planes", snapshot)
+    snapshot = latest_snapshot(source, "flights", "planes")
+    planes, _ = source.read(RAW, planes_dataset, snapshot)
     target.publish(
-        RAW, "planes", snapshot, [planes], schema=planes.schema, source="bench", run_id="bench"
+        RAW,
+        planes_dataset,
+        snapshot,
+        [planes],
+        schema=planes.schema,
+        source="bench",
+        run_id="bench",
     )
     return rows
 
@@ -127,12 +135,12 @@ def submit(lake_uri: str, version: str, driver_memory: str) -> tuple[float, dict
     from headwater.training import LocalSparkRunner
 
     settings = load_settings("local", overrides={"training": {"driver_memory": driver_memory}})
-    runner = LocalSparkRunner(settings)
+    runner = LocalSparkRunner(settings, ROOT / "emr_jobs" / "train.py")
     args = [
+        "--usecase",
+        "flights",
         "--lake",
         lake_uri,
-        "--model-name",
-        "bench",
         "--version",
         version,
         "--start",
@@ -185,12 +193,12 @@ def main(argv: list[str] | None = None) -> int:
             if factor == 1:
                 lake_uri = args.source_lake
                 from headwater.lake import open_lake
-                from headwater.pipeline import CLEAN
+                from headwater.layout import CLEAN, dataset
 
-                source = open_lake(lake_uri)
+                source, flights = open_lake(lake_uri), dataset("flights", "flights")
                 rows = sum(
-                    source.manifest(CLEAN, "flights", k).rows
-                    for k in source.partitions(CLEAN, "flights")
+                    source.manifest(CLEAN, flights, k).rows
+                    for k in source.partitions(CLEAN, flights)
                 )
             else:
                 lake_uri = f"file://{tmp}/x{factor}"
