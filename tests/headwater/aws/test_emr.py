@@ -1,4 +1,4 @@
-"""Tests for the transient EMR runner in headwater.aws, against moto (in-process and server).
+"""Tests for headwater.aws.emr, the transient EMR runner, against moto (in-process and server).
 
 moto's EMR never moves a step on by itself (the first step stays RUNNING), so the tests play
 EMR's part: the sleep injected into EmrRunner, called between two polls, changes the step's
@@ -16,22 +16,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import Cluster, Step, emr_backends
 
 from headwater import aws
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 LOG_BUCKET = "headwater-emr"
-ARTIFACTS = "s3://headwater-emr/artifacts/train-flights/run-0001"
+ARTIFACTS = "s3://headwater-emr/artifacts/train-model/run-0001"
 COST_CENTRE = {"cost-centre": "ml-platform"}
 STEP_ARGS = [
     "spark-submit",
@@ -51,7 +50,7 @@ STEP_ARGS = [
 def make_spec(**overrides: Any) -> aws.EmrJobSpec:
     """The training job's spec, with overrides."""
     fields: dict[str, Any] = {
-        "name": "headwater-train-flights",
+        "name": "headwater-train-model",
         "release_label": "emr-7.13.0",
         "log_uri": f"s3://{LOG_BUCKET}/logs/",
         "service_role": "headwater-emr-service",
@@ -61,7 +60,7 @@ def make_spec(**overrides: Any) -> aws.EmrJobSpec:
         "core_instance_count": 3,
         "core_spot": True,
         "idle_timeout_seconds": 1800,
-        "step_name": "train-flights",
+        "step_name": "train-model",
         "step_args": STEP_ARGS,
         "bootstrap_actions": [
             ("install-requirements", f"{ARTIFACTS}/bootstrap.sh", [f"{ARTIFACTS}/reqs.txt"])
@@ -74,11 +73,9 @@ def make_spec(**overrides: Any) -> aws.EmrJobSpec:
 
 
 @pytest.fixture
-def mocked_aws(aws_env: None) -> Iterator[None]:
-    """Run the test inside moto's in-process mock, with the bucket EMR writes its logs to."""
-    with mock_aws():
-        aws.client("s3").create_bucket(Bucket=LOG_BUCKET)
-        yield
+def mocked_aws(mocked_aws: None) -> None:
+    """moto's in-process mock (see conftest), with the bucket EMR writes its logs to."""
+    aws.client("s3").create_bucket(Bucket=LOG_BUCKET)
 
 
 @pytest.fixture
@@ -95,7 +92,7 @@ def failure_details(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def new_run_id() -> str:
-    return f"train-flights-{uuid.uuid4().hex[:8]}"
+    return f"train-model-{uuid.uuid4().hex[:8]}"
 
 
 def backend() -> Any:
@@ -221,7 +218,7 @@ def test_build_job_flow_request_is_the_exact_request() -> None:
     request = aws.build_job_flow_request(make_spec(subnet_id="subnet-0abc"), "run-0001")
 
     assert request == {
-        "Name": "headwater-train-flights",
+        "Name": "headwater-train-model",
         "ReleaseLabel": "emr-7.13.0",
         "Applications": [{"Name": "Spark"}],
         "LogUri": "s3://headwater-emr/logs/",
@@ -248,7 +245,7 @@ def test_build_job_flow_request_is_the_exact_request() -> None:
         },
         "Steps": [
             {
-                "Name": "train-flights",
+                "Name": "train-model",
                 "ActionOnFailure": "TERMINATE_CLUSTER",
                 "HadoopJarStep": {"Jar": "command-runner.jar", "Args": STEP_ARGS},
             }
@@ -394,7 +391,7 @@ def test_run_launches_the_cluster_as_requested_and_waits_for_the_step_to_complet
     assert bootstrap["ScriptPath"] == f"{ARTIFACTS}/bootstrap.sh"
     (step,) = emr.list_steps(ClusterId=result.cluster_id)["Steps"]
     assert step["Id"] == result.step_id
-    assert step["Name"] == "train-flights"
+    assert step["Name"] == "train-model"
     assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
     assert step["Config"]["Jar"] == "command-runner.jar"
     assert step["Config"]["Args"] == STEP_ARGS
@@ -637,7 +634,7 @@ def test_a_retry_after_the_orchestrator_was_killed_reuses_its_cluster(
     monkeypatch.setenv(aws.ENDPOINT_URL_ENV, moto_endpoint)
     run_id = new_run_id()
     spec_fields = {
-        "name": "headwater-train-flights",
+        "name": "headwater-train-model",
         "release_label": "emr-7.13.0",
         "log_uri": f"s3://{LOG_BUCKET}/logs/",
         "service_role": "headwater-emr-service",
@@ -645,7 +642,7 @@ def test_a_retry_after_the_orchestrator_was_killed_reuses_its_cluster(
         "master_instance_type": "m5.xlarge",
         "core_instance_type": "r5.2xlarge",
         "core_instance_count": 2,
-        "step_name": "train-flights",
+        "step_name": "train-model",
         "step_args": STEP_ARGS,
         "tags": COST_CENTRE,
     }
@@ -679,29 +676,21 @@ def test_a_retry_after_the_orchestrator_was_killed_reuses_its_cluster(
     assert ours == [orphan]
 
 
-# --- artifacts ---------------------------------------------------------------------------------
+def test_a_log_uploaded_while_waiting_is_read(mocked_aws: None) -> None:
+    # Given a step that fails, and EMR uploading its stderr only during the second wait for it
+    run_id = new_run_id()
+    driver = StepDriver(run_id, ["FAILED", "FAILED", "FAILED"])
 
+    def upload_late(cluster: Cluster, step: Step, state: str) -> None:
+        if len(driver.delays) == 3:
+            write_step_stderr(cluster, step, ["Traceback", "ValueError: empty"], "stderr.gz")
 
-def test_upload_artifacts_puts_each_file_under_the_run_prefix(mocked_aws: None) -> None:
-    files = {
-        "headwater.zip": b"PK\x03\x04 code",
-        "bootstrap.sh": b'#!/bin/bash\nsudo python3 -m pip install -r "$1"\n',
-        "conf/requirements.txt": b"pandas==3.0.0\n",
-    }
+    driver.on_state = upload_late
 
-    uris = aws.upload_artifacts(ARTIFACTS + "/", files)
+    # When the runner waits for the step and then for its log
+    with pytest.raises(aws.EmrStepFailed) as raised:
+        make_runner(driver).run(make_spec(), run_id, timeout_seconds=3600)
 
-    assert uris == {name: f"{ARTIFACTS}/{name}" for name in files}
-    s3 = aws.client("s3")
-    for name, body in files.items():
-        key = f"artifacts/train-flights/run-0001/{name}"
-        assert s3.get_object(Bucket=LOG_BUCKET, Key=key)["Body"].read() == body
-
-
-@pytest.mark.parametrize("name", ["", "/etc/passwd", "../other-run/code.zip"])
-def test_upload_artifacts_rejects_names_that_escape_the_prefix(mocked_aws: None, name: str) -> None:
-    with pytest.raises(ValueError, match="relative path"):
-        aws.upload_artifacts(ARTIFACTS, {"ok.txt": b"", name: b"x"})
-
-    listed = aws.client("s3").list_objects_v2(Bucket=LOG_BUCKET, Prefix="artifacts/")
-    assert listed.get("KeyCount") == 0
+    # Then it looked again every poll_initial until the log was there, and no longer
+    assert raised.value.log_tail == "Traceback\nValueError: empty"
+    assert driver.delays[1:] == [15.0, 15.0]
