@@ -16,20 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from headwater.config import Settings
+from headwater.errors import FunctionFailed  # raised by every executor, local or Lambda
 
 #: A Lambda-style handler: ``(event, context) -> JSON-able result``.
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-class FunctionFailed(RuntimeError):
-    """A function invocation ended in an error (its type and message are kept)."""
-
-    def __init__(self, function: str, error_type: str, message: str, trace: str = "") -> None:
-        super().__init__(f"{function} failed: {error_type}: {message}")
-        self.function = function
-        self.error_type = error_type
-        self.message = message
-        self.trace = trace
 
 
 class Executor(Protocol):
