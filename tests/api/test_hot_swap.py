@@ -151,7 +151,9 @@ def test_concurrent_requests_never_see_a_mixed_model(
     publish(model_lake, NEW, shift=2.0)
     app = app_for(model_lake, RELOAD_SECONDS=0)
     client = app.test_client()
-    expected = {NEW: client.post("/v1/flights/predictions", json=flight).get_json()["delay_probability"]}
+    expected = {
+        NEW: client.post("/v1/flights/predictions", json=flight).get_json()["delay_probability"]
+    }
     publish(model_lake, base_version)
     expected[base_version] = client.post("/v1/flights/predictions", json=flight).get_json()[
         "delay_probability"

@@ -62,10 +62,11 @@ def test_health_with_a_model(client: FlaskClient, base_version: str) -> None:
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"
-    assert body["model_loaded"] is True
-    assert body["model"] == {"name": "flights", "version": base_version}
-    assert body["error"] is None
     assert body["stage"] == "test"
+    flights = body["models"]["flights"]
+    assert flights["loaded"] is True
+    assert flights["model"] == {"name": "flights", "version": base_version}
+    assert flights["error"] is None
 
 
 def test_before_any_promotion(empty_client: FlaskClient, flight: dict[str, Any]) -> None:
@@ -76,13 +77,15 @@ def test_before_any_promotion(empty_client: FlaskClient, flight: dict[str, Any])
 
     # Then the process is alive and says it has no model
     assert health.status_code == 200
-    assert health.get_json()["model_loaded"] is False
-    assert health.get_json()["model"] is None
+    entry = health.get_json()["models"]["flights"]
+    assert entry["loaded"] is False
+    assert entry["model"] is None
+    assert "/v1/flights/predictions answers 503" in entry["message"]
     # And predictions are a clear 503, not a crash
     assert prediction.status_code == 503
     error = prediction.get_json()["error"]
     assert error["code"] == "no_model"
-    assert "no model has been promoted to production yet" in error["message"]
+    assert "no flights model has been promoted to production yet" in error["message"]
     assert prediction.headers["Retry-After"] == "30"
     assert model.status_code == 503
 
@@ -105,8 +108,8 @@ def test_incomplete_version_is_not_served(
     client = app_for(lake_uri).test_client()
 
     # Then nothing is served, and /health and the 503 say why
-    health = client.get("/health").get_json()
-    assert health["model_loaded"] is False
+    health = client.get("/health").get_json()["models"]["flights"]
+    assert health["loaded"] is False
     assert "incomplete" in health["error"]
     error = client.post("/v1/flights/predictions", json=flight).get_json()["error"]
     assert "incomplete" in error["message"]

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 METHODS = {"get", "post", "put", "patch", "delete"}
+JSON = "application/json"
 
 
 @pytest.fixture
@@ -34,12 +35,14 @@ def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
 def test_every_route_is_documented_and_every_documented_route_exists(
     app: Flask, document: dict[str, Any]
 ) -> None:
+    usecases = list(app.extensions["headwater_api"].usecases)
     routes = {
-        (rule.rule, method.lower())
+        (rule.rule.replace("<usecase>", name), method.lower())
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
         for method in rule.methods or ()
         if method.lower() in METHODS
+        for name in (usecases if "<usecase>" in rule.rule else [""])
     }
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert routes == documented
@@ -47,17 +50,48 @@ def test_every_route_is_documented_and_every_documented_route_exists(
 
 def test_documented_batch_limit_is_the_configured_one(app_for: Any, model_lake: str) -> None:
     document = app_for(model_lake, MAX_BATCH=25).test_client().get("/openapi.json").get_json()
-    batch = document["components"]["schemas"]["BatchRequest"]["properties"]["instances"]
+    batch = document["components"]["schemas"]["flights.BatchRequest"]["properties"]["instances"]
     assert batch["maxItems"] == 25
+
+
+def test_request_schema_is_the_request_model_s(document: dict[str, Any]) -> None:
+    from headwater.usecases import get_usecase
+
+    model = get_usecase("flights").serving.request_model
+    schema = document["components"]["schemas"]["flights.Request"]
+    assert schema["required"] == [n for n, f in model.model_fields.items() if f.is_required()]
+    for name, field in model.model_fields.items():
+        assert schema["properties"][name]["description"] == field.description
+    assert schema["properties"]["flight"]["maximum"] == 9999
+    assert schema["additionalProperties"] is False
 
 
 def test_documented_examples_are_answered(client: FlaskClient, document: dict[str, Any]) -> None:
     body = document["paths"]["/v1/flights/predictions"]["post"]["requestBody"]["content"]
     examples = body["application/json"]["examples"]
-    assert conforms(document, "Flight", examples["one"]["value"]) == []
-    assert conforms(document, "BatchRequest", examples["batch"]["value"]) == []
+    assert conforms(document, "flights.Request", examples["one"]["value"]) == []
+    assert conforms(document, "flights.BatchRequest", examples["batch"]["value"]) == []
     for example in examples.values():
         assert client.post("/v1/flights/predictions", json=example["value"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [
+        {"carrier": "UAL"},
+        {"flight": 0},
+        {"origin": "E1R"},
+        {"tailnum": "N1 4228"},
+        {"weather": {"cloud_cover": 3}},
+        {"extra": 1},
+    ],
+)
+def test_what_the_schema_refuses_the_api_refuses(
+    client: FlaskClient, document: dict[str, Any], flight: dict[str, Any], instance: Any
+) -> None:
+    body = {**flight, **instance}
+    assert conforms(document, "flights.Request", body) != []
+    assert client.post("/v1/flights/predictions", json=body).status_code == 400
 
 
 def test_real_answers_match_the_documented_schemas(
@@ -69,13 +103,13 @@ def test_real_answers_match_the_documented_schemas(
 ) -> None:
     requests = [c["request"] for c in spark_cases]
     for request in requests:
-        assert conforms(document, "Flight", request) == []
+        assert conforms(document, "flights.Request", request) == []
     one = client.post("/v1/flights/predictions", json=flight).get_json()
     unseen = client.post("/v1/flights/predictions", json={**flight, "origin": "BOS"}).get_json()
     batch = client.post("/v1/flights/predictions", json={"instances": requests}).get_json()
-    assert conforms(document, "Prediction", one) == []
-    assert conforms(document, "Prediction", unseen) == []
-    assert conforms(document, "BatchResponse", batch) == []
+    assert conforms(document, "flights.Prediction", one) == []
+    assert conforms(document, "flights.Prediction", unseen) == []
+    assert conforms(document, "flights.BatchResponse", batch) == []
     assert conforms(document, "ModelInfo", client.get("/v1/flights/model").get_json()) == []
     assert conforms(document, "Health", client.get("/health").get_json()) == []
     assert conforms(document, "Health", empty_client.get("/health").get_json()) == []
@@ -85,8 +119,14 @@ def test_real_answers_match_the_documented_schemas(
     ("method", "path", "kwargs", "status"),
     [
         ("post", "/v1/flights/predictions", {"json": {"carrier": 1}}, "400"),
-        ("post", "/v1/flights/predictions", {"data": "{", "content_type": "application/json"}, "400"),
+        (
+            "post",
+            "/v1/flights/predictions",
+            {"data": "{", "content_type": "application/json"},
+            "400",
+        ),
         ("post", "/v1/flights/predictions", {"data": "x"}, "415"),
+        ("post", "/v1/flights/predictions", {"json": {"instances": [{}] * 1001}}, "413"),
     ],
 )
 def test_errors_match_the_documented_schema(

@@ -82,7 +82,7 @@ def server(model_lake: str, tmp_path: Path) -> Iterator[int]:
 
 def test_serve_answers_over_http(server: int, flight: dict[str, Any], base_version: str) -> None:
     status, _, health = request(server, "GET", "/health")
-    assert status == 200 and health["model"]["version"] == base_version
+    assert status == 200 and health["models"]["flights"]["model"]["version"] == base_version
     assert health["stage"] == "test"
 
     status, content_type, prediction = request(server, "POST", "/v1/flights/predictions", flight)
@@ -94,7 +94,7 @@ def test_serve_answers_over_http(server: int, flight: dict[str, Any], base_versi
     assert error["error"]["code"] == "not_found"
 
 
-def test_serve_refuses_a_stage_without_a_lake(tmp_path: Path) -> None:
+def test_serve_refuses_a_stage_without_a_file(tmp_path: Path) -> None:
     command = shutil.which("headwater", path=str(Path(sys.executable).parent))
     assert command
     done = subprocess.run(
@@ -105,4 +105,4 @@ def test_serve_refuses_a_stage_without_a_lake(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "no lake URI for stage 'nowhere'" in done.stderr
+    assert "no configuration for stage 'nowhere'" in done.stderr

@@ -68,6 +68,7 @@ def test_every_handler_string_resolves(
     stage: str, model_lake: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The module-level app reads its configuration from the environment, as on Lambda.
+    monkeypatch.setenv("HEADWATER_STAGE", "test")
     monkeypatch.setenv("HEADWATER_LAKE__URI", model_lake)
     settings = stage_settings(stage)
     names = function_strings(settings)
