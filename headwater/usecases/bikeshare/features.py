@@ -173,7 +173,7 @@ def features_frame(rows: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFrame:
     day = pd.to_datetime(rows["date"])
     dates = day.dt.strftime("%Y-%m-%d")
     month = day.dt.month.astype(int)
-    weekday = day.dt.weekday.astype(int)
+    weekday = day.dt.day_of_week.astype(int)
     holiday = rows["holiday"].astype("boolean").fillna(False).astype(bool)
 
     out = pd.DataFrame(index=rows.index)
