@@ -321,8 +321,8 @@ def test_create_executor_builds_lambda_functions_without_calling_aws(
     def no_aws(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"an AWS client was created: {args} {kwargs}")
 
-    monkeypatch.setattr(aws, "client", no_aws)
-    monkeypatch.setattr(aws.boto3.session, "Session", no_aws)
+    monkeypatch.setattr(aws.clients, "client", no_aws)
+    monkeypatch.setattr(aws.clients.boto3.session, "Session", no_aws)
 
     # When the executor is created
     executor = create_executor(stage)
@@ -338,7 +338,7 @@ def test_create_executor_builds_lambda_functions_without_calling_aws(
         made.append((service, region))
         return lambda_client
 
-    monkeypatch.setattr(aws, "client", client)
+    monkeypatch.setattr(aws.clients, "client", client)
     result = executor.invoke("clean", {"run_id": "r1", "partition": "2013-01-02"})
     assert made == [("lambda", "eu-west-1")]
     (request,) = lambda_client.requests
