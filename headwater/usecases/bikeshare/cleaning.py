@@ -115,7 +115,7 @@ def clean_rentals(
     hour = parse_hour(rentals["hr"])
     hour_start = local_hour_start(day, hour, timezone)
     gap = hour_start.isna() & ~outside
-    weekday = day.dt.dayofweek
+    weekday = day.dt.day_of_week
     stated = rentals["weekday"].map({name: i for i, name in enumerate(WEEKDAYS)})
     wrong_day = stated.notna() & (stated != weekday) & ~outside & ~gap
     kept = ~(outside | gap | wrong_day)
