@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from headwater.partitions import Partition
-    from headwater.usecases import TrainingSpec
+    from headwater.usecases import ServingSpec, TrainingSpec
     from headwater.usecases.bikeshare.weather_server import WeatherServer
 
 
@@ -27,7 +27,13 @@ class BikeshareUseCase:
     sources: tuple[str, ...] = ("rentals", "weather")
     references: tuple[str, ...] = ()
     clean_dataset: str = "rentals"
-    serving: Any = None  # placeholder: the serving spec is filled in by its own module
+
+    @property
+    def serving(self) -> ServingSpec:
+        """Request model, example and answer keys for the prediction API."""
+        from headwater.usecases.bikeshare.serving import SERVING
+
+        return SERVING
 
     @property
     def training(self) -> TrainingSpec:

@@ -1,0 +1,129 @@
+"""What the API serves for bike share: the request model (declared once), example, answer keys.
+
+:class:`RentalHourRequest` is the one definition of a prediction request: validation
+and the OpenAPI document both come from it. Inputs not given (the holiday flag, any
+weather value) are filled the way training saw them (the US federal calendar; the
+month's typical weather from the version's lookups) and listed in ``defaulted``; a
+weather situation the model never saw is scored (Spark's ``handleInvalid='keep'``) and
+listed in ``unseen``. Features come from :func:`features.features_record`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from headwater.calendar import is_us_holiday
+from headwater.serving import local_datetime
+from headwater.usecases import AnswerShape, ServingSpec
+from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD
+
+MIN_YEAR, MAX_YEAR = 1900, 2199
+
+
+def _number(low: float, high: float) -> Any:
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=low, le=high)]
+
+
+class Weather(BaseModel):
+    """The hour's weather (forecast or observed); what is not given takes the month's typical."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weather_situation: (
+        Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z][A-Za-z ]{0,31}$")] | None
+    ) = Field(
+        None,
+        description='The weather situation: "Clear", "Mist", "Light Rain" or "Heavy Rain" '
+        "(another name is scored as unseen), or null.",
+        examples=["Clear"],
+    )
+    temp_c: _number(-50, 60) | None = Field(  # type: ignore[valid-type]
+        None, description="Air temperature in degrees Celsius (-50 to 60), or null."
+    )
+    feels_like_c: _number(-60, 70) | None = Field(  # type: ignore[valid-type]
+        None, description="Feels-like temperature in degrees Celsius (-60 to 70), or null."
+    )
+    humidity_pct: _number(0, 100) | None = Field(  # type: ignore[valid-type]
+        None, description="Relative humidity in percent (0 to 100), or null."
+    )
+    wind_speed_kmh: _number(0, 250) | None = Field(  # type: ignore[valid-type]
+        None, description="Wind speed in km/h (0 to 250), or null."
+    )
+
+
+class RentalHourRequest(BaseModel):
+    """One hour of rentals to predict."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hour_start: local_datetime(MIN_YEAR, MAX_YEAR) = Field(  # type: ignore[valid-type]
+        description=(
+            "The start of the hour: a local ISO 8601 date-time in Washington, DC, without UTC "
+            f'offset, years {MIN_YEAR}-{MAX_YEAR}, e.g. "2012-06-01T17:00" (minutes ignored).'
+        ),
+        examples=["2012-06-01T17:00"],
+    )
+    holiday: bool | None = Field(
+        None,
+        strict=True,
+        description="Whether the day is a holiday: true or false, or null (the US federal "
+        "holiday calendar decides).",
+    )
+    weather: Weather | None = Field(
+        None,
+        description="The hour's weather: an object with any of weather_situation, temp_c, "
+        "feels_like_c, humidity_pct, wind_speed_kmh, or null (the month's typical weather).",
+    )
+
+
+EXAMPLE: dict[str, Any] = {
+    "hour_start": "2012-06-01T17:00",
+    "holiday": None,
+    "weather": {"weather_situation": "Clear", "temp_c": 27.0, "humidity_pct": 45.0},
+}
+
+
+def hour_features(request: RentalHourRequest, lookups: Any) -> tuple[dict[str, Any], list[str]]:
+    """The model features of one validated request, and the inputs that were defaulted."""
+    from headwater.usecases.bikeshare.features import features_record
+
+    weather = request.weather
+    return features_record(
+        hour_start=request.hour_start,
+        lookups=lookups,
+        holiday=request.holiday,
+        weather=None if weather is None else weather.__dict__,
+    )
+
+
+def describe_hour(request: RentalHourRequest) -> dict[str, Any]:
+    """The hour as understood (the holiday flag resolved), echoed in the answer."""
+    start = request.hour_start.replace(minute=0, second=0, microsecond=0)
+    holiday = request.holiday
+    return {
+        "hour_start": start.isoformat(),
+        "holiday": is_us_holiday(start.date()) if holiday is None else holiday,
+    }
+
+
+SERVING = ServingSpec(
+    request_model=RentalHourRequest,
+    example=EXAMPLE,
+    answer=AnswerShape(
+        echo="hour",
+        probability="high_demand_probability",
+        decision="high_demand",
+        estimate="expected_rentals",
+    ),
+    features_record=hour_features,
+    describe=describe_hour,
+    listed_categories=("weather_situation",),
+    description=(
+        f"Will more than {HIGH_DEMAND_THRESHOLD} bikes be rented in this hour (a busy hour: "
+        "bikes to rebalance), and how many rentals to expect. The holiday flag and weather "
+        "values not given come from the US federal calendar and the model version's "
+        "typical weather for the month, and are listed in `defaulted`."
+    ),
+)
