@@ -3,7 +3,7 @@
 An engine (Spark on the training cluster) reduces a scored holdout to at most a few
 hundred :class:`ScoreBin` rows; everything here works on those rows, so nothing that
 grows with the data reaches the driver. When each bin holds a single distinct score
-(a baseline scoring by carrier and hour, a constant), every metric is exact and follows
+(a baseline scoring by cells of a few columns, a constant), every metric is exact and follows
 the definitions of Spark's ``BinaryClassificationMetrics``: the ROC and PR curves run
 over the distinct scores in descending order, tied scores form one point, and the
 areas are trapezoids (so a tie counts one half in the AUC).
@@ -21,7 +21,7 @@ EPSILON = 1e-15
 
 @dataclass(frozen=True)
 class ScoreBin:
-    """The flights of one score (or one score bin): how many, how many positive.
+    """The rows of one score (or one score bin): how many, how many positive.
 
     ``score_sum`` is the sum of the scores in the bin; the sums of the per-row log
     loss, squared error and correct decisions at 0.5 let one bounded histogram carry
@@ -119,7 +119,7 @@ def exact_metrics(bins: Iterable[ScoreBin]) -> dict[str, float]:
 
 
 def constant_metrics(score: float, count: float, positives: float) -> dict[str, float]:
-    """The metrics of a model that gives every flight the same ``score``."""
+    """The metrics of a model that gives every row the same ``score``."""
     return exact_metrics([ScoreBin.exact(score, count, positives)])
 
 

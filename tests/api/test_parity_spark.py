@@ -47,15 +47,15 @@ def spark_answers(spark: Any, trained_model: Any, path: str) -> dict[tuple, tupl
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
-    from emr_jobs.train import with_probability
+    from headwater.spark_training import feature_table, with_probability
     from headwater.usecases.flights.features import FeatureLookups
-    from headwater.usecases.flights.training import feature_table
+    from headwater.usecases.flights.training import TRAINING
 
     lookups = FeatureLookups.from_dict(trained_model.read_json("lookups.json"))
     flights = spark.read.parquet(f"file://{path}").where(
         ~F.col("cancelled") & (F.col("flight_date") >= F.lit(trained_model.holdout_from))
     )
-    features = feature_table(flights, lookups).cache()
+    features = feature_table(flights, TRAINING, lookups).cache()
     models = trained_model.directory / "spark"
     classifier = PipelineModel.load(f"file://{models / 'classifier'}")
     regressor = PipelineModel.load(f"file://{models / 'regressor'}")

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from emr_jobs.train import feature_stages, with_probability
-from headwater.pipeline import CLEAN
+from headwater.layout import CLEAN, dataset
 from headwater.scoring import (
     FORMAT,
     FORMAT_VERSION,
@@ -24,8 +23,9 @@ from headwater.scoring import (
     score_batch,
 )
 from headwater.spark_export import export_document, export_pipeline
+from headwater.spark_training import feature_stages, feature_table, with_probability
 from headwater.usecases.flights.features import CATEGORICAL, FEATURES, NUMERIC, FeatureLookups
-from headwater.usecases.flights.training import feature_table
+from headwater.usecases.flights.training import TRAINING
 
 # pyspark leaves collect() sockets to the garbage collector: see the note in tests/conftest.py.
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
@@ -52,15 +52,16 @@ def holdout_features(spark: Any, trained_model: Any) -> Any:
     from pyspark.sql import functions as F
 
     lake = trained_model.lake
+    flights = dataset("flights", "flights")
     paths = [
-        f"file://{lake.path(CLEAN, 'flights', key, lake.manifest(CLEAN, 'flights', key).file)}"
-        for key in lake.partitions(CLEAN, "flights")
+        f"file://{lake.path(CLEAN, flights, key, lake.manifest(CLEAN, flights, key).file)}"
+        for key in lake.partitions(CLEAN, flights)
     ]
     flights = spark.read.parquet(*paths)
     lookups = FeatureLookups.from_dict(trained_model.read_json("lookups.json"))
     # A flight's features depend on the lookups only, so select the holdout before computing them.
     return feature_table(
-        flights.where(F.col("flight_date") >= F.lit(trained_model.holdout_from)), lookups
+        flights.where(F.col("flight_date") >= F.lit(trained_model.holdout_from)), TRAINING, lookups
     )
 
 

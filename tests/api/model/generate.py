@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from emr_jobs.train import with_probability
+    from headwater.spark_training import feature_table, with_probability
     from headwater.usecases.flights.features import FeatureLookups, congestion_key
-    from headwater.usecases.flights.training import feature_table
+    from headwater.usecases.flights.training import TRAINING
 
     models = Path(args.lake) / "models" / "flights_delay"
     version = json.loads((models / "PRODUCTION.json").read_text())["version"]
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             "carrier string, flight long, flight_date date",
         )
         selected = flights.join(wanted, ["carrier", "flight", "flight_date"])
-        features = feature_table(selected, lookups)
+        features = feature_table(selected, TRAINING, lookups)
         classifier = PipelineModel.load(f"file://{(source / 'spark' / 'classifier').resolve()}")
         regressor = PipelineModel.load(f"file://{(source / 'spark' / 'regressor').resolve()}")
         join = ["carrier", "origin", "dest", "flight_date", "dep_hour"]
