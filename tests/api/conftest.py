@@ -1,10 +1,11 @@
-"""Fixtures of the API tests: a real model version (tests/api/model) published in a tmp lake.
+"""Fixtures of the API tests: a model version per use case, published in a tmp lake.
 
 ``tests/api/model`` holds a real export, trimmed lookups and real metrics of a
-Spark-trained version, plus flights Spark itself scored with that version
-(``spark_predictions.json``); ``generate.py`` there rebuilds them. Versions are
-published and promoted with the real registry, so the API reads exactly what
-training writes.
+Spark-trained flights version, plus flights Spark itself scored with that version
+(``spark_predictions.json``); ``generate.py`` there rebuilds them.
+``tests/api/model/bikeshare`` holds a tiny hand-made bike-share version in the same
+format (its ``generate.py`` writes it). Versions are published and promoted with the
+real registry under ``models/<use case>/``, so the API reads exactly what training writes.
 """
 
 from __future__ import annotations
@@ -22,18 +23,20 @@ from flask.testing import FlaskClient
 
 MODEL_DIR = Path(__file__).parent / "model"
 EVENTS_DIR = Path(__file__).parent / "events"
-MODEL = "flights"
+MODEL = "flights"  # the registry name is the use case's
+MODEL_DIRS = {"flights": MODEL_DIR, "bikeshare": MODEL_DIR / "bikeshare"}
 FILES = ("export.json", "lookups.json", "metrics.json", "lineage.json")
 
 
 #: The stage file of the tests (stage ``test``): both use cases enabled, no sources needed.
 TEST_STAGE = """
-usecases = ["flights"]
+usecases = ["flights", "bikeshare"]
 
 [lake]
 uri = "file:///nonexistent/lake"
 
 [usecase.flights]
+[usecase.bikeshare]
 """
 
 
@@ -49,10 +52,27 @@ def api_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return folder
 
 
+def read_documents(usecase: str) -> dict[str, Any]:
+    """The test version of ``usecase``: its documents by file name."""
+    return {name: json.loads((MODEL_DIRS[usecase] / name).read_text()) for name in FILES}
+
+
 @pytest.fixture(scope="session")
 def model_documents() -> dict[str, Any]:
-    """The version's documents by file name (do not mutate: copy first)."""
-    return {name: json.loads((MODEL_DIR / name).read_text()) for name in FILES}
+    """The flights version's documents by file name (do not mutate: copy first)."""
+    return read_documents("flights")
+
+
+@pytest.fixture(scope="session")
+def bike_documents() -> dict[str, Any]:
+    """The bike-share version's documents by file name (do not mutate: copy first)."""
+    return read_documents("bikeshare")
+
+
+@pytest.fixture(scope="session")
+def bike_version(bike_documents: dict[str, Any]) -> str:
+    """The version of the bike-share test model."""
+    return bike_documents["export.json"]["metadata"]["version"]
 
 
 @pytest.fixture(scope="session")
@@ -86,19 +106,22 @@ def lake_uri(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def publish(model_documents: dict[str, Any], base_version: str) -> Publish:
+def publish(model_documents: dict[str, Any]) -> Publish:
     """Write a version with the real registry (``_SUCCESS`` last) and, by default, promote it.
 
-    ``publish(lake_uri, version=None, shift=0.0, promote=True, complete=True, skip=(),
-    replace={})``: ``skip`` leaves files out, ``replace`` maps file names to raw bytes.
+    ``publish(lake_uri, version=None, usecase="flights", shift=0.0, promote=True,
+    complete=True, skip=(), replace={})``: ``skip`` leaves files out, ``replace`` maps file
+    names to raw bytes.
     """
     from headwater.lake import open_lake
+    from headwater.layout import model_parts
     from headwater.registry import Registry
 
     def publish_version(
         uri: str,
         version: str | None = None,
         *,
+        usecase: str = MODEL,
         shift: float = 0.0,
         promote: bool = True,
         complete: bool = True,
@@ -107,17 +130,18 @@ def publish(model_documents: dict[str, Any], base_version: str) -> Publish:
         region: str | None = None,
         endpoint_url: str | None = None,
     ) -> str:
-        version = version or base_version
-        documents = variant(model_documents, version, shift)
+        originals = model_documents if usecase == MODEL else read_documents(usecase)
+        version = version or originals["export.json"]["metadata"]["version"]
+        documents = variant(originals, version, shift)
         lake = open_lake(uri, region=region, endpoint_url=endpoint_url)
-        registry = Registry(lake, MODEL)
+        registry = Registry(lake, usecase)
         for name in FILES:
             if name in skip:
                 continue
             data = (replace or {}).get(name)
             if data is None:
                 data = json.dumps(documents[name]).encode()
-            lake.write_bytes(data, "models", MODEL, version, name)
+            lake.write_bytes(data, *model_parts(usecase, version, name))
         if complete:
             registry.mark_complete(version)
         if promote:
@@ -129,8 +153,9 @@ def publish(model_documents: dict[str, Any], base_version: str) -> Publish:
 
 @pytest.fixture
 def model_lake(lake_uri: str, publish: Publish) -> str:
-    """A lake whose production version is the test model."""
+    """A lake whose production versions are the test models of both use cases."""
     publish(lake_uri)
+    publish(lake_uri, usecase="bikeshare")
     return lake_uri
 
 
