@@ -23,7 +23,7 @@ __all__ = [
 logger = logging.getLogger("headwater.aws")
 
 # 412: the If-Match / If-None-Match condition failed. 409: another conditional write to the
-# key was in flight. 404: an If-Match PUT found the object deleted meanwhile.
+# key was under way. 404: an If-Match PUT found the object deleted meanwhile.
 _CONFLICT_CODES = frozenset(
     {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "404", "409", "412"}
 )

@@ -147,7 +147,7 @@ def test_a_service_module_gets_its_client_through_clients_client(
         service: str, region: str | None = None, endpoint_url: str | None = None
     ) -> Any:
         made.append((service, region))
-        return object()
+        return (service, region)
 
     monkeypatch.setattr(aws.clients, "client", fake_client)
 
@@ -161,16 +161,14 @@ def test_a_service_module_gets_its_client_through_clients_client(
     ]
 
     # Then every one came from that factory, in the region it was given
-    assert (
-        made
-        == got
-        == [
-            ("lambda", "eu-west-1"),
-            ("sns", "ap-south-1"),
-            ("emr", "us-west-2"),
-            ("s3", "us-west-2"),
-        ]
-    )
+    expected = [
+        ("lambda", "eu-west-1"),
+        ("sns", "ap-south-1"),
+        ("emr", "us-west-2"),
+        ("s3", "us-west-2"),
+    ]
+    assert made == expected
+    assert got == expected
 
 
 # --- the same code against a moto server, through HEADWATER_AWS_ENDPOINT_URL -------------------
