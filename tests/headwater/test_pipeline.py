@@ -50,7 +50,7 @@ def test_extract_flights_copies_the_source_rows(make_settings: MakeSettings) -> 
     partition = parse_partition("2013-01-01", "day")
 
     # When the flights of that day are extracted
-    result = extract_partition(settings, "flights", partition, "run-1")
+    result = extract_partition(settings, "flights", "flights", partition, "run-1")
 
     # Then raw holds exactly the source's rows for that day, behind a manifest
     table, manifest = lake_for(settings).read(RAW, "flights", partition.key)
@@ -68,10 +68,10 @@ def test_extract_is_idempotent(make_settings: MakeSettings) -> None:
     # Given a partition extracted once
     settings = make_settings()
     partition = parse_partition("2013-01-02", "day")
-    first = extract_partition(settings, "flights", partition, "run-1")
+    first = extract_partition(settings, "flights", "flights", partition, "run-1")
 
     # When it is extracted again
-    second = extract_partition(settings, "flights", partition, "run-2")
+    second = extract_partition(settings, "flights", "flights", partition, "run-2")
 
     # Then the new version replaces the old one: same rows, one data file
     lake = lake_for(settings)
@@ -96,7 +96,7 @@ def test_extract_weather_keeps_the_utc_hours_of_the_local_day(
     partition = parse_partition(label, "day")
 
     # When its weather is extracted
-    result = extract_partition(settings, "weather", partition, "run-1")
+    result = extract_partition(settings, "flights", "weather", partition, "run-1")
 
     # Then each of the three stations has one row per hour of that local day, in UTC
     table, manifest = lake_for(settings).read(RAW, "weather", partition.key)
@@ -114,7 +114,7 @@ def test_extract_unknown_source_lists_the_configured_ones(make_settings: MakeSet
     with pytest.raises(
         ValueError, match=r"source 'nope' is not configured \(known: .*\)"
     ) as caught:
-        extract_partition(settings, "nope", parse_partition("2013-01-01", "day"), "run-1")
+        extract_partition(settings, "flights", "nope", parse_partition("2013-01-01", "day"), "run-1")
     known = str(caught.value).rsplit("(known: ", 1)[1].rstrip(")").split(", ")
     assert {"flights", "weather"} <= set(known)
 
@@ -128,7 +128,7 @@ def test_extract_from_a_missing_sqlite_file_says_how_to_build_it(
 
     # When flights are extracted, then the error names the file and the command that builds it
     with pytest.raises(FileNotFoundError, match="headwater demo-data") as caught:
-        extract_partition(settings, "flights", parse_partition("2013-01-01", "day"), "run-1")
+        extract_partition(settings, "flights", "flights", parse_partition("2013-01-01", "day"), "run-1")
     assert str(missing) in str(caught.value)
     assert not missing.exists()
 
@@ -137,8 +137,8 @@ def test_extract_from_a_missing_sqlite_file_says_how_to_build_it(
 
 
 def extract_and_clean(settings: Settings, partition: Partition, run_id: str = "run-1") -> Any:
-    raw = {s: extract_partition(settings, s, partition, run_id) for s in ("flights", "weather")}
-    return raw, clean_partition(settings, partition, run_id)
+    raw = {s: extract_partition(settings, "flights", s, partition, run_id) for s in ("flights", "weather")}
+    return raw, clean_partition(settings, "flights", partition, run_id)
 
 
 @pytest.mark.parametrize(
@@ -263,11 +263,11 @@ def test_clean_without_raw_names_the_partition(
     settings = make_settings()
     partition = parse_partition("2013-01-05", "day")
     for source in extracted:
-        extract_partition(settings, source, partition, "run-1")
+        extract_partition(settings, "flights", source, partition, "run-1")
 
     # When it is cleaned, then the missing raw partition is named and nothing is published
     with pytest.raises(LakeError, match=f"{missing} is not published"):
-        clean_partition(settings, partition, "run-1")
+        clean_partition(settings, "flights", partition, "run-1")
     assert lake_for(settings).partitions(CLEAN, "flights") == []
 
 
@@ -277,10 +277,10 @@ def test_clean_uses_an_injected_lake(make_settings: MakeSettings, tmp_path: Path
     other = open_lake(f"file://{tmp_path}/other-lake")
     partition = parse_partition("2013-01-03", "day")
     for source in ("flights", "weather"):
-        extract_partition(settings, source, partition, "run-1", lake=other)
+        extract_partition(settings, "flights", source, partition, "run-1", lake=other)
 
     # When it is cleaned with that lake
-    result = clean_partition(settings, partition, "run-1", lake=other)
+    result = clean_partition(settings, "flights", partition, "run-1", lake=other)
 
     # Then the clean data lands there and the configured lake stays empty
     assert other.partitions(CLEAN, "flights") == ["date=2013-01-03"]
@@ -366,7 +366,7 @@ def test_extract_resolves_the_database_url_reference(
 
     # When flights are extracted
     partition = parse_partition("2013-01-04", "day")
-    result = extract_partition(settings, "flights", partition, "run-1")
+    result = extract_partition(settings, "flights", "flights", partition, "run-1")
 
     # Then the reference was resolved once and the rows came from the database it names
     assert fake_secrets["calls"] == [("ssm:/headwater/test/flights-db-url", "us-east-1")]

@@ -77,7 +77,7 @@ def extracted(
     for label in DAYS:
         partition = parse_partition(label, "day")
         for source in SOURCES:
-            extract_partition(stage, source, partition, "test-run", lake=lake)
+            extract_partition(stage, "flights", source, partition, "test-run", lake=lake)
         frames[label] = {
             source: lake.read(RAW, source, partition.key)[0].to_pandas(date_as_object=False)
             for source in SOURCES

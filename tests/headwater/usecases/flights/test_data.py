@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from headwater.usecases import DemoReport as DemoDatabase
 from headwater.usecases.flights import data
-from headwater.usecases.flights.data import DemoDatabase, build_demo_database, data_dir
+from headwater.usecases.flights.data import build_demo_database, data_dir
 
 # Four days across a month end, so the date filter is exercised on both sides.
 FIRST, LAST = date(2013, 2, 27), date(2013, 3, 2)
