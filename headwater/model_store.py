@@ -79,9 +79,10 @@ class _S3:
     def client(self) -> Any:
         if self._client is None:
             # Imported here: boto3 comes with the Lambda runtime, and a file:// lake never needs it.
-            from headwater import aws
+            # The clients module alone: the rest of headwater.aws needs what the API lacks.
+            from headwater.aws.clients import client
 
-            self._client = aws.client("s3", self.region, self.endpoint_url)
+            self._client = client("s3", self.region, self.endpoint_url)
         return self._client
 
     def _key(self, key: str) -> str:
