@@ -1,7 +1,8 @@
 """Benchmark the prediction API, in one run, and print the figures against the targets.
 
-1. single-prediction latency through the Flask test client (p50, p99);
-2. cold start: a fresh process importing the app, loading the model, answering once;
+1. single-prediction latency through the Flask test client (p50, p99), per use case;
+2. cold start: a fresh process importing the app, loading every use case's model,
+   answering once per use case (with the time of ``create_app`` alone);
 3. throughput and latency over HTTP on loopback against ``headwater serve`` (gunicorn),
    driven by ``wrk`` when installed (apt-get install wrk), else by a small threaded
    client (which shares the two cores with the server: a lower bound);
@@ -9,9 +10,10 @@
 
     python bench/api_latency.py [--lake file://var/lake] [--seconds 10] [--naive-runs 5]
 
-The model is the lake's production version (default: ``var/lake`` after ``make demo``;
-without it, the test model of ``tests/api/model``, which has no Spark model, so the
-naive comparison is skipped).
+The models are the lake's production versions (default: ``var/lake`` after ``make demo``;
+without it, the test models of ``tests/api/model``, which have no Spark model, so the
+naive comparison is skipped). The app reads a stage file written for the run (stage
+``bench``: both use cases enabled), as on Lambda.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.openapi import EXAMPLE_FLIGHT as FLIGHT  # noqa: E402  (the documented example)
+from headwater.usecases import get_usecase  # noqa: E402
+
+USECASES = ("flights", "bikeshare")
+#: The documented example of each use case (its ServingSpec's).
+EXAMPLES = {name: dict(get_usecase(name).serving.example) for name in USECASES}
+FLIGHT = EXAMPLES["flights"]
+STAGE = "bench"
 
 TARGETS = {"p50_ms": 0.5, "cold_s": 0.5, "rps": 1500.0, "ratio": 200.0}
 
@@ -52,33 +60,47 @@ def verdict(ok: bool) -> str:
 
 
 def test_model_lake(root: Path) -> str:
-    """Publish tests/api/model as the production version of a new lake."""
+    """Publish the test models of tests/api/model as the production versions of a new lake."""
     from headwater.lake import open_lake
+    from headwater.layout import model_parts
     from headwater.registry import Registry
 
-    source = ROOT / "tests" / "api" / "model"
-    version = json.loads((source / "export.json").read_text())["metadata"]["version"]
     uri = f"file://{root}/lake"
     lake = open_lake(uri)
-    for name in ("export.json", "lookups.json", "metrics.json", "lineage.json"):
-        lake.write_bytes((source / name).read_bytes(), "models", "flights_delay", version, name)
-    registry = Registry(lake, "flights_delay")
-    registry.mark_complete(version)
-    registry.promote(version, "benchmark")
+    for usecase in USECASES:
+        source = ROOT / "tests" / "api" / "model"
+        source = source / usecase if usecase != "flights" else source
+        version = json.loads((source / "export.json").read_text())["metadata"]["version"]
+        for name in ("export.json", "lookups.json", "metrics.json", "lineage.json"):
+            lake.write_bytes((source / name).read_bytes(), *model_parts(usecase, version, name))
+        registry = Registry(lake, usecase)
+        registry.mark_complete(version)
+        registry.promote(version, "benchmark")
     return uri
 
 
+def write_stage(folder: Path, lake: str) -> None:
+    """The bench stage file; HEADWATER_CONFIG_DIR and HEADWATER_STAGE point every process at it."""
+    tables = "".join(f"[usecase.{name}]\n" for name in USECASES)
+    enabled = ", ".join(f'"{name}"' for name in USECASES)
+    text = f'usecases = [{enabled}]\n[lake]\nuri = "{lake}"\n{tables}'
+    (folder / f"{STAGE}.toml").write_text(text, encoding="utf-8")
+    os.environ["HEADWATER_CONFIG_DIR"] = str(folder)
+    os.environ["HEADWATER_STAGE"] = STAGE
+
+
 # -- 1. in-process -------------------------------------------------------------------------------
-def in_process(lake: str, n: int) -> dict[str, float]:
+def in_process(lake: str, n: int, usecase: str) -> dict[str, float]:
     from api import create_app
 
-    client = create_app({"STAGE": "bench", "LAKE_URI": lake}).test_client()
+    client = create_app({"LAKE_URI": lake}).test_client()
+    url, example = f"/v1/{usecase}/predictions", EXAMPLES[usecase]
     for _ in range(300):
-        client.post("/v1/predictions", json=FLIGHT)
+        client.post(url, json=example)
     times = []
     for _ in range(n):
         started = time.perf_counter()
-        response = client.post("/v1/predictions", json=FLIGHT)
+        response = client.post(url, json=example)
         times.append(time.perf_counter() - started)
         assert response.status_code == 200
     baseline = []
@@ -102,22 +124,25 @@ import json, sys, time
 started = time.perf_counter()
 from api import create_app
 imported = time.perf_counter()
-client = create_app({"STAGE": "bench", "LAKE_URI": sys.argv[1]}).test_client()
+examples = json.loads(sys.argv[2])
+client = create_app({"LAKE_URI": sys.argv[1], "USECASES": list(examples)}).test_client()
 loaded = time.perf_counter()
-response = client.post("/v1/predictions", json=json.loads(sys.argv[2]))
+for usecase, example in examples.items():
+    response = client.post(f"/v1/{usecase}/predictions", json=example)
+    assert response.status_code == 200, response.get_data(as_text=True)
 answered = time.perf_counter()
-assert response.status_code == 200, response.get_data(as_text=True)
 print(json.dumps({"import": imported - started, "load": loaded - imported,
                   "first": answered - loaded}))
 """
 
 
-def cold_start(lake: str, runs: int) -> dict[str, Any]:
+def cold_start(lake: str, runs: int, usecases: tuple[str, ...] = USECASES) -> dict[str, Any]:
     walls, parts = [], []
+    examples = {name: EXAMPLES[name] for name in usecases}
     for _ in range(runs):
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-c", COLD, lake, json.dumps(FLIGHT)],
+            [sys.executable, "-c", COLD, lake, json.dumps(examples)],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -157,7 +182,7 @@ def start_server(lake: str, port: int, workers: int, threads: int) -> subprocess
             "--lake",
             lake,
             "--stage",
-            "bench",
+            STAGE,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -192,7 +217,7 @@ def run_wrk(port: int, seconds: int, connections: int, threads: int) -> dict[str
             "--latency",
             "-s",
             file.name,
-            f"http://127.0.0.1:{port}/v1/predictions",
+            f"http://127.0.0.1:{port}/v1/flights/predictions",
         ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     finally:
@@ -235,7 +260,7 @@ def run_threads(port: int, seconds: int, connections: int) -> dict[str, Any]:
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                 connection.request(
-                    "POST", "/v1/predictions", body, {"Content-Type": "application/json"}
+                    "POST", "/v1/flights/predictions", body, {"Content-Type": "application/json"}
                 )
                 response = connection.getresponse()
                 response.read()
@@ -289,10 +314,10 @@ def over_http(
 def naive_spark(lake: str, runs: int) -> dict[str, Any] | None:
     from headwater.model_store import ModelStore
 
-    store = ModelStore(lake, "flights_delay")
+    store = ModelStore(lake, "flights")
     pointer = store.production()
     local = lake.removeprefix("file://")
-    model_dir = Path(local).resolve() / "models" / "flights_delay" / pointer.version / "spark"
+    model_dir = Path(local).resolve() / "models" / "flights" / pointer.version / "spark"
     if not (model_dir / "classifier").is_dir():
         return None
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -300,8 +325,8 @@ def naive_spark(lake: str, runs: int) -> dict[str, Any] | None:
     from pyspark.ml import PipelineModel
     from pyspark.sql import SparkSession
 
-    from headwater.usecases.flights.features import FeatureLookups, features_record
-    from headwater.usecases.flights.prediction_requests import parse_flight
+    from headwater.usecases.flights.features import FeatureLookups
+    from headwater.usecases.flights.serving import FlightRequest, flight_features
 
     started = time.perf_counter()
     spark = (
@@ -319,16 +344,7 @@ def naive_spark(lake: str, runs: int) -> dict[str, Any] | None:
 
         def one(model: Any = None) -> float:
             begun = time.perf_counter()
-            flight = parse_flight(FLIGHT)
-            features, _ = features_record(
-                carrier=flight.carrier,
-                origin=flight.origin,
-                dest=flight.dest,
-                scheduled_departure=flight.scheduled_departure,
-                lookups=lookups,
-                tailnum=flight.tailnum,
-                weather=flight.weather,
-            )
+            features, _ = flight_features(FlightRequest.model_validate(FLIGHT), lookups)
             model = model or PipelineModel.load(f"file://{model_dir / 'classifier'}")
             row = (
                 model.transform(spark.createDataFrame([features]))
@@ -369,33 +385,46 @@ def main(argv: list[str] | None = None) -> int:
     lake = args.lake
     if lake is None:
         default = ROOT / "var" / "lake"
-        if (default / "models" / "flights_delay" / "PRODUCTION.json").exists():
+        promoted = all((default / "models" / u / "PRODUCTION.json").exists() for u in USECASES)
+        if promoted:
             lake = f"file://{default}"
         else:
             lake = test_model_lake(Path(temp.name))
+    write_stage(Path(temp.name), lake)
     load = os.getloadavg()
     print(
         f"headwater API benchmark: lake {lake}; {os.cpu_count()} cores, load average "
         f"{load[0]:.2f} at start"
     )
 
-    inproc = in_process(lake, args.requests)
-    print(
-        f"1. in-process, Flask test client, one prediction ({inproc['n']} requests): "
-        f"p50 {inproc['p50']:.3f} ms, p99 {inproc['p99']:.3f} ms, mean {inproc['mean']:.3f} ms "
-        f"(GET /health through the same client: p50 {inproc['health_p50']:.3f} ms)"
-        f"  [target p50 <= {TARGETS['p50_ms']} ms: {verdict(inproc['p50'] <= TARGETS['p50_ms'])}]"
-    )
+    for usecase in USECASES:
+        result = in_process(lake, args.requests, usecase)
+        if usecase == "flights":
+            inproc = result
+        print(
+            f"1. in-process, Flask test client, one {usecase} prediction ({result['n']} "
+            f"requests): p50 {result['p50']:.3f} ms, p99 {result['p99']:.3f} ms, mean "
+            f"{result['mean']:.3f} ms (GET /health: p50 {result['health_p50']:.3f} ms)  "
+            f"[target p50 <= {TARGETS['p50_ms']} ms: {verdict(result['p50'] <= TARGETS['p50_ms'])}]"
+        )
 
     cold = cold_start(lake, args.cold_runs)
     parts = cold["parts"]
     print(
         f"2. cold start, fresh process to first answer ({cold['runs']} runs): median "
         f"{cold['median']:.3f} s (min {cold['min']:.3f}, max {cold['max']:.3f}; inside: import "
-        f"{parts['import']:.3f} s, create app + load model {parts['load']:.3f} s, first request "
-        f"{parts['first'] * 1000:.1f} ms)  [target <= {TARGETS['cold_s']} s: "
+        f"{parts['import']:.3f} s, create_app + load {len(USECASES)} models {parts['load']:.3f} s, "
+        f"first request per use case {parts['first'] * 1000:.1f} ms)  [target <= "
+        f"{TARGETS['cold_s']} s: "
         f"{verdict(cold['median'] <= TARGETS['cold_s'])}]"
     )
+
+    for usecase in USECASES:
+        alone = cold_start(lake, args.cold_runs, (usecase,))
+        print(
+            f"2. cold start with {usecase} alone enabled: median {alone['median']:.3f} s "
+            f"(create_app + load its model {alone['parts']['load']:.3f} s)"
+        )
 
     http_result = over_http(lake, args.seconds, args.workers, args.threads, args.connections)
     ok = http_result["rps"] >= TARGETS["rps"] and http_result["errors"] == 0
