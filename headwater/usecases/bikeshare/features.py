@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 #: An hour is "high demand" (busy: bikes to rebalance) above this many rentals (~ top 22%).
 HIGH_DEMAND_THRESHOLD = 300
-CATEGORICAL = ("hour", "weekday", "weather_situation")
+# ``day_hour`` (the hour on a working day or a day off) lets a linear model tell the
+# commuting peaks of working days from the midday peak of weekends and holidays.
+CATEGORICAL = ("hour", "weekday", "weather_situation", "day_hour")
 WEATHER_NUMBERS = ("temp_c", "feels_like_c", "humidity_pct", "wind_speed_kmh")
 WEATHER = ("weather_situation", *WEATHER_NUMBERS)
 NUMERIC = (
@@ -78,6 +80,11 @@ def month_key(month: int) -> str:
 def hour_label(hour: int) -> str:
     """The categorical value of an hour of the day (``"06"``)."""
     return f"{hour:02d}"
+
+
+def day_hour(working: float, hour: int) -> str:
+    """The hour of a working day (``"work-08"``) or of a day off (``"off-08"``)."""
+    return f"{'work' if working else 'off'}-{hour:02d}"
 
 
 def years_since(day: date, start_year: int) -> float:
@@ -140,14 +147,16 @@ def features_record(
             if "weather" not in defaulted:
                 defaulted.append("weather")
         numbers[name] = value
+    working = working_day(weekday, bool(holiday))
     features = {
         "hour": hour_label(hour_start.hour),
         "weekday": str(weekday),
         "weather_situation": situation,
+        "day_hour": day_hour(working, hour_start.hour),
         "month_sin": month_sin(month),
         "month_cos": month_cos(month),
         "holiday": 1.0 if holiday else 0.0,
-        "workingday": working_day(weekday, bool(holiday)),
+        "workingday": working,
         "years_since_start": years_since(day, lookups.start_year),
         **numbers,
         "weather_defaulted": 1.0 if "weather" in defaulted else 0.0,
@@ -176,8 +185,9 @@ def features_frame(rows: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFrame:
     weekday = day.dt.day_of_week.astype(int)
     holiday = rows["holiday"].astype("boolean").fillna(False).astype(bool)
 
+    hour = rows["hour"].astype(int)
     out = pd.DataFrame(index=rows.index)
-    out["hour"] = _via(rows["hour"].astype(int), hour_label)
+    out["hour"] = _via(hour, hour_label)
     out["weekday"] = weekday.astype(str)
     keys = month.map(month_key)
     typical = {key: lookups.weather.get(key, lookups.default_weather) for key in keys.unique()}
@@ -190,6 +200,8 @@ def features_frame(rows: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFrame:
     out["holiday"] = holiday.astype(float)
     pairs = pd.Series(list(zip(weekday, holiday, strict=True)), index=rows.index)
     out["workingday"] = _via(pairs, lambda p: working_day(p[0], p[1])).astype(float)
+    slots = pd.Series(list(zip(out["workingday"], hour, strict=True)), index=rows.index)
+    out["day_hour"] = _via(slots, lambda p: day_hour(p[0], p[1]))
     out["years_since_start"] = _via(
         dates, lambda d: years_since(date.fromisoformat(d), lookups.start_year)
     ).astype(float)

@@ -82,6 +82,7 @@ HUMAN_NAMES = {
     "hour": "hour of the day",
     "weekday": "weekday (0 = Monday)",
     "weather_situation": "weather",
+    "day_hour": "hour on a working day or a day off",
     "month_sin": "month (sine)",
     "month_cos": "month (cosine)",
     "holiday": "holiday",
