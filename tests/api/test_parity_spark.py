@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from headwater import layout
 from headwater.usecases.flights.features import WEATHER
 
 pytestmark = [
@@ -33,8 +34,8 @@ def promote_copy(trained_model: Any, root: Path) -> str:
     from headwater.lake import open_lake
     from headwater.registry import Registry
 
-    name, version = trained_model.settings.model.name, trained_model.version
-    target = root / "lake" / "models" / name / version
+    name, version = "flights", trained_model.version  # the registry name is the use case's
+    target = root.joinpath("lake", *layout.model_parts(name, version))
     target.mkdir(parents=True)
     for file in ("export.json", "lookups.json", "metrics.json", "lineage.json", "_SUCCESS"):
         shutil.copy(trained_model.directory / file, target / file)
@@ -83,8 +84,9 @@ def test_api_predictions_equal_spark_on_the_holdout(
     # Given the holdout flights of the trained version, as they are in the clean zone
     lake = trained_model.lake
     month = f"month={trained_model.holdout_from:%Y-%m}"
-    manifest = lake.manifest("clean", "flights", month)
-    path = lake.path("clean", "flights", month, manifest.file)
+    dataset = layout.dataset("flights", "flights")
+    manifest = lake.manifest(layout.CLEAN, dataset, month)
+    path = lake.path(layout.CLEAN, dataset, month, manifest.file)
     rows = [
         r
         for r in pq.read_table(path).to_pylist()
