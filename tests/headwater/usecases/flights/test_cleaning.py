@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from headwater.config import Settings
 from headwater.contracts import REASON
 from headwater.lake import open_lake
+from headwater.layout import dataset
 from headwater.partitions import parse_partition
 from headwater.pipeline import RAW, extract_partition, reconcile
 from headwater.usecases import CleanResult
@@ -55,20 +56,26 @@ def extracted(
     stage = Settings.model_validate(
         {
             "stage": "test",
+            "usecases": ["flights"],
             "lake": {"uri": f"file://{root}/lake"},
-            "partitioning": {"grain": "day", "timezone": TIMEZONE},
-            "sources": {
+            "partitioning": {"grain": "day"},
+            "usecase": {
                 "flights": {
-                    "kind": "sql",
-                    "url": demo_db,
-                    "table": "flights",
-                    "date_column": "flight_date",
-                },
-                "weather": {
-                    "kind": "openmeteo",
-                    "base_url": weather_server.url,
-                    "rate_limit_per_second": 200,
-                },
+                    "timezone": TIMEZONE,
+                    "sources": {
+                        "flights": {
+                            "kind": "sql",
+                            "url": demo_db,
+                            "table": "flights",
+                            "date_column": "flight_date",
+                        },
+                        "weather": {
+                            "kind": "openmeteo",
+                            "base_url": weather_server.url,
+                            "rate_limit_per_second": 200,
+                        },
+                    },
+                }
             },
         }
     )
@@ -79,7 +86,9 @@ def extracted(
         for source in SOURCES:
             extract_partition(stage, "flights", source, partition, "test-run", lake=lake)
         frames[label] = {
-            source: lake.read(RAW, source, partition.key)[0].to_pandas(date_as_object=False)
+            source: lake.read(RAW, dataset("flights", source), partition.key)[0].to_pandas(
+                date_as_object=False
+            )
             for source in SOURCES
         }
     return frames
