@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.pipeline import CLEAN
+from headwater.layout import CLEAN, dataset
 from headwater.usecases.flights.features import (
     CATEGORICAL,
     FEATURES,
@@ -274,9 +274,9 @@ def real_lookups(trained_model: Any) -> FeatureLookups:
 @pytest.fixture(scope="module")
 def clean_flights(trained_model: Any) -> pd.DataFrame:
     """Every clean flight of the demo range, read through the lake's manifests."""
-    lake = trained_model.lake
+    lake, flights = trained_model.lake, dataset("flights", "flights")
     frames = [
-        lake.read(CLEAN, "flights", key)[0].to_pandas() for key in lake.partitions(CLEAN, "flights")
+        lake.read(CLEAN, flights, key)[0].to_pandas() for key in lake.partitions(CLEAN, flights)
     ]
     return pd.concat(frames, ignore_index=True)
 
