@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
 
+from headwater.config import SourceConfig
 from headwater.usecases import DemoReport as DemoDatabase
+from headwater.usecases import get_usecase
 from headwater.usecases.flights import data
 from headwater.usecases.flights.data import build_demo_database, data_dir
 
@@ -201,3 +204,89 @@ def test_an_interrupted_rebuild_keeps_the_previous_database(
     assert path.read_bytes() == content
     assert build_demo_database(path).tables == before.tables
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flights.sqlite"]
+
+
+# -- through the use case: demo data where the configuration points, the embedded server --------
+
+
+def _sql(url: str, table: str) -> SourceConfig:
+    return SourceConfig(kind="sql", url=url, table=table)
+
+
+def test_build_demo_data_builds_where_the_configured_source_points(
+    tmp_path: Path, small_flights: pd.DataFrame
+) -> None:
+    # Given a stage whose flights and planes sources name a SQLite file not yet there
+    path = tmp_path / "nested" / "demo.sqlite"
+    url = f"sqlite:///{path}"
+    sources = {"flights": _sql(url, "flights"), "planes": _sql(url, "planes")}
+
+    # When the use case builds its demo data
+    report = get_usecase("flights").build_demo_data(sources, replace=False)
+
+    # Then that file holds the tables the sources read, and the report says so
+    assert report.url == url
+    assert report.tables["flights"] == len(small_flights) == 300
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM flights").fetchone() == (300,)
+        assert db.execute("SELECT COUNT(*) FROM planes").fetchone()[0] == report.tables["planes"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["demo.sqlite"]
+
+
+def test_build_demo_data_replaces_only_when_asked(
+    tmp_path: Path, small_flights: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
+    sources = {"flights": _sql(url, "flights"), "planes": _sql(url, "planes")}
+    usecase = get_usecase("flights")
+    usecase.build_demo_data(sources, replace=False)
+    monkeypatch.setattr(data, "read_flights", lambda: small_flights.head(120))
+
+    assert usecase.build_demo_data(sources, replace=False).tables["flights"] == 300
+    assert usecase.build_demo_data(sources, replace=True).tables["flights"] == 120
+
+
+def test_demo_data_is_only_built_into_sqlite() -> None:
+    sources = {"flights": _sql("postgresql://db/x", "flights")}
+    with pytest.raises(ValueError, match=r"source 'flights' points at .*sqlite:///"):
+        get_usecase("flights").build_demo_data(sources, replace=False)
+
+
+DAY_AT_EWR = {
+    "latitude": "40.6925",
+    "longitude": "-74.168667",
+    "start_date": "2013-01-01",
+    "end_date": "2013-01-01",
+    "hourly": "temperature_2m",
+    "timezone": "UTC",
+}
+
+
+def test_the_embedded_server_answers_as_the_weather_source() -> None:
+    # Given the use case's embedded server for its weather source, on a free loopback port
+    with get_usecase("flights").embedded_server("weather", "127.0.0.1", 0, 0.0) as server:
+        url, health = server.url, server.base_url + "/health"
+        # When a day of one station's weather is asked at its url
+        with requests.get(url, params=DAY_AT_EWR, timeout=5) as response:
+            status, body = response.status_code, response.json()
+
+    # Then it answered the 24 UTC hours of that day, and stopped when the block ended
+    assert url.startswith("http://127.0.0.1:")
+    assert status == 200
+    assert len(body["hourly"]["time"]) == len(body["hourly"]["temperature_2m"]) == 24
+    with pytest.raises(requests.ConnectionError):
+        requests.get(health, timeout=1)
+
+
+def test_the_embedded_server_applies_the_rate_limit() -> None:
+    with get_usecase("flights").embedded_server("weather", "127.0.0.1", 0, 1.0) as server:
+        statuses = []
+        for _ in range(2):
+            with requests.get(server.url, params=DAY_AT_EWR, timeout=5) as response:
+                statuses.append(response.status_code)
+    assert statuses == [200, 429]
+
+
+def test_no_embedded_server_for_a_sql_source() -> None:
+    with pytest.raises(ValueError, match=r"no embedded server for 'flights'"):
+        get_usecase("flights").embedded_server("flights", "127.0.0.1", 0, 0.0)
