@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import importlib.util
 import inspect
 import json
@@ -19,11 +18,13 @@ import pytest
 from pydantic import ValidationError
 
 from functions import clean, extract
-from headwater.config import Settings
-from headwater.executors import HANDLERS, LocalContext, resolve_handler
+from headwater.config import ConfigError, Settings
+from headwater.executors import LocalContext, resolve_handler
+from headwater.layout import dataset
 
 EVENTS = Path(__file__).parents[1] / "events"
 DAY = "2013-01-02"
+USECASE = "flights"
 HOURS_PER_DAY, STATIONS = 24, 3  # no DST change that day; EWR, JFK and LGA
 
 
@@ -74,20 +75,25 @@ def test_extract_writes_the_day_and_answers_rows_uri_and_checksum(
     # Then it answers the source's row count for that day, in JSON ...
     expected = {"flights": _flights_on(DAY), "weather": HOURS_PER_DAY * STATIONS}[source]
     assert result["rows"] == expected
-    assert (result["dataset"], result["partition"]) == (source, f"date={DAY}")
+    assert (result["dataset"], result["partition"]) == (dataset(USECASE, source), f"date={DAY}")
     _assert_json_result(result)
     # ... and a file that exists, with that checksum and that many rows
     path = _local_file(result["uri"])
     assert path.is_file()
-    assert path.is_relative_to(_local_file(stage.lake.uri) / "raw" / source)
+    assert path.is_relative_to(_local_file(stage.lake.uri) / "raw" / USECASE / source)
     assert result["checksum"] == _sha256(path)
     assert pq.read_metadata(path).num_rows == expected
 
 
-def _quarantined_rows(stage: Settings, day: str) -> dict[str, int]:
-    root = _local_file(stage.lake.uri) / "quarantine"
+def _quarantined_rows(
+    stage: Settings,
+    day: str,
+    usecase: str = USECASE,
+    sources: tuple[str, ...] = ("flights", "weather"),
+) -> dict[str, int]:
+    root = _local_file(stage.lake.uri) / "quarantine" / usecase
     rows = {}
-    for source in ("flights", "weather"):
+    for source in sources:
         files = list((root / source / f"date={day}").glob("*.parquet"))
         assert len(files) == 1, files
         rows[source] = pq.read_metadata(files[0]).num_rows
@@ -121,7 +127,7 @@ def test_clean_answers_rows_uri_checksum_and_quarantined(
     assert quarantined == {"flights": 0, "weather": weather_quarantined}
     # ... the clean file exists with its checksum, one row per flight not quarantined ...
     path = _local_file(result["uri"])
-    assert path.is_relative_to(_local_file(stage.lake.uri) / "clean" / "flights")
+    assert path.is_relative_to(_local_file(stage.lake.uri) / "clean" / USECASE / "flights")
     assert result["checksum"] == _sha256(path)
     assert result["rows"] == pq.read_metadata(path).num_rows
     assert result["rows"] == extracted["flights"] - quarantined["flights"]
@@ -171,6 +177,23 @@ def _with(**changes: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         ),
         (extract, "extract_flights", _with(source="tickets"), ValueError, r"source 'tickets'"),
         (extract, "extract_flights", _with(run_id=""), ValidationError, r"run_id"),
+        (extract, "extract_flights", _without("usecase"), ValidationError, r"usecase\s+Field"),
+        (
+            extract,
+            "extract_flights",
+            _with(usecase="../raw"),
+            ValidationError,
+            r"usecase\s+String should match pattern",
+        ),
+        (
+            extract,
+            "extract_flights",
+            _with(usecase="trains"),
+            ConfigError,
+            r"use case 'trains' is not configured \(configured: flights\)",
+        ),
+        (clean, "clean", _without("usecase"), ValidationError, r"usecase\s+Field required"),
+        (clean, "clean", _with(usecase="trains"), ConfigError, r"use case 'trains'"),
         (clean, "clean", _with(source="flights"), ValidationError, r"source\s+Extra inputs"),
         (clean, "clean", _with(partition="2013-02-30"), ValueError, r"bad partition '2013-02-30'"),
     ],
@@ -182,6 +205,11 @@ def _with(**changes: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         "bad-source-name",
         "unknown-source",
         "empty-run-id",
+        "missing-usecase",
+        "usecase-path",
+        "unknown-usecase",
+        "clean-missing-usecase",
+        "clean-unknown-usecase",
         "clean-with-source",
         "clean-february-30",
     ],
@@ -205,18 +233,45 @@ def test_a_bad_event_is_refused_naming_the_field_and_writes_nothing(
     assert not lake.exists() or list(lake.iterdir()) == []
 
 
-@pytest.mark.parametrize("kind", sorted(HANDLERS))
-def test_every_handler_string_resolves_to_a_lambda_handler(kind: str) -> None:
-    # Given the handler string the infrastructure deploys for this kind
-    spec = HANDLERS[kind]
-    module_name, _, attr = spec.partition(":")
+@pytest.mark.parametrize("module", [extract, clean], ids=["extract", "clean"])
+def test_each_handler_has_lambdas_signature_and_resolves_from_its_string(module: Any) -> None:
+    # Given the handler string the infrastructure deploys (module.function)
+    spec = f"{module.__name__}.lambda_handler"
 
-    # When it is resolved, by the executor and by a plain import
+    # When it is resolved as the in-process executor and the Lambda runtime do
     handler = resolve_handler(spec)
-    direct = getattr(importlib.import_module(module_name), attr)
 
-    # Then it is that module's function, with Lambda's (event, context) signature
-    assert handler is direct
+    # Then it is the module's function, with Lambda's (event, context) signature
+    assert handler is module.lambda_handler
     assert inspect.isfunction(handler)
     assert list(inspect.signature(handler).parameters) == ["event", "context"]
-    assert module_name == f"functions.{kind}"
+
+
+# --- a second use case through the same handlers -----------------------------------------------
+
+
+def test_the_handlers_serve_the_use_case_the_event_names(
+    make_settings: Callable[..., Settings], lambda_context: LocalContext
+) -> None:
+    # Given a stage with both use cases enabled, and events naming the second one
+    stage = make_settings(bikeshare=True)
+    day, base = "2011-02-02", {"run_id": "sample-run", "usecase": "bikeshare"}
+
+    # When its two sources are extracted and the day cleaned through the handlers
+    extracted = {
+        source: extract.lambda_handler({**base, "source": source, "partition": day}, lambda_context)
+        for source in ("rentals", "weather")
+    }
+    result = clean.lambda_handler({**base, "partition": day}, lambda_context)
+
+    # Then everything landed under that use case, and nothing under the other one
+    lake = _local_file(stage.lake.uri)
+    for source, answer in extracted.items():
+        assert answer["dataset"] == dataset("bikeshare", source)
+        assert _local_file(answer["uri"]).is_relative_to(lake / "raw" / "bikeshare" / source)
+        assert answer["rows"] > 0
+    assert _local_file(result["uri"]).is_relative_to(lake / "clean" / "bikeshare")
+    quarantined = _quarantined_rows(stage, day, "bikeshare", ("rentals", "weather"))
+    assert result["quarantined"] == sum(quarantined.values())
+    assert result["reconciliation"]["rentals"]["in"] == extracted["rentals"]["rows"]
+    assert not (lake / "raw" / USECASE).exists()
