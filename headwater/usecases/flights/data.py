@@ -117,5 +117,14 @@ def build_demo_database(
 
 def build_demo_data(sources: Mapping[str, Any], *, replace: bool = False) -> DemoReport:
     """Build the demo database where the configured ``flights`` source (a SQLite URL) points."""
-    url = sources["flights"].options()["url"]
+    if "flights" not in sources:
+        raise ValueError(f"no source 'flights' is configured (configured: {sorted(sources)})")
+    url = sources["flights"].options().get("url", "")
+    # The reference table is read from the same database: one build must serve both.
+    planes = sources.get("planes")
+    if planes is not None and planes.options().get("url") != url:
+        raise ValueError(
+            f"source 'planes' points at {planes.options().get('url')!r}: the demo database is "
+            f"one file, so it must be the same url as source 'flights' ({url!r})"
+        )
     return build_demo_database(sqlite_target(url, "source 'flights'"), replace=replace)

@@ -252,6 +252,23 @@ def test_demo_data_is_only_built_into_sqlite() -> None:
         get_usecase("flights").build_demo_data(sources, replace=False)
 
 
+def test_demo_data_refuses_a_reference_table_pointing_at_another_database(tmp_path: Path) -> None:
+    # planes is read from the demo database too: building only the flights file would leave
+    # the snapshot failing with "run headwater demo-data", forever
+    sources = {
+        "flights": _sql(f"sqlite:///{tmp_path / 'a.sqlite'}", "flights"),
+        "planes": _sql(f"sqlite:///{tmp_path / 'b.sqlite'}", "planes"),
+    }
+    with pytest.raises(ValueError, match=r"source 'planes' .* same .* as source 'flights'"):
+        get_usecase("flights").build_demo_data(sources, replace=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_data_without_the_flights_source_says_which_is_missing() -> None:
+    with pytest.raises(ValueError, match=r"no source 'flights' is configured"):
+        get_usecase("flights").build_demo_data({}, replace=False)
+
+
 DAY_AT_EWR = {
     "latitude": "40.6925",
     "longitude": "-74.168667",
