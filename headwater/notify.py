@@ -109,7 +109,7 @@ class UseCaseSection:
 
 
 def _line(key: str, value: object) -> str:
-    return f"{key + ':':<13}{value}"
+    return f"{key + ':':<12} {value}"
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_d
         start=options.start,
         end=options.end,
         until=options.until,
-        version=run_id,
+        version=run_id if options.until == "model" else "",
         run_id=run_id,
         state_dir=state_dir,
     )

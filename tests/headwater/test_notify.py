@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,20 +13,59 @@ from moto import mock_aws
 from headwater import aws
 from headwater.config import NotifyConfig, Settings
 from headwater.notify import (
+    ModelSummary,
     OutboxNotifier,
     RunReport,
     SnsNotification,
     TaskFailure,
+    UseCaseSection,
     create_notifier,
 )
 
 REGION = "us-east-1"
-CLEAN_0103 = "CleanPartition_2013_01_03_a82b4f7a5c"
-WEATHER_0102 = "ExtractPartition_2013_01_02_weather_491633059a"
+CLEAN_0103 = "CleanPartition_2013_01_03_trips_a82b4f7a5c"
+WEATHER_0102 = "ExtractPartition_2013_01_02_weather_trips_491633059a"
+
+
+def trips_section(**changes: Any) -> UseCaseSection:
+    """A use case's four days: rows per zone, a few quarantined rows."""
+    fields: dict[str, Any] = {
+        "usecase": "trips",
+        "title": "Late trips",
+        "partitions": 4,
+        "complete": 4,
+        "rows": {"clean": 3609, "raw trips": 3614, "raw weather": 288},
+        "quarantined": 5,
+    }
+    return UseCaseSection(**{**fields, **changes})
+
+
+def meters_section(**changes: Any) -> UseCaseSection:
+    """A second use case with a trained, promoted model whose target is in kilowatts."""
+    model = ModelSummary(
+        version="20130105T021500Z-1a2b3c",
+        trained=True,
+        label="overloaded hour",
+        target="load",
+        unit="kW",
+        holdout={"auc_roc": 0.81234, "auc_pr": 0.5, "log_loss": 0.4, "brier": 0.12, "rows": 96},
+        regression={"rmse": 1.234, "mae": 0.9, "r2": 0.55},
+        decision="promoted",
+        reason="no production model yet: candidate AUC 0.8123 goes first",
+    )
+    fields: dict[str, Any] = {
+        "usecase": "meters",
+        "partitions": 4,
+        "complete": 4,
+        "rows": {"clean": 288, "raw readings": 289},
+        "quarantined": 1,
+        "model": model,
+    }
+    return UseCaseSection(**{**fields, **changes})
 
 
 def make_report(**changes: Any) -> RunReport:
-    """A successful four-day run; ``changes`` override any field."""
+    """A successful four-day run of two use cases; ``changes`` override any field."""
     fields: dict[str, Any] = {
         "run_id": "20130105T021500Z-1a2b3c",
         "stage": "prod",
@@ -35,9 +73,7 @@ def make_report(**changes: Any) -> RunReport:
         "started_at": "2013-01-05T02:15:00+00:00",
         "duration_seconds": 83.46,
         "date_range": "2013-01-01..2013-01-04",
-        "partitions": 4,
-        "rows": {"clean": 3609, "raw flights": 3614, "raw weather": 288},
-        "quarantined": 5,
+        "sections": [trips_section(), meters_section()],
         "logs": "/var/log/headwater/20130105T021500Z-1a2b3c.log",
     }
     return RunReport(**{**fields, **changes})
@@ -56,53 +92,93 @@ def failed_report(**changes: Any) -> RunReport:
     return make_report(**{**fields, **changes})
 
 
+def section_lines(body: str, usecase: str) -> list[str]:
+    """The lines of one use case's section of a message body."""
+    lines = body.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"== {usecase}"))
+    end = lines.index("", start)
+    return lines[start:end]
+
+
 # --- the report --------------------------------------------------------------------------------
 
 
-def test_success_subject_and_body_summarise_the_run() -> None:
+def test_success_subject_and_body_summarise_the_run_then_each_use_case() -> None:
     report = make_report()
 
     body = report.body()
 
     assert report.subject == (
-        "Headwater prod run 20130105T021500Z-1a2b3c succeeded: 4 partitions, 2013-01-01..2013-01-04"
+        "Headwater prod run 20130105T021500Z-1a2b3c succeeded: 8 partitions of trips, meters, "
+        "2013-01-01..2013-01-04"
     )
-    assert body.splitlines()[0] == report.subject
+    lines = body.splitlines()
+    assert lines[0] == report.subject
     for line in [
         "Run id:      20130105T021500Z-1a2b3c",
         "Stage:       prod",
         "Dates:       2013-01-01..2013-01-04",
         "Started:     2013-01-05T02:15:00+00:00",
         "Duration:    83.5 s",
-        "Partitions:  4",
-        "Quarantined: 5",
+        "Use cases:   trips, meters",
         "Logs: /var/log/headwater/20130105T021500Z-1a2b3c.log",
     ]:
-        assert line in body.splitlines()
-    assert [
-        line.split(":")[-1].strip() for line in body.splitlines() if line.startswith("Rows")
-    ] == [
-        "3,609",
-        "3,614",
-        "288",
+        assert line in lines
+    assert section_lines(body, "trips") == [
+        "== trips: Late trips ==",
+        "Partitions:  4 of 4 clean",
+        "Rows clean:  3,609",
+        "Rows raw trips: 3,614",
+        "Rows raw weather: 288",
+        "Quarantined: 5",
     ]
+    assert body.index("== trips") < body.index("== meters") < body.index("Logs:")
     assert "Failed tasks" not in body
     assert "Not run" not in body
 
 
-def test_row_counts_are_separated_from_their_labels() -> None:
-    body = make_report(rows={"raw weather": 288, "raw flights": 3614, "clean": 1_234_567}).body()
+def test_the_model_lines_use_the_use_cases_own_names_and_unit() -> None:
+    body = make_report().body()
 
-    rows = [
-        re.fullmatch(r"Rows (.+):\s+([\d,]+)", line)
-        for line in body.splitlines()
-        if line.startswith("Rows")
+    model = section_lines(body, "meters")[-4:]
+
+    assert model == [
+        "Model:       meters 20130105T021500Z-1a2b3c",
+        "Holdout:     overloaded hour: AUC 0.8123, AUC-PR 0.5000, log loss 0.4000, Brier 0.1200",
+        "Regression:  load: RMSE 1.23 kW, MAE 0.90 kW, R² 0.5500",
+        "Promoted:    yes: no production model yet: candidate AUC 0.8123 goes first",
     ]
-    assert [m.groups() if m else None for m in rows] == [
-        ("clean", "1,234,567"),
-        ("raw flights", "3,614"),
-        ("raw weather", "288"),
-    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (
+            ModelSummary(version="v9", trained=False),
+            ["Model:       meters v9 not trained"],
+        ),
+        (
+            ModelSummary(
+                version="v9",
+                trained=True,
+                label="busy",
+                holdout={"auc_roc": 0.7},
+                decision="rejected",
+                reason="candidate AUC 0.7000 does not beat production",
+            ),
+            [
+                "Model:       meters v9",
+                "Holdout:     busy: AUC 0.7000",
+                "Promoted:    no: candidate AUC 0.7000 does not beat production",
+            ],
+        ),
+    ],
+    ids=["not trained", "rejected, no regression metrics"],
+)
+def test_a_model_not_trained_or_rejected_says_so(model: ModelSummary, expected: list[str]) -> None:
+    body = make_report(sections=[meters_section(model=model)]).body()
+
+    assert section_lines(body, "meters")[-len(expected) :] == expected
 
 
 def test_failure_subject_and_body_name_the_failed_tasks_and_errors() -> None:
@@ -111,7 +187,7 @@ def test_failure_subject_and_body_name_the_failed_tasks_and_errors() -> None:
     body = report.body()
 
     assert report.subject == (
-        "Headwater prod run 20130105T021500Z-1a2b3c FAILED: 2 task(s) failed, "
+        "Headwater prod run 20130105T021500Z-1a2b3c FAILED: 2 task(s) failed, trips, meters, "
         "2013-01-01..2013-01-04"
     )
     lines = body.splitlines()
@@ -123,7 +199,6 @@ def test_failure_subject_and_body_name_the_failed_tasks_and_errors() -> None:
     assert "Not run because an upstream task failed: 1" in lines
     assert "  - Backfill_2013_01_04_2013_01_01_clean_9e7281cf6d" in lines
     assert lines[-1] == "Logs: /var/log/headwater/20130105T021500Z-1a2b3c.log"
-    assert "Quarantined: 5" in lines
 
 
 def test_a_long_not_run_list_is_counted_in_full_and_shown_in_part() -> None:
@@ -136,13 +211,30 @@ def test_a_long_not_run_list_is_counted_in_full_and_shown_in_part() -> None:
     assert shown == [f"  - {name}" for name in held_back[:20]]
 
 
+def test_a_run_that_broke_before_its_use_cases_were_known_still_reports() -> None:
+    report = failed_report(sections=[])
+
+    assert "FAILED: 2 task(s) failed, no use case," in report.subject
+    assert "Use cases:   none" in report.body().splitlines()
+    assert report.partitions == 0
+
+
 def test_extra_fields_are_listed() -> None:
     body = make_report(extra={"scheduler": "http://luigid:8082"}).body()
 
     assert "scheduler: http://luigid:8082" in body.splitlines()
 
 
-def test_to_dict_is_json_with_the_rendered_subject() -> None:
+def test_a_section_is_found_by_use_case() -> None:
+    report = make_report()
+
+    assert report.section("meters").quarantined == 1
+    assert report.usecases == ["trips", "meters"]
+    with pytest.raises(KeyError, match="no section for use case 'tides'"):
+        report.section("tides")
+
+
+def test_to_dict_is_json_with_the_rendered_subject_and_every_section() -> None:
     report = failed_report()
 
     data = json.loads(json.dumps(report.to_dict()))
@@ -150,7 +242,11 @@ def test_to_dict_is_json_with_the_rendered_subject() -> None:
     assert data["subject"] == report.subject
     assert data["failures"][0] == {"task": CLEAN_0103, "error": report.failures[0].error}
     assert data["succeeded"] is False
-    assert data["rows"] == {"clean": 3609, "raw flights": 3614, "raw weather": 288}
+    trips, meters = data["sections"]
+    assert trips["rows"] == {"clean": 3609, "raw trips": 3614, "raw weather": 288}
+    assert trips["model"] is None
+    assert meters["model"]["unit"] == "kW"
+    assert meters["model"]["regression"]["rmse"] == 1.234
 
 
 # --- outbox ------------------------------------------------------------------------------------
@@ -210,7 +306,7 @@ def delivered(queue_url: str) -> list[dict[str, Any]]:
 
 def test_sns_delivers_subject_and_body(sns_topic: tuple[str, str]) -> None:
     topic_arn, queue_url = sns_topic
-    report = make_report()
+    report = make_report(stage="qa", sections=[trips_section()])  # a subject SNS takes whole
 
     message_id = SnsNotification(topic_arn).notify(report)
 

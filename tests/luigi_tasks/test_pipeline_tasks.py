@@ -1,4 +1,4 @@
-"""The Luigi task graph: dependencies, resources, targets and task identity (nothing is run)."""
+"""The Luigi task graph per use case: dependencies, resources, targets, identity (nothing runs)."""
 
 from __future__ import annotations
 
@@ -10,170 +10,243 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from headwater import layout
 from headwater.config import Settings
 from headwater.lake import MANIFEST
 from headwater.partitions import parse_partition, partition_of
-from headwater.pipeline import CLEAN, RAW, lake_for
+from headwater.pipeline import lake_for
+from luigi_tasks import context
 from luigi_tasks.pipeline import (
-    WEATHER_RESOURCE,
+    HTTP_RESOURCE,
     Backfill,
     CleanPartition,
     ExtractPartition,
     LakeTarget,
 )
 
-SOURCES = {"flights", "weather"}
+SOURCES = {"flights": {"flights", "weather"}, "meters": {"readings"}}
+CLEAN = {"flights": "flights", "meters": "readings"}
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings()
+def settings(make_stage: Callable[..., Settings]) -> Settings:
+    return make_stage()
 
 
-def publish_rows(settings: Settings, zone: str, dataset: str, label: str, rows: int = 3) -> None:
+def publish_rows(
+    settings: Settings, zone: str, usecase: str, dataset: str, label: str, run_id: str = "r1"
+) -> None:
     """Publish a tiny partition through the lake, as the functions do."""
-    table = pa.table({"n": pa.array(range(rows), pa.int64())})
+    table = pa.table({"n": pa.array(range(3), pa.int64())})
     key = parse_partition(label, settings.partitioning.grain).key
     lake_for(settings).publish(
-        zone, dataset, key, [table], schema=table.schema, source="test", run_id="r1"
+        zone,
+        layout.dataset(usecase, dataset),
+        key,
+        [table],
+        schema=table.schema,
+        source="test",
+        run_id=run_id,
     )
 
 
-@pytest.mark.parametrize("label", ["2013-01-01", "2013-02-28"])
-def test_clean_partition_requires_one_extraction_per_source(settings: Settings, label: str) -> None:
-    # Given a clean task carrying its run's id and state directory
-    task = CleanPartition(partition=label, run_id="run-7", state_dir="/tmp/state-7")
+@pytest.mark.parametrize("usecase", ["flights", "meters"])
+def test_clean_partition_requires_one_extraction_per_source_of_its_use_case(
+    settings: Settings, usecase: str
+) -> None:
+    # Given a clean task of a use case carrying its run's id and state directory
+    task = CleanPartition(
+        usecase=usecase, partition="2013-01-01", run_id="run-7", state_dir="/tmp/state-7"
+    )
 
     # When its dependencies are listed
     required = task.requires()
 
-    # Then there is one extraction per source, of the same partition, in the same run
+    # Then there is one extraction per source of that use case, same partition and run
     assert all(isinstance(t, ExtractPartition) for t in required)
-    assert sorted(t.source for t in required) == sorted(SOURCES)
-    assert {(t.partition, t.run_id, t.state_dir) for t in required} == {
-        (label, "run-7", "/tmp/state-7")
+    assert {t.source for t in required} == SOURCES[usecase]
+    assert {(t.usecase, t.partition, t.run_id, t.state_dir) for t in required} == {
+        (usecase, "2013-01-01", "run-7", "/tmp/state-7")
     }
 
 
 @pytest.mark.parametrize(
-    ("source", "resources"), [("weather", {WEATHER_RESOURCE: 1}), ("flights", {})]
+    ("usecase", "source", "resources"),
+    [
+        ("flights", "weather", {HTTP_RESOURCE: 1}),  # kind openmeteo: HTTP
+        ("flights", "flights", {}),  # kind sql
+        ("meters", "readings", {}),  # kind sql
+    ],
 )
-def test_only_the_http_extraction_uses_the_api_budget(
-    settings: Settings, source: str, resources: dict[str, int]
+def test_only_extractions_from_http_kinds_use_the_http_budget(
+    settings: Settings, usecase: str, source: str, resources: dict[str, int]
 ) -> None:
-    task = ExtractPartition(source=source, partition="2013-01-01")
+    task = ExtractPartition(usecase=usecase, source=source, partition="2013-01-01")
 
     assert task.resources == resources
 
 
-def test_extraction_of_an_unconfigured_source_names_the_known_ones(settings: Settings) -> None:
-    task = ExtractPartition(source="tides", partition="2013-01-01")
+def test_a_new_http_kind_shares_the_budget_without_a_branch_for_it(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given the paginated JSON kind configured as a source of the minimal use case
+    make_stage(
+        usecase__meters__sources__feed__kind="json_pages",
+        usecase__meters__sources__feed__base_url="http://127.0.0.1:1/v1/feed",
+    )
 
-    known = ", ".join(sorted(settings.sources))
-    assert {"flights", "weather"} <= set(settings.sources)
-    with pytest.raises(ValueError, match=re.escape(f"'tides' is not configured (known: {known})")):
+    task = ExtractPartition(usecase="meters", source="feed", partition="2013-01-01")
+
+    assert task.resources == {HTTP_RESOURCE: 1}
+
+
+def test_extraction_of_an_unconfigured_source_names_the_known_ones(settings: Settings) -> None:
+    task = ExtractPartition(usecase="flights", source="tides", partition="2013-01-01")
+
+    message = "source 'tides' of use case 'flights' is not configured (known: flights, planes"
+    with pytest.raises(ValueError, match=re.escape(message)):
         _ = task.resources
 
 
 @pytest.mark.parametrize(
-    ("task", "zone", "dataset"),
+    ("task", "zone", "usecase", "dataset"),
     [
-        (ExtractPartition(source="flights", partition="2013-01-02"), RAW, "flights"),
-        (ExtractPartition(source="weather", partition="2013-01-02"), RAW, "weather"),
-        (CleanPartition(partition="2013-01-02"), CLEAN, "flights"),
+        (
+            ExtractPartition(usecase="flights", source="weather", partition="2013-01-02"),
+            layout.RAW,
+            "flights",
+            "weather",
+        ),
+        (
+            ExtractPartition(usecase="meters", source="readings", partition="2013-01-02"),
+            layout.RAW,
+            "meters",
+            "readings",
+        ),
+        (
+            CleanPartition(usecase="flights", partition="2013-01-02"),
+            layout.CLEAN,
+            "flights",
+            "flights",
+        ),
+        (
+            CleanPartition(usecase="meters", partition="2013-01-02"),
+            layout.CLEAN,
+            "meters",
+            "readings",
+        ),
     ],
-    ids=["extract-flights", "extract-weather", "clean"],
+    ids=["extract-flights-weather", "extract-meters", "clean-flights", "clean-meters"],
 )
-def test_task_is_complete_once_its_manifest_is_published(
-    settings: Settings, task: ExtractPartition | CleanPartition, zone: str, dataset: str
+def test_task_is_complete_once_its_use_cases_partition_is_published(
+    settings: Settings,
+    task: ExtractPartition | CleanPartition,
+    zone: str,
+    usecase: str,
+    dataset: str,
 ) -> None:
     # Given nothing in the lake
     target = task.output()
-    assert (target.zone, target.dataset, target.partition.key) == (zone, dataset, "date=2013-01-02")
-    assert not target.exists()
+    assert (target.zone, target.usecase, target.dataset) == (zone, usecase, dataset)
+    assert target.partition.key == "date=2013-01-02"
     assert not task.complete()
 
-    # When the partition is published
-    publish_rows(settings, zone, dataset, "2013-01-02")
+    # When the same dataset of the OTHER use case is published, nothing changes
+    other = "meters" if usecase == "flights" else "flights"
+    publish_rows(settings, zone, other, dataset, "2013-01-02")
+    assert not task.complete()
+
+    # When the partition is published under this use case
+    publish_rows(settings, zone, usecase, dataset, "2013-01-02")
 
     # Then the target exists and the task is complete; neighbours are not
     assert target.exists()
     assert task.complete()
-    assert not LakeTarget(zone, dataset, parse_partition("2013-01-03", "day")).exists()
+    neighbour = LakeTarget(settings, usecase, zone, dataset, parse_partition("2013-01-03", "day"))
+    assert not neighbour.exists()
 
 
 def test_a_data_file_without_a_manifest_is_not_a_published_partition(settings: Settings) -> None:
     # Given a crashed publish: a data file was written but no manifest
     lake = lake_for(settings)
-    directory = lake.path(RAW, "flights", "date=2013-01-05")
+    dataset = layout.dataset("flights", "flights")
+    directory = lake.path(layout.RAW, dataset, "date=2013-01-05")
     lake.filesystem.create_dir(directory, recursive=True)
     pq.write_table(pa.table({"n": [1, 2]}), f"{directory}/part-crashed.parquet")
-    target = LakeTarget(RAW, "flights", parse_partition("2013-01-05", "day"))
+    target = LakeTarget(
+        settings, "flights", layout.RAW, "flights", parse_partition("2013-01-05", "day")
+    )
 
     # Then the target does not exist until the manifest is written
-    assert lake.list_dir(RAW, "flights", "date=2013-01-05") == ["part-crashed.parquet"]
     assert not target.exists()
-
-    publish_rows(settings, RAW, "flights", "2013-01-05")
-
+    publish_rows(settings, layout.RAW, "flights", "flights", "2013-01-05")
     assert target.exists()
-    assert MANIFEST in lake.list_dir(RAW, "flights", "date=2013-01-05")
+    assert MANIFEST in lake.list_dir(layout.RAW, dataset, "date=2013-01-05")
 
 
 def test_a_partition_published_before_its_period_ended_is_run_again(
-    make_settings: Callable[..., Settings],
+    make_stage: Callable[..., Settings],
 ) -> None:
     # Given month partitions: this month's (published today, while the month runs) and an old one
-    settings = make_settings(grain="month")
+    settings = make_stage(grain="month")
     this_month = partition_of(datetime.now(UTC).date() + timedelta(days=2), "month")
-    publish_rows(settings, CLEAN, "flights", this_month.label)
-    publish_rows(settings, CLEAN, "flights", "2013-01")
+    publish_rows(settings, layout.CLEAN, "meters", "readings", this_month.label)
+    publish_rows(settings, layout.CLEAN, "meters", "readings", "2013-01")
 
     # Then this month's is not complete (the next run replaces it whole), the old one is
-    assert not CleanPartition(partition=this_month.label).complete()
-    assert CleanPartition(partition="2013-01").complete()
+    assert not CleanPartition(usecase="meters", partition=this_month.label).complete()
+    assert CleanPartition(usecase="meters", partition="2013-01").complete()
     # except within the run that published it ("r1"): its dependants may run
-    assert CleanPartition(partition=this_month.label, run_id="r1").complete()
+    assert CleanPartition(usecase="meters", partition=this_month.label, run_id="r1").complete()
 
 
+@pytest.mark.parametrize(("settle_days", "complete"), [(400, False), (0, True)])
 def test_settle_hours_hold_a_recent_partition_open_for_late_data(
-    make_settings: Callable[..., Settings],
+    make_stage: Callable[..., Settings], settle_days: int, complete: bool
 ) -> None:
-    # Given a month that ended weeks ago in any time zone, published now, and a stage
-    # expecting data 400 days late
-    settings = make_settings(grain="month", partitioning__settle_hours=24 * 400)
+    # Given a month that ended weeks ago in any time zone, published now
+    settings = make_stage(grain="month", partitioning__settle_hours=24 * settle_days)
     last_month = partition_of(datetime.now(UTC).date() - timedelta(days=35), "month")
-    publish_rows(settings, CLEAN, "flights", last_month.label)
+    publish_rows(settings, layout.CLEAN, "flights", "flights", last_month.label)
 
-    # Then it is re-run until then; with no settle time it is done
-    assert not CleanPartition(partition=last_month.label).complete()
-    make_settings(grain="month", partitioning__settle_hours=0)
-    assert CleanPartition(partition=last_month.label).complete()
+    # Then it is re-run while data may still arrive late; with no settle time it is done
+    assert CleanPartition(usecase="flights", partition=last_month.label).complete() is complete
 
 
-def test_month_grain_targets_month_partitions(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(grain="month")
-    task = CleanPartition(partition="2013-01")
+def test_the_run_context_settings_are_used_not_the_stage_file(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given a run registered with month-grain settings while the stage file says day
+    month = make_stage(grain="month")
+    make_stage(grain="day")
+    context.register("r-month", month)
 
-    assert task.output().partition.key == "month=2013-01"
-    assert not task.complete()
-    publish_rows(settings, CLEAN, "flights", "2013-01")
-    assert task.complete()
+    # Then the run's tasks target month partitions; a task of another run reads the stage
+    assert (
+        CleanPartition(usecase="meters", partition="2013-01", run_id="r-month")
+        .output()
+        .partition.key
+        == "month=2013-01"
+    )
+    day = CleanPartition(usecase="meters", partition="2013-01-02", run_id="other").output()
+    assert day.partition.key == "date=2013-01-02"
 
 
 @pytest.mark.parametrize(
-    ("until", "expected"),
+    ("until", "usecase", "expected"),
     [
         (
             "extract",
+            "flights",
             {
                 ("ExtractPartition", label, source)
                 for label in ("2013-01-30", "2013-01-31", "2013-02-01")
-                for source in sorted(SOURCES)
+                for source in SOURCES["flights"]
             },
         ),
         (
             "clean",
+            "meters",
             {
                 ("CleanPartition", label, None)
                 for label in ("2013-01-30", "2013-01-31", "2013-02-01")
@@ -181,12 +254,17 @@ def test_month_grain_targets_month_partitions(make_settings: Callable[..., Setti
         ),
     ],
 )
-def test_backfill_requires_each_partition_up_to_the_given_step(
-    settings: Settings, until: str, expected: set[tuple[str, str, str | None]]
+def test_backfill_requires_each_partition_of_its_use_case_up_to_the_given_step(
+    settings: Settings, until: str, usecase: str, expected: set[tuple[str, str, str | None]]
 ) -> None:
     # Given a backfill across a month boundary
     backfill = Backfill(
-        start=date(2013, 1, 30), end=date(2013, 2, 1), until=until, run_id="r9", state_dir="s9"
+        usecase=usecase,
+        start=date(2013, 1, 30),
+        end=date(2013, 2, 1),
+        until=until,
+        run_id="r9",
+        state_dir="s9",
     )
 
     # When its requirements are listed
@@ -196,15 +274,15 @@ def test_backfill_requires_each_partition_up_to_the_given_step(
     found = {(t.task_family, t.partition, getattr(t, "source", None)) for t in required}
     assert len(required) == len(expected)
     assert found == expected
-    assert {(t.run_id, t.state_dir) for t in required} == {("r9", "s9")}
+    assert {(t.usecase, t.run_id, t.state_dir) for t in required} == {(usecase, "r9", "s9")}
 
 
 def test_backfill_in_month_grain_requires_each_month_touched(
-    make_settings: Callable[..., Settings],
+    make_stage: Callable[..., Settings],
 ) -> None:
-    make_settings(grain="month")
+    make_stage(grain="month")
 
-    required = Backfill(start=date(2013, 1, 15), end=date(2013, 3, 1)).requires()
+    required = Backfill(usecase="flights", start=date(2013, 1, 15), end=date(2013, 3, 1)).requires()
 
     assert [t.partition for t in required] == ["2013-01", "2013-02", "2013-03"]
 
@@ -213,13 +291,21 @@ def test_backfill_in_month_grain_requires_each_month_touched(
     "make_task",
     [
         lambda run_id, state: ExtractPartition(
-            source="weather", partition="2013-01-01", run_id=run_id, state_dir=state
+            usecase="flights",
+            source="weather",
+            partition="2013-01-01",
+            run_id=run_id,
+            state_dir=state,
         ),
         lambda run_id, state: CleanPartition(
-            partition="2013-01-01", run_id=run_id, state_dir=state
+            usecase="flights", partition="2013-01-01", run_id=run_id, state_dir=state
         ),
         lambda run_id, state: Backfill(
-            start=date(2013, 1, 1), end=date(2013, 1, 4), run_id=run_id, state_dir=state
+            usecase="flights",
+            start=date(2013, 1, 1),
+            end=date(2013, 1, 4),
+            run_id=run_id,
+            state_dir=state,
         ),
     ],
     ids=["extract", "clean", "backfill"],
@@ -230,17 +316,18 @@ def test_run_id_and_state_dir_are_not_part_of_a_tasks_identity(
     first = make_task("20130101T000000Z-aaaaaa", "var/runs")
     second = make_task("20130102T000000Z-bbbbbb", "/elsewhere/runs")
 
-    assert first.run_id != second.run_id
     assert first.task_id == second.task_id
     assert "aaaaaa" not in first.task_id
 
 
-def test_partition_and_source_are_part_of_a_tasks_identity() -> None:
+def test_use_case_partition_and_source_are_part_of_a_tasks_identity() -> None:
     ids = {
-        ExtractPartition(source="weather", partition="2013-01-01").task_id,
-        ExtractPartition(source="flights", partition="2013-01-01").task_id,
-        ExtractPartition(source="weather", partition="2013-01-02").task_id,
-        CleanPartition(partition="2013-01-01").task_id,
+        ExtractPartition(usecase="flights", source="weather", partition="2013-01-01").task_id,
+        ExtractPartition(usecase="other", source="weather", partition="2013-01-01").task_id,
+        ExtractPartition(usecase="flights", source="flights", partition="2013-01-01").task_id,
+        ExtractPartition(usecase="flights", source="weather", partition="2013-01-02").task_id,
+        CleanPartition(usecase="flights", partition="2013-01-01").task_id,
+        CleanPartition(usecase="meters", partition="2013-01-01").task_id,
     }
 
-    assert len(ids) == 4
+    assert len(ids) == 6

@@ -1,17 +1,20 @@
-"""End to end with real Luigi: local scheduler, in-process functions, the demo SQLite source and
-the weather server on loopback. Each run writes its lake, run records and outbox under tmp_path."""
+"""End to end with real Luigi: local scheduler, in-process functions, two use cases in one graph.
+
+The flights use case reads the demo SQLite source and the weather server on loopback; the
+minimal test-only use case (tests/usecases/minimal) reads its own SQLite source. Each run
+writes its lake, run records and outbox under tmp_path.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
 import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from datetime import date, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,12 @@ import structlog
 
 import functions.clean
 import functions.extract
+from headwater import layout
 from headwater.config import Settings
 from headwater.logs import configure_logging
 from headwater.partitions import Partition, partitions_between
-from headwater.pipeline import CLEAN, QUARANTINE, RAW, lake_for
+from headwater.pipeline import lake_for
+from luigi_tasks import context
 from luigi_tasks.pipeline import Backfill, CleanPartition, ExtractPartition
 from luigi_tasks.runner import (
     RunOptions,
@@ -33,24 +38,35 @@ from luigi_tasks.runner import (
     new_run_id,
     run_pipeline,
 )
+from luigi_tasks.training import RunAll
 
 pytestmark = pytest.mark.slow
 
-FIRST, LAST = date(2013, 1, 1), date(2013, 1, 4)
-LABELS = ["2013-01-01", "2013-01-02", "2013-01-03", "2013-01-04"]
+FIRST, LAST = date(2013, 1, 1), date(2013, 1, 3)
+LABELS = ["2013-01-01", "2013-01-02", "2013-01-03"]
 STATIONS = 3  # EWR, JFK, LGA: one weather row per station and local hour
-DIRTY = {"2013-01-02": 3, "2013-01-04": 2}  # rows the dirty_db fixture breaks, per day
+METERS = 3  # readings per hour in the minimal use case
 CRASH_ENV = "HW_TEST_CRASH"  # read by the patched functions, so forked workers see it too
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def source_rows(db_url: str, first: date, last: date) -> int:
-    """Count the flights of first..last straight from the source database."""
-    with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
-        query = "SELECT COUNT(*) FROM flights WHERE flight_date BETWEEN ? AND ?"
-        return conn.execute(query, (first.isoformat(), last.isoformat())).fetchone()[0]
+def sqlite_count(url: str, query: str, *args: Any) -> int:
+    with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+        return conn.execute(query, args).fetchone()[0]
+
+
+def flights_rows(db_url: str, first: date, last: date) -> int:
+    """The flights of first..last, straight from the source database."""
+    query = "SELECT COUNT(*) FROM flights WHERE flight_date BETWEEN ? AND ?"
+    return sqlite_count(db_url, query, first.isoformat(), last.isoformat())
+
+
+def readings_rows(meters_url: str, first: date, last: date) -> int:
+    """The minimal use case's readings of first..last, straight from its source database."""
+    query = "SELECT COUNT(*) FROM readings WHERE day BETWEEN ? AND ?"
+    return sqlite_count(meters_url, query, first.isoformat(), last.isoformat())
 
 
 def notifications(settings: Settings) -> list[dict[str, Any]]:
@@ -64,48 +80,8 @@ def records(settings: Settings, run_id: str, kind: str) -> set[str]:
     return {p.stem for p in (Path(settings.run.state_dir) / run_id / kind).glob("*.json")}
 
 
-def manifests(settings: Settings) -> dict[tuple[str, str, str], tuple[str, str, str]]:
-    """(zone, dataset, partition) -> (data file, created_at, run_id) for every published one."""
-    lake = lake_for(settings)
-    out = {}
-    for zone, dataset in [
-        (RAW, "flights"),
-        (RAW, "weather"),
-        (QUARANTINE, "flights"),
-        (QUARANTINE, "weather"),
-        (CLEAN, "flights"),
-    ]:
-        for key in lake.partitions(zone, dataset):
-            m = lake.manifest(zone, dataset, key)
-            assert m is not None
-            out[(zone, dataset, key)] = (m.file, m.created_at, m.run_id)
-    return out
-
-
-def assert_clean_matches_source(
-    settings: Settings, db_url: str, parts: list[Partition]
-) -> tuple[int, int]:
-    """Each clean partition holds the source's flights minus the quarantined ones, in one file.
-
-    Returns the total clean and quarantined rows.
-    """
-    lake = lake_for(settings)
-    assert lake.partitions(CLEAN, "flights") == [p.key for p in parts]
-    clean_total = quarantined_total = 0
-    for part in parts:
-        table, manifest = lake.read(CLEAN, "flights", part.key)
-        quarantine = lake.manifest(QUARANTINE, "flights", part.key)
-        assert quarantine is not None
-        expected = source_rows(db_url, part.start, part.end - timedelta(days=1))
-        assert table.num_rows == expected - quarantine.rows, part.key
-        assert manifest.extra["reconciliation"]["flights"]["in"] == expected
-        data_files = [
-            n for n in lake.list_dir(CLEAN, "flights", part.key) if n.endswith(".parquet")
-        ]
-        assert data_files == [manifest.file]
-        clean_total += table.num_rows
-        quarantined_total += quarantine.rows
-    return clean_total, quarantined_total
+def clean_keys(settings: Settings, usecase: str, dataset: str) -> list[str]:
+    return lake_for(settings).partitions(layout.CLEAN, layout.dataset(usecase, dataset))
 
 
 def closed_port() -> int:
@@ -115,38 +91,13 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def task_ids(*tasks: Any) -> list[str]:
-    return sorted(t.task_id for t in tasks)
-
-
-BACKFILL_ID = Backfill(start=FIRST, end=LAST).task_id
-
-
-@pytest.fixture
-def dirty_db(demo_db: str, tmp_path: Path) -> str:
-    """A copy of the demo source with a few flights that break the raw contract."""
-    path = tmp_path / "dirty.sqlite"
-    shutil.copyfile(demo_db.removeprefix("sqlite:///"), path)
-    breakages = {"origin = 'XXX'": "2013-01-02", "distance = -1": "2013-01-04"}
-    with closing(sqlite3.connect(path)) as conn, conn:
-        for change, day in breakages.items():
-            rows = DIRTY[day]
-            conn.execute(
-                f"UPDATE flights SET {change} WHERE rowid IN "
-                "(SELECT rowid FROM flights WHERE flight_date = ? LIMIT ?)",
-                (day, rows),
-            )
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings], dirty_db: str) -> Settings:
-    return make_settings(SOURCES__FLIGHTS__URL=dirty_db)
+def keys(parts: list[Partition]) -> list[str]:
+    return [p.key for p in parts]
 
 
 @pytest.fixture
 def crash(monkeypatch: pytest.MonkeyPatch) -> Callable[[str | None], None]:
-    """Make the functions raise for the step named in $HW_TEST_CRASH, e.g. ``clean:2013-01-03``.
+    """Make the functions raise for the step in $HW_TEST_CRASH, e.g. ``clean:flights:2013-01-02``.
 
     The handlers bound the step functions at import, so those names are patched; an environment
     variable (not a closure) says what to break, so forked Luigi workers obey it too.
@@ -154,17 +105,19 @@ def crash(monkeypatch: pytest.MonkeyPatch) -> Callable[[str | None], None]:
     real_clean = functions.clean.clean_partition
     real_extract = functions.extract.extract_partition
 
-    def clean_or_crash(settings: Settings, partition: Partition, run_id: str, **kw: Any) -> Any:
-        if os.environ.get(CRASH_ENV) == f"clean:{partition.label}":
-            raise RuntimeError(f"simulated crash cleaning {partition.label}")
-        return real_clean(settings, partition, run_id, **kw)
+    def clean_or_crash(
+        settings: Settings, usecase: str, partition: Partition, run_id: str, **kw: Any
+    ) -> Any:
+        if os.environ.get(CRASH_ENV) == f"clean:{usecase}:{partition.label}":
+            raise RuntimeError(f"simulated crash cleaning {usecase} {partition.label}")
+        return real_clean(settings, usecase, partition, run_id, **kw)
 
     def extract_or_crash(
-        settings: Settings, source: str, partition: Partition, run_id: str, **kw: Any
+        settings: Settings, usecase: str, source: str, partition: Partition, run_id: str, **kw: Any
     ) -> Any:
-        if os.environ.get(CRASH_ENV) == f"extract:{source}:{partition.label}":
+        if os.environ.get(CRASH_ENV) == f"extract:{usecase}:{source}:{partition.label}":
             raise RuntimeError(f"simulated crash extracting {source} {partition.label}")
-        return real_extract(settings, source, partition, run_id, **kw)
+        return real_extract(settings, usecase, source, partition, run_id, **kw)
 
     monkeypatch.setattr(functions.clean, "clean_partition", clean_or_crash)
     monkeypatch.setattr(functions.extract, "extract_partition", extract_or_crash)
@@ -194,273 +147,284 @@ def json_log(tmp_path: Path) -> Iterator[Path]:
     structlog.configure(**saved)
 
 
-# --- a clean run -------------------------------------------------------------------------------
+# --- two use cases, one graph, one notification ------------------------------------------------
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_backfill_publishes_every_partition_and_notifies_once(
-    settings: Settings, dirty_db: str, workers: int
+def test_a_run_over_two_use_cases_publishes_both_and_notifies_once_with_a_section_each(
+    make_stage: Callable[..., Settings], demo_db: str, meters_db: str, workers: int
 ) -> None:
-    # Given an empty lake and four days of flights in the source, a few of them broken
+    # Given an empty lake and a stage enabling flights and the minimal use case
+    settings = make_stage()
     parts = partitions_between(FIRST, LAST, "day")
 
-    # When the pipeline runs for those days
+    # When the pipeline runs for three days (every enabled use case: none named)
     report = run_pipeline(settings, RunOptions(FIRST, LAST, workers=workers))
 
-    # Then every task succeeded and the lake holds each day's flights, less the quarantined
+    # Then every task succeeded and the lake holds each use case's days under its own name
     assert report.succeeded, report.body()
-    assert (report.failures, report.not_run, report.partitions) == ([], [], 4)
-    clean, quarantined = assert_clean_matches_source(settings, dirty_db, parts)
-    assert quarantined == sum(DIRTY.values())
-    assert clean + quarantined == source_rows(dirty_db, FIRST, LAST)
-    assert records(settings, report.run_id, "failed") == set()
-    assert len(records(settings, report.run_id, "done")) == 4 * 3  # 2 extractions + 1 clean a day
-    # And exactly one notification tells the same story
+    assert (report.failures, report.not_run) == ([], [])
+    assert clean_keys(settings, "flights", "flights") == keys(parts)
+    assert clean_keys(settings, "meters", "readings") == keys(parts)
+    # 3 days x (2 extractions + 1 clean) for flights, 3 x (1 + 1) for the minimal use case
+    assert len(records(settings, report.run_id, "done")) == 3 * 3 + 3 * 2
+    # And exactly one notification has a section per use case, in the configured order
     [note] = notifications(settings)
-    assert note["run_id"] == report.run_id
-    assert note["succeeded"] is True
-    assert note["rows"] == {
-        "clean": clean,
-        "raw flights": source_rows(dirty_db, FIRST, LAST),
-        "raw weather": STATIONS * 24 * 4,
-    }
-    assert note["quarantined"] == quarantined
-    assert note["failures"] == [] and note["not_run"] == []
-    assert "succeeded: 4 partitions, 2013-01-01..2013-01-04" in note["subject"]
+    assert note["run_id"] == report.run_id and note["succeeded"] is True
+    flights, meters = note["sections"]
+    flights_in = flights_rows(demo_db, FIRST, LAST)
+    assert flights["usecase"] == "flights"
+    assert (flights["partitions"], flights["complete"]) == (3, 3)
+    assert flights["rows"]["raw flights"] == flights_in
+    assert flights["rows"]["raw weather"] == STATIONS * 24 * 3
+    assert flights["rows"]["clean"] + flights["quarantined"] == flights_in
+    readings_in = readings_rows(meters_db, FIRST, LAST)
+    assert meters["usecase"] == "meters"
+    assert meters["title"] == "Meter overload (test-only use case)"
+    assert meters["rows"] == {"raw readings": readings_in, "clean": METERS * 24 * 3}
+    assert meters["quarantined"] == readings_in - METERS * 24 * 3 == 1  # the row without a load
+    assert "succeeded: 6 partitions of flights, meters, 2013-01-01..2013-01-03" in note["subject"]
+    body = report.body()
+    assert body.index("== flights") < body.index("== meters: Meter overload") < body.index("Logs:")
 
 
-def test_month_grain_publishes_the_whole_month(
-    make_settings: Callable[..., Settings], demo_db: str
+def test_the_run_is_one_graph_under_one_wrapper_task(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given month partitions, and a range inside January
-    settings = make_settings(grain="month")
+    # Given a stage with two use cases, and luigi.build recording what it is given
+    settings = make_stage()
+    built: list[list[Any]] = []
+    import luigi
 
-    # When the pipeline runs
-    report = run_pipeline(settings, RunOptions(date(2013, 1, 10), date(2013, 1, 20)))
+    real_build = luigi.build
 
-    # Then the one partition holds all of January
+    def build(tasks: list[Any], **kwargs: Any) -> Any:
+        built.append(list(tasks))
+        return real_build(tasks, **kwargs)
+
+    monkeypatch.setattr(luigi, "build", build)
+
+    # When one day runs up to extraction
+    report = run_pipeline(settings, RunOptions(FIRST, FIRST, until="extract", run_id="one"))
+
+    # Then Luigi was called once, with one wrapper over both use cases' backfills
     assert report.succeeded, report.body()
-    assert report.partitions == 1
-    [part] = partitions_between(date(2013, 1, 10), date(2013, 1, 20), "month")
-    clean, quarantined = assert_clean_matches_source(settings, demo_db, [part])
-    assert clean + quarantined == source_rows(demo_db, date(2013, 1, 1), date(2013, 1, 31))
-    assert report.rows["raw weather"] == STATIONS * 24 * 31
+    [[wrapper]] = built
+    assert isinstance(wrapper, RunAll)
+    assert (wrapper.usecases, wrapper.until, wrapper.run_id) == (
+        ("flights", "meters"),
+        "extract",
+        "one",
+    )
+    backfills = wrapper.requires()
+    assert [(b.usecase, b.until) for b in backfills] == [
+        ("flights", "extract"),
+        ("meters", "extract"),
+    ]
+    assert all(isinstance(b, Backfill) for b in backfills)
+
+
+def test_usecase_option_runs_only_the_named_use_case(make_stage: Callable[..., Settings]) -> None:
+    settings = make_stage()
+
+    report = run_pipeline(settings, RunOptions(FIRST, FIRST, usecases=("meters",)))
+
+    assert report.succeeded, report.body()
+    assert report.usecases == ["meters"]
+    assert clean_keys(settings, "meters", "readings") == ["date=2013-01-01"]
+    assert clean_keys(settings, "flights", "flights") == []
     [note] = notifications(settings)
-    assert (note["run_id"], note["rows"]["clean"]) == (report.run_id, clean)
+    assert [s["usecase"] for s in note["sections"]] == ["meters"]
 
 
-def test_an_open_month_is_replaced_whole_by_each_run_and_the_runs_succeed(
-    make_settings: Callable[..., Settings], demo_db: str
+def test_an_unknown_use_case_fails_the_run_and_still_notifies_once(
+    make_stage: Callable[..., Settings],
 ) -> None:
-    # Given a stage that waits 20 years for late data, so January 2013 is still "open"
-    settings = make_settings(grain="month", partitioning__settle_hours=24 * 365 * 20)
-    options = RunOptions(date(2013, 1, 10), date(2013, 1, 20))
-    [part] = partitions_between(date(2013, 1, 10), date(2013, 1, 20), "month")
+    settings = make_stage()
 
-    # When the daily run runs twice
-    first = run_pipeline(settings, options)
-    manifest = lake_for(settings).manifest(CLEAN, "flights", part.key)
-    second = run_pipeline(settings, options)
+    with pytest.raises(ValueError, match="use case 'tides' is not configured"):
+        run_pipeline(settings, RunOptions(FIRST, FIRST, usecases=("tides",)))
 
-    # Then both succeed, the second extracts and cleans the partition again (not skipped),
-    # and the lake holds it once: replaced whole, no duplicates
-    assert first.succeeded and second.succeeded, second.body()
-    assert len(records(settings, second.run_id, "done")) == 3  # 2 extractions + 1 clean
-    assert lake_for(settings).manifest(CLEAN, "flights", part.key).run_id == second.run_id
-    assert manifest.run_id == first.run_id
-    clean, quarantined = assert_clean_matches_source(settings, demo_db, [part])
-    assert clean + quarantined == source_rows(demo_db, date(2013, 1, 1), date(2013, 1, 31))
+    [note] = notifications(settings)
+    assert note["succeeded"] is False
+    assert note["failures"][0]["task"] == "run"
 
 
-def test_extract_only_run_leaves_the_clean_zone_empty(settings: Settings, dirty_db: str) -> None:
-    report = run_pipeline(settings, RunOptions(FIRST, FIRST, until="extract"))
+# --- settings read once per run ----------------------------------------------------------------
 
+
+def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the run context's reads of the stage's settings."""
+    calls: list[int] = []
+    real = context.load_settings
+
+    def load(*args: Any, **kwargs: Any) -> Settings:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(context, "load_settings", load)
+    return calls
+
+
+def test_a_run_never_reloads_the_settings_it_was_given(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the run's settings, and the run context's reads of the stage counted
+    settings = make_stage()
+    loads = count_loads(monkeypatch)
+
+    # When a one-worker run (every task in this process) goes through both use cases
+    report = run_pipeline(settings, RunOptions(FIRST, FIRST, workers=1))
+
+    # Then no task read the settings again (the functions read theirs, as on Lambda)
     assert report.succeeded, report.body()
-    lake = lake_for(settings)
-    assert lake.partitions(RAW, "flights") == lake.partitions(RAW, "weather") == ["date=2013-01-01"]
-    assert lake.partitions(CLEAN, "flights") == []
-    assert report.rows == {"raw flights": source_rows(dirty_db, FIRST, FIRST), "raw weather": 72}
+    assert loads == []
+    assert clean_keys(settings, "meters", "readings") == ["date=2013-01-01"]
+    assert clean_keys(settings, "flights", "flights") == ["date=2013-01-01"]
 
 
-# --- JSON logs ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("crash_step", [None, "clean:2013-01-01"], ids=["success", "failure"])
-def test_every_headwater_log_line_is_json_with_run_id_and_partition(
-    settings: Settings,
-    json_log: Path,
-    crash: Callable[[str | None], None],
-    crash_step: str | None,
+def test_tasks_of_an_unregistered_run_load_the_settings_once(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given JSON logging into a file (and, for one case, a clean step that fails)
-    crash(crash_step)
+    # Given tasks built by hand (no runner registered their run)
+    make_stage()
+    loads = count_loads(monkeypatch)
+    wrapper = RunAll(usecases=("flights", "meters"), start=FIRST, end=LAST, until="clean")
 
-    # When a one-day run goes through forked workers
-    report = run_pipeline(settings, RunOptions(FIRST, FIRST, workers=2))
+    # When the graph is walked and every target checked, as Luigi's scheduling does
+    tasks = [t for backfill in wrapper.requires() for t in backfill.requires()]
+    tasks += [e for t in tasks for e in t.requires()]
+    checked = [t.complete() for t in tasks]
 
-    # Then every line is JSON; Headwater's carry the run id, and task lines the partition
-    assert report.succeeded is (crash_step is None)
-    lines = json_log.read_text(encoding="utf-8").splitlines()
-    parsed = [json.loads(line) for line in lines]
-    ours = [r for r in parsed if r["logger"].startswith("headwater")]
-    assert {r["run_id"] for r in ours} == {report.run_id}
-    task_lines = [r for r in ours if "task" in r]
-    assert {r.get("partition") for r in task_lines} == {"2013-01-01"}
-    events = {r["event"] for r in task_lines}
-    assert {"extract done", "extracted"} <= events
-    if crash_step is None:
-        assert {"clean done", "cleaned"} <= events
-    else:
-        [failed] = [r for r in task_lines if r["event"] == "task failed"]
-        assert "simulated crash cleaning 2013-01-01" in failed["error"]
-    assert {"run started", "run finished"} <= {r["event"] for r in ours}
+    # Then the stage was read once for all of them
+    assert len(tasks) == 2 * 3 + 3 * 3 and not any(checked)
+    assert loads == [1]
 
 
-# --- failures, reruns and idempotency ----------------------------------------------------------
+# --- failures ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("crash_step", "failed_task", "not_run", "rerun"),
-    [
-        (
-            "clean:2013-01-03",
-            CleanPartition(partition="2013-01-03"),
-            [BACKFILL_ID],
-            task_ids(CleanPartition(partition="2013-01-03")),
-        ),
-        (
-            "extract:flights:2013-01-03",
-            ExtractPartition(source="flights", partition="2013-01-03"),
-            sorted([BACKFILL_ID, CleanPartition(partition="2013-01-03").task_id]),
-            task_ids(
-                CleanPartition(partition="2013-01-03"),
-                ExtractPartition(source="flights", partition="2013-01-03"),
-            ),
-        ),
-    ],
-    ids=["clean-crash", "extract-crash"],
-)
-def test_a_failed_run_is_reported_once_and_a_rerun_finishes_without_duplicates(
-    settings: Settings,
-    dirty_db: str,
-    crash: Callable[[str | None], None],
-    crash_step: str,
-    failed_task: CleanPartition | ExtractPartition,
-    not_run: list[str],
-    rerun: list[str],
+def test_a_failure_in_one_use_case_leaves_the_other_done_and_is_reported_once(
+    make_stage: Callable[..., Settings], crash: Callable[[str | None], None]
 ) -> None:
-    parts = partitions_between(FIRST, LAST, "day")
-    # Given a run in which one step of 2013-01-03 crashes
-    crash(crash_step)
+    # Given a run in which cleaning flights on 2013-01-02 crashes
+    settings = make_stage()
+    crash("clean:flights:2013-01-02")
     first = run_pipeline(settings, RunOptions(FIRST, LAST, workers=2))
 
-    # Then it is reported failed, naming that task, its error and the tasks it held back
+    # Then the run failed naming that task; the minimal use case is complete regardless
     assert not first.succeeded
+    failed_task = CleanPartition(usecase="flights", partition="2013-01-02")
     [failure] = first.failures
     assert failure.task == failed_task.task_id
-    assert "RuntimeError: simulated crash" in failure.error
-    assert first.not_run == not_run
+    assert "RuntimeError: simulated crash cleaning flights 2013-01-02" in failure.error
+    assert clean_keys(settings, "meters", "readings") == keys(
+        partitions_between(FIRST, LAST, "day")
+    )
+    assert clean_keys(settings, "flights", "flights") == ["date=2013-01-01", "date=2013-01-03"]
+    backfill = Backfill(usecase="flights", start=FIRST, end=LAST)
+    wrapper = RunAll(usecases=("flights", "meters"), start=FIRST, end=LAST, until="clean")
+    assert first.not_run == sorted([backfill.task_id, wrapper.task_id])
     [note] = notifications(settings)
-    assert (note["run_id"], note["succeeded"]) == (first.run_id, False)
-    assert note["failures"] == [{"task": failure.task, "error": failure.error}]
-    assert note["not_run"] == not_run
-    assert "FAILED: 1 task(s) failed" in note["subject"]
-    # ... and the other three days were published
-    lake = lake_for(settings)
-    assert lake.partitions(CLEAN, "flights") == [
-        "date=2013-01-01",
-        "date=2013-01-02",
-        "date=2013-01-04",
-    ]
-    before = manifests(settings)
+    assert (note["succeeded"], note["failures"]) == (
+        False,
+        [{"task": failure.task, "error": failure.error}],
+    )
+    assert "FAILED: 1 task(s) failed, flights, meters" in note["subject"]
 
     # When the cause is gone and the same dates run again
     crash(None)
     second = run_pipeline(settings, RunOptions(FIRST, LAST, workers=2))
 
-    # Then it succeeds, running only what had not completed
+    # Then only what had not completed runs
     assert second.succeeded, second.body()
-    assert sorted(records(settings, second.run_id, "done")) == rerun
-    after = manifests(settings)
-    assert {k: after[k] for k in before} == before  # published partitions were left alone
-    assert {after[k][2] for k in after.keys() - before.keys()} == {second.run_id}
-    assert all(k[2] == "date=2013-01-03" for k in after.keys() - before.keys())
-    # ... and the lake holds every flight once
-    clean, quarantined = assert_clean_matches_source(settings, dirty_db, parts)
-    assert quarantined == sum(DIRTY.values())
-    assert clean + quarantined == source_rows(dirty_db, FIRST, LAST)
-    assert (second.rows["clean"], second.quarantined) == (clean, quarantined)
-    # ... with one notification per run
+    assert records(settings, second.run_id, "done") == {failed_task.task_id}
     assert [n["run_id"] for n in notifications(settings)] == sorted([first.run_id, second.run_id])
 
 
-def test_an_unreachable_weather_api_fails_the_weather_extractions(
-    make_settings: Callable[..., Settings],
+def test_an_unreachable_http_source_fails_only_its_extractions(
+    make_stage: Callable[..., Settings],
 ) -> None:
     # Given a weather API that refuses connections, and no retries
     port = closed_port()
-    settings = make_settings(
-        SOURCES__WEATHER__BASE_URL=f"http://127.0.0.1:{port}/v1/archive",
-        SOURCES__WEATHER__MAX_RETRIES=0,
+    settings = make_stage(
+        usecase__flights__sources__weather__base_url=f"http://127.0.0.1:{port}/v1/archive",
+        usecase__flights__sources__weather__max_retries=0,
     )
-    last = FIRST + timedelta(days=1)
 
-    # When two days run
-    report = run_pipeline(settings, RunOptions(FIRST, last, workers=2))
+    # When a day runs
+    report = run_pipeline(settings, RunOptions(FIRST, FIRST, workers=2))
 
-    # Then the report names both weather extractions and the HTTP error
+    # Then the report names the weather extraction and the HTTP error
     assert not report.succeeded
-    weather = [ExtractPartition(source="weather", partition=d) for d in LABELS[:2]]
-    assert sorted(f.task for f in report.failures) == task_ids(*weather)
-    for failure in report.failures:
-        assert f"GET http://127.0.0.1:{port}/v1/archive" in failure.error
-        assert "failed after 1 attempt(s)" in failure.error
-    assert report.not_run == sorted(
-        [Backfill(start=FIRST, end=last).task_id]
-        + task_ids(*(CleanPartition(partition=d) for d in LABELS[:2]))
-    )
-    # ... while the flights were still extracted, and nothing was cleaned
-    lake = lake_for(settings)
-    assert lake.partitions(RAW, "flights") == ["date=2013-01-01", "date=2013-01-02"]
-    assert lake.partitions(RAW, "weather") == lake.partitions(CLEAN, "flights") == []
-    [note] = notifications(settings)
-    assert note["succeeded"] is False
-    assert {f["task"] for f in note["failures"]} == set(task_ids(*weather))
+    weather = ExtractPartition(usecase="flights", source="weather", partition=LABELS[0])
+    assert [f.task for f in report.failures] == [weather.task_id]
+    assert f"GET http://127.0.0.1:{port}/v1/archive" in report.failures[0].error
+    # ... while the flights were still extracted and the other use case finished
+    assert clean_keys(settings, "flights", "flights") == []
+    assert clean_keys(settings, "meters", "readings") == ["date=2013-01-01"]
+    assert report.section("meters").complete == 1
+
+
+# --- JSON logs ---------------------------------------------------------------------------------
+
+
+def test_every_headwater_log_line_is_json_with_run_id_and_use_case(
+    make_stage: Callable[..., Settings], json_log: Path
+) -> None:
+    settings = make_stage()
+
+    report = run_pipeline(settings, RunOptions(FIRST, FIRST, workers=2))
+
+    assert report.succeeded, report.body()
+    parsed = [json.loads(line) for line in json_log.read_text(encoding="utf-8").splitlines()]
+    ours = [r for r in parsed if r["logger"].startswith("headwater")]
+    assert {r["run_id"] for r in ours} == {report.run_id}
+    task_lines = [r for r in ours if "task" in r]
+    assert {r.get("partition") for r in task_lines} == {"2013-01-01"}
+    assert {r.get("usecase") for r in task_lines} == {"flights", "meters"}
+    assert {"extract done", "clean done"} <= {r["event"] for r in task_lines}
+    assert {"run started", "run finished"} <= {r["event"] for r in ours}
 
 
 # --- the runner's parts ------------------------------------------------------------------------
 
 
-def test_configure_luigi_sets_the_api_budget_from_settings(
-    make_settings: Callable[..., Settings],
+def test_configure_luigi_sets_the_budgets_from_settings(
+    make_stage: Callable[..., Settings],
 ) -> None:
     from luigi.configuration import get_config
 
-    settings = make_settings(RUN__API_CONCURRENCY=3)
-
-    configure_luigi(settings)
-
+    configure_luigi(make_stage(run__api_concurrency=3))
     assert get_config().getint("resources", "http_api") == 3
+    assert get_config().getint("resources", "training") == 1  # local Spark: one at a time
+
+    configure_luigi(make_stage(training__runner="emr"))
+    assert get_config().getint("resources", "training") > 1
 
 
-def test_embedded_services_serve_the_weather_api_only_during_the_run(
-    make_settings: Callable[..., Settings],
+def test_embedded_services_come_from_the_use_cases_only_during_the_run(
+    make_stage: Callable[..., Settings],
 ) -> None:
+    # Given the flights weather source asking for its embedded server on a free port
     port = closed_port()
     url = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        SOURCES__WEATHER__BASE_URL=f"{url}/v1/archive", SOURCES__WEATHER__EMBEDDED_SERVER="true"
+    settings = make_stage(
+        usecase__flights__sources__weather__base_url=f"{url}/v1/archive",
+        usecase__flights__sources__weather__embedded_server="true",
     )
 
-    with embedded_services(settings):
+    with embedded_services(settings, ["flights", "meters"]):
         assert requests.get(f"{url}/health", timeout=5).json() == {"status": "ok"}
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/health", timeout=5)
+    # and a use case whose sources ask for none starts none (meters would raise if asked)
+    with embedded_services(settings, ["meters"]):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/health", timeout=5)
 
 
 def test_run_ids_sort_by_time_and_are_unique() -> None:
-    from datetime import UTC, datetime
-
     early = new_run_id(datetime(2013, 1, 1, 2, 15, tzinfo=UTC))
     late = new_run_id(datetime(2013, 1, 1, 2, 16, tzinfo=UTC))
 

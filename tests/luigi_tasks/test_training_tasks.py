@@ -1,39 +1,23 @@
-"""The training tasks and runners without Spark: the gate, promotion, wiring, and job submission.
+"""The training tasks of a use case without Spark: the gate, promotion, wiring, job submission.
 
 The registries here are populated by hand (metrics.json and _SUCCESS, as a training run leaves
-them); EMR is a fake runner over moto's S3, and spark-submit is replaced by small scripts.
+them); the training runner is a fake that records what it was asked to run.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import sys
-import zipfile
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from headwater import aws
+from headwater import layout
 from headwater.config import Settings
 from headwater.lake import MANIFEST
-from headwater.pipeline import RAW, lake_for
-from headwater.registry import DECISION, METRICS, Registry
-from headwater.training import (
-    EmrTrainingRunner,
-    LocalSparkRunner,
-    TrainingFailed,
-    bootstrap_script,
-    build_code_zip,
-    create_training_runner,
-    parse_summary,
-    train_arguments,
-)
+from headwater.pipeline import lake_for
+from headwater.registry import Registry
 from luigi_tasks import training as tasks
 from luigi_tasks.pipeline import Backfill
 from luigi_tasks.training import (
@@ -42,24 +26,29 @@ from luigi_tasks.training import (
     RunAll,
     TrainModel,
     gate_baseline,
+    training_entrypoint,
 )
 
-MakeSettings = Callable[..., Settings]
+MakeStage = Callable[..., Settings]
 START, END = date(2013, 1, 1), date(2013, 3, 12)
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def settings(make_settings: MakeSettings) -> Settings:
-    return make_settings(grain="month")
+def settings(make_stage: MakeStage) -> Settings:
+    return make_stage(grain="month")
 
 
-def registry_of(settings: Settings) -> Registry:
-    return Registry(lake_for(settings), settings.model.name)
+def registry_of(settings: Settings, usecase: str = "flights") -> Registry:
+    return Registry(lake_for(settings), usecase)
 
 
 def trained(
-    settings: Settings, version: str, auc: float, production: tuple[str, float] | None = None
+    settings: Settings,
+    version: str,
+    auc: float,
+    production: tuple[str, float] | None = None,
+    usecase: str = "flights",
 ) -> str:
     """Leave what a training run leaves: metrics (with production's, if any) and _SUCCESS."""
     metrics: dict[str, Any] = {"holdout": {"auc_roc": auc, "log_loss": 1.0 - auc, "rows": 100}}
@@ -70,16 +59,21 @@ def trained(
             "auc_roc": production_auc,
             "log_loss": 1.0 - production_auc,
         }
-    registry = registry_of(settings)
-    registry.write_json(version, METRICS, metrics)
+    registry = registry_of(settings, usecase)
+    registry.write_json(version, layout.METRICS, metrics)
     registry.mark_complete(version)
     return version
 
 
-def gate(settings: Settings, version: str, tmp_path: Path) -> PromoteModel:
+def gate(version: str, tmp_path: Path, usecase: str = "flights") -> PromoteModel:
     """Run the gate's task body directly (its training dependency is not run)."""
     task = PromoteModel(
-        start=START, end=END, version=version, run_id=f"run-{version}", state_dir=str(tmp_path)
+        usecase=usecase,
+        start=START,
+        end=END,
+        version=version,
+        run_id=f"run-{version}",
+        state_dir=str(tmp_path),
     )
     assert not task.complete()
     task.run()
@@ -126,40 +120,35 @@ def test_the_gate_refuses_to_compare_what_was_not_measured_alike(
 # --- PromoteModel ------------------------------------------------------------------------------
 
 
-def test_the_first_version_is_promoted_because_there_is_no_production(
+def test_the_first_version_is_promoted_in_its_use_cases_registry(
     settings: Settings, tmp_path: Path
 ) -> None:
     first = trained(settings, "20130312T000000Z-first", 0.7123)
 
-    gate(settings, first, tmp_path)
+    gate(first, tmp_path)
 
-    registry = registry_of(settings)
-    pointer = registry.production()
+    pointer = registry_of(settings).production()
     assert pointer is not None and pointer.version == first
     assert pointer.reason == "no production model yet: candidate AUC 0.7123 goes first"
-    decision = registry.read_json(first, DECISION)
-    assert (decision["decision"], decision["reason"]) == ("promoted", pointer.reason)
+    assert registry_of(settings).read_json(first, layout.DECISION)["decision"] == "promoted"
+    assert registry_of(settings, "meters").production() is None  # another use case's registry
 
 
 def test_a_worse_candidate_is_rejected_with_both_numbers(
     settings: Settings, tmp_path: Path
 ) -> None:
-    # Given a production version with AUC 0.72 on the candidate's holdout
     production = trained(settings, "20130312T000000Z-prod", 0.7150)
     registry_of(settings).promote(production, "seeded")
     candidate = trained(settings, "20130313T000000Z-cand", 0.7000, (production, 0.7200))
 
-    # When the gate runs
-    gate(settings, candidate, tmp_path)
+    gate(candidate, tmp_path)
 
-    # Then production stays, and the candidate is rejected naming both numbers
     registry = registry_of(settings)
     assert registry.production().version == production
-    decision = registry.read_json(candidate, DECISION)
+    decision = registry.read_json(candidate, layout.DECISION)
     assert decision["decision"] == "rejected"
     assert "candidate AUC 0.7000" in decision["reason"]
     assert "production 0.7200" in decision["reason"]
-    assert registry.info(candidate).status == "rejected"
 
 
 @pytest.mark.parametrize(
@@ -167,21 +156,29 @@ def test_a_worse_candidate_is_rejected_with_both_numbers(
     [(0.725, False), (0.730, False), (0.7301, True), (0.74, True)],
     ids=["gain below margin", "gain equal to margin", "gain just above", "clear gain"],
 )
-def test_the_candidate_must_beat_production_by_more_than_the_margin(
-    make_settings: MakeSettings, tmp_path: Path, candidate_auc: float, promoted: bool
+def test_the_margin_is_the_use_cases_own(
+    make_stage: MakeStage, tmp_path: Path, candidate_auc: float, promoted: bool
 ) -> None:
-    settings = make_settings(grain="month", model__gate_margin="0.01")
-    production = trained(settings, "20130312T000000Z-prod", 0.72)
-    registry_of(settings).promote(production, "seeded")
-    candidate = trained(settings, "20130313T000000Z-cand", candidate_auc, (production, 0.72))
+    # Given a margin of 0.01 for the minimal use case only
+    settings = make_stage(grain="month", usecase__meters__gate__margin="0.01")
+    for usecase in ("flights", "meters"):
+        production = trained(settings, "20130312T000000Z-prod", 0.72, usecase=usecase)
+        registry_of(settings, usecase).promote(production, "seeded")
+        trained(
+            settings, "20130313T000000Z-cand", candidate_auc, (production, 0.72), usecase=usecase
+        )
 
-    gate(settings, candidate, tmp_path)
+    # When each use case's gate runs on the same numbers
+    for usecase in ("flights", "meters"):
+        gate("20130313T000000Z-cand", tmp_path, usecase=usecase)
 
-    registry = registry_of(settings)
-    assert (registry.production().version == candidate) is promoted
-    reason = registry.read_json(candidate, DECISION)["reason"]
-    assert "margin 0.01" in reason
-    assert ("beats production 0.7200" in reason) is promoted
+    # Then the minimal use case applied its margin, flights its own (none: any gain promotes)
+    meters = registry_of(settings, "meters")
+    assert (meters.production().version == "20130313T000000Z-cand") is promoted
+    assert "margin 0.01" in meters.read_json("20130313T000000Z-cand", layout.DECISION)["reason"]
+    assert registry_of(settings).production().version == (
+        "20130313T000000Z-cand" if candidate_auc > 0.72 else "20130312T000000Z-prod"
+    )
 
 
 @pytest.mark.parametrize(
@@ -194,22 +191,21 @@ def test_the_candidate_must_beat_production_by_more_than_the_margin(
     ],
 )
 def test_a_loss_as_gate_metric_promotes_the_lower_one(
-    make_settings: MakeSettings,
+    make_stage: MakeStage,
     tmp_path: Path,
     metric: str,
     production_loss: float,
     candidate_loss: float,
     promoted: bool,
 ) -> None:
-    # Given production with some loss on the candidate's holdout
-    settings = make_settings(grain="month", model__gate_metric=metric)
+    settings = make_stage(grain="month", usecase__flights__gate__metric=metric)
     production = trained(settings, "20130312T000000Z-prod", 0.5)
-    registry_of(settings).promote(production, "seeded")
     registry = registry_of(settings)
+    registry.promote(production, "seeded")
     candidate = "20130313T000000Z-cand"
     registry.write_json(
         candidate,
-        METRICS,
+        layout.METRICS,
         {
             "holdout": {metric: candidate_loss},
             "production_on_holdout": {"version": production, metric: production_loss},
@@ -217,11 +213,10 @@ def test_a_loss_as_gate_metric_promotes_the_lower_one(
     )
     registry.mark_complete(candidate)
 
-    # When the gate runs, then a lower loss wins and a higher one loses
-    gate(settings, candidate, tmp_path)
+    gate(candidate, tmp_path)
 
     assert (registry.production().version == candidate) is promoted
-    assert "(lower is better)" in registry.read_json(candidate, DECISION)["reason"]
+    assert "(lower is better)" in registry.read_json(candidate, layout.DECISION)["reason"]
 
 
 def test_a_candidate_not_measured_against_production_fails_the_gate(
@@ -231,7 +226,9 @@ def test_a_candidate_not_measured_against_production_fails_the_gate(
     registry_of(settings).promote(production, "seeded")
     candidate = trained(settings, "20130313T000000Z-cand", 0.99)  # production never scored
 
-    task = PromoteModel(start=START, end=END, version=candidate, state_dir=str(tmp_path))
+    task = PromoteModel(
+        usecase="flights", start=START, end=END, version=candidate, state_dir=str(tmp_path)
+    )
     with pytest.raises(ValueError, match="cannot compare with production 20130312T000000Z-prod"):
         task.run()
 
@@ -242,39 +239,62 @@ def test_a_candidate_not_measured_against_production_fails_the_gate(
 # --- wiring ------------------------------------------------------------------------------------
 
 
-def test_train_model_requires_the_clean_range_and_the_planes_snapshot(settings: Settings) -> None:
-    task = TrainModel(start=START, end=END, version="v1", run_id="r1", state_dir="/tmp/s")
+@pytest.mark.parametrize(("usecase", "references"), [("flights", ["planes"]), ("meters", [])])
+def test_train_model_requires_the_clean_range_and_the_use_cases_snapshots(
+    settings: Settings, usecase: str, references: list[str]
+) -> None:
+    task = TrainModel(
+        usecase=usecase, start=START, end=END, version="v1", run_id="r1", state_dir="/tmp/s"
+    )
 
     backfill, *snapshots = task.requires()
 
     assert isinstance(backfill, Backfill)
-    assert (backfill.start, backfill.end, backfill.until) == (START, END, "clean")
-    assert [(type(s), s.source, s.as_of) for s in snapshots] == [(ExtractSnapshot, "planes", END)]
+    assert (backfill.usecase, backfill.start, backfill.end, backfill.until) == (
+        usecase,
+        START,
+        END,
+        "clean",
+    )
+    assert [(type(s), s.usecase, s.source, s.as_of) for s in snapshots] == [
+        (ExtractSnapshot, usecase, name, END) for name in references
+    ]
     assert {t.run_id for t in (backfill, *snapshots)} == {"r1"}
-    assert task.output().parts == ("models", "flights_delay", "v1", "_SUCCESS")
+    assert task.output().parts == ("models", usecase, "v1", "_SUCCESS")
+    assert task.resources == {"training": 1}
 
 
-def test_run_all_goes_through_the_gate(settings: Settings) -> None:
-    wrapper = RunAll(start=START, end=END, version="v1", run_id="r1")
+def test_run_all_goes_through_each_use_cases_gate(settings: Settings) -> None:
+    wrapper = RunAll(usecases=("flights", "meters"), start=START, end=END, run_id="r1")
 
-    promote = wrapper.requires()
+    gates = wrapper.requires()
 
-    assert isinstance(promote, PromoteModel)
-    assert isinstance(promote.requires(), TrainModel)
-    assert promote.output().parts == ("models", "flights_delay", "v1", DECISION)
+    assert [type(g) for g in gates] == [PromoteModel, PromoteModel]
+    assert [(g.usecase, g.version) for g in gates] == [("flights", "r1"), ("meters", "r1")]
+    assert [g.output().parts for g in gates] == [
+        ("models", "flights", "r1", layout.DECISION),
+        ("models", "meters", "r1", layout.DECISION),
+    ]
+    assert all(isinstance(g.requires(), TrainModel) for g in gates)
 
 
-def test_extract_snapshot_publishes_the_planes_table_as_of_its_date(settings: Settings) -> None:
-    task = ExtractSnapshot(source="planes", as_of=END, run_id="r1")
-    assert task.output().parts == (RAW, "planes", "snapshot=2013-03-12", MANIFEST)
+def test_extract_snapshot_publishes_a_reference_table_under_its_use_case(
+    settings: Settings,
+) -> None:
+    task = ExtractSnapshot(usecase="flights", source="planes", as_of=END, run_id="r1")
+    dataset = layout.dataset("flights", "planes")
+    assert task.output().parts == (layout.RAW, dataset, "snapshot=2013-03-12", MANIFEST)
     assert not task.complete()
 
     task.run()
 
     assert task.complete()
-    table, manifest = lake_for(settings).read(RAW, "planes", "snapshot=2013-03-12")
+    table, manifest = lake_for(settings).read(layout.RAW, dataset, "snapshot=2013-03-12")
     assert manifest.rows == table.num_rows > 3000
-    assert {"tailnum", "year", "seats", "engines"} <= set(table.column_names)
+
+
+def test_the_training_entrypoint_is_the_repositorys_job() -> None:
+    assert training_entrypoint() == REPO / "emr_jobs" / "train.py"
 
 
 class FakeRunner:
@@ -287,244 +307,39 @@ class FakeRunner:
     def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
         self.calls.append((list(args), run_id))
         version = args[args.index("--version") + 1]
-        trained(self.settings, version, 0.7)
+        trained(self.settings, version, 0.7, usecase=args[args.index("--usecase") + 1])
         return {"version": version}
 
 
-def test_train_model_submits_the_job_with_the_production_version_to_compare(
+def test_train_model_submits_the_job_for_its_use_case_with_production_to_compare(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a production version and a runner standing in for Spark
-    production = trained(settings, "20130312T000000Z-prod", 0.72)
-    registry_of(settings).promote(production, "seeded")
+    # Given a production version of the minimal use case and a runner standing in for Spark
+    production = trained(settings, "20130312T000000Z-prod", 0.72, usecase="meters")
+    registry_of(settings, "meters").promote(production, "seeded")
     fake = FakeRunner(settings)
-    monkeypatch.setattr(tasks, "create_training_runner", lambda _: fake)
+    made: list[tuple[Settings, Path]] = []
+
+    def create(stage: Settings, entrypoint: Path) -> FakeRunner:
+        made.append((stage, entrypoint))
+        return fake
+
+    monkeypatch.setattr(tasks, "create_training_runner", create)
 
     # When the task runs
-    task = TrainModel(start=START, end=END, version="20130313T000000Z-cand", run_id="r2")
+    task = TrainModel(
+        usecase="meters", start=START, end=END, version="20130313T000000Z-cand", run_id="r2"
+    )
     task.run()
 
-    # Then the job got the range, the lake, the version and production to score on its holdout
+    # Then the runner got the repository's job, and the job the use case, range and production
+    assert made == [(settings, REPO / "emr_jobs" / "train.py")]
     ((args, run_id),) = fake.calls
-    assert run_id == "r2"
-    assert args[args.index("--lake") + 1] == settings.lake.uri
-    assert args[args.index("--version") + 1] == "20130313T000000Z-cand"
-    assert args[args.index("--production-version") + 1] == production
-    assert (args[args.index("--start") + 1], args[args.index("--end") + 1]) == (
-        "2013-01-01",
-        "2013-03-12",
-    )
-    assert args[args.index("--grain") + 1] == "month"
+    assert run_id == "r2-meters"  # one job per use case in a run: logs and artifacts apart
+    options = dict(zip(args[::2], args[1::2], strict=False))
+    assert options["--usecase"] == "meters"
+    assert options["--lake"] == settings.lake.uri
+    assert options["--version"] == "20130313T000000Z-cand"
+    assert options["--production-version"] == production
+    assert (options["--start"], options["--end"]) == ("2013-01-01", "2013-03-12")
     assert task.complete()
-
-
-# --- the runners -------------------------------------------------------------------------------
-
-
-def test_train_arguments_carry_the_stage_configuration(make_settings: MakeSettings) -> None:
-    settings = make_settings(
-        grain="month",
-        training__holdout_from="2013-03-01",
-        aws__endpoint_url="http://127.0.0.1:5000",
-    )
-
-    args = train_arguments(
-        settings, lake_uri="s3://b/lake", version="v2", start=START, end=END, run_id="r2",
-        production_version="v1", code_version="abc123",
-    )  # fmt: skip
-
-    options = dict(zip(args[::2], args[1::2], strict=True))
-    assert options["--lake"] == "s3://b/lake"
-    assert options["--holdout-from"] == "2013-03-01"
-    assert options["--production-version"] == "v1"
-    assert options["--code-version"] == "abc123"
-    assert options["--endpoint-url"] == "http://127.0.0.1:5000"
-    assert options["--region"] == "us-east-1"
-    config = json.loads(options["--config-json"])
-    assert config["stage"] == "test"
-    assert config["training"]["holdout_from"] == "2013-03-01"
-    assert "emr" not in config["training"]
-    from emr_jobs.train import parse_args
-
-    parsed = parse_args(args)  # the job accepts every argument it is given
-    assert (parsed.version, parsed.holdout_from) == ("v2", date(2013, 3, 1))
-
-
-def test_parse_summary_takes_the_last_summary_line() -> None:
-    out = (
-        'noise\n{"headwater_train": {"version": "a"}}\n'
-        'more\n{"headwater_train": {"version": "b"}}\n'
-    )
-
-    assert parse_summary(out) == {"version": "b"}
-    with pytest.raises(TrainingFailed, match="printed no summary line"):
-        parse_summary("Spark says hello\n")
-
-
-def test_local_environment_points_spark_home_at_the_installed_pyspark(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import pyspark
-
-    monkeypatch.delenv("SPARK_HOME", raising=False)
-
-    env = LocalSparkRunner.environment()
-
-    assert Path(env["SPARK_HOME"]) == Path(pyspark.__file__).parent
-    assert (Path(env["SPARK_HOME"]) / "bin" / "spark-submit").is_file()
-    assert env["PYSPARK_PYTHON"] == env["PYSPARK_DRIVER_PYTHON"] == sys.executable
-    monkeypatch.setenv("SPARK_HOME", "/opt/spark")
-    assert LocalSparkRunner.environment()["SPARK_HOME"] == "/opt/spark"
-
-
-def test_local_command_is_spark_submit_of_the_entrypoint(settings: Settings) -> None:
-    command = LocalSparkRunner(settings).command(["--version", "v1"])
-
-    assert Path(command[0]).name == "spark-submit"
-    assert command[command.index("--master") + 1] == settings.training.master
-    assert f"spark.pyspark.python={sys.executable}" in command
-    assert command[command.index("--driver-java-options") + 1] == "-XX:+UseParallelGC"
-    no_options = settings.model_copy(
-        update={"training": settings.training.model_copy(update={"driver_java_options": ""})}
-    )
-    assert "--driver-java-options" not in LocalSparkRunner(no_options).command([])
-    assert command[-3:] == [str(REPO / "emr_jobs" / "train.py"), "--version", "v1"]
-
-
-def script_runner(settings: Settings, monkeypatch: pytest.MonkeyPatch, code: str) -> Any:
-    """A LocalSparkRunner whose spark-submit is a Python one-liner."""
-    monkeypatch.setattr(
-        LocalSparkRunner, "command", lambda self, args: [sys.executable, "-c", code]
-    )
-    return LocalSparkRunner(settings)
-
-
-def test_local_runner_returns_the_jobs_summary(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    code = (
-        "import json, os, sys\n"
-        "print('starting', file=sys.stderr)\n"
-        "print('a line of output')\n"
-        "print(json.dumps({'headwater_train': {'python': os.environ['PYSPARK_PYTHON']}}))\n"
-    )
-
-    summary = script_runner(settings, monkeypatch, code).run(["--version", "v1"], "run-ok")
-
-    assert summary == {"python": sys.executable}
-    log = Path(settings.run.log_dir) / "run-ok-train.log"
-    assert log.read_text(encoding="utf-8") == "starting\n"
-
-
-def test_a_failed_local_job_raises_with_the_tail_of_its_log(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    code = (
-        "import sys\n"
-        "for i in range(50): print(f'log line {i}', file=sys.stderr)\n"
-        "print('Py4JJavaError: the cause', file=sys.stderr)\n"
-        "sys.exit(3)\n"
-    )
-
-    runner = script_runner(settings, monkeypatch, code)
-    with pytest.raises(TrainingFailed) as failure:
-        runner.run(["--version", "v1"], "run-bad")
-
-    message = str(failure.value)
-    log = Path(settings.run.log_dir) / "run-bad-train.log"
-    assert message.startswith(f"training job exited 3; log {log}; last lines:\n")
-    assert message.endswith("Py4JJavaError: the cause\n")
-    assert "log line 49\n" in message and "log line 21\n" in message
-    assert "log line 20\n" not in message  # only the last 30 lines
-
-
-def test_the_stage_chooses_the_runner(make_settings: MakeSettings) -> None:
-    assert isinstance(create_training_runner(make_settings()), LocalSparkRunner)
-    emr = make_settings(training__runner="emr")
-    assert isinstance(create_training_runner(emr), EmrTrainingRunner)
-
-
-def test_the_code_zip_holds_the_job_and_the_core_library_only() -> None:
-    names = zipfile.ZipFile(io.BytesIO(build_code_zip())).namelist()
-
-    assert {"headwater/scoring.py", "headwater/usecases/flights/features.py"} <= set(names)
-    assert "emr_jobs/train.py" in names
-    assert all(n.startswith(("headwater/", "emr_jobs/")) and n.endswith(".py") for n in names)
-
-
-class FakeEmrRunner:
-    """Stands in for headwater.aws.EmrRunner: records the spec instead of launching a cluster."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[aws.EmrJobSpec, str, float]] = []
-
-    def run(self, spec: aws.EmrJobSpec, run_id: str, timeout_seconds: float) -> aws.EmrRunResult:
-        self.calls.append((spec, run_id, timeout_seconds))
-        return aws.EmrRunResult("j-TEST", "s-TEST", "COMPLETED", False)
-
-
-def test_emr_runner_ships_the_code_and_submits_one_cluster_mode_step(
-    make_settings: MakeSettings, aws_env: None
-) -> None:
-    settings = make_settings(
-        grain="month",
-        training__runner="emr",
-        training__emr__artifacts_uri="s3://hw-artifacts/train/",
-        training__emr__log_uri="s3://hw-artifacts/logs/",
-    )
-    args = train_arguments(
-        settings, lake_uri="s3://hw-lake/lake", version="v9", start=START, end=END, run_id="r9",
-        production_version=None, code_version="abc123",
-    )  # fmt: skip
-    fake = FakeEmrRunner()
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="hw-artifacts")
-
-        result = EmrTrainingRunner(settings, emr_runner=fake).run(args, "r9")
-
-        def read(key: str) -> bytes:
-            return s3.get_object(Bucket="hw-artifacts", Key=key)["Body"].read()
-
-        code = zipfile.ZipFile(io.BytesIO(read("train/r9/headwater.zip")))
-        bootstrap = read("train/r9/bootstrap.sh").decode()
-        entrypoint = read("train/r9/train.py")
-
-    # The artifacts are under the run's own prefix: the code, the entrypoint, the bootstrap
-    assert {"headwater/scoring.py", "emr_jobs/train.py"} <= set(code.namelist())
-    assert entrypoint == (REPO / "emr_jobs" / "train.py").read_bytes()
-    assert bootstrap == bootstrap_script().decode()
-    assert bootstrap.startswith("#!/bin/bash\nset -euo pipefail\n")
-    assert "'pandas>=" in bootstrap and "'pyarrow>=" in bootstrap
-    # and one step runs spark-submit in cluster mode with the code zip and the job's arguments
-    assert result == {"cluster_id": "j-TEST", "step_id": "s-TEST"}
-    ((spec, run_id, timeout),) = fake.calls
-    assert (run_id, timeout) == ("r9", settings.training.timeout_seconds)
-    assert list(spec.step_args) == [
-        "spark-submit", "--deploy-mode", "cluster",
-        "--py-files", "s3://hw-artifacts/train/r9/headwater.zip",
-        "s3://hw-artifacts/train/r9/train.py", *args,
-    ]  # fmt: skip
-    step = list(spec.step_args)
-    assert step[step.index("--lake") + 1] == "s3://hw-lake/lake"
-    assert step[step.index("--version") + 1] == "v9"
-    assert spec.bootstrap_actions == (
-        ("python-deps", "s3://hw-artifacts/train/r9/bootstrap.sh", ()),
-    )
-    assert spec.log_uri == "s3://hw-artifacts/logs/"
-    assert spec.tags == {
-        "cost-centre": "data-science",
-        "stage": "test",
-        "for-use-with-amazon-emr-managed-policies": "true",  # the v2 service policy's condition
-    }
-    assert spec.name == "headwater-test-train-r9"  # the stage's failure rule matches the prefix
-    assert spec.spark_conf[aws.EMR_ARROW_CONF] == "true"
-
-
-def test_emr_runner_needs_somewhere_to_ship_code_and_logs(
-    make_settings: MakeSettings, aws_env: None
-) -> None:
-    settings = make_settings(training__runner="emr")
-
-    with pytest.raises(ValueError, match="artifacts_uri and training.emr.log_uri must be set"):
-        EmrTrainingRunner(settings, emr_runner=FakeEmrRunner()).run(["--version", "v"], "r")
