@@ -418,6 +418,35 @@ def _quantity(quantity: Any) -> dict[str, str]:
 
 
 # -- the job ---------------------------------------------------------------------------------
+def ship_usecase(spark: Any, usecase: UseCase) -> str | None:
+    """Send a use case that lives outside this library to the Python workers (``addPyFile``).
+
+    Use cases under ``headwater.usecases`` travel with the library (the job's code zip on
+    EMR, the installed package locally); one configured by module path (a module or a
+    package of its own) is shipped here, so the workers' ``mapInPandas`` can import it.
+    Returns the path shipped, if any.
+    """
+    import importlib
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    top = type(usecase).__module__.split(".")[0]
+    if top == __name__.split(".")[0]:
+        return None
+    root = importlib.import_module(top)
+    origin = Path(root.__file__ or "")
+    if origin.name != "__init__.py":
+        spark.sparkContext.addPyFile(str(origin))
+        return str(origin)
+    archive = Path(tempfile.mkdtemp(prefix="headwater-usecase-")) / f"{top}.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(origin.parent.rglob("*.py")):
+            out.write(path, (Path(top) / path.relative_to(origin.parent)).as_posix())
+    spark.sparkContext.addPyFile(str(archive))
+    return str(archive)
+
+
 def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]:
     """Run the whole job for ``usecase``; return a summary (version, headline metrics, timings)."""
     from pyspark.ml import PipelineModel
@@ -429,6 +458,7 @@ def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]
 
     spec, name = usecase.training, usecase.name
     started = time.perf_counter()
+    ship_usecase(spark, usecase)
     lake = open_lake(options.lake, region=options.region, endpoint_url=options.endpoint_url)
     clean, references, inputs = read_inputs(
         spark, lake, name, spec, options.start, options.end, options.grain

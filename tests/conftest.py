@@ -423,7 +423,7 @@ def trained_model(
 
 # --- a stage in the per-use-case format: flights plus the minimal test-only use case ------------
 MINIMAL_USECASE_FILE = Path(__file__).parent / "usecases" / "minimal" / "meters_usecase.py"
-MINIMAL_USECASE_MODULE = "headwater_test_meters_usecase"
+MINIMAL_USECASE_MODULE = "meters_usecase"  # the file's own name: Spark ships it by file
 
 
 @pytest.fixture(scope="session")
