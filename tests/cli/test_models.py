@@ -1,14 +1,15 @@
-"""`headwater models ...`: the registry from the command line, on a stage's lake."""
+"""`headwater models ...`: a use case's registry from the command line, on a stage's lake."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from headwater.cli import app
+from cli import app
 from headwater.config import Settings
 from headwater.pipeline import lake_for
 from headwater.registry import DECISION, LINEAGE, METRICS, Registry, new_version
@@ -22,13 +23,18 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings()
+def settings(make_stage: Callable[..., Settings]) -> Settings:
+    return make_stage()
 
 
 @pytest.fixture
 def registry(settings: Settings) -> Registry:
-    return Registry(lake_for(settings), settings.model.name)
+    return Registry(lake_for(settings), "flights")
+
+
+def models(runner: CliRunner, *args: str, usecase: str | None = "flights") -> Any:
+    """Invoke ``headwater models <args> --usecase <usecase>``."""
+    return runner.invoke(app, ["models", *args, *(["--usecase", usecase] if usecase else [])])
 
 
 def train(registry: Registry, minutes: int, auc: float, *, complete: bool = True) -> str:
@@ -41,16 +47,11 @@ def train(registry: Registry, minutes: int, auc: float, *, complete: bool = True
     return version
 
 
-def test_model_section_defaults(settings: Settings) -> None:
-    assert settings.model.name == "flights_delay"
-    assert (settings.model.gate_metric, settings.model.gate_margin) == ("auc_roc", 0.0)
-
-
 def test_list_an_empty_registry(runner: CliRunner, settings: Settings) -> None:
-    result = runner.invoke(app, ["models", "list"])
+    result = models(runner, "list")
 
     assert result.exit_code == 0, result.output
-    assert "no versions of model flights_delay in file://" in result.stdout
+    assert "no versions of model flights in file://" in result.stdout
 
 
 def test_list_shows_complete_versions_with_status_and_gate_metric_first(
@@ -62,12 +63,12 @@ def test_list_shows_complete_versions_with_status_and_gate_metric_first(
     registry.promote(old, "first")
 
     # When they are listed
-    result = runner.invoke(app, ["models", "list"])
+    result = models(runner, "list")
 
     # Then the table has one row per complete version, oldest first, gate metric first
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("model flights_delay in file://")
+    assert lines[0].startswith("model flights in file://")
     assert lines[1].split() == ["VERSION", "CREATED", "STATUS", "auc_roc", "log_loss", "rows"]
     assert lines[2].split() == [
         old,
@@ -82,40 +83,15 @@ def test_list_shows_complete_versions_with_status_and_gate_metric_first(
     assert len(lines) == 4 and unfinished not in result.stdout
 
 
-def test_list_filters_by_status_and_model_name(runner: CliRunner, registry: Registry) -> None:
-    old, new = train(registry, 0, 0.70), train(registry, 5, 0.72)
-    registry.promote(old, "first")
-
-    production = runner.invoke(app, ["models", "list", "--status", "production"])
-    other_model = runner.invoke(app, ["models", "list", "--name", "churn"])
-
-    assert production.exit_code == 0 and old in production.stdout and new not in production.stdout
-    assert other_model.exit_code == 0
-    assert "no versions of model churn" in other_model.stdout
-
-
-def test_model_name_comes_from_the_config(
-    runner: CliRunner, make_settings: Callable[..., Settings]
-) -> None:
-    # Given a stage whose model.name is overridden by HEADWATER_MODEL__NAME
-    settings = make_settings(model__name="churn")
-    version = train(Registry(lake_for(settings), "churn"), 0, 0.8)
-
-    result = runner.invoke(app, ["models", "list"])
-
-    assert result.exit_code == 0, result.output
-    assert "model churn in" in result.stdout and version in result.stdout
-
-
 def test_show_prints_metrics_lineage_and_decision(runner: CliRunner, registry: Registry) -> None:
     version = train(registry, 0, 0.7301)
     registry.reject(version, "worse than production")
 
-    result = runner.invoke(app, ["models", "show", version])
+    result = models(runner, "show", version)
 
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert f"model flights_delay version {version}" in out
+    assert f"model flights version {version}" in out
     assert "status:  rejected" in out and "created: 2026-11-24 02:15:00 UTC" in out
     assert f"{METRICS}:" in out and '"auc_roc": 0.7301' in out
     assert f"{LINEAGE}:" in out and '"features": "features/flights/2013-01"' in out
@@ -126,10 +102,10 @@ def test_show_prints_metrics_lineage_and_decision(runner: CliRunner, registry: R
 def test_unknown_version_exits_2_with_a_message(
     runner: CliRunner, registry: Registry, command: str
 ) -> None:
-    result = runner.invoke(app, ["models", command, "20990101T000000Z-nope"])
+    result = models(runner, command, "20990101T000000Z-nope")
 
     assert result.exit_code == 2
-    assert "error: model flights_delay has no version 20990101T000000Z-nope" in result.stderr
+    assert "error: model flights has no version 20990101T000000Z-nope" in result.stderr
     assert "Traceback" not in result.output
     assert registry.production() is None
 
@@ -137,10 +113,10 @@ def test_unknown_version_exits_2_with_a_message(
 def test_promote_refuses_an_incomplete_version(runner: CliRunner, registry: Registry) -> None:
     unfinished = train(registry, 0, 0.9, complete=False)
 
-    result = runner.invoke(app, ["models", "promote", unfinished])
+    result = models(runner, "promote", unfinished)
 
     assert result.exit_code == 2
-    assert f"error: version {unfinished} of model flights_delay is incomplete" in result.stderr
+    assert f"error: version {unfinished} of model flights is incomplete" in result.stderr
     assert registry.production() is None
 
 
@@ -148,9 +124,9 @@ def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
     old, new = train(registry, 0, 0.70), train(registry, 5, 0.72)
 
     # When both are promoted by hand, the second with a reason
-    first = runner.invoke(app, ["models", "promote", old])
-    second = runner.invoke(app, ["models", "promote", new, "--reason", "weekly retrain"])
-    again = runner.invoke(app, ["models", "promote", new])
+    first = models(runner, "promote", old)
+    second = models(runner, "promote", new, "--reason", "weekly retrain")
+    again = models(runner, "promote", new)
 
     # Then production is the second, the first is in its history, the reason recorded
     assert first.exit_code == 0, first.output
@@ -163,7 +139,7 @@ def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
     assert registry.read_json(new, DECISION)["reason"] == "weekly retrain"
 
     # When production is rolled back
-    back = runner.invoke(app, ["models", "rollback", "--reason", "bad predictions"])
+    back = models(runner, "rollback", "--reason", "bad predictions")
 
     # Then the first is back and the second retired
     assert back.exit_code == 0, back.output
@@ -174,30 +150,87 @@ def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
     assert registry.read_json(new, DECISION)["reason"] == "bad predictions"
 
     # And a second rollback has nowhere to go
-    nothing = runner.invoke(app, ["models", "rollback"])
+    nothing = models(runner, "rollback")
     assert nothing.exit_code == 2
-    assert "error: model flights_delay has no earlier production version" in nothing.stderr
+    assert "error: model flights has no earlier production version" in nothing.stderr
     assert "Traceback" not in nothing.output
 
 
 def test_rollback_without_production_exits_2(runner: CliRunner, settings: Settings) -> None:
-    result = runner.invoke(app, ["models", "rollback"])
+    result = models(runner, "rollback")
 
     assert result.exit_code == 2
-    assert "error: model flights_delay has no production version" in result.stderr
+    assert "error: model flights has no production version" in result.stderr
 
 
 def test_invalid_version_name_exits_2(runner: CliRunner, settings: Settings) -> None:
-    result = runner.invoke(app, ["models", "show", "../../etc"])
+    result = models(runner, "show", "../../etc")
 
     assert result.exit_code == 2
     assert "error: '../../etc' is not a valid version name" in result.stderr
 
 
 def test_list_refuses_an_unknown_status(runner: CliRunner, settings: Settings) -> None:
-    result = runner.invoke(app, ["models", "list", "--status", "prod"])
+    result = models(runner, "list", "--status", "prod")
 
     assert result.exit_code == 2
     assert "error: --status must be one of production, candidate, rejected, retired" in (
         result.stderr
     )
+
+
+def test_the_gate_metric_column_is_the_use_cases_own(
+    runner: CliRunner, make_stage: Callable[..., Settings]
+) -> None:
+    # Given the minimal use case gated on log loss
+    settings = make_stage(usecase__meters__gate__metric="log_loss")
+    version = train(Registry(lake_for(settings), "meters"), 0, 0.8)
+
+    result = models(runner, "list", usecase="meters")
+
+    # Then its registry (named after it) is listed with log loss first
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("model meters in file://") and lines[0].endswith("/models/meters")
+    assert lines[1].split()[3:5] == ["log_loss", "auc_roc"]
+    assert version in result.stdout
+
+
+def test_use_cases_have_separate_registries(runner: CliRunner, registry: Registry) -> None:
+    version = train(registry, 0, 0.8)
+
+    flights = models(runner, "list")
+    meters = models(runner, "list", usecase="meters")
+
+    assert version in flights.stdout
+    assert "no versions of model meters" in meters.stdout
+
+
+@pytest.mark.parametrize(
+    ("enabled", "usecase", "code", "message"),
+    [
+        (
+            ("flights", "meters"),
+            None,
+            2,
+            "error: --usecase is required: stage test enables flights, meters",
+        ),
+        (("meters",), None, 0, "no versions of model meters"),
+        (("flights",), "tides", 2, "error: use case 'tides' is not configured"),
+    ],
+    ids=["two-enabled", "one-enabled", "unknown"],
+)
+def test_which_use_case_without_or_with_a_bad_option(
+    runner: CliRunner,
+    make_stage: Callable[..., Settings],
+    enabled: tuple[str, ...],
+    usecase: str | None,
+    code: int,
+    message: str,
+) -> None:
+    make_stage(usecases=enabled)
+
+    result = models(runner, "list", usecase=usecase)
+
+    assert result.exit_code == code
+    assert message in result.output

@@ -1,0 +1,358 @@
+"""The ``headwater`` command line, driven through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import structlog
+from typer.testing import CliRunner, Result
+
+import cli
+from cli import app
+from headwater.config import ConfigError, Settings
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def flat(text: str) -> str:
+    """The output with rich's boxes and line wrapping removed, for substring checks."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``run`` configures logging for the process; undo it so later tests log as before."""
+    saved = structlog.get_config()
+    level = logging.getLogger().level
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_headwater", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+    structlog.configure(**saved)
+
+
+# --- help --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], ["run", "demo-data", "serve-source", "serve", "config", "models"]),
+        (
+            ["run"],
+            [
+                "--start", "--end", "--usecase", "--stage", "--workers", "--scheduler-url",
+                "--until", "--run-id",
+            ],
+        ),
+        (["demo-data"], ["--usecase", "--stage", "--replace"]),
+        (["serve-source"], ["--usecase", "--source", "--port", "--rate-limit"]),
+        (["config"], ["--stage"]),
+        (["models"], ["list", "show", "promote", "rollback"]),
+        (["models", "list"], ["--usecase", "--status", "--stage"]),
+    ],
+    ids=["app", "run", "demo-data", "serve-source", "config", "models", "models-list"],
+)  # fmt: skip
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_the_commands_and_options(
+    args: list[str], expected: list[str], flag: str
+) -> None:
+    result = invoke(*args, flag)
+
+    assert result.exit_code == 0, result.output
+    words = set(flat(result.output).split())
+    assert set(expected) <= words
+
+
+def test_the_console_script_is_the_cli_package() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+
+    assert pyproject["project"]["scripts"]["headwater"] == "cli:main"
+    assert callable(cli.main)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "2013-13-01"], "'2013-13-01' is not a date: expected YYYY-MM-DD, today"),
+        (["--start", "2013-01-01", "--end", "Jan 4"], "'Jan 4' is not a date: expected"),
+        (["--start", "2013-01-05", "--end", "2013-01-04"], "--end 2013-01-04 is before --start"),
+        (["--start", "today-3", "--end", "today-5"], "is before --start"),
+        (
+            ["--start", "2013-01-01", "--until", "train"],
+            "--until must be 'extract', 'clean' or 'model'",
+        ),
+        (["--start", "2013-01-01", "--workers", "0"], "Invalid value for '--workers'"),
+        ([], "Missing option '--start'"),
+        (
+            ["--start", "2013-01-01", "--usecase", "tides"],
+            "error: use case 'tides' is not configured (configured: flights, meters)",
+        ),
+    ],
+    ids=[
+        "bad-start",
+        "bad-end",
+        "end-before-start",
+        "relative-end-before-start",
+        "bad-until",
+        "no-workers",
+        "no-start",
+        "unknown-usecase",
+    ],
+)
+def test_run_rejects_bad_arguments_before_running_anything(
+    make_stage: Callable[..., Settings], args: list[str], message: str
+) -> None:
+    settings = make_stage()
+
+    result = invoke("run", *args)
+
+    assert result.exit_code == 2
+    assert message in flat(result.output)
+    assert not Path(settings.notify.outbox).exists()
+    assert not Path(settings.lake.uri.removeprefix("file://"), "raw").exists()
+
+
+def test_a_config_error_exits_2_naming_the_key(make_stage: Callable[..., Settings]) -> None:
+    with pytest.raises(ConfigError):  # the stage is written, then refused
+        make_stage(run__workers="many")
+
+    result = invoke("run", "--start", "2013-01-01")
+
+    assert result.exit_code == 2
+    assert "run.workers" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_run_one_day_of_every_enabled_use_case_prints_the_report_and_exits_0(
+    make_stage: Callable[..., Settings], restore_logging: None
+) -> None:
+    # Given the test stage, with two use cases enabled
+    settings = make_stage()
+
+    # When one day runs from the command line, naming no use case
+    result = invoke(
+        "run", "--start", "2013-01-01", "--stage", "test", "--workers", "1", "--until", "clean"
+    )
+
+    # Then it succeeds and prints the report, which matches the single notification
+    assert result.exit_code == 0, result.output
+    [note] = [json.loads(p.read_text()) for p in Path(settings.notify.outbox).iterdir()]
+    output = result.output
+    assert f"run {note['run_id']}: flights, meters 2013-01-01..2013-01-01 on stage test" in output
+    assert note["subject"] in output
+    assert [s["usecase"] for s in note["sections"]] == ["flights", "meters"]
+    assert "== flights" in output and "== meters" in output
+    log_file = Path(note["logs"])
+    assert log_file == Path(settings.run.log_dir).resolve() / f"{note['run_id']}.log"
+    assert f"Logs: {log_file}" in output
+
+
+@pytest.mark.slow
+def test_run_with_a_failed_task_exits_1_naming_it(
+    make_stage: Callable[..., Settings], restore_logging: None
+) -> None:
+    # Given a weather API that refuses connections
+    port = free_port()
+    make_stage(
+        usecase__flights__sources__weather__base_url=f"http://127.0.0.1:{port}/v1/archive",
+        usecase__flights__sources__weather__max_retries=0,
+    )
+
+    # When a day of flights runs
+    result = invoke("run", "--start", "2013-01-01", "--until", "extract", "--usecase", "flights")
+
+    # Then the command fails and the printed report names the task and the error
+    assert result.exit_code == 1, result.output
+    assert "FAILED: 1 task(s) failed, flights," in result.output
+    failed = re.findall(r"^  - (ExtractPartition_\S+): (.*)$", result.output, flags=re.MULTILINE)
+    assert [task.split("_")[-3:-1] for task, _ in failed] == [["weather", "flights"]]
+    assert f"127.0.0.1:{port}" in failed[0][1]
+
+
+# --- config ------------------------------------------------------------------------------------
+
+
+def test_config_of_a_missing_stage_exits_2_naming_the_file(
+    make_stage: Callable[..., Settings], tmp_path: Path
+) -> None:
+    make_stage()
+
+    result = invoke("config", "--stage", "nope")
+
+    assert result.exit_code == 2
+    assert "no configuration for stage 'nope'" in result.output
+    assert str(tmp_path / "config" / "nope.toml") in result.output
+
+
+def test_config_prints_the_resolved_stage_as_json(make_stage: Callable[..., Settings]) -> None:
+    settings = make_stage(RUN__WORKERS=3)
+
+    result = invoke("config", "--stage", "test")
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["stage"] == "test"
+    assert shown["run"]["workers"] == 3
+    assert shown["usecases"] == ["flights", "meters"]
+    assert shown["lake"]["uri"] == settings.lake.uri
+
+
+# --- demo-data ---------------------------------------------------------------------------------
+
+
+def test_demo_data_builds_each_selected_use_cases_sources(
+    make_stage: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # Given the minimal use case's source pointing at a database that does not exist yet
+    url = f"sqlite:///{tmp_path}/demo/meters.sqlite"
+    make_stage(usecase__meters__sources__readings__url=url)
+
+    # When its demo data is built
+    result = invoke("demo-data", "--usecase", "meters")
+
+    # Then the use case built it where the configuration points, and the counts are printed
+    assert result.exit_code == 0, result.output
+    printed = dict(re.findall(r"^  (\w+)\s+([\d,]+) rows$", result.output, flags=re.MULTILINE))
+    with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+        count = conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+    assert printed == {"readings": f"{count:,}"}
+    assert "building the demo data of meters" in result.output
+    assert f"ready: {url}" in result.output
+    assert "flights" not in result.output
+
+
+def test_demo_data_of_every_enabled_use_case_by_default(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the enabled use cases, each recording the sources and replace flag it is given
+    settings = make_stage()
+    from headwater.usecases import DemoReport, get_usecase
+
+    calls: list[tuple[str, list[str], bool]] = []
+    for name in settings.usecases:
+        usecase = get_usecase(name, settings.usecase_config(name).module)
+
+        def build(sources: Any, replace: bool, name: str = name) -> DemoReport:
+            calls.append((name, sorted(sources), replace))
+            return DemoReport(url=f"sqlite:///{name}.sqlite", tables={"t": 1})
+
+        monkeypatch.setattr(type(usecase), "build_demo_data", lambda self, s, r, b=build: b(s, r))
+
+    result = invoke("demo-data", "--replace")
+
+    assert result.exit_code == 0, result.output
+    assert calls == [
+        ("flights", ["flights", "planes", "weather"], True),
+        ("meters", ["readings"], True),
+    ]
+    assert result.output.count("ready: ") == 2
+
+
+# --- serve-source ------------------------------------------------------------------------------
+
+
+def test_serve_source_serves_a_use_cases_http_source_until_interrupted(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the flights weather source, and a sleep that waits for the server to be asked
+    make_stage()
+    port = free_port()
+    answers: list[Any] = []
+
+    def sleep(seconds: float) -> None:
+        answers.append(requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", sleep)
+
+    # When it is served on a port
+    result = invoke(
+        "serve-source", "--usecase", "flights", "--source", "weather", "--port", str(port)
+    )
+
+    # Then it answered while serving, and stopped on Ctrl-C
+    assert result.exit_code == 0, result.output
+    assert answers == [{"status": "ok"}]
+    assert f"serving http://127.0.0.1:{port}" in result.output
+    assert "stopped" in result.output
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--usecase", "flights", "--source", "tides"], "source 'tides' of use case 'flights'"),
+        (["--usecase", "flights", "--source", "flights"], "has no base_url: not an HTTP source"),
+        (["--usecase", "tides", "--source", "weather"], "use case 'tides' is not configured"),
+    ],
+    ids=["unknown-source", "sql-source", "unknown-usecase"],
+)
+def test_serve_source_refuses_what_it_cannot_serve(
+    make_stage: Callable[..., Settings], args: list[str], message: str
+) -> None:
+    make_stage()
+
+    result = invoke("serve-source", *args)
+
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def test_serve_names_the_use_cases_and_lake_then_runs_the_api(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.server
+
+    settings = make_stage()
+    started: list[Any] = []
+    monkeypatch.setattr(api.server, "run_server", started.append)
+
+    result = invoke("serve", "--port", "8123", "--workers", "1")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"serving the models of flights, meters from {settings.lake.uri} (stage test) "
+        "on http://127.0.0.1:8123 with 1 worker(s)"
+    ) in result.output
+    [options] = started
+    assert (options.port, options.workers) == (8123, 1)
+
+
+def test_serve_with_a_bad_configuration_exits_2(make_stage: Callable[..., Settings]) -> None:
+    make_stage()
+
+    result = invoke("serve", "--stage", "nope")
+
+    assert result.exit_code == 2
+    assert "no configuration for stage 'nope'" in result.output
