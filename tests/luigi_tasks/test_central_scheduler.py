@@ -6,14 +6,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 import requests
 
-from headwater.pipeline import CLEAN, lake_for
+from headwater import layout
+from headwater.config import Settings
+from headwater.pipeline import lake_for
 from luigi_tasks.runner import RunOptions, run_pipeline
 
 
@@ -57,9 +59,11 @@ def luigid(tmp_path: Path) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def test_run_through_a_central_scheduler_records_the_tasks_there(make_settings, luigid):
-    # Given the test stage and a central luigid
-    settings = make_settings()
+def test_run_through_a_central_scheduler_records_both_use_cases_tasks_there(
+    make_stage: Callable[..., Settings], luigid: str
+) -> None:
+    # Given the test stage (two use cases) and a central luigid
+    settings = make_stage()
     options = RunOptions(
         date(2013, 1, 1),
         date(2013, 1, 2),
@@ -70,13 +74,18 @@ def test_run_through_a_central_scheduler_records_the_tasks_there(make_settings, 
     )
     # When the pipeline runs against it
     report = run_pipeline(settings, options)
-    # Then it succeeds, the lake holds both days, and the scheduler knows the tasks as DONE
+    # Then it succeeds, the lake holds both days of each, and the scheduler knows the tasks
     assert report.succeeded, report.body()
     lake = lake_for(settings)
-    assert lake.partitions(CLEAN, "flights") == ["date=2013-01-01", "date=2013-01-02"]
+    for usecase, dataset in (("flights", "flights"), ("meters", "readings")):
+        assert lake.partitions(layout.CLEAN, layout.dataset(usecase, dataset)) == [
+            "date=2013-01-01",
+            "date=2013-01-02",
+        ]
     done = requests.get(
         f"{luigid}/api/task_list", params={"data": '{"status": "DONE"}'}, timeout=5
     ).json()["response"]
     families = {task["name"] for task in done.values()}
-    assert {"ExtractPartition", "CleanPartition", "Backfill"} <= families
-    assert sum(1 for t in done.values() if t["name"] == "CleanPartition") == 2
+    assert {"ExtractPartition", "CleanPartition", "Backfill", "RunAll"} <= families
+    cleans = [t for t in done.values() if t["name"] == "CleanPartition"]
+    assert sorted(t["params"]["usecase"] for t in cleans) == ["flights"] * 2 + ["meters"] * 2
