@@ -86,7 +86,10 @@ class ModelSummary:
 
 @dataclass(frozen=True)
 class UseCaseSection:
-    """What a run did for one use case: partitions, rows per zone, quarantined rows, models."""
+    """What a run did for one use case: partitions, rows per zone, quarantined rows, models.
+
+    ``quarantined`` is the total; ``quarantined_by_source`` says which sources' rows they were.
+    """
 
     usecase: str
     title: str = ""
@@ -94,6 +97,7 @@ class UseCaseSection:
     complete: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
+    quarantined_by_source: dict[str, int] = field(default_factory=dict)
     model: ModelSummary | None = None
 
     def lines(self) -> list[str]:
@@ -102,7 +106,11 @@ class UseCaseSection:
         lines = [heading, _line("Partitions", f"{self.complete} of {self.partitions} clean")]
         for name, count in sorted(self.rows.items()):
             lines.append(_line(f"Rows {name}", f"{count:,}"))
-        lines.append(_line("Quarantined", f"{self.quarantined:,}"))
+        by_source = ", ".join(
+            f"{name} {count:,}" for name, count in self.quarantined_by_source.items() if count
+        )
+        quarantined = f"{self.quarantined:,}" + (f" ({by_source})" if by_source else "")
+        lines.append(_line("Quarantined", quarantined))
         if self.model is not None:
             lines += [_line(key, text) for key, text in self.model.lines(self.usecase)]
         return lines

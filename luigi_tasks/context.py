@@ -42,4 +42,3 @@ def run_context(run_id: str, settings: Settings) -> Iterator[Settings]:
         yield settings
     finally:
         forget(run_id)
-

@@ -117,7 +117,7 @@ def summarise(settings: Settings, usecase: str, options: RunOptions) -> UseCaseS
     spec = usecase_of(settings, usecase)
     parts = partitions_between(options.start, options.end, settings.partitioning.grain)
     rows: dict[str, int] = {}
-    quarantined = 0
+    quarantined = {source: 0 for source in spec.sources}
     done = 0
     for part in parts:
         for source in spec.sources:
@@ -130,14 +130,16 @@ def summarise(settings: Settings, usecase: str, options: RunOptions) -> UseCaseS
             done += 1
             rows["clean"] = rows.get("clean", 0) + manifest.rows
             ledger = manifest.extra.get("reconciliation", {})
-            quarantined += sum(v["quarantined"] for v in ledger.values())
+            for source, counts in ledger.items():
+                quarantined[source] = quarantined.get(source, 0) + counts["quarantined"]
     return UseCaseSection(
         usecase=usecase,
         title=spec.title,
         partitions=len(parts),
         complete=done,
         rows=rows,
-        quarantined=quarantined,
+        quarantined=sum(quarantined.values()),
+        quarantined_by_source=quarantined,
     )
 
 

@@ -36,6 +36,7 @@ def trips_section(**changes: Any) -> UseCaseSection:
         "complete": 4,
         "rows": {"clean": 3609, "raw trips": 3614, "raw weather": 288},
         "quarantined": 5,
+        "quarantined_by_source": {"trips": 5, "weather": 0},
     }
     return UseCaseSection(**{**fields, **changes})
 
@@ -130,7 +131,7 @@ def test_success_subject_and_body_summarise_the_run_then_each_use_case() -> None
         "Rows clean:  3,609",
         "Rows raw trips: 3,614",
         "Rows raw weather: 288",
-        "Quarantined: 5",
+        "Quarantined: 5 (trips 5)",
     ]
     assert body.index("== trips") < body.index("== meters") < body.index("Logs:")
     assert "Failed tasks" not in body

@@ -183,6 +183,9 @@ def test_a_run_over_two_use_cases_publishes_both_and_notifies_once_with_a_sectio
     assert meters["title"] == "Meter overload (test-only use case)"
     assert meters["rows"] == {"raw readings": readings_in, "clean": METERS * 24 * 3}
     assert meters["quarantined"] == readings_in - METERS * 24 * 3 == 1  # the row without a load
+    assert meters["quarantined_by_source"] == {"readings": 1}
+    assert sum(flights["quarantined_by_source"].values()) == flights["quarantined"]
+    assert set(flights["quarantined_by_source"]) == {"flights", "weather"}
     assert "succeeded: 6 partitions of flights, meters, 2013-01-01..2013-01-03" in note["subject"]
     body = report.body()
     assert body.index("== flights") < body.index("== meters: Meter overload") < body.index("Logs:")
