@@ -191,6 +191,63 @@ def test_a_run_over_two_use_cases_publishes_both_and_notifies_once_with_a_sectio
     assert body.index("== flights") < body.index("== meters: Meter overload") < body.index("Logs:")
 
 
+@pytest.fixture(scope="module")
+def bikeshare_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The bike-share demo source, built once from the vendored data."""
+    from headwater.config import SourceConfig
+    from headwater.usecases import get_usecase
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('bikeshare')}/bikeshare.sqlite"
+    source = SourceConfig(kind="sql", url=url, table="rentals", date_column="dteday")
+    get_usecase("bikeshare").build_demo_data({"rentals": source}, True)
+    return url
+
+
+def test_the_shipped_use_cases_run_together_with_their_embedded_servers(
+    make_stage: Callable[..., Settings], bikeshare_db: str
+) -> None:
+    # Given flights and bike share over days at the turn of 2013 (bike-share data ends with
+    # 2012, flights data starts in 2013), bike share's weather API started by the run itself
+    port = closed_port()
+    prefix = "usecase__bikeshare__sources__"
+    settings = make_stage(
+        usecases=("flights", "bikeshare"),
+        **{
+            f"{prefix}rentals__kind": "sql",
+            f"{prefix}rentals__url": bikeshare_db,
+            f"{prefix}rentals__table": "rentals",
+            f"{prefix}rentals__date_column": "dteday",
+            f"{prefix}weather__kind": "json_pages",
+            f"{prefix}weather__items_field": "observations",
+            f"{prefix}weather__base_url": f"http://127.0.0.1:{port}/v1/observations",
+            f"{prefix}weather__embedded_server": "true",
+            f"{prefix}weather__rate_limit_per_second": "200",
+        },
+    )
+    first, last = date(2012, 12, 31), date(2013, 1, 1)
+
+    # When one run covers both
+    report = run_pipeline(settings, RunOptions(first, last, workers=2))
+
+    # Then each use case published both days, empty where it has no data, in one notification
+    assert report.succeeded, report.body()
+    assert report.usecases == ["flights", "bikeshare"]
+    days = ["date=2012-12-31", "date=2013-01-01"]
+    assert clean_keys(settings, "flights", "flights") == days
+    assert clean_keys(settings, "bikeshare", "rentals") == days
+    lake = lake_for(settings)
+    rows = {
+        (usecase, key): lake.manifest(layout.CLEAN, layout.dataset(usecase, dataset), key).rows
+        for usecase, dataset in (("flights", "flights"), ("bikeshare", "rentals"))
+        for key in days
+    }
+    assert rows[("flights", days[0])] == 0 < rows[("flights", days[1])]
+    assert rows[("bikeshare", days[1])] == 0 < rows[("bikeshare", days[0])] <= 24
+    assert report.section("bikeshare").rows["raw weather"] > 0
+    [note] = notifications(settings)
+    assert [s["usecase"] for s in note["sections"]] == ["flights", "bikeshare"]
+
+
 def test_the_run_is_one_graph_under_one_wrapper_task(
     make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
