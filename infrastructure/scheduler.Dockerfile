@@ -7,6 +7,7 @@ COPY pyproject.toml README.md ./
 COPY headwater headwater
 COPY functions functions
 COPY luigi_tasks luigi_tasks
+COPY cli cli
 COPY emr_jobs emr_jobs
 COPY api api
 COPY config config
