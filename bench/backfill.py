@@ -52,8 +52,8 @@ def _clean_throughput(lake_uri: str, grain: str) -> tuple[int, float]:
     raw = {}
     for source in ("flights", "weather"):
         frames = [
-            lake.read("raw", source, key)[0].to_pandas(date_as_object=False)
-            for key in lake.partitions("raw", source)
+            lake.read("raw", f"flights/{source}", key)[0].to_pandas(date_as_object=False)
+            for key in lake.partitions("raw", f"flights/{source}")
         ]
         raw[source] = pd.concat(frames, ignore_index=True)
     year = Partition(pd.Timestamp("2013-01-01").date(), pd.Timestamp("2014-01-01").date(), "month")
@@ -76,14 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     db = ROOT / "var" / "demo" / "flights.sqlite"
     headwater = str(Path(sys.executable).with_name("headwater"))
     if not db.exists():
-        subprocess.run([headwater, "demo-data", "--path", str(db)], check=True, cwd=ROOT)
+        subprocess.run([headwater, "demo-data", "--usecase", "flights"], check=True, cwd=ROOT)
     with tempfile.TemporaryDirectory(prefix="headwater-bench-") as tmp:
         env = {
             **os.environ,
             "HEADWATER_STAGE": "local",
             "HEADWATER_LAKE__URI": f"file://{tmp}/lake",
             "HEADWATER_PARTITIONING__GRAIN": args.grain,
-            "HEADWATER_SOURCES__FLIGHTS__URL": f"sqlite:///{db}",
+            "HEADWATER_USECASE__FLIGHTS__SOURCES__FLIGHTS__URL": f"sqlite:///{db}",
             "HEADWATER_NOTIFY__OUTBOX": f"{tmp}/outbox",
             "HEADWATER_RUN__STATE_DIR": f"{tmp}/runs",
             "HEADWATER_RUN__LOG_DIR": f"{tmp}/logs",
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         command = [
             headwater,
             "run",
+            "--usecase",
+            "flights",
             "--start",
             args.start,
             "--end",
