@@ -310,6 +310,22 @@ def test_an_unknown_use_case_fails_the_run_and_still_notifies_once(
     assert note["failures"][0]["task"] == "run"
 
 
+def test_an_unknown_source_kind_fails_the_run_before_any_task(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given a source of the minimal use case whose kind nobody registered
+    settings = make_stage(usecase__meters__sources__readings__kind="homing_pigeon")
+
+    # When a run starts, then the warm-up refuses it naming the known kinds
+    with pytest.raises(ValueError, match="unknown source kind 'homing_pigeon' \\(known kinds: "):
+        run_pipeline(settings, RunOptions(FIRST, FIRST, run_id="kindless"))
+
+    # and no task ran, and the one notification says why
+    assert not (Path(settings.run.state_dir) / "kindless").exists()
+    [note] = notifications(settings)
+    assert "unknown source kind 'homing_pigeon'" in note["failures"][0]["error"]
+
+
 # --- settings read once per run ----------------------------------------------------------------
 
 
