@@ -172,7 +172,9 @@ class Settings(_Section):
             return self.usecase[name]
         except KeyError:
             known = ", ".join(sorted(self.usecase)) or "none"
-            raise ConfigError(f"use case {name!r} is not configured (configured: {known})") from None
+            raise ConfigError(
+                f"use case {name!r} is not configured (configured: {known})"
+            ) from None
 
     def source(self, usecase: str, name: str) -> SourceConfig:
         """Return source ``name`` of ``usecase`` or fail naming the configured ones."""

@@ -27,6 +27,7 @@ from headwater import aws
 from headwater.config import load_settings
 from headwater.partitions import resolve_date
 from headwater.training import EmrTrainingRunner, cluster_name
+from luigi_tasks.training import training_entrypoint
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "infrastructure" / "headwater.yaml"
@@ -309,7 +310,8 @@ def test_training_clusters_carry_the_tag_the_emr_service_policy_requires(stack: 
 
     # When prod's runner launches a training run into the stack's buckets and roles
     prod = load_settings("prod")
-    EmrTrainingRunner(prod, emr_runner=Recorder()).run(["--version", "v1"], "r1")
+    runner = EmrTrainingRunner(prod, training_entrypoint(), emr_runner=Recorder())
+    runner.run(["--version", "v1"], "r1")
 
     # Then the cluster carries the tag, the stack's roles, and a name the failure rule matches
     (spec,) = launched

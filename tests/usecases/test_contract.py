@@ -4,13 +4,19 @@ Each use case goes through the same platform path with nothing but its own packa
 configuration: demo data, extraction, contracts and cleaning with exact reconciliation,
 training on a small range through the generic Spark job, export parity against Spark, the
 quality gate, and serving through the Flask app with the use case's OpenAPI example, every
-real response validated against the OpenAPI document. ``meters`` lives under
-``tests/usecases/minimal/``: it passing here is the proof that the contract is complete.
+real response validated against the OpenAPI document.
+
+Test-only use cases are discovered: every ``tests/usecases/*/usecase.toml`` holds the
+``[usecase.<name>]`` table of a stage file (its module lives beside it) and a
+``[conformance.<name>]`` range. ``meters`` (``tests/usecases/minimal/``) is one: it passing
+here, with no edit outside its own directory, is the proof that the contract is complete.
 """
 
 from __future__ import annotations
 
+import tomllib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -43,15 +49,45 @@ class Case:
     end: date
 
 
-CASES = {
+# The shipped use cases, on small ranges of their demo data.
+SHIPPED = {
     "flights": Case(date(2013, 1, 1), date(2013, 1, 31)),
     "bikeshare": Case(date(2011, 1, 1), date(2011, 3, 31)),
-    "meters": Case(date(2013, 1, 1), date(2013, 3, 2)),
 }
 
 
+def _test_only() -> dict[str, tuple[Path, dict[str, Any], Case]]:
+    """Use cases declared by ``tests/usecases/*/usecase.toml``: directory, table, range."""
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("*/usecase.toml")):
+        body = tomllib.loads(path.read_text(encoding="utf-8"))
+        for name, table in body["usecase"].items():
+            window = body["conformance"][name]
+            found[name] = (path.parent, table, Case(window["start"], window["end"]))
+    return found
+
+
+TEST_ONLY = _test_only()
+CASES = {**SHIPPED, **{name: case for name, (_, _, case) in TEST_ONLY.items()}}
+
+
+def _test_only_table(
+    name: str, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], str | None]:
+    """A test-only use case's own table: its module importable, SQLite files under ``root``."""
+    directory, table, _ = TEST_ONLY[name]
+    monkeypatch.syspath_prepend(str(directory))
+    sources = {}
+    for source, config in table["sources"].items():
+        url = config.get("url", "")
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            url = f"sqlite:///{root / url.removeprefix('sqlite:///')}"
+        sources[source] = {**config, "url": url} if url else dict(config)
+    return sources, table.get("module")
+
+
 def _sources(request: pytest.FixtureRequest, name: str) -> tuple[dict[str, Any], str | None]:
-    """The use case's sources pointed at the test fixtures, and its module if not shipped."""
+    """A shipped use case's sources pointed at the session's demo fixtures."""
     if name == "flights":
         db, weather = request.getfixturevalue("demo_db"), request.getfixturevalue("weather_server")
         sql = {"kind": "sql", "url": db}
@@ -72,11 +108,7 @@ def _sources(request: pytest.FixtureRequest, name: str) -> tuple[dict[str, Any],
                 "rate_limit_per_second": 200,
             },
         }, None
-    module = request.getfixturevalue("meters_module").__name__
-    db = request.getfixturevalue("meters_db")
-    return {
-        "readings": {"kind": "sql", "url": db, "table": "readings", "date_column": "day"}
-    }, module
+    raise AssertionError(f"no fixtures for shipped use case {name!r}")
 
 
 @dataclass
@@ -93,12 +125,22 @@ class Published:
 @pytest.fixture(scope="module", params=sorted(CASES))
 def published(
     request: pytest.FixtureRequest, spark: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Published:
+) -> Iterator[Published]:
     """Extract, clean, snapshot, train, gate and promote one use case on its small range."""
     name = request.param
     case = CASES[name]
     root = tmp_path_factory.mktemp(f"contract-{name}")
-    sources, module = _sources(request, name)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        if name in TEST_ONLY:
+            sources, module = _test_only_table(name, root, monkeypatch)
+        else:
+            sources, module = _sources(request, name)
+        yield _publish(spark, name, case, root, sources, module)
+
+
+def _publish(
+    spark: Any, name: str, case: Case, root: Path, sources: dict[str, Any], module: str | None
+) -> Published:
     settings = Settings.model_validate(
         {
             "stage": "test",
@@ -110,6 +152,9 @@ def published(
         }
     )
     usecase, run_id = usecase_of(settings, name), "contract"
+    sql = {n: c for n, c in settings.usecase_config(name).sources.items() if c.kind == "sql"}
+    if name in TEST_ONLY:  # the shipped ones' demo databases are session fixtures
+        usecase.build_demo_data(sql, replace=True)
     results = []
     for part in partitions_between(case.start, case.end, "month"):
         for source in usecase.sources:

@@ -25,6 +25,7 @@ LABELS = {
     "hour": [f"{h:02d}" for h in range(24)],
     "weekday": [str(d) for d in range(7)],
     "weather_situation": SITUATIONS,
+    "day_hour": [f"{day}-{h:02d}" for day in ("work", "off") for h in range(24)],
 }
 # Per category slot (dropLast: the last label has no slot), on the classifier's margin.
 HOUR_EFFECT = [-3, -3.5, -4, -4, -4, -3, -1.5, 0.8, 2.2, 0.8, -0.2, 0.2, 0.6, 0.6, 0.4, 0.6,
@@ -62,7 +63,7 @@ def export_document() -> dict:
     """The version's export.json."""
     sizes = [len(LABELS[c]) + 1 for c in CATEGORICAL]  # Spark counts the 'keep' slot
     slots = sizes  # the scorer's block per column: labels + keep slot, as Spark's one-hot
-    effects = [HOUR_EFFECT, WEEKDAY_EFFECT + [0.0], SITUATION_EFFECT + [0.0]]
+    effects = [HOUR_EFFECT, WEEKDAY_EFFECT + [0.0], SITUATION_EFFECT + [0.0], []]
     coefficients: list[float] = []
     for block, count in zip(effects, slots, strict=True):
         coefficients.extend((block + [0.0] * count)[:count])
