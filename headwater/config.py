@@ -43,7 +43,7 @@ class SourceConfig(BaseModel):
     """One source of a use case, as configured: its ``kind`` and that kind's own keys.
 
     Kinds are a registry (:mod:`headwater.sources`); the keys are validated by the
-    kind's own model when the source is used or checked (``headwater config --check``),
+    kind's own model when the source is used (and by ``headwater run`` before any work),
     so reading the settings never imports a source's libraries (the API reads them too).
     """
 
