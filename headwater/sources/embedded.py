@@ -4,19 +4,22 @@ A subclass implements :meth:`LoopbackJsonServer.answer` (path and query -> statu
 payload, headers). The base binds only to loopback, answers ``GET /health``, enforces
 its own rate limit (429 + ``Retry-After`` above it) and, for tests, replays queued
 faults: ``timeout``, ``disconnect``, ``badjson`` or an HTTP status with an optional
-Retry-After (``"429:0.2"``), one per request.
+Retry-After (``"429:0.2"``), one per request. :func:`serve_standalone` is the command-line
+entry point every such server shares.
 """
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import json
 import logging
 import math
+import signal
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -153,6 +156,10 @@ class LoopbackJsonServer:
         """Answer one GET that passed the rate limit (subclasses implement it)."""
         raise NotImplementedError
 
+    def error(self, status: int, reason: str, headers: Headers = ()) -> Reply:
+        """An error in this API's shape (override to mimic another API's errors)."""
+        return error_reply(status, reason, headers)
+
     def start(self) -> LoopbackJsonServer:
         """Load the data, bind the socket and serve in a daemon thread; return self."""
         if self._httpd is not None:
@@ -245,15 +252,61 @@ class LoopbackJsonServer:
         elif fault != "ok":
             status, _, retry_after = fault.partition(":")
             headers = (("Retry-After", retry_after),) if retry_after else ()
-            return error_reply(int(status), f"Injected fault: HTTP {status}", headers)
+            return self.error(int(status), f"Injected fault: HTTP {status}", headers)
         if self._limiter is not None:
             wait = self._limiter.try_acquire()
             if wait > 0:
                 with self._lock:
                     self._throttled += 1
-                return error_reply(
+                return self.error(
                     429,
                     f"Too many requests: the limit is {self._rate_limit:g} per second",
                     (("Retry-After", str(max(1, math.ceil(wait)))),),
                 )
         return self.answer(parts.path, parse_qs(parts.query, keep_blank_values=True))
+
+
+def serve_standalone(
+    create_server: Callable[..., LoopbackJsonServer],
+    argv: Sequence[str] | None,
+    *,
+    description: str,
+    default_port: int,
+    serving: str,
+) -> int:
+    """Command line of an embedded server: parse --host/--port/--rate-limit, serve until stopped.
+
+    ``create_server(host, port, rate_limit_per_second=...)`` builds the server (usually its
+    class); ``serving`` names what it serves in the line printed once it listens.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=int, default=default_port, help="port (0 = any free)")
+    parser.add_argument(
+        "--rate-limit", type=float, default=0.0, help="requests per second, 0 = unlimited"
+    )
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    try:
+        server = create_server(args.host, args.port, rate_limit_per_second=args.rate_limit)
+        server.start()
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    print(f"serving {serving} at {server.url}", flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so the server stops cleanly."""
+    raise KeyboardInterrupt

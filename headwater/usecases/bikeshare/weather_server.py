@@ -14,18 +14,21 @@ Run standalone: ``python -m headwater.usecases.bikeshare.weather_server --port 8
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import logging
-import signal
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from headwater.sources.embedded import LoopbackJsonServer, Reply, error_reply, json_reply
+from headwater.sources.embedded import (
+    LoopbackJsonServer,
+    Reply,
+    error_reply,
+    json_reply,
+    serve_standalone,
+)
 
 OBSERVATIONS_PATH = "/v1/observations"
 DEFAULT_PORT = 8766
@@ -189,37 +192,13 @@ class WeatherServer(LoopbackJsonServer):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the observations API until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0 = any free)")
-    parser.add_argument(
-        "--rate-limit", type=float, default=0.0, help="requests per second, 0 = unlimited"
+    return serve_standalone(
+        WeatherServer,
+        argv,
+        description=__doc__.splitlines()[0],
+        default_port=DEFAULT_PORT,
+        serving="hourly weather observations",
     )
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-    )
-    try:
-        server = WeatherServer(args.host, args.port, rate_limit_per_second=args.rate_limit)
-        server.start()
-    except (ValueError, OSError) as exc:
-        parser.error(str(exc))
-    print(f"serving hourly weather observations at {server.url}", flush=True)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        signal.signal(signal.SIGTERM, previous)
-    return 0
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """Turn SIGTERM into KeyboardInterrupt so the server stops cleanly."""
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

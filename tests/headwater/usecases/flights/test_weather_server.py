@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import requests
 
+from headwater.sources.embedded import LoopbackJsonServer
 from headwater.usecases.flights.weather_server import WeatherServer, load_weather_archive, main
 
 EWR = {"latitude": "40.6925", "longitude": "-74.168667"}
@@ -177,3 +178,20 @@ def test_only_loopback_hosts_are_accepted() -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--host", "8.8.8.8", "--port", "0"])
     assert exited.value.code == 2
+
+
+def test_the_server_is_the_shared_loopback_base_answering_in_open_meteo_shape() -> None:
+    # One definition of loopback, rate limit and faults: the use case only answers the query
+    assert issubclass(WeatherServer, LoopbackJsonServer)
+    with WeatherServer(faults=["503"]) as server:
+        status, body, _ = _get(server.url, {**EWR, **DAY, "hourly": "temperature_2m"})
+
+    assert status == 503 and body == {"error": True, "reason": "Injected fault: HTTP 503"}
+
+
+def test_blank_parameters_count_as_absent(server: WeatherServer) -> None:
+    params = {**EWR, **DAY, "hourly": "temperature_2m", "timezone": "", "timeformat": ""}
+
+    status, body, _ = _get(server.url, params)
+
+    assert status == 200 and body["timezone"] == "GMT" and body["hourly_units"]["time"] == "iso8601"
