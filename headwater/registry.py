@@ -15,11 +15,12 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 
+from headwater.comparison import Interval
 from headwater.lake import Lake, LakeError
 from headwater.layout import DECISION, METRICS, POINTER, SUCCESS, model_parts
 from headwater.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
@@ -34,6 +35,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Metric differences closer than this to the margin count as equal to it (float noise).
 _TOLERANCE = 1e-9
 _LABELS = {"auc_roc": "AUC", "auc_pr": "AUC-PR", "log_loss": "log loss", "brier": "Brier score"}
+#: The holdout metrics the gate can compare (``usecase.<name>.gate.metric``).
+GATE_METRICS: tuple[str, ...] = tuple(_LABELS)
 
 
 class _Unset:
@@ -102,10 +105,15 @@ class Pointer:
 
 @dataclass(frozen=True)
 class Decision:
-    """The gate's verdict on a candidate, with a sentence a human can act on."""
+    """The gate's verdict on a candidate, with a sentence a human can act on.
+
+    ``comparison`` holds the numbers behind it (point gain, its interval, the margin), as
+    recorded in ``decision.json``; empty when there was nothing to compare with.
+    """
 
     promote: bool
     reason: str
+    comparison: dict[str, Any] = field(default_factory=dict)
 
 
 def new_version(now: datetime | None = None, run_id: str | None = None) -> str:
@@ -248,13 +256,20 @@ class Registry:
             *model_parts(self.name), POINTER, expected=raw, new=pointer.to_json()
         )
 
-    def promote(self, version: str, reason: str, expected: str | None | _Unset = ANY) -> Pointer:
+    def promote(
+        self,
+        version: str,
+        reason: str,
+        expected: str | None | _Unset = ANY,
+        comparison: Mapping[str, Any] | None = None,
+    ) -> Pointer:
         """Make ``version`` the production version; the previous one heads the history.
 
         ``expected`` is the production version the caller's decision was based on (None:
         there was none). If production changed meanwhile, raise
         :class:`ConcurrentPromotionError` instead of overriding the other decision. With
-        the default :data:`ANY`, a lost race is retried on the new pointer.
+        the default :data:`ANY`, a lost race is retried on the new pointer. ``comparison``
+        (the gate's numbers) is recorded in ``decision.json``.
         """
         self._require_complete(version)
         for _ in range(MAX_SWAP_ATTEMPTS):
@@ -273,15 +288,18 @@ class Registry:
                 history = (current.version, *(v for v in current.history if v != version))
             pointer = Pointer(version, _now(), reason, history)
             if self._swap(raw, pointer):
-                self._record(version, "promoted", reason, replaced=current_version)
+                extra = {"comparison": dict(comparison)} if comparison else {}
+                self._record(version, "promoted", reason, replaced=current_version, **extra)
                 return pointer
         raise ConcurrentPromotionError(
             f"cannot promote {version} of model {self.name}: the production pointer kept "
             f"changing ({MAX_SWAP_ATTEMPTS} attempts)"
         )
 
-    def reject(self, version: str, reason: str) -> None:
-        """Record that ``version`` must not go to production."""
+    def reject(
+        self, version: str, reason: str, comparison: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record that ``version`` must not go to production (and the gate's numbers)."""
         self._require_complete(version)
         current = self.production()
         if current is not None and current.version == version:
@@ -289,7 +307,19 @@ class Registry:
                 f"version {version} of model {self.name} is in production: promote another "
                 "version or roll back before rejecting it"
             )
-        self._record(version, "rejected", reason)
+        self._record(
+            version, "rejected", reason, **({"comparison": dict(comparison)} if comparison else {})
+        )
+
+    def hold(self, version: str, reason: str, comparison: Mapping[str, Any] | None = None) -> None:
+        """Record the gate's verdict on an exploratory run's version; production is untouched.
+
+        The version stays a candidate: it can still be promoted by hand.
+        """
+        self._require_complete(version)
+        self._record(
+            version, "held", reason, **({"comparison": dict(comparison)} if comparison else {})
+        )
 
     def rollback(self, reason: str = "rollback", expected: str | None | _Unset = ANY) -> Pointer:
         """Put the previous production version back; the current one becomes retired.
@@ -360,6 +390,94 @@ def _status(version: str, pointer: Pointer | None, decision: Any) -> Status:
 # -- the gate -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TrainingWindow:
+    """A version's dates, from its lineage.
+
+    It trained on ``start..holdout_from - 1`` and was held out on ``holdout_from..end``.
+    """
+
+    start: date
+    end: date
+    holdout_from: date
+
+    @property
+    def train_days(self) -> int:
+        """Calendar days of the training window."""
+        return (self.holdout_from - self.start).days
+
+    @property
+    def last_trained(self) -> date:
+        """The last day the version trained on."""
+        return self.holdout_from - timedelta(days=1)
+
+    @classmethod
+    def of(cls, lineage: Mapping[str, Any] | None) -> TrainingWindow | None:
+        """Read ``date_range`` (``start..end``) and ``holdout_from``; None when absent or bad."""
+        if not isinstance(lineage, Mapping):
+            return None
+        try:
+            first, last = str(lineage["date_range"]).split("..")
+            return cls(
+                date.fromisoformat(first),
+                date.fromisoformat(last),
+                date.fromisoformat(str(lineage["holdout_from"])),
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+def comparison_problems(
+    candidate: TrainingWindow | None,
+    production: TrainingWindow | None,
+    *,
+    production_version: str,
+    holdout_rows: int,
+    holdout_days: int,
+    min_rows: int = 1000,
+    min_days: int = 7,
+    min_window_ratio: float = 0.5,
+    allow_shorter_window: bool = False,
+) -> list[str]:
+    """Why candidate and production cannot be compared fairly on the candidate's holdout.
+
+    Both were scored on the same holdout rows; the comparison is refused when that holdout
+    is too small (``min_rows``, ``min_days``), when production trained on any of its days
+    (production would be graded on what it has seen), or when the candidate trained on a
+    much shorter window than production (``min_window_ratio``, unless
+    ``allow_shorter_window``). An empty list: the comparison is fair.
+    """
+    problems = []
+    if holdout_days < min_days:
+        problems.append(
+            f"the holdout has {holdout_days} days, fewer than the {min_days} required "
+            "(gate.min_holdout_days)"
+        )
+    if holdout_rows < min_rows:
+        problems.append(
+            f"the holdout has {holdout_rows} rows, fewer than the {min_rows} required "
+            "(gate.min_holdout_rows)"
+        )
+    if candidate is None or production is None:
+        whose = "candidate" if candidate is None else f"production {production_version}"
+        problems.append(f"the training window of {whose} is unknown (no lineage.json dates)")
+        return problems
+    if candidate.holdout_from <= production.last_trained and candidate.end >= production.start:
+        problems.append(
+            f"the holdout {candidate.holdout_from}..{candidate.end} overlaps the training "
+            f"window {production.start}..{production.last_trained} of production "
+            f"{production_version}: production would be graded on days it trained on"
+        )
+    if not allow_shorter_window and candidate.train_days < min_window_ratio * production.train_days:
+        problems.append(
+            f"the candidate trained on {candidate.train_days} days, less than "
+            f"{min_window_ratio:g} x the {production.train_days} days of production "
+            f"{production_version} (gate.min_window_ratio; override with "
+            "gate.allow_shorter_window or --allow-shorter-window)"
+        )
+    return problems
+
+
 def decide(
     candidate: Mapping[str, Any],
     production: Mapping[str, Any] | None,
@@ -367,8 +485,10 @@ def decide(
     metric: str = "auc_roc",
     margin: float = 0.0,
     higher_is_better: bool = True,
+    interval: Interval | None = None,
+    refusals: Sequence[str] = (),
 ) -> Decision:
-    """Promote when there is no production model, or the candidate beats it by more than margin.
+    """Promote when there is no production model, or the candidate surely beats it by the margin.
 
     Args:
         candidate: the candidate's metrics on its holdout.
@@ -377,9 +497,13 @@ def decide(
         metric: the key compared in both mappings.
         margin: how much better the candidate must be; a gain equal to it is not enough.
         higher_is_better: False for losses (log loss, Brier score).
+        interval: a confidence interval on (candidate - production) of ``metric``: the
+            lower bound of the gain, not the point gain, must clear the margin.
+        refusals: reasons the comparison is not fair (:func:`comparison_problems`): any
+            of them rejects the candidate.
 
     Returns:
-        The decision and a sentence quoting both numbers.
+        The decision and a sentence quoting both numbers (and the interval).
     """
     if not math.isfinite(margin):
         raise ValueError(f"margin must be a finite number, got {margin!r}")
@@ -390,17 +514,51 @@ def decide(
     old = _metric_value(production, metric, "production")
     gain = new - old if higher_is_better else old - new
     sense = "" if higher_is_better else " (lower is better)"
-    if gain > margin and not math.isclose(gain, margin, rel_tol=0.0, abs_tol=_TOLERANCE):
+    numbers: dict[str, Any] = {
+        "metric": metric,
+        "candidate": new,
+        "production": old,
+        "gain": gain,
+        "margin": margin,
+        "higher_is_better": higher_is_better,
+    }
+    if refusals:
+        numbers["refusals"] = list(refusals)
+        reason = "cannot compare candidate with production fairly: " + "; ".join(refusals)
+        return Decision(False, reason, numbers)
+    if interval is None:
+        if _clears(gain, margin):
+            return Decision(
+                True,
+                f"candidate {label} {new:.4f} beats production {old:.4f} by {gain:.4f} "
+                f"> margin {margin:g}{sense}",
+                numbers,
+            )
         return Decision(
-            True,
-            f"candidate {label} {new:.4f} beats production {old:.4f} by {gain:.4f} "
-            f"> margin {margin:g}{sense}",
+            False,
+            f"candidate {label} {new:.4f} does not beat production {old:.4f} by more than "
+            f"margin {margin:g} (gain {gain:+.4f}){sense}",
+            numbers,
         )
-    return Decision(
-        False,
-        f"candidate {label} {new:.4f} does not beat production {old:.4f} by more than "
-        f"margin {margin:g} (gain {gain:+.4f}){sense}",
+    low, high = (
+        (interval.lower, interval.upper) if higher_is_better else (-interval.upper, -interval.lower)
     )
+    numbers |= {"lower_gain": low, "upper_gain": high, "interval": interval.to_dict()}
+    quoted = (
+        f"candidate {label} {new:.4f} vs production {old:.4f}: gain {gain:+.4f}, "
+        f"{interval.confidence * 100:g}% interval [{low:+.4f}, {high:+.4f}] "
+        f"({interval.method.split(' (')[0]} over {interval.blocks} blocks)"
+    )
+    if _clears(low, margin):
+        return Decision(True, f"{quoted}; its lower bound clears margin {margin:g}{sense}", numbers)
+    return Decision(
+        False, f"{quoted}; its lower bound does not clear margin {margin:g}{sense}", numbers
+    )
+
+
+def _clears(gain: float, margin: float) -> bool:
+    """A gain strictly above the margin (one within float noise of it counts as equal)."""
+    return gain > margin and not math.isclose(gain, margin, rel_tol=0.0, abs_tol=_TOLERANCE)
 
 
 def _metric_value(metrics: Mapping[str, Any], metric: str, whose: str) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from headwater.comparison import Interval
 from headwater.lake import Lake, open_lake
 from headwater.layout import DECISION, METRICS, POINTER
 from headwater.registry import (
@@ -19,7 +20,9 @@ from headwater.registry import (
     NothingToRollBackError,
     Registry,
     RegistryError,
+    TrainingWindow,
     VersionNotFoundError,
+    comparison_problems,
     decide,
     new_version,
     version_time,
@@ -472,3 +475,164 @@ def test_decide_refuses_missing_or_bad_metrics(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         decide(candidate, production)
+
+
+# -- an honest gate: same holdout, large enough, unseen by production, sure of its gain -----------
+
+# The observed case: the full-year model in production, a one-month candidate held out on five
+# days of March that production trained on; candidate AUC 0.6529 vs 0.6506, margin 0.002.
+FULL_YEAR = {"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01"}
+ONE_MONTH = {"date_range": "2013-03-01..2013-03-31", "holdout_from": "2013-03-27"}
+NEXT_YEAR = {"date_range": "2013-01-01..2014-12-31", "holdout_from": "2014-11-01"}
+
+
+def windows(candidate: dict[str, str], production: dict[str, str]) -> tuple[Any, Any]:
+    return TrainingWindow.of(candidate), TrainingWindow.of(production)
+
+
+def test_a_holdout_production_trained_on_is_refused_naming_both_windows() -> None:
+    candidate, production = windows(ONE_MONTH, FULL_YEAR)
+
+    problems = comparison_problems(
+        candidate, production, production_version="v1", holdout_rows=30_000, holdout_days=5
+    )
+
+    assert any(
+        "holdout 2013-03-27..2013-03-31 overlaps the training window 2013-01-01..2013-10-31 "
+        "of production v1" in p
+        for p in problems
+    ), problems
+
+
+@pytest.mark.parametrize(
+    ("rows", "days", "message"),
+    [
+        (30_000, 5, "the holdout has 5 days, fewer than the 7 required (gate.min_holdout_days)"),
+        (400, 60, "the holdout has 400 rows, fewer than the 1000 required (gate.min_holdout_rows)"),
+    ],
+)
+def test_a_holdout_too_small_to_compare_on_is_refused(rows: int, days: int, message: str) -> None:
+    candidate, production = windows(NEXT_YEAR, FULL_YEAR)
+
+    problems = comparison_problems(
+        candidate, production, production_version="v1", holdout_rows=rows, holdout_days=days
+    )
+
+    assert problems == [message]
+
+
+def test_a_much_shorter_training_window_needs_an_explicit_override() -> None:
+    # Given a candidate trained on 2 months after production's 10 (holdouts apart)
+    short = {"date_range": "2014-01-01..2014-03-31", "holdout_from": "2014-03-01"}
+    candidate, production = windows(short, FULL_YEAR)
+    common = {"production_version": "v1", "holdout_rows": 5000, "holdout_days": 31}
+
+    refused = comparison_problems(candidate, production, **common)
+    allowed = comparison_problems(candidate, production, allow_shorter_window=True, **common)
+    lenient = comparison_problems(candidate, production, min_window_ratio=0.1, **common)
+
+    assert refused == [
+        "the candidate trained on 59 days, less than 0.5 x the 304 days of production v1 "
+        "(gate.min_window_ratio; override with gate.allow_shorter_window or "
+        "--allow-shorter-window)"
+    ]
+    assert allowed == lenient == []
+
+
+def test_windows_come_from_lineage_and_unknown_ones_say_so() -> None:
+    window = TrainingWindow.of(FULL_YEAR)
+    assert (str(window.start), str(window.end), str(window.holdout_from)) == (
+        "2013-01-01",
+        "2013-12-31",
+        "2013-11-01",
+    )
+    assert window.train_days == 304
+    assert TrainingWindow.of(None) is None
+    assert TrainingWindow.of({"date_range": "garbage"}) is None
+
+
+def test_refusals_reject_whatever_the_numbers() -> None:
+    decision = decide(
+        {"auc_roc": 0.99},
+        {"auc_roc": 0.5},
+        refusals=["the holdout has 5 days, fewer than the 7 required"],
+    )
+
+    assert not decision.promote
+    assert decision.reason == (
+        "cannot compare candidate with production fairly: the holdout has 5 days, fewer than "
+        "the 7 required"
+    )
+
+
+def test_the_observed_noisy_gain_is_not_promoted_and_the_reason_quotes_the_interval() -> None:
+    # Given the observed numbers, and an interval on the gain that reaches below the margin
+    interval = Interval("auc_roc", 0.0023, -0.0051, 0.0097, 0.95, blocks=5)
+
+    decision = decide({"auc_roc": 0.6529}, {"auc_roc": 0.6506}, margin=0.002, interval=interval)
+
+    assert not decision.promote
+    assert decision.reason == (
+        "candidate AUC 0.6529 vs production 0.6506: gain +0.0023, 95% interval "
+        "[-0.0051, +0.0097] (paired block bootstrap over 5 blocks); its lower bound does not "
+        "clear margin 0.002"
+    )
+
+
+@pytest.mark.parametrize(
+    ("interval", "options", "promote"),
+    [
+        (Interval("auc_roc", 0.02, 0.0101, 0.03, 0.95, blocks=40), {"margin": 0.01}, True),
+        (Interval("auc_roc", 0.02, 0.0100, 0.03, 0.95, blocks=40), {"margin": 0.01}, False),
+        # log loss: candidate - production is negative when the candidate is better
+        (
+            Interval("log_loss", -0.05, -0.07, -0.02, 0.9, blocks=40),
+            {"metric": "log_loss", "higher_is_better": False, "margin": 0.01},
+            True,
+        ),
+        (
+            Interval("log_loss", -0.05, -0.07, 0.001, 0.9, blocks=40),
+            {"metric": "log_loss", "higher_is_better": False},
+            False,
+        ),
+    ],
+    ids=["lower-bound-clears", "lower-bound-equals-margin", "loss-clears", "loss-noisy"],
+)
+def test_the_lower_bound_of_the_gain_must_clear_the_margin(
+    interval: Interval, options: dict[str, Any], promote: bool
+) -> None:
+    metric = options.get("metric", "auc_roc")
+    candidate = {metric: 0.5 + interval.difference}
+
+    decision = decide(candidate, {metric: 0.5}, interval=interval, **options)
+
+    assert decision.promote is promote, decision.reason
+    assert f"{int(interval.confidence * 100)}% interval" in decision.reason
+    assert decision.comparison["lower_gain"] == pytest.approx(
+        interval.lower if options.get("higher_is_better", True) else -interval.upper
+    )
+
+
+def test_an_exploratory_verdict_leaves_production_alone_and_the_version_a_candidate(
+    registry: Registry,
+) -> None:
+    first, second = train(registry, 0), train(registry, 1)
+    registry.promote(first, "seeded")
+
+    registry.hold(second, "exploratory run: the gate would have promoted it", {"lower": 0.1})
+
+    assert registry.production().version == first
+    assert registry.info(second).status == "candidate"
+    decision = registry.read_json(second, DECISION)
+    assert decision["decision"] == "held"
+    assert decision["comparison"] == {"lower": 0.1}
+
+
+def test_promote_and_reject_record_the_comparison(registry: Registry) -> None:
+    first, second = train(registry, 0), train(registry, 1)
+
+    registry.promote(first, "first", comparison={"difference": 0.1})
+    registry.reject(second, "noisy", comparison={"lower": -0.1})
+
+    assert registry.read_json(first, DECISION)["comparison"] == {"difference": 0.1}
+    assert registry.read_json(second, DECISION)["comparison"] == {"lower": -0.1}
