@@ -87,6 +87,16 @@ class GateConfig(_Section):
 
     metric: str = "auc_roc"
     margin: Annotated[float, Field(ge=0)] = 0.0
+    # The holdout both models are scored on must be at least this large to compare them.
+    min_holdout_rows: Annotated[int, Field(ge=0)] = 1000
+    min_holdout_days: Annotated[int, Field(ge=0)] = 7
+    # Two-sided confidence of the interval on (candidate - production); its lower bound
+    # must clear the margin.
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    # A candidate trained on fewer days than this share of production's is not promoted...
+    min_window_ratio: Annotated[float, Field(ge=0)] = 0.5
+    # ...unless this is set (or `headwater run --allow-shorter-window`).
+    allow_shorter_window: bool = False
 
 
 class UseCaseConfig(_Section):
