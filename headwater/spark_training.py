@@ -314,6 +314,82 @@ def classification_metrics(
     }
 
 
+def holdout_window(holdout: Any, date_column: str, start: date, end: date) -> dict[str, Any]:
+    """The holdout the gate compares on: its dates, rows and days with rows (one Spark job)."""
+    from pyspark.sql import functions as F
+
+    row = holdout.agg(
+        F.count("*").alias("rows"), F.countDistinct(date_column).alias("days")
+    ).first()
+    return {"from": start.isoformat(), "to": end.isoformat(), "rows": row.rows, "days": row.days}
+
+
+def block_histograms(
+    scored: Any, date_column: str, first_day: date, days: int, score: str = "p"
+) -> Any:
+    """Reduce a scored holdout to one score histogram per block of days (a numpy array).
+
+    Returns an array ``(blocks, COMPARISON_BINS, fields)`` (:mod:`headwater.comparison`):
+    at most ``MAX_BLOCKS x COMPARISON_BINS`` small rows are collected, whatever the rows.
+    """
+    from pyspark.sql import functions as F
+
+    from headwater.comparison import COMPARISON_BINS, block_count, block_width, histogram_array
+
+    bins, width = COMPARISON_BINS, block_width(days)
+    s, y = F.col(score), F.col(LABEL)
+    clipped = F.least(F.greatest(s, F.lit(EPSILON)), F.lit(1 - EPSILON))
+    day = F.datediff(F.col(date_column), F.lit(first_day))
+    rows = (
+        scored.groupBy(
+            F.floor(day / F.lit(width)).cast("int").alias("block"),
+            F.least(F.floor(s * bins), F.lit(bins - 1)).cast("int").alias("bin"),
+        )
+        .agg(
+            F.count("*").alias("count"),
+            F.sum(y).alias("positives"),
+            F.sum(s).alias("score_sum"),
+            F.sum(-(y * F.log(clipped) + (1 - y) * F.log(1 - clipped))).alias("log_loss_sum"),
+            F.sum((s - y) ** 2).alias("squared_error_sum"),
+            F.sum(((s > 0.5).cast("double") == y).cast("double")).alias("correct_sum"),
+        )
+        .collect()
+    )
+    return histogram_array([r.asDict() for r in rows], block_count(days), bins)
+
+
+def compare_with_production(
+    candidate: Any,
+    production: Any,
+    date_column: str,
+    window: Mapping[str, Any],
+    points: Mapping[str, float],
+    confidence: float,
+) -> dict[str, Any]:
+    """Intervals on (candidate - production) of each metric, both scored on the same holdout.
+
+    ``candidate`` and ``production`` are the scored holdout (``p``, ``label``, the date);
+    ``points`` the exact point differences. A paired block bootstrap over days
+    (:mod:`headwater.comparison`: the choice and its assumption are documented there).
+    """
+    import numpy as np
+
+    from headwater.comparison import METHOD, paired_bootstrap
+
+    first = date.fromisoformat(window["from"])
+    days = (date.fromisoformat(window["to"]) - first).days + 1
+    new = block_histograms(candidate, date_column, first, days)
+    old = block_histograms(production, date_column, first, days)
+    occupied = (new[..., 0].sum(-1) + old[..., 0].sum(-1)) > 0  # days without rows carry nothing
+    intervals = paired_bootstrap(new[occupied], old[occupied], confidence=confidence, points=points)
+    return {
+        "method": METHOD,
+        "confidence": confidence,
+        "blocks": int(np.count_nonzero(occupied)),
+        "intervals": {metric: i.to_dict() for metric, i in intervals.items()},
+    }
+
+
 def regression_metrics(scored: Any, target: str) -> dict[str, float]:
     """RMSE, MAE and R² of a scored holdout, in one pass over it."""
     from pyspark.sql import functions as F
@@ -511,16 +587,39 @@ def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]
         "threshold": float(classifier.stages[-1].getThreshold()),
     }
     progress("evaluated", auc_roc=round(holdout_metrics["auc_roc"], 4))
+    window = holdout_window(holdout_df, spec.date_column, holdout_from, options.end)
+    metrics["holdout_window"] = window
     if options.production_version:
         production_path = layout.model_parts(
             name, options.production_version, layout.SPARK, layout.CLASSIFIER
         )
         try:
             production = PipelineModel.load(spark_path(lake, *production_path))
+            production_scored = with_probability(production.transform(holdout_df)).cache()
+            production_metrics = classification_metrics(production_scored)
             metrics["production_on_holdout"] = {
                 "version": options.production_version,
-                **classification_metrics(with_probability(production.transform(holdout_df))),
+                **production_metrics,
             }
+            # Both scored the same rows: how sure is each difference (bounded, on the cluster)?
+            gate_config = dict(options.config).get("gate") or {}
+            points = {
+                key: holdout_metrics[key] - production_metrics[key]
+                for key in holdout_metrics.keys() & production_metrics.keys()
+            }
+            metrics["comparison"] = {
+                "version": options.production_version,
+                **compare_with_production(
+                    scored,
+                    production_scored,
+                    spec.date_column,
+                    window,
+                    points,
+                    float(gate_config.get("confidence", 0.95)),
+                ),
+            }
+            production_scored.unpersist()
+            progress("compared with production", version=options.production_version)
         except Exception as exc:  # a model of another feature set cannot score this holdout
             metrics["production_on_holdout"] = {
                 "version": options.production_version,

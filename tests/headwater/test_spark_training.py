@@ -654,3 +654,71 @@ def test_the_second_use_case_trains_through_the_same_job(trained_bikeshare: Any)
     record, _ = features_record(hour_start=datetime(2011, 6, 20, 3), lookups=lookups)
     quiet = pipelines["classifier"].transform(dict(record))["probability"]
     assert busy > 0.5 > quiet  # a June weekday at 5 pm is busy, 3 am is not
+
+
+# --- the comparison with production: same holdout rows, per-day histogram pairs -----------------
+
+
+def dated_scores(spark: Any, rows: list[tuple[date, float, int]]) -> Any:
+    return spark.createDataFrame(
+        [(d, float(p), float(y)) for d, p, y in rows], "fl_date date, p double, label double"
+    )
+
+
+def test_the_holdout_window_counts_rows_and_days_with_rows(spark: Any) -> None:
+    from headwater.spark_training import holdout_window
+
+    frame = dated_scores(spark, [(date(2013, 3, 27), 0.1, 0), (date(2013, 3, 29), 0.2, 1)] * 3)
+
+    window = holdout_window(frame, "fl_date", date(2013, 3, 27), date(2013, 3, 31))
+
+    assert window == {"from": "2013-03-27", "to": "2013-03-31", "rows": 6, "days": 2}
+
+
+def test_block_histograms_keep_each_days_rows_apart(spark: Any) -> None:
+    from headwater.spark_training import block_histograms
+
+    frame = dated_scores(
+        spark,
+        [(date(2013, 3, 27), 0.1234, 0), (date(2013, 3, 27), 0.9, 1), (date(2013, 3, 31), 0.5, 1)],
+    )
+
+    array = block_histograms(frame, "fl_date", date(2013, 3, 27), 5)
+
+    assert array.shape[:2] == (5, 1000)
+    assert array[0, 123, :2].tolist() == [1.0, 0.0] and array[0, 900, :2].tolist() == [1.0, 1.0]
+    assert array[4, 500, :2].tolist() == [1.0, 1.0] and array[1:4].sum() == 0.0
+
+
+def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain(
+    spark: Any,
+) -> None:
+    from headwater.spark_training import compare_with_production
+
+    # Given production and a candidate scoring the same 20 days of rows, the candidate better
+    rng = random.Random(7)
+    days = [date(2013, 3, 1 + i) for i in range(20)]
+    labels = [(d, int(rng.random() < 0.3)) for d in days for _ in range(60)]
+    candidate = dated_scores(
+        spark, [(d, min(0.99, 0.3 + 0.4 * y + rng.gauss(0, 0.15) % 0.3), y) for d, y in labels]
+    )
+    production = dated_scores(
+        spark, [(d, min(0.99, 0.3 + 0.1 * y + rng.gauss(0, 0.15) % 0.3), y) for d, y in labels]
+    )
+    new, old = classification_metrics(candidate), classification_metrics(production)
+    window = {"from": "2013-03-01", "to": "2013-03-20"}
+
+    comparison = compare_with_production(
+        candidate,
+        production,
+        "fl_date",
+        window,
+        {"auc_roc": new["auc_roc"] - old["auc_roc"]},
+        0.9,
+    )
+
+    auc = comparison["intervals"]["auc_roc"]
+    assert comparison["blocks"] == 20 and comparison["confidence"] == 0.9
+    assert auc["difference"] == pytest.approx(new["auc_roc"] - old["auc_roc"])
+    assert 0 < auc["lower"] < auc["difference"] < auc["upper"]
+    assert set(comparison["intervals"]) >= {"auc_roc", "log_loss", "brier"}
