@@ -72,10 +72,19 @@ class Interval:
         return cls(**{key: body[key] for key in cls.__dataclass_fields__ if key in body})
 
 
+def block_width(days: int, max_blocks: int = MAX_BLOCKS) -> int:
+    """Days per block for a holdout of ``days`` days: 1, or more to stay within ``max_blocks``."""
+    return -(-days // max_blocks) if days > max_blocks else 1
+
+
+def block_count(days: int, max_blocks: int = MAX_BLOCKS) -> int:
+    """How many blocks a holdout of ``days`` days has (at least one)."""
+    return max(1, -(-days // block_width(days, max_blocks)))
+
+
 def block_of(day_index: int, days: int, max_blocks: int = MAX_BLOCKS) -> int:
     """The block of the ``day_index``-th holdout day: one per day, consecutive days grouped."""
-    width = -(-days // max_blocks) if days > max_blocks else 1
-    return day_index // width
+    return day_index // block_width(days, max_blocks)
 
 
 def histogram_array(rows: Sequence[Mapping[str, Any]], blocks: int, bins: int) -> np.ndarray:

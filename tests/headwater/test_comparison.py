@@ -127,3 +127,9 @@ def test_collected_rows_land_in_their_block_and_bin() -> None:
 def test_an_interval_round_trips_through_json() -> None:
     interval = Interval("auc_roc", 0.002, -0.004, 0.008, 0.95, blocks=5)
     assert Interval.from_dict(interval.to_dict()) == interval
+
+
+def test_block_counts_cover_every_day() -> None:
+    from headwater.comparison import block_count
+
+    assert [block_count(d) for d in (0, 1, 5, 100, 101, 365)] == [1, 1, 5, 100, 51, 92]
