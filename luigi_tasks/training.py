@@ -9,11 +9,12 @@ from typing import Any
 import luigi
 
 from headwater import layout
+from headwater.comparison import Interval
 from headwater.config import Settings
 from headwater.lake import MANIFEST
 from headwater.logs import get_logger, log_context
 from headwater.pipeline import extract_snapshot, lake_for, usecase_of
-from headwater.registry import Registry, decide
+from headwater.registry import Registry, TrainingWindow, comparison_problems, decide
 from headwater.training import code_version, create_training_runner, train_arguments
 from luigi_tasks.pipeline import Backfill, PipelineTask
 
@@ -130,11 +131,18 @@ class TrainModel(PipelineTask):
 
 
 class PromoteModel(PipelineTask):
-    """The quality gate: promote the new version or keep it as rejected, with the reason."""
+    """The quality gate: promote the new version or keep it as rejected, with the reason.
+
+    ``no_promote``: an exploratory run; the gate's verdict is recorded (``held``) and the
+    production pointer is never touched. ``allow_shorter_window``: accept a candidate trained
+    on a much shorter window than production's (as ``gate.allow_shorter_window``).
+    """
 
     start: Any = luigi.DateParameter()
     end: Any = luigi.DateParameter()
     version: str = luigi.Parameter()
+    no_promote: bool = luigi.BoolParameter(default=False)
+    allow_shorter_window: bool = luigi.BoolParameter(default=False)
 
     def requires(self) -> TrainModel:
         """The trained version."""
@@ -159,23 +167,52 @@ class PromoteModel(PipelineTask):
         registry = registry_of(settings, self.usecase)
         metrics = registry.read_json(self.version, layout.METRICS)
         pointer = registry.production()
-        production_metrics = gate_baseline(metrics, pointer.version if pointer else None)
+        production = pointer.version if pointer else None
+        production_metrics = gate_baseline(metrics, production)
+        interval, refusals = None, []
+        if production is not None:
+            interval = gate_interval(metrics, production, gate.metric)
+            window = metrics.get("holdout_window") or {}
+            refusals = comparison_problems(
+                TrainingWindow.of(registry.read_json(self.version, layout.LINEAGE, default=None)),
+                TrainingWindow.of(registry.read_json(production, layout.LINEAGE, default=None)),
+                production_version=production,
+                holdout_rows=int(window.get("rows", metrics["holdout"].get("rows", 0))),
+                holdout_days=int(window.get("days", 0)),
+                min_rows=gate.min_holdout_rows,
+                min_days=gate.min_holdout_days,
+                min_window_ratio=gate.min_window_ratio,
+                allow_shorter_window=self.allow_shorter_window or gate.allow_shorter_window,
+            )
         decision = decide(
             metrics["holdout"],
             production_metrics,
             metric=gate.metric,
             margin=gate.margin,
             higher_is_better=gate.metric not in LOWER_IS_BETTER,
+            interval=interval,
+            refusals=refusals,
         )
         where = {"usecase": self.usecase, "version": self.version}
         with log_context(run_id=self.run_id, task=self.task_family, **where):
-            if decision.promote:
+            if self.no_promote:
+                verdict = "promoted" if decision.promote else "rejected"
+                reason = (
+                    "exploratory run (--no-promote): production untouched; the gate would "
+                    f"have {verdict} it: {decision.reason}"
+                )
+                registry.hold(self.version, reason, decision.comparison)
+                log.info("model held (exploratory run)", reason=reason)
+            elif decision.promote:
                 registry.promote(
-                    self.version, decision.reason, expected=pointer.version if pointer else None
+                    self.version,
+                    decision.reason,
+                    expected=production,
+                    comparison=decision.comparison,
                 )
                 log.info("model promoted", reason=decision.reason)
             else:
-                registry.reject(self.version, decision.reason)
+                registry.reject(self.version, decision.reason, decision.comparison)
                 log.info("model rejected", reason=decision.reason)
 
 
@@ -194,6 +231,18 @@ def gate_baseline(metrics: dict[str, Any], production: str | None) -> dict[str, 
     return measured
 
 
+def gate_interval(metrics: dict[str, Any], production: str, metric: str) -> Interval:
+    """The training job's interval on (candidate - production) of the gate's metric."""
+    comparison = metrics.get("comparison") or {}
+    intervals = comparison.get("intervals") or {}
+    if comparison.get("version") != production or metric not in intervals:
+        raise ValueError(
+            f"cannot compare with production {production}: the training job measured no "
+            f"confidence interval on the difference of {metric}"
+        )
+    return Interval.from_dict(intervals[metric])
+
+
 class RunAll(luigi.WrapperTask):
     """The main job: every selected use case, up to a step, in one graph.
 
@@ -206,6 +255,9 @@ class RunAll(luigi.WrapperTask):
     end: Any = luigi.DateParameter()
     until: str = luigi.ChoiceParameter(choices=["extract", "clean", "model"], default="model")
     version: str = luigi.Parameter(default="")
+    # An exploratory run (--no-promote), and the gate's shorter-window override.
+    no_promote: bool = luigi.BoolParameter(default=False)
+    allow_shorter_window: bool = luigi.BoolParameter(default=False)
     run_id: str = luigi.Parameter(default="adhoc", significant=False)
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
 
@@ -216,7 +268,13 @@ class RunAll(luigi.WrapperTask):
             version = self.version or self.run_id
             return [
                 PromoteModel(
-                    usecase=name, start=self.start, end=self.end, version=version, **common
+                    usecase=name,
+                    start=self.start,
+                    end=self.end,
+                    version=version,
+                    no_promote=self.no_promote,
+                    allow_shorter_window=self.allow_shorter_window,
+                    **common,
                 )
                 for name in self.usecases
             ]
