@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from headwater import layout
+from headwater.comparison import Interval
 from headwater.config import Settings
 from headwater.lake import MANIFEST
 from headwater.pipeline import lake_for
@@ -43,15 +44,30 @@ def registry_of(settings: Settings, usecase: str = "flights") -> Registry:
     return Registry(lake_for(settings), usecase)
 
 
+# A fair comparison by default: a year of training, two months of holdout with plenty of rows.
+YEAR = {"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01"}
+
+
 def trained(
     settings: Settings,
     version: str,
     auc: float,
     production: tuple[str, float] | None = None,
     usecase: str = "flights",
+    *,
+    window: dict[str, str] = YEAR,
+    holdout: tuple[int, int] = (5000, 61),
+    spread: float = 0.0,
 ) -> str:
-    """Leave what a training run leaves: metrics (with production's, if any) and _SUCCESS."""
-    metrics: dict[str, Any] = {"holdout": {"auc_roc": auc, "log_loss": 1.0 - auc, "rows": 100}}
+    """Leave what a training run leaves: metrics (with production's, if any), lineage, _SUCCESS.
+
+    ``holdout`` is (rows, days); ``spread`` the half-width of the interval on each difference.
+    """
+    rows, days = holdout
+    metrics: dict[str, Any] = {
+        "holdout": {"auc_roc": auc, "log_loss": 1.0 - auc, "rows": rows},
+        "holdout_window": {"rows": rows, "days": days},
+    }
     if production is not None:
         name, production_auc = production
         metrics["production_on_holdout"] = {
@@ -59,13 +75,22 @@ def trained(
             "auc_roc": production_auc,
             "log_loss": 1.0 - production_auc,
         }
+        differences = {"auc_roc": auc - production_auc, "log_loss": production_auc - auc}
+        metrics["comparison"] = {
+            "version": name,
+            "intervals": {
+                metric: Interval(metric, d, d - spread, d + spread, 0.95, blocks=days).to_dict()
+                for metric, d in differences.items()
+            },
+        }
     registry = registry_of(settings, usecase)
     registry.write_json(version, layout.METRICS, metrics)
+    registry.write_json(version, layout.LINEAGE, dict(window))
     registry.mark_complete(version)
     return version
 
 
-def gate(version: str, tmp_path: Path, usecase: str = "flights") -> PromoteModel:
+def gate(version: str, tmp_path: Path, usecase: str = "flights", **options: Any) -> PromoteModel:
     """Run the gate's task body directly (its training dependency is not run)."""
     task = PromoteModel(
         usecase=usecase,
@@ -74,6 +99,7 @@ def gate(version: str, tmp_path: Path, usecase: str = "flights") -> PromoteModel
         version=version,
         run_id=f"run-{version}",
         state_dir=str(tmp_path),
+        **options,
     )
     assert not task.complete()
     task.run()
@@ -203,14 +229,23 @@ def test_a_loss_as_gate_metric_promotes_the_lower_one(
     registry = registry_of(settings)
     registry.promote(production, "seeded")
     candidate = "20130313T000000Z-cand"
+    difference = candidate_loss - production_loss
     registry.write_json(
         candidate,
         layout.METRICS,
         {
             "holdout": {metric: candidate_loss},
+            "holdout_window": {"rows": 5000, "days": 61},
             "production_on_holdout": {"version": production, metric: production_loss},
+            "comparison": {
+                "version": production,
+                "intervals": {
+                    metric: Interval(metric, difference, difference, difference, 0.95).to_dict()
+                },
+            },
         },
     )
+    registry.write_json(candidate, layout.LINEAGE, YEAR)
     registry.mark_complete(candidate)
 
     gate(candidate, tmp_path)
@@ -234,6 +269,163 @@ def test_a_candidate_not_measured_against_production_fails_the_gate(
 
     assert registry_of(settings).production().version == production
     assert not task.complete()
+
+
+# --- an honest gate ----------------------------------------------------------------------------
+
+
+def test_the_observed_one_month_candidate_is_not_promoted_over_the_full_year_model(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # Given the full-year model in production, and a one-month candidate held out on the last
+    # five days of March (which production trained on), its AUC 0.0023 higher, margin 0.002
+    production = trained(settings, "20131231T000000Z-year", 0.6506)
+    registry = registry_of(settings)
+    registry.promote(production, "seeded")
+    month = {"date_range": "2013-03-01..2013-03-31", "holdout_from": "2013-03-27"}
+    candidate = trained(
+        settings,
+        "20140101T000000Z-month",
+        0.6529,
+        (production, 0.6506),
+        window=month,
+        holdout=(27_000, 5),
+    )
+
+    gate(candidate, tmp_path)
+
+    # Then production stays, and the decision says why the comparison was not fair
+    assert registry.production().version == production
+    decision = registry.read_json(candidate, layout.DECISION)
+    assert decision["decision"] == "rejected"
+    assert decision["reason"].startswith("cannot compare candidate with production fairly")
+    assert "the holdout has 5 days, fewer than the 7 required" in decision["reason"]
+    assert (
+        "the holdout 2013-03-27..2013-03-31 overlaps the training window "
+        f"2013-01-01..2013-10-31 of production {production}" in decision["reason"]
+    )
+    assert "the candidate trained on 26 days, less than 0.5 x the 304 days" in decision["reason"]
+
+
+def test_a_noisy_gain_is_not_promoted_and_the_decision_records_the_interval(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # Given a fair comparison whose gain (0.0023) is within the noise (interval +-0.0074)
+    production = trained(settings, "20131231T000000Z-prod", 0.6506)
+    registry = registry_of(settings)
+    registry.promote(production, "seeded")
+    later = {"date_range": "2013-01-01..2014-12-31", "holdout_from": "2014-11-01"}
+    candidate = trained(
+        settings,
+        "20141231T000000Z-cand",
+        0.6529,
+        (production, 0.6506),
+        window=later,
+        spread=0.0074,
+    )
+
+    gate(candidate, tmp_path)
+
+    assert registry.production().version == production
+    decision = registry.read_json(candidate, layout.DECISION)
+    assert decision["decision"] == "rejected"
+    assert "gain +0.0023, 95% interval [-0.0051, +0.0097]" in decision["reason"]
+    assert decision["comparison"]["lower_gain"] == pytest.approx(-0.0051)
+    assert decision["comparison"]["interval"]["blocks"] == 61
+
+
+def test_a_candidate_without_an_interval_is_not_compared(
+    settings: Settings, tmp_path: Path
+) -> None:
+    production = trained(settings, "20130312T000000Z-prod", 0.72)
+    registry_of(settings).promote(production, "seeded")
+    candidate = trained(settings, "20130313T000000Z-cand", 0.80, (production, 0.72))
+    metrics = registry_of(settings).read_json(candidate, layout.METRICS)
+    del metrics["comparison"]
+    registry_of(settings).write_json(candidate, layout.METRICS, metrics)
+
+    task = PromoteModel(
+        usecase="flights", start=START, end=END, version=candidate, state_dir=str(tmp_path)
+    )
+    with pytest.raises(ValueError, match="no confidence interval on the difference"):
+        task.run()
+
+    assert registry_of(settings).production().version == production
+
+
+@pytest.mark.parametrize(
+    ("how", "promoted"),
+    [({}, False), ({"allow_shorter_window": True}, True), ("config", True)],
+    ids=["refused", "--allow-shorter-window", "gate.allow_shorter_window"],
+)
+def test_a_much_shorter_window_needs_an_explicit_override(
+    make_stage: MakeStage, tmp_path: Path, how: Any, promoted: bool
+) -> None:
+    overrides = {"usecase__flights__gate__allow_shorter_window": "true"} if how == "config" else {}
+    settings = make_stage(grain="month", **overrides)
+    production = trained(settings, "20131231T000000Z-year", 0.70)
+    registry = registry_of(settings)
+    registry.promote(production, "seeded")
+    quarter = {"date_range": "2014-01-01..2014-04-30", "holdout_from": "2014-03-01"}
+    candidate = trained(
+        settings, "20140430T000000Z-short", 0.75, (production, 0.70), window=quarter
+    )
+
+    gate(candidate, tmp_path, **(how if isinstance(how, dict) else {}))
+
+    assert (registry.production().version == candidate) is promoted
+    reason = registry.read_json(candidate, layout.DECISION)["reason"]
+    assert ("less than 0.5 x the 304 days" in reason) is not promoted
+
+
+@pytest.mark.parametrize("has_production", [True, False], ids=["better", "first-version"])
+def test_an_exploratory_run_never_touches_the_production_pointer(
+    settings: Settings, tmp_path: Path, has_production: bool
+) -> None:
+    registry = registry_of(settings)
+    production = None
+    if has_production:
+        production = trained(settings, "20130312T000000Z-prod", 0.70)
+        registry.promote(production, "seeded")
+    candidate = trained(
+        settings,
+        "20130313T000000Z-explore",
+        0.80,
+        (production, 0.70) if production else None,
+        window={"date_range": "2013-01-01..2014-12-31", "holdout_from": "2014-11-01"},
+    )
+
+    gate(candidate, tmp_path, no_promote=True)
+
+    pointer = registry.production()
+    assert (pointer.version if pointer else None) == production
+    decision = registry.read_json(candidate, layout.DECISION)
+    assert decision["decision"] == "held"
+    assert decision["reason"].startswith(
+        "exploratory run (--no-promote): production untouched; the gate would have promoted it: "
+    )
+    assert registry.info(candidate).status == "candidate"
+
+
+def test_run_all_threads_the_exploratory_and_override_options_to_each_gate(
+    settings: Settings,
+) -> None:
+    wrapper = RunAll(
+        usecases=("flights", "meters"),
+        start=START,
+        end=END,
+        run_id="r1",
+        no_promote=True,
+        allow_shorter_window=True,
+    )
+
+    gates = wrapper.requires()
+
+    assert [(g.no_promote, g.allow_shorter_window) for g in gates] == [(True, True)] * 2
+    assert [
+        (g.no_promote, g.allow_shorter_window)
+        for g in RunAll(usecases=("flights",), start=START, end=END, run_id="r1").requires()
+    ] == [(False, False)]
 
 
 # --- wiring ------------------------------------------------------------------------------------
