@@ -97,6 +97,54 @@ def spark_path(lake: Lake, *parts: str) -> str:
     return f"file://{lake.path(*parts)}" if lake.is_local else lake.uri_of(*parts)
 
 
+def verify_inputs(spark: Any, files: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """Hash every input file on the executors and check it against its manifest.
+
+    ``files`` maps each input (``zone/dataset/partition``) to its file's Spark URI and
+    the checksum its manifest records. Spark reads the files through the same
+    filesystem that then reads the Parquet (``file://`` locally, EMRFS on EMR) and
+    computes each SHA-256 on an executor (``binaryFile`` + ``sha2``): only one short
+    row per file reaches the driver. Returns the checksum of what was read, per input;
+    raises :class:`~headwater.lake.LakeError` naming every input whose file does not
+    match (or is missing), with both checksums.
+    """
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    from headwater.lake import LakeError
+
+    if not files:
+        return {}
+    by_file = {_file_key(uri): name for name, (uri, _) in files.items()}
+    try:
+        rows = (
+            spark.read.format("binaryFile")
+            .load([uri for uri, _ in files.values()])
+            .select("path", F.sha2("content", 256).alias("sha256"))
+            .collect()
+        )
+    except AnalysisException as exc:  # a file its manifest names is gone
+        raise LakeError(f"training input missing: {exc}") from None
+    read = {by_file[_file_key(r.path)]: f"sha256:{r.sha256}" for r in rows}
+    broken = [
+        f"{name}: manifest {expected}, data {read.get(name, 'missing')} ({uri})"
+        for name, (uri, expected) in sorted(files.items())
+        if read.get(name) != expected
+    ]
+    if broken:
+        raise LakeError(
+            "training input does not match its manifest (corrupt or replaced; re-run the "
+            f"pipeline for it): {'; '.join(broken)}"
+        )
+    return {name: read[name] for name in files}
+
+
+def _file_key(uri: str) -> str:
+    # Spark names a file its own way (file:/x for file:///x): compare partition/file only,
+    # which is unique (every data file's name carries its run and a random suffix).
+    return "/".join(uri.rstrip("/").rsplit("/", 2)[-2:])
+
+
 def read_inputs(
     spark: Any, lake: Lake, usecase: str, spec: TrainingSpec, start: date, end: date, grain: str
 ) -> tuple[Any, dict[str, Any], dict[str, str]]:
@@ -104,23 +152,27 @@ def read_inputs(
 
     Returns ``(clean, references, inputs)``: a DataFrame, one DataFrame per reference,
     and the checksum of every partition read (the lineage). Only published partitions
-    are read, through their manifests.
+    are read, through their manifests, and only once every file is verified against
+    its manifest's checksum (:func:`verify_inputs`).
     """
     from headwater.lake import LakeError
     from headwater.partitions import partitions_between
     from headwater.pipeline import latest_snapshot
 
     dataset = layout.dataset(usecase, spec.dataset)
-    paths, inputs = [], {}
+    clean: dict[str, tuple[str, str]] = {}
     for part in partitions_between(start, end, grain):  # type: ignore[arg-type]
         manifest = lake.manifest(layout.CLEAN, dataset, part.key)
         if manifest is None:
             raise LakeError(
                 f"clean partition {part.key} of {dataset} is not published: run the pipeline first"
             )
-        paths.append(spark_path(lake, layout.CLEAN, dataset, part.key, manifest.file))
-        inputs[f"{layout.CLEAN}/{dataset}/{part.key}"] = manifest.checksum
-    references = {}
+        clean[f"{layout.CLEAN}/{dataset}/{part.key}"] = (
+            spark_path(lake, layout.CLEAN, dataset, part.key, manifest.file),
+            manifest.checksum,
+        )
+    files = dict(clean)
+    snapshots: dict[str, str] = {}
     for name in spec.references:
         snapshot = latest_snapshot(lake, usecase, name, end)
         reference = layout.dataset(usecase, name)
@@ -130,11 +182,12 @@ def read_inputs(
                 "extracts it)"
             )
         manifest = lake.manifest(layout.RAW, reference, snapshot)
-        inputs[f"{layout.RAW}/{reference}/{snapshot}"] = manifest.checksum
-        references[name] = spark.read.parquet(
-            spark_path(lake, layout.RAW, reference, snapshot, manifest.file)
-        )
-    return spark.read.parquet(*paths), references, inputs
+        snapshots[name] = spark_path(lake, layout.RAW, reference, snapshot, manifest.file)
+        files[f"{layout.RAW}/{reference}/{snapshot}"] = (snapshots[name], manifest.checksum)
+    inputs = verify_inputs(spark, files)
+    progress("inputs verified", files=len(inputs))
+    references = {name: spark.read.parquet(uri) for name, uri in snapshots.items()}
+    return spark.read.parquet(*(uri for uri, _ in clean.values())), references, inputs
 
 
 # -- transforms: DataFrame -> DataFrame ------------------------------------------------------

@@ -722,3 +722,108 @@ def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain
     assert auc["difference"] == pytest.approx(new["auc_roc"] - old["auc_roc"])
     assert 0 < auc["lower"] < auc["difference"] < auc["upper"]
     assert set(comparison["intervals"]) >= {"auc_roc", "log_loss", "brier"}
+
+
+# --- inputs are verified against their manifests before training -------------------------------
+
+RENTALS = layout.dataset("bikeshare", "rentals")
+
+
+def publish_blobs(lake: Any, zone: str, dataset: str, key: str, rows: int = 40) -> Any:
+    """Publish a small partition whose bytes are incompressible (a flipped byte stays readable)."""
+    rng = random.Random(key)
+    table = pa.table(
+        {
+            "row": pa.array(range(rows), pa.int64()),
+            "blob": pa.array([rng.randbytes(512) for _ in range(rows)], pa.binary()),
+        }
+    )
+    return lake.publish(zone, dataset, key, [table], schema=table.schema, source="t", run_id="t")
+
+
+def flip_64_bytes(lake: Any, zone: str, dataset: str, key: str) -> str:
+    """Flip 64 bytes in the middle of a published file, as a bad disk or a stray write would."""
+    import pyarrow.parquet as pq
+
+    manifest = lake.manifest(zone, dataset, key)
+    path = lake.path(zone, dataset, key, manifest.file)
+    with open(path, "r+b") as handle:
+        data = bytearray(handle.read())
+        middle = len(data) // 2
+        data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+        handle.seek(0)
+        handle.write(data)
+    assert pq.read_table(path).num_rows == manifest.rows  # still readable: only a checksum sees it
+    return manifest.checksum
+
+
+def small_lake(tmp_path: Any) -> Any:
+    from headwater.lake import open_lake
+
+    lake = open_lake(f"file://{tmp_path}/lake")
+    for key in ("month=2011-05", "month=2011-06"):
+        publish_blobs(lake, CLEAN, RENTALS, key)
+    return lake
+
+
+def test_inputs_are_read_with_the_checksums_of_what_was_verified(spark: Any, tmp_path: Any) -> None:
+    from headwater.spark_training import read_inputs
+
+    lake = small_lake(tmp_path)
+    spec = get_usecase("bikeshare").training
+
+    clean, references, inputs = read_inputs(
+        spark, lake, "bikeshare", spec, date(2011, 5, 1), date(2011, 6, 30), "month"
+    )
+
+    assert clean.count() == 80
+    assert references == {}
+    assert inputs == {
+        f"clean/{RENTALS}/{key}": lake.manifest(CLEAN, RENTALS, key).checksum
+        for key in ("month=2011-05", "month=2011-06")
+    }
+
+
+def test_training_refuses_a_corrupted_clean_partition_naming_it_and_both_checksums(
+    spark: Any, tmp_path: Any
+) -> None:
+    # Given a small lake whose June partition had 64 bytes flipped after publishing
+    lake = small_lake(tmp_path)
+    expected = flip_64_bytes(lake, CLEAN, RENTALS, "month=2011-06")
+    options = TrainOptions(
+        lake=lake.uri, version="v-corrupt", start=date(2011, 5, 1), end=date(2011, 6, 30)
+    )
+
+    # When the job trains on it, then it fails before any work, naming the partition and sums
+    with pytest.raises(LakeError) as raised:
+        train(spark, get_usecase("bikeshare"), options)
+    message = str(raised.value)
+    assert f"clean/{RENTALS}/month=2011-06: manifest {expected}, data sha256:" in message
+    assert "month=2011-05" not in message  # the intact partition is not blamed
+    assert not lake.exists(*layout.model_parts("bikeshare", "v-corrupt"))
+
+
+def test_a_corrupted_reference_snapshot_is_refused_too(spark: Any, tmp_path: Any) -> None:
+    from headwater.lake import open_lake
+    from headwater.spark_training import read_inputs
+
+    lake = open_lake(f"file://{tmp_path}/lake")
+    publish_blobs(lake, CLEAN, FLIGHTS, "month=2013-01")
+    planes = layout.dataset("flights", "planes")
+    publish_blobs(lake, RAW, planes, "snapshot=2013-01-31")
+    flip_64_bytes(lake, RAW, planes, "snapshot=2013-01-31")
+
+    with pytest.raises(LakeError, match=rf"raw/{planes}/snapshot=2013-01-31: manifest sha256:"):
+        read_inputs(spark, lake, "flights", TRAINING, date(2013, 1, 1), date(2013, 1, 31), "month")
+
+
+def test_a_file_gone_from_under_its_manifest_is_named(spark: Any, tmp_path: Any) -> None:
+    from headwater.spark_training import verify_inputs
+
+    lake = small_lake(tmp_path)
+    manifest = lake.manifest(CLEAN, RENTALS, "month=2011-05")
+    lake.delete(CLEAN, RENTALS, "month=2011-05", manifest.file)
+    uri = f"file://{lake.path(CLEAN, RENTALS, 'month=2011-05', manifest.file)}"
+
+    with pytest.raises(LakeError, match="training input missing"):
+        verify_inputs(spark, {"clean/x/month=2011-05": (uri, manifest.checksum)})
