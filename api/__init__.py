@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     (a monotonic clock) can be injected; any other key goes to ``app.config``.
     """
     from api.blueprints import docs, health, model, predictions
+    from api.encoding import FiniteJSONProvider
     from api.errors import register_error_handlers
     from api.model_cache import ModelCache
     from api.state import EXTENSION, ApiState, Served
@@ -89,7 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(extra)
     app.config["MAX_CONTENT_LENGTH"] = settings.api.max_body_bytes
-    app.json.sort_keys = False  # keep the documented field order
+    app.json = FiniteJSONProvider(app)
     app.extensions[EXTENSION] = ApiState(settings, served)
     register_error_handlers(app)
     for blueprint in (health.bp, model.bp, predictions.bp, docs.bp):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, ValidationError
 
 from headwater import layout
 from headwater.model_store import ModelStore, ModelStoreError, ProductionPointer
@@ -120,6 +120,23 @@ def local_datetime(min_year: int, max_year: int) -> Any:
         return parsed
 
     return Annotated[datetime, BeforeValidator(parse, json_schema_input_type=str)]
+
+
+def measure(low: float, high: float, description: str) -> Any:
+    """A request field: an optional finite number from ``low`` to ``high`` (null: unknown).
+
+    The range is declared here once: pydantic enforces it (out of range is a problem
+    naming the field), the JSON schema (so the OpenAPI document) shows it as
+    ``minimum``/``maximum``, and the description, reported as what was expected, states it.
+    """
+    return Field(
+        None,
+        strict=True,
+        allow_inf_nan=False,
+        ge=low,
+        le=high,
+        description=f"{description}: a finite number from {low:g} to {high:g}, or null (unknown).",
+    )
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import ApiError
 from api.state import api_state, serving_model
@@ -20,27 +21,65 @@ from headwater.serving import (
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
 
+#: How deep a request body may nest (a request is 3 deep; a batch 4): deeper is refused
+#: before it reaches anything recursive (the parser itself overflows near 1,000 levels).
+MAX_JSON_DEPTH = 32
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def json_depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests arrays and objects (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _read_body() -> bytes:
+    """The raw body, or a 413: a streamed (chunked) body is held to the same limit."""
+    data = request.get_data(cache=False)
+    limit = request.max_content_length
+    # Without Content-Length, werkzeug stops reading at the limit and says nothing: one
+    # more byte in the stream means the body was longer than the limit.
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    return data
+
+
 def read_json_body() -> Any:
-    """The request's JSON body, or a 415/400 naming what is wrong with it."""
+    """The request's JSON body, or a 415/413/400 naming what is wrong with it."""
     if not request.is_json:
         got = request.mimetype or "none"
         raise ApiError(
             415, "unsupported_media_type", f"expected Content-Type: application/json (got {got})"
         )
-    data = request.get_data(cache=False)
+    data = _read_body()
     if not data.strip():
         raise ApiError(400, "malformed_json", "the request body is empty: expected a JSON object")
+    too_deep = ApiError(
+        400,
+        "malformed_json",
+        f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep",
+    )
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        body = json.loads(data, parse_constant=_reject_constant)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ApiError(
             400, "malformed_json", f"the request body is not valid JSON: {exc}"
         ) from None
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise too_deep
+    return body
 
 
 @bp.post("/<usecase>/predictions")

@@ -15,15 +15,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from headwater.calendar import is_us_holiday
-from headwater.serving import local_datetime
+from headwater.serving import local_datetime, measure
 from headwater.usecases import AnswerShape, ServingSpec
 from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
-
-
-def _number(low: float, high: float) -> Any:
-    return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=low, le=high)]
 
 
 class Weather(BaseModel):
@@ -39,18 +35,10 @@ class Weather(BaseModel):
         "(another name is scored as unseen), or null.",
         examples=["Clear"],
     )
-    temp_c: _number(-50, 60) | None = Field(  # type: ignore[valid-type]
-        None, description="Air temperature in degrees Celsius (-50 to 60), or null."
-    )
-    feels_like_c: _number(-60, 70) | None = Field(  # type: ignore[valid-type]
-        None, description="Feels-like temperature in degrees Celsius (-60 to 70), or null."
-    )
-    humidity_pct: _number(0, 100) | None = Field(  # type: ignore[valid-type]
-        None, description="Relative humidity in percent (0 to 100), or null."
-    )
-    wind_speed_kmh: _number(0, 250) | None = Field(  # type: ignore[valid-type]
-        None, description="Wind speed in km/h (0 to 250), or null."
-    )
+    temp_c: float | None = measure(-50, 60, "Air temperature in degrees Celsius")
+    feels_like_c: float | None = measure(-60, 70, "Feels-like temperature in degrees Celsius")
+    humidity_pct: float | None = measure(0, 100, "Relative humidity in percent")
+    wind_speed_kmh: float | None = measure(0, 250, "Wind speed in km/h")
 
 
 class RentalHourRequest(BaseModel):

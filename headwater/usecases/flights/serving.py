@@ -13,31 +13,36 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from headwater.serving import local_datetime
+from headwater.serving import local_datetime, measure
 from headwater.usecases import AnswerShape, ServingSpec
 from headwater.usecases.flights.features import WEATHER
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
 
-_Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 _Code2 = Annotated[str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z0-9]{2}$")]
 _Code3 = Annotated[str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
 _Tail = Annotated[
     str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z0-9-]{1,10}$")
 ]
 
+#: The plausible range of each weather input (the raw weather contract admits the same to
+#: training), and what it is. Anything outside is refused: a model scores nonsense silently.
+WEATHER_RANGES: dict[str, tuple[float, float, str]] = {
+    "temp_f": (-60, 130, "Air temperature in degrees Fahrenheit"),
+    "dew_point_f": (-80, 100, "Dew point in degrees Fahrenheit"),
+    "humidity_pct": (0, 100, "Relative humidity in percent"),
+    "wind_speed_mph": (0, 250, "Wind speed in miles per hour"),
+    "precip_in": (0, 20, "Precipitation in the hour, in inches"),
+    "pressure_hpa": (850, 1100, "Sea-level pressure in hectopascals"),
+    "visibility_ft": (0, 200_000, "Visibility in feet"),
+}
+
 #: Observed weather at the origin: any of the model's weather inputs (the feature names).
 Weather = create_model(
     "Weather",
     __config__=ConfigDict(extra="forbid", frozen=True),
     __doc__="Observed weather at the origin for the scheduled hour.",
-    **{
-        name: (
-            _Number | None,
-            Field(None, description="A finite number, or null (unknown: the model's default)."),
-        )
-        for name in WEATHER
-    },
+    **{name: (float | None, measure(*WEATHER_RANGES[name])) for name in WEATHER},
 )
 
 
@@ -81,8 +86,8 @@ class FlightRequest(BaseModel):
         None,
         description=(
             f"Observed weather at the origin: an object with any of {', '.join(WEATHER)} "
-            "(finite numbers or null), or null; what is not given comes from the model's "
-            "defaults for the origin and month."
+            "(numbers in their plausible ranges, or null), or null; what is not given comes "
+            "from the model's defaults for the origin and month."
         ),
     )
 

@@ -1,0 +1,245 @@
+"""Bad input cannot break the API: ranges, finite answers, nesting depth, streamed bodies."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from tests.api.test_errors import error_of
+
+USECASES = ("flights", "bikeshare")
+
+
+def _reject(name: str) -> Any:
+    raise AssertionError(f"{name} in an answer: not JSON")
+
+
+def strict_json(text: str) -> Any:
+    """Parse ``text`` as standard JSON: NaN and ±Infinity fail the test."""
+    return json.loads(text, parse_constant=_reject)
+
+
+def request_model(app: Flask, usecase: str) -> type[BaseModel]:
+    return app.extensions["headwater_api"].usecases[usecase].usecase.serving.request_model
+
+
+def numbers(schema: dict[str, Any], defs: dict[str, Any], path: str = "") -> Iterator[tuple]:
+    """``(path, number schema)`` of every numeric input of a request model's JSON schema."""
+    if "$ref" in schema:
+        schema = defs[schema["$ref"].rsplit("/", 1)[1]]
+    if schema.get("type") in ("number", "integer"):
+        yield path, schema
+    for option in schema.get("anyOf", ()):
+        yield from numbers(option, defs, path)
+    for name, body in schema.get("properties", {}).items():
+        yield from numbers(body, defs, f"{path}.{name}" if path else name)
+
+
+def numeric_inputs(app: Flask, usecase: str) -> list[tuple[str, dict[str, Any]]]:
+    schema = request_model(app, usecase).model_json_schema()
+    return list(numbers(schema, schema.get("$defs", {})))
+
+
+def with_value(example: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``example`` with the dotted ``path`` set to ``value``."""
+    body = json.loads(json.dumps(example))
+    *parents, last = path.split(".")
+    node = body
+    for name in parents:
+        if node.get(name) is None:
+            node[name] = {}
+        node = node[name]
+    node[last] = value
+    return body
+
+
+def example_of(app: Flask, usecase: str) -> dict[str, Any]:
+    return dict(app.extensions["headwater_api"].usecases[usecase].usecase.serving.example)
+
+
+# -- every numeric input has a declared, plausible range ------------------------------------------
+@pytest.mark.parametrize("usecase", USECASES)
+def test_every_numeric_input_has_a_range_in_the_openapi_document(
+    client: FlaskClient, app: Flask, usecase: str
+) -> None:
+    inputs = numeric_inputs(app, usecase)
+    assert inputs
+    document = client.get("/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    documented = dict(numbers(schemas[f"{usecase}.Request"], schemas))
+    for path, schema in inputs:
+        assert "minimum" in schema and "maximum" in schema, f"{usecase}: {path} has no range"
+        assert documented[path]["minimum"] == schema["minimum"]
+        assert documented[path]["maximum"] == schema["maximum"]
+
+
+@pytest.mark.parametrize(
+    ("usecase", "path", "value"),
+    [
+        ("flights", "weather.precip_in", -5.0),
+        ("flights", "weather.precip_in", -1.7976931348623157e308),
+        ("flights", "weather.humidity_pct", 500.0),
+        ("flights", "weather.temp_f", 1e300),
+        ("flights", "weather.pressure_hpa", 0.0),
+        ("flights", "weather.wind_speed_mph", -1.0),
+        ("flights", "weather.visibility_ft", -10.0),
+        ("flights", "weather.dew_point_f", 1e6),
+        ("bikeshare", "weather.humidity_pct", 500.0),
+        ("bikeshare", "weather.temp_c", -1.7976931348623157e308),
+    ],
+)
+def test_a_physically_impossible_value_is_a_400_naming_the_field_and_the_range(
+    client: FlaskClient, app: Flask, usecase: str, path: str, value: float
+) -> None:
+    schema = dict(numeric_inputs(app, usecase))[path]
+    body = with_value(example_of(app, usecase), path, value)
+    error = error_of(client.post(f"/v1/{usecase}/predictions", json=body), 400)
+    assert error["code"] == "invalid_request"
+    (problem,) = error["problems"]
+    assert problem["field"] == path
+    low, high = schema["minimum"], schema["maximum"]
+    assert f"{low:g} to {high:g}" in problem["expected"], problem
+    assert path in error["message"]
+
+
+@pytest.mark.parametrize("usecase", USECASES)
+def test_the_bounds_themselves_are_accepted(client: FlaskClient, app: Flask, usecase: str) -> None:
+    for path, schema in numeric_inputs(app, usecase):
+        for value in (schema["minimum"], schema["maximum"]):
+            body = with_value(example_of(app, usecase), path, value)
+            response = client.post(f"/v1/{usecase}/predictions", json=body)
+            assert response.status_code == 200, (path, value, response.get_data(as_text=True))
+            strict_json(response.get_data(as_text=True))
+
+
+# -- no answer holds a non-finite number ----------------------------------------------------------
+def _in_range(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    low, high = schema["minimum"], schema["maximum"]
+    if schema.get("type") == "integer":
+        return st.integers(low, high)
+    edges = st.sampled_from([low, high, math.nextafter(low, high), math.nextafter(high, low)])
+    return st.one_of(edges, st.floats(low, high, allow_nan=False, allow_infinity=False))
+
+
+def _instances(app: Flask, usecase: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid instances whose numbers sit anywhere in their ranges, at the edges most often."""
+    example = example_of(app, usecase)
+    values = {path: _in_range(schema) for path, schema in numeric_inputs(app, usecase)}
+    when = st.datetimes(datetime(1900, 1, 1), datetime(2199, 12, 31, 23, 59)).map(
+        lambda moment: moment.isoformat(timespec="minutes")
+    )
+
+    def build(chosen: dict[str, Any], moment: str) -> dict[str, Any]:
+        body = json.loads(json.dumps(example))
+        for path, value in chosen.items():
+            body = with_value(body, path, value)
+        for key in ("scheduled_departure", "hour_start"):
+            if key in body:
+                body[key] = moment
+        return body
+
+    return st.builds(build, st.fixed_dictionaries(values), when)
+
+
+@pytest.mark.parametrize("usecase", USECASES)
+def test_no_answer_holds_a_non_finite_number(app: Flask, usecase: str) -> None:
+    client = app.test_client()
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(body=_instances(app, usecase))
+    def check(body: dict[str, Any]) -> None:
+        response = client.post(f"/v1/{usecase}/predictions", json=body)
+        assert response.status_code == 200, (body, response.get_data(as_text=True))
+        answer = strict_json(response.get_data(as_text=True))
+        assert all(math.isfinite(v) for v in answer.values() if isinstance(v, float))
+
+    check()
+
+
+def test_a_non_finite_number_never_reaches_the_wire(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, flight: dict[str, Any]
+) -> None:
+    import api.blueprints.predictions as predictions
+
+    def broken(model: Any, request: Any) -> dict[str, Any]:
+        return {"delay_probability": math.nan, "expected_arrival_delay_minutes": -math.inf}
+
+    monkeypatch.setattr(predictions, "predict", broken)
+    response = client.post("/v1/flights/predictions", json=flight)
+    text = response.get_data(as_text=True)
+    strict_json(text)
+    assert response.status_code == 500
+
+
+# -- the body: nesting and streaming -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "data",
+    [
+        "[" * 1000 + "]" * 1000,
+        '{"a":' * 1000 + "1" + "}" * 1000,
+        "[" * 100_000,
+        '{"carrier": ' + "[" * 65 + "]" * 65 + "}",
+    ],
+)
+def test_deeply_nested_json_is_a_400_naming_the_depth(client: FlaskClient, data: str) -> None:
+    error = error_of(
+        client.post("/v1/flights/predictions", data=data, content_type="application/json"), 400
+    )
+    assert error["code"] == "malformed_json"
+    assert "nest" in error["message"] and "levels" in error["message"]
+
+
+def post_chunked(client: FlaskClient, body: bytes) -> Any:
+    """POST ``body`` without Content-Length, as a server that de-chunks (gunicorn) passes it on."""
+    return client.post(
+        "/v1/flights/predictions",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+LIMIT = 4096
+
+
+@pytest.fixture
+def small_limit_client(app_for: Any, model_lake: str) -> FlaskClient:
+    return app_for(model_lake, MAX_BODY_BYTES=LIMIT).test_client()
+
+
+@pytest.mark.parametrize("size", [LIMIT + 1, LIMIT + 10, 5 * LIMIT])
+def test_a_chunked_body_over_the_limit_is_a_413(small_limit_client: FlaskClient, size: int) -> None:
+    body = b'{"carrier": "UA"' + b" " * (size - 17) + b"}"
+    assert len(body) == size
+    error = error_of(post_chunked(small_limit_client, body), 413)
+    assert error["code"] == "request_entity_too_large"
+    assert str(LIMIT) in error["message"]
+
+
+@pytest.mark.parametrize("pad", [0, "to the limit"])
+def test_a_chunked_body_within_the_limit_is_answered(
+    small_limit_client: FlaskClient, flight: dict[str, Any], pad: Any
+) -> None:
+    body = json.dumps(flight).encode()
+    if pad:
+        body = body[:-1] + b" " * (LIMIT - len(body)) + b"}"
+        assert len(body) == LIMIT
+    response = post_chunked(small_limit_client, body)
+    assert response.status_code == 200, response.get_data(as_text=True)
