@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -139,10 +139,30 @@ def models_show(
     typer.echo(f"model {registry.name} version {info.version}")
     typer.echo(f"status:  {info.status}")
     typer.echo(f"created: {created}")
+    decision = files[DECISION]
+    if isinstance(decision, dict):
+        typer.echo(f"gate:    {decision.get('decision')}: {gate_summary(decision)}")
+        typer.echo(f"reason:  {decision.get('reason', '')}")
     for file, body in files.items():
         if body is not None:
             typer.echo(f"\n{file}:")
             typer.echo(json.dumps(body, indent=2, sort_keys=True))
+
+
+def gate_summary(decision: dict[str, Any]) -> str:
+    """The gate's numbers in one line: gain, its interval, the margin (or why not compared)."""
+    numbers = decision.get("comparison") or {}
+    if "gain" not in numbers:
+        return "no comparison with production recorded"
+    text = f"{numbers.get('metric')} gain {numbers['gain']:+.4f}"
+    if "lower_gain" in numbers:
+        interval = numbers.get("interval") or {}
+        text += (
+            f", {float(interval.get('confidence', 0)) * 100:g}% interval "
+            f"[{numbers['lower_gain']:+.4f}, {numbers['upper_gain']:+.4f}] over "
+            f"{interval.get('blocks', '?')} blocks"
+        )
+    return f"{text} (margin {numbers.get('margin', 0):g})"
 
 
 @models_app.command("promote")
@@ -155,8 +175,12 @@ def models_promote(
     stage: StageOption = None,
 ) -> None:
     """Put a version in production by hand (the gate is not consulted)."""
-    registry, _ = _registry(stage, usecase)
+    registry, settings = _registry(stage, usecase)
     with _registry_errors():
+        registry.info(version)  # exists and is complete, or says so
+        problem = unservable(settings, registry, version)
+        if problem:
+            raise fail(f"cannot promote {version} of model {registry.name}: {problem}")
         before = registry.production()
         pointer = registry.promote(version, reason)
     if before is not None and before.version == pointer.version:
@@ -164,6 +188,32 @@ def models_promote(
         return
     previous = pointer.history[0] if pointer.history else "none"
     typer.echo(f"model {registry.name}: promoted {version} to production (previous: {previous})")
+
+
+def unservable(settings: Settings, registry: Registry, version: str) -> str | None:
+    """Why the API could not serve ``version`` (None: it can), loading it as the API does."""
+    from headwater.layout import METRICS
+    from headwater.model_store import ModelStore, ProductionPointer
+    from headwater.pipeline import usecase_of
+    from headwater.serving import load_serving_model
+    from headwater.spark_training import PARITY_TOLERANCE
+
+    parity = (registry.read_json(version, METRICS, default=None) or {}).get("export_parity")
+    for key in ("max_abs_probability", "max_abs_regression"):
+        value = (parity or {}).get(key)
+        if isinstance(value, int | float) and value > PARITY_TOLERANCE:
+            return f"its export disagreed with Spark ({key} {value:g})"
+    store = ModelStore(
+        settings.lake.uri,
+        registry.name,
+        region=settings.aws.region,
+        endpoint_url=settings.aws.endpoint_url,
+    )
+    try:
+        load_serving_model(store, ProductionPointer(version), usecase_of(settings, registry.name))
+    except Exception as exc:  # whatever the API would fail on, it must not be promoted
+        return f"the API could not serve it: {type(exc).__name__}: {exc}"
+    return None
 
 
 @models_app.command("rollback")

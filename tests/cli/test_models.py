@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from headwater.config import Settings
+from headwater.layout import EXPORT, LOOKUPS, model_parts
 from headwater.pipeline import lake_for
 from headwater.registry import DECISION, LINEAGE, METRICS, Registry, new_version
 
@@ -37,11 +40,29 @@ def models(runner: CliRunner, *args: str, usecase: str | None = "flights") -> An
     return runner.invoke(app, ["models", *args, *(["--usecase", usecase] if usecase else [])])
 
 
-def train(registry: Registry, minutes: int, auc: float, *, complete: bool = True) -> str:
+# A servable flights model (the API tests' one): promoting by hand loads it first.
+SERVABLE = Path(__file__).resolve().parents[1] / "api" / "model"
+
+
+def train(
+    registry: Registry,
+    minutes: int,
+    auc: float,
+    *,
+    complete: bool = True,
+    skip: tuple[str, ...] = (),
+    replace: dict[str, bytes] | None = None,
+) -> str:
     version = new_version(T0 + timedelta(minutes=minutes), run_id=f"run{minutes:03d}")
     holdout = {"log_loss": 0.5, "auc_roc": auc, "rows": 1200, "label": "holdout-2013-02"}
     registry.write_json(version, METRICS, {"holdout": holdout})
     registry.write_json(version, LINEAGE, {"features": "features/flights/2013-01"})
+    export = json.loads((SERVABLE / EXPORT).read_text())
+    export["metadata"]["version"] = version
+    documents = {EXPORT: json.dumps(export).encode(), LOOKUPS: (SERVABLE / LOOKUPS).read_bytes()}
+    for name, data in {**documents, **(replace or {})}.items():
+        if name not in skip:
+            registry.lake.write_bytes(data, *model_parts("flights", version, name))
     if complete:
         registry.mark_complete(version)
     return version
@@ -118,6 +139,73 @@ def test_promote_refuses_an_incomplete_version(runner: CliRunner, registry: Regi
     assert result.exit_code == 2
     assert f"error: version {unfinished} of model flights is incomplete" in result.stderr
     assert registry.production() is None
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        ({"skip": (LOOKUPS,)}, "lookups.json does not exist"),
+        ({"skip": (EXPORT,)}, "export.json does not exist"),
+        ({"replace": {LOOKUPS: b'{"default_weather": {}}'}}, "cannot score the use case"),
+    ],
+    ids=["missing lookups", "missing export", "failing probe"],
+)
+def test_promote_refuses_a_version_the_api_could_not_serve(
+    runner: CliRunner, registry: Registry, damage: dict[str, Any], why: str
+) -> None:
+    good = train(registry, 0, 0.70)
+    registry.promote(good, "seeded")
+    broken = train(registry, 5, 0.90, **damage)
+
+    result = models(runner, "promote", broken)
+
+    assert result.exit_code == 2
+    assert f"error: cannot promote {broken} of model flights: the API could not serve it:" in (
+        result.stderr
+    )
+    assert why in result.stderr
+    assert registry.production().version == good
+
+
+def test_promote_refuses_a_version_whose_export_disagreed_with_spark(
+    runner: CliRunner, registry: Registry
+) -> None:
+    version = train(registry, 0, 0.70)
+    metrics = registry.read_json(version, METRICS)
+    metrics["export_parity"] = {"max_abs_probability": 0.2, "max_abs_regression": 0.0}
+    registry.write_json(version, METRICS, metrics)
+
+    result = models(runner, "promote", version)
+
+    assert result.exit_code == 2
+    assert "its export disagreed with Spark (max_abs_probability 0.2)" in result.stderr
+    assert registry.production() is None
+
+
+def test_show_quotes_the_gates_interval(runner: CliRunner, registry: Registry) -> None:
+    old, new = train(registry, 0, 0.70), train(registry, 5, 0.7023)
+    registry.promote(old, "seeded")
+    registry.reject(
+        new,
+        "noisy",
+        comparison={
+            "metric": "auc_roc",
+            "gain": 0.0023,
+            "lower_gain": -0.0051,
+            "upper_gain": 0.0097,
+            "margin": 0.002,
+            "interval": {"confidence": 0.95, "blocks": 5, "method": "paired block bootstrap"},
+        },
+    )
+
+    result = models(runner, "show", new)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "gate:    rejected: auc_roc gain +0.0023, 95% interval [-0.0051, +0.0097] over 5 "
+        "blocks (margin 0.002)" in result.stdout
+    )
+    assert "reason:  noisy" in result.stdout
 
 
 def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
