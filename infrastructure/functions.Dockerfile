@@ -1,7 +1,7 @@
 # The extract and clean Lambda functions (one image, two commands: see headwater.yaml).
 # pandas + numpy + pyarrow are ~330 MB unpacked, over the 250 MB zip limit: an image it is.
 #   docker build -f infrastructure/functions.Dockerfile -t headwater-functions .
-FROM public.ecr.aws/lambda/python:3.11
+FROM public.ecr.aws/lambda/python:3.13
 COPY pyproject.toml README.md ${LAMBDA_TASK_ROOT}/src/
 COPY headwater ${LAMBDA_TASK_ROOT}/src/headwater
 COPY functions ${LAMBDA_TASK_ROOT}/src/functions

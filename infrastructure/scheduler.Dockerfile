@@ -1,7 +1,7 @@
 # The scheduler host: Luigi + the CLI + the AWS adapter, started daily by EventBridge
 # as a Fargate task (see headwater.yaml). Training runs on EMR, so no Spark in here.
 #   docker build -f infrastructure/scheduler.Dockerfile -t headwater-scheduler .
-FROM python:3.11-slim
+FROM python:3.13-slim
 WORKDIR /opt/headwater
 COPY pyproject.toml README.md ./
 COPY headwater headwater

@@ -1,10 +1,14 @@
 """zappa_settings.json: every handler string resolves, and `zappa package prod` really runs.
 
-The packaging test builds the Lambda package with Zappa from this venv, unzips it
-into an empty directory and calls its ``handler.lambda_handler`` with API Gateway
-(REST, v1 proxy) events in a fresh interpreter whose path is only that directory
-plus boto3 (which the Lambda runtime provides), reading the model from S3 (the moto
-server) under the prod stage's own environment.
+The packaging test builds the Lambda package as ``headwater deploy`` does: with Zappa in a
+virtual environment of the Lambda runtime's Python (``runtime`` of the stage, 3.13), once
+per session. It unzips it into an empty directory and calls its ``handler.lambda_handler``
+with API Gateway (REST, v1 proxy) events in a fresh interpreter of that same Python whose
+path is only that directory plus boto3 (which the Lambda runtime provides), reading the
+model from S3 (the moto server) under the prod stage's own environment.
+
+Access control is checked on what Zappa generates (``zappa template``): every method of
+every stage's API requires a key or IAM auth.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import fnmatch
 import importlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,6 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from headwater.deploy import (
+    api_access,
+    build_api_package,
+    find_python,
+    runtime_version,
+    zappa_template_command,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = REPO / "zappa_settings.json"
@@ -85,13 +96,68 @@ def test_every_handler_string_resolves(
 def test_stage_settings(stage: str) -> None:
     settings = stage_settings(stage)
     assert settings["app_function"] == "api.wsgi.app"
-    assert settings["runtime"] == "python3.11"
+    # AWS Lambda's runtime table: python3.13 runs on Amazon Linux 2023, deprecated 2029-06-30
+    assert settings["runtime"] == "python3.13"
     assert settings["aws_region"] and settings["memory_size"] >= 512
     assert 1 <= settings["timeout_seconds"] <= 30  # API Gateway gives up after 29 s
     env = settings["environment_variables"]
     assert env["HEADWATER_STAGE"] == stage
     assert env["HEADWATER_LAKE__URI"].startswith("s3://")
     assert settings["use_precompiled_packages"] is False  # packaging never downloads
+    # never public: a key (with a usage plan) or IAM; throttled; reserved concurrency
+    access = api_access(settings, stage)
+    assert access.mode == "api_key" and access.usage_plan is not None
+    assert access.stage_throttle.rate_limit > 0 and access.usage_plan.quota_limit > 0
+    assert 1 <= access.reserved_concurrency <= 100
+
+
+@pytest.fixture(scope="session")
+def zappa_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """What ``zappa template <stage>`` generates for each stage (no AWS call is made)."""
+    zappa_bin = Path(sys.executable).parent / "zappa"
+    out = tmp_path_factory.mktemp("zappa-template")
+    env = {
+        **os.environ,
+        "VIRTUAL_ENV": sys.prefix,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    templates = {}
+    for stage in ("prod", "dev"):
+        name = f"headwater-api-{stage}"
+        command = zappa_template_command(
+            Path(sys.prefix), stage, name, "us-east-1", out / f"{stage}.json"
+        )
+        done = subprocess.run(
+            [str(zappa_bin), *command[1:]],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        templates[stage] = json.loads((out / f"{stage}.json").read_text())
+    return templates
+
+
+@pytest.mark.parametrize("stage", ["prod", "dev"])
+def test_every_method_zappa_creates_refuses_a_request_without_a_key(
+    stage: str, zappa_templates: dict[str, dict[str, Any]]
+) -> None:
+    # API Gateway answers 403 to a request without a valid x-api-key on such a method
+    resources = zappa_templates[stage]["Resources"]
+    methods = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"
+    ]
+    # the root and the {proxy+} resource, ANY method each: every route of the Flask app
+    assert {m["HttpMethod"] for m in methods} == {"ANY"} and len(methods) == 2
+    for method in methods:
+        assert method["ApiKeyRequired"] is True
+        assert method["AuthorizationType"] == "NONE"
 
 
 def test_exclude_list_keeps_the_heavy_stack_out_and_botocore_data_in() -> None:
@@ -130,18 +196,33 @@ def test_exclude_list_keeps_the_heavy_stack_out_and_botocore_data_in() -> None:
         assert not [p for p in exclude if fnmatch.fnmatch(name, p)], name
 
 
-def runtime_dir(target: Path) -> Path:
+def runtime_dir(target: Path, site_packages: Path) -> Path:
     """A folder holding only boto3 and its dependencies, as the Lambda runtime has them."""
-    import importlib.util
-
     target.mkdir()
     for name in RUNTIME_MODULES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin, name
-        source = Path(spec.origin)
-        source = source.parent if source.name == "__init__.py" else source
-        os.symlink(source, target / source.name)
+        matches = [p for p in (site_packages / name, site_packages / f"{name}.py") if p.exists()]
+        assert matches, f"{name} is not in {site_packages}"
+        os.symlink(matches[0], target / matches[0].name)
     return target
+
+
+@pytest.fixture(scope="session")
+def lambda_python() -> Path:
+    """The interpreter of the stage's Lambda runtime (CI machines have it; else skip)."""
+    version = runtime_version(stage_settings("prod")["runtime"])
+    python = find_python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} here (pyenv install {version}): the Lambda runtime's")
+    return python
+
+
+@pytest.fixture(scope="session")
+def api_package(tmp_path_factory: pytest.TempPathFactory, lambda_python: Path) -> tuple[Path, Path]:
+    """The prod package, built as ``headwater deploy`` builds it; and its venv."""
+    build = tmp_path_factory.mktemp("api-package")
+    venv = build / "venv-lambda"
+    archive = build_api_package(REPO, "prod", lambda_python, build / "headwater-api-prod.zip", venv)
+    return archive, venv
 
 
 INVOKE = r"""
@@ -168,6 +249,7 @@ for name in sys.argv[3:]:
         event = json.load(f)
     out["responses"][name] = handler.lambda_handler(event, Context())
 out["seconds"] = time.perf_counter() - started
+out["python"] = "%d.%d" % sys.version_info[:2]
 for module in ("flask", "zappa", "api", "headwater", "boto3"):
     out["origins"][module] = importlib.util.find_spec(module).origin
 out["absent"] = [m for m in ("pandas", "numpy", "pyarrow", "pyspark", "pandera", "gunicorn",
@@ -178,7 +260,13 @@ print("RESULT " + json.dumps(out))
 
 @pytest.mark.slow
 def test_zappa_package_runs_on_lambda(
-    tmp_path: Path, moto_endpoint: str, aws_env: None, publish: Any, base_version: str
+    tmp_path: Path,
+    moto_endpoint: str,
+    aws_env: None,
+    publish: Any,
+    base_version: str,
+    lambda_python: Path,
+    api_package: tuple[Path, Path],
 ) -> None:
     import boto3
 
@@ -191,21 +279,12 @@ def test_zappa_package_runs_on_lambda(
     publish(lake, region="us-east-1", endpoint_url=moto_endpoint)
     publish(lake, usecase="bikeshare", region="us-east-1", endpoint_url=moto_endpoint)
 
-    # When Zappa packages the prod stage from this virtual environment
-    zappa = shutil.which("zappa", path=str(Path(sys.executable).parent))
-    assert zappa, "zappa is not installed in this venv: pip install -e '.[dev]'"
-    archive = tmp_path / "headwater-api-prod.zip"
-    env = {**os.environ, "VIRTUAL_ENV": sys.prefix}
-    built = subprocess.run(
-        [zappa, "package", "prod", "--output", str(archive)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    # When Zappa packages the prod stage from a venv of the runtime's Python (the fixture)
+    archive, venv = api_package
+    (site_packages,) = (venv / "lib").glob("python3.*/site-packages")
+    assert (
+        site_packages.parent.name == f"python{runtime_version(stage_settings('prod')['runtime'])}"
     )
-    assert built.returncode == 0, built.stdout + built.stderr
 
     # Then it is small, and holds no Spark, pandas, tests, data or benchmarks
     size = archive.stat().st_size
@@ -234,7 +313,7 @@ def test_zappa_package_runs_on_lambda(
     # And, unzipped alone beside boto3, its Lambda handler answers API Gateway events
     package = tmp_path / "task"
     zipfile.ZipFile(archive).extractall(package)
-    runtime = runtime_dir(tmp_path / "runtime")
+    runtime = runtime_dir(tmp_path / "runtime", site_packages)
     lambda_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LAMBDA_TASK_ROOT": str(package),
@@ -250,7 +329,7 @@ def test_zappa_package_runs_on_lambda(
         str(EVENTS / f"apigw_v1_{name}.json") for name in ("health", "prediction", "bad_prediction")
     ]
     ran = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", INVOKE, str(package), str(runtime), *events],
+        [str(lambda_python), "-I", "-S", "-c", INVOKE, str(package), str(runtime), *events],
         cwd=package,
         env=lambda_env,
         capture_output=True,
@@ -264,6 +343,7 @@ def test_zappa_package_runs_on_lambda(
     for module in ("flask", "zappa", "api", "headwater"):
         assert result["origins"][module].startswith(str(package)), module
     assert result["origins"]["boto3"].startswith(str(runtime))
+    assert result["python"] == runtime_version(stage_settings("prod")["runtime"])
     assert len(result["absent"]) == 7  # nothing else of this venv is importable there
     health, prediction, bad = (result["responses"][name] for name in events)
 

@@ -1,0 +1,807 @@
+"""Deploying a stage: a plan of steps built from the repository's own files, then run.
+
+``headwater deploy`` (cli/deploy.py) builds the plan with :func:`plan_deploy` from
+``zappa_settings.json``, ``pyproject.toml`` and the stack template alone, so that
+``--dry-run`` can print it without an AWS account; :func:`run_plan` then runs the
+local steps (images, the API package, validation) and the AWS ones (the stack, the
+API through Zappa, its access control) with injected boto3 clients and an injected
+command runner.
+
+Zappa sets what it can per stage (``runtime``, ``api_key_required`` or
+``iam_authorization``, ``lambda_concurrency`` = reserved concurrency); what it cannot
+(usage plans: rate, burst, quota; stage-wide throttling) is the stage's
+``headwater_api_access`` block, applied here after ``zappa deploy``/``zappa update``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ZAPPA_SETTINGS = "zappa_settings.json"
+STACK_TEMPLATE = "infrastructure/headwater.yaml"
+IMAGES = {
+    "functions": "infrastructure/functions.Dockerfile",
+    "scheduler": "infrastructure/scheduler.Dockerfile",
+}
+# The stack parameter each image fills.
+IMAGE_PARAMETERS = {"functions": "FunctionImageUri", "scheduler": "SchedulerImageUri"}
+LAMBDA_VENV = ".venv-lambda"
+# Inside var/: ignored by git and excluded from the package by zappa_settings.json.
+BUILD_DIR = "var/deploy"
+ACCESS_KEY = "headwater_api_access"
+# CloudFormation takes a template body of at most this many bytes inline.
+MAX_TEMPLATE_BODY_BYTES = 51_200
+# Stand-ins for ARNs that exist only once deployed (the Zappa template is linted before).
+PLACEHOLDER_ACCOUNT = "123456789012"
+STEPS = ("images", "api-package", "validate", "stack", "api", "access", "alerts")
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+Echo = Callable[[str], None]
+
+
+class DeployError(RuntimeError):
+    """A deploy cannot go on: the message says what is missing or what failed."""
+
+
+class Throttle(BaseModel):
+    """Steady requests per second and the burst above it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rate_limit: float = Field(gt=0, description="requests per second, steady")
+    burst_limit: int = Field(gt=0, description="requests in a burst")
+
+
+class UsagePlan(Throttle):
+    """An API key's throttle plus its quota."""
+
+    quota_limit: int = Field(gt=0, description="requests per quota period")
+    quota_period: Literal["DAY", "WEEK", "MONTH"]
+
+
+class AccessSettings(BaseModel):
+    """The stage's ``headwater_api_access`` block of zappa_settings.json."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    stage_throttle: Throttle
+    usage_plan: UsagePlan | None = None
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """How a stage's API is protected: who may call it, how fast, how many at once."""
+
+    mode: Literal["api_key", "iam"]
+    stage_throttle: Throttle
+    usage_plan: UsagePlan | None
+    reserved_concurrency: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a deploy: what it does, the commands it runs, whether it needs AWS."""
+
+    key: str
+    summary: str
+    commands: tuple[tuple[str, ...], ...] = ()
+    needs_aws: bool = False
+    skipped: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """What the operator asked for (the CLI's options) and what this machine has."""
+
+    stage: str
+    repo: Path
+    image_tag: str
+    image_repository: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    docker: bool = False
+    python: Path | None = None
+    only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """Every step of one deploy of a stage, and the facts they share."""
+
+    stage: str
+    region: str
+    stack_name: str
+    api_name: str
+    runtime: str
+    access: ApiAccess
+    package: Path
+    venv: Path
+    stack_parameters: dict[str, str]
+    missing_parameters: tuple[str, ...]
+    steps: tuple[Step, ...]
+
+    def describe(self) -> str:
+        """The plan as text, one numbered step per line plus its commands."""
+        access = self.access
+        lines = [
+            f"deploy of stage {self.stage} to {self.region}: stack {self.stack_name}, "
+            f"API {self.api_name} on {self.runtime}",
+            f"  access: {describe_access(access)}",
+        ]
+        for number, step in enumerate(self.steps, 1):
+            where = "AWS" if step.needs_aws else "local"
+            lines.append(f"{number}. [{step.key}, {where}] {step.summary}")
+            if step.skipped:
+                lines.append(f"     skipped: {step.skipped}")
+            lines.extend(f"     $ {' '.join(command)}" for command in step.commands)
+        if self.missing_parameters:
+            lines.append(
+                "missing stack parameters (give them with --parameter KEY=VALUE): "
+                + ", ".join(self.missing_parameters)
+            )
+        return "\n".join(lines)
+
+
+def describe_access(access: ApiAccess) -> str:
+    """One line: the API's authentication, throttling and reserved concurrency."""
+    who = "API key (x-api-key header)" if access.mode == "api_key" else "IAM (SigV4)"
+    throttle = access.stage_throttle
+    text = (
+        f"{who}; stage throttle {throttle.rate_limit:g} req/s, burst {throttle.burst_limit}; "
+        f"reserved concurrency {access.reserved_concurrency}"
+    )
+    if access.usage_plan:
+        plan = access.usage_plan
+        text += (
+            f"; usage plan {plan.rate_limit:g} req/s, burst {plan.burst_limit}, "
+            f"{plan.quota_limit} per {plan.quota_period.lower()}"
+        )
+    return text
+
+
+def zappa_stage(repo: Path, stage: str) -> dict[str, Any]:
+    """A stage of zappa_settings.json with ``extends`` applied, as Zappa merges it (shallow)."""
+    settings = json.loads((repo / ZAPPA_SETTINGS).read_text())
+    if stage not in settings:
+        raise DeployError(f"{ZAPPA_SETTINGS} has no stage {stage!r} (it has {', '.join(settings)})")
+    body = dict(settings[stage])
+    parent = body.get("extends")
+    return {**zappa_stage(repo, parent), **body} if parent else body
+
+
+def api_function_name(stage_settings: Mapping[str, Any], stage: str) -> str:
+    """The Lambda function (and REST API) name Zappa gives a stage: ``<project>-<stage>``."""
+    return f"{stage_settings['project_name']}-{stage}"
+
+
+def runtime_version(runtime: str) -> str:
+    """``python3.13`` -> ``3.13``; anything but a Python runtime is an error."""
+    match = re.fullmatch(r"python(3\.\d+)", runtime)
+    if not match:
+        raise DeployError(f"runtime {runtime!r} is not a Python Lambda runtime (python3.N)")
+    return match.group(1)
+
+
+def find_python(version: str, pyenv_root: Path | None = None) -> Path | None:
+    """The newest interpreter of ``version`` (pyenv's, else ``python3.N`` on PATH), or None."""
+    root = pyenv_root or Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = []
+    for candidate in (root / "versions").glob(f"{version}.*/bin/python{version}"):
+        patch = candidate.parents[1].name.removeprefix(f"{version}.")
+        if patch.isdigit():
+            found.append((int(patch), candidate))
+    if found:
+        return max(found)[1]
+    on_path = shutil.which(f"python{version}")
+    return Path(on_path) if on_path else None
+
+
+def require_python(version: str, python: Path | None) -> Path:
+    """``python`` or a DeployError that says how to get the runtime's interpreter."""
+    if python is None:
+        raise DeployError(
+            f"no Python {version} interpreter: the Lambda runtime is python{version}, and the API "
+            f"package must be built with that version (compiled wheels differ). Install it "
+            f"(e.g. `pyenv install {version}`) or put python{version} on PATH."
+        )
+    return python
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower()
+
+
+def api_requirements(pyproject: Mapping[str, Any]) -> list[str]:
+    """What the Lambda venv installs: the core, the ``api`` extra minus gunicorn, plus zappa."""
+    project = pyproject["project"]
+    extras = project["optional-dependencies"]
+    wanted = [*project["dependencies"], *extras["api"]]
+    zappa = [r for r in extras["dev"] if _requirement_name(r) == "zappa"]
+    return [r for r in wanted if _requirement_name(r) != "gunicorn"] + zappa
+
+
+def lambda_venv_commands(
+    python: Path, venv: Path, requirements: Sequence[str]
+) -> list[tuple[str, ...]]:
+    """The commands that make ``venv`` a virtual environment of the runtime's Python."""
+    return [
+        (str(python), "-m", "venv", "--clear", str(venv)),
+        (str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *requirements),
+    ]
+
+
+def package_command(venv: Path, stage: str, output: Path) -> tuple[str, ...]:
+    """``zappa package`` from the Lambda venv (run with VIRTUAL_ENV set to it)."""
+    return (str(venv / "bin" / "zappa"), "package", stage, "--output", str(output))
+
+
+def zappa_template_command(
+    venv: Path, stage: str, api_name: str, region: str, output: Path
+) -> tuple[str, ...]:
+    """``zappa template`` with placeholder ARNs: the API's template, to lint before deploying."""
+    account = PLACEHOLDER_ACCOUNT
+    return (
+        str(venv / "bin" / "zappa"),
+        "template",
+        stage,
+        "--lambda-arn",
+        f"arn:aws:lambda:{region}:{account}:function:{api_name}",
+        "--role-arn",
+        f"arn:aws:iam::{account}:role/{api_name}-ZappaLambdaExecutionRole",
+        "--output",
+        str(output),
+    )
+
+
+def api_access(stage_settings: Mapping[str, Any], stage: str) -> ApiAccess:
+    """The stage's access control, checked: never public, keys need a plan, concurrency set."""
+    key, iam = (
+        stage_settings.get("api_key_required", False),
+        stage_settings.get("iam_authorization", False),
+    )
+    if key == iam:
+        state = "both" if key else "neither"
+        raise DeployError(
+            f"stage {stage}: set exactly one of api_key_required and iam_authorization "
+            f"({state} is set){'; the API would be public' if not key else ''}"
+        )
+    concurrency = stage_settings.get("lambda_concurrency")
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise DeployError(f"stage {stage}: lambda_concurrency (reserved concurrency) must be >= 1")
+    try:
+        settings = AccessSettings.model_validate(stage_settings.get(ACCESS_KEY))
+    except ValidationError as exc:
+        raise DeployError(f"stage {stage}: {ACCESS_KEY} is invalid: {exc}") from None
+    if key and settings.usage_plan is None:
+        raise DeployError(
+            f"stage {stage}: api_key_required needs {ACCESS_KEY}.usage_plan "
+            "(API Gateway refuses a key that no usage plan includes)"
+        )
+    return ApiAccess(
+        mode="api_key" if key else "iam",
+        stage_throttle=settings.stage_throttle,
+        usage_plan=settings.usage_plan if key else None,
+        reserved_concurrency=concurrency,
+    )
+
+
+def template_parameters(repo: Path) -> dict[str, dict[str, Any]]:
+    """The stack template's Parameters section."""
+    from cfnlint.decode import decode_str
+
+    body, problems = decode_str((repo / STACK_TEMPLATE).read_text())
+    if problems or body is None:
+        raise DeployError(f"{STACK_TEMPLATE} does not parse: {problems}")
+    return dict(body.get("Parameters", {}))
+
+
+def image_uris(repository: str, tag: str) -> dict[str, str]:
+    """The URI of each image: ``<repository>-<name>:<tag>``."""
+    return {name: f"{repository}-{name}:{tag}" for name in IMAGES}
+
+
+def stack_parameters(
+    declared: Mapping[str, Mapping[str, Any]],
+    stage: str,
+    images: Mapping[str, str],
+    given: Mapping[str, str],
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The stack's parameter values (stage, images, then the operator's), and those missing."""
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise DeployError(
+            f"unknown stack parameter(s) {', '.join(unknown)}; the template declares "
+            + ", ".join(declared)
+        )
+    values = {"Stage": stage, **{IMAGE_PARAMETERS[k]: v for k, v in images.items()}, **given}
+    missing = tuple(k for k, spec in declared.items() if k not in values and "Default" not in spec)
+    return values, missing
+
+
+def plan_deploy(request: DeployRequest) -> DeployPlan:
+    """Every step of deploying ``request.stage``, from local files only (no AWS call)."""
+    repo, stage = request.repo, request.stage
+    settings = zappa_stage(repo, stage)
+    region = settings["aws_region"]
+    api_name = api_function_name(settings, stage)
+    access = api_access(settings, stage)
+    runtime = settings["runtime"]
+    version = runtime_version(runtime)
+    venv = repo / LAMBDA_VENV
+    build = repo / BUILD_DIR
+    package = build / f"{api_name}.zip"
+    repository = request.image_repository or f"<account>.dkr.ecr.{region}.amazonaws.com/headwater"
+    images = image_uris(repository, request.image_tag)
+    parameters, missing = stack_parameters(
+        template_parameters(repo), stage, images, request.parameters
+    )
+    stack_name = f"headwater-{stage}"
+    python = request.python or Path(f"python{version}")
+
+    builds = tuple(
+        ("docker", "build", "-f", dockerfile, "-t", images[name], ".")
+        for name, dockerfile in IMAGES.items()
+    )
+    steps = [
+        Step(
+            "images",
+            "build the functions' and the scheduler's images and push them to ECR",
+            (*builds, *(("docker", "push", uri) for uri in images.values())),
+            needs_aws=True,
+            skipped=None
+            if request.docker
+            else "no Docker daemon answers: images not built; the stack uses "
+            f"{', '.join(images.values())} as already pushed",
+        ),
+        Step(
+            "api-package",
+            f"build the API package in {LAMBDA_VENV} (Python {version}, the runtime's) "
+            "with zappa package",
+            (
+                *lambda_venv_commands(python, venv, ["<pyproject: core + api - gunicorn + zappa>"]),
+                package_command(venv, stage, package),
+            ),
+        ),
+        Step(
+            "validate",
+            f"cfn-lint {STACK_TEMPLATE} and the API's template (zappa template)",
+            (zappa_template_command(venv, stage, api_name, region, build / "zappa-template.json"),),
+        ),
+        Step(
+            "stack",
+            f"create or update the CloudFormation stack {stack_name} "
+            f"({', '.join(f'{k}={v}' for k, v in parameters.items())})",
+            needs_aws=True,
+        ),
+        Step(
+            "api",
+            f"zappa deploy {stage} (first time) or zappa update {stage} with {package.name} "
+            f"(runtime {runtime}, reserved concurrency {access.reserved_concurrency})",
+            ((str(venv / "bin" / "zappa"), "deploy|update", stage, "--zip", str(package)),),
+            needs_aws=True,
+        ),
+        Step(
+            "access",
+            f"throttle stage {stage} of {api_name}"
+            + (
+                ", create or update its usage plan and attach Zappa's API key"
+                if access.mode == "api_key"
+                else " (IAM auth: callers need execute-api:Invoke)"
+            ),
+            needs_aws=True,
+        ),
+        Step(
+            "alerts",
+            f"list the alert e-mail subscriptions of headwater-{stage}-runs still to confirm",
+            needs_aws=True,
+        ),
+    ]
+    if request.only:
+        unknown = sorted(set(request.only) - set(STEPS))
+        if unknown:
+            raise DeployError(f"unknown step(s) {', '.join(unknown)}; steps: {', '.join(STEPS)}")
+        steps = [s for s in steps if s.key in request.only]
+    return DeployPlan(
+        stage=stage,
+        region=region,
+        stack_name=stack_name,
+        api_name=api_name,
+        runtime=runtime,
+        access=access,
+        package=package,
+        venv=venv,
+        stack_parameters=parameters,
+        missing_parameters=missing,
+        steps=tuple(steps),
+    )
+
+
+# ---------------------------------------------------------------- local steps
+
+
+def run_command(command: Sequence[str], run: Runner, cwd: Path, env: Mapping[str, str]) -> str:
+    """Run one command; its output, or a DeployError carrying the end of its output."""
+    done = run(list(command), cwd=cwd, env=dict(env), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise DeployError(f"`{' '.join(command)}` failed (exit {done.returncode}):\n{tail}")
+    return done.stdout
+
+
+def build_api_package(
+    repo: Path,
+    stage: str,
+    python: Path,
+    output: Path,
+    venv: Path | None = None,
+    run: Runner = subprocess.run,
+) -> Path:
+    """Build the stage's Zappa package in a venv of ``python``; reuse the venv if up to date."""
+    venv = venv or repo / LAMBDA_VENV
+    requirements = api_requirements(tomllib.loads((repo / "pyproject.toml").read_text()))
+    stamp = venv / ".headwater-requirements"
+    wanted = json.dumps({"python": str(python), "requirements": requirements})
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        for command in lambda_venv_commands(python, venv, requirements):
+            run_command(command, run, repo, env)
+        stamp.write_text(wanted)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    env = {**env, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}"}
+    run_command(package_command(venv, stage, output), run, repo, env)
+    return output
+
+
+def lint_templates(paths: Sequence[Path]) -> list[str]:
+    """cfn-lint errors and warnings of each template (informational findings left out)."""
+    from cfnlint.api import lint_all
+
+    return [
+        f"{path.name}: {finding}"
+        for path in paths
+        for finding in lint_all(path.read_text())
+        if finding.rule.severity != "informational"
+    ]
+
+
+def docker_available(run: Runner = subprocess.run) -> bool:
+    """Whether a Docker daemon answers here."""
+    if not shutil.which("docker"):
+        return False
+    try:
+        done = run(["docker", "info"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+# ------------------------------------------------------------------ AWS steps
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def apply_stack(
+    cfn: Any,
+    name: str,
+    template_body: str,
+    parameters: Mapping[str, str],
+    poll_seconds: int = 15,
+) -> str:
+    """Create the stack or update it; wait; return created, updated or unchanged."""
+    from botocore.exceptions import ClientError
+
+    if len(template_body.encode()) > MAX_TEMPLATE_BODY_BYTES:
+        raise DeployError(f"the template is over {MAX_TEMPLATE_BODY_BYTES} bytes: upload it to S3")
+    try:
+        (stack,) = cfn.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        stack = None
+    if stack and stack["StackStatus"] == "ROLLBACK_COMPLETE":
+        raise DeployError(
+            f"stack {name} is ROLLBACK_COMPLETE (its creation failed): read its events, delete "
+            f"it (aws cloudformation delete-stack --stack-name {name}) and deploy again"
+        )
+    arguments = {
+        "StackName": name,
+        "TemplateBody": template_body,
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        "Capabilities": ["CAPABILITY_NAMED_IAM"],
+    }
+    wait = {"StackName": name, "WaiterConfig": {"Delay": poll_seconds, "MaxAttempts": 240}}
+    if stack is None:
+        cfn.create_stack(**arguments)
+        cfn.get_waiter("stack_create_complete").wait(**wait)
+        return "created"
+    try:
+        cfn.update_stack(**arguments)
+    except ClientError as exc:
+        if "No updates are to be performed" in str(exc):
+            return "unchanged"
+        raise
+    cfn.get_waiter("stack_update_complete").wait(**wait)
+    return "updated"
+
+
+def stack_outputs(cfn: Any, name: str) -> dict[str, str]:
+    """The stack's outputs by key."""
+    (stack,) = cfn.describe_stacks(StackName=name)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def api_exists(lambda_client: Any, function_name: str) -> bool:
+    """Whether Zappa already deployed the stage (its function exists): update, not deploy."""
+    try:
+        lambda_client.get_function(FunctionName=function_name)
+    except Exception as exc:
+        if _error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+def rest_api_id(apigateway: Any, api_name: str) -> str:
+    """The id of the REST API called ``api_name`` (Zappa names it after the function)."""
+    for page in apigateway.get_paginator("get_rest_apis").paginate():
+        for api in page["items"]:
+            if api["name"] == api_name:
+                return str(api["id"])
+    raise DeployError(f"no REST API named {api_name}: run zappa deploy first")
+
+
+def _throttle_patch(prefix: str, throttle: Throttle) -> list[dict[str, str]]:
+    return [
+        {"op": "replace", "path": f"{prefix}/rateLimit", "value": f"{throttle.rate_limit:g}"},
+        {"op": "replace", "path": f"{prefix}/burstLimit", "value": str(throttle.burst_limit)},
+    ]
+
+
+def wire_access(
+    apigateway: Any, api_name: str, stage: str, access: ApiAccess, api_key: str | None = None
+) -> list[str]:
+    """Throttle the stage; with API keys, ensure its usage plan and attach the keys. Idempotent.
+
+    ``api_key`` is the stage's ``api_key`` setting (an existing key's id); without it, the
+    key Zappa created (named ``<stage>_<api id>``) is attached.
+    """
+    api_id = rest_api_id(apigateway, api_name)
+    apigateway.update_stage(
+        restApiId=api_id,
+        stageName=stage,
+        patchOperations=_throttle_patch("/*/*/throttling", access.stage_throttle),
+    )
+    throttle = access.stage_throttle
+    done = [
+        f"stage {stage} of {api_name} ({api_id}) throttled to {throttle.rate_limit:g} req/s, "
+        f"burst {throttle.burst_limit}"
+    ]
+    plan = access.usage_plan
+    if access.mode != "api_key" or plan is None:
+        return done
+    plan_name = f"{api_name}-plan"
+    existing = [
+        p
+        for page in apigateway.get_paginator("get_usage_plans").paginate()
+        for p in page["items"]
+        if p["name"] == plan_name
+    ]
+    limits = {
+        "throttle": {"rateLimit": plan.rate_limit, "burstLimit": plan.burst_limit},
+        "quota": {"limit": plan.quota_limit, "period": plan.quota_period},
+    }
+    if existing:
+        plan_id = existing[0]["id"]
+        operations = [
+            *_throttle_patch("/throttle", plan),
+            {"op": "replace", "path": "/quota/limit", "value": str(plan.quota_limit)},
+            {"op": "replace", "path": "/quota/period", "value": plan.quota_period},
+        ]
+        stages = {(s["apiId"], s["stage"]) for s in existing[0].get("apiStages", [])}
+        if (api_id, stage) not in stages:
+            operations.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{stage}"})
+        apigateway.update_usage_plan(usagePlanId=plan_id, patchOperations=operations)
+        done.append(f"usage plan {plan_name} updated")
+    else:
+        plan_id = apigateway.create_usage_plan(
+            name=plan_name,
+            description=f"Headwater API callers of stage {stage}",
+            apiStages=[{"apiId": api_id, "stage": stage}],
+            **limits,
+        )["id"]
+        done.append(f"usage plan {plan_name} created")
+    done[-1] += f": {plan.rate_limit:g} req/s, burst {plan.burst_limit}, " + (
+        f"{plan.quota_limit} per {plan.quota_period.lower()}"
+    )
+    if api_key:
+        keys = [api_key]
+    else:
+        keys = [k["id"] for k in apigateway.get_api_keys(nameQuery=f"{stage}_{api_id}")["items"]]
+    if not keys:
+        raise DeployError(
+            f"no API key {stage}_{api_id}: zappa deploy creates it (api_key_required)"
+        )
+    attached = {
+        k["id"]
+        for page in apigateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan_id)
+        for k in page["items"]
+    }
+    for key_id in keys:
+        if key_id in attached:
+            done.append(f"API key {key_id} already in the plan")
+        else:
+            apigateway.create_usage_plan_key(usagePlanId=plan_id, keyId=key_id, keyType="API_KEY")
+            done.append(
+                f"API key {key_id} attached to the plan (read its value: "
+                f"aws apigateway get-api-key --api-key {key_id} --include-value)"
+            )
+    return done
+
+
+def pending_confirmations(sns: Any, topic_arn: str) -> list[str]:
+    """The endpoints subscribed to the topic that have not confirmed yet."""
+    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    return [
+        s["Endpoint"]
+        for page in pages
+        for s in page["Subscriptions"]
+        if s["SubscriptionArn"] == "PendingConfirmation"
+    ]
+
+
+# ---------------------------------------------------------------------- run
+
+
+@dataclass
+class DeployContext:
+    """What running a plan needs besides the plan: the repo, clients, a runner, an echo."""
+
+    repo: Path
+    python: Path | None
+    docker: bool
+    clients: Callable[[str], Any] | None = None
+    run: Runner = subprocess.run
+    echo: Echo = print
+    dry_run: bool = False
+    poll_seconds: int = 15
+    done: list[str] = field(default_factory=list)
+
+    def did(self, line: str) -> None:
+        """Record and print one thing the deploy did."""
+        self.done.append(line)
+        self.echo(f"  - {line}")
+
+
+def _api_env(plan: DeployPlan) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return {**env, "VIRTUAL_ENV": str(plan.venv)}
+
+
+def run_plan(plan: DeployPlan, context: DeployContext) -> list[str]:
+    """Run the plan's steps in order (only the local ones on a dry run); what was done."""
+    if (
+        not context.dry_run
+        and plan.missing_parameters
+        and any(s.key == "stack" for s in plan.steps)
+    ):
+        raise DeployError(
+            "missing stack parameters (give them with --parameter KEY=VALUE): "
+            + ", ".join(plan.missing_parameters)
+        )
+    version = runtime_version(plan.runtime)
+    for step in plan.steps:
+        local_part = step.key in ("images", "api-package", "validate")
+        if context.dry_run and not local_part:
+            context.echo(f"[{step.key}] dry run, not done: {step.summary}")
+            continue
+        context.echo(f"[{step.key}] {step.summary}")
+        if step.skipped:
+            context.did(f"{step.key} skipped: {step.skipped}")
+            continue
+        _STEP_RUNNERS[step.key](plan, step, context, version)
+    return context.done
+
+
+def _images(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
+    for command in step.commands:
+        if command[:2] == ("docker", "push") and context.dry_run:
+            context.did(f"not pushed (dry run): {command[2]}")
+            continue
+        run_command(command, context.run, context.repo, os.environ)
+        context.did(" ".join(command))
+
+
+def _api_package(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
+    python = require_python(version, context.python)
+    build_api_package(context.repo, plan.stage, python, plan.package, plan.venv, context.run)
+    size = plan.package.stat().st_size / 2**20
+    context.did(f"API package {plan.package} ({size:.2f} MiB) built with {python}")
+
+
+def _validate(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
+    zappa_template = plan.package.parent / "zappa-template.json"
+    if not (plan.venv / "bin" / "zappa").exists():
+        require_python(version, context.python)
+        raise DeployError(f"{plan.venv} has no zappa: run the api-package step first")
+    command = zappa_template_command(
+        plan.venv, plan.stage, plan.api_name, plan.region, zappa_template
+    )
+    env = {
+        **_api_env(plan),
+        # `zappa template` makes no AWS call, but its boto3 session wants a region.
+        "AWS_DEFAULT_REGION": plan.region,
+    }
+    run_command(command, context.run, context.repo, env)
+    findings = lint_templates([context.repo / STACK_TEMPLATE, zappa_template])
+    if findings:
+        raise DeployError("cfn-lint findings:\n" + "\n".join(findings))
+    context.did(f"cfn-lint clean: {STACK_TEMPLATE}, {zappa_template.name}")
+
+
+def _client(context: DeployContext, service: str) -> Any:
+    if context.clients is None:
+        raise DeployError(f"no AWS client for {service}")
+    return context.clients(service)
+
+
+def _stack(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
+    cfn = _client(context, "cloudformation")
+    body = (context.repo / STACK_TEMPLATE).read_text()
+    outcome = apply_stack(cfn, plan.stack_name, body, plan.stack_parameters, context.poll_seconds)
+    context.did(f"stack {plan.stack_name} {outcome}")
+
+
+def _api(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
+    exists = api_exists(_client(context, "lambda"), plan.api_name)
+    verb = "update" if exists else "deploy"
+    zappa = str(plan.venv / "bin" / "zappa")
+    run_command(
+        (zappa, verb, plan.stage, "--zip", str(plan.package)),
+        context.run,
+        context.repo,
+        _api_env(plan),
+    )
+    context.did(f"zappa {verb} {plan.stage} ({plan.api_name}, {plan.runtime})")
+
+
+def _access(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
+    settings = zappa_stage(context.repo, plan.stage)
+    lines = wire_access(
+        _client(context, "apigateway"),
+        plan.api_name,
+        plan.stage,
+        plan.access,
+        settings.get("api_key"),
+    )
+    for line in lines:
+        context.did(line)
+
+
+def _alerts(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
+    topic = stack_outputs(_client(context, "cloudformation"), plan.stack_name).get("RunsTopicArn")
+    pending = pending_confirmations(_client(context, "sns"), topic) if topic else []
+    for endpoint in pending:
+        context.did(f"confirm the subscription e-mail sent to {endpoint} (alerts wait for it)")
+    if not pending:
+        context.did("no alert subscription waits for confirmation")
+
+
+_STEP_RUNNERS: dict[str, Callable[[DeployPlan, Step, DeployContext, str], None]] = {
+    "images": _images,
+    "api-package": _api_package,
+    "validate": _validate,
+    "stack": _stack,
+    "api": _api,
+    "access": _access,
+    "alerts": _alerts,
+}
