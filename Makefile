@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-dev
 START  ?= 2011-01-01
 END    ?= 2013-12-31
 
-.PHONY: demo test lint bench java clean-var
+.PHONY: demo test lint bench java clean-var api-package deploy deploy-plan
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -39,3 +39,19 @@ bench: $(STAMP)
 
 clean-var:
 	rm -rf var
+
+# The stage of api-package, deploy-plan and deploy; DEPLOY_ARGS adds headwater deploy options,
+# e.g. DEPLOY_ARGS='--image-repository <ECR prefix> --parameter AlertEmail=ops@example.com'.
+STAGE ?= prod
+
+# The API's Lambda package, built in .venv-lambda with the Lambda runtime's Python
+# (zappa_settings.json's runtime); fails naming the interpreter if it is missing.
+api-package: $(STAMP)
+	$(BIN)/headwater deploy --stage $(STAGE) --dry-run --only api-package
+
+# Everything that needs no AWS account (images if Docker runs, package, cfn-lint); prints the plan.
+deploy-plan: $(STAMP)
+	$(BIN)/headwater deploy --stage $(STAGE) --dry-run $(DEPLOY_ARGS)
+
+deploy: $(STAMP)
+	$(BIN)/headwater deploy --stage $(STAGE) $(DEPLOY_ARGS)

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import typer
 
 from cli.common import StageOption, UseCasesOption, fail, load_stage, select
+from cli.deploy import deploy
 from cli.models import models_app
 from headwater.config import ConfigError
 
@@ -181,6 +182,7 @@ def show_config(stage: StageOption = None) -> None:
     typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
 
 
+app.command("deploy")(deploy)
 app.add_typer(models_app, name="models")
 
 
