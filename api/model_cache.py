@@ -32,6 +32,14 @@ class CacheStatus:
     model: ServingModel | None
     checked_at: str | None
     error: str | None
+    # The version the production pointer named at the last check (None: no pointer).
+    production: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """True when the pointer names a version this process does not serve (it cannot load it)."""
+        served = self.model.version if self.model else None
+        return self.production is not None and self.production != served
 
 
 class ModelCache:
@@ -54,6 +62,7 @@ class ModelCache:
         self._next_check = float("-inf")
         self._checked_at: str | None = None
         self._error: str | None = None
+        self._production: str | None = None
 
     def current(self) -> ServingModel | None:
         """Return the model to answer with, checking the pointer first if it is due."""
@@ -71,12 +80,13 @@ class ModelCache:
     def status(self) -> CacheStatus:
         """The served model (after a due check), when the pointer was read, the last error."""
         model = self.current()
-        return CacheStatus(model, self._checked_at, self._error)
+        return CacheStatus(model, self._checked_at, self._error, self._production)
 
     def _check(self) -> None:
         served = self._model
         try:
             pointer = self.store.production()
+            self._production = pointer.version if pointer else None
             if pointer is None:
                 self._error = (
                     None

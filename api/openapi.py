@@ -87,7 +87,10 @@ _HEALTH = {
     "type": "object",
     "required": ["status", "stage", "models"],
     "properties": {
-        "status": {"const": "ok"},
+        "status": {
+            "enum": ["ok", "degraded"],
+            "description": "degraded: a production pointer names a version that cannot be loaded.",
+        },
         "stage": {"type": "string"},
         "models": {
             "type": "object",
@@ -99,6 +102,10 @@ _HEALTH = {
                     "loaded": {"type": "boolean"},
                     "model": {
                         "oneOf": [{"$ref": "#/components/schemas/ModelRef"}, {"type": "null"}]
+                    },
+                    "production": {
+                        "type": ["string", "null"],
+                        "description": "The version the production pointer names.",
                     },
                     "pointer_checked_at": {"type": ["string", "null"]},
                     "error": {

@@ -11,19 +11,27 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> Response:
-    """Always 200 while the process is alive; each use case says if it can predict."""
+    """Always 200 while alive; "degraded" when a pointer names a version that cannot be loaded."""
     state = api_state()
-    models = {}
+    models, degraded = {}, False
     for name, served in state.usecases.items():
         status = served.models.status()
         model = status.model
+        message = None if model else f"no model loaded: POST /v1/{name}/predictions answers 503"
+        if status.degraded:
+            degraded = True
+            serving = f"serving {model.version}" if model else "serving nothing"
+            message = (
+                f"production names {status.production}, which cannot be loaded "
+                f"({status.error}); {serving}"
+            )
         models[name] = {
             "loaded": model is not None,
             "model": model.ref if model else None,
+            "production": status.production,
             "pointer_checked_at": status.checked_at,
             "error": status.error,
-            "message": None
-            if model
-            else f"no model loaded: POST /v1/{name}/predictions answers 503",
+            "message": message,
         }
-    return jsonify({"status": "ok", "stage": state.settings.stage, "models": models})
+    status_text = "degraded" if degraded else "ok"
+    return jsonify({"status": status_text, "stage": state.settings.stage, "models": models})

@@ -199,3 +199,29 @@ def test_concurrent_requests_never_see_a_mixed_model(
     assert {version for version, _ in seen} == set(expected)
     for version, probability in seen:
         assert probability == expected[version]
+
+
+def test_health_is_degraded_naming_the_version_the_pointer_names_but_cannot_be_loaded(
+    app_for: Any, model_lake: str, publish: Any, clock: Any, base_version: str
+) -> None:
+    from headwater.lake import open_lake
+    from headwater.registry import Registry
+
+    # Given a worker serving a second version
+    publish(model_lake, NEW)
+    client = app_for(model_lake, RELOAD_SECONDS=1, CLOCK=clock).test_client()
+    assert version_of(client) == NEW
+
+    # When production is rolled back, then a broken version is promoted (bypassing the CLI)
+    Registry(open_lake(model_lake), "flights").rollback("bad model")
+    broken = publish(model_lake, "20261203T000000Z-broken", skip=("lookups.json",))
+    clock.advance(1)
+
+    # Then /health says degraded, naming the version production names and why it is not served
+    health = client.get("/health").get_json()
+    assert health["status"] == "degraded"
+    flights = health["models"]["flights"]
+    assert flights["production"] == broken
+    assert f"production names {broken}, which cannot be loaded" in flights["message"]
+    assert "lookups.json does not exist" in flights["message"]
+    assert health["models"]["bikeshare"]["message"] is None  # the other use case is fine
