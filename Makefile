@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
-# One range covering every enabled use case's demo data (months without data stay empty).
-START  ?= 2011-01-01
-END    ?= 2013-12-31
+# Each use case runs over its own range (usecase.<name>.start/end in config/local.toml);
+# START=YYYY-MM-DD (and END=...) override it for every use case.
+RANGE  := $(if $(START),--start $(START)) $(if $(END),--end $(END))
 
 .PHONY: demo test lint bench java clean-var api-package deploy deploy-plan
 
@@ -24,7 +24,7 @@ java:
 
 demo: $(STAMP) java
 	$(BIN)/headwater demo-data
-	$(BIN)/headwater run --start $(START) --end $(END)
+	$(BIN)/headwater run $(RANGE)
 
 test: $(STAMP) java
 	$(BIN)/ruff check .

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import date, datetime
+from collections.abc import Sequence
+from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 import typer
@@ -15,7 +16,7 @@ import typer
 from cli.common import StageOption, UseCasesOption, fail, load_stage, select
 from cli.deploy import deploy
 from cli.models import models_app
-from headwater.config import ConfigError
+from headwater.config import ConfigError, Settings
 
 app = typer.Typer(
     help="Headwater: raw sources to clean, validated, partitioned data (and on to models).",
@@ -26,26 +27,54 @@ app = typer.Typer(
 )
 
 
-def _date(value: str, timezone: str = "UTC") -> date:
-    """A date option: ISO, or relative to today in ``timezone`` (today, yesterday, today-N)."""
-    from zoneinfo import ZoneInfo
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"headwater {package_version('headwater')}")
+        raise typer.Exit()
 
-    from headwater.partitions import resolve_date
 
-    try:
-        return resolve_date(value, datetime.now(ZoneInfo(timezone)).date())
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Headwater: raw sources to clean, validated, partitioned data (and on to models)."""
+
+
+def _check(settings: Settings, usecases: Sequence[str], **kwargs: Any) -> None:
+    """Exit 2 listing every configuration problem of a run of ``usecases`` (none: return)."""
+    from headwater.checks import check_run
+
+    problems = check_run(settings, usecases, **kwargs)
+    if problems:
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        raise fail(f"the configuration of stage {settings.stage} cannot run:\n{lines}")
 
 
 @app.command()
 def run(
     start: Annotated[
-        str,
-        typer.Option(help="First date: YYYY-MM-DD, today, yesterday or today-N (N days ago)."),
-    ],
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help="First date, for every use case: YYYY-MM-DD, today, yesterday or today-N "
+            "(N days ago), in each use case's time zone (default: usecase.<name>.start).",
+        ),
+    ] = None,
     end: Annotated[
-        str | None, typer.Option(help="Last date, inclusive (default: the start date).")
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help="Last date, inclusive (default: the start date if --start is given, "
+            "else usecase.<name>.end).",
+        ),
     ] = None,
     usecase: UseCasesOption = None,
     stage: StageOption = None,
@@ -61,31 +90,43 @@ def run(
     ] = None,
     run_id: Annotated[str | None, typer.Option(help="Reuse a run id (default: a new one).")] = None,
 ) -> None:
-    """Run the pipeline of the use cases for a date range; exit 1 if any task failed.
+    """Run the pipeline of the use cases; exit 1 if any task failed, 2 if it cannot start.
 
-    Relative dates are days of the first selected use case's time zone.
+    Without --start and --end, each use case runs over its own range (usecase.<name>.start
+    and end). The configuration is checked before any work.
     """
     from headwater.logs import configure_logging
     from headwater.pipeline import timezone_of
+    from headwater.ranges import RangeError, describe, run_ranges
     from luigi_tasks.runner import RunOptions, new_run_id, run_pipeline
 
     if until not in ("extract", "clean", "model"):
         raise typer.BadParameter("--until must be 'extract', 'clean' or 'model'")
     settings = load_stage(stage)
     usecases = select(settings, usecase)
-    timezone = timezone_of(settings, usecases[0])
-    first = _date(start, timezone)
-    last = _date(end, timezone) if end else first
-    if last < first:
-        raise typer.BadParameter(f"--end {last} is before --start {first}")
+    train = until == "model"
+    _check(settings, usecases, train=train)
+    timezones = {name: timezone_of(settings, name) for name in usecases}
+    try:
+        ranges = run_ranges(settings, timezones, start, end)
+    except RangeError as exc:
+        raise fail(str(exc)) from None
+    _check(settings, usecases, ranges=ranges, train=train)
     run_id = run_id or new_run_id()
     log_file = Path(settings.run.log_dir) / f"{run_id}.log"
     configure_logging(log_file=log_file, console_format="text", console_level="INFO")
     typer.echo(
-        f"run {run_id}: {', '.join(usecases)} {first}..{last} on stage {settings.stage} "
+        f"run {run_id}: {', '.join(usecases)} {describe(ranges)} on stage {settings.stage} "
         f"(logs: {log_file})"
     )
-    options = RunOptions(first, last, until, workers, scheduler_url, run_id, usecases)
+    options = RunOptions(
+        until=until,
+        workers=workers,
+        scheduler_url=scheduler_url,
+        run_id=run_id,
+        usecases=usecases,
+        ranges=ranges,
+    )
     report = run_pipeline(settings, options)
     typer.echo(report.body())
     raise typer.Exit(0 if report.succeeded else 1)
@@ -177,9 +218,25 @@ def serve(
 
 @app.command("config")
 def show_config(stage: StageOption = None) -> None:
-    """Print the resolved configuration of a stage (files plus HEADWATER_* overrides)."""
+    """Print the resolved configuration of a stage, then check it; exit 2 naming any problem.
+
+    The check is the one ``headwater run`` makes before any work, for every enabled use case
+    (with its configured range, if any).
+    """
+    from headwater.pipeline import timezone_of
+    from headwater.ranges import RangeError, configured, run_ranges
+
     settings = load_stage(stage)
     typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+    _check(settings, settings.usecases)
+    timezones = {
+        name: timezone_of(settings, name) for name in configured(settings, settings.usecases)
+    }
+    try:
+        ranges = run_ranges(settings, timezones)
+    except RangeError as exc:
+        raise fail(str(exc)) from None
+    _check(settings, settings.usecases, ranges=ranges)
 
 
 app.command("deploy")(deploy)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "HEADWATER_"
 STAGE_ENV = "HEADWATER_STAGE"
@@ -109,6 +110,25 @@ class UseCaseConfig(_Section):
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     gate: GateConfig = GateConfig()
     holdout_from: str | None = None  # ISO date; default: the last sixth of the range
+    # The range `headwater run` covers when given no dates: YYYY-MM-DD, today, yesterday or
+    # today-N, days of the use case's time zone (end defaults to start).
+    start: str | None = None
+    end: str | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _is_a_run_date(cls, value: str | None) -> str | None:
+        from headwater.partitions import resolve_date
+
+        if value is not None:
+            resolve_date(value, date.today())  # the form only; its error names the value
+        return value
+
+    @model_validator(mode="after")
+    def _start_with_end(self) -> UseCaseConfig:
+        if self.end is not None and self.start is None:
+            raise ValueError("end is set but start is not: set start (and end, or not)")
+        return self
 
 
 class ApiConfig(_Section):

@@ -311,6 +311,10 @@ class _HashingSink(io.RawIOBase):
         return self._hash.hexdigest()
 
 
+#: The URI schemes a lake can live at (``lake.uri``).
+SCHEMES: tuple[str, ...] = ("file", "s3")
+
+
 def open_lake(
     uri: str,
     *,

@@ -93,6 +93,7 @@ class UseCaseSection:
 
     usecase: str
     title: str = ""
+    date_range: str = ""  # the use case's own range in the run, "first..last"
     partitions: int = 0
     complete: int = 0
     rows: dict[str, int] = field(default_factory=dict)
@@ -103,7 +104,10 @@ class UseCaseSection:
     def lines(self) -> list[str]:
         """The section of the message body."""
         heading = f"== {self.usecase}" + (f": {self.title}" if self.title else "") + " =="
-        lines = [heading, _line("Partitions", f"{self.complete} of {self.partitions} clean")]
+        lines = [heading]
+        if self.date_range:
+            lines.append(_line("Dates", self.date_range))
+        lines.append(_line("Partitions", f"{self.complete} of {self.partitions} clean"))
         for name, count in sorted(self.rows.items()):
             lines.append(_line(f"Rows {name}", f"{count:,}"))
         by_source = ", ".join(

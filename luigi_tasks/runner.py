@@ -6,8 +6,8 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,12 @@ import luigi
 import luigi.execution_summary
 
 from headwater import layout
-from headwater.config import Settings
+from headwater.config import ConfigError, Settings
 from headwater.logs import get_logger, log_context
 from headwater.notify import ModelSummary, RunReport, TaskFailure, UseCaseSection, create_notifier
 from headwater.partitions import partitions_between
 from headwater.pipeline import lake_for, usecase_of
+from headwater.ranges import describe
 from headwater.sources import get_kind, validate_source
 from luigi_tasks.context import run_context
 from luigi_tasks.pipeline import HTTP_RESOURCE, function_handlers
@@ -35,15 +36,31 @@ LOCAL_TRAININGS, REMOTE_TRAININGS = 1, 64
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What to run and how (no use cases: every enabled one)."""
+    """What to run and how (no use cases: every enabled one).
 
-    start: date
-    end: date
+    Each use case runs over its entry of ``ranges``, else over ``start``..``end``.
+    """
+
+    start: date | None = None
+    end: date | None = None
     until: str = "clean"
     workers: int | None = None
     scheduler_url: str | None = None
     run_id: str | None = None
     usecases: tuple[str, ...] = ()
+    ranges: Mapping[str, tuple[date, date]] = field(default_factory=dict)
+
+    def range_of(self, usecase: str) -> tuple[date, date]:
+        """The first and last date of ``usecase`` in this run."""
+        if usecase in self.ranges:
+            return self.ranges[usecase]
+        if self.start is None or self.end is None:
+            raise ConfigError(f"use case {usecase!r} has no date range in this run")
+        return self.start, self.end
+
+    def ranges_of(self, usecases: Sequence[str]) -> dict[str, tuple[date, date]]:
+        """The range of each of ``usecases``, in order."""
+        return {name: self.range_of(name) for name in usecases}
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -115,7 +132,8 @@ def summarise(settings: Settings, usecase: str, options: RunOptions) -> UseCaseS
     """What the lake holds for a use case's range: partitions, rows per zone, quarantined rows."""
     lake = lake_for(settings)
     spec = usecase_of(settings, usecase)
-    parts = partitions_between(options.start, options.end, settings.partitioning.grain)
+    first, last = options.range_of(usecase)
+    parts = partitions_between(first, last, settings.partitioning.grain)
     rows: dict[str, int] = {}
     quarantined = {source: 0 for source in spec.sources}
     done = 0
@@ -135,6 +153,7 @@ def summarise(settings: Settings, usecase: str, options: RunOptions) -> UseCaseS
     return UseCaseSection(
         usecase=usecase,
         title=spec.title,
+        date_range=f"{first}..{last}",
         partitions=len(parts),
         complete=done,
         rows=rows,
@@ -165,11 +184,14 @@ def model_summary(settings: Settings, usecase: str, version: str) -> ModelSummar
 
 
 def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_dir: str) -> RunAll:
-    """The one wrapper task of the run: every use case up to ``options.until``."""
+    """The one wrapper task of the run: every use case, over its range, up to ``options.until``."""
+    ranges = {
+        name: [first.isoformat(), last.isoformat()]
+        for name, (first, last) in options.ranges_of(usecases).items()
+    }
     return RunAll(
         usecases=tuple(usecases),
-        start=options.start,
-        end=options.end,
+        ranges=ranges,
         until=options.until,
         version=run_id if options.until == "model" else "",
         run_id=run_id,
@@ -202,9 +224,11 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     not_run: list[str] = []
     sections: list[UseCaseSection] = []
     usecases: tuple[str, ...] = ()
+    dates = "" if options.start is None else f"{options.start}..{options.end}"
     with log_context(run_id=run_id), run_context(run_id, settings):
         try:
             usecases = settings.select(options.usecases)
+            dates = describe(options.ranges_of(usecases))
             sections = [UseCaseSection(usecase=name) for name in usecases]
             configure_luigi(settings)
             warm_up(settings, usecases)
@@ -216,8 +240,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 build["local_scheduler"] = True
             log.info(
                 "run started",
-                start=str(options.start),
-                end=str(options.end),
+                dates=dates,
                 until=options.until,
                 usecases=list(usecases),
                 workers=build["workers"],
@@ -240,7 +263,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 succeeded=succeeded,
                 started_at=started_at,
                 duration_seconds=round(time.perf_counter() - started, 2),
-                date_range=f"{options.start}..{options.end}",
+                date_range=dates,
                 sections=sections,
                 failures=failures,
                 not_run=not_run,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -247,12 +248,14 @@ class RunAll(luigi.WrapperTask):
     """The main job: every selected use case, up to a step, in one graph.
 
     ``until`` is ``extract``, ``clean`` or ``model`` (extract, clean, train, gate and
-    promote); each use case's model version is named ``version``.
+    promote); each use case's model version is named ``version``. Each use case runs over
+    its entry of ``ranges`` (``[first, last]`` ISO dates), else over ``start``..``end``.
     """
 
     usecases: tuple[str, ...] = luigi.ListParameter()
-    start: Any = luigi.DateParameter()
-    end: Any = luigi.DateParameter()
+    start: Any = luigi.DateParameter(default=None)
+    end: Any = luigi.DateParameter(default=None)
+    ranges: Any = luigi.DictParameter(default={})
     until: str = luigi.ChoiceParameter(choices=["extract", "clean", "model"], default="model")
     version: str = luigi.Parameter(default="")
     # An exploratory run (--no-promote), and the gate's shorter-window override.
@@ -261,24 +264,36 @@ class RunAll(luigi.WrapperTask):
     run_id: str = luigi.Parameter(default="adhoc", significant=False)
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
 
+    def range_of(self, usecase: str) -> tuple[date, date]:
+        """The first and last date of ``usecase`` in this run."""
+        if usecase in self.ranges:
+            first, last = self.ranges[usecase]
+            return date.fromisoformat(first), date.fromisoformat(last)
+        if self.start is None or self.end is None:
+            raise ValueError(f"use case {usecase!r} has no range: pass ranges or start and end")
+        return self.start, self.end
+
     def requires(self) -> list[luigi.Task]:
         """Per use case: the gate (through training), or the backfill up to ``until``."""
         common = {"run_id": self.run_id, "state_dir": self.state_dir}
-        if self.until == "model":
-            version = self.version or self.run_id
-            return [
-                PromoteModel(
-                    usecase=name,
-                    start=self.start,
-                    end=self.end,
-                    version=version,
-                    no_promote=self.no_promote,
-                    allow_shorter_window=self.allow_shorter_window,
-                    **common,
+        tasks: list[luigi.Task] = []
+        for name in self.usecases:
+            first, last = self.range_of(name)
+            if self.until == "model":
+                version = self.version or self.run_id
+                tasks.append(
+                    PromoteModel(
+                        usecase=name,
+                        start=first,
+                        end=last,
+                        version=version,
+                        no_promote=self.no_promote,
+                        allow_shorter_window=self.allow_shorter_window,
+                        **common,
+                    )
                 )
-                for name in self.usecases
-            ]
-        return [
-            Backfill(usecase=name, start=self.start, end=self.end, until=self.until, **common)
-            for name in self.usecases
-        ]
+            else:
+                tasks.append(
+                    Backfill(usecase=name, start=first, end=last, until=self.until, **common)
+                )
+        return tasks

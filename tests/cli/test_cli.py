@@ -70,8 +70,15 @@ def restore_logging() -> Iterator[None]:
         (["config"], ["--stage"]),
         (["models"], ["list", "show", "promote", "rollback"]),
         (["models", "list"], ["--usecase", "--status", "--stage"]),
+        (["serve"], ["--host", "--port", "--workers", "--threads", "--lake"]),
+        (["models", "show"], ["--usecase", "--stage"]),
+        (["models", "promote"], ["--usecase", "--reason"]),
+        (["models", "rollback"], ["--usecase"]),
     ],
-    ids=["app", "run", "demo-data", "serve-source", "config", "models", "models-list"],
+    ids=[
+        "app", "run", "demo-data", "serve-source", "config", "models", "models-list", "serve",
+        "models-show", "models-promote", "models-rollback",
+    ],
 )  # fmt: skip
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_lists_the_commands_and_options(
@@ -82,6 +89,21 @@ def test_help_lists_the_commands_and_options(
     assert result.exit_code == 0, result.output
     words = set(flat(result.output).split())
     assert set(expected) <= words
+
+
+def test_version_prints_the_package_version() -> None:
+    from importlib.metadata import version
+
+    result = invoke("--version")
+
+    assert result.exit_code == 0, result.output
+    assert result.output == f"headwater {version('headwater')}\n"
+
+
+def test_run_help_types_its_dates() -> None:
+    result = invoke("run", "-h")
+
+    assert "--start DATE" in flat(result.output) and "--end DATE" in flat(result.output)
 
 
 def test_the_console_script_is_the_cli_package() -> None:
@@ -101,14 +123,22 @@ def test_the_console_script_is_the_cli_package() -> None:
     [
         (["--start", "2013-13-01"], "'2013-13-01' is not a date: expected YYYY-MM-DD, today"),
         (["--start", "2013-01-01", "--end", "Jan 4"], "'Jan 4' is not a date: expected"),
-        (["--start", "2013-01-05", "--end", "2013-01-04"], "--end 2013-01-04 is before --start"),
-        (["--start", "today-3", "--end", "today-5"], "is before --start"),
+        (
+            ["--start", "2013-01-05", "--end", "2013-01-04"],
+            "--end 2013-01-04 is before --start 2013-01-05",
+        ),
+        (["--start", "today-3", "--end", "today-5"], "(today-5) is before --start"),
         (
             ["--start", "2013-01-01", "--until", "train"],
             "--until must be 'extract', 'clean' or 'model'",
         ),
         (["--start", "2013-01-01", "--workers", "0"], "Invalid value for '--workers'"),
-        ([], "Missing option '--start'"),
+        (
+            [],
+            "error: use case 'flights' has no date range: give --start (and --end), "
+            "or set usecase.flights.start (and end) in config/test.toml",
+        ),
+        (["--end", "2013-01-04"], "use case 'flights' has no date range"),
         (
             ["--start", "2013-01-01", "--usecase", "tides"],
             "error: use case 'tides' is not configured (configured: flights, meters)",
@@ -121,7 +151,8 @@ def test_the_console_script_is_the_cli_package() -> None:
         "relative-end-before-start",
         "bad-until",
         "no-workers",
-        "no-start",
+        "no-range",
+        "end-only-and-no-range",
         "unknown-usecase",
     ],
 )
@@ -196,6 +227,101 @@ def test_run_with_a_failed_task_exits_1_naming_it(
     assert f"127.0.0.1:{port}" in failed[0][1]
 
 
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"usecase__flights__gate__metric": "auc"},
+            "usecase.flights.gate.metric = 'auc': is not a metric the gate compares; "
+            "use one of: auc_roc,",
+        ),
+        (
+            {"usecase__meters__timezone": "Mars/Olympus_Mons"},
+            "usecase.meters.timezone = 'Mars/Olympus_Mons': is not a known time zone",
+        ),
+        (
+            {"lake__uri": "hdfs://namenode/lake"},
+            "lake.uri = 'hdfs://namenode/lake': unsupported lake scheme 'hdfs'; "
+            "use file://PATH or s3://BUCKET/PREFIX",
+        ),
+        (
+            {"usecase__flights__holdout_from": "2013-02-01"},
+            "usecase.flights.holdout_from = '2013-02-01': is outside the run's range "
+            "2013-01-01..2013-01-03",
+        ),
+        (
+            {"usecase__flights__sources__weather__window_days": "0"},
+            "usecase.flights.sources.weather.window_days = '0': Input should be greater than "
+            "or equal to 1",
+        ),
+        (
+            {"usecase__flights__sources__planes__kind": "ftp"},
+            "usecase.flights.sources.planes.kind = 'ftp': unknown source kind 'ftp'",
+        ),
+    ],
+    ids=["gate-metric", "timezone", "lake-scheme", "holdout", "source-option", "source-kind"],
+)
+def test_bad_configuration_exits_2_before_any_work_naming_key_and_value(
+    make_stage: Callable[..., Settings],
+    overrides: dict[str, str],
+    expected: str,
+    tmp_path: Path,
+) -> None:
+    # Given a stage with one bad value
+    settings = make_stage(**overrides)
+
+    # When a run starts
+    result = invoke("run", "--start", "2013-01-01", "--end", "2013-01-03")
+
+    # Then it stops at once, naming the key, the value and the next step; nothing ran
+    assert result.exit_code == 2, result.output
+    assert "error: the configuration of stage test cannot run:" in result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert not Path(settings.notify.outbox).exists()
+    assert not (tmp_path / "lake").exists() and not (tmp_path / "logs").exists()
+    assert not (tmp_path / "namenode").exists()
+
+
+def test_a_bad_holdout_only_matters_when_training(
+    make_stage: Callable[..., Settings], tmp_path: Path
+) -> None:
+    make_stage(usecase__flights__holdout_from="2013-02-01", usecase__flights__timezone="Nowhere")
+
+    result = invoke("run", "--start", "2013-01-01", "--until", "clean")
+
+    assert result.exit_code == 2, result.output
+    assert "usecase.flights.timezone = 'Nowhere'" in result.output
+    assert "holdout_from" not in result.output
+
+
+@pytest.mark.slow
+def test_run_without_dates_runs_each_use_case_over_its_configured_range(
+    make_stage: Callable[..., Settings], restore_logging: None
+) -> None:
+    # Given a stage giving each use case its own default range
+    settings = make_stage(
+        usecase__flights__start="2013-01-01",
+        usecase__flights__end="2013-01-02",
+        usecase__meters__start="2013-01-03",
+    )
+
+    # When a run names no dates
+    result = invoke("run", "--until", "extract", "--workers", "1")
+
+    # Then each use case ran over its own range, in one run with one notification
+    assert result.exit_code == 0, result.output
+    assert (
+        ": flights, meters flights 2013-01-01..2013-01-02, meters 2013-01-03..2013-01-03 on "
+        "stage test" in result.output
+    )
+    [note] = [json.loads(p.read_text()) for p in Path(settings.notify.outbox).iterdir()]
+    assert [(s["usecase"], s["date_range"]) for s in note["sections"]] == [
+        ("flights", "2013-01-01..2013-01-02"),
+        ("meters", "2013-01-03..2013-01-03"),
+    ]
+
+
 # --- config ------------------------------------------------------------------------------------
 
 
@@ -209,6 +335,32 @@ def test_config_of_a_missing_stage_exits_2_naming_the_file(
     assert result.exit_code == 2
     assert "no configuration for stage 'nope'" in result.output
     assert str(tmp_path / "config" / "nope.toml") in result.output
+
+
+def test_config_checks_the_stage_as_run_does(make_stage: Callable[..., Settings]) -> None:
+    make_stage(usecase__flights__gate__metric="auc", usecase__flights__start="2013-01-01")
+
+    result = invoke("config")
+
+    assert result.exit_code == 2
+    assert "usecase.flights.gate.metric = 'auc'" in result.output
+
+
+def test_config_checks_a_holdout_against_the_configured_range(
+    make_stage: Callable[..., Settings],
+) -> None:
+    make_stage(
+        usecase__flights__start="2013-01-01",
+        usecase__flights__end="2013-12-31",
+        usecase__flights__holdout_from="2014-01-01",
+    )
+
+    result = invoke("config")
+
+    assert result.exit_code == 2
+    assert "usecase.flights.holdout_from = '2014-01-01': is outside the run's range" in (
+        result.output
+    )
 
 
 def test_config_prints_the_resolved_stage_as_json(make_stage: Callable[..., Settings]) -> None:

@@ -191,6 +191,46 @@ def test_a_run_over_two_use_cases_publishes_both_and_notifies_once_with_a_sectio
     assert body.index("== flights") < body.index("== meters: Meter overload") < body.index("Logs:")
 
 
+def test_each_use_case_runs_over_its_own_range_in_one_graph_with_one_notification(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given flights over two days and the minimal use case over a third, later day
+    settings = make_stage()
+    ranges = {"flights": (FIRST, date(2013, 1, 2)), "meters": (LAST, LAST)}
+
+    # When one run covers both
+    report = run_pipeline(settings, RunOptions(until="clean", workers=2, ranges=ranges))
+
+    # Then each use case published exactly its own days
+    assert report.succeeded, report.body()
+    assert clean_keys(settings, "flights", "flights") == ["date=2013-01-01", "date=2013-01-02"]
+    assert clean_keys(settings, "meters", "readings") == ["date=2013-01-03"]
+    # And the one notification gives each section its own dates and partition count
+    [note] = notifications(settings)
+    flights, meters = note["sections"]
+    assert (flights["date_range"], flights["partitions"]) == ("2013-01-01..2013-01-02", 2)
+    assert (meters["date_range"], meters["partitions"]) == ("2013-01-03..2013-01-03", 1)
+    assert note["date_range"] == "flights 2013-01-01..2013-01-02, meters 2013-01-03..2013-01-03"
+    body = report.body()
+    assert "Dates:       2013-01-01..2013-01-02\nPartitions:  2 of 2 clean" in body
+    assert "Dates:       2013-01-03..2013-01-03\nPartitions:  1 of 1 clean" in body
+
+
+def test_a_use_case_without_a_range_fails_the_run_naming_it(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given options that give only flights a range
+    settings = make_stage()
+    options = RunOptions(until="clean", ranges={"flights": (FIRST, FIRST)})
+
+    # When both use cases run, the run refuses before any task, and still notifies once
+    with pytest.raises(ValueError, match="use case 'meters' has no date range"):
+        run_pipeline(settings, options)
+    [note] = notifications(settings)
+    assert note["succeeded"] is False
+    assert not Path(settings.lake.uri.removeprefix("file://"), "raw").exists()
+
+
 @pytest.fixture(scope="module")
 def bikeshare_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The bike-share demo source, built once from the vendored data."""
@@ -399,7 +439,10 @@ def test_a_failure_in_one_use_case_leaves_the_other_done_and_is_reported_once(
     )
     assert clean_keys(settings, "flights", "flights") == ["date=2013-01-01", "date=2013-01-03"]
     backfill = Backfill(usecase="flights", start=FIRST, end=LAST)
-    wrapper = RunAll(usecases=("flights", "meters"), start=FIRST, end=LAST, until="clean")
+    both = [FIRST.isoformat(), LAST.isoformat()]
+    wrapper = RunAll(
+        usecases=("flights", "meters"), ranges={"flights": both, "meters": both}, until="clean"
+    )
     assert first.not_run == sorted([backfill.task_id, wrapper.task_id])
     [note] = notifications(settings)
     assert (note["succeeded"], note["failures"]) == (
