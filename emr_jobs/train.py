@@ -101,9 +101,13 @@ def create_spark(args: argparse.Namespace) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, build the session, train, print the summary as JSON."""
     from headwater.spark_training import train
+    from headwater.training import die_with_parent
     from headwater.usecases import get_usecase
 
     args = parse_args(argv)
+    # Locally the driver's parent is spark-submit's JVM: when it dies (its runner was
+    # killed), so does this driver, rather than finishing a version nobody will gate.
+    die_with_parent()
     usecase = get_usecase(args.usecase, args.usecase_module)
     spark = create_spark(args)
     try:

@@ -7,15 +7,20 @@ line ``{"headwater_train": {...}}``, its summary.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -124,7 +129,16 @@ def code_version(root: Path | None = None) -> str:
 
 
 class LocalSparkRunner:
-    """spark-submit of the entrypoint script on this machine (``local[N]``), logs to a file."""
+    """spark-submit of the entrypoint script on this machine (``local[N]``), logs to a file.
+
+    The job runs in a process group of its own that dies with the runner: on SIGTERM,
+    Ctrl-C or any exit the group is stopped, and the job's first process gets a
+    parent-death signal, so killing the orchestrator leaves no Spark behind. A rerun of
+    the same run replaces the training its run left running (as the EMR runner adopts its
+    run's cluster by tag). Both output streams (spark-submit sends the Python driver's
+    output to stdout) go to the training log as they arrive; the progress lines also go
+    to the run's log, and a failure names the Python exception and its last frames.
+    """
 
     def __init__(self, settings: Settings, entrypoint: Path, log_dir: Path | None = None) -> None:
         self.settings = settings
@@ -167,29 +181,220 @@ class LocalSparkRunner:
             env["SPARK_HOME"] = str(Path(spec.origin).parent)
         env["PYSPARK_PYTHON"] = sys.executable
         env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+        env["PYTHONUNBUFFERED"] = "1"  # progress lines as they happen, not at exit
         return env
 
+    def pid_file(self, run_id: str) -> Path:
+        """Where a running training records its process group (for a rerun to replace it)."""
+        return self.log_dir / f"{run_id}-train.pid"
+
     def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
-        """Run the job; on failure raise TrainingFailed with the tail of its log."""
+        """Run the job; on failure raise TrainingFailed naming the Python exception."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_file = self.log_dir / f"{run_id}-train.log"
-        command = self.command(args)
+        pid_file = self.pid_file(run_id)
+        replace_stale_training(pid_file)
+        if multiprocessing.parent_process() is not None:
+            # A forked Luigi worker: die (and so stop the job, below) with the orchestrator.
+            die_with_parent()
         log.info("training started", runner="local", log=str(log_file))
-        with log_file.open("w", encoding="utf-8") as err:
-            proc = subprocess.run(
-                command,
+        summary: list[str] = []
+        with log_file.open("w", encoding="utf-8") as out, _terminated_as_exception():
+            proc = subprocess.Popen(
+                self.command(args),
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=err,
+                stderr=subprocess.STDOUT,
                 text=True,
+                errors="replace",
                 env=self.environment(),
-                timeout=self.settings.training.timeout_seconds,
+                start_new_session=True,
+                preexec_fn=_child_dies_with(os.getpid()),
             )
-        if proc.returncode != 0:
-            raise TrainingFailed(
-                f"training job exited {proc.returncode}; log {log_file}; last lines:\n"
-                + tail(log_file)
+            pid_file.write_text(
+                json.dumps({"pgid": proc.pid, "entrypoint": str(self.entrypoint)}),
+                encoding="utf-8",
             )
-        return parse_summary(proc.stdout)
+            try:
+                pump = threading.Thread(target=_pump, args=(proc.stdout, out, summary), daemon=True)
+                pump.start()
+                try:
+                    returncode = proc.wait(timeout=self.settings.training.timeout_seconds)
+                except subprocess.TimeoutExpired:
+                    raise TrainingFailed(
+                        f"training job timed out after {self.settings.training.timeout_seconds}"
+                        f" s; log {log_file}"
+                    ) from None
+                pump.join()
+            finally:
+                stop_group(proc)
+                pid_file.unlink(missing_ok=True)
+                pump.join(timeout=STOP_GRACE_SECONDS)
+                if proc.stdout is not None:
+                    proc.stdout.close()
+        if returncode != 0:
+            raise TrainingFailed(failure_message(returncode, log_file))
+        if not summary:
+            raise TrainingFailed(f"the training job printed no summary line; log {log_file}")
+        return parse_summary(summary[-1])
+
+
+#: The prefix of the job's progress lines (:func:`headwater.spark_training.progress`).
+PROGRESS_PREFIX = "[headwater-train"
+#: Frames of the failing job's traceback quoted in the error (the innermost ones).
+ERROR_FRAMES = 3
+#: Seconds a stopped job's process group has to exit before it is killed.
+STOP_GRACE_SECONDS = 5.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _pump(stream: Any, out: Any, summary: list[str]) -> None:
+    """Copy the job's output to the log file; progress lines to the run's log as they come."""
+    for line in stream:
+        out.write(line)
+        out.flush()
+        text = line.rstrip("\n")
+        if text.startswith(PROGRESS_PREFIX):
+            log.info(text.split("] ", 1)[-1], step="training")
+        elif text.startswith('{"headwater_train"'):
+            summary.append(text)
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Have Linux send ``sig`` to this process when its parent exits (False: not supported)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+
+
+def _child_dies_with(parent: int) -> Any:
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` exits, even by SIGKILL."""
+
+    def preexec() -> None:
+        die_with_parent()
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return preexec if sys.platform.startswith("linux") else None
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while the job ran (raised so the job is stopped on the way out)."""
+
+
+@contextlib.contextmanager
+def _terminated_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into an exception for the block, then deliver it again once cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise TrainingFailed("training stopped: the run was terminated") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_group(proc: subprocess.Popen[str]) -> None:
+    """Stop the job's process group: SIGTERM, then SIGKILL after a grace period."""
+    for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, 1.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(proc.pid):
+            proc.poll()
+            time.sleep(0.05)
+        if not _group_alive(proc.pid):
+            break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=1.0)
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` runs (zombies, finished but not reaped, do not)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def replace_stale_training(pid_file: Path) -> None:
+    """Stop the training a pid file names if it still runs (its orchestrator died)."""
+    try:
+        record = json.loads(pid_file.read_text(encoding="utf-8"))
+        pgid, entrypoint = int(record["pgid"]), str(record["entrypoint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    try:
+        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        cmdline = ""
+    # Only a process still running this job: a pid reused by something else is left alone.
+    if entrypoint in cmdline and _group_alive(pgid):
+        log.warning("replacing the training this run left running", pgid=pgid)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while time.monotonic() < deadline and _group_alive(pgid):
+                time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+
+
+def python_error(text: str, frames: int = ERROR_FRAMES) -> str | None:
+    """The last Python exception in a log: its line(s), then its innermost frames."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if not starts:
+        return None
+    block = lines[starts[-1] + 1 :]
+    stack: list[str] = []
+    i = 0
+    while i < len(block) and (block[i].startswith(" ") or not block[i].strip()):
+        if block[i].lstrip().startswith("File "):
+            code = block[i + 1].strip() if i + 1 < len(block) else ""
+            indented = i + 1 < len(block) and block[i + 1].startswith("    ")
+            stack.append(block[i].strip() + (f": {code}" if indented and code else ""))
+        i += 1
+    error = [line for line in block[i : i + 5] if line.strip()]
+    # A Java exception behind a Py4J error carries its stack: keep the exception, not the stack.
+    error = [line for line in error if not line.lstrip().startswith("at ")][:3]
+    if not error:
+        return None
+    return "\n".join([*error, *(f"  {frame}" for frame in stack[-frames:])])
+
+
+def failure_message(returncode: int, log_file: Path) -> str:
+    """The error of a failed job: the Python exception and its last frames, else the log's tail."""
+    text = log_file.read_text(encoding="utf-8", errors="replace")
+    error = python_error(text)
+    if error is None:
+        return f"training job exited {returncode}; log {log_file}; last lines:\n{tail(log_file)}"
+    return f"training job exited {returncode}: {error}\nlog {log_file}"
 
 
 def tail(path: Path, lines: int = 30) -> str:
