@@ -89,6 +89,20 @@ def run(
         typer.Option(help="Central luigid URL, e.g. http://scheduler:8082 (default: local)."),
     ] = None,
     run_id: Annotated[str | None, typer.Option(help="Reuse a run id (default: a new one).")] = None,
+    no_promote: Annotated[
+        bool,
+        typer.Option(
+            "--no-promote",
+            help="Exploratory run: train, evaluate and report; never touch production.",
+        ),
+    ] = False,
+    allow_shorter_window: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shorter-window",
+            help="Let the gate promote a model trained on a much shorter window than production.",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline of the use cases; exit 1 if any task failed, 2 if it cannot start.
 
@@ -126,6 +140,8 @@ def run(
         run_id=run_id,
         usecases=usecases,
         ranges=ranges,
+        no_promote=no_promote,
+        allow_shorter_window=allow_shorter_window,
     )
     report = run_pipeline(settings, options)
     typer.echo(report.body())

@@ -49,6 +49,10 @@ class RunOptions:
     run_id: str | None = None
     usecases: tuple[str, ...] = ()
     ranges: Mapping[str, tuple[date, date]] = field(default_factory=dict)
+    # An exploratory run: train, evaluate and report, never touch the production pointers.
+    no_promote: bool = False
+    # Let the gate accept a candidate trained on a much shorter window than production's.
+    allow_shorter_window: bool = False
 
     def range_of(self, usecase: str) -> tuple[date, date]:
         """The first and last date of ``usecase`` in this run."""
@@ -194,6 +198,8 @@ def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_d
         ranges=ranges,
         until=options.until,
         version=run_id if options.until == "model" else "",
+        no_promote=options.no_promote,
+        allow_shorter_window=options.allow_shorter_window,
         run_id=run_id,
         state_dir=state_dir,
     )

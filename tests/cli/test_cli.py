@@ -508,3 +508,34 @@ def test_serve_with_a_bad_configuration_exits_2(make_stage: Callable[..., Settin
 
     assert result.exit_code == 2
     assert "no configuration for stage 'nope'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [((), (False, False)), (("--no-promote", "--allow-shorter-window"), (True, True))],
+    ids=["default", "exploratory"],
+)
+def test_run_passes_the_exploratory_and_window_options_to_the_graph(
+    make_stage: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    restore_logging: None,
+    flags: tuple[str, ...],
+    expected: tuple[bool, bool],
+) -> None:
+    from luigi_tasks import runner
+    from luigi_tasks.training import PromoteModel
+
+    make_stage()
+    seen: list[Any] = []
+
+    def fake_run(settings: Settings, options: Any) -> Any:
+        seen.append(runner.main_task(options, ("flights",), "r1", "/tmp/s").requires())
+        raise SystemExit(0)
+
+    monkeypatch.setattr(runner, "run_pipeline", fake_run)
+
+    invoke("run", "--start", "2013-01-01", "--usecase", "flights", *flags)
+
+    [[gate]] = seen
+    assert isinstance(gate, PromoteModel)
+    assert (gate.no_promote, gate.allow_shorter_window) == expected
