@@ -3,10 +3,26 @@
 Each worker process imports ``api.wsgi`` after the fork, so each builds the app and
 loads the model once. gunicorn is a development and self-hosting dependency (the
 ``api`` extra); the Lambda package does not contain it.
+
+Hardened for a network nobody vouches for:
+
+* gevent workers: a connection is a greenlet, not a thread, so clients that trickle
+  their headers hold nothing the next request needs (with gthread workers, 16 such
+  connections stalled every other request; see ``tests/api/test_serve.py``). Each
+  worker takes at most ``worker_connections`` connections at once.
+* What gunicorn answers itself, before Flask sees the request (a request line over
+  ``limit_request_line``: 414; headers over ``limit_request_fields`` or
+  ``limit_request_field_size``: 431; an unparseable request: 400), is the API's JSON
+  error, not gunicorn's HTML page.
+
+Facing the internet, put a buffering reverse proxy in front as well (see
+docs/operations.md): it bounds how long a client may take to send a request.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,36 +36,77 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
-    # Above 1: gthread workers, which keep connections alive (about 1.6x the requests/s of
-    # sync workers here); the model is immutable and its cache locked, so threads are safe.
+    # Threads per worker, for the gthread worker class only (gevent needs none).
     threads: int = 4
     timeout: int = 30
     access_log: bool = False
+    # gevent: slow clients cost a greenlet each, not a thread (see the module docstring).
+    worker_class: str = "gevent"
+    # Simultaneous connections per gevent worker.
+    worker_connections: int = 1000
 
     def gunicorn_settings(self) -> dict[str, Any]:
         """The options as gunicorn settings."""
         settings: dict[str, Any] = {
             "bind": f"{self.host}:{self.port}",
             "workers": self.workers,
-            "threads": self.threads,
-            "worker_class": "gthread" if self.threads > 1 else "sync",
+            "worker_class": self.worker_class,
             "timeout": self.timeout,
             "graceful_timeout": 5,
             "keepalive": 5,
+            # gunicorn's own limits (its defaults, written down): beyond them it answers
+            # 414/431 itself, as JSON (json_error below).
+            "limit_request_line": 4094,
+            "limit_request_fields": 100,
+            "limit_request_field_size": 8190,
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "headwater-api",
             # gunicorn 24+: no control socket in $HOME (two servers would share its path).
             "control_socket_disable": True,
         }
+        if self.worker_class == "gthread":
+            settings["threads"] = self.threads
+        else:
+            settings["worker_connections"] = self.worker_connections
         if self.access_log:
             settings["accesslog"] = "-"
         return settings
 
 
+def json_error(status: int, reason: str, message: str) -> bytes:
+    """A whole HTTP response: the API's JSON error body, closing the connection."""
+    code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_") or "error"
+    body = json.dumps(
+        {"error": {"status": status, "code": code, "message": message or reason.lower()}}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Stands in for ``gunicorn.util.write_error`` (an HTML page) in the server's workers."""
+    from gunicorn.util import write_nonblock
+
+    write_nonblock(sock, json_error(status_int, reason, mesg))
+
+
 def run_server(options: ServerOptions) -> None:
     """Run gunicorn in the foreground until it is stopped (SIGINT or SIGTERM)."""
+    import importlib.util
+
+    import gunicorn.util
     from gunicorn.app.base import BaseApplication
+
+    if options.worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
+        raise SystemExit("gevent is not installed: pip install 'headwater[serve]'")
+
+    # gunicorn writes its own error answers through this one function (workers/base.py's
+    # handle_error); the workers are forked from this process, so they inherit it.
+    gunicorn.util.write_error = _write_json_error
 
     class _Server(BaseApplication):
         def load_config(self) -> None:

@@ -106,3 +106,109 @@ def test_serve_refuses_a_stage_without_a_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "no configuration for stage 'nowhere'" in done.stderr
+
+
+# -- hardening: what gunicorn itself answers, slow clients, streamed bodies -----------------------
+def raw_exchange(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read the whole answer (the server closes): status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+            head, _, body = received.partition(b"\r\n\r\n")
+            if b"\r\n\r\n" in received and b"content-length" in head.lower():
+                length = int(
+                    next(
+                        line.split(b":", 1)[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
+                if len(body) >= length:
+                    break
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 10_000 + b"\r\n\r\n", 431),
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-%d: y\r\n" % i for i in range(200))
+            + b"\r\n",
+            431,
+        ),
+        (b"NOT A REQUEST\r\n\r\n", 400),
+        (b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+    ],
+)
+def test_server_errors_are_json(server: int, data: bytes, status: int) -> None:
+    got, headers, body = raw_exchange(server, data)
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["status"] == status and error["code"] and error["message"]
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_over_http(server: int) -> None:
+    # Given a body of 5 MiB (the limit is 4 MiB) sent in chunks, without Content-Length
+    piece = b" " * 65536
+    chunks = [b'{"carrier": "UA"', *[piece] * 80, b"}"]
+    data = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    head = (
+        b"POST /v1/flights/predictions HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    try:
+        status, headers, body = raw_exchange(server, head + data, timeout=30)
+    except ConnectionResetError:  # pragma: no cover - the server may close before reading all
+        pytest.fail("connection reset instead of a 413")
+    assert status == 413, body
+    assert json.loads(body)["error"]["code"] == "request_entity_too_large"
+
+
+SLOW_CLIENTS = 16
+
+
+def test_slow_clients_do_not_starve_the_server(server: int, flight: dict[str, Any]) -> None:
+    import threading
+
+    # Given 16 connections trickling their headers, one line every half second
+    stop = threading.Event()
+    sockets = []
+    for _ in range(SLOW_CLIENTS):
+        sock = socket.create_connection(("127.0.0.1", server), timeout=5)
+        sock.sendall(b"POST /v1/flights/predictions HTTP/1.1\r\nHost: x\r\n")
+        sockets.append(sock)
+
+    def trickle() -> None:
+        while not stop.wait(0.5):
+            for sock in sockets:
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)  # every slow connection has been accepted and is mid-headers
+        # When a normal client asks, several times
+        for _ in range(5):
+            started = time.monotonic()
+            status, _, prediction = request(server, "POST", "/v1/flights/predictions", flight)
+            elapsed = time.monotonic() - started
+            # Then it is answered promptly
+            assert status == 200 and "model" in prediction
+            assert elapsed < 2.0, f"a normal request took {elapsed:.1f} s behind slow clients"
+    finally:
+        stop.set()
+        thread.join(5)
+        for sock in sockets:
+            sock.close()
