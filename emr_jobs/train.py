@@ -48,6 +48,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--run-id", default="adhoc")
     parser.add_argument("--code-version", default="unknown")
+    parser.add_argument(
+        "--training-key", default="", help="what identifies this training (lineage)"
+    )
     parser.add_argument("--config-json", default="{}", help="the run's configuration (lineage)")
     parser.add_argument("--master", default=None, help="Spark master (spark-submit sets it)")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
@@ -70,6 +73,7 @@ def train_options(args: argparse.Namespace) -> TrainOptions:
         production_version=args.production_version,
         run_id=args.run_id,
         code_version=args.code_version,
+        training_key=args.training_key,
         config=json.loads(args.config_json),
         reg_param=args.reg_param,
         region=args.region,

@@ -65,12 +65,14 @@ class ModelSummary:
     regression: dict[str, float] = field(default_factory=dict)
     decision: str = ""
     reason: str = ""
+    # Why this run trained nothing, reusing ``version`` (e.g. unchanged inputs).
+    skipped: str = ""
 
     def lines(self, name: str) -> list[tuple[str, str]]:
         """(heading, text) lines for the message."""
         if not self.trained:
             return [("Model", f"{name} {self.version} not trained")]
-        out = [("Model", f"{name} {self.version}")]
+        out = [("Model", f"{name}: {self.skipped}" if self.skipped else f"{name} {self.version}")]
         holdout = _metrics_text(self.holdout)
         if holdout:
             out.append(("Holdout", f"{self.label}: {holdout}" if self.label else holdout))
@@ -189,7 +191,8 @@ class RunReport:
             lines += ["", *section.lines()]
         if self.failures:
             lines += ["", "Failed tasks:"]
-            lines += [f"  - {f.task}: {f.error}" for f in self.failures]
+            # A failure's detail (an exception's frames) is indented under its line.
+            lines += [f"  - {f.task}: {f.error}".replace("\n", "\n      ") for f in self.failures]
         if self.not_run:
             lines += ["", f"Not run because an upstream task failed: {len(self.not_run)}"]
             lines += [f"  - {name}" for name in self.not_run[:20]]

@@ -171,6 +171,14 @@ class Registry:
         oldest = datetime.min.replace(tzinfo=UTC)
         return sorted(infos, key=lambda info: (info.created_at or oldest, info.version))
 
+    def version_with_key(self, training_key: str) -> str | None:
+        """The newest complete version whose lineage records ``training_key`` (None: no such)."""
+        for info in reversed(self.versions()):
+            lineage = self.read_json(info.version, LINEAGE, default=None)
+            if isinstance(lineage, dict) and lineage.get("training_key") == training_key:
+                return info.version
+        return None
+
     def info(self, version: str) -> VersionInfo:
         """Return one complete version, or raise :class:`VersionNotFoundError`."""
         self._require_complete(version)

@@ -80,6 +80,8 @@ class TrainOptions:
     production_version: str | None = None
     run_id: str = "adhoc"
     code_version: str = "unknown"
+    #: What identifies this training (:func:`headwater.training.training_key`); in lineage.
+    training_key: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
     reg_param: float = 0.001
     region: str | None = None
@@ -711,6 +713,7 @@ def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]
         "version": options.version,
         "run_id": options.run_id,
         "code_version": options.code_version,
+        "training_key": options.training_key,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "date_range": f"{options.start}..{options.end}",
         "holdout_from": holdout_from.isoformat(),

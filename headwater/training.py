@@ -8,6 +8,7 @@ line ``{"headwater_train": {...}}``, its summary.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import multiprocessing
@@ -57,17 +58,11 @@ def train_arguments(
     run_id: str,
     production_version: str | None,
     code_version: str,
+    training_key: str | None = None,
 ) -> list[str]:
     """The job's command-line arguments for ``usecase``, the same for every runner."""
     usecase_config = settings.usecase_config(usecase)
-    config = {
-        "stage": settings.stage,
-        "usecase": usecase,
-        "partitioning": settings.partitioning.model_dump(),
-        "training": settings.training.model_dump(exclude={"emr"}),
-        "gate": usecase_config.gate.model_dump(),
-        "holdout_from": usecase_config.holdout_from,
-    }
+    config = training_config(settings, usecase)
     args = ["--usecase", usecase]
     if usecase_config.module:
         args += ["--usecase-module", usecase_config.module]
@@ -97,11 +92,98 @@ def train_arguments(
         args += ["--holdout-from", usecase_config.holdout_from]
     if production_version:
         args += ["--production-version", production_version]
+    if training_key:
+        args += ["--training-key", training_key]
     if settings.aws.region:
         args += ["--region", settings.aws.region]
     if settings.aws.endpoint_url:
         args += ["--endpoint-url", settings.aws.endpoint_url]
     return args
+
+
+def training_config(settings: Settings, usecase: str) -> dict[str, Any]:
+    """The configuration a training of ``usecase`` depends on (recorded in its lineage)."""
+    usecase_config = settings.usecase_config(usecase)
+    return {
+        "stage": settings.stage,
+        "usecase": usecase,
+        "partitioning": settings.partitioning.model_dump(),
+        "training": settings.training.model_dump(exclude={"emr"}),
+        "gate": usecase_config.gate.model_dump(),
+        "holdout_from": usecase_config.holdout_from,
+    }
+
+
+def training_inputs(settings: Settings, usecase: str, start: date, end: date) -> dict[str, str]:
+    """The manifest checksum of every input of a training: clean partitions, latest snapshots.
+
+    Read from the manifests alone (no Spark), named as the job's lineage names them.
+    Raises LakeError when a clean partition of the range or a snapshot is not published.
+    """
+    from headwater import layout
+    from headwater.lake import LakeError
+    from headwater.partitions import partitions_between
+    from headwater.pipeline import lake_for, latest_snapshot, usecase_of
+
+    lake, spec = lake_for(settings), usecase_of(settings, usecase).training
+    dataset = layout.dataset(usecase, spec.dataset)
+    inputs: dict[str, str] = {}
+    for part in partitions_between(start, end, settings.partitioning.grain):  # type: ignore[arg-type]
+        manifest = lake.manifest(layout.CLEAN, dataset, part.key)
+        if manifest is None:
+            raise LakeError(f"clean partition {part.key} of {dataset} is not published")
+        inputs[f"{layout.CLEAN}/{dataset}/{part.key}"] = manifest.checksum
+    for name in spec.references:
+        reference = layout.dataset(usecase, name)
+        snapshot = latest_snapshot(lake, usecase, name, end)
+        manifest = lake.manifest(layout.RAW, reference, snapshot) if snapshot else None
+        if manifest is None:
+            raise LakeError(f"no snapshot of {reference} as of {end} is published")
+        inputs[f"{layout.RAW}/{reference}/{snapshot}"] = manifest.checksum
+    return inputs
+
+
+def code_digest(settings: Settings, usecase: str, entrypoint: Path) -> str:
+    """A digest of the code a training runs: the library, the job and the use case's module.
+
+    Unlike the git commit, it changes with uncommitted edits too.
+    """
+    from headwater.pipeline import usecase_of
+
+    root = Path(__file__).resolve().parent
+    files = sorted(root.rglob("*.py"))
+    module = sys.modules.get(type(usecase_of(settings, usecase)).__module__)
+    origin = Path(getattr(module, "__file__", "") or "")
+    if origin.is_file() and root not in origin.resolve().parents:
+        top = origin.parent if origin.name == "__init__.py" else origin
+        files += sorted(top.rglob("*.py")) if top.is_dir() else [top]
+    digest = hashlib.sha256()
+    for path in [*files, Path(entrypoint)]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def training_key(
+    settings: Settings, usecase: str, start: date, end: date, entrypoint: Path
+) -> str | None:
+    """What identifies a training: inputs' checksums, code, configuration, range, use case.
+
+    None when an input is not published yet (then there is nothing to reuse).
+    """
+    from headwater.lake import LakeError
+
+    try:
+        inputs = training_inputs(settings, usecase, start, end)
+    except LakeError:
+        return None
+    body = {
+        "usecase": usecase,
+        "range": [start.isoformat(), end.isoformat()],
+        "inputs": inputs,
+        "code": [code_version(), code_digest(settings, usecase, entrypoint)],
+        "config": training_config(settings, usecase),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def parse_summary(stdout: str) -> dict[str, Any]:

@@ -24,6 +24,15 @@ from luigi_tasks.context import settings_for
 log = get_logger("headwater.progress")
 #: The Luigi resource shared by extractions from HTTP sources (the run's request budget).
 HTTP_RESOURCE = "http_api"
+#: The steps a run can redo (``--rerun``), in order: redoing one redoes those after it.
+RERUN_STEPS = ("extract", "clean")
+#: ``rerun`` parameter values: nothing (""), or the first step to redo.
+RERUN_CHOICES = ("", *RERUN_STEPS)
+
+
+def reruns(rerun: str, step: str) -> bool:
+    """True when a run that redoes from step ``rerun`` redoes ``step``."""
+    return bool(rerun) and RERUN_STEPS.index(step) >= RERUN_STEPS.index(rerun)
 
 
 def function_handlers() -> Mapping[str, Callable[[dict[str, Any], Any], dict[str, Any]]]:
@@ -45,6 +54,7 @@ class LakeTarget(luigi.Target):
         dataset: str,
         partition: Partition,
         run_id: str | None = None,
+        rerun: bool = False,
     ) -> None:
         self.settings = settings
         self.usecase = usecase
@@ -52,6 +62,7 @@ class LakeTarget(luigi.Target):
         self.dataset = dataset
         self.partition = partition
         self.run_id = run_id
+        self.rerun = rerun
 
     def exists(self) -> bool:
         """True when the partition is published by this run, or after its period ended.
@@ -59,7 +70,7 @@ class LakeTarget(luigi.Target):
         This month's partition, published yesterday, holds the days so far: this run
         replaces it whole (and then it exists for the rest of this run, so the tasks
         that depend on it can run), until a run after the month's end plus the settle
-        time.
+        time. A ``rerun`` target exists only once this run has published it.
         """
         manifest = lake_for(self.settings).manifest(
             self.zone, layout.dataset(self.usecase, self.dataset), self.partition.key
@@ -68,6 +79,8 @@ class LakeTarget(luigi.Target):
             return False
         if self.run_id is not None and manifest.run_id == self.run_id:
             return True
+        if self.rerun:
+            return False
         return is_settled(
             self.partition,
             datetime.fromisoformat(manifest.created_at),
@@ -94,6 +107,8 @@ class PipelineTask(luigi.Task):
     usecase: str = luigi.Parameter()
     run_id: str = luigi.Parameter(default="adhoc", significant=False)
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
+    # Redo the range's partitions from this step on, replacing them whole (--rerun).
+    rerun: str = luigi.ChoiceParameter(choices=RERUN_CHOICES, default="", significant=False)
 
     def settings(self) -> Settings:
         """The run's settings (read once per run and process, never per task)."""
@@ -157,6 +172,7 @@ class ExtractPartition(PipelineTask):
             self.source,
             self.partition_of(self.partition),
             run_id=self.run_id,
+            rerun=reruns(self.rerun, "extract"),
         )
 
     def run(self) -> None:
@@ -185,6 +201,7 @@ class CleanPartition(PipelineTask):
                 partition=self.partition,
                 run_id=self.run_id,
                 state_dir=self.state_dir,
+                rerun=self.rerun,
             )
             for name in usecase.sources
         ]
@@ -199,6 +216,7 @@ class CleanPartition(PipelineTask):
             usecase_of(settings, self.usecase).clean_dataset,
             self.partition_of(self.partition),
             run_id=self.run_id,
+            rerun=reruns(self.rerun, "clean"),
         )
 
     def run(self) -> None:
@@ -216,12 +234,14 @@ class Backfill(luigi.WrapperTask):
     until: str = luigi.ChoiceParameter(choices=["extract", "clean"], default="clean")
     run_id: str = luigi.Parameter(default="adhoc", significant=False)
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
+    rerun: str = luigi.ChoiceParameter(choices=RERUN_CHOICES, default="", significant=False)
 
     def requires(self) -> list[luigi.Task]:
         """Clean tasks (or only extractions) for each partition of the range."""
         settings = settings_for(self.run_id)
         parts = partitions_between(self.start, self.end, settings.partitioning.grain)
         common = {"usecase": self.usecase, "run_id": self.run_id, "state_dir": self.state_dir}
+        common["rerun"] = self.rerun
         if self.until == "extract":
             names = usecase_of(settings, self.usecase).sources
             return [

@@ -26,7 +26,13 @@ from headwater.ranges import describe
 from headwater.sources import get_kind, validate_source
 from luigi_tasks.context import run_context
 from luigi_tasks.pipeline import HTTP_RESOURCE, function_handlers
-from luigi_tasks.training import TRAINING_RESOURCE, RunAll, registry_of
+from luigi_tasks.training import (
+    TRAINING_RESOURCE,
+    RunAll,
+    registry_of,
+    reused_version,
+    skipped_message,
+)
 
 log = get_logger("headwater.run")
 OK = {luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY}
@@ -53,6 +59,10 @@ class RunOptions:
     no_promote: bool = False
     # Let the gate accept a candidate trained on a much shorter window than production's.
     allow_shorter_window: bool = False
+    # Replace the range's partitions from this step on ("extract" or "clean"; "": none).
+    rerun: str = ""
+    # Train even when a version of the same inputs, code and configuration exists.
+    retrain: bool = False
 
     def range_of(self, usecase: str) -> tuple[date, date]:
         """The first and last date of ``usecase`` in this run."""
@@ -200,6 +210,8 @@ def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_d
         version=run_id if options.until == "model" else "",
         no_promote=options.no_promote,
         allow_shorter_window=options.allow_shorter_window,
+        rerun=options.rerun,
+        retrain=options.retrain,
         run_id=run_id,
         state_dir=state_dir,
     )
@@ -209,10 +221,14 @@ def _sections(
     settings: Settings, usecases: Sequence[str], options: RunOptions, run_id: str
 ) -> list[UseCaseSection]:
     sections = []
+    state_dir = str(Path(settings.run.state_dir))
     for usecase in usecases:
         section = summarise(settings, usecase, options)
         if options.until == "model":
-            model = model_summary(settings, usecase, run_id)
+            reused = None if options.retrain else reused_version(state_dir, run_id, usecase)
+            model = model_summary(settings, usecase, reused or run_id)
+            if reused:
+                model = replace(model, skipped=skipped_message(reused))
             section = replace(section, model=model)
         sections.append(section)
     return sections

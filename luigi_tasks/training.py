@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,21 @@ from headwater.lake import MANIFEST
 from headwater.logs import get_logger, log_context
 from headwater.pipeline import extract_snapshot, lake_for, usecase_of
 from headwater.registry import Registry, TrainingWindow, comparison_problems, decide
-from headwater.training import code_version, create_training_runner, train_arguments
-from luigi_tasks.pipeline import Backfill, PipelineTask
+from headwater.training import (
+    code_version,
+    create_training_runner,
+    train_arguments,
+    training_key,
+)
+from luigi_tasks.pipeline import RERUN_CHOICES, Backfill, PipelineTask, record_path
 
 log = get_logger("headwater.progress")
 #: The Spark job's module: its file is what spark-submit runs (locally or on EMR).
 ENTRYPOINT_MODULE = "emr_jobs.train"
 #: The Luigi resource held by a training run (local Spark trains one use case at a time).
 TRAINING_RESOURCE = "training"
+#: The kind of run record naming the version a run reuses instead of training.
+REUSED = "reused"
 # Gate metrics where the smaller value is the better model (losses and errors).
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 
@@ -85,15 +93,23 @@ class TrainModel(PipelineTask):
     start: Any = luigi.DateParameter()
     end: Any = luigi.DateParameter()
     version: str = luigi.Parameter()
+    # Train even when a version of the same inputs, code and configuration exists.
+    retrain: bool = luigi.BoolParameter(default=False, significant=False)
 
     @property
     def resources(self) -> dict[str, int]:  # type: ignore[override]
         """Trainings share the run's training budget (one at a time on local Spark)."""
         return {TRAINING_RESOURCE: 1}
 
+    def complete(self) -> bool:
+        """Trained, or this run reuses an identical training (unless told to retrain)."""
+        reused = not self.retrain and reused_version(self.state_dir, self.run_id, self.usecase)
+        return bool(reused) or super().complete()
+
     def requires(self) -> list[luigi.Task]:
         """The clean partitions of the range and the reference snapshots."""
         common = {"usecase": self.usecase, "run_id": self.run_id, "state_dir": self.state_dir}
+        common["rerun"] = self.rerun
         refs = [
             ExtractSnapshot(source=name, as_of=self.end, **common)
             for name in usecase_of(self.settings(), self.usecase).references
@@ -106,9 +122,16 @@ class TrainModel(PipelineTask):
         return LakeObject(self.settings(), *parts)
 
     def run(self) -> None:
-        """Submit the job with the current production version to compare against."""
+        """Submit the job with the current production version to compare against.
+
+        Unless told to retrain, a complete version with the same training key (inputs,
+        code, configuration, range: computed here from the manifests) is reused instead.
+        """
         settings = self.settings()
         registry = registry_of(settings, self.usecase)
+        key = training_key(settings, self.usecase, self.start, self.end, training_entrypoint())
+        if key and not self.retrain and self.reuse(registry.version_with_key(key), key):
+            return
         production = registry.production()
         args = train_arguments(
             settings,
@@ -120,6 +143,7 @@ class TrainModel(PipelineTask):
             run_id=self.run_id,
             production_version=production.version if production else None,
             code_version=code_version(),
+            training_key=key,
         )
         where = {"usecase": self.usecase, "version": self.version}
         with log_context(run_id=self.run_id, task=self.task_family, **where):
@@ -129,6 +153,31 @@ class TrainModel(PipelineTask):
             metrics = registry.read_json(self.version, layout.METRICS)
             gate = settings.usecase_config(self.usecase).gate.metric
             log.info("model trained", **{gate: metrics["holdout"].get(gate)})
+
+    def reuse(self, version: str | None, key: str) -> bool:
+        """Record that this run reuses ``version`` (trained on the same key); False: none."""
+        if version is None:
+            return False
+        path = record_path(self.state_dir, self.run_id, REUSED, self.usecase)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"version": version, "training_key": key}), encoding="utf-8")
+        with log_context(run_id=self.run_id, task=self.task_family, usecase=self.usecase):
+            log.info(skipped_message(version), reused=version)
+        return True
+
+
+def reused_version(state_dir: str, run_id: str, usecase: str) -> str | None:
+    """The version run ``run_id`` reuses for ``usecase`` instead of training (None: trained)."""
+    path = record_path(state_dir, run_id, REUSED, usecase)
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def skipped_message(version: str) -> str:
+    """What a run says when it reuses ``version`` rather than train an identical one."""
+    return f"training skipped: unchanged inputs (version {version})"
 
 
 class PromoteModel(PipelineTask):
@@ -144,6 +193,7 @@ class PromoteModel(PipelineTask):
     version: str = luigi.Parameter()
     no_promote: bool = luigi.BoolParameter(default=False)
     allow_shorter_window: bool = luigi.BoolParameter(default=False)
+    retrain: bool = luigi.BoolParameter(default=False, significant=False)
 
     def requires(self) -> TrainModel:
         """The trained version."""
@@ -154,7 +204,14 @@ class PromoteModel(PipelineTask):
             version=self.version,
             run_id=self.run_id,
             state_dir=self.state_dir,
+            rerun=self.rerun,
+            retrain=self.retrain,
         )
+
+    def complete(self) -> bool:
+        """Decided, or this run reuses a version (gated when it was trained)."""
+        reused = not self.retrain and reused_version(self.state_dir, self.run_id, self.usecase)
+        return bool(reused) or super().complete()
 
     def output(self) -> LakeObject:
         """The gate's recorded decision."""
@@ -163,6 +220,8 @@ class PromoteModel(PipelineTask):
 
     def run(self) -> None:
         """Compare with production on the same holdout; switch the pointer atomically."""
+        if not self.retrain and reused_version(self.state_dir, self.run_id, self.usecase):
+            return  # the reused version was gated when it was trained
         settings = self.settings()
         gate = settings.usecase_config(self.usecase).gate
         registry = registry_of(settings, self.usecase)
@@ -261,6 +320,10 @@ class RunAll(luigi.WrapperTask):
     # An exploratory run (--no-promote), and the gate's shorter-window override.
     no_promote: bool = luigi.BoolParameter(default=False)
     allow_shorter_window: bool = luigi.BoolParameter(default=False)
+    # Replace the range's partitions from this step on (--rerun), and train even when
+    # nothing changed (--retrain).
+    rerun: str = luigi.ChoiceParameter(choices=RERUN_CHOICES, default="", significant=False)
+    retrain: bool = luigi.BoolParameter(default=False, significant=False)
     run_id: str = luigi.Parameter(default="adhoc", significant=False)
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
 
@@ -275,7 +338,7 @@ class RunAll(luigi.WrapperTask):
 
     def requires(self) -> list[luigi.Task]:
         """Per use case: the gate (through training), or the backfill up to ``until``."""
-        common = {"run_id": self.run_id, "state_dir": self.state_dir}
+        common = {"run_id": self.run_id, "state_dir": self.state_dir, "rerun": self.rerun}
         tasks: list[luigi.Task] = []
         for name in self.usecases:
             first, last = self.range_of(name)
@@ -289,6 +352,7 @@ class RunAll(luigi.WrapperTask):
                         version=version,
                         no_promote=self.no_promote,
                         allow_shorter_window=self.allow_shorter_window,
+                        retrain=self.retrain,
                         **common,
                     )
                 )

@@ -331,3 +331,37 @@ def test_use_case_partition_and_source_are_part_of_a_tasks_identity() -> None:
     }
 
     assert len(ids) == 6
+
+
+@pytest.mark.parametrize(
+    ("rerun", "extract", "clean"),
+    [("", False, False), ("clean", False, True), ("extract", True, True)],
+)
+def test_a_rerun_makes_its_steps_settled_partitions_missing_until_it_publishes_them(
+    settings: Settings, rerun: str, extract: bool, clean: bool
+) -> None:
+    # Given a settled partition, raw and clean, published by an earlier run
+    publish_rows(settings, layout.RAW, "meters", "readings", "2013-01-01", run_id="r1")
+    publish_rows(settings, layout.CLEAN, "meters", "readings", "2013-01-01", run_id="r1")
+
+    # When run r2 redoes from ``rerun`` on
+    common = {"usecase": "meters", "partition": "2013-01-01", "run_id": "r2", "rerun": rerun}
+    extraction = ExtractPartition(source="readings", **common)
+    cleaning = CleanPartition(**common)
+
+    # Then its steps from ``rerun`` on are to do again, the earlier ones done
+    assert extraction.complete() is not extract
+    assert cleaning.complete() is not clean
+    assert all(t.rerun == rerun for t in cleaning.requires())
+    # and once r2 publishes them, they exist for the rest of the run
+    publish_rows(settings, layout.RAW, "meters", "readings", "2013-01-01", run_id="r2")
+    publish_rows(settings, layout.CLEAN, "meters", "readings", "2013-01-01", run_id="r2")
+    assert extraction.complete() and cleaning.complete()
+
+
+def test_backfill_passes_the_rerun_step_to_every_partition(settings: Settings) -> None:
+    backfill = Backfill(
+        usecase="meters", start=date(2013, 1, 1), end=date(2013, 1, 2), rerun="clean"
+    )
+
+    assert {t.rerun for t in backfill.requires()} == {"clean"}

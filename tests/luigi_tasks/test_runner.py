@@ -550,3 +550,39 @@ def test_run_ids_sort_by_time_and_are_unique() -> None:
     assert early.startswith("20130101T021500Z-")
     assert early < late
     assert len({new_run_id() for _ in range(50)}) == 50
+
+
+def manifests(settings: Settings, zone: str, usecase: str, dataset: str) -> dict[str, str]:
+    """The run id of each published partition of a dataset, by key."""
+    lake = lake_for(settings)
+    name = layout.dataset(usecase, dataset)
+    return {key: lake.manifest(zone, name, key).run_id for key in lake.partitions(zone, name)}
+
+
+@pytest.mark.parametrize(
+    ("rerun", "replaced"), [("clean", {layout.CLEAN}), ("extract", {layout.RAW, layout.CLEAN})]
+)
+def test_rerun_replaces_the_ranges_partitions_from_its_step_on_and_nothing_else(
+    make_stage: Callable[..., Settings], rerun: str, replaced: set[str]
+) -> None:
+    # Given three settled days published by a first run
+    settings = make_stage(usecases=("meters",))
+    first = run_pipeline(settings, RunOptions(FIRST, LAST, until="clean"))
+    assert first.succeeded, first.body()
+    before = {z: manifests(settings, z, "meters", "readings") for z in (layout.RAW, layout.CLEAN)}
+
+    # When a second run redoes two of them from ``rerun`` on
+    second = run_pipeline(settings, RunOptions(FIRST, date(2013, 1, 2), until="clean", rerun=rerun))
+
+    # Then those partitions of the replaced zones carry the second run's id, all else is as it was
+    assert second.succeeded, second.body()
+    for zone in (layout.RAW, layout.CLEAN):
+        after = manifests(settings, zone, "meters", "readings")
+        expected = dict(before[zone])
+        if zone in replaced:
+            expected.update({"date=2013-01-01": second.run_id, "date=2013-01-02": second.run_id})
+        assert after == expected, zone
+    # and without --rerun, settled partitions are left alone
+    third = run_pipeline(settings, RunOptions(FIRST, LAST, until="clean"))
+    assert third.succeeded
+    assert third.run_id not in manifests(settings, layout.CLEAN, "meters", "readings").values()

@@ -11,12 +11,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from headwater import layout
 from headwater.comparison import Interval
 from headwater.config import Settings
 from headwater.lake import MANIFEST
+from headwater.partitions import partitions_between
 from headwater.pipeline import lake_for
 from headwater.registry import Registry
 from luigi_tasks import training as tasks
@@ -498,8 +500,12 @@ class FakeRunner:
 
     def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
         self.calls.append((list(args), run_id))
-        version = args[args.index("--version") + 1]
-        trained(self.settings, version, 0.7, usecase=args[args.index("--usecase") + 1])
+        version, usecase = args[args.index("--version") + 1], args[args.index("--usecase") + 1]
+        key = args[args.index("--training-key") + 1] if "--training-key" in args else ""
+        trained(self.settings, version, 0.7, usecase=usecase)
+        registry = registry_of(self.settings, usecase)
+        lineage = registry.read_json(version, layout.LINEAGE, default={})
+        registry.write_json(version, layout.LINEAGE, {**lineage, "training_key": key})
         return {"version": version}
 
 
@@ -535,3 +541,67 @@ def test_train_model_submits_the_job_for_its_use_case_with_production_to_compare
     assert options["--production-version"] == production
     assert (options["--start"], options["--end"]) == ("2013-01-01", "2013-03-12")
     assert task.complete()
+
+
+def publish_meters(settings: Settings, rows: int = 3) -> None:
+    """Publish the minimal use case's clean partitions of START..END (months)."""
+    table = pa.table({"n": pa.array(range(rows), pa.int64())})
+    for part in partitions_between(START, END, settings.partitioning.grain):
+        lake_for(settings).publish(
+            layout.CLEAN, layout.dataset("meters", "readings"), part.key, [table],
+            schema=table.schema, source="test", run_id="r0",
+        )  # fmt: skip
+
+
+def test_an_unchanged_rerun_trains_nothing_and_reuses_the_version(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a version trained on the clean range
+    publish_meters(settings)
+    fake = FakeRunner(settings)
+    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    common = {"usecase": "meters", "start": START, "end": END, "state_dir": str(tmp_path)}
+    TrainModel(version="v1", run_id="r1", **common).run()
+    assert len(fake.calls) == 1
+
+    # When a second run trains the same range on the same inputs, code and configuration
+    second = TrainModel(version="v2", run_id="r2", **common)
+    assert not second.complete()
+    second.run()
+
+    # Then nothing is trained or stored, the run reuses v1, and its gate has nothing to do
+    assert len(fake.calls) == 1
+    assert not registry_of(settings, "meters").is_complete("v2")
+    assert second.complete() and tasks.reused_version(str(tmp_path), "r2", "meters") == "v1"
+    assert PromoteModel(version="v2", run_id="r2", **common).complete()
+    assert tasks.skipped_message("v1") == "training skipped: unchanged inputs (version v1)"
+
+    # When told to retrain, it trains
+    forced = TrainModel(version="v3", run_id="r3", retrain=True, **common)
+    forced.run()
+    assert len(fake.calls) == 2 and forced.complete()
+    assert not PromoteModel(version="v3", run_id="r3", retrain=True, **common).complete()
+
+    # When an input changed (a partition republished with other rows), it trains again
+    publish_meters(settings, rows=4)
+    TrainModel(version="v4", run_id="r4", **common).run()
+    assert len(fake.calls) == 3
+    keys = [dict(zip(a[::2], a[1::2], strict=False))["--training-key"] for a, _ in fake.calls]
+    assert keys[0] == keys[1] != keys[2]
+
+
+def test_the_training_key_names_what_a_training_depends_on(settings: Settings) -> None:
+    from headwater.training import training_key
+
+    publish_meters(settings)
+    entrypoint = training_entrypoint()
+    key = training_key(settings, "meters", START, END, entrypoint)
+
+    assert key == training_key(settings, "meters", START, END, entrypoint)
+    assert key != training_key(settings, "meters", START, date(2013, 3, 11), entrypoint)
+    changed = settings.model_copy(
+        update={"training": settings.training.model_copy(update={"reg_param": 0.5})}
+    )
+    assert key != training_key(changed, "meters", START, END, entrypoint)
+    # nothing published: nothing to reuse
+    assert training_key(settings, "meters", date(2014, 1, 1), date(2014, 1, 31), entrypoint) is None
