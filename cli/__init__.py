@@ -103,6 +103,19 @@ def run(
             help="Let the gate promote a model trained on a much shorter window than production.",
         ),
     ] = False,
+    rerun: Annotated[
+        str | None,
+        typer.Option(
+            help="Replace the range's partitions whole from this step on: extract (extract "
+            "and clean again) or clean.",
+        ),
+    ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain", help="Train even when inputs, code and configuration are unchanged."
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline of the use cases; exit 1 if any task failed, 2 if it cannot start.
 
@@ -116,6 +129,8 @@ def run(
 
     if until not in ("extract", "clean", "model"):
         raise typer.BadParameter("--until must be 'extract', 'clean' or 'model'")
+    if rerun not in (None, "extract", "clean"):
+        raise typer.BadParameter("--rerun must be 'extract' or 'clean'")
     settings = load_stage(stage)
     usecases = select(settings, usecase)
     train = until == "model"
@@ -142,6 +157,8 @@ def run(
         ranges=ranges,
         no_promote=no_promote,
         allow_shorter_window=allow_shorter_window,
+        rerun=rerun or "",
+        retrain=retrain,
     )
     report = run_pipeline(settings, options)
     typer.echo(report.body())

@@ -539,3 +539,43 @@ def test_run_passes_the_exploratory_and_window_options_to_the_graph(
     [[gate]] = seen
     assert isinstance(gate, PromoteModel)
     assert (gate.no_promote, gate.allow_shorter_window) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [((), ("", False)), (("--rerun", "clean", "--retrain"), ("clean", True))],
+    ids=["default", "rerun-retrain"],
+)
+def test_run_passes_rerun_and_retrain_down_to_the_training_and_its_partitions(
+    make_stage: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    restore_logging: None,
+    flags: tuple[str, ...],
+    expected: tuple[str, bool],
+) -> None:
+    from luigi_tasks import runner
+
+    make_stage()
+    seen: list[Any] = []
+
+    def fake_run(settings: Settings, options: Any) -> Any:
+        [gate] = runner.main_task(options, ("flights",), "r1", "/tmp/s").requires()
+        train = gate.requires()
+        seen.append((train, train.requires()[0].requires()))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(runner, "run_pipeline", fake_run)
+
+    invoke("run", "--start", "2013-01-01", "--usecase", "flights", *flags)
+
+    [(train, partitions)] = seen
+    assert (train.rerun, train.retrain) == expected
+    assert partitions and {p.rerun for p in partitions} == {expected[0]}
+
+
+def test_run_refuses_an_unknown_rerun_step(make_stage: Callable[..., Settings]) -> None:
+    make_stage()
+
+    result = invoke("run", "--start", "2013-01-01", "--rerun", "train")
+
+    assert result.exit_code == 2 and "--rerun must be 'extract' or 'clean'" in result.output

@@ -75,7 +75,9 @@ def test_one_run_trains_and_promotes_each_use_case_then_a_rerun_is_gated(
     assert body.count("Promoted:    yes: no production model yet") == 2
 
     # When the minimal use case alone runs again (a new run id, so a new version)
-    second = run_pipeline(settings, RunOptions(FIRST, LAST, until="model", usecases=("meters",)))
+    # and told to retrain (its inputs, code and configuration are unchanged)
+    retrain = RunOptions(FIRST, LAST, until="model", usecases=("meters",), retrain=True)
+    second = run_pipeline(settings, retrain)
 
     # Then its candidate was scored against production on the same holdout and gated
     assert second.succeeded, second.body()
@@ -88,3 +90,12 @@ def test_one_run_trains_and_promotes_each_use_case_then_a_rerun_is_gated(
     assert f"Promoted:    {'yes' if promoted else 'no'}: {decision['reason']}" in second.body()
     assert Registry(lake_for(settings), "flights").production().version == version
     assert set(notifications(settings)) == {version, second.run_id}
+
+    # When it runs once more, nothing changed and not told to retrain
+    third = run_pipeline(settings, RunOptions(FIRST, LAST, until="model", usecases=("meters",)))
+
+    # Then it trains nothing, reuses the last identical version and says so
+    assert third.succeeded, third.body()
+    assert "training skipped: unchanged inputs (version " + second.run_id + ")" in third.body()
+    assert not registry.lake.list_dir(*layout.model_parts("meters", third.run_id))
+    assert set(notifications(settings)) == {version, second.run_id, third.run_id}
