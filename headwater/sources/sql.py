@@ -155,10 +155,19 @@ def engine_for(url: str) -> sa.Engine:
     path = sqlite_file(url)
     if path is not None:
         if not path.is_file():
-            raise FileNotFoundError(
-                f"source database {path} does not exist: build it with `headwater demo-data`"
-            )
+            raise FileNotFoundError(f"source database {path} does not exist: {missing_hint(path)}")
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+#: Where the demo's databases are built (``headwater demo-data``), relative to the project.
+DEMO_DIR = ("var", "demo")
+
+
+def missing_hint(path: Path) -> str:
+    """The next step for a missing SQLite file: build the demo's, or fix a chosen URL."""
+    if path.parent.parts[-len(DEMO_DIR) :] == DEMO_DIR:
+        return "build it with `headwater demo-data`"
+    return "check the source's url (a sqlite:/// path to an existing file)"
 
 
 class SqlKind:

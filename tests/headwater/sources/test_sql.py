@@ -264,3 +264,21 @@ def test_arrow_type_rejects_unsupported_types_naming_the_column(
 ) -> None:
     with pytest.raises(SqlSourceError, match="column 'payload' has unsupported type"):
         arrow_type(sa.Column("payload", sql_type))
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("sqlite:///var/demo/missing-demo.sqlite", "build it with `headwater demo-data`"),
+        ("sqlite:////tmp/headwater-missing/mine.sqlite", "check the source's url"),
+    ],
+    ids=["demo-database", "chosen-url"],
+)
+def test_a_missing_sqlite_file_names_the_next_step_that_applies(url: str, hint: str) -> None:
+    from headwater.sources.sql import engine_for
+
+    with pytest.raises(FileNotFoundError) as missing:
+        engine_for(url)
+
+    assert hint in str(missing.value)
+    assert ("demo-data" in str(missing.value)) is ("demo" in url)
