@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
 from headwater import layout
 from headwater.config import Settings
-from headwater.contracts import REASON
+from headwater.contracts import REASON, screen_rows
 from headwater.lake import Lake, Manifest, open_lake
 from headwater.layout import CLEAN, QUARANTINE, RAW
 from headwater.logs import get_logger
@@ -215,7 +216,12 @@ def clean_partition(
     *,
     lake: Lake | None = None,
 ) -> PartitionResult:
-    """Validate and clean one partition of a use case; publish quarantine first, then clean."""
+    """Validate and clean one partition of a use case; publish quarantine first, then clean.
+
+    Before the use case sees them, rows a source could not read and duplicates (by the
+    use case's key of that source, else exact) are quarantined here, the first kept, so
+    every use case gets both rules. Rows in = rows out + rows quarantined, per source.
+    """
     started = time.perf_counter()
     case = usecase_of(settings, usecase)
     lake = lake or lake_for(settings)
@@ -224,16 +230,34 @@ def clean_partition(
     for source in case.sources:
         tables[source], manifest = lake.read(RAW, layout.dataset(usecase, source), partition.key)
         inputs[source] = manifest.checksum
-    frames = {name: table.to_pandas(date_as_object=False) for name, table in tables.items()}
+    keys: Mapping[str, tuple[str, ...]] = getattr(case, "keys", None) or {}
+    screened = {
+        name: screen_rows(table.to_pandas(date_as_object=False), keys.get(name, ()))
+        for name, table in tables.items()
+    }
+    # The use case cleans the rows kept, renumbered 0..n-1; kept[name] maps them back.
+    kept = {name: rows.index.to_numpy() for name, (rows, _) in screened.items()}
+    frames = {name: rows.reset_index(drop=True) for name, (rows, _) in screened.items()}
     result = case.clean(frames, partition, timezone_of(settings, usecase))
-    quarantined = {name: len(result.quarantine.get(name, ())) for name in tables}
-    ledger = reconcile(result.rows_in, result.rows_out, quarantined)
+    reasons = {}
+    for name in tables:
+        rejected = result.quarantine.get(name)
+        own = (
+            pd.Series(dtype="str")
+            if rejected is None
+            else pd.Series(
+                rejected[REASON].astype(str).to_numpy(), index=kept[name][rejected.index]
+            )
+        )
+        reasons[name] = pd.concat([screened[name][1], own]).sort_index()
+    quarantined = {name: len(reasons[name]) for name in tables}
+    rows_in = {name: table.num_rows for name, table in tables.items()}
+    ledger = reconcile(rows_in, result.rows_out, quarantined)
     for source, table in tables.items():
-        rejected = result.quarantine.get(source)
-        positions = [] if rejected is None else rejected.index.to_numpy()
-        reasons = [] if rejected is None else rejected[REASON].astype(str).tolist()
-        bad = table.take(pa.array(positions, type=pa.int64()))
-        bad = bad.append_column(pa.field(REASON, pa.string()), pa.array(reasons, pa.string()))
+        bad = table.take(pa.array(reasons[source].index.to_numpy(), type=pa.int64()))
+        bad = bad.append_column(
+            pa.field(REASON, pa.string()), pa.array(reasons[source].tolist(), pa.string())
+        )
         lake.publish(
             QUARANTINE,
             layout.dataset(usecase, source),

@@ -1,17 +1,24 @@
-"""SQL database source kind ``sql``: one date partition, or a whole table, in bounded chunks."""
+"""SQL database source kind ``sql``: one date partition, or a whole table, in bounded chunks.
+
+Every extract carries one more column than the table, :data:`headwater.contracts.UNREADABLE`:
+null, or for a row with a cell that cannot be read as its column's type, which cell and
+its text as extracted. Such a row is
+quarantined by the pipeline; the rest of the partition goes on.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 from pydantic import Field
 
+from headwater.contracts import UNREADABLE
 from headwater.sources import SourceOptions
 
 if TYPE_CHECKING:
@@ -41,17 +48,34 @@ def arrow_type(column: sa.Column) -> pa.DataType:
     raise SqlSourceError(f"column {column.name!r} has unsupported type {kind!r}")
 
 
-def _column(values: tuple, field: pa.Field) -> pa.Array:
+def _cast(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
     try:
-        return pa.array(values, type=field.type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         pass  # e.g. SQLite hands dates over as ISO strings: parse the whole column at once
+    return pa.array(values).cast(kind)
+
+
+def _column(values: tuple, field: pa.Field) -> tuple[pa.Array, list[str | None]]:
+    """The column as ``field``'s type, and per row why a cell could not be read (or None).
+
+    A cell that cannot be read as the column's type (text in a number column, say) is
+    left null in the column and described, with the text as extracted, in the row's
+    problem: the row is then quarantined, not the partition.
+    """
+    problems: list[str | None] = [None] * len(values)
     try:
-        return pa.array(values).cast(field.type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise SqlSourceError(
-            f"column {field.name!r} holds values that are not {field.type}: {exc}"
-        ) from None
+        return _cast(values, field.type), problems
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        pass  # one bad cell: read the chunk's cells one by one (only this chunk pays)
+    cells = []
+    for row, value in enumerate(values):
+        try:
+            cells.append(_cast([value], field.type)[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            problems[row] = f"{field.name}: cannot be read as {field.type} (got {value!r})"
+            cells.append(None)
+    return pa.array(cells, type=field.type), problems
 
 
 def reflect_table(engine: sa.Engine, table: str) -> sa.Table:
@@ -119,17 +143,25 @@ def _raw_select(reflected: sa.Table) -> sa.Select:
 def _stream(
     engine: sa.Engine, query: sa.Select, schema: pa.Schema, chunk_rows: int
 ) -> tuple[pa.Schema, Iterator[pa.Table]]:
+    declared = schema.append(pa.field(UNREADABLE, pa.string()))
+
     def chunks() -> Iterator[pa.Table]:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(query)
             for rows in result.partitions(chunk_rows):
                 columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
-                arrays = [
-                    _column(values, field) for values, field in zip(columns, schema, strict=True)
-                ]
-                yield pa.Table.from_arrays(arrays, schema=schema)
+                arrays, unreadable = [], [None] * len(rows)
+                for values, field in zip(columns, schema, strict=True):
+                    array, problems = _column(values, field)
+                    arrays.append(array)
+                    for row, problem in enumerate(problems):
+                        if problem is not None:
+                            before = unreadable[row]
+                            unreadable[row] = problem if before is None else f"{before}; {problem}"
+                arrays.append(pa.array(unreadable, pa.string()))
+                yield pa.Table.from_arrays(arrays, schema=declared)
 
-    return schema, chunks()
+    return declared, chunks()
 
 
 class SqlOptions(SourceOptions):

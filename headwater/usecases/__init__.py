@@ -190,6 +190,10 @@ class UseCase(Protocol):
     references: tuple[str, ...]
     #: The clean dataset each partition produces.
     clean_dataset: str
+    # Optional ``keys: Mapping[str, tuple[str, ...]]``: the columns identifying one raw row
+    # of each source. The pipeline quarantines a row repeating an earlier row's key (a source
+    # without a key: an exact repeat), the first kept, and rows with unreadable cells,
+    # before ``clean`` sees them (headwater.contracts.screen_rows).
     training: TrainingSpec
     serving: ServingSpec
 

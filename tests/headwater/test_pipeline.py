@@ -342,8 +342,10 @@ def dirty_db(tmp_path: Path, demo_db: str) -> str:
     shutil.copyfile(demo_db.removeprefix("sqlite:///"), path)
     with sqlite3.connect(path) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(flights)")]
-        for column, value in BAD_FLIGHTS.items():
-            select = ", ".join(value if c == column else c for c in columns)
+        for number, (column, value) in enumerate(BAD_FLIGHTS.items()):
+            # A new flight number each: a copy under an earlier row's key is a duplicate.
+            edits = {"flight": f"flight + {9000 + number}", column: value}
+            select = ", ".join(edits.get(c, c) for c in columns)
             conn.execute(
                 f"INSERT INTO flights SELECT {select} FROM flights"
                 " WHERE flight_date = '2013-01-03' LIMIT 1"
@@ -507,3 +509,90 @@ def test_extract_resolves_the_database_url_reference(
     overrides = {"usecase": {USECASE: {"sources": {"flights": {"url": demo_db}}}}}
     resolved = load_settings(overrides=overrides)
     assert result.rows == source_count(resolved, partition) > 0
+
+
+# --- what real sources send: unreadable cells and duplicates -----------------------------------
+
+
+def edited_db(tmp_path: Path, demo_db: str, *statements: str) -> str:
+    """A copy of the demo database with ``statements`` run on it."""
+    path = tmp_path / "edited.sqlite"
+    shutil.copyfile(demo_db.removeprefix("sqlite:///"), path)
+    with sqlite3.connect(path) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    return f"sqlite:///{path}"
+
+
+FIRST_OF_DAY = "(SELECT MIN(rowid) FROM flights WHERE flight_date = '2013-01-03')"
+
+
+def test_a_text_value_in_a_number_column_quarantines_its_row_not_the_partition(
+    make_settings: MakeSettings, tmp_path: Path, demo_db: str
+) -> None:
+    # Given a source whose one flight has text in its numeric dep_delay cell
+    url = edited_db(
+        tmp_path, demo_db, f"UPDATE flights SET dep_delay = 'n/a' WHERE rowid = {FIRST_OF_DAY}"
+    )
+    settings = make_settings(usecase__flights__sources__flights__url=url)
+    partition = parse_partition("2013-01-03", "day")
+
+    # When the day is extracted and cleaned (before: the extract failed, naming no row)
+    raw, result = extract_and_clean(settings, partition)
+
+    # Then only that row is quarantined, with the column, the type and the text as extracted
+    lake = lake_for(settings)
+    bad, _ = lake.read(QUARANTINE, FLIGHTS, partition.key)
+    assert bad["quarantine_reason"].to_pylist() == [
+        "dep_delay: cannot be read as double (got 'n/a')"
+    ]
+    assert bad["_unreadable"].to_pylist() == bad["quarantine_reason"].to_pylist()
+    assert result.reconciliation["flights"] == {
+        "in": raw["flights"].rows,
+        "out": raw["flights"].rows - 1,
+        "quarantined": 1,
+    }
+    assert raw["flights"].rows == source_count(settings, partition)
+    clean, _ = lake.read(CLEAN, CLEAN_FLIGHTS, partition.key)
+    assert clean.num_rows == raw["flights"].rows - 1
+
+
+@pytest.mark.parametrize(
+    ("statement", "reason"),
+    [
+        pytest.param(
+            f"INSERT INTO flights SELECT * FROM flights WHERE rowid = {FIRST_OF_DAY}",
+            "duplicate row (by key (flight_date, carrier, flight, sched_dep_time)): first row kept",
+            id="exact",
+        ),
+        pytest.param(
+            "INSERT INTO flights SELECT flight_date, year, month, day, dep_time, sched_dep_time,"
+            " dep_delay + 60, arr_time, sched_arr_time, arr_delay, carrier, flight, tailnum,"
+            " origin, dest, air_time, distance, hour, minute, time_hour FROM flights"
+            f" WHERE rowid = {FIRST_OF_DAY}",
+            "duplicate row (by key (flight_date, carrier, flight, sched_dep_time)): first row kept",
+            id="by-key",
+        ),
+    ],
+)
+def test_a_duplicate_row_is_quarantined_and_the_first_kept(
+    make_settings: MakeSettings, tmp_path: Path, demo_db: str, statement: str, reason: str
+) -> None:
+    # Given a source that sends one flight twice (before: published twice)
+    settings = make_settings(
+        usecase__flights__sources__flights__url=edited_db(tmp_path, demo_db, statement)
+    )
+    partition = parse_partition("2013-01-03", "day")
+
+    # When the day is extracted and cleaned
+    raw, result = extract_and_clean(settings, partition)
+
+    # Then the repeat is quarantined, the first row published, and the books balance
+    lake = lake_for(settings)
+    bad, _ = lake.read(QUARANTINE, FLIGHTS, partition.key)
+    assert bad["quarantine_reason"].to_pylist() == [reason]
+    clean, _ = lake.read(CLEAN, CLEAN_FLIGHTS, partition.key)
+    assert clean.num_rows == raw["flights"].rows - 1
+    keys = clean.select(["flight_date", "carrier", "flight", "sched_dep_utc"]).to_pandas()
+    assert not keys.duplicated().any()
+    assert result.reconciliation["flights"]["quarantined"] == 1

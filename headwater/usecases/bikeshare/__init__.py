@@ -42,6 +42,13 @@ class BikeshareUseCase:
 
         return TRAINING
 
+    @property
+    def keys(self) -> Mapping[str, tuple[str, ...]]:
+        """The columns identifying one raw row of each source (duplicates are quarantined)."""
+        from headwater.usecases.bikeshare.contracts import KEYS
+
+        return KEYS
+
     def source_request(self, source: str) -> Any:
         """The weather API's record schema; nothing for the SQL source."""
         if source != "weather":

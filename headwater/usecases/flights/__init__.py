@@ -45,6 +45,13 @@ class FlightsUseCase:
     references: tuple[str, ...] = ("planes",)
     clean_dataset: str = "flights"
 
+    @property
+    def keys(self) -> Mapping[str, tuple[str, ...]]:
+        """The columns identifying one raw row of each source (duplicates are quarantined)."""
+        from headwater.usecases.flights.contracts import KEYS
+
+        return KEYS
+
     def source_request(self, source: str) -> Any:
         """Hourly weather at the three New York airports in US units; nothing for SQL sources."""
         if source != "weather":

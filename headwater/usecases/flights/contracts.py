@@ -5,6 +5,11 @@ from __future__ import annotations
 import pandera.pandas as pa
 
 ORIGINS = ["EWR", "JFK", "LGA"]
+#: Columns identifying one raw row of each source: a repeat is quarantined, the first kept.
+KEYS = {
+    "flights": ("flight_date", "carrier", "flight", "sched_dep_time"),
+    "weather": ("location", "time"),
+}
 
 RAW_FLIGHTS = pa.DataFrameSchema(
     {
@@ -29,6 +34,17 @@ RAW_FLIGHTS = pa.DataFrameSchema(
         "dest": pa.Column(str, pa.Check.str_length(3, 3)),
         "distance": pa.Column("float64", pa.Check.gt(0)),
     },
+    checks=[
+        # Cross-field: the year/month/day columns and flight_date name the same day.
+        pa.Check(
+            lambda df: (
+                (df["year"] == df["flight_date"].dt.year)
+                & (df["month"] == df["flight_date"].dt.month)
+                & (df["day"] == df["flight_date"].dt.day)
+            ),
+            name="year_month_day_match_flight_date",
+        ),
+    ],
     strict=False,
     name="raw_flights",
 )

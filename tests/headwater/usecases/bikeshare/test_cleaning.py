@@ -12,14 +12,18 @@ from headwater.contracts import REASON
 from headwater.partitions import partition_of
 from headwater.pipeline import reconcile
 from headwater.usecases.bikeshare.cleaning import CLEAN_SCHEMA, clean_partition
+from headwater.usecases.bikeshare.contracts import season_of
 
 TZ = "America/New_York"
 MONTH = partition_of(date(2011, 3, 1), "month")
 
 
 def _rental(day: str, hr: str, **extra: object) -> dict[str, object]:
-    row = {"id": 0, "dteday": pd.Timestamp(day), "season": "spring", "hr": hr,
-           "holiday": "No", "weekday": None, "workingday": "Yes",
+    when = pd.Timestamp(day)
+    season = season_of(pd.Series([when])).iloc[0]  # the data set's own season of the date
+    working = "Yes" if when.day_of_week < 5 and extra.get("holiday", "No") == "No" else "No"
+    row = {"id": 0, "dteday": when, "season": season, "hr": hr,
+           "holiday": "No", "weekday": None, "workingday": working,
            "casual": 10, "registered": 290, "cnt": 300}  # fmt: skip
     return {**row, **extra}
 

@@ -133,7 +133,7 @@ MARKER = "NTEST01"  # a tail number no real aircraft has: marks the edited row
 @pytest.mark.parametrize(
     ("column", "value", "reasons"),
     [
-        ("month", 13, ["month: in_range(1, 12) (got 13)"]),
+        ("month", 13, ["month: in_range(1, 12) (got 13)", "year_month_day_match_flight_date"]),
         ("origin", "XXX", ["origin: isin(['EWR', 'JFK', 'LGA']) (got XXX)"]),
         ("distance", -719.0, ["distance: greater_than(0) (got -719.0)"]),
         (
@@ -146,7 +146,10 @@ MARKER = "NTEST01"  # a tail number no real aircraft has: marks the edited row
         ),
         ("carrier", "ABC", ["carrier: str_length(2, 2) (got ABC)"]),
         ("dep_delay", -999.0, ["dep_delay: in_range(-180, 1440) (got -999.0)"]),
-        ("flight_date", pd.Timestamp("2013-01-03"), ["flight_date outside partition 2013-01-02"]),
+        # A date its year/month/day columns contradict (before: published on the wrong day)
+        ("flight_date", pd.Timestamp("2013-01-03"), ["year_month_day_match_flight_date"]),
+        ("month", 7, ["year_month_day_match_flight_date"]),
+        ("day", 5, ["year_month_day_match_flight_date"]),
     ],
     ids=[
         "month-13",
@@ -155,7 +158,9 @@ MARKER = "NTEST01"  # a tail number no real aircraft has: marks the edited row
         "time-2575",
         "carrier-ABC",
         "delay-out-of-range",
-        "date-outside-partition",
+        "date-contradicts-year-month-day",
+        "month-7-on-a-january-date",
+        "day-contradicts-date",
     ],
 )
 def test_a_bad_flight_row_is_quarantined_with_its_reason_and_absent_from_clean(
