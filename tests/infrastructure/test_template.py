@@ -9,7 +9,9 @@ deployed rules' patterns with moto's EventBridge matcher.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import tomllib
 from datetime import date
 from importlib import import_module
@@ -31,6 +33,8 @@ from luigi_tasks.training import training_entrypoint
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "infrastructure" / "headwater.yaml"
+# checkov's own environment (its pins clash with .venv's): `make checkov`, which `make test` runs
+CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 REGION = "us-east-1"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/headwater"
 
@@ -52,6 +56,38 @@ def test_the_template_passes_cfn_lint() -> None:
     # errors, warnings and the informational checks we act on (retention of stateful resources)
     relevant = [f for f in findings if f.rule.severity != "informational" or f.rule.id == "I3011"]
     assert [str(f) for f in relevant] == []
+
+
+def test_the_template_passes_checkov_and_every_skip_says_why() -> None:
+    if not CHECKOV.exists():
+        reason = f"{CHECKOV.parent.parent.name} is absent: `make checkov` creates it"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (make test does, before pytest)")
+        pytest.skip(reason)
+
+    done = subprocess.run(
+        [str(CHECKOV), "--file", str(TEMPLATE), "--framework", "cloudformation"]
+        + ["--output", "json", "--skip-download", "--compact"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(done.stdout)
+    results = report["results"]
+
+    failed = [f"{c['check_id']} {c['resource']}" for c in results["failed_checks"]]
+    assert (failed, done.returncode) == ([], 0)
+    # a template checkov cannot parse passes vacuously: it must have checked what matters most
+    checked = {c["resource"] for c in results["passed_checks"] + results["skipped_checks"]}
+    assert {
+        "AWS::S3::Bucket.LakeBucket",
+        "AWS::IAM::Role.SchedulerTaskRole",
+        "AWS::IAM::Role.EmrInstanceRole",
+        "AWS::Lambda::Function.ExtractFunction",
+    } <= checked
+    for check in results["skipped_checks"]:
+        reason = check["check_result"].get("suppress_comment", "")
+        assert len(reason.split()) >= 8, f"{check['check_id']} {check['resource']}: {reason!r}"
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +155,54 @@ def test_the_lake_bucket_is_versioned_retained_encrypted_and_private(stack: Any)
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     block = lake["Properties"]["PublicAccessBlockConfiguration"]
     assert all(block.values()) and len(block) == 4
+
+
+def test_every_bucket_refuses_plain_http_and_the_lake_logs_its_access() -> None:
+    # moto's CloudFormation applies neither bucket policies nor logging: checked on the template
+    resources = template()["Resources"]
+    buckets = {k for k, v in resources.items() if v["Type"] == "AWS::S3::Bucket"}
+    policies = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::S3::BucketPolicy"]
+
+    assert {p["Bucket"]["Ref"] for p in policies} == buckets
+    for policy in policies:
+        bucket = policy["Bucket"]["Ref"]
+        (deny,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert deny["Principal"] == "*" and deny["Action"] == "s3:*"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert deny["Resource"] == [
+            {"Fn::GetAtt": [bucket, "Arn"]},
+            {"Fn::Sub": f"${{{bucket}.Arn}}/*"},
+        ]
+    for name, prefix in (
+        ("LakeBucket", "s3-access/lake/"),
+        ("ArtifactsBucket", "s3-access/artifacts/"),
+    ):
+        logging = resources[name]["Properties"]["LoggingConfiguration"]
+        assert logging == {"DestinationBucketName": {"Ref": "LogsBucket"}, "LogFilePrefix": prefix}
+    (delivery,) = [
+        s
+        for s in resources["LogsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    ]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Resource"] == {"Fn::Sub": "${LogsBucket.Arn}/s3-access/*"}
+    sources = [s["Fn::Sub"] for s in delivery["Condition"]["ArnLike"]["aws:SourceArn"]]
+    named = {
+        resources[n]["Properties"]["BucketName"]["Fn::Sub"]
+        for n in ("LakeBucket", "ArtifactsBucket")
+    }
+    assert {s.removeprefix("arn:${AWS::Partition}:s3:::") for s in sources} == named
+
+
+def test_the_functions_reserve_what_a_run_can_use_at_once(stack: Any) -> None:
+    lam = boto3.client("lambda", region_name=REGION)
+    default = template()["Parameters"]["FunctionReservedConcurrency"]["Default"]
+
+    # one Luigi worker invokes one function at a time: prod's run never throttles itself
+    assert default == load_settings("prod").run.workers
+    for name in ("extract", "clean"):
+        reserved = lam.get_function_concurrency(FunctionName=f"headwater-prod-{name}")
+        assert reserved["ReservedConcurrentExecutions"] == default
 
 
 def test_functions_are_images_whose_commands_are_the_real_handlers(stack: Any) -> None:
