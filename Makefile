@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-dev
 # START=YYYY-MM-DD (and END=...) override it for every use case.
 RANGE  := $(if $(START),--start $(START)) $(if $(END),--end $(END))
 
-.PHONY: demo test lint bench java clean-var api-package deploy deploy-plan
+.PHONY: demo test lint bench java clean-var api-package deploy deploy-plan checkov
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -22,11 +22,25 @@ $(STAMP): pyproject.toml
 java:
 	@scripts/ensure-java.sh
 
+# checkov (the stack's security checks, tests/infrastructure) pins boto3, networkx and packaging
+# below what .venv needs, so it gets a virtual environment of its own; the test runs it there.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_SPEC  := checkov==3.3.30
+
+$(CHECKOV_STAMP): Makefile
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "$(CHECKOV_SPEC)"
+	@touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
+
 demo: $(STAMP) java
 	$(BIN)/headwater demo-data
 	$(BIN)/headwater run $(RANGE)
 
-test: $(STAMP) java
+test: $(STAMP) java $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
