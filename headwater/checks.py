@@ -25,7 +25,7 @@ CONFIG_DOC = "docs/configuration.md"
 class Problem:
     """One configuration value a run cannot work with."""
 
-    key: str  # dotted, as in the stage file: usecase.flights.gate.metric
+    key: str  # dotted, as in the stage file: usecase.<name>.gate.metric
     value: Any
     reason: str
     fix: str  # the next step
