@@ -345,6 +345,7 @@ def plan_deploy(request: DeployRequest) -> DeployPlan:
     )
     stack_name = f"headwater-{stage}"
     python = request.python or Path(f"python{version}")
+    requirements = api_requirements(tomllib.loads((repo / "pyproject.toml").read_text()))
 
     builds = tuple(
         ("docker", "build", "-f", dockerfile, "-t", images[name], ".")
@@ -366,7 +367,7 @@ def plan_deploy(request: DeployRequest) -> DeployPlan:
             f"build the API package in {LAMBDA_VENV} (Python {version}, the runtime's) "
             "with zappa package",
             (
-                *lambda_venv_commands(python, venv, ["<pyproject: core + api - gunicorn + zappa>"]),
+                *lambda_venv_commands(python, venv, requirements),
                 package_command(venv, stage, package),
             ),
         ),

@@ -352,6 +352,7 @@ def test_a_deploy_against_moto_creates_then_updates(
     (tmp_path / "zappa_settings.json").write_text(
         json.dumps({"mprod": {**settings["prod"], "extends": None}})
     )
+    (tmp_path / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
     (tmp_path / "infrastructure").mkdir()
     (tmp_path / "infrastructure/headwater.yaml").write_text((REPO / STACK_TEMPLATE).read_text())
     zappa_calls: list[str] = []
