@@ -112,101 +112,127 @@ def bike_weather_server() -> Iterator[Any]:
         yield server
 
 
-def _stage_file(
-    root: Path,
-    db_url: str,
-    weather_url: str,
-    grain: str,
-    bike_db_url: str | None = None,
-    bike_weather_url: str | None = None,
-) -> str:
-    usecases = ["flights"] + (["bikeshare"] if bike_db_url and bike_weather_url else [])
-    text = f"""
-stage = "test"
-usecases = {usecases!r}
-[lake]
-uri = "file://{root}/lake"
-[partitioning]
-grain = "{grain}"
+def usecase_tables(request: pytest.FixtureRequest, names: Sequence[str]) -> str:
+    """The ``[usecase.<name>]`` tables of the named use cases, on the session's demo sources.
+
+    Knows flights, bikeshare and the test-only meters; only the named ones' fixtures start.
+    """
+
+    def url(fixture: str) -> str:
+        value = request.getfixturevalue(fixture)
+        return str(getattr(value, "url", value))
+
+    tables: dict[str, Callable[[], str]] = {
+        "flights": lambda: (
+            f"""
 [usecase.flights]
 timezone = "America/New_York"
 [usecase.flights.sources.flights]
 kind = "sql"
-url = "{db_url}"
+url = "{url("demo_db")}"
 table = "flights"
 date_column = "flight_date"
 chunk_rows = 400
 [usecase.flights.sources.planes]
 kind = "sql"
-url = "{db_url}"
+url = "{url("demo_db")}"
 table = "planes"
 [usecase.flights.sources.weather]
 kind = "openmeteo"
-base_url = "{weather_url}"
+base_url = "{url("weather_server")}"
 rate_limit_per_second = 200
 timeout_seconds = 5
 max_retries = 3
 window_days = 7
-[executor]
-kind = "inprocess"
-[notify]
-kind = "outbox"
-outbox = "{root}/outbox"
-[run]
-workers = 1
-log_dir = "{root}/logs"
-state_dir = "{root}/runs"
 """
-    if "bikeshare" in usecases:
-        text += f"""
+        ),
+        "bikeshare": lambda: (
+            f"""
 [usecase.bikeshare.sources.rentals]
 kind = "sql"
-url = "{bike_db_url}"
+url = "{url("bike_db")}"
 table = "rentals"
 date_column = "dteday"
 chunk_rows = 500
 [usecase.bikeshare.sources.weather]
 kind = "json_pages"
-base_url = "{bike_weather_url}"
+base_url = "{url("bike_weather_server")}"
 items_field = "observations"
 page_size = 200
 rate_limit_per_second = 200
 timeout_seconds = 5
 max_retries = 3
 """
-    return text
+        ),
+        "meters": lambda: (
+            f"""
+[usecase.meters]
+module = "{MINIMAL_USECASE_MODULE}"
+[usecase.meters.sources.readings]
+kind = "sql"
+url = "{url("meters_db")}"
+table = "readings"
+date_column = "day"
+"""
+        ),
+    }
+    return "".join(tables[name]() for name in names)
 
 
-@pytest.fixture
-def make_settings(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    demo_db: str,
-    weather_server: Any,
+def _stage_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Callable[..., Settings]:
-    """Write a ``test`` stage into a temporary config dir and make it the current stage.
+    """Write a ``test`` stage under ``tmp_path`` and make it current (both fixtures below)."""
+    import json
 
-    Call it with ``grain="month"``, ``bikeshare=True`` (enable the second use case on its
-    own demo fixtures) or overrides such as ``lake__uri=...``.
-    """
-
-    def make(grain: str = "day", bikeshare: bool = False, **overrides: Any) -> Settings:
+    def write(
+        grain: str, enabled: Sequence[str], configured: Sequence[str], overrides: dict[str, Any]
+    ) -> Settings:
         config = tmp_path / "config"
         config.mkdir(exist_ok=True)
-        bike: tuple[str | None, str | None] = (None, None)
-        if bikeshare:
-            bike = (
-                request.getfixturevalue("bike_db"),
-                request.getfixturevalue("bike_weather_server").url,
-            )
-        text = _stage_file(tmp_path, demo_db, weather_server.url, grain, *bike)
+        text = f"""
+stage = "test"
+usecases = {json.dumps(list(enabled))}
+[lake]
+uri = "file://{tmp_path}/lake"
+[partitioning]
+grain = "{grain}"
+[executor]
+kind = "inprocess"
+[notify]
+kind = "outbox"
+outbox = "{tmp_path}/outbox"
+[run]
+workers = 1
+log_dir = "{tmp_path}/logs"
+state_dir = "{tmp_path}/runs"
+[training]
+shuffle_partitions = 2
+{usecase_tables(request, configured)}"""
         (config / "test.toml").write_text(text, encoding="utf-8")
         monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
         monkeypatch.setenv("HEADWATER_STAGE", "test")
         for key, value in overrides.items():
             monkeypatch.setenv(f"HEADWATER_{key.upper()}", str(value))
         return load_settings()
+
+    return write
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Callable[..., Settings]:
+    """Write a ``test`` stage with the flights use case into a temporary dir; make it current.
+
+    Call it with ``grain="month"``, ``bikeshare=True`` (enable the second use case on its
+    own demo fixtures) or overrides such as ``lake__uri=...``.
+    """
+    write = _stage_writer(tmp_path, monkeypatch, request)
+
+    def make(grain: str = "day", bikeshare: bool = False, **overrides: Any) -> Settings:
+        usecases = ["flights", "bikeshare"] if bikeshare else ["flights"]
+        return write(grain, usecases, usecases, overrides)
 
     return make
 
@@ -353,24 +379,15 @@ class TrainedModel:
         return json.loads((self.directory / name).read_text(encoding="utf-8"))
 
 
-def trained_model_settings(root: Path, db_url: str, weather_url: str) -> Settings:
+def trained_model_settings(root: Path, request: pytest.FixtureRequest) -> Settings:
     """A month-grain stage with the flights use case only, its lake under ``root``."""
-    sources = {
-        "flights": {
-            "kind": "sql", "url": db_url, "table": "flights", "date_column": "flight_date",
-            "chunk_rows": 400,
-        },
-        "planes": {"kind": "sql", "url": db_url, "table": "planes"},
-        "weather": {
-            "kind": "openmeteo", "base_url": weather_url, "rate_limit_per_second": 200,
-            "timeout_seconds": 5, "max_retries": 3, "window_days": 7,
-        },
-    }  # fmt: skip
+    import tomllib
+
     return Settings.model_validate(
         {
             "stage": "test",
             "usecases": ["flights"],
-            "usecase": {"flights": {"sources": sources}},
+            "usecase": tomllib.loads(usecase_tables(request, ["flights"]))["usecase"],
             "lake": {"uri": f"file://{root}/lake"},
             "partitioning": {"grain": "month"},
         }
@@ -379,7 +396,7 @@ def trained_model_settings(root: Path, db_url: str, weather_url: str) -> Setting
 
 @pytest.fixture(scope="session")
 def trained_model(
-    spark: Any, demo_db: str, weather_server: Any, tmp_path_factory: pytest.TempPathFactory
+    spark: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> TrainedModel:
     """Extract, clean and snapshot the demo range month by month, then run the training job.
 
@@ -396,7 +413,7 @@ def trained_model(
     from headwater.usecases import get_usecase
 
     root = tmp_path_factory.mktemp("trained")
-    settings = trained_model_settings(root, demo_db, weather_server.url)
+    settings = trained_model_settings(root, request)
     run_id, name = "fixture-train", TrainedModel.usecase
     for part in partitions_between(DEMO_FIRST, DEMO_LAST, "month"):
         extract_partition(settings, name, "flights", part, run_id)
@@ -451,79 +468,20 @@ def meters_db(meters_module: Any, tmp_path_factory: pytest.TempPathFactory) -> s
     return url
 
 
-def _usecase_tables(db_url: str, weather_url: str, meters_url: str) -> str:
-    return f"""
-[usecase.flights.sources.flights]
-kind = "sql"
-url = "{db_url}"
-table = "flights"
-date_column = "flight_date"
-chunk_rows = 400
-[usecase.flights.sources.planes]
-kind = "sql"
-url = "{db_url}"
-table = "planes"
-[usecase.flights.sources.weather]
-kind = "openmeteo"
-base_url = "{weather_url}"
-rate_limit_per_second = 200
-timeout_seconds = 5
-max_retries = 3
-window_days = 7
-[usecase.meters]
-module = "{MINIMAL_USECASE_MODULE}"
-[usecase.meters.sources.readings]
-kind = "sql"
-url = "{meters_url}"
-table = "readings"
-date_column = "day"
-"""
-
-
 @pytest.fixture
 def make_stage(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    demo_db: str,
-    weather_server: Any,
-    meters_db: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Callable[..., Settings]:
     """Write a ``test`` stage configuring flights and the minimal use case; make it current.
 
     ``usecases`` are the enabled ones (both are always configured); ``overrides`` become
     ``HEADWATER_<KEY>`` variables, e.g. ``usecase__flights__gate__margin=0.01``.
     """
-    import json
+    write = _stage_writer(tmp_path, monkeypatch, request)
 
     def make(
         grain: str = "day", usecases: Sequence[str] = ("flights", "meters"), **overrides: Any
     ) -> Settings:
-        config = tmp_path / "config"
-        config.mkdir(exist_ok=True)
-        text = f"""
-stage = "test"
-usecases = {json.dumps(list(usecases))}
-[lake]
-uri = "file://{tmp_path}/lake"
-[partitioning]
-grain = "{grain}"
-[executor]
-kind = "inprocess"
-[notify]
-kind = "outbox"
-outbox = "{tmp_path}/outbox"
-[run]
-workers = 1
-log_dir = "{tmp_path}/logs"
-state_dir = "{tmp_path}/runs"
-[training]
-shuffle_partitions = 2
-{_usecase_tables(demo_db, weather_server.url, meters_db)}"""
-        (config / "test.toml").write_text(text, encoding="utf-8")
-        monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
-        monkeypatch.setenv("HEADWATER_STAGE", "test")
-        for key, value in overrides.items():
-            monkeypatch.setenv(f"HEADWATER_{key.upper()}", str(value))
-        return load_settings()
+        return write(grain, usecases, ("flights", "meters"), overrides)
 
     return make
