@@ -63,6 +63,16 @@ def _registry_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
 
 
+def _window_cells(lineage: Any) -> tuple[str, str]:
+    """The TRAINED and HOLDOUT cells of a version (``-`` when its lineage has no dates)."""
+    from headwater.registry import TrainingWindow
+
+    window = TrainingWindow.of(lineage)
+    if window is None:
+        return "-", "-"
+    return f"{window.start}..{window.last_trained}", f"{window.holdout_from}..{window.end}"
+
+
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -80,8 +90,11 @@ def models_list(
         ),
     ] = None,
 ) -> None:
-    """List the complete versions of a use case's model, oldest first, with headline metrics."""
-    from headwater.registry import STATUSES
+    """List the complete versions of a use case's model, oldest first: windows and metrics.
+
+    TRAINED is the training window, HOLDOUT the dates the version was evaluated on.
+    """
+    from headwater.registry import LINEAGE, STATUSES
 
     if status and status not in STATUSES:
         raise fail(f"--status must be one of {', '.join(STATUSES)}")
@@ -104,12 +117,17 @@ def models_list(
                 metrics.append(key)
     gate = settings.usecase_config(registry.name).gate.metric
     metrics = ([gate] if gate in metrics else []) + [m for m in metrics if m != gate]
-    header = ["VERSION", "CREATED", "STATUS", *metrics[:MAX_METRIC_COLUMNS]]
+    header = ["VERSION", "CREATED", "STATUS", "TRAINED", "HOLDOUT", *metrics[:MAX_METRIC_COLUMNS]]
+    with _registry_errors():
+        lineages = {
+            v.version: registry.read_json(v.version, LINEAGE, default=None) for v in versions
+        }
     rows = [
         [
             info.version,
             f"{info.created_at:%Y-%m-%d %H:%M}" if info.created_at else "-",
             info.status,
+            *_window_cells(lineages[info.version]),
             *(_cell(info.metrics.get(m)) for m in metrics[:MAX_METRIC_COLUMNS]),
         ]
         for info in versions
@@ -125,8 +143,12 @@ def models_show(
     version: Annotated[str, typer.Argument(help="The version, e.g. 20261124T021500Z-ab12cd.")],
     usecase: UseCaseOption = None,
     stage: StageOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print metrics, lineage and decision as one JSON.")
+    ] = False,
 ) -> None:
-    """Show one version: status, metrics, lineage and the last decision about it."""
+    """Show one version: status, windows, metrics, the gate's decision, and its report."""
+    from headwater.layout import REPORT, model_parts
     from headwater.registry import DECISION, LINEAGE, METRICS
 
     registry, _ = _registry(stage, usecase)
@@ -135,34 +157,77 @@ def models_show(
         files = {
             f: registry.read_json(version, f, default=None) for f in (METRICS, LINEAGE, DECISION)
         }
+        parts = model_parts(registry.name, version, REPORT)
+        report = registry.lake.uri_of(*parts) if registry.lake.exists(*parts) else None
+    if as_json:
+        body = {
+            "model": registry.name,
+            "version": info.version,
+            "status": info.status,
+            "created_at": info.created_at.isoformat() if info.created_at else None,
+            "report": report,
+            **{name.removesuffix(".json"): files[name] for name in files},
+        }
+        typer.echo(json.dumps(body, indent=2, sort_keys=True, default=str))
+        return
+    for key, text in describe_version(info, files, report):
+        typer.echo(f"{key + ':':<12}{text}" if key else f"model {registry.name} version {text}")
+
+
+def describe_version(info: Any, files: dict[str, Any], report: str | None) -> list[tuple[str, str]]:
+    """(heading, text) lines of ``models show``: a version's facts a person reads first."""
+    from headwater.notify import metrics_text
+    from headwater.registry import DECISION, LINEAGE, METRICS
+
+    metrics = files.get(METRICS) if isinstance(files.get(METRICS), dict) else {}
     created = f"{info.created_at:%Y-%m-%d %H:%M:%S} UTC" if info.created_at else "unknown"
-    typer.echo(f"model {registry.name} version {info.version}")
-    typer.echo(f"status:  {info.status}")
-    typer.echo(f"created: {created}")
-    decision = files[DECISION]
+    lines = [("", info.version), ("status", info.status), ("created", created)]
+    trained, holdout = windows(files.get(LINEAGE), metrics)
+    lines += [("trained on", trained), ("holdout", holdout)]
+    label = (metrics.get("label") or {}).get("name", "")
+    scores = metrics_text(metrics.get("holdout") or {})
+    if scores:
+        lines.append(("model", f"{label}: {scores}" if label else scores))
+    for name, values in (metrics.get("baselines") or {}).items():
+        text = metrics_text(values if isinstance(values, dict) else {})
+        if text:
+            lines.append(("baseline", f"{name.replace('_', ' ')}: {text}"))
+    target = metrics.get("target") or {}
+    regression = metrics_text(metrics.get("regression") or {}, target.get("unit", ""))
+    if regression:
+        lines.append(("regression", f"{target.get('name', '')}: {regression}".lstrip(": ")))
+    decision = files.get(DECISION)
     if isinstance(decision, dict):
-        typer.echo(f"gate:    {decision.get('decision')}: {gate_summary(decision)}")
-        typer.echo(f"reason:  {decision.get('reason', '')}")
-    for file, body in files.items():
-        if body is not None:
-            typer.echo(f"\n{file}:")
-            typer.echo(json.dumps(body, indent=2, sort_keys=True))
+        lines.append(("gate", f"{decision.get('decision')}: {gate_summary(decision)}"))
+        lines.append(("reason", str(decision.get("reason", ""))))
+    else:
+        lines.append(("gate", "no decision recorded"))
+    lines.append(("report", report or "none"))
+    return lines
+
+
+def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
+    """The training window and the holdout of a version, in words ("unknown" when absent)."""
+    from headwater.registry import TrainingWindow
+
+    window = TrainingWindow.of(lineage)
+    if window is None:
+        return "unknown", "unknown"
+    trained = f"{window.start}..{window.last_trained} ({window.train_days} days)"
+    holdout = f"{window.holdout_from}..{window.end}"
+    counted = metrics.get("holdout_window") or {}
+    if "rows" in counted:
+        holdout += f" ({counted.get('days', '?')} days, {counted['rows']:,} rows)"
+    return trained, holdout
 
 
 def gate_summary(decision: dict[str, Any]) -> str:
     """The gate's numbers in one line: gain, its interval, the margin (or why not compared)."""
-    numbers = decision.get("comparison") or {}
-    if "gain" not in numbers:
-        return "no comparison with production recorded"
-    text = f"{numbers.get('metric')} gain {numbers['gain']:+.4f}"
-    if "lower_gain" in numbers:
-        interval = numbers.get("interval") or {}
-        text += (
-            f", {float(interval.get('confidence', 0)) * 100:g}% interval "
-            f"[{numbers['lower_gain']:+.4f}, {numbers['upper_gain']:+.4f}] over "
-            f"{interval.get('blocks', '?')} blocks"
-        )
-    return f"{text} (margin {numbers.get('margin', 0):g})"
+    from headwater.notify import comparison_text
+
+    return comparison_text(decision.get("comparison") or {}) or (
+        "no comparison with production recorded"
+    )
 
 
 @models_app.command("promote")

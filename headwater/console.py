@@ -1,9 +1,9 @@
 """What a person watching a run sees: one short line per finished step, and progress bars.
 
 The display is a sink of log events (:class:`headwater.logs.ConsoleHandler` feeds it, from
-every process of the run): ``planned`` adds a use case's partitions bar, each finished or
-skipped step advances it, the training's phases update a training line. Bars are drawn with
-rich only on a terminal; elsewhere (CI, a pipe, the tests) only the lines are written.
+every process of the run): ``planned`` adds a use case's partitions bar (already published
+ones done), each finished step advances it, the training's phases update a training line.
+Bars are drawn with rich only on a terminal; elsewhere (CI, a pipe, the tests) only lines.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from rich.progress import (
 
 from headwater.logs import console_line
 
-#: Events that finish a step of a partition (the step is the event's first word).
-STEP_EVENTS = frozenset({"extract done", "clean done", "extract skipped", "clean skipped"})
+#: Events that finish a step of a partition.
+STEP_EVENTS = frozenset({"extract done", "clean done"})
 
 
 def phase_of(event: str) -> str:
@@ -69,17 +69,18 @@ class RunDisplay:
         if name == "planned" and usecase:
             steps = max(1, int(event.get("steps") or 1))
             self._steps[usecase] = steps
+            # Already published partitions are skipped whole: the bar starts after them.
+            self._done[usecase] = steps * int(event.get("published") or 0)
             self._bars[usecase] = progress.add_task(
-                f"{usecase} partitions", total=int(event.get("partitions") or 0)
+                f"{usecase} partitions",
+                total=int(event.get("partitions") or 0),
+                completed=self._done[usecase] // steps,
             )
             self._start(progress)
         elif name in STEP_EVENTS and usecase in self._bars:
-            # A skipped clean partition skips its extractions too: it counts whole. Steps are
-            # counted whole and divided each time, so a finished partition shows as one.
+            # Steps are counted whole and divided each time: a finished partition shows as one.
             steps = self._steps[usecase]
-            self._done[usecase] = self._done.get(usecase, 0) + (
-                steps if name == "clean skipped" else 1
-            )
+            self._done[usecase] += 1
             progress.update(self._bars[usecase], completed=self._done[usecase] / steps)
         elif name == "training started" and usecase:
             self._training[usecase] = progress.add_task(f"{usecase} training: starting", total=None)

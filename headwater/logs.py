@@ -46,7 +46,7 @@ def _quiet_luigi(record: logging.LogRecord) -> bool:
 #: Loggers whose INFO lines a person watching a run sees: finished steps and training phases.
 CONSOLE_LOGGERS = ("headwater.progress", "headwater.training", "headwater.run")
 #: Events that drive the display but print no line (the CLI prints the start and the summary).
-SILENT_EVENTS = frozenset({"run started", "run finished", "planned", "embedded server started"})
+SILENT_EVENTS = frozenset({"run started", "run finished", "embedded server started"})
 # Context and bulky fields a console line leaves to the JSON log.
 _HIDDEN = frozenset(
     {"event", "level", "logger", "timestamp", "run_id", "task", "task_id", "exc_info"}
@@ -99,6 +99,10 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     name = str(event.get("event", ""))
     if name in SILENT_EVENTS:
         return None
+    if name == "planned":  # "flights  12 partitions (12 already published, skipped)"
+        published = event.get("published") or 0
+        skipped = f" ({published} already published, skipped)" if published else ""
+        return f"{event.get('usecase', '')}  {event.get('partitions')} partitions{skipped}"
     step = event.get("step") if event.get("step") not in (None, "training") else None
     what = name.removesuffix(" done")
     if name == "task failed":  # name the task: its family (the subject gives the rest)

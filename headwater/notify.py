@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +36,8 @@ METRIC_NAMES = {
 IN_TARGET_UNITS = frozenset({"rmse", "mae"})
 
 
-def _metrics_text(metrics: dict[str, float], unit: str = "") -> str:
+def metrics_text(metrics: Mapping[str, Any], unit: str = "") -> str:
+    """Named metrics in one line: ``AUC 0.7012, log loss 0.5123, RMSE 41.20 min``."""
     parts = []
     for key, label in METRIC_NAMES.items():
         value = metrics.get(key)
@@ -46,6 +48,26 @@ def _metrics_text(metrics: dict[str, float], unit: str = "") -> str:
         else:
             parts.append(f"{label} {value:.4f}")
     return ", ".join(parts)
+
+
+def comparison_text(numbers: Mapping[str, Any]) -> str:
+    """The gate's numbers in one line: gain, its interval, the margin ("": none recorded).
+
+    ``numbers`` is the ``comparison`` of a ``decision.json``
+    (:func:`headwater.registry.decide`).
+    """
+    if not isinstance(numbers.get("gain"), int | float):
+        return ""
+    metric = str(numbers.get("metric", ""))
+    text = f"{METRIC_NAMES.get(metric, metric)} gain {numbers['gain']:+.4f}"
+    if "lower_gain" in numbers:
+        interval = numbers.get("interval") or {}
+        text += (
+            f", {float(interval.get('confidence', 0)) * 100:g}% interval "
+            f"[{numbers['lower_gain']:+.4f}, {numbers['upper_gain']:+.4f}] over "
+            f"{interval.get('blocks', '?')} blocks"
+        )
+    return f"{text} (margin {numbers.get('margin', 0):g})"
 
 
 @dataclass(frozen=True)
@@ -67,20 +89,24 @@ class ModelSummary:
     reason: str = ""
     # Why this run trained nothing, reusing ``version`` (e.g. unchanged inputs).
     skipped: str = ""
+    # The gate's numbers: gain over production, its interval, the margin (comparison_text).
+    interval: str = ""
 
     def lines(self, name: str) -> list[tuple[str, str]]:
         """(heading, text) lines for the message."""
         if not self.trained:
             return [("Model", f"{name} {self.version} not trained")]
         out = [("Model", f"{name}: {self.skipped}" if self.skipped else f"{name} {self.version}")]
-        holdout = _metrics_text(self.holdout)
+        holdout = metrics_text(self.holdout)
         if holdout:
             out.append(("Holdout", f"{self.label}: {holdout}" if self.label else holdout))
-        regression = _metrics_text(self.regression, self.unit)
+        regression = metrics_text(self.regression, self.unit)
         if regression:
             out.append(
                 ("Regression", f"{self.target}: {regression}" if self.target else regression)
             )
+        if self.interval:
+            out.append(("Interval", self.interval))
         promoted = "yes" if self.decision == "promoted" else "no"
         out.append(("Promoted", f"{promoted}: {self.reason or 'no decision recorded'}"))
         return out
@@ -98,6 +124,8 @@ class UseCaseSection:
     date_range: str = ""  # the use case's own range in the run, "first..last"
     partitions: int = 0
     complete: int = 0
+    # Partitions already published before this run (Luigi skipped them).
+    skipped: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
     quarantined_by_source: dict[str, int] = field(default_factory=dict)
@@ -109,7 +137,8 @@ class UseCaseSection:
         lines = [heading]
         if self.date_range:
             lines.append(_line("Dates", self.date_range))
-        lines.append(_line("Partitions", f"{self.complete} of {self.partitions} clean"))
+        skipped = f" ({self.skipped} already published, skipped)" if self.skipped else ""
+        lines.append(_line("Partitions", f"{self.complete} of {self.partitions} clean{skipped}"))
         for name, count in sorted(self.rows.items()):
             lines.append(_line(f"Rows {name}", f"{count:,}"))
         by_source = ", ".join(

@@ -19,13 +19,20 @@ import luigi.execution_summary
 from headwater import layout
 from headwater.config import ConfigError, Settings
 from headwater.logs import get_logger, log_context
-from headwater.notify import ModelSummary, RunReport, TaskFailure, UseCaseSection, create_notifier
+from headwater.notify import (
+    ModelSummary,
+    RunReport,
+    TaskFailure,
+    UseCaseSection,
+    comparison_text,
+    create_notifier,
+)
 from headwater.partitions import partitions_between
 from headwater.pipeline import lake_for, usecase_of
 from headwater.ranges import describe
 from headwater.sources import get_kind, validate_source
 from luigi_tasks.context import run_context
-from luigi_tasks.pipeline import HTTP_RESOURCE, function_handlers
+from luigi_tasks.pipeline import HTTP_RESOURCE, LakeTarget, function_handlers, reruns
 from luigi_tasks.training import (
     TRAINING_RESOURCE,
     RunAll,
@@ -35,6 +42,7 @@ from luigi_tasks.training import (
 )
 
 log = get_logger("headwater.run")
+progress = get_logger("headwater.progress")
 OK = {luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY}
 # Trainings at once: one on local Spark (it takes the machine), one per use case on EMR.
 LOCAL_TRAININGS, REMOTE_TRAININGS = 1, 64
@@ -134,6 +142,32 @@ def warm_up(settings: Settings, usecases: Sequence[str]) -> None:
             usecase.source_request(source)
 
 
+def plan(settings: Settings, usecases: Sequence[str], options: RunOptions, run_id: str) -> None:
+    """Log each use case's partitions, how many are already published, and steps per partition.
+
+    Already published partitions are skipped (Luigi finds them complete, often without
+    looking at each: a complete range is one complete task); the console starts its bars there.
+    """
+    step = "extract" if options.until == "extract" else "clean"
+    for name in usecases:
+        first, last = options.range_of(name)
+        parts = partitions_between(first, last, settings.partitioning.grain)
+        spec = usecase_of(settings, name)
+        datasets = spec.sources if step == "extract" else (spec.clean_dataset,)
+        zone = layout.RAW if step == "extract" else layout.CLEAN
+        rerun = reruns(options.rerun, step)
+        published = sum(
+            all(
+                LakeTarget(settings, name, zone, dataset, part, run_id, rerun).exists()
+                for dataset in datasets
+            )
+            for part in parts
+        )
+        steps = len(spec.sources) + (0 if step == "extract" else 1)
+        with log_context(usecase=name):
+            progress.info("planned", partitions=len(parts), published=published, steps=steps)
+
+
 def _failures(state: Path) -> list[TaskFailure]:
     out = []
     for path in sorted((state / "failed").glob("*.json")):
@@ -142,15 +176,21 @@ def _failures(state: Path) -> list[TaskFailure]:
     return out
 
 
-def summarise(settings: Settings, usecase: str, options: RunOptions) -> UseCaseSection:
-    """What the lake holds for a use case's range: partitions, rows per zone, quarantined rows."""
+def summarise(
+    settings: Settings, usecase: str, options: RunOptions, run_id: str | None = None
+) -> UseCaseSection:
+    """What the lake holds for a use case's range: partitions, rows per zone, quarantined rows.
+
+    Partitions published before run ``run_id`` (default: the options') count as skipped.
+    """
+    run_id = run_id or options.run_id
     lake = lake_for(settings)
     spec = usecase_of(settings, usecase)
     first, last = options.range_of(usecase)
     parts = partitions_between(first, last, settings.partitioning.grain)
     rows: dict[str, int] = {}
     quarantined = {source: 0 for source in spec.sources}
-    done = 0
+    done = skipped = 0
     for part in parts:
         for source in spec.sources:
             manifest = lake.manifest(layout.RAW, layout.dataset(usecase, source), part.key)
@@ -160,6 +200,7 @@ def summarise(settings: Settings, usecase: str, options: RunOptions) -> UseCaseS
         manifest = lake.manifest(layout.CLEAN, dataset, part.key)
         if manifest:
             done += 1
+            skipped += manifest.run_id != run_id
             rows["clean"] = rows.get("clean", 0) + manifest.rows
             ledger = manifest.extra.get("reconciliation", {})
             for source, counts in ledger.items():
@@ -170,6 +211,7 @@ def summarise(settings: Settings, usecase: str, options: RunOptions) -> UseCaseS
         date_range=f"{first}..{last}",
         partitions=len(parts),
         complete=done,
+        skipped=skipped,
         rows=rows,
         quarantined=sum(quarantined.values()),
         quarantined_by_source=quarantined,
@@ -194,6 +236,7 @@ def model_summary(settings: Settings, usecase: str, version: str) -> ModelSummar
         regression=dict(metrics.get("regression", {})),
         decision=decision.get("decision", ""),
         reason=decision.get("reason", ""),
+        interval=comparison_text(decision.get("comparison") or {}),
     )
 
 
@@ -223,7 +266,7 @@ def _sections(
     sections = []
     state_dir = str(Path(settings.run.state_dir))
     for usecase in usecases:
-        section = summarise(settings, usecase, options)
+        section = summarise(settings, usecase, options, run_id)
         if options.until == "model":
             reused = None if options.retrain else reused_version(state_dir, run_id, usecase)
             model = model_summary(settings, usecase, reused or run_id)
@@ -268,6 +311,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 workers=build["workers"],
                 stage=settings.stage,
             )
+            plan(settings, usecases, options, run_id)
             with embedded_services(settings, usecases):
                 result = luigi.build([task], detailed_summary=True, **build)
             groups = luigi.execution_summary._summary_dict(result.worker)

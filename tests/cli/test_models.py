@@ -13,11 +13,20 @@ from typer.testing import CliRunner
 
 from cli import app
 from headwater.config import Settings
-from headwater.layout import EXPORT, LOOKUPS, model_parts
+from headwater.layout import EXPORT, LOOKUPS, REPORT, model_parts
 from headwater.pipeline import lake_for
 from headwater.registry import DECISION, LINEAGE, METRICS, Registry, new_version
 
 T0 = datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
+# The metrics of a version as the training job writes them (the parts `models show` reads).
+FULL_METRICS = {
+    "label": {"column": "dep_delayed_15", "name": "departure delayed 15+ minutes", "unit": ""},
+    "target": {"column": "arr_delay", "name": "arrival delay", "unit": "min"},
+    "holdout": {"auc_roc": 0.7301, "log_loss": 0.5, "rows": 55000},
+    "baselines": {"base_rate": {"auc_roc": 0.5}},
+    "regression": {"rmse": 41.2},
+    "holdout_window": {"from": "2013-11-01", "to": "2013-12-31", "rows": 55000, "days": 61},
+}
 
 
 @pytest.fixture
@@ -90,17 +99,38 @@ def test_list_shows_complete_versions_with_status_and_gate_metric_first(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("model flights in file://")
-    assert lines[1].split() == ["VERSION", "CREATED", "STATUS", "auc_roc", "log_loss", "rows"]
+    assert lines[1].split() == [
+        "VERSION",
+        "CREATED",
+        "STATUS",
+        "TRAINED",
+        "HOLDOUT",
+        "auc_roc",
+        "log_loss",
+        "rows",
+    ]
     assert lines[2].split() == [
         old,
         "2026-11-24",
         "02:15",
         "production",
+        "-",
+        "-",
         "0.7301",
         "0.5000",
         "1200",
     ]
-    assert lines[3].split() == [new, "2026-11-24", "02:20", "candidate", "0.7412", "0.5000", "1200"]
+    assert lines[3].split() == [
+        new,
+        "2026-11-24",
+        "02:20",
+        "candidate",
+        "-",
+        "-",
+        "0.7412",
+        "0.5000",
+        "1200",
+    ]
     assert len(lines) == 4 and unfinished not in result.stdout
 
 
@@ -113,10 +143,64 @@ def test_show_prints_metrics_lineage_and_decision(runner: CliRunner, registry: R
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"model flights version {version}" in out
-    assert "status:  rejected" in out and "created: 2026-11-24 02:15:00 UTC" in out
-    assert f"{METRICS}:" in out and '"auc_roc": 0.7301' in out
-    assert f"{LINEAGE}:" in out and '"features": "features/flights/2013-01"' in out
-    assert f"{DECISION}:" in out and '"reason": "worse than production"' in out
+    assert "status:     rejected" in out and "created:    2026-11-24 02:15:00 UTC" in out
+    assert "model:      AUC 0.7301, log loss 0.5000" in out
+    assert "reason:     worse than production" in out
+
+    # With --json: the three files whole, and where the report is
+    result = models(runner, "show", version, "--json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["metrics"]["holdout"]["auc_roc"] == 0.7301
+    assert body["lineage"] == {"features": "features/flights/2013-01"}
+    assert body["decision"]["reason"] == "worse than production"
+    assert body["status"] == "rejected" and body["report"] is None
+
+
+def test_show_is_a_readable_summary_with_windows_baselines_and_the_report_path(
+    runner: CliRunner, registry: Registry
+) -> None:
+    # Given a version trained as the job writes it: windows, baselines, a report
+    version = train(registry, 0, 0.7301)
+    registry.write_json(version, METRICS, FULL_METRICS)
+    registry.write_json(
+        version, LINEAGE, {"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01"}
+    )
+    registry.lake.write_bytes(b"<html></html>", *model_parts("flights", version, REPORT))
+
+    # When it is shown
+    result = models(runner, "show", version)
+
+    # Then a person reads what it is, without JSON
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"model flights version {version}"
+    assert "trained on: 2013-01-01..2013-10-31 (304 days)" in lines
+    assert "holdout:    2013-11-01..2013-12-31 (61 days, 55,000 rows)" in lines
+    assert "model:      departure delayed 15+ minutes: AUC 0.7301, log loss 0.5000" in lines
+    assert "baseline:   base rate: AUC 0.5000" in lines
+    assert "regression: arrival delay: RMSE 41.20 min" in lines
+    assert "gate:       no decision recorded" in lines
+    report = registry.lake.uri_of(*model_parts("flights", version, REPORT))
+    assert f"report:     {report}" in lines
+    assert "{" not in result.stdout
+
+
+def test_list_shows_each_versions_training_window_and_holdout(
+    runner: CliRunner, registry: Registry
+) -> None:
+    version = train(registry, 0, 0.7301)
+    registry.write_json(
+        version, LINEAGE, {"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01"}
+    )
+
+    result = models(runner, "list")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[2].split()[4:6] == [
+        "2013-01-01..2013-10-31",
+        "2013-11-01..2013-12-31",
+    ]
 
 
 @pytest.mark.parametrize("command", ["show", "promote"])
@@ -202,10 +286,10 @@ def test_show_quotes_the_gates_interval(runner: CliRunner, registry: Registry) -
 
     assert result.exit_code == 0, result.output
     assert (
-        "gate:    rejected: auc_roc gain +0.0023, 95% interval [-0.0051, +0.0097] over 5 "
+        "gate:       rejected: AUC gain +0.0023, 95% interval [-0.0051, +0.0097] over 5 "
         "blocks (margin 0.002)" in result.stdout
     )
-    assert "reason:  noisy" in result.stdout
+    assert "reason:     noisy" in result.stdout
 
 
 def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
@@ -280,7 +364,7 @@ def test_the_gate_metric_column_is_the_use_cases_own(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("model meters in file://") and lines[0].endswith("/models/meters")
-    assert lines[1].split()[3:5] == ["log_loss", "auc_roc"]
+    assert lines[1].split()[5:7] == ["log_loss", "auc_roc"]
     assert version in result.stdout
 
 

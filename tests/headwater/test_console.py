@@ -15,13 +15,7 @@ def events() -> list[dict[str, object]]:
     """A run of two partitions of flights (one already published), then its training."""
     step = {"usecase": "flights", "partition": "2013-02"}
     return [
-        {"event": "planned", "usecase": "flights", "partitions": 2, "steps": 3},
-        {
-            "event": "clean skipped",
-            "usecase": "flights",
-            "partition": "2013-01",
-            "reason": "already published",
-        },
+        {"event": "planned", "usecase": "flights", "partitions": 2, "published": 1, "steps": 3},
         {"event": "extract done", "source": "flights", "rows": 5, "seconds": 0.1, **step},
         {"event": "extract done", "source": "weather", "rows": 5, "seconds": 0.1, **step},
         {"event": "clean done", "rows": 5, "quarantined": 1, "seconds": 0.1, **step},
@@ -47,7 +41,7 @@ def test_nothing_is_drawn_when_the_console_is_not_a_terminal() -> None:
     assert display.progress is None
     assert BAR not in text and "\x1b[" not in text
     assert text.splitlines() == [
-        "flights 2013-01 clean  skipped: already published",
+        "flights  2 partitions (1 already published, skipped)",
         "flights 2013-02 extract flights  5 rows  0.1 s",
         "flights 2013-02 extract weather  5 rows  0.1 s",
         "flights 2013-02 clean  5 rows  1 quarantined  0.1 s",
@@ -62,17 +56,17 @@ def test_a_terminal_gets_a_partitions_bar_per_use_case_and_the_training_phase() 
     display = RunDisplay(Console(file=out, force_terminal=True, width=100))
     assert display.progress is not None
     progress = display.progress
-    for event in events()[:6]:
+    for event in events()[:5]:
         display.handle(event)
 
     # The skipped partition counts whole, the other one after its three steps
     (partitions, training) = progress.tasks
     assert partitions.description == "flights partitions"
     assert (partitions.completed, partitions.total) == (2, 2)
-    display.handle(events()[6])
+    display.handle(events()[5])
     assert training.description == "flights training: fitted"
 
-    display.handle(events()[7])
+    display.handle(events()[6])
     display.handle({"event": "run finished"})
     assert [t.description for t in progress.tasks] == ["flights partitions"]
     assert BAR in out.getvalue() and "flights partitions" in out.getvalue()

@@ -125,14 +125,10 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
             "flights 2013-03 extract weather  2,232 rows  0.6 s",
         ),
         (
-            {
-                "event": "clean skipped",
-                "usecase": "flights",
-                "partition": "2013-01",
-                "reason": "already published",
-            },
-            "flights 2013-01 clean  skipped: already published",
+            {"event": "planned", "usecase": "flights", "partitions": 12, "published": 12},
+            "flights  12 partitions (12 already published, skipped)",
         ),
+        ({"event": "planned", "usecase": "flights", "partitions": 12}, "flights  12 partitions"),
         (
             {
                 "event": "inputs usecase=flights partitions=12",

@@ -19,6 +19,7 @@ from headwater.notify import (
     SnsNotification,
     TaskFailure,
     UseCaseSection,
+    comparison_text,
     create_notifier,
 )
 
@@ -180,6 +181,63 @@ def test_a_model_not_trained_or_rejected_says_so(model: ModelSummary, expected: 
     body = make_report(sections=[meters_section(model=model)]).body()
 
     assert section_lines(body, "meters")[-len(expected) :] == expected
+
+
+# The gate's numbers as decide() records them in decision.json.
+NOISY = {
+    "metric": "auc_roc",
+    "gain": 0.0023,
+    "lower_gain": -0.0051,
+    "upper_gain": 0.0097,
+    "margin": 0.002,
+    "interval": {"confidence": 0.95, "blocks": 5},
+}
+
+
+def test_the_gates_interval_is_a_line_of_its_own_in_the_model_section() -> None:
+    # Given a rejected candidate whose gain is within the noise
+    model = ModelSummary(
+        version="v9",
+        trained=True,
+        holdout={"auc_roc": 0.7023},
+        decision="rejected",
+        reason="its lower bound does not clear margin 0.002",
+        interval=comparison_text(NOISY),
+    )
+
+    body = make_report(sections=[meters_section(model=model)]).body()
+
+    # Then the interval is its own line, before the verdict
+    assert section_lines(body, "meters")[-2:] == [
+        "Interval:    AUC gain +0.0023, 95% interval [-0.0051, +0.0097] over 5 blocks "
+        "(margin 0.002)",
+        "Promoted:    no: its lower bound does not clear margin 0.002",
+    ]
+
+
+def test_comparison_text_without_a_comparison_is_empty() -> None:
+    assert comparison_text({}) == ""
+    assert comparison_text({"metric": "log_loss", "gain": 0.01, "margin": 0}) == (
+        "log loss gain +0.0100 (margin 0)"
+    )
+
+
+def test_the_summary_says_partitions_were_already_published_and_training_skipped() -> None:
+    # Given a rerun: every partition already published, and the same inputs as version v7
+    model = ModelSummary(
+        version="v7",
+        trained=True,
+        holdout={"auc_roc": 0.7},
+        decision="promoted",
+        reason="first",
+        skipped="training skipped: unchanged inputs (version v7)",
+    )
+    section = meters_section(partitions=12, complete=12, skipped=12, model=model)
+
+    lines = section_lines(make_report(sections=[section]).body(), "meters")
+
+    assert "Partitions:  12 of 12 clean (12 already published, skipped)" in lines
+    assert "Model:       meters: training skipped: unchanged inputs (version v7)" in lines
 
 
 def test_failure_subject_and_body_name_the_failed_tasks_and_errors() -> None:

@@ -35,6 +35,7 @@ from luigi_tasks.runner import (
     RunOptions,
     configure_luigi,
     embedded_services,
+    model_summary,
     new_run_id,
     run_pipeline,
 )
@@ -504,6 +505,56 @@ def test_every_headwater_log_line_is_json_with_run_id_and_use_case(
     assert {r.get("usecase") for r in task_lines} == {"flights", "meters"}
     assert {"extract done", "clean done"} <= {r["event"] for r in task_lines}
     assert {"run started", "run finished"} <= {r["event"] for r in ours}
+
+
+def test_a_rerun_says_its_partitions_were_already_published_and_skipped(
+    make_stage: Callable[..., Settings], meters_db: str, json_log: Path
+) -> None:
+    # Given two days of the minimal use case already published
+    settings = make_stage(usecases=("meters",))
+    first = run_pipeline(settings, RunOptions(FIRST, FIRST.replace(day=2), workers=1))
+    assert first.succeeded and first.section("meters").skipped == 0
+
+    # When the same range runs again
+    report = run_pipeline(settings, RunOptions(FIRST, FIRST.replace(day=2), workers=1))
+
+    # Then the summary says both were skipped, and so did the plan the console shows first
+    assert report.succeeded, report.body()
+    assert "Partitions:  2 of 2 clean (2 already published, skipped)" in report.body()
+    parsed = [json.loads(line) for line in json_log.read_text(encoding="utf-8").splitlines()]
+    planned = [r for r in parsed if r["event"] == "planned"]
+    assert [(r["run_id"], r["partitions"], r["published"], r["steps"]) for r in planned] == [
+        (first.run_id, 2, 0, 2),
+        (report.run_id, 2, 2, 2),
+    ]
+    assert not [
+        r for r in parsed if r.get("run_id") == report.run_id and r["event"] == "clean done"
+    ]
+
+
+def test_the_model_summary_quotes_the_gates_interval(make_stage: Callable[..., Settings]) -> None:
+    from headwater.registry import Registry
+
+    settings = make_stage()
+    registry = Registry(lake_for(settings), "meters")
+    registry.write_json("v1", layout.METRICS, {"holdout": {"auc_roc": 0.7023}})
+    registry.mark_complete("v1")
+    numbers = {
+        "metric": "auc_roc",
+        "gain": 0.0023,
+        "lower_gain": -0.0051,
+        "upper_gain": 0.0097,
+        "margin": 0.002,
+        "interval": {"confidence": 0.95, "blocks": 5},
+    }
+    registry.reject("v1", "noisy", numbers)
+
+    model = model_summary(settings, "meters", "v1")
+
+    assert model.interval == (
+        "AUC gain +0.0023, 95% interval [-0.0051, +0.0097] over 5 blocks (margin 0.002)"
+    )
+    assert ("Interval", model.interval) in model.lines("meters")
 
 
 # --- the runner's parts ------------------------------------------------------------------------
