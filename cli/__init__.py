@@ -226,7 +226,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="gunicorn worker processes.")] = 2,
     threads: Annotated[
-        int, typer.Option(min=1, help="Threads per worker (1: sync workers, no keep-alive).")
+        int, typer.Option(min=1, help="Unused: workers are gevent (kept for compatibility).")
     ] = 4,
     stage: StageOption = None,
     lake: Annotated[

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from headwater.serving import local_datetime, measure
+from headwater.serving import WholeNumber, local_datetime, measure
 from headwater.usecases import AnswerShape, ServingSpec
 from headwater.usecases.flights.features import WEATHER
 
@@ -55,8 +55,7 @@ class FlightRequest(BaseModel):
         description='The airline\'s 2-character IATA code, e.g. "UA" (any case).',
         examples=["UA"],
     )
-    flight: int = Field(
-        strict=True,
+    flight: WholeNumber = Field(
         ge=1,
         le=9999,
         description="The flight number: an integer from 1 to 9999.",
