@@ -4,91 +4,74 @@ clients (lazy, cached, injectable boto3 clients), lambda_ (synchronous invocatio
 secrets, s3 (compare-and-swap, uploads, log tails) and emr (one step on a transient
 cluster); errors holds one exception type per failure. The public names are re-exported
 here, so callers write ``from headwater import aws`` and ``aws.LambdaExecutor(...)``.
-Importing this package creates no client and needs neither credentials nor network.
+Importing this package creates no client and needs neither credentials nor network, and
+loads no service module: a re-exported name imports its module on first use (PEP 562), so
+``import headwater.aws.clients`` (the API's model store) loads neither tenacity nor the EMR
+and Lambda modules.
 """
 
 from __future__ import annotations
 
-from headwater.aws.clients import (
-    CONNECT_TIMEOUT_SECONDS,
-    DEFAULT_REGION,
-    ENDPOINT_URL_ENV,
-    LAMBDA_READ_TIMEOUT_SECONDS,
-    READ_TIMEOUT_SECONDS,
-    client,
-    reset_clients,
-    resolve_region,
-)
-from headwater.aws.emr import (
-    EMR_ACTIVE_CLUSTER_STATES,
-    EMR_ARROW_CONF,
-    EMR_LOG_TAIL_BYTES,
-    EMR_LOG_TAIL_LINES,
-    EMR_RUN_ID_TAG,
-    EMR_STEP_FAILED_STATES,
-    EmrJobSpec,
-    EmrRunner,
-    EmrRunResult,
-    build_job_flow_request,
-)
-from headwater.aws.errors import (
-    EmrStepFailed,
-    EmrTimeout,
-    FunctionFailed,
-    LambdaResponseError,
-    PayloadTooLargeError,
-    SecretNotFoundError,
-)
-from headwater.aws.lambda_ import (
-    MAX_SYNC_PAYLOAD_BYTES,
-    LambdaExecutor,
-    function_failed_from_payload,
-)
-from headwater.aws.s3 import s3_compare_and_swap, split_s3_uri, upload_artifacts
-from headwater.aws.secrets import resolve_secret
-from headwater.aws.sns import (
-    SNS_MAX_MESSAGE_BYTES,
-    SNS_MAX_SUBJECT_CHARS,
-    SnsNotifier,
-    sns_message,
-    sns_subject,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "CONNECT_TIMEOUT_SECONDS",
-    "DEFAULT_REGION",
-    "EMR_ACTIVE_CLUSTER_STATES",
-    "EMR_ARROW_CONF",
-    "EMR_LOG_TAIL_BYTES",
-    "EMR_LOG_TAIL_LINES",
-    "EMR_RUN_ID_TAG",
-    "EMR_STEP_FAILED_STATES",
-    "ENDPOINT_URL_ENV",
-    "LAMBDA_READ_TIMEOUT_SECONDS",
-    "MAX_SYNC_PAYLOAD_BYTES",
-    "READ_TIMEOUT_SECONDS",
-    "SNS_MAX_MESSAGE_BYTES",
-    "SNS_MAX_SUBJECT_CHARS",
-    "EmrJobSpec",
-    "EmrRunResult",
-    "EmrRunner",
-    "EmrStepFailed",
-    "EmrTimeout",
-    "FunctionFailed",
-    "LambdaExecutor",
-    "LambdaResponseError",
-    "PayloadTooLargeError",
-    "SecretNotFoundError",
-    "SnsNotifier",
-    "build_job_flow_request",
-    "client",
-    "function_failed_from_payload",
-    "reset_clients",
-    "resolve_region",
-    "resolve_secret",
-    "s3_compare_and_swap",
-    "sns_message",
-    "sns_subject",
-    "split_s3_uri",
-    "upload_artifacts",
-]
+#: Service module -> the names this package re-exports from it (the one list of them).
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "clients": (
+        "CONNECT_TIMEOUT_SECONDS",
+        "DEFAULT_REGION",
+        "ENDPOINT_URL_ENV",
+        "LAMBDA_READ_TIMEOUT_SECONDS",
+        "READ_TIMEOUT_SECONDS",
+        "client",
+        "reset_clients",
+        "resolve_region",
+    ),
+    "emr": (
+        "EMR_ACTIVE_CLUSTER_STATES",
+        "EMR_ARROW_CONF",
+        "EMR_LOG_TAIL_BYTES",
+        "EMR_LOG_TAIL_LINES",
+        "EMR_RUN_ID_TAG",
+        "EMR_STEP_FAILED_STATES",
+        "EmrJobSpec",
+        "EmrRunResult",
+        "EmrRunner",
+        "build_job_flow_request",
+    ),
+    "errors": (
+        "EmrStepFailed",
+        "EmrTimeout",
+        "FunctionFailed",
+        "LambdaResponseError",
+        "PayloadTooLargeError",
+        "SecretNotFoundError",
+    ),
+    "lambda_": ("MAX_SYNC_PAYLOAD_BYTES", "LambdaExecutor", "function_failed_from_payload"),
+    "s3": ("s3_compare_and_swap", "split_s3_uri", "upload_artifacts"),
+    "secrets": ("resolve_secret",),
+    "sns": (
+        "SNS_MAX_MESSAGE_BYTES",
+        "SNS_MAX_SUBJECT_CHARS",
+        "SnsNotifier",
+        "sns_message",
+        "sns_subject",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the service module of a re-exported name on first use (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -162,7 +162,8 @@ def test_every_method_zappa_creates_refuses_a_request_without_a_key(
 
 def test_exclude_list_keeps_the_heavy_stack_out_and_botocore_data_in() -> None:
     exclude = stage_settings("prod")["exclude"]
-    for name in ("pyspark", "pandas", "numpy", "pyarrow", "tests", "bench", "var"):
+    # tenacity too: the API's model store imports headwater.aws.clients alone, which needs none
+    for name in ("pyspark", "pandas", "numpy", "pyarrow", "tests", "bench", "var", "tenacity"):
         assert name in exclude
     # Zappa matches each pattern against every file and folder name, at any depth.
     must_stay = [
@@ -190,10 +191,32 @@ def test_exclude_list_keeps_the_heavy_stack_out_and_botocore_data_in() -> None:
         "annotated_types",
         "typing_inspection",
         "typing_extensions.py",
-        "tenacity",  # headwater.aws (the S3 client of the model store) imports it
     ]
     for name in must_stay:
         assert not [p for p in exclude if fnmatch.fnmatch(name, p)], name
+
+
+IMPORTS = """
+import sys
+import api, headwater.model_store, headwater.serving, headwater.aws.clients
+print(sorted(m for m in sys.modules if m.startswith(("tenacity", "headwater.aws"))))
+from headwater import aws
+print(aws.LambdaExecutor.__module__, aws.EmrRunner.__module__, "tenacity" in sys.modules)
+"""
+
+
+def test_the_api_and_the_s3_client_module_load_no_tenacity_nor_emr_or_lambda() -> None:
+    # Given a fresh interpreter importing what the API's Lambda package runs
+    ran = subprocess.run(
+        [sys.executable, "-c", IMPORTS], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    alone, package = ran.stdout.splitlines()
+
+    # Then the S3 client module comes alone (so the package may exclude tenacity), and the
+    # package's re-exports still import their service modules on first use
+    assert alone == "['headwater.aws', 'headwater.aws.clients']"
+    assert package == "headwater.aws.lambda_ headwater.aws.emr True"
 
 
 def runtime_dir(target: Path, site_packages: Path) -> Path:
@@ -253,7 +276,7 @@ out["python"] = "%d.%d" % sys.version_info[:2]
 for module in ("flask", "zappa", "api", "headwater", "boto3"):
     out["origins"][module] = importlib.util.find_spec(module).origin
 out["absent"] = [m for m in ("pandas", "numpy", "pyarrow", "pyspark", "pandera", "gunicorn",
-                             "troposphere") if importlib.util.find_spec(m) is None]
+                             "troposphere", "tenacity") if importlib.util.find_spec(m) is None]
 print("RESULT " + json.dumps(out))
 """
 
@@ -307,6 +330,7 @@ def test_zappa_package_runs_on_lambda(
         "var",
         "emr_jobs",
         "luigi_tasks",
+        "tenacity",
     }
     assert not tops & forbidden
 
@@ -344,7 +368,7 @@ def test_zappa_package_runs_on_lambda(
         assert result["origins"][module].startswith(str(package)), module
     assert result["origins"]["boto3"].startswith(str(runtime))
     assert result["python"] == runtime_version(stage_settings("prod")["runtime"])
-    assert len(result["absent"]) == 7  # nothing else of this venv is importable there
+    assert len(result["absent"]) == 8  # nothing else of this venv is importable there
     health, prediction, bad = (result["responses"][name] for name in events)
 
     assert health["statusCode"] == 200
