@@ -377,6 +377,10 @@ class Registry:
             ]
         body = {"decision": decision, "reason": reason, "decided_at": _now(), **extra}
         self.write_json(version, DECISION, {**body, "previous": previous})
+        # The version's report shows the latest decision (it was written before any).
+        from headwater.report import refresh_report
+
+        refresh_report(self.lake, self.name, version, body)
 
 
 def _decision_kind(decision: Any) -> str | None:

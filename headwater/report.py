@@ -1,17 +1,43 @@
-"""A self-contained HTML report of a model version: metrics, ROC curve, calibration, weights.
+"""A self-contained HTML report of a model version: verdict, metrics, ROC, calibration, weights.
 
 Plots are inline SVG drawn here (no plotting library, no JavaScript), so the report
 opens anywhere, from S3 or from disk.
+
+The report opens with a verdict: the model beside its baselines (and production, on the same
+holdout), then the gate's decision. The training job writes the report before the gate
+decides; every decision recorded afterwards (the gate, a promotion or a rollback by hand)
+rewrites the decision part, between :data:`DECISION_START` and :data:`DECISION_END`, from
+``decision.json`` (:func:`refresh_report`).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from headwater.logs import get_logger
+from headwater.notify import METRIC_NAMES, comparison_text
+
 if TYPE_CHECKING:
+    from headwater.lake import Lake
     from headwater.usecases import Quantity, TrainingSpec
+
+log = get_logger(__name__)
+#: The markers around the gate's part of the verdict (rewritten after each decision).
+DECISION_START, DECISION_END = "<!-- decision -->", "<!-- /decision -->"
+#: Human names of the metrics and counts in the tables (beyond the notification's).
+LABELS = {
+    **METRIC_NAMES,
+    "accuracy_at_0_5": "accuracy at threshold 0.5",
+    "positive_rate": "positive rate",
+    "rows": "rows",
+}
+#: The metrics of the verdict's table, in order (classifier, then regression).
+VERDICT_METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "rmse", "mae", "r2")
+# Metrics where a smaller value is better (said under the table).
+SMALLER_IS_BETTER = ("log_loss", "brier", "rmse", "mae")
 
 WIDTH, HEIGHT, PAD = 360, 300, 40
 
@@ -98,11 +124,87 @@ def coefficients_svg(weights: Sequence[tuple[str, float]]) -> str:
     return "".join(parts) + "</svg>"
 
 
+def human_key(key: str) -> str:
+    """The human name of a metric or field (``auc_roc``: ``AUC``; ``holdout_from``: spaced)."""
+    return LABELS.get(key, key.replace("_", " "))
+
+
 def _table(rows: Mapping[str, Any]) -> str:
     cells = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in rows.items()
+        f"<tr><th>{html.escape(human_key(str(k)))}</th><td>{_fmt(v)}</td></tr>"
+        for k, v in rows.items()
     )
     return f"<table>{cells}</table>"
+
+
+def verdict_table(metrics: Mapping[str, Any]) -> str:
+    """The model beside production (same holdout, when measured) and each baseline."""
+    model = {**metrics.get("holdout", {}), **metrics.get("regression", {})}
+    columns: list[tuple[str, Mapping[str, Any]]] = [("this model", model)]
+    production = metrics.get("production_on_holdout") or {}
+    if production and "error" not in production:
+        columns.append((f"production {production.get('version', '')}", production))
+    for name, values in (metrics.get("baselines") or {}).items():
+        columns.append((f"baseline: {name.replace('_', ' ')}", values))
+    rows = [m for m in VERDICT_METRICS if any(m in values for _, values in columns)]
+    head = "".join(f"<th>{html.escape(title)}</th>" for title, _ in columns)
+    body = "".join(
+        f"<tr><th>{html.escape(human_key(m))}</th>"
+        + "".join(
+            f"<td>{_fmt(values[m])}</td>" if m in values else "<td>–</td>" for _, values in columns
+        )
+        + "</tr>"
+        for m in rows
+    )
+    smaller = ", ".join(human_key(m) for m in SMALLER_IS_BETTER if m in rows)
+    note = f"<p>Higher is better, except {html.escape(smaller)}.</p>" if smaller else ""
+    return f"<table><tr><th>metric</th>{head}</tr>{body}</table>{note}"
+
+
+def decision_html(decision: Mapping[str, Any] | None) -> str:
+    """The gate's part of the verdict: the decision, why, and its numbers (or: not yet)."""
+    if not decision:
+        text = (
+            "<p><strong>Gate: not decided yet.</strong> The gate compares this model with "
+            "production on the same holdout after training; its decision appears here.</p>"
+        )
+    else:
+        kind = str(decision.get("decision", "undecided"))
+        when = decision.get("decided_at", "")
+        text = (
+            f"<p><strong>Gate: {html.escape(kind)}</strong>"
+            + (f" ({html.escape(str(when))})" if when else "")
+            + f": {html.escape(str(decision.get('reason', '')))}</p>"
+        )
+        numbers = comparison_text(decision.get("comparison") or {})
+        if numbers:
+            text += f"<p>{html.escape(numbers)}</p>"
+    return f"{DECISION_START}{text}{DECISION_END}"
+
+
+def with_decision(page: str, decision: Mapping[str, Any] | None) -> str:
+    """``page`` with its decision part rewritten (unchanged when it has none)."""
+    pattern = re.compile(re.escape(DECISION_START) + ".*?" + re.escape(DECISION_END), re.S)
+    return pattern.sub(lambda _: decision_html(decision), page, count=1)
+
+
+def refresh_report(lake: Lake, model: str, version: str, decision: Mapping[str, Any]) -> bool:
+    """Rewrite the decision part of a version's report.html; False when it has no report.
+
+    A report that cannot be rewritten is logged, never raised: the decision stands.
+    """
+    from headwater.layout import REPORT, model_parts
+
+    parts = model_parts(model, version, REPORT)
+    try:
+        if not lake.exists(*parts):
+            return False
+        page = lake.read_bytes(*parts).decode("utf-8")
+        lake.write_bytes(with_decision(page, decision).encode("utf-8"), *parts)
+    except Exception as exc:  # the report is a view of decision.json, which is written
+        log.warning("report not refreshed", model=model, version=version, error=str(exc))
+        return False
+    return True
 
 
 def _fmt(value: Any) -> str:
@@ -125,14 +227,19 @@ def render_report(
     calibration: Sequence[Mapping[str, float]],
     top_coefficients: Sequence[tuple[str, float]],
     lineage: Mapping[str, Any],
+    decision: Mapping[str, Any] | None = None,
 ) -> str:
-    """Render the whole report as one HTML page (names and units from the use case's spec)."""
+    """Render the whole report as one HTML page (names and units from the use case's spec).
+
+    It opens with the verdict: the model beside production and the baselines, the interval
+    on the gain over production (when measured), and ``decision`` (None: not decided yet).
+    """
     holdout = metrics.get("holdout", {})
     baselines = metrics.get("baselines", {})
     regression = metrics.get("regression", {})
     descriptions = {b.name: b.description for b in spec.baselines}
     baseline_html = "".join(
-        f"<h3>{html.escape(name)}</h3>"
+        f"<h3>{html.escape(name.replace('_', ' '))}</h3>"
         + (f"<p>{html.escape(descriptions[name])}</p>" if name in descriptions else "")
         + _table(values)
         for name, values in baselines.items()
@@ -148,12 +255,30 @@ def render_report(
         for row in calibration
     )
     lineage_rows = {k: v for k, v in lineage.items() if not isinstance(v, list | dict)}
+    intervals = (metrics.get("comparison") or {}).get("intervals") or {}
+    interval_rows = "".join(
+        f"<li>{html.escape(human_key(m))}: difference {i['difference']:+.4f}, "
+        f"{float(i['confidence']) * 100:g}% interval [{i['lower']:+.4f}, {i['upper']:+.4f}]</li>"
+        for m, i in intervals.items()
+        if isinstance(i, Mapping) and {"difference", "lower", "upper", "confidence"} <= set(i)
+    )
+    interval_html = (
+        f"<p>This model minus production, on the same holdout days:</p><ul>{interval_rows}</ul>"
+        if interval_rows
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padding:3px 8px;
 text-align:left}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body>
 <h1>{html.escape(title)}</h1>
+<section id="verdict"><h2>Verdict</h2>
+<p>On the holdout ({html.escape(str(metrics.get("holdout_from", "")))} on), predicting
+{html.escape(spec.label.name)} and {html.escape(_quantity(spec.target))}:</p>
+{verdict_table(metrics)}{interval_html}
+{decision_html(decision)}
+</section>
 <h2>Holdout metrics (classifier: {html.escape(spec.label.name)})</h2>{_table(holdout)}
 <h2>Baselines on the same holdout</h2>{baseline_html}
 <h2>Regression ({html.escape(_quantity(spec.target))})</h2>{_table(regression)}
