@@ -21,7 +21,7 @@ import importlib
 import importlib.metadata
 from collections.abc import Callable, Iterator
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -155,6 +155,20 @@ def validate_source(config: SourceConfig, where: str = "source") -> Any:
             for err in exc.errors()
         )
         raise SourceOptionsError(f"{where} (kind {config.kind!r}): {problems}") from None
+
+
+R = TypeVar("R")
+
+
+def request_of(ctx: SourceContext, expected: type[R], kind: str) -> R:
+    """The use case's request for this source, checked to be the type ``kind`` reads."""
+    request = ctx.request
+    if not isinstance(request, expected):
+        raise TypeError(
+            f"use case {ctx.usecase!r}: source_request({ctx.source!r}) must return a "
+            f"{expected.__name__} for kind {kind!r}, got {type(request).__name__}"
+        )
+    return request
 
 
 def no_snapshot(kind: str) -> Callable[..., Batches]:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import requests
 from pydantic import Field
 
-from headwater.sources import HttpSourceOptions, no_snapshot
+from headwater.sources import HttpSourceOptions, no_snapshot, request_of
 from headwater.sources.http import HttpSourceError, JsonHttpClient, client_for, redact_url
 
 if TYPE_CHECKING:
@@ -170,12 +170,7 @@ class JsonPagesKind:
         self, config: JsonPagesOptions, ctx: SourceContext, partition: Partition
     ) -> tuple[pa.Schema, Iterator[pa.Table]]:
         """Records between the partition's UTC bounds, converted to the use case's schema."""
-        request = ctx.request
-        if not isinstance(request, PagedRequest):
-            raise TypeError(
-                f"use case {ctx.usecase!r}: source_request({ctx.source!r}) must return a "
-                f"PagedRequest for kind 'json_pages', got {type(request).__name__}"
-            )
+        request = request_of(ctx, PagedRequest, "json_pages")
         lo, hi = partition.utc_bounds(ctx.timezone)
         params = {
             **request.params,

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from headwater.sources import HttpSourceOptions, no_snapshot
+from headwater.sources import HttpSourceOptions, no_snapshot, request_of
 from headwater.sources.http import HttpSourceError, JsonHttpClient, client_for
 
 if TYPE_CHECKING:
@@ -355,12 +355,7 @@ class OpenMeteoKind:
         self, config: OpenMeteoOptions, ctx: SourceContext, partition: Partition
     ) -> tuple[pa.Schema, Iterator[pa.Table]]:
         """Hourly values for the UTC hours of the partition's local days."""
-        request = ctx.request
-        if not isinstance(request, OpenMeteoRequest):
-            raise TypeError(
-                f"use case {ctx.usecase!r}: source_request({ctx.source!r}) must return an "
-                f"OpenMeteoRequest for kind 'openmeteo', got {type(request).__name__}"
-            )
+        request = request_of(ctx, OpenMeteoRequest, "openmeteo")
         lo, hi = partition.utc_bounds(ctx.timezone)
         frame = fetch_hourly(
             client_for(config),

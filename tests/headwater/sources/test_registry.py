@@ -80,3 +80,14 @@ def test_http_kinds_cannot_snapshot() -> None:
     options = validate_source(SourceConfig(kind="json_pages", base_url="http://x"))
     with pytest.raises(SnapshotUnsupported, match=r"'weather'.*'json_pages'"):
         get_kind("json_pages").snapshot(options, ctx, date(2020, 1, 1))
+
+
+@pytest.mark.parametrize("kind", ["openmeteo", "json_pages"])
+def test_an_http_kind_refuses_a_request_of_another_type(kind: str) -> None:
+
+    ctx = SourceContext(
+        usecase="u", source="s", timezone="UTC", request=object(), resolve=lambda value: value
+    )
+    options = get_kind(kind).Config(base_url="http://127.0.0.1:1/")
+    with pytest.raises(TypeError, match=r"source_request\('s'\) must return a \w+Request "):
+        get_kind(kind).extract(options, ctx, None)
