@@ -9,6 +9,7 @@ writes, the production pointer the gate switches, the RunJobFlow request of the 
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ def job_keys(trained_model: Any, moto_endpoint: str, aws_env: None) -> list[str]
     assert any(p.name == layout.SUCCESS for p in files) and len(files) > 5
 
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
-    bucket = "job-keys"
+    bucket = f"job-keys-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     lake = open_lake(f"s3://{bucket}", region=REGION, endpoint_url=moto_endpoint)
     root = Path(local.path())
