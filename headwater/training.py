@@ -8,6 +8,7 @@ line ``{"headwater_train": {...}}``, its summary.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import io
 import json
@@ -298,7 +299,12 @@ class LocalSparkRunner:
                 encoding="utf-8",
             )
             try:
-                pump = threading.Thread(target=_pump, args=(proc.stdout, out, summary), daemon=True)
+                # The pump's lines carry this run's context (run id, use case, version).
+                pump = threading.Thread(
+                    target=contextvars.copy_context().run,
+                    args=(_pump, proc.stdout, out, summary),
+                    daemon=True,
+                )
                 pump.start()
                 try:
                     returncode = proc.wait(timeout=self.settings.training.timeout_seconds)

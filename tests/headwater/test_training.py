@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from headwater.config import Settings
-from headwater.logs import configure_logging
+from headwater.logs import configure_logging, log_context
 from headwater.training import (
     LocalSparkRunner,
     TrainingFailed,
@@ -195,6 +195,31 @@ def test_progress_lines_reach_the_runs_log_while_the_job_runs(tmp_path: Path) ->
     # Then the line was logged before the job ended, and the summary still parsed
     assert seen and "rows=5" in seen[0]
     assert summary == {"version": "v1"}
+
+
+def test_progress_lines_carry_the_context_of_the_training_they_belong_to(tmp_path: Path) -> None:
+    # Given a training run inside its task's log context (as TrainModel runs it)
+    go = tmp_path / "go"
+    contexts: list[dict[str, object]] = []
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if isinstance(record.msg, dict) and record.msg.get("step") == "training":
+                contexts.append(record.msg)
+                go.touch()
+
+    configure_logging(console=False)
+    handler = Watch()
+    logging.getLogger().addHandler(handler)
+    try:
+        runner = PlainRunner(stage(), fake_job(tmp_path), log_dir=tmp_path / "logs")
+        with log_context(run_id="r1", usecase="u", version="v1"):
+            runner.run(["progress", str(go)], "r1")
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+    # Then its progress lines name the run and the use case (the console shows whose they are)
+    assert contexts and {(c["run_id"], c["usecase"]) for c in contexts} == {("r1", "u")}
 
 
 # The orchestrator: a runner in a process of its own (or in a forked worker, as Luigi's with
