@@ -174,6 +174,7 @@ def test_a_chunked_body_over_the_limit_is_a_413_over_http(server: int) -> None:
 
 
 SLOW_CLIENTS = 16
+BOUND = 5.0  # seconds; with gthread workers these requests stalled past 10 s
 
 
 def test_slow_clients_do_not_starve_the_server(server: int, flight: dict[str, Any]) -> None:
@@ -206,7 +207,7 @@ def test_slow_clients_do_not_starve_the_server(server: int, flight: dict[str, An
             elapsed = time.monotonic() - started
             # Then it is answered promptly
             assert status == 200 and "model" in prediction
-            assert elapsed < 2.0, f"a normal request took {elapsed:.1f} s behind slow clients"
+            assert elapsed < BOUND, f"a normal request took {elapsed:.1f} s behind slow clients"
     finally:
         stop.set()
         thread.join(5)
