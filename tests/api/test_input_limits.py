@@ -243,3 +243,31 @@ def test_a_chunked_body_within_the_limit_is_answered(
         assert len(body) == LIMIT
     response = post_chunked(small_limit_client, body)
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+# -- the documented date-time pattern ------------------------------------------------------------
+@pytest.mark.parametrize("year", [1899, 1900, 1904, 2000, 2012, 2013, 2100, 2199, 2200])
+def test_the_date_time_pattern_admits_real_days_of_the_years_only(year: int) -> None:
+    import re
+    from datetime import date
+
+    from headwater.serving import local_datetime_pattern
+
+    pattern = re.compile(local_datetime_pattern(1900, 2199))
+    for month in range(0, 14):
+        for day in range(0, 33):
+            text = f"{year:04d}-{month:02d}-{day:02d}T23:59"
+            try:
+                real = 1900 <= date(year, month, day).year <= 2199
+            except ValueError:
+                real = False
+            assert bool(pattern.fullmatch(text)) is real, text
+    assert pattern.fullmatch("2013-11-04T17:15:30.123456")
+    assert not pattern.fullmatch("2013-11-04T24:00") and not pattern.fullmatch("2013-11-04")
+
+
+def test_the_date_time_pattern_needs_whole_centuries() -> None:
+    from headwater.serving import local_datetime_pattern
+
+    with pytest.raises(ValueError, match="whole centuries"):
+        local_datetime_pattern(1950, 2199)
