@@ -69,12 +69,14 @@ class RunDisplay:
         if name == "planned" and usecase:
             steps = max(1, int(event.get("steps") or 1))
             self._steps[usecase] = steps
-            # Already published partitions are skipped whole: the bar starts after them.
-            self._done[usecase] = steps * int(event.get("published") or 0)
+            # The bar starts after what is already published (skipped partitions, and
+            # extractions of partitions still to clean).
+            published = steps * int(event.get("published") or 0)
+            self._done[usecase] = int(event.get("steps_done") or published)
             self._bars[usecase] = progress.add_task(
                 f"{usecase} partitions",
                 total=int(event.get("partitions") or 0),
-                completed=self._done[usecase] // steps,
+                completed=self._done[usecase] / steps,
             )
             self._start(progress)
         elif name in STEP_EVENTS and usecase in self._bars:

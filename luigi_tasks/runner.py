@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -143,29 +144,33 @@ def warm_up(settings: Settings, usecases: Sequence[str]) -> None:
 
 
 def plan(settings: Settings, usecases: Sequence[str], options: RunOptions, run_id: str) -> None:
-    """Log each use case's partitions, how many are already published, and steps per partition.
+    """Log each use case's partitions, how many are already published, and their steps.
 
     Already published partitions are skipped (Luigi finds them complete, often without
-    looking at each: a complete range is one complete task); the console starts its bars there.
+    looking at each: a complete range is one complete task); the console's bars start after
+    them, and after the extractions already published for partitions still to clean.
     """
-    step = "extract" if options.until == "extract" else "clean"
+    cleans = options.until != "extract"
     for name in usecases:
         first, last = options.range_of(name)
         parts = partitions_between(first, last, settings.partitioning.grain)
         spec = usecase_of(settings, name)
-        datasets = spec.sources if step == "extract" else (spec.clean_dataset,)
-        zone = layout.RAW if step == "extract" else layout.CLEAN
-        rerun = reruns(options.rerun, step)
-        published = sum(
-            all(
-                LakeTarget(settings, name, zone, dataset, part, run_id, rerun).exists()
-                for dataset in datasets
-            )
-            for part in parts
-        )
-        steps = len(spec.sources) + (0 if step == "extract" else 1)
+        steps = len(spec.sources) + cleans
+        published = done = 0
+        for part in parts:
+            target = partial(LakeTarget, settings, name, partition=part, run_id=run_id)
+            clean = target(layout.CLEAN, spec.clean_dataset, rerun=reruns(options.rerun, "clean"))
+            if cleans and clean.exists():
+                finished = steps
+            else:
+                rerun = reruns(options.rerun, "extract")
+                finished = sum(target(layout.RAW, s, rerun=rerun).exists() for s in spec.sources)
+            published += finished == steps
+            done += finished
         with log_context(usecase=name):
-            progress.info("planned", partitions=len(parts), published=published, steps=steps)
+            progress.info(
+                "planned", partitions=len(parts), published=published, steps=steps, steps_done=done
+            )
 
 
 def _failures(state: Path) -> list[TaskFailure]:

@@ -32,6 +32,18 @@ def show(console: Console) -> RunDisplay:
     return display
 
 
+def test_a_bar_starts_after_the_extractions_already_published() -> None:
+    display = RunDisplay(Console(file=io.StringIO(), force_terminal=True, width=100))
+    planned = {"event": "planned", "usecase": "u", "partitions": 1, "published": 0}
+    display.handle({**planned, "steps": 3, "steps_done": 1})
+    display.handle({"event": "extract done", "usecase": "u", "partition": "p", "source": "b"})
+    display.handle({"event": "clean done", "usecase": "u", "partition": "p"})
+
+    assert display.progress is not None
+    assert display.progress.tasks[0].completed == 1
+    display.close()
+
+
 def test_nothing_is_drawn_when_the_console_is_not_a_terminal() -> None:
     out = io.StringIO()
     display = show(Console(file=out, force_terminal=False, width=100))

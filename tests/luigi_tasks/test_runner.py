@@ -523,10 +523,9 @@ def test_a_rerun_says_its_partitions_were_already_published_and_skipped(
     assert "Partitions:  2 of 2 clean (2 already published, skipped)" in report.body()
     parsed = [json.loads(line) for line in json_log.read_text(encoding="utf-8").splitlines()]
     planned = [r for r in parsed if r["event"] == "planned"]
-    assert [(r["run_id"], r["partitions"], r["published"], r["steps"]) for r in planned] == [
-        (first.run_id, 2, 0, 2),
-        (report.run_id, 2, 2, 2),
-    ]
+    assert [
+        (r["run_id"], r["partitions"], r["published"], r["steps"], r["steps_done"]) for r in planned
+    ] == [(first.run_id, 2, 0, 2, 0), (report.run_id, 2, 2, 2, 4)]
     assert not [
         r for r in parsed if r.get("run_id") == report.run_id and r["event"] == "clean done"
     ]
