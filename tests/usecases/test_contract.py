@@ -309,3 +309,10 @@ def test_health_names_the_served_version(published: Published, client: Any) -> N
     health = client.get("/health").get_json()
     text = repr(health)
     assert published.version in text
+
+
+def test_the_test_only_use_case_is_discovered() -> None:
+    # The proof needs at least one use case that lives only under tests/usecases/.
+    assert "meters" in TEST_ONLY
+    directory, table, _ = TEST_ONLY["meters"]
+    assert (directory / f"{table['module']}.py").is_file()
