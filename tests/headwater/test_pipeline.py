@@ -244,15 +244,16 @@ def test_the_configured_zone_decides_the_hours_of_a_partition(
     assert hours[-1] == datetime(2013, 1, 15, 23, tzinfo=UTC)
 
 
-def test_extract_from_a_missing_sqlite_file_says_how_to_build_it(
+def test_extract_from_a_missing_sqlite_file_names_it_and_the_next_step(
     make_settings: MakeSettings, tmp_path: Path
 ) -> None:
-    # Given a stage pointing at a SQLite file that does not exist
+    # Given a stage pointing at a SQLite file of the user's choosing that does not exist
     missing = tmp_path / "absent" / "flights.sqlite"
     settings = make_settings(usecase__flights__sources__flights__url=f"sqlite:///{missing}")
 
-    # When flights are extracted, then the error names the file and the command that builds it
-    with pytest.raises(FileNotFoundError, match="headwater demo-data") as caught:
+    # When flights are extracted, then the error names the file and says to check the url
+    # (`headwater demo-data` builds only the demo's databases: tests/headwater/sources/test_sql.py)
+    with pytest.raises(FileNotFoundError, match="check the source's url") as caught:
         extract_partition(
             settings, USECASE, "flights", parse_partition("2013-01-01", "day"), "run-1"
         )
