@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -109,22 +109,17 @@ def extract_partition(
             f"use case {usecase!r} extracts no source {source!r} by partition "
             f"(its sources: {', '.join(case.sources)})"
         )
-    config = settings.source(usecase, source)
-    options = validate_source(config, f"source {source!r} of use case {usecase!r}")
-    schema, batches = get_kind(config.kind).extract(
-        options, _context(settings, case, source), partition
-    )
-    lake = lake or lake_for(settings)
-    manifest = lake.publish(
-        RAW,
-        layout.dataset(usecase, source),
+    result = _publish_raw(
+        settings,
+        case,
+        usecase,
+        source,
         partition.key,
-        batches,
-        schema=schema,
-        source=f"{config.kind}:{usecase}/{source}",
-        run_id=run_id,
+        lambda kind, options, ctx: kind.extract(options, ctx, partition),
+        run_id,
+        lake,
+        started,
     )
-    result = _result(lake, manifest, started)
     log.info("extracted", usecase=usecase, source=source, rows=result.rows, uri=result.uri)
     return result
 
@@ -151,24 +146,47 @@ def extract_snapshot(
             f"use case {usecase!r} has no reference table {source!r} "
             f"(its references: {', '.join(case.references) or 'none'})"
         )
+    result = _publish_raw(
+        settings,
+        case,
+        usecase,
+        source,
+        snapshot_key(as_of),
+        lambda kind, options, ctx: kind.snapshot(options, ctx, as_of),
+        run_id,
+        lake,
+        started,
+    )
+    log.info("snapshot extracted", usecase=usecase, source=source, rows=result.rows)
+    return result
+
+
+def _publish_raw(
+    settings: Settings,
+    case: UseCase,
+    usecase: str,
+    source: str,
+    key: str,
+    read: Callable[[Any, Any, SourceContext], tuple[pa.Schema, Iterable[pa.Table]]],
+    run_id: str,
+    lake: Lake | None,
+    started: float,
+) -> PartitionResult:
+    """Read one source through its kind (``read(kind, options, context)``) into raw ``key``."""
     config = settings.source(usecase, source)
     options = validate_source(config, f"source {source!r} of use case {usecase!r}")
-    schema, batches = get_kind(config.kind).snapshot(
-        options, _context(settings, case, source), as_of
-    )
+    schema, batches = read(get_kind(config.kind), options, _context(settings, case, source))
     lake = lake or lake_for(settings)
     manifest = lake.publish(
         RAW,
         layout.dataset(usecase, source),
-        snapshot_key(as_of),
+        key,
         batches,
         schema=schema,
         source=f"{config.kind}:{usecase}/{source}",
         run_id=run_id,
     )
-    result = _result(lake, manifest, started)
-    log.info("snapshot extracted", usecase=usecase, source=source, rows=result.rows)
-    return result
+    return _result(lake, manifest, started)
 
 
 def latest_snapshot(lake: Lake, usecase: str, source: str, as_of: date | None = None) -> str | None:
