@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -155,18 +155,11 @@ class WeatherServer(LoopbackJsonServer):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        rate_limit_per_second: float = 0.0,
-        faults: Iterable[str] = (),
-        timeout_fault_seconds: float = 2.0,
         observations: pd.DataFrame | None = None,
+        **options: Any,
     ):
-        super().__init__(
-            host,
-            port,
-            rate_limit_per_second=rate_limit_per_second,
-            faults=faults,
-            timeout_fault_seconds=timeout_fault_seconds,
-        )
+        """``options``: the base's rate limit and faults; ``observations`` replaces the CSV's."""
+        super().__init__(host, port, **options)
         self._frame = observations
         self._observations: Observations | None = None
 

@@ -16,7 +16,7 @@ import functools
 import importlib.util
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -314,18 +314,11 @@ class WeatherServer(LoopbackJsonServer):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        rate_limit_per_second: float = 0.0,
-        faults: Iterable[str] = (),
-        timeout_fault_seconds: float = 2.0,
         csv_path: Path | None = None,
+        **options: Any,
     ):
-        super().__init__(
-            host,
-            port,
-            rate_limit_per_second=rate_limit_per_second,
-            faults=faults,
-            timeout_fault_seconds=timeout_fault_seconds,
-        )
+        """``options``: the base's rate limit and faults; ``csv_path`` replaces the CSV."""
+        super().__init__(host, port, **options)
         self._csv_path = csv_path
         self._archive: WeatherArchive | None = None
 
