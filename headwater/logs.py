@@ -56,6 +56,10 @@ _HIDDEN = frozenset(
 #: A console line's longest error text (the whole of it is in the JSON log and the summary).
 MAX_ERROR = 160
 _LONGEST_FIELD = 40
+# The longest value of a training progress line's figure shown on the console, and the
+# figures it never shows (where, and what the subject already says).
+_SHORT_VALUE = 12
+_BULKY = frozenset({"uri", "url", "path", "log", "run_id", "usecase", "version"})
 
 
 def wants_console(record: logging.LogRecord) -> bool:
@@ -85,6 +89,12 @@ def console_event(record: logging.LogRecord) -> dict[str, Any]:
     return out
 
 
+def _short_word(word: str) -> bool:
+    """False for a ``key=value`` word of a progress line the console leaves to the log."""
+    key, _, value = word.partition("=")
+    return not value or (key not in _BULKY and len(value) <= _SHORT_VALUE)
+
+
 def _first_line(text: str, limit: int = MAX_ERROR) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -110,8 +120,9 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     elif name.endswith(" skipped") and event.get("reason"):
         what = name.removesuffix(" skipped")
     subject = [event.get("usecase"), event.get("partition"), step, what, event.get("source")]
-    if event.get("step") == "training":
-        subject = [event.get("usecase"), "training:", name]
+    if event.get("step") == "training":  # "evaluated auc_roc=0.733": the phase, short figures
+        words = [w for w in name.split() if _short_word(w)]
+        subject = [event.get("usecase"), "training:", " ".join(words)]
     parts = [" ".join(str(p) for p in subject if p)]
     if name.endswith(" skipped") and event.get("reason"):
         parts.append(f"skipped: {event['reason']}")
@@ -122,7 +133,7 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     if isinstance(event.get("seconds"), int | float):
         parts.append(f"{event['seconds']:.1f} s")
     extra = [
-        f"{k}={v}"
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
         for k, v in event.items()
         if k not in _HIDDEN and v is not None and len(str(v)) <= _LONGEST_FIELD
     ]

@@ -135,7 +135,7 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
                 "step": "training",
                 "usecase": "flights",
             },
-            "flights training: inputs usecase=flights partitions=12",
+            "flights training: inputs partitions=12",
         ),
         (
             {
@@ -144,6 +144,19 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
                 "pgid": 42,
             },
             "warning: replacing the training this run left running  pgid=42",
+        ),
+        (
+            {
+                "event": "written uri=file:///tmp/lake/models/flights/v1 rows=2000 "
+                "max_abs_probability=1.6653345369377348e-15",
+                "step": "training",
+                "usecase": "flights",
+            },
+            "flights training: written rows=2000",
+        ),
+        (
+            {"event": "model trained", "usecase": "flights", "auc_roc": 0.7330104985295827},
+            "flights model trained  auc_roc=0.733",
         ),
         ({"event": "run finished", "succeeded": True}, None),
     ],
