@@ -151,7 +151,7 @@ def models_show(
     from headwater.layout import REPORT, model_parts
     from headwater.registry import DECISION, LINEAGE, METRICS
 
-    registry, _ = _registry(stage, usecase)
+    registry, settings = _registry(stage, usecase)
     with _registry_errors():
         info = registry.info(version)
         files = {
@@ -170,14 +170,23 @@ def models_show(
         }
         typer.echo(json.dumps(body, indent=2, sort_keys=True, default=str))
         return
-    for key, text in describe_version(info, files, report):
+    from headwater.pipeline import usecase_of
+
+    spec = usecase_of(settings, registry.name).training
+    for key, text in describe_version(info, files, report, spec):
         typer.echo(f"{key + ':':<12}{text}" if key else f"model {registry.name} version {text}")
 
 
-def describe_version(info: Any, files: dict[str, Any], report: str | None) -> list[tuple[str, str]]:
-    """(heading, text) lines of ``models show``: a version's facts a person reads first."""
+def describe_version(
+    info: Any, files: dict[str, Any], report: str | None, spec: Any = None
+) -> list[tuple[str, str]]:
+    """(heading, text) lines of ``models show``: a version's facts a person reads first.
+
+    ``spec`` (the use case's TrainingSpec) names the baselines; without it, their keys.
+    """
     from headwater.notify import metrics_text
     from headwater.registry import DECISION, LINEAGE, METRICS
+    from headwater.report import baseline_name
 
     metrics = files.get(METRICS) if isinstance(files.get(METRICS), dict) else {}
     created = f"{info.created_at:%Y-%m-%d %H:%M:%S} UTC" if info.created_at else "unknown"
@@ -191,7 +200,8 @@ def describe_version(info: Any, files: dict[str, Any], report: str | None) -> li
     for name, values in (metrics.get("baselines") or {}).items():
         text = metrics_text(values if isinstance(values, dict) else {})
         if text:
-            lines.append(("baseline", f"{name.replace('_', ' ')}: {text}"))
+            human = baseline_name(name, spec) if spec else name.replace("_", " ")
+            lines.append(("baseline", f"{human}: {text}"))
     target = metrics.get("target") or {}
     regression = metrics_text(metrics.get("regression") or {}, target.get("unit", ""))
     if regression:

@@ -137,7 +137,16 @@ def _table(rows: Mapping[str, Any]) -> str:
     return f"<table>{cells}</table>"
 
 
-def verdict_table(metrics: Mapping[str, Any]) -> str:
+def baseline_name(name: str, spec: TrainingSpec) -> str:
+    """A baseline's human name (the mean-target one after the target's human name)."""
+    from headwater.spark_training import mean_target_baseline
+
+    if name == mean_target_baseline(spec.target.column):
+        return f"mean {spec.target.name}"
+    return name.replace("_", " ")
+
+
+def verdict_table(metrics: Mapping[str, Any], spec: TrainingSpec) -> str:
     """The model beside production (same holdout, when measured) and each baseline."""
     model = {**metrics.get("holdout", {}), **metrics.get("regression", {})}
     columns: list[tuple[str, Mapping[str, Any]]] = [("this model", model)]
@@ -145,7 +154,7 @@ def verdict_table(metrics: Mapping[str, Any]) -> str:
     if production and "error" not in production:
         columns.append((f"production {production.get('version', '')}", production))
     for name, values in (metrics.get("baselines") or {}).items():
-        columns.append((f"baseline: {name.replace('_', ' ')}", values))
+        columns.append((f"baseline: {baseline_name(name, spec)}", values))
     rows = [m for m in VERDICT_METRICS if any(m in values for _, values in columns)]
     head = "".join(f"<th>{html.escape(title)}</th>" for title, _ in columns)
     body = "".join(
@@ -239,7 +248,7 @@ def render_report(
     regression = metrics.get("regression", {})
     descriptions = {b.name: b.description for b in spec.baselines}
     baseline_html = "".join(
-        f"<h3>{html.escape(name.replace('_', ' '))}</h3>"
+        f"<h3>{html.escape(baseline_name(name, spec))}</h3>"
         + (f"<p>{html.escape(descriptions[name])}</p>" if name in descriptions else "")
         + _table(values)
         for name, values in baselines.items()
@@ -276,7 +285,7 @@ text-align:left}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><bo
 <section id="verdict"><h2>Verdict</h2>
 <p>On the holdout ({html.escape(str(metrics.get("holdout_from", "")))} on), predicting
 {html.escape(spec.label.name)} and {html.escape(_quantity(spec.target))}:</p>
-{verdict_table(metrics)}{interval_html}
+{verdict_table(metrics, spec)}{interval_html}
 {decision_html(decision)}
 </section>
 <h2>Holdout metrics (classifier: {html.escape(spec.label.name)})</h2>{_table(holdout)}

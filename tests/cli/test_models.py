@@ -23,7 +23,7 @@ FULL_METRICS = {
     "label": {"column": "dep_delayed_15", "name": "departure delayed 15+ minutes", "unit": ""},
     "target": {"column": "arr_delay", "name": "arrival delay", "unit": "min"},
     "holdout": {"auc_roc": 0.7301, "log_loss": 0.5, "rows": 55000},
-    "baselines": {"base_rate": {"auc_roc": 0.5}},
+    "baselines": {"base_rate": {"auc_roc": 0.5}, "mean_arr_delay": {"rmse": 40.12, "mae": 24.69}},
     "regression": {"rmse": 41.2},
     "holdout_window": {"from": "2013-11-01", "to": "2013-12-31", "rows": 55000, "days": 61},
 }
@@ -179,6 +179,7 @@ def test_show_is_a_readable_summary_with_windows_baselines_and_the_report_path(
     assert "holdout:    2013-11-01..2013-12-31 (61 days, 55,000 rows)" in lines
     assert "model:      departure delayed 15+ minutes: AUC 0.7301, log loss 0.5000" in lines
     assert "baseline:   base rate: AUC 0.5000" in lines
+    assert "baseline:   mean arrival delay: RMSE 40.12, MAE 24.69" in lines
     assert "regression: arrival delay: RMSE 41.20 min" in lines
     assert "gate:       no decision recorded" in lines
     report = registry.lake.uri_of(*model_parts("flights", version, REPORT))

@@ -74,7 +74,7 @@ def test_the_report_opens_with_the_verdict_model_beside_production_and_baselines
         "production v0",
         "baseline: base rate",
         "baseline: carrier hour rate",
-        "baseline: mean arr delay",
+        "baseline: mean arrival delay",
     ]
     auc_row = re.search(r"<tr><th>AUC</th>(.*?)</tr>", verdict)
     assert auc_row is not None
@@ -96,7 +96,7 @@ def test_the_report_uses_human_names_everywhere() -> None:
     assert "scheduled departure hour = 06" in text and "airline = EV" in text
     for raw in ("dep_hour_ohe_06", "carrier_ohe", "auc_roc", "accuracy_at_0_5", "date_range"):
         assert raw not in text, raw
-    assert "base_rate" not in text and "positive_rate" not in text
+    assert "base_rate" not in text and "positive_rate" not in text and "arr_delay" not in text
 
 
 def test_the_decision_part_is_rewritten_and_the_rest_kept() -> None:
