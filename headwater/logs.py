@@ -101,7 +101,7 @@ def _first_line(text: str, limit: int = MAX_ERROR) -> str:
 
 
 def console_line(event: Mapping[str, Any]) -> str | None:
-    """One short line for a person: ``flights 2013-03 clean  27,003 rows  12 quarantined  0.4 s``.
+    """One short line for a person: ``<usecase> 2013-03 clean  27,003 rows  12 quarantined  0.4 s``.
 
     None for events that only drive the display. Full URIs, context and tracebacks stay in
     the JSON log; an error is its first line, shortened.
@@ -109,7 +109,7 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     name = str(event.get("event", ""))
     if name in SILENT_EVENTS:
         return None
-    if name == "planned":  # "flights  12 partitions (12 already published, skipped)"
+    if name == "planned":  # "<usecase>  12 partitions (12 already published, skipped)"
         published = event.get("published") or 0
         skipped = f" ({published} already published, skipped)" if published else ""
         return f"{event.get('usecase', '')}  {event.get('partitions')} partitions{skipped}"
