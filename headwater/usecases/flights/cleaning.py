@@ -11,22 +11,14 @@ import pyarrow as pa
 from headwater.contracts import REASON, split_by_contract
 from headwater.partitions import Partition
 from headwater.usecases import CleanResult
-from headwater.usecases.flights.contracts import CLEAN_FLIGHTS, RAW_FLIGHTS, RAW_WEATHER
+from headwater.usecases.flights.contracts import (
+    CLEAN_FLIGHTS,
+    RAW_FLIGHTS,
+    RAW_WEATHER,
+    WEATHER_COLUMNS,
+)
 
 DELAY_THRESHOLD_MINUTES = 15  # the FAA's definition of a delayed departure
-
-# Open-Meteo variable -> clean column (units are in the name).
-WEATHER_COLUMNS = {
-    "temperature_2m": "temp_f",
-    "dew_point_2m": "dew_point_f",
-    "relative_humidity_2m": "humidity_pct",
-    "wind_direction_10m": "wind_dir_deg",
-    "wind_speed_10m": "wind_speed_mph",
-    "wind_gusts_10m": "wind_gust_mph",
-    "precipitation": "precip_in",
-    "pressure_msl": "pressure_hpa",
-    "visibility": "visibility_ft",
-}
 
 CLEAN_COLUMNS = [
     "flight_date",

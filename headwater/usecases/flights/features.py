@@ -48,6 +48,20 @@ NUMERIC = (
     "congestion",
 )
 FEATURES = (*CATEGORICAL, *NUMERIC)
+
+#: Plausible range and meaning of every weather column, by its clean (and feature) name: the
+#: raw weather contract quarantines readings outside it and the API refuses requests outside it.
+WEATHER_RANGES: dict[str, tuple[float, float, str]] = {
+    "temp_f": (-60, 130, "Air temperature in degrees Fahrenheit"),
+    "dew_point_f": (-80, 100, "Dew point in degrees Fahrenheit"),
+    "humidity_pct": (0, 100, "Relative humidity in percent"),
+    "wind_dir_deg": (0, 360, "Wind direction in degrees"),
+    "wind_speed_mph": (0, 250, "Wind speed in miles per hour"),
+    "wind_gust_mph": (0, 300, "Wind gusts in miles per hour"),
+    "precip_in": (0, 20, "Precipitation in the hour, in inches"),
+    "pressure_hpa": (850, 1100, "Sea-level pressure in hectopascals"),
+    "visibility_ft": (0, 200_000, "Visibility in feet"),
+}
 AIRCRAFT = ("plane_age", "seats", "engines")
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from headwater.serving import WholeNumber, local_datetime, measure
 from headwater.usecases import AnswerShape, ServingSpec
-from headwater.usecases.flights.features import WEATHER
+from headwater.usecases.flights.features import WEATHER, WEATHER_RANGES
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
 
@@ -27,15 +27,6 @@ _Tail = Annotated[
 
 #: The plausible range of each weather input (the raw weather contract admits the same to
 #: training), and what it is. Anything outside is refused: a model scores nonsense silently.
-WEATHER_RANGES: dict[str, tuple[float, float, str]] = {
-    "temp_f": (-60, 130, "Air temperature in degrees Fahrenheit"),
-    "dew_point_f": (-80, 100, "Dew point in degrees Fahrenheit"),
-    "humidity_pct": (0, 100, "Relative humidity in percent"),
-    "wind_speed_mph": (0, 250, "Wind speed in miles per hour"),
-    "precip_in": (0, 20, "Precipitation in the hour, in inches"),
-    "pressure_hpa": (850, 1100, "Sea-level pressure in hectopascals"),
-    "visibility_ft": (0, 200_000, "Visibility in feet"),
-}
 
 #: Observed weather at the origin: any of the model's weather inputs (the feature names).
 Weather = create_model(
