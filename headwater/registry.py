@@ -37,6 +37,8 @@ _TOLERANCE = 1e-9
 _LABELS = {"auc_roc": "AUC", "auc_pr": "AUC-PR", "log_loss": "log loss", "brier": "Brier score"}
 #: The holdout metrics the gate can compare (``usecase.<name>.gate.metric``).
 GATE_METRICS: tuple[str, ...] = tuple(_LABELS)
+#: Gate metrics where the smaller value is the better model (losses).
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 
 
 class _Unset:

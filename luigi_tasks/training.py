@@ -16,7 +16,13 @@ from headwater.config import Settings
 from headwater.lake import MANIFEST
 from headwater.logs import get_logger, log_context
 from headwater.pipeline import extract_snapshot, lake_for, usecase_of
-from headwater.registry import Registry, TrainingWindow, comparison_problems, decide
+from headwater.registry import (
+    LOWER_IS_BETTER,
+    Registry,
+    TrainingWindow,
+    comparison_problems,
+    decide,
+)
 from headwater.training import (
     code_version,
     create_training_runner,
@@ -32,8 +38,6 @@ ENTRYPOINT_MODULE = "emr_jobs.train"
 TRAINING_RESOURCE = "training"
 #: The kind of run record naming the version a run reuses instead of training.
 REUSED = "reused"
-# Gate metrics where the smaller value is the better model (losses and errors).
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 
 
 def training_entrypoint() -> Path:
