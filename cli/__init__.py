@@ -214,10 +214,15 @@ def serve_source(
     with server as running:
         typer.echo(f"serving {running.url} (Ctrl-C to stop)")
         try:
-            while True:
-                time.sleep(3600)
+            wait_until_interrupted()
         except KeyboardInterrupt:
             typer.echo("stopped")
+
+
+def wait_until_interrupted() -> None:
+    """Block this thread until Ctrl-C (tests replace this function, never ``time.sleep``)."""
+    while True:
+        time.sleep(3600)
 
 
 @app.command("serve")

@@ -433,16 +433,17 @@ def test_demo_data_of_every_enabled_use_case_by_default(
 def test_serve_source_serves_a_use_cases_http_source_until_interrupted(
     make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the flights weather source, and a sleep that waits for the server to be asked
+    # Given the flights weather source, and a wait that asks the server, then is interrupted
+    # (patching time.sleep itself would reach every thread of the process)
     make_stage()
     port = free_port()
     answers: list[Any] = []
 
-    def sleep(seconds: float) -> None:
+    def interrupted() -> None:
         answers.append(requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json())
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.time, "sleep", sleep)
+    monkeypatch.setattr(cli, "wait_until_interrupted", interrupted)
 
     # When it is served on a port
     result = invoke(
