@@ -19,6 +19,8 @@ The training job, the registry (through pyarrow) and the API's stdlib reader
 
 from __future__ import annotations
 
+from datetime import date
+
 RAW, CLEAN, QUARANTINE, MODELS = "raw", "clean", "quarantine", "models"
 
 POINTER = "PRODUCTION.json"
@@ -43,6 +45,10 @@ def model_parts(model: str, *rest: str) -> tuple[str, ...]:
     return (MODELS, model, *rest)
 
 
-def snapshot_key(as_of: str) -> str:
-    """The partition key of a reference-table snapshot taken on ``as_of`` (ISO date)."""
-    return f"snapshot={as_of}"
+#: The partition keys of reference-table snapshots start with this.
+SNAPSHOT_PREFIX = "snapshot="
+
+
+def snapshot_key(as_of: date) -> str:
+    """The partition key of a reference-table snapshot taken on ``as_of``."""
+    return f"{SNAPSHOT_PREFIX}{as_of.isoformat()}"

@@ -124,11 +124,6 @@ def extract_partition(
     return result
 
 
-def snapshot_key(as_of: date) -> str:
-    """The lake partition of a reference-table snapshot taken on ``as_of``."""
-    return layout.snapshot_key(as_of.isoformat())
-
-
 def extract_snapshot(
     settings: Settings,
     usecase: str,
@@ -151,7 +146,7 @@ def extract_snapshot(
         case,
         usecase,
         source,
-        snapshot_key(as_of),
+        layout.snapshot_key(as_of),
         lambda kind, options, ctx: kind.snapshot(options, ctx, as_of),
         run_id,
         lake,
@@ -191,12 +186,12 @@ def _publish_raw(
 
 def latest_snapshot(lake: Lake, usecase: str, source: str, as_of: date | None = None) -> str | None:
     """The newest published snapshot key of a use case's reference table (not after ``as_of``)."""
-    prefix = layout.snapshot_key("")
+    prefix = layout.SNAPSHOT_PREFIX
     keys = [
         k for k in lake.partitions(RAW, layout.dataset(usecase, source)) if k.startswith(prefix)
     ]
     if as_of is not None:
-        keys = [k for k in keys if k <= snapshot_key(as_of)]
+        keys = [k for k in keys if k <= layout.snapshot_key(as_of)]
     return max(keys) if keys else None
 
 

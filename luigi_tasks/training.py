@@ -77,7 +77,7 @@ class ExtractSnapshot(PipelineTask):
             self.settings(),
             layout.RAW,
             layout.dataset(self.usecase, self.source),
-            layout.snapshot_key(self.as_of.isoformat()),
+            layout.snapshot_key(self.as_of),
             MANIFEST,
         )
 
