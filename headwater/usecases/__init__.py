@@ -240,9 +240,3 @@ def get_usecase(name: str, module: str | None = None) -> UseCase:
     if usecase.name != name:
         raise ValueError(f"use case module {target} declares name {usecase.name!r}, not {name!r}")
     return usecase
-
-
-def iter_usecases(names: Sequence[str], modules: Mapping[str, str | None]) -> Iterator[UseCase]:
-    """The use cases ``names``, imported in order."""
-    for name in names:
-        yield get_usecase(name, modules.get(name))
