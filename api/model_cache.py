@@ -5,6 +5,11 @@ request (whichever gets the lock first) reads the ``PRODUCTION`` pointer; if it
 names another version, that version is loaded completely and only then swapped in
 with a single reference assignment. Meanwhile, and whenever loading fails, every
 other request keeps the model it had: a request never sees a half-loaded model.
+
+When the pointer names a version that cannot be loaded, the process serves the newest
+loadable version of the pointer's history (the production before it), so that every worker
+answers with the same, previously promoted model rather than with whichever version it
+happened to hold; ``/health`` then reports ``degraded``, naming both.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from headwater.serving import ServingModel
 logger = logging.getLogger("api.model")
 
 Loader = Callable[[ModelStore, ProductionPointer], ServingModel]
+#: How many earlier productions a worker tries when the pointer names a version it cannot load.
+FALLBACK_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class CacheStatus:
     error: str | None
     # The version the production pointer named at the last check (None: no pointer).
     production: str | None = None
+    # The versions in production before it, newest first.
+    history: tuple[str, ...] = ()
 
     @property
     def degraded(self) -> bool:
@@ -63,6 +72,7 @@ class ModelCache:
         self._checked_at: str | None = None
         self._error: str | None = None
         self._production: str | None = None
+        self._history: tuple[str, ...] = ()
 
     def current(self) -> ServingModel | None:
         """Return the model to answer with, checking the pointer first if it is due."""
@@ -80,13 +90,15 @@ class ModelCache:
     def status(self) -> CacheStatus:
         """The served model (after a due check), when the pointer was read, the last error."""
         model = self.current()
-        return CacheStatus(model, self._checked_at, self._error, self._production)
+        return CacheStatus(model, self._checked_at, self._error, self._production, self._history)
 
     def _check(self) -> None:
         served = self._model
+        pointer: ProductionPointer | None = None
         try:
             pointer = self.store.production()
             self._production = pointer.version if pointer else None
+            self._history = pointer.history if pointer else ()
             if pointer is None:
                 self._error = (
                     None
@@ -102,11 +114,15 @@ class ModelCache:
                 return
             started = time.perf_counter()
             model = self._loader(self.store, pointer)
-        except Exception as exc:  # whatever failed, the model in service stays in service
+        except Exception as exc:  # whatever failed, a model that can answer stays in service
             self._error = f"{type(exc).__name__}: {exc}"
+            if pointer is not None:
+                model = self._fall_back(pointer)
+                if model is not None:
+                    self._model = model
             logger.error(
-                "model check failed, keeping %s: %s",
-                served.version if served else "no model",
+                "model check failed, serving %s: %s",
+                self._model.version if self._model else "no model",
                 self._error,
             )
             return
@@ -121,3 +137,16 @@ class ModelCache:
             served.version if served else "none",
             1000 * (time.perf_counter() - started),
         )
+
+    def _fall_back(self, pointer: ProductionPointer) -> ServingModel | None:
+        """The newest version of the pointer's history that loads (the production before the
+        one that cannot be served), or None; a model already served from it is kept as is."""
+        served = self._model
+        for version in pointer.history[:FALLBACK_DEPTH]:
+            if served is not None and served.version == version:
+                return served
+            try:
+                return self._loader(self.store, ProductionPointer(version))
+            except Exception as exc:  # try the one before
+                logger.warning("previous production %s cannot be loaded either: %s", version, exc)
+        return None

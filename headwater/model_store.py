@@ -30,10 +30,37 @@ class ModelStoreError(RuntimeError):
 
 @dataclass(frozen=True)
 class ProductionPointer:
-    """What serving needs from ``PRODUCTION.json``: which version, and since when."""
+    """The content of ``PRODUCTION.json``: the version in production, since when and why, and
+    the versions in production before it, newest first (written by :mod:`headwater.registry`).
+    """
 
     version: str
     promoted_at: str = ""
+    reason: str = ""
+    history: tuple[str, ...] = ()
+
+    def to_json(self) -> bytes:
+        """Serialise the pointer (stable key order)."""
+        body = {**self.__dict__, "history": list(self.history)}
+        return json.dumps(body, sort_keys=True, indent=2).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ProductionPointer:
+        """Parse a pointer written by :meth:`to_json`; raise ValueError, KeyError or TypeError
+        when it is malformed (or names a version that is not a valid path segment)."""
+        body = json.loads(data)
+        history = body.get("history", ())
+        if not isinstance(history, list | tuple):
+            raise TypeError(f"history is {type(history).__name__}, not a list")
+        try:
+            return cls(
+                version=_check_name("version", body["version"]),
+                promoted_at=str(body.get("promoted_at", "")),
+                reason=str(body.get("reason", "")),
+                history=tuple(_check_name("version", v) for v in history),
+            )
+        except ModelStoreError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class _Backend(Protocol):
@@ -158,10 +185,8 @@ class ModelStore:
         if raw is None:
             return None
         try:
-            body = json.loads(raw)
-            version = _check_name("version", body["version"])
-            return ProductionPointer(version, str(body.get("promoted_at", "")))
-        except (ValueError, KeyError, TypeError, ModelStoreError) as exc:
+            return ProductionPointer.from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
             raise ModelStoreError(f"{self.uri(layout.POINTER)} is corrupt: {exc}") from None
 
     def is_complete(self, version: str) -> bool:

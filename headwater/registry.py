@@ -24,6 +24,7 @@ from headwater.comparison import Interval
 from headwater.lake import Lake, LakeError
 from headwater.layout import DECISION, METRICS, POINTER, SUCCESS, model_parts
 from headwater.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
+from headwater.model_store import ProductionPointer
 
 Status = Literal["production", "candidate", "rejected", "retired"]
 STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired")
@@ -77,32 +78,6 @@ class VersionInfo:
     created_at: datetime | None
     status: Status
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Pointer:
-    """The content of ``PRODUCTION.json``."""
-
-    version: str
-    promoted_at: str
-    reason: str
-    history: tuple[str, ...] = ()
-
-    def to_json(self) -> bytes:
-        """Serialise the pointer (stable key order)."""
-        body = {**self.__dict__, "history": list(self.history)}
-        return json.dumps(body, sort_keys=True, indent=2).encode("utf-8")
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Pointer:
-        """Parse a pointer written by :meth:`to_json`."""
-        body = json.loads(data)
-        return cls(
-            version=str(body["version"]),
-            promoted_at=str(body.get("promoted_at", "")),
-            reason=str(body.get("reason", "")),
-            history=tuple(str(v) for v in body.get("history", ())),
-        )
 
 
 @dataclass(frozen=True)
@@ -186,7 +161,7 @@ class Registry:
         self._require_complete(version)
         return self._info(version, self.production())
 
-    def _info(self, version: str, pointer: Pointer | None) -> VersionInfo:
+    def _info(self, version: str, pointer: ProductionPointer | None) -> VersionInfo:
         metrics = self.read_json(version, METRICS, default=None)
         holdout = metrics.get("holdout") if isinstance(metrics, dict) else None
         decision = self.read_json(version, DECISION, default=None)
@@ -246,22 +221,22 @@ class Registry:
         )
 
     # -- production pointer -----------------------------------------------------------
-    def production(self) -> Pointer | None:
+    def production(self) -> ProductionPointer | None:
         """Return the production pointer, or None when nothing was ever promoted."""
         return self._read_pointer()[1]
 
-    def _read_pointer(self) -> tuple[bytes | None, Pointer | None]:
+    def _read_pointer(self) -> tuple[bytes | None, ProductionPointer | None]:
         try:
             raw = self.lake.read_bytes(*model_parts(self.name), POINTER)
         except LakeError:
             return None, None
         try:
-            return raw, Pointer.from_json(raw)
+            return raw, ProductionPointer.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:
             where = self.lake.uri_of(*model_parts(self.name), POINTER)
             raise RegistryError(f"{where} is corrupt: {exc}") from None
 
-    def _swap(self, raw: bytes | None, pointer: Pointer) -> bool:
+    def _swap(self, raw: bytes | None, pointer: ProductionPointer) -> bool:
         return self.lake.compare_and_swap(
             *model_parts(self.name), POINTER, expected=raw, new=pointer.to_json()
         )
@@ -272,7 +247,7 @@ class Registry:
         reason: str,
         expected: str | None | _Unset = ANY,
         comparison: Mapping[str, Any] | None = None,
-    ) -> Pointer:
+    ) -> ProductionPointer:
         """Make ``version`` the production version; the previous one heads the history.
 
         ``expected`` is the production version the caller's decision was based on (None:
@@ -296,7 +271,7 @@ class Registry:
             history: tuple[str, ...] = ()
             if current is not None:
                 history = (current.version, *(v for v in current.history if v != version))
-            pointer = Pointer(version, _now(), reason, history)
+            pointer = ProductionPointer(version, _now(), reason, history)
             if self._swap(raw, pointer):
                 extra = {"comparison": dict(comparison)} if comparison else {}
                 self._record(version, "promoted", reason, replaced=current_version, **extra)
@@ -331,7 +306,9 @@ class Registry:
             version, "held", reason, **({"comparison": dict(comparison)} if comparison else {})
         )
 
-    def rollback(self, reason: str = "rollback", expected: str | None | _Unset = ANY) -> Pointer:
+    def rollback(
+        self, reason: str = "rollback", expected: str | None | _Unset = ANY
+    ) -> ProductionPointer:
         """Put the previous production version back; the current one becomes retired.
 
         History entries rejected or deleted since they were in production are skipped.
@@ -353,7 +330,7 @@ class Registry:
                 )
             index = usable[0]
             target = current.history[index]
-            pointer = Pointer(target, _now(), reason, current.history[index + 1 :])
+            pointer = ProductionPointer(target, _now(), reason, current.history[index + 1 :])
             if self._swap(raw, pointer):
                 self._record(current.version, "retired", reason, replaced_by=target)
                 return pointer
@@ -389,7 +366,7 @@ def _decision_kind(decision: Any) -> str | None:
     return decision.get("decision") if isinstance(decision, dict) else None
 
 
-def _status(version: str, pointer: Pointer | None, decision: Any) -> Status:
+def _status(version: str, pointer: ProductionPointer | None, decision: Any) -> Status:
     """Derive a version's status; the pointer outranks decision.json (written after it)."""
     if pointer is not None and pointer.version == version:
         return "production"

@@ -20,7 +20,12 @@ def health() -> Response:
         message = None if model else f"no model loaded: POST /v1/{name}/predictions answers 503"
         if status.degraded:
             degraded = True
-            serving = f"serving {model.version}" if model else "serving nothing"
+            if model is None:
+                serving = "serving nothing"
+            elif model.version in status.history:
+                serving = f"serving {model.version}, the previous production"
+            else:
+                serving = f"still serving {model.version}, which production never named"
             message = (
                 f"production names {status.production}, which cannot be loaded "
                 f"({status.error}); {serving}"

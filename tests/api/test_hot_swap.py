@@ -225,3 +225,38 @@ def test_health_is_degraded_naming_the_version_the_pointer_names_but_cannot_be_l
     assert f"production names {broken}, which cannot be loaded" in flights["message"]
     assert "lookups.json does not exist" in flights["message"]
     assert health["models"]["bikeshare"]["message"] is None  # the other use case is fine
+    # And the worker serves the production before it (the pointer's history), not the version
+    # it happened to hold, which production named neither before nor now
+    assert flights["model"]["version"] == base_version
+    assert f"serving {base_version}, the previous production" in flights["message"]
+
+
+def test_a_worker_starting_after_a_broken_promote_serves_the_previous_production(
+    app_for: Any, model_lake: str, publish: Any, base_version: str, flight: dict[str, Any]
+) -> None:
+    # Given a broken version promoted over the working one (bypassing the CLI's checks)
+    broken = publish(model_lake, "20261203T000000Z-broken", skip=("lookups.json",))
+
+    # When a new worker starts
+    client = app_for(model_lake).test_client()
+
+    # Then it answers with the previous production instead of 503, and says so on /health
+    response = client.post("/v1/flights/predictions", json=flight)
+    assert response.status_code == 200
+    assert response.get_json()["model"]["version"] == base_version
+    health = client.get("/health").get_json()
+    assert health["status"] == "degraded"
+    assert health["models"]["flights"]["production"] == broken
+    assert health["models"]["flights"]["model"]["version"] == base_version
+
+
+def test_with_no_loadable_version_in_the_history_the_answer_is_503_naming_the_cause(
+    app_for: Any, lake_uri: str, publish: Any, flight: dict[str, Any]
+) -> None:
+    # Given a first promotion that is broken: there is nothing to fall back to
+    publish(lake_uri, "20261203T000000Z-broken", skip=("lookups.json",))
+
+    response = app_for(lake_uri).test_client().post("/v1/flights/predictions", json=flight)
+
+    assert response.status_code == 503
+    assert "lookups.json does not exist" in response.get_json()["error"]["message"]

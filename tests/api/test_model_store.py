@@ -85,6 +85,8 @@ def test_relative_file_uri_is_relative_to_the_working_directory(
         (b'{"promoted_at": "x"}', "is corrupt"),
         (b'{"version": "../../etc"}', "is corrupt"),
         (b'{"version": 7}', "is corrupt"),
+        (b'{"version": "v1", "history": ["../v0"]}', "is corrupt"),
+        (b'{"version": "v1", "history": "v0"}', "is corrupt"),
     ],
 )
 def test_corrupt_pointer(tmp_path: Path, pointer: bytes, message: str) -> None:
