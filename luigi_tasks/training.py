@@ -29,7 +29,7 @@ from headwater.training import (
     train_arguments,
     training_key,
 )
-from luigi_tasks.pipeline import RERUN_CHOICES, Backfill, PipelineTask, record_path
+from luigi_tasks.pipeline import RERUN_CHOICES, Backfill, PipelineTask, record_path, reruns
 
 log = get_logger("headwater.progress")
 #: The Spark job's module: its file is what spark-submit runs (locally or on EMR).
@@ -80,6 +80,15 @@ class ExtractSnapshot(PipelineTask):
             layout.snapshot_key(self.as_of),
             MANIFEST,
         )
+
+    def complete(self) -> bool:
+        """Published; when this run redoes extraction (``--rerun extract``), by this run."""
+        if not reruns(self.rerun, "extract"):
+            return super().complete()
+        manifest = lake_for(self.settings()).manifest(
+            layout.RAW, layout.dataset(self.usecase, self.source), layout.snapshot_key(self.as_of)
+        )
+        return manifest is not None and manifest.run_id == self.run_id
 
     def run(self) -> None:
         """Snapshot the table (small: run here rather than fanned out)."""

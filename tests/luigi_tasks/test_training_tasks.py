@@ -487,6 +487,27 @@ def test_extract_snapshot_publishes_a_reference_table_under_its_use_case(
     assert manifest.rows == table.num_rows > 3000
 
 
+@pytest.mark.parametrize(("rerun", "redone"), [("extract", True), ("clean", False), ("", False)])
+def test_a_rerun_of_extract_replaces_the_snapshot_too(
+    settings: Settings, rerun: str, redone: bool
+) -> None:
+    # Given the snapshot of the range's end, published by an earlier run
+    ExtractSnapshot(usecase="flights", source="planes", as_of=END, run_id="r1").run()
+
+    # When run r2 redoes the range from ``rerun`` on
+    task = ExtractSnapshot(usecase="flights", source="planes", as_of=END, run_id="r2", rerun=rerun)
+
+    # Then the snapshot is extracted again only when extraction is redone, and replaced whole
+    assert task.complete() is not redone
+    if redone:
+        task.run()
+        assert task.complete()
+        manifest = lake_for(settings).manifest(
+            layout.RAW, layout.dataset("flights", "planes"), layout.snapshot_key(END)
+        )
+        assert manifest is not None and manifest.run_id == "r2"
+
+
 def test_the_training_entrypoint_is_the_repositorys_job() -> None:
     assert training_entrypoint() == REPO / "emr_jobs" / "train.py"
 
