@@ -107,7 +107,7 @@ def run(
         str | None,
         typer.Option(
             help="Replace the range's partitions whole from this step on: extract (extract "
-            "and clean again) or clean.",
+            "and clean again, and the reference snapshots) or clean.",
         ),
     ] = None,
     retrain: Annotated[
