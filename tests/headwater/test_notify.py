@@ -260,6 +260,24 @@ def test_failure_subject_and_body_name_the_failed_tasks_and_errors() -> None:
     assert lines[-1] == "Logs: /var/log/headwater/20130105T021500Z-1a2b3c.log"
 
 
+def test_a_failures_detail_is_indented_under_its_line() -> None:
+    error = (
+        "training failed: ValueError: empty train or holdout split\n"
+        "Traceback (most recent call last):\n"
+        '  File "train.py", line 9, in main'
+    )
+    report = failed_report(failures=[TaskFailure("TrainModel_meters", error)])
+
+    lines = report.body().splitlines()
+
+    start = lines.index("Failed tasks:") + 1
+    assert lines[start : start + 3] == [
+        "  - TrainModel_meters: training failed: ValueError: empty train or holdout split",
+        "      Traceback (most recent call last):",
+        '        File "train.py", line 9, in main',
+    ]
+
+
 def test_a_long_not_run_list_is_counted_in_full_and_shown_in_part() -> None:
     held_back = [f"CleanPartition_2013_02_{d:02d}" for d in range(1, 29)]
 
