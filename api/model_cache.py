@@ -146,7 +146,8 @@ class ModelCache:
             if served is not None and served.version == version:
                 return served
             try:
-                return self._loader(self.store, ProductionPointer(version))
+                earlier = ProductionPointer(version, checksums=pointer.checksums)
+                return self._loader(self.store, earlier)
             except Exception as exc:  # try the one before
                 logger.warning("previous production %s cannot be loaded either: %s", version, exc)
         return None

@@ -33,6 +33,9 @@ DECISION = "decision.json"
 REPORT = "report.html"
 SPARK = "spark"
 CLASSIFIER, REGRESSOR = "classifier", "regressor"
+#: The files of a version that decide the API's answers: their checksums are taken when the
+#: version is promoted (in the pointer) and verified whenever serving loads them.
+SERVING_FILES = (EXPORT, LOOKUPS)
 
 
 def dataset(usecase: str, name: str) -> str:

@@ -12,9 +12,10 @@ as the registry's do.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -38,6 +39,9 @@ class ProductionPointer:
     promoted_at: str = ""
     reason: str = ""
     history: tuple[str, ...] = ()
+    # Per version named (production and history): sha256 of each of its serving files
+    # (layout.SERVING_FILES), taken when it was promoted.
+    checksums: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """Serialise the pointer (stable key order)."""
@@ -52,12 +56,19 @@ class ProductionPointer:
         history = body.get("history", ())
         if not isinstance(history, list | tuple):
             raise TypeError(f"history is {type(history).__name__}, not a list")
+        checksums = body.get("checksums", {})
+        if not isinstance(checksums, dict) or not all(
+            isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
+            for files in checksums.values()
+        ):
+            raise TypeError("checksums is not a mapping of version to file to sha256")
         try:
             return cls(
                 version=_check_name("version", body["version"]),
                 promoted_at=str(body.get("promoted_at", "")),
                 reason=str(body.get("reason", "")),
                 history=tuple(_check_name("version", v) for v in history),
+                checksums={str(v): dict(files) for v, files in checksums.items()},
             )
         except ModelStoreError as exc:
             raise ValueError(str(exc)) from None
@@ -193,12 +204,19 @@ class ModelStore:
         """True when the version's ``_SUCCESS`` flag exists (its training run finished)."""
         return self._read(_check_name("version", version), layout.SUCCESS) is not None
 
-    def read_json(self, version: str, filename: str) -> Any:
-        """Read and parse ``<version>/<filename>``; raise :class:`ModelStoreError` if absent."""
+    def read_json(self, version: str, filename: str, sha256: str | None = None) -> Any:
+        """Read and parse ``<version>/<filename>``; raise :class:`ModelStoreError` if absent,
+        or if ``sha256`` is given and the file's is another (it changed since it was recorded).
+        """
         parts = (_check_name("version", version), _check_name("file", filename))
         raw = self._read(*parts)
         if raw is None:
             raise ModelStoreError(f"{self.uri(*parts)} does not exist")
+        if sha256 is not None and (found := hashlib.sha256(raw).hexdigest()) != sha256:
+            raise ModelStoreError(
+                f"{self.uri(*parts)} changed since it was promoted (sha256 {found}, recorded "
+                f"{sha256}): refusing to serve it; promote a version again or roll back"
+            )
         try:
             return json.loads(raw)
         except ValueError as exc:

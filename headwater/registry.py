@@ -11,6 +11,7 @@ rejected or retired; the pointer, not that file, says which version is in produc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -22,7 +23,7 @@ from typing import Any, Final, Literal
 
 from headwater.comparison import Interval
 from headwater.lake import Lake, LakeError
-from headwater.layout import DECISION, METRICS, POINTER, SUCCESS, model_parts
+from headwater.layout import DECISION, METRICS, POINTER, SERVING_FILES, SUCCESS, model_parts
 from headwater.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
 from headwater.model_store import ProductionPointer
 
@@ -271,7 +272,8 @@ class Registry:
             history: tuple[str, ...] = ()
             if current is not None:
                 history = (current.version, *(v for v in current.history if v != version))
-            pointer = ProductionPointer(version, _now(), reason, history)
+            checksums = self._checksums(version, history, current)
+            pointer = ProductionPointer(version, _now(), reason, history, checksums)
             if self._swap(raw, pointer):
                 extra = {"comparison": dict(comparison)} if comparison else {}
                 self._record(version, "promoted", reason, replaced=current_version, **extra)
@@ -330,7 +332,9 @@ class Registry:
                 )
             index = usable[0]
             target = current.history[index]
-            pointer = ProductionPointer(target, _now(), reason, current.history[index + 1 :])
+            history = current.history[index + 1 :]
+            checksums = self._checksums(target, history, current)
+            pointer = ProductionPointer(target, _now(), reason, history, checksums)
             if self._swap(raw, pointer):
                 self._record(current.version, "retired", reason, replaced_by=target)
                 return pointer
@@ -338,6 +342,26 @@ class Registry:
             f"cannot roll back model {self.name}: the production pointer kept changing "
             f"({MAX_SWAP_ATTEMPTS} attempts)"
         )
+
+    def _checksums(
+        self, version: str, history: Sequence[str], current: ProductionPointer | None
+    ) -> dict[str, dict[str, str]]:
+        """The serving files' checksums of a new pointer: those recorded when each version was
+        first promoted, taken from the files for a version that has none recorded."""
+        known = current.checksums if current is not None else {}
+        out: dict[str, dict[str, str]] = {}
+        for name in (version, *history):
+            if name in known:
+                out[name] = known[name]
+            elif name == version:
+                out[name] = {}
+                for filename in SERVING_FILES:
+                    try:
+                        data = self.lake.read_bytes(*model_parts(self.name), name, filename)
+                    except LakeError:
+                        continue  # nothing to record: serving will refuse the version anyway
+                    out[name][filename] = hashlib.sha256(data).hexdigest()
+        return out
 
     def _can_return_to(self, version: str) -> bool:
         if not (_NAME.fullmatch(version) and self.is_complete(version)):

@@ -451,8 +451,9 @@ def load_serving_model(
         raise ModelStoreError(
             f"{store.uri(version)} is incomplete (no {layout.SUCCESS}): refusing to serve it"
         )
-    export = store.read_json(version, layout.EXPORT)
-    lookups = store.read_json(version, layout.LOOKUPS)
+    recorded = pointer.checksums.get(version, {})
+    export = store.read_json(version, layout.EXPORT, recorded.get(layout.EXPORT))
+    lookups = store.read_json(version, layout.LOOKUPS, recorded.get(layout.LOOKUPS))
     optional: dict[str, Any] = {}
     for filename in (layout.METRICS, layout.LINEAGE):
         try:

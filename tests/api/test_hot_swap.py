@@ -260,3 +260,32 @@ def test_with_no_loadable_version_in_the_history_the_answer_is_503_naming_the_ca
 
     assert response.status_code == 503
     assert "lookups.json does not exist" in response.get_json()["error"]["message"]
+
+
+def test_a_served_file_changed_after_promotion_is_not_served(
+    app_for: Any, model_lake: str, publish: Any, base_version: str, flight: dict[str, Any]
+) -> None:
+    import json
+
+    from headwater.lake import open_lake
+    from headwater.layout import EXPORT, model_parts
+
+    # Given a second version promoted, then its export rewritten in place (a valid model, its
+    # intercept moved: what a stray writer to the version's prefix could leave)
+    publish(model_lake, NEW)
+    lake = open_lake(model_lake)
+    export = json.loads(lake.read_bytes(*model_parts("flights", NEW, EXPORT)))
+    export["pipelines"]["classifier"]["stages"][-1]["intercept"] += 3.0
+    lake.write_bytes(json.dumps(export).encode(), *model_parts("flights", NEW, EXPORT))
+
+    # When a worker loads production
+    client = app_for(model_lake).test_client()
+
+    # Then it refuses the changed file, naming it, and serves the production before it
+    response = client.post("/v1/flights/predictions", json=flight)
+    assert response.get_json()["model"]["version"] == base_version
+    health = client.get("/health").get_json()
+    assert health["status"] == "degraded"
+    error = health["models"]["flights"]["error"]
+    assert f"{NEW}/{EXPORT}" in error
+    assert "changed since it was promoted" in error

@@ -165,6 +165,38 @@ def test_promoting_the_production_version_again_changes_nothing(registry: Regist
     assert registry.production() == first
 
 
+def test_the_pointer_records_the_checksums_of_what_serving_reads(registry: Registry) -> None:
+    import hashlib
+
+    from headwater.layout import EXPORT, LOOKUPS, SERVING_FILES
+
+    # Given two versions with their serving files
+    v1, v2 = train(registry, 1), train(registry, 2)
+    for version in (v1, v2):
+        registry.write_json(version, EXPORT, {"version": version})
+        registry.write_json(version, LOOKUPS, {"of": version})
+
+    def sums(version: str) -> dict[str, str]:
+        return {
+            name: hashlib.sha256(
+                registry.lake.read_bytes("models", MODEL, version, name)
+            ).hexdigest()
+            for name in SERVING_FILES
+        }
+
+    # When both are promoted, then production rolled back
+    registry.promote(v1, "first")
+    pointer = registry.promote(v2, "better")
+
+    # Then the pointer holds the checksums of each version it names, taken when promoted
+    assert set(SERVING_FILES) == {EXPORT, LOOKUPS}
+    assert pointer.checksums == {v2: sums(v2), v1: sums(v1)}
+    # And a rollback keeps those of the version it returns to (not recomputed from the files)
+    registry.write_json(v1, EXPORT, {"changed": "after promotion"})
+    assert registry.rollback("bad").checksums == {v1: pointer.checksums[v1]}
+    assert registry.production().checksums == {v1: pointer.checksums[v1]}  # as stored
+
+
 def test_promote_refuses_an_incomplete_or_unknown_version(registry: Registry) -> None:
     unfinished = train(registry, 1, complete=False)
 
