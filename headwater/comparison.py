@@ -72,6 +72,12 @@ class Interval:
         return cls(**{key: body[key] for key in cls.__dataclass_fields__ if key in body})
 
 
+def signed(value: float, digits: int = 4) -> str:
+    """A difference with its sign, as printed: ``+0.0023``; a difference that rounds to zero
+    is ``+0.0000``, never ``-0.0000``."""
+    return f"{round(float(value), digits) + 0.0:+.{digits}f}"
+
+
 def block_width(days: int, max_blocks: int = MAX_BLOCKS) -> int:
     """Days per block for a holdout of ``days`` days: 1, or more to stay within ``max_blocks``."""
     return -(-days // max_blocks) if days > max_blocks else 1

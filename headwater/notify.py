@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from headwater.comparison import signed
 from headwater.config import Settings
 from headwater.logs import get_logger
 
@@ -59,12 +60,12 @@ def comparison_text(numbers: Mapping[str, Any]) -> str:
     if not isinstance(numbers.get("gain"), int | float):
         return ""
     metric = str(numbers.get("metric", ""))
-    text = f"{METRIC_NAMES.get(metric, metric)} gain {numbers['gain']:+.4f}"
+    text = f"{METRIC_NAMES.get(metric, metric)} gain {signed(numbers['gain'])}"
     if "lower_gain" in numbers:
         interval = numbers.get("interval") or {}
         text += (
             f", {float(interval.get('confidence', 0)) * 100:g}% interval "
-            f"[{numbers['lower_gain']:+.4f}, {numbers['upper_gain']:+.4f}] over "
+            f"[{signed(numbers['lower_gain'])}, {signed(numbers['upper_gain'])}] over "
             f"{interval.get('blocks', '?')} blocks"
         )
     return f"{text} (margin {numbers.get('margin', 0):g})"

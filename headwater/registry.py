@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 
-from headwater.comparison import Interval
+from headwater.comparison import Interval, signed
 from headwater.lake import Lake, LakeError
 from headwater.layout import DECISION, METRICS, POINTER, SERVING_FILES, SUCCESS, model_parts
 from headwater.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
@@ -552,7 +552,7 @@ def decide(
         return Decision(
             False,
             f"candidate {label} {new:.4f} does not beat production {old:.4f} by more than "
-            f"margin {margin:g} (gain {gain:+.4f}){sense}",
+            f"margin {margin:g} (gain {signed(gain)}){sense}",
             numbers,
         )
     low, high = (
@@ -560,8 +560,8 @@ def decide(
     )
     numbers |= {"lower_gain": low, "upper_gain": high, "interval": interval.to_dict()}
     quoted = (
-        f"candidate {label} {new:.4f} vs production {old:.4f}: gain {gain:+.4f}, "
-        f"{interval.confidence * 100:g}% interval [{low:+.4f}, {high:+.4f}] "
+        f"candidate {label} {new:.4f} vs production {old:.4f}: gain {signed(gain)}, "
+        f"{interval.confidence * 100:g}% interval [{signed(low)}, {signed(high)}] "
         f"({interval.method.split(' (')[0]} over {interval.blocks} blocks)"
     )
     if _clears(low, margin):

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from headwater.comparison import signed
 from headwater.logs import get_logger
 from headwater.notify import METRIC_NAMES, comparison_text
 
@@ -266,8 +267,9 @@ def render_report(
     lineage_rows = {k: v for k, v in lineage.items() if not isinstance(v, list | dict)}
     intervals = (metrics.get("comparison") or {}).get("intervals") or {}
     interval_rows = "".join(
-        f"<li>{html.escape(human_key(m))}: difference {i['difference']:+.4f}, "
-        f"{float(i['confidence']) * 100:g}% interval [{i['lower']:+.4f}, {i['upper']:+.4f}]</li>"
+        f"<li>{html.escape(human_key(m))}: difference {signed(i['difference'])}, "
+        f"{float(i['confidence']) * 100:g}% interval "
+        f"[{signed(i['lower'])}, {signed(i['upper'])}]</li>"
         for m, i in intervals.items()
         if isinstance(i, Mapping) and {"difference", "lower", "upper", "confidence"} <= set(i)
     )

@@ -13,6 +13,7 @@ from headwater.comparison import (
     histogram_array,
     metric_values,
     paired_bootstrap,
+    signed,
 )
 from headwater.evaluation import ScoreBin, exact_metrics
 
@@ -133,3 +134,13 @@ def test_block_counts_cover_every_day() -> None:
     from headwater.comparison import block_count
 
     assert [block_count(d) for d in (0, 1, 5, 100, 101, 365)] == [1, 1, 5, 100, 51, 92]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(-1e-17, "+0.0000"), (-0.0, "+0.0000"), (0.00234, "+0.0023"), (-0.5, "-0.5000")],
+)
+def test_a_difference_is_printed_with_its_sign_and_never_as_minus_zero(
+    value: float, text: str
+) -> None:
+    assert signed(value) == text
