@@ -158,6 +158,14 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
             {"event": "model trained", "usecase": "flights", "auc_roc": 0.7330104985295827},
             "flights model trained  auc_roc=0.733",
         ),
+        (
+            {
+                "event": "training skipped: unchanged inputs (version 20261202T101012Z-4231a3)",
+                "usecase": "meters",
+                "reused": "20261202T101012Z-4231a3",
+            },
+            "meters training skipped: unchanged inputs (version 20261202T101012Z-4231a3)",
+        ),
         ({"event": "run finished", "succeeded": True}, None),
     ],
 )
