@@ -9,17 +9,6 @@ import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
-__all__ = [
-    "CONNECT_TIMEOUT_SECONDS",
-    "DEFAULT_REGION",
-    "ENDPOINT_URL_ENV",
-    "LAMBDA_READ_TIMEOUT_SECONDS",
-    "READ_TIMEOUT_SECONDS",
-    "client",
-    "reset_clients",
-    "resolve_region",
-]
-
 DEFAULT_REGION = "us-east-1"
 ENDPOINT_URL_ENV = "HEADWATER_AWS_ENDPOINT_URL"
 

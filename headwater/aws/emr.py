@@ -33,19 +33,6 @@ from headwater.aws import clients
 from headwater.aws.errors import EmrStepFailed, EmrTimeout
 from headwater.aws.s3 import read_object_tail, split_s3_uri
 
-__all__ = [
-    "EMR_ACTIVE_CLUSTER_STATES",
-    "EMR_ARROW_CONF",
-    "EMR_LOG_TAIL_BYTES",
-    "EMR_LOG_TAIL_LINES",
-    "EMR_RUN_ID_TAG",
-    "EMR_STEP_FAILED_STATES",
-    "EmrJobSpec",
-    "EmrRunResult",
-    "EmrRunner",
-    "build_job_flow_request",
-]
-
 logger = logging.getLogger("headwater.aws")
 
 T = TypeVar("T")

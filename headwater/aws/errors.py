@@ -6,18 +6,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from headwater.errors import FunctionFailed
-
-__all__ = [
-    "EmrStepFailed",
-    "EmrTimeout",
-    "FunctionFailed",
-    "LambdaResponseError",
-    "PayloadTooLargeError",
-    "SecretNotFoundError",
-    "error_code",
-    "http_status",
-]
+from headwater.errors import (
+    FunctionFailed as FunctionFailed,  # re-exported: one type, local or Lambda
+)
 
 
 def error_code(error: ClientError) -> str:

@@ -22,13 +22,6 @@ from headwater.aws.errors import (
     http_status,
 )
 
-__all__ = [
-    "MAX_SYNC_PAYLOAD_BYTES",
-    "LambdaExecutor",
-    "function_failed_from_payload",
-    "is_retryable_invoke_error",
-]
-
 logger = logging.getLogger("headwater.aws")
 
 # Synchronous (RequestResponse) invocations are capped at 6 MB each way; AWS counts 6 MiB.

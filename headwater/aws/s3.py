@@ -13,13 +13,6 @@ from botocore.exceptions import ClientError
 from headwater.aws import clients
 from headwater.aws.errors import error_code, http_status
 
-__all__ = [
-    "read_object_tail",
-    "s3_compare_and_swap",
-    "split_s3_uri",
-    "upload_artifacts",
-]
-
 logger = logging.getLogger("headwater.aws")
 
 # 412: the If-Match / If-None-Match condition failed. 409: another conditional write to the

@@ -11,8 +11,6 @@ from botocore.exceptions import ClientError
 from headwater.aws import clients
 from headwater.aws.errors import SecretNotFoundError, error_code
 
-__all__ = ["resolve_secret"]
-
 
 def resolve_secret(
     ref: str,

@@ -9,14 +9,6 @@ from botocore.client import BaseClient
 
 from headwater.aws import clients
 
-__all__ = [
-    "SNS_MAX_MESSAGE_BYTES",
-    "SNS_MAX_SUBJECT_CHARS",
-    "SnsNotifier",
-    "sns_message",
-    "sns_subject",
-]
-
 logger = logging.getLogger("headwater.aws")
 
 SNS_MAX_SUBJECT_CHARS = 100
