@@ -407,8 +407,10 @@ def stop_group(proc: subprocess.Popen[str]) -> None:
             time.sleep(0.05)
         if not _group_alive(proc.pid):
             break
+    # Reap the job (killed by now): on a loaded machine that can take more than a second, and
+    # a Popen dropped unreaped warns "subprocess ... is still running".
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=1.0)
+        proc.wait(timeout=STOP_GRACE_SECONDS)
 
 
 def _group_alive(pgid: int) -> bool:

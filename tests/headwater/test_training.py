@@ -324,6 +324,13 @@ def test_a_rerun_replaces_the_training_its_run_left_running(tmp_path: Path) -> N
         start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    # (running the job, as a training left behind is: wait until both its processes are up)
+    pids = tmp_path / "stale-pids"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+        pids.exists() and len(pids.read_text().split()) == 2
+    ):
+        time.sleep(0.05)
     runner.log_dir.mkdir()
     runner.pid_file("r1").write_text(
         json.dumps({"pgid": stale.pid, "entrypoint": str(entrypoint)}), encoding="utf-8"
@@ -342,3 +349,4 @@ def test_a_rerun_replaces_the_training_its_run_left_running(tmp_path: Path) -> N
     finally:
         if stale.poll() is None:
             os.killpg(stale.pid, signal.SIGKILL)
+            stale.wait(timeout=10)
