@@ -15,6 +15,7 @@ from headwater.comparison import Interval
 from headwater.config import Settings
 from headwater.lake import MANIFEST
 from headwater.logs import get_logger, log_context
+from headwater.model_store import ProductionPointer
 from headwater.pipeline import extract_snapshot, lake_for, usecase_of
 from headwater.registry import (
     LOWER_IS_BETTER,
@@ -38,6 +39,8 @@ ENTRYPOINT_MODULE = "emr_jobs.train"
 TRAINING_RESOURCE = "training"
 #: The kind of run record naming the version a run reuses instead of training.
 REUSED = "reused"
+#: The kind of run record saying this run's gate has seen the version it reuses.
+GATED = "gated"
 
 
 def training_entrypoint() -> Path:
@@ -143,9 +146,11 @@ class TrainModel(PipelineTask):
         settings = self.settings()
         registry = registry_of(settings, self.usecase)
         key = training_key(settings, self.usecase, self.start, self.end, training_entrypoint())
-        if key and not self.retrain and self.reuse(registry.version_with_key(key), key):
-            return
         production = registry.production()
+        if key and not self.retrain:
+            found = registry.version_with_key(key)
+            if found and self.reuse(comparable(registry, found, production), key):
+                return
         args = train_arguments(
             settings,
             self.usecase,
@@ -177,6 +182,30 @@ class TrainModel(PipelineTask):
         with log_context(run_id=self.run_id, task=self.task_family, usecase=self.usecase):
             log.info(skipped_message(version), reused=version)
         return True
+
+
+def comparable(
+    registry: Registry, version: str, production: ProductionPointer | None
+) -> str | None:
+    """``version`` if it is production or was measured against today's production, else None.
+
+    A version trained on the same inputs is reused only while its comparison with
+    production still holds: once production moved on, the inputs are trained again.
+    """
+    current = production.version if production else None
+    if version == current:
+        return version
+    metrics = registry.read_json(version, layout.METRICS, default={}) or {}
+    measured = (metrics.get("production_on_holdout") or {}).get("version")
+    if measured == current:
+        return version
+    log.info(
+        "training again: production moved on",
+        version=version,
+        compared_with=measured or "none",
+        production=current,
+    )
+    return None
 
 
 def reused_version(state_dir: str, run_id: str, usecase: str) -> str | None:
@@ -222,32 +251,57 @@ class PromoteModel(PipelineTask):
         )
 
     def complete(self) -> bool:
-        """Decided, or this run reuses a version (gated when it was trained)."""
-        reused = not self.retrain and reused_version(self.state_dir, self.run_id, self.usecase)
-        return bool(reused) or super().complete()
+        """Decided; when this run reuses a version, once this run's gate has seen it."""
+        if not self.retrain and reused_version(self.state_dir, self.run_id, self.usecase):
+            return self._gated_record().exists()
+        return super().complete()
 
     def output(self) -> LakeObject:
         """The gate's recorded decision."""
         parts = layout.model_parts(self.usecase, self.version, layout.DECISION)
         return LakeObject(self.settings(), *parts)
 
+    def _gated_record(self) -> Path:
+        return record_path(self.state_dir, self.run_id, GATED, self.usecase)
+
     def run(self) -> None:
-        """Compare with production on the same holdout; switch the pointer atomically."""
-        if not self.retrain and reused_version(self.state_dir, self.run_id, self.usecase):
-            return  # the reused version was gated when it was trained
+        """Compare with production on the same holdout; switch the pointer atomically.
+
+        A reused version (same inputs, code and configuration) is gated again with this
+        run's options (``--no-promote``, ``--allow-shorter-window``): the training is reused,
+        not an earlier run's decision. Nothing is recorded when the decision would repeat the
+        last one, or when the version already is production.
+        """
+        reused = None if self.retrain else reused_version(self.state_dir, self.run_id, self.usecase)
+        version = reused or self.version
         settings = self.settings()
-        gate = settings.usecase_config(self.usecase).gate
         registry = registry_of(settings, self.usecase)
-        metrics = registry.read_json(self.version, layout.METRICS)
         pointer = registry.production()
         production = pointer.version if pointer else None
+        where = {"usecase": self.usecase, "version": version}
+        with log_context(run_id=self.run_id, task=self.task_family, **where):
+            if reused and reused == production:
+                log.info("model already in production")
+            else:
+                self._decide(registry, version, production, repeat=not reused)
+        if reused:
+            path = self._gated_record()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"version": version}), encoding="utf-8")
+
+    def _decide(
+        self, registry: Registry, version: str, production: str | None, repeat: bool
+    ) -> None:
+        """Gate ``version`` against ``production``; ``repeat``: record even an unchanged one."""
+        gate = self.settings().usecase_config(self.usecase).gate
+        metrics = registry.read_json(version, layout.METRICS)
         production_metrics = gate_baseline(metrics, production)
         interval, refusals = None, []
         if production is not None:
             interval = gate_interval(metrics, production, gate.metric)
             window = metrics.get("holdout_window") or {}
             refusals = comparison_problems(
-                TrainingWindow.of(registry.read_json(self.version, layout.LINEAGE, default=None)),
+                TrainingWindow.of(registry.read_json(version, layout.LINEAGE, default=None)),
                 TrainingWindow.of(registry.read_json(production, layout.LINEAGE, default=None)),
                 production_version=production,
                 holdout_rows=int(window.get("rows", metrics["holdout"].get("rows", 0))),
@@ -266,27 +320,30 @@ class PromoteModel(PipelineTask):
             interval=interval,
             refusals=refusals,
         )
-        where = {"usecase": self.usecase, "version": self.version}
-        with log_context(run_id=self.run_id, task=self.task_family, **where):
-            if self.no_promote:
-                verdict = "promoted" if decision.promote else "rejected"
-                reason = (
+        if self.no_promote:
+            verdict = "promoted" if decision.promote else "rejected"
+            kind, reason = (
+                "held",
+                (
                     "exploratory run (--no-promote): production untouched; the gate would "
                     f"have {verdict} it: {decision.reason}"
-                )
-                registry.hold(self.version, reason, decision.comparison)
-                log.info("model held (exploratory run)", reason=reason)
-            elif decision.promote:
-                registry.promote(
-                    self.version,
-                    decision.reason,
-                    expected=production,
-                    comparison=decision.comparison,
-                )
-                log.info("model promoted", reason=decision.reason)
-            else:
-                registry.reject(self.version, decision.reason, decision.comparison)
-                log.info("model rejected", reason=decision.reason)
+                ),
+            )
+        else:
+            kind = "promoted" if decision.promote else "rejected"
+            reason = decision.reason
+        last = registry.read_json(version, layout.DECISION, default=None) or {}
+        if not repeat and (last.get("decision"), last.get("reason")) == (kind, reason):
+            log.info(f"model {kind} as before", reason=reason)
+        elif kind == "held":
+            registry.hold(version, reason, decision.comparison)
+            log.info("model held (exploratory run)", reason=reason)
+        elif kind == "promoted":
+            registry.promote(version, reason, expected=production, comparison=decision.comparison)
+            log.info("model promoted", reason=reason)
+        else:
+            registry.reject(version, reason, decision.comparison)
+            log.info("model rejected", reason=reason)
 
 
 def gate_baseline(metrics: dict[str, Any], production: str | None) -> dict[str, Any] | None:

@@ -515,15 +515,25 @@ def test_the_training_entrypoint_is_the_repositorys_job() -> None:
 class FakeRunner:
     """Stands in for spark-submit: records the arguments, leaves a version as the job would."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        auc: float = 0.7,
+        production_auc: float = 0.6,
+        window: dict[str, str] = YEAR,
+    ) -> None:
         self.settings = settings
+        self.auc, self.production_auc, self.window = auc, production_auc, window
         self.calls: list[tuple[list[str], str]] = []
 
     def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
         self.calls.append((list(args), run_id))
         version, usecase = args[args.index("--version") + 1], args[args.index("--usecase") + 1]
         key = args[args.index("--training-key") + 1] if "--training-key" in args else ""
-        trained(self.settings, version, 0.7, usecase=usecase)
+        production = None
+        if "--production-version" in args:  # measured against production, as the job does
+            production = (args[args.index("--production-version") + 1], self.production_auc)
+        trained(self.settings, version, self.auc, production, usecase=usecase, window=self.window)
         registry = registry_of(self.settings, usecase)
         lineage = registry.read_json(version, layout.LINEAGE, default={})
         registry.write_json(version, layout.LINEAGE, {**lineage, "training_key": key})
@@ -590,11 +600,14 @@ def test_an_unchanged_rerun_trains_nothing_and_reuses_the_version(
     assert not second.complete()
     second.run()
 
-    # Then nothing is trained or stored, the run reuses v1, and its gate has nothing to do
+    # Then nothing is trained or stored, the run reuses v1, and its gate decides on v1
     assert len(fake.calls) == 1
     assert not registry_of(settings, "meters").is_complete("v2")
     assert second.complete() and tasks.reused_version(str(tmp_path), "r2", "meters") == "v1"
-    assert PromoteModel(version="v2", run_id="r2", **common).complete()
+    gate = PromoteModel(version="v2", run_id="r2", **common)
+    assert not gate.complete()
+    gate.run()
+    assert gate.complete() and registry_of(settings, "meters").production().version == "v1"
     assert tasks.skipped_message("v1") == "training skipped: unchanged inputs (version v1)"
 
     # When told to retrain, it trains
@@ -609,6 +622,118 @@ def test_an_unchanged_rerun_trains_nothing_and_reuses_the_version(
     assert len(fake.calls) == 3
     keys = [dict(zip(a[::2], a[1::2], strict=False))["--training-key"] for a, _ in fake.calls]
     assert keys[0] == keys[1] != keys[2]
+
+
+def run_model(tmp_path: Path, run_id: str, **options: Any) -> tuple[TrainModel, PromoteModel]:
+    """Train (or reuse) then gate the minimal use case's range as run ``run_id`` would."""
+    common = {"usecase": "meters", "start": START, "end": END, "state_dir": str(tmp_path)}
+    trainer = TrainModel(version=run_id, run_id=run_id, **common)
+    if not trainer.complete():
+        trainer.run()
+    gate = PromoteModel(version=run_id, run_id=run_id, **common, **options)
+    if not gate.complete():
+        gate.run()
+    assert gate.complete()
+    return trainer, gate
+
+
+def decisions_of(settings: Settings, version: str) -> list[str]:
+    """The decisions recorded on a version, newest first."""
+    body = registry_of(settings, "meters").read_json(version, layout.DECISION)
+    return [body["decision"], *(d["decision"] for d in body.get("previous", []))]
+
+
+def test_a_reused_exploratory_version_is_gated_by_a_run_that_may_promote(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given an exploratory run (--no-promote) of the range: its version is held
+    publish_meters(settings)
+    fake = FakeRunner(settings)
+    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    run_model(tmp_path, "r1", no_promote=True)
+    registry = registry_of(settings, "meters")
+    assert registry.production() is None and decisions_of(settings, "r1") == ["held"]
+
+    # When the same range runs again without --no-promote, on unchanged inputs
+    run_model(tmp_path, "r2")
+
+    # Then the training is reused, and this run's gate decides on it: promoted (no production)
+    assert len(fake.calls) == 1
+    assert tasks.reused_version(str(tmp_path), "r2", "meters") == "r1"
+    assert registry.production().version == "r1"
+    assert decisions_of(settings, "r1") == ["promoted", "held"]
+
+    # And a third unchanged run finds it in production: nothing to decide, nothing recorded
+    run_model(tmp_path, "r3")
+    assert len(fake.calls) == 1 and decisions_of(settings, "r1") == ["promoted", "held"]
+
+
+def test_a_reused_version_refused_for_its_short_window_is_promoted_with_the_override(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given production trained on a year, and a candidate of two months, better by far
+    publish_meters(settings)
+    year_before = {"date_range": "2012-01-01..2012-12-31", "holdout_from": "2012-11-01"}
+    production = trained(
+        settings, "20130101T000000Z-prod", 0.6, usecase="meters", window=year_before
+    )
+    registry_of(settings, "meters").promote(production, "seeded")
+    short = {"date_range": "2013-01-01..2013-03-12", "holdout_from": "2013-03-01"}
+    fake = FakeRunner(settings, auc=0.8, production_auc=0.6, window=short)
+    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    run_model(tmp_path, "r1")
+    assert decisions_of(settings, "r1") == ["rejected"]
+
+    # When the same range runs again with the override
+    run_model(tmp_path, "r2", allow_shorter_window=True)
+
+    # Then the reused training is gated again with this run's options, and promoted
+    assert len(fake.calls) == 1
+    assert registry_of(settings, "meters").production().version == "r1"
+    assert decisions_of(settings, "r1") == ["promoted", "rejected"]
+
+
+def test_an_unchanged_rerun_keeps_the_decision_it_would_repeat(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a candidate rejected (worse than production)
+    publish_meters(settings)
+    production = trained(settings, "20130101T000000Z-prod", 0.9, usecase="meters")
+    registry_of(settings, "meters").promote(production, "seeded")
+    fake = FakeRunner(settings, auc=0.7, production_auc=0.9)
+    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    run_model(tmp_path, "r1")
+
+    # When the same range runs again, unchanged
+    run_model(tmp_path, "r2")
+
+    # Then it is neither trained nor decided twice
+    assert len(fake.calls) == 1
+    assert decisions_of(settings, "r1") == ["rejected"]
+
+
+def test_a_version_measured_against_an_earlier_production_is_trained_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a held version measured against production p1
+    publish_meters(settings)
+    registry = registry_of(settings, "meters")
+    registry.promote(trained(settings, "20130101T000000Z-p1", 0.6, usecase="meters"), "seeded")
+    fake = FakeRunner(settings, auc=0.8, production_auc=0.6)
+    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    run_model(tmp_path, "r1", no_promote=True)
+
+    # When production moved on since (another version promoted)
+    registry.promote(trained(settings, "20130102T000000Z-p2", 0.65, usecase="meters"), "by hand")
+    run_model(tmp_path, "r2")
+
+    # Then the unchanged inputs are trained again, to be compared with today's production
+    assert len(fake.calls) == 2
+    assert tasks.reused_version(str(tmp_path), "r2", "meters") is None
+    assert "--production-version" in fake.calls[1][0]
+    assert fake.calls[1][0][fake.calls[1][0].index("--production-version") + 1] == (
+        "20130102T000000Z-p2"
+    )
 
 
 def test_the_training_key_names_what_a_training_depends_on(settings: Settings) -> None:
