@@ -125,7 +125,7 @@ def run(
     from headwater.logs import configure_logging
     from headwater.pipeline import timezone_of
     from headwater.ranges import RangeError, describe, run_ranges
-    from luigi_tasks.runner import RunOptions, new_run_id, run_pipeline
+    from luigi_tasks.runner import RunOptions, RunStopped, new_run_id, run_pipeline
 
     if until not in ("extract", "clean", "model"):
         raise typer.BadParameter("--until must be 'extract', 'clean' or 'model'")
@@ -160,7 +160,11 @@ def run(
         rerun=rerun or "",
         retrain=retrain,
     )
-    report = run_pipeline(settings, options)
+    try:
+        report = run_pipeline(settings, options)
+    except RunStopped as stopped:
+        typer.echo(f"run {stopped}: notified; run the same command again to finish", err=True)
+        raise typer.Exit(stopped.exit_code) from None
     typer.echo(report.body())
     raise typer.Exit(0 if report.succeeded else 1)
 

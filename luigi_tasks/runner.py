@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +50,54 @@ progress = get_logger("headwater.progress")
 OK = {luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY}
 # Trainings at once: one on local Spark (it takes the machine), one per use case on EMR.
 LOCAL_TRAININGS, REMOTE_TRAININGS = 1, 64
+
+
+class RunStopped(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGTERM: its container or host stopping it; SIGINT).
+
+    A ``KeyboardInterrupt``, so that Luigi lets it through (it records any other exception
+    as its task's failure and goes on) and stops its forked workers on the way out.
+    """
+
+    def __init__(self, why: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(why)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by the signal (130 for SIGINT, 143 SIGTERM)."""
+        return 128 + int(self.signum)
+
+
+#: What a stopped run's notification tells the reader to do.
+AFTER_A_STOP = (
+    "nothing half-published is kept: run the same command again to finish "
+    "(published partitions are skipped)"
+)
+
+
+@contextlib.contextmanager
+def stops_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into :class:`RunStopped` for the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    owner = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:  # a forked Luigi worker, stopped by the run: end quietly
+            raise SystemExit(f"stopped with the run ({signal.Signals(signum).name})")
+        name = signal.Signals(signum).name
+        why = "terminated (SIGTERM)" if name == "SIGTERM" else f"interrupted ({name})"
+        raise RunStopped(why, signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @dataclass(frozen=True)
@@ -295,7 +346,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     sections: list[UseCaseSection] = []
     usecases: tuple[str, ...] = ()
     dates = "" if options.start is None else f"{options.start}..{options.end}"
-    with log_context(run_id=run_id), run_context(run_id, settings):
+    with log_context(run_id=run_id), run_context(run_id, settings), stops_on_signals():
         try:
             usecases = settings.select(options.usecases)
             dates = describe(options.ranges_of(usecases))
@@ -327,6 +378,13 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
         except Exception as exc:  # the run itself broke: still notify, then re-raise
             failures.append(TaskFailure(task="run", error=f"{type(exc).__name__}: {exc}"))
             raise
+        except KeyboardInterrupt as exc:  # stopped: say so in the one notification
+            why = str(exc) or "interrupted"
+            failures.append(TaskFailure(task="run", error=f"run {why}: {AFTER_A_STOP}"))
+            log.error("run stopped", reason=why)
+            if isinstance(exc, RunStopped):
+                raise
+            raise RunStopped(why) from None
         finally:
             report = RunReport(
                 run_id=run_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import socket
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -580,3 +581,27 @@ def test_run_refuses_an_unknown_rerun_step(make_stage: Callable[..., Settings]) 
     result = invoke("run", "--start", "2013-01-01", "--rerun", "train")
 
     assert result.exit_code == 2 and "--rerun must be 'extract' or 'clean'" in result.output
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_run_exits_as_the_signal_says_with_one_line(
+    make_stage: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    restore_logging: None,
+    sig: int,
+    code: int,
+) -> None:
+    from luigi_tasks import runner
+
+    make_stage()
+
+    def stopped(settings: Settings, options: Any) -> Any:
+        raise runner.RunStopped("terminated (SIGTERM)", sig)
+
+    monkeypatch.setattr(runner, "run_pipeline", stopped)
+
+    result = invoke("run", "--start", "2013-01-01", "--usecase", "flights")
+
+    assert result.exit_code == code
+    assert "notified; run the same command again to finish" in result.output
+    assert "Traceback" not in result.output

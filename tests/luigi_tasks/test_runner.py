@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, date, datetime
@@ -349,6 +351,45 @@ def test_an_unknown_use_case_fails_the_run_and_still_notifies_once(
     [note] = notifications(settings)
     assert note["succeeded"] is False
     assert note["failures"][0]["task"] == "run"
+
+
+@pytest.mark.parametrize(
+    ("sig", "why"), [(signal.SIGTERM, "terminated (SIGTERM)"), (signal.SIGINT, "interrupted")]
+)
+def test_a_run_stopped_by_a_signal_still_notifies_once_saying_so(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, sig: int, why: str
+) -> None:
+    from luigi_tasks import runner
+    from luigi_tasks.runner import RunStopped
+
+    settings = make_stage(usecases=("meters",))
+
+    class Fallback(Exception):
+        """What a signal raises where the run installs no handler (instead of killing pytest)."""
+
+    def fallback(signum: int, frame: Any) -> None:
+        raise Fallback
+
+    def stopped_during_the_run(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), sig)
+        time.sleep(5)
+
+    monkeypatch.setattr(runner, "warm_up", stopped_during_the_run)
+    previous = {s: signal.signal(s, fallback) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        # When the run is stopped (a container stopped: SIGTERM; Ctrl-C: SIGINT)
+        with pytest.raises(RunStopped):
+            run_pipeline(settings, RunOptions(FIRST, FIRST, usecases=("meters",)))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    # Then the run still ends with its one notification, saying it was stopped and how to finish
+    [note] = notifications(settings)
+    assert note["succeeded"] is False
+    assert note["failures"][0]["task"] == "run"
+    assert why in note["failures"][0]["error"]
+    assert "run the same command again" in note["failures"][0]["error"]
 
 
 def test_an_unknown_source_kind_fails_the_run_before_any_task(
