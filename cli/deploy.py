@@ -68,6 +68,7 @@ def deploy(
     """Build the images and the API package, validate, then deploy the stack and the API."""
     from headwater import aws
     from headwater.deploy import (
+        DeployAwsError,
         DeployContext,
         DeployError,
         DeployRequest,
@@ -112,4 +113,8 @@ def deploy(
         done = run_plan(plan, context)
     except DeployError as exc:
         raise fail(str(exc)) from None
+    except DeployAwsError as exc:
+        # the inputs were fine (exit 2 is for those): AWS refused a step
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"{'dry run' if dry_run else 'deploy'} of {stage} finished: {len(done)} action(s)")

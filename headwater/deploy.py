@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 ZAPPA_SETTINGS = "zappa_settings.json"
 STACK_TEMPLATE = "infrastructure/headwater.yaml"
@@ -39,12 +40,13 @@ IMAGE_PARAMETERS = {"functions": "FunctionImageUri", "scheduler": "SchedulerImag
 LAMBDA_VENV = ".venv-lambda"
 # Inside var/: ignored by git and excluded from the package by zappa_settings.json.
 BUILD_DIR = "var/deploy"
-ACCESS_KEY = "headwater_api_access"
 # CloudFormation takes a template body of at most this many bytes inline.
 MAX_TEMPLATE_BODY_BYTES = 51_200
 # Stand-ins for ARNs that exist only once deployed (the Zappa template is linted before).
 PLACEHOLDER_ACCOUNT = "123456789012"
 STEPS = ("images", "api-package", "validate", "stack", "api", "access", "alerts")
+# The steps the stage's access settings concern (validate checks the API's methods).
+ACCESS_STEPS = frozenset({"validate", "api", "access"})
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 Echo = Callable[[str], None]
@@ -54,10 +56,14 @@ class DeployError(RuntimeError):
     """A deploy cannot go on: the message says what is missing or what failed."""
 
 
+class DeployAwsError(RuntimeError):
+    """An AWS call of a step failed: the message names the step, the AWS error and what next."""
+
+
 class Throttle(BaseModel):
     """Steady requests per second and the burst above it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     rate_limit: float = Field(gt=0, description="requests per second, steady")
     burst_limit: int = Field(gt=0, description="requests in a burst")
 
@@ -72,9 +78,40 @@ class UsagePlan(Throttle):
 class AccessSettings(BaseModel):
     """The stage's ``headwater_api_access`` block of zappa_settings.json."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     stage_throttle: Throttle
     usage_plan: UsagePlan | None = None
+
+
+class StageAccess(BaseModel):
+    """A Zappa stage's access keys, read strictly: Zappa reads ``"false"``, ``"no"`` as false."""
+
+    # strict: a JSON string or number where a boolean belongs is refused, never coerced
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+    api_key_required: bool = Field(False, description="every method needs an x-api-key")
+    iam_authorization: bool = Field(False, description="every method needs SigV4 (AWS_IAM)")
+    lambda_concurrency: int | None = Field(None, description="reserved concurrency of the API")
+    api_key: str | None = Field(None, description="an existing API key's id (else Zappa's)")
+    headwater_api_access: AccessSettings = Field(description="throttle and usage plan")
+
+
+# What a JSON value of each kind must be, by pydantic's error type.
+_EXPECTED = {
+    "bool_type": "expected JSON true or false",
+    "int_type": "expected a JSON integer",
+    "float_type": "expected a JSON number",
+    "string_type": "expected a JSON string",
+    "model_type": "expected a JSON object",
+    "dict_type": "expected a JSON object",
+}
+
+
+def _setting_problem(error: ErrorDetails) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "missing":
+        return f"{key} is missing"
+    expected = _EXPECTED.get(error["type"], error["msg"][:1].lower() + error["msg"][1:])
+    return f"{key} = {json.dumps(error['input'], default=repr)}: {expected}"
 
 
 @dataclass(frozen=True)
@@ -129,20 +166,21 @@ class DeployPlan:
     steps: tuple[Step, ...]
 
     def describe(self) -> str:
-        """The plan as text, one numbered step per line plus its commands."""
-        access = self.access
+        """The plan as text: one numbered step per line, its commands; nothing of other steps."""
+        keys = {step.key for step in self.steps}
         lines = [
             f"deploy of stage {self.stage} to {self.region}: stack {self.stack_name}, "
             f"API {self.api_name} on {self.runtime}",
-            f"  access: {describe_access(access)}",
         ]
+        if keys & ACCESS_STEPS:
+            lines.append(f"  access: {describe_access(self.access)}")
         for number, step in enumerate(self.steps, 1):
             where = "AWS" if step.needs_aws else "local"
             lines.append(f"{number}. [{step.key}, {where}] {step.summary}")
             if step.skipped:
                 lines.append(f"     skipped: {step.skipped}")
             lines.extend(f"     $ {' '.join(command)}" for command in step.commands)
-        if self.missing_parameters:
+        if self.missing_parameters and "stack" in keys:
             lines.append(
                 "missing stack parameters (give them with --parameter KEY=VALUE): "
                 + ", ".join(self.missing_parameters)
@@ -263,34 +301,62 @@ def zappa_template_command(
 
 def api_access(stage_settings: Mapping[str, Any], stage: str) -> ApiAccess:
     """The stage's access control, checked: never public, keys need a plan, concurrency set."""
-    key, iam = (
-        stage_settings.get("api_key_required", False),
-        stage_settings.get("iam_authorization", False),
-    )
+    try:
+        settings = StageAccess.model_validate(dict(stage_settings))
+    except ValidationError as exc:
+        problems = "; ".join(_setting_problem(error) for error in exc.errors())
+        raise DeployError(
+            f"stage {stage}: invalid access settings in {ZAPPA_SETTINGS}: {problems}"
+        ) from None
+    key, iam = settings.api_key_required, settings.iam_authorization
     if key == iam:
         state = "both" if key else "neither"
         raise DeployError(
             f"stage {stage}: set exactly one of api_key_required and iam_authorization "
             f"({state} is set){'; the API would be public' if not key else ''}"
         )
-    concurrency = stage_settings.get("lambda_concurrency")
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+    concurrency = settings.lambda_concurrency
+    if concurrency is None or concurrency < 1:
         raise DeployError(f"stage {stage}: lambda_concurrency (reserved concurrency) must be >= 1")
-    try:
-        settings = AccessSettings.model_validate(stage_settings.get(ACCESS_KEY))
-    except ValidationError as exc:
-        raise DeployError(f"stage {stage}: {ACCESS_KEY} is invalid: {exc}") from None
-    if key and settings.usage_plan is None:
+    limits = settings.headwater_api_access
+    if key and limits.usage_plan is None:
         raise DeployError(
-            f"stage {stage}: api_key_required needs {ACCESS_KEY}.usage_plan "
+            f"stage {stage}: api_key_required needs headwater_api_access.usage_plan "
             "(API Gateway refuses a key that no usage plan includes)"
         )
     return ApiAccess(
         mode="api_key" if key else "iam",
-        stage_throttle=settings.stage_throttle,
-        usage_plan=settings.usage_plan if key else None,
+        stage_throttle=limits.stage_throttle,
+        usage_plan=limits.usage_plan if key else None,
         reserved_concurrency=concurrency,
     )
+
+
+# What every method of the API's template must require, by access mode.
+METHOD_GUARDS = {"api_key": "an API key", "iam": "IAM authorization (AWS_IAM)"}
+
+
+def api_method_problems(template: Mapping[str, Any], mode: Literal["api_key", "iam"]) -> list[str]:
+    """Each API Gateway method of a template open to a caller without the key (or IAM), named."""
+    methods = {
+        name: resource.get("Properties", {})
+        for name, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::ApiGateway::Method"
+    }
+    if not methods:
+        return ["the template has no AWS::ApiGateway::Method"]
+    problems = []
+    for name, properties in methods.items():
+        method = f"{name} ({properties.get('HttpMethod', '?')})"
+        key, authorization = properties.get("ApiKeyRequired"), properties.get("AuthorizationType")
+        # JSON true only: CloudFormation would read the string "true", Zappa never writes it
+        if mode == "api_key" and key is not True:
+            problems.append(f"{method}: ApiKeyRequired is {json.dumps(key)}, not true")
+        if mode == "iam" and authorization != "AWS_IAM":
+            problems.append(
+                f"{method}: AuthorizationType is {json.dumps(authorization)}, not AWS_IAM"
+            )
+    return problems
 
 
 def template_parameters(repo: Path) -> dict[str, dict[str, Any]]:
@@ -491,6 +557,70 @@ def _error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
+# AWS error codes (ClientError) and botocore exception names, by what the operator does next.
+_CREDENTIAL_ERRORS = frozenset(
+    {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "CredentialRetrievalError",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+    }
+)
+_SSO_ERRORS = frozenset({"SSOTokenLoadError", "TokenRetrievalError", "UnauthorizedSSOTokenError"})
+_PERMISSION_ERRORS = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+)
+_NETWORK_ERRORS = frozenset(
+    {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"}
+)
+
+
+def aws_error_message(plan: DeployPlan, step: str, error: Exception) -> str:
+    """One line: the step that failed, the AWS error, and what to do next."""
+    code = _error_code(error)
+    if code:
+        message = getattr(error, "response", {})["Error"].get("Message", "")
+        detail = f"{code} on {getattr(error, 'operation_name', '?')}: {message}"
+    else:
+        code = type(error).__name__
+        detail = f"{code}: {error}"
+    rerun = f"`headwater deploy --stage {plan.stage} --only {step} ...` repeats this step alone"
+    if code in _CREDENTIAL_ERRORS:
+        hint = (
+            "configure AWS credentials (`aws configure`, or export AWS_PROFILE=<profile>; "
+            "`aws sts get-caller-identity` checks them), then run the same command again"
+        )
+    elif code in _SSO_ERRORS:
+        hint = "renew the session (`aws sso login`, with AWS_PROFILE set), then run again"
+    elif code in _PERMISSION_ERRORS:
+        hint = (
+            "the identity `aws sts get-caller-identity` shows lacks a permission this step "
+            "needs (see Prerequisites in docs/operations.md): grant it, then run again"
+        )
+    elif code == "ValidationError" and step == "stack":
+        hint = (
+            "fix the template or the --parameter value it names (`headwater deploy --stage "
+            f"{plan.stage} --dry-run --only validate` lints the template), then run again"
+        )
+    elif code == "WaiterError" and step == "stack":
+        hint = (
+            "read why in the stack's events (`aws cloudformation describe-stack-events "
+            f"--stack-name {plan.stack_name}`), fix it, then run again"
+        )
+    elif code in _NETWORK_ERRORS:
+        hint = f"check the network and the region ({plan.region}), then run again; {rerun}"
+    else:
+        hint = f"fix the cause, then run again (every step is idempotent); {rerun}"
+    return " ".join(f"step {step} failed: AWS error {detail}; next: {hint}".split())
+
+
 def apply_stack(
     cfn: Any,
     name: str,
@@ -689,7 +819,12 @@ def _api_env(plan: DeployPlan) -> dict[str, str]:
 
 
 def run_plan(plan: DeployPlan, context: DeployContext) -> list[str]:
-    """Run the plan's steps in order (only the local ones on a dry run); what was done."""
+    """Run the plan's steps in order (only the local ones on a dry run); what was done.
+
+    An AWS error of a step becomes a :class:`DeployAwsError` naming the step and what next.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if (
         not context.dry_run
         and plan.missing_parameters
@@ -709,7 +844,10 @@ def run_plan(plan: DeployPlan, context: DeployContext) -> list[str]:
         if step.skipped:
             context.did(f"{step.key} skipped: {step.skipped}")
             continue
-        _STEP_RUNNERS[step.key](plan, step, context, version)
+        try:
+            _STEP_RUNNERS[step.key](plan, step, context, version)
+        except (BotoCoreError, ClientError) as exc:
+            raise DeployAwsError(aws_error_message(plan, step.key, exc)) from exc
     return context.done
 
 
@@ -743,6 +881,13 @@ def _validate(plan: DeployPlan, step: Step, context: DeployContext, version: str
         "AWS_DEFAULT_REGION": plan.region,
     }
     run_command(command, context.run, context.repo, env)
+    open_methods = api_method_problems(json.loads(zappa_template.read_text()), plan.access.mode)
+    if open_methods:
+        raise DeployError(
+            f"the API's template ({zappa_template.name}) leaves methods open to callers the "
+            f"stage's access ({plan.access.mode}) should refuse: " + "; ".join(open_methods)
+        )
+    context.did(f"{zappa_template.name}: every API method needs {METHOD_GUARDS[plan.access.mode]}")
     findings = lint_templates([context.repo / STACK_TEMPLATE, zappa_template])
     if findings:
         raise DeployError("cfn-lint findings:\n" + "\n".join(findings))

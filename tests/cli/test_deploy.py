@@ -79,3 +79,105 @@ def test_bad_input_is_refused_before_anything_runs(
 
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_dry_run_of_the_package_alone_says_nothing_of_the_stack(
+    no_docker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import headwater.deploy
+
+    # no runtime Python: the plan is printed, then the package step stops (nothing is built)
+    monkeypatch.setattr(headwater.deploy, "find_python", lambda version: None)
+    result = deploy("--stage", "prod", "--dry-run", "--only", "api-package")
+
+    assert "[api-package, local]" in result.output
+    assert "missing stack parameters" not in result.output
+    assert "access:" not in result.output
+
+
+NETWORK = (
+    "--parameter",
+    "SchedulerSubnetIds=subnet-1",
+    "--parameter",
+    "SchedulerSecurityGroupIds=sg-1",
+)
+
+
+def real_stack_step() -> Any:
+    return deploy("--stage", "prod", "--image-repository", ECR, "--only", "stack", *NETWORK)
+
+
+def test_a_deploy_without_aws_credentials_says_which_step_and_how_to_configure_them(
+    no_docker: None, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no credentials anywhere botocore looks (the fixture's files do not exist)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+
+    result = real_stack_step()
+
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert "step stack failed" in line and "NoCredentialsError" in line
+    assert "aws configure" in line and "AWS_PROFILE" in line
+    assert "Traceback" not in result.output
+
+
+def stubbed_cloudformation(*errors: tuple[str, str, str]) -> Any:
+    """A CloudFormation client that answers each call in turn with the given AWS error."""
+    import boto3
+    from botocore.stub import Stubber
+
+    cfn = boto3.client(
+        "cloudformation",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    stubber = Stubber(cfn)
+    for operation, code, message in errors:
+        stubber.add_client_error(operation, service_error_code=code, service_message=message)
+    stubber.activate()
+    return cfn
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        (
+            [("describe_stacks", "AccessDenied", "User: arn:aws:iam::1:user/x is not authorized")],
+            ["AccessDenied", "is not authorized", "aws sts get-caller-identity"],
+        ),
+        (
+            [
+                (
+                    "describe_stacks",
+                    "ValidationError",
+                    "Stack with id headwater-prod does not exist",
+                ),
+                ("create_stack", "ValidationError", "Template format error: bad"),
+            ],
+            ["ValidationError", "Template format error: bad", "--only validate"],
+        ),
+    ],
+)
+def test_an_aws_error_ends_in_one_line_naming_the_step_the_error_and_the_next_step(
+    no_docker: None,
+    monkeypatch: pytest.MonkeyPatch,
+    errors: list[tuple[str, str, str]],
+    expected: list[str],
+) -> None:
+    from headwater import aws
+
+    cfn = stubbed_cloudformation(*errors)
+    monkeypatch.setattr(aws, "client", lambda service, region=None: cfn)
+
+    result = real_stack_step()
+
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert "step stack failed" in line
+    for text in expected:
+        assert text in line

@@ -414,3 +414,135 @@ def test_a_real_deploy_refuses_missing_stack_parameters() -> None:
     context = DeployContext(repo=REPO, python=None, docker=False, echo=lambda _: None)
     with pytest.raises(DeployError, match="SchedulerSubnetIds"):
         run_plan(plan, context)
+
+
+# ------------------------------------------- access settings are read strictly
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "value"),
+    [
+        # Zappa (troposphere's boolean()) reads each of these as false: a public API
+        ({"api_key_required": "false"}, "api_key_required", '"false"'),
+        ({"api_key_required": "no"}, "api_key_required", '"no"'),
+        ({"api_key_required": 0.5}, "api_key_required", "0.5"),
+        ({"api_key_required": "true"}, "api_key_required", '"true"'),
+        ({"api_key_required": 1}, "api_key_required", "1"),
+        (
+            {"api_key_required": False, "iam_authorization": "true"},
+            "iam_authorization",
+            '"true"',
+        ),
+    ],
+)
+def test_access_booleans_must_be_json_booleans(
+    changes: dict[str, Any], key: str, value: str
+) -> None:
+    settings = {**zappa_stage(REPO, "prod"), **changes}
+
+    with pytest.raises(DeployError) as raised:
+        api_access(settings, "prod")
+
+    message = str(raised.value)
+    assert f"{key} = {value}" in message and "expected JSON true or false" in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "text"),
+    [
+        ({"lambda_concurrency": "20"}, 'lambda_concurrency = "20": expected a JSON integer'),
+        ({"lambda_concurrency": True}, "lambda_concurrency = true: expected a JSON integer"),
+        (
+            {
+                "headwater_api_access": {
+                    "stage_throttle": {"rate_limit": 5, "burst_limit": "5"},
+                    "usage_plan": {
+                        "rate_limit": 1,
+                        "burst_limit": 2,
+                        "quota_limit": 3,
+                        "quota_period": "DAY",
+                    },
+                }
+            },
+            'headwater_api_access.stage_throttle.burst_limit = "5": expected a JSON integer',
+        ),
+    ],
+)
+def test_access_numbers_must_be_json_numbers(changes: dict[str, Any], text: str) -> None:
+    settings = {**zappa_stage(REPO, "prod"), **changes}
+
+    with pytest.raises(DeployError) as raised:
+        api_access(settings, "prod")
+
+    assert text in str(raised.value)
+
+
+def test_the_plan_names_missing_stack_parameters_only_when_it_creates_the_stack() -> None:
+    assert "missing stack parameters" in plan_deploy(request(only=("stack",))).describe()
+    package_only = plan_deploy(request(only=("api-package",))).describe()
+    assert "missing stack parameters" not in package_only and "access:" not in package_only
+
+
+# ------------------------------------ the validate step reads the API's methods
+
+
+def validate_with(
+    tmp_path: Path, template: dict[str, Any], settings_changes: dict[str, Any]
+) -> list[str]:
+    """Run the validate step of a stage (prod's settings changed) whose zappa template is given."""
+    settings = json.loads((REPO / "zappa_settings.json").read_text())
+    repo = tmp_path / "repo"
+    (repo / "infrastructure").mkdir(parents=True)
+    (repo / "zappa_settings.json").write_text(
+        json.dumps({"vprod": {**settings["prod"], **settings_changes}})
+    )
+    (repo / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
+    (repo / STACK_TEMPLATE).write_text((REPO / STACK_TEMPLATE).read_text())
+    plan = plan_deploy(request(stage="vprod", repo=repo, only=("validate",)))
+    (plan.venv / "bin").mkdir(parents=True)
+    (plan.venv / "bin" / "zappa").touch()
+
+    def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        Path(command[-1]).parent.mkdir(parents=True, exist_ok=True)
+        Path(command[-1]).write_text(json.dumps(template))
+        return subprocess.run(["true"], capture_output=True, text=True, check=False)
+
+    context = DeployContext(repo=repo, python=None, docker=False, run=run, echo=lambda _: None)
+    return run_plan(plan, context)
+
+
+def with_methods(template: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    """The template with those properties set on its first API Gateway method."""
+    changed = json.loads(json.dumps(template))
+    first = next(r for r in changed["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method")
+    first["Properties"].update(properties)
+    return changed
+
+
+def test_the_validate_step_passes_zappas_own_template(
+    tmp_path: Path, zappa_template: dict[str, Any]
+) -> None:
+    done = validate_with(tmp_path, zappa_template, {})
+
+    assert any("every API method needs an API key" in line for line in done)
+
+
+@pytest.mark.parametrize("flag", [False, "false"])
+def test_the_validate_step_refuses_a_method_without_the_key(
+    tmp_path: Path, zappa_template: dict[str, Any], flag: Any
+) -> None:
+    # What Zappa generates when api_key_required reaches it as something false
+    public = with_methods(zappa_template, ApiKeyRequired=flag)
+
+    with pytest.raises(DeployError, match=r"ANY0.*ApiKeyRequired"):
+        validate_with(tmp_path, public, {})
+
+
+def test_an_iam_stage_needs_the_iam_authorizer_on_every_method(
+    tmp_path: Path, zappa_template: dict[str, Any]
+) -> None:
+    iam = {"api_key_required": False, "iam_authorization": True}
+    keyed_only = with_methods(zappa_template, ApiKeyRequired=False)
+
+    with pytest.raises(DeployError, match=r"AuthorizationType.*AWS_IAM"):
+        validate_with(tmp_path, keyed_only, iam)
