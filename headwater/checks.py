@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from headwater.config import Settings
 from headwater.lake import SCHEMES
 from headwater.pipeline import usecase_of
-from headwater.ranges import Ranges
+from headwater.ranges import Ranges, default_holdout, splits
 from headwater.registry import GATE_METRICS
 from headwater.sources import UnknownSourceKind, get_kind, known_kinds
 
@@ -45,8 +45,9 @@ def check_run(
 
     Checks the lake's scheme; per use case, that it imports, that its time zone exists,
     that its declared sources and references are configured and each configured source
-    validates against its kind; when ``train``, the gate metric and that ``holdout_from``
-    falls inside the use case's range (when ``ranges`` has it).
+    validates against its kind; when ``train``, the gate metric and, when ``ranges`` has
+    the use case's range, that it splits into days to train on and days to hold out (at
+    least two days, and ``holdout_from`` after the first and no later than the last).
     """
     problems = list(_lake(settings))
     for name in usecases:
@@ -134,16 +135,28 @@ def _gate(settings: Settings, name: str) -> Iterator[Problem]:
 
 def _holdout(settings: Settings, name: str, span: tuple[date, date] | None) -> Iterator[Problem]:
     text = settings.usecase_config(name).holdout_from
-    if text is None:
-        return
     key = f"usecase.{name}.holdout_from"
-    try:
-        holdout = date.fromisoformat(text)
-    except ValueError:
-        yield Problem(key, text, "is not a date", "write it as YYYY-MM-DD")
+    holdout = None
+    if text is not None:
+        try:
+            holdout = date.fromisoformat(text)
+        except ValueError:
+            yield Problem(key, text, "is not a date", "write it as YYYY-MM-DD")
+            return
+    if span is None:
         return
-    if span is not None and not span[0] < holdout <= span[1]:
-        first, last = span
+    first, last = span
+    if not splits(first, last, default_holdout(first, last)):  # no date splits it
+        days = (last - first).days + 1
+        yield Problem(
+            f"usecase.{name}",
+            f"{first}..{last}",
+            f"the run's range has {days} day: too short to split into days to train on and "
+            "days to hold out",
+            f"run a range of at least 2 days (--start and --end, or usecase.{name}.start and "
+            "end), or stop before training (--until clean)",
+        )
+    elif holdout is not None and not splits(first, last, holdout):
         yield Problem(
             key,
             text,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from headwater.config import ConfigError, Settings
@@ -73,6 +73,20 @@ def _resolve(text: str, origin: str, today: date) -> date:
 
 def _shown(day: date, text: str) -> str:
     return str(day) if text.strip() == day.isoformat() else f"{day} ({text})"
+
+
+def default_holdout(start: date, end: date) -> date:
+    """The first holdout date when none is configured: the last sixth of ``start..end``.
+
+    At least the last day is held out, and never the first (it is trained on): a range of
+    one day has no such date, so its default falls after ``end`` (:func:`splits` says so).
+    """
+    return max(start + timedelta(days=1), end - timedelta(days=max(1, (end - start).days // 6)))
+
+
+def splits(start: date, end: date, holdout_from: date) -> bool:
+    """True when ``holdout_from`` leaves days of ``start..end`` to train on and to hold out."""
+    return start < holdout_from <= end
 
 
 def configured(settings: Settings, usecases: Sequence[str]) -> list[str]:

@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater import layout
@@ -37,6 +37,7 @@ from headwater.evaluation import (
     roc_curve,
     summary,
 )
+from headwater.ranges import default_holdout, splits
 
 if TYPE_CHECKING:
     from headwater.lake import Lake
@@ -86,11 +87,6 @@ class TrainOptions:
     reg_param: float = 0.001
     region: str | None = None
     endpoint_url: str | None = None
-
-
-def default_holdout(start: date, end: date) -> date:
-    """The first holdout date when none is configured: the last sixth of the range."""
-    return end - timedelta(days=max(1, (end - start).days // 6))
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -150,7 +146,10 @@ def _file_key(uri: str) -> str:
 def read_inputs(
     spark: Any, lake: Lake, usecase: str, spec: TrainingSpec, start: date, end: date, grain: str
 ) -> tuple[Any, dict[str, Any], dict[str, str]]:
-    """The clean dataset of ``start..end`` and each reference's latest snapshot as of ``end``.
+    """The clean partitions covering ``start..end`` and each reference's latest snapshot.
+
+    The partitions are read whole (:func:`in_range` keeps the range's rows); the snapshot
+    is the latest as of ``end``.
 
     Returns ``(clean, references, inputs)``: a DataFrame, one DataFrame per reference,
     and the checksum of every partition read (the lineage). Only published partitions
@@ -193,6 +192,18 @@ def read_inputs(
 
 
 # -- transforms: DataFrame -> DataFrame ------------------------------------------------------
+def in_range(frame: Any, date_column: str, start: date, end: date) -> Any:
+    """The rows dated ``start..end`` (inclusive) on ``date_column``, filtered on the executors.
+
+    A partition is a whole month (or day) of the use case's time zone, and the clean date
+    column holds that zone's calendar date, so a run shorter than its partitions reads rows
+    of days outside its range: they are neither trained on nor held out.
+    """
+    from pyspark.sql import functions as F
+
+    return frame.where(F.col(date_column).between(F.lit(start), F.lit(end)))
+
+
 def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
     """Add the model features to clean rows on the executors (pandas batches via Arrow).
 
@@ -589,15 +600,21 @@ def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]
 
     spec, name = usecase.training, usecase.name
     started = time.perf_counter()
+    holdout_from = options.holdout_from or default_holdout(options.start, options.end)
+    if not splits(options.start, options.end, holdout_from):
+        raise ValueError(
+            f"the range {options.start}..{options.end} with a holdout from {holdout_from} is "
+            "too short to split into days to train on and days to hold out: train on a longer "
+            "range, or set a holdout date after its first day and no later than its last"
+        )
     ship_usecase(spark, usecase)
     lake = open_lake(options.lake, region=options.region, endpoint_url=options.endpoint_url)
     clean, references, inputs = read_inputs(
         spark, lake, name, spec, options.start, options.end, options.grain
     )
-    clean = clean.cache()
+    clean = in_range(clean, spec.date_column, options.start, options.end).cache()
     progress("inputs", usecase=name, partitions=len(inputs) - len(references), rows=clean.count())
 
-    holdout_from = options.holdout_from or default_holdout(options.start, options.end)
     lookups = spec.build_lookups(
         clean.where(F.col(spec.date_column) < F.lit(holdout_from)), references, clean
     )

@@ -364,6 +364,35 @@ def test_config_checks_a_holdout_against_the_configured_range(
     )
 
 
+def test_a_run_of_one_day_that_would_train_exits_2_before_any_work(
+    make_stage: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_stage()
+
+    # --end defaults to --start: one day cannot be split into training and holdout days
+    result = invoke("run", "--start", "2013-03-05", "--usecase", "flights", "--no-promote")
+
+    assert result.exit_code == 2, result.output
+    assert "usecase.flights = '2013-03-05..2013-03-05': the run's range has 1 day" in flat(
+        result.output
+    )
+    assert "run a range of at least 2 days" in flat(result.output)
+    assert not Path(settings.notify.outbox).exists() and not (tmp_path / "lake").exists()
+
+
+def test_config_checks_that_the_configured_range_can_be_split(
+    make_stage: Callable[..., Settings],
+) -> None:
+    make_stage(usecase__flights__start="2013-03-05")
+
+    result = invoke("config")
+
+    assert result.exit_code == 2
+    assert "usecase.flights = '2013-03-05..2013-03-05': the run's range has 1 day" in flat(
+        result.output
+    )
+
+
 def test_config_prints_the_resolved_stage_as_json(make_stage: Callable[..., Settings]) -> None:
     settings = make_stage(RUN__WORKERS=3)
 
@@ -536,7 +565,7 @@ def test_run_passes_the_exploratory_and_window_options_to_the_graph(
 
     monkeypatch.setattr(runner, "run_pipeline", fake_run)
 
-    invoke("run", "--start", "2013-01-01", "--usecase", "flights", *flags)
+    invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights", *flags)
 
     [[gate]] = seen
     assert isinstance(gate, PromoteModel)
@@ -568,7 +597,7 @@ def test_run_passes_rerun_and_retrain_down_to_the_training_and_its_partitions(
 
     monkeypatch.setattr(runner, "run_pipeline", fake_run)
 
-    invoke("run", "--start", "2013-01-01", "--usecase", "flights", *flags)
+    invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights", *flags)
 
     [(train, partitions)] = seen
     assert (train.rerun, train.retrain) == expected
@@ -600,7 +629,7 @@ def test_a_stopped_run_exits_as_the_signal_says_with_one_line(
 
     monkeypatch.setattr(runner, "run_pipeline", stopped)
 
-    result = invoke("run", "--start", "2013-01-01", "--usecase", "flights")
+    result = invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights")
 
     assert result.exit_code == code
     assert "notified; run the same command again to finish" in result.output

@@ -161,6 +161,30 @@ def test_a_holdout_is_only_checked_against_a_known_range_and_when_training() -> 
     assert check_run(settings, ["flights"], FLIGHTS_2013, train=False) == []
 
 
+@pytest.mark.parametrize("holdout_from", [None, "2013-03-05"], ids=["default", "configured"])
+def test_a_one_day_range_cannot_be_split_into_training_and_holdout(
+    holdout_from: str | None,
+) -> None:
+    # Given a run of one day (--end defaults to --start), with or without a holdout date
+    settings = stage(**flights(holdout_from=holdout_from))
+    one_day = {"flights": (date(2013, 3, 5), date(2013, 3, 5))}
+
+    # When it is checked for training, then one problem names the range and the next step
+    [problem] = check_run(settings, ["flights"], one_day)
+
+    assert (problem.key, problem.value) == ("usecase.flights", "2013-03-05..2013-03-05")
+    assert "1 day: too short to split into days to train on and days to hold out" in str(problem)
+    assert "run a range of at least 2 days" in problem.fix
+    assert "usecase.flights.start" in problem.fix
+    assert check_run(settings, ["flights"], one_day, train=False) == []  # no training, no split
+
+
+def test_a_two_day_range_trains_on_the_first_and_holds_out_the_last() -> None:
+    settings = stage()
+
+    assert check_run(settings, ["flights"], {"flights": (date(2013, 3, 4), date(2013, 3, 5))}) == []
+
+
 def test_the_gate_metrics_are_holdout_metrics_the_training_writes() -> None:
     from headwater.evaluation import ScoreBin, exact_metrics
 

@@ -84,6 +84,39 @@ def test_split_by_time_never_mixes_dates_and_drops_unlabelled_rows(spark: Any) -
 def test_the_default_holdout_is_the_last_sixth_of_the_range() -> None:
     assert default_holdout(date(2013, 1, 1), date(2013, 3, 12)) == date(2013, 3, 1)
     assert default_holdout(date(2013, 1, 1), date(2013, 1, 3)) == date(2013, 1, 2)  # >= 1 day
+    # two days: train on the first, hold out the last (never a holdout from the first day)
+    assert default_holdout(date(2013, 3, 4), date(2013, 3, 5)) == date(2013, 3, 5)
+    # one day cannot be split: the default falls after it (the checks refuse such a range)
+    assert default_holdout(date(2013, 3, 5), date(2013, 3, 5)) > date(2013, 3, 5)
+
+
+def test_only_the_rows_of_the_runs_range_are_kept(spark: Any) -> None:
+    from headwater.spark_training import in_range
+
+    # Given a month partition's rows, on days before, inside and after a run's range
+    days = [date(2013, 3, d) for d in (1, 4, 5, 6, 31)]
+    frame = spark.createDataFrame([(d, i) for i, d in enumerate(days)], "day date, id int")
+
+    # When the run covers March 5th only
+    kept = in_range(frame, "day", date(2013, 3, 5), date(2013, 3, 5))
+
+    # Then only that day's rows remain; a wider range keeps both of its ends
+    assert [r.day for r in kept.collect()] == [date(2013, 3, 5)]
+    wider = in_range(frame, "day", date(2013, 3, 4), date(2013, 3, 6)).collect()
+    assert sorted(r.day for r in wider) == days[1:4]
+
+
+def test_a_range_too_short_to_split_fails_before_reading_anything(
+    spark: Any, tmp_path: Any
+) -> None:
+    options = TrainOptions(
+        lake=f"file://{tmp_path}/empty", version="v-short",
+        start=date(2013, 3, 5), end=date(2013, 3, 5),
+    )  # fmt: skip
+
+    # not the LakeError of the unpublished partition: nothing was read
+    with pytest.raises(ValueError, match=r"2013-03-05\.\.2013-03-05 .*too short"):
+        train(spark, get_usecase("flights"), options)
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -529,6 +562,55 @@ def test_lineage_names_every_input_by_checksum_and_the_versions_that_ran(
     assert lineage["holdout_from"] == "2013-03-01"
     assert lineage["config"] == {"stage": "test", "fixture": "trained_model"}
     assert lineage["usecase"] == "flights"
+
+
+@pytest.mark.slow
+def test_a_run_inside_one_partition_trains_and_holds_out_only_its_own_days(
+    trained_model: Any, spark: Any, tmp_path: Any
+) -> None:
+    import shutil
+    import warnings
+
+    from headwater.lake import open_lake
+
+    # Given a lake holding the fixture's March partition (month grain: March 1st to 12th)
+    source = trained_model.lake
+    march, planes = "month=2013-03", layout.dataset("flights", "planes")
+    for parts in ((CLEAN, FLIGHTS, march), (RAW, planes)):
+        shutil.copytree(source.path(*parts), tmp_path / "lake" / "/".join(parts))
+    lake = open_lake(f"file://{tmp_path}/lake")
+    start, end = date(2013, 3, 5), date(2013, 3, 12)
+
+    # When a run of March 5th to 12th trains on it (default holdout: the last sixth)
+    options = TrainOptions(lake=lake.uri, version="v-inside", start=start, end=end)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "unclosed <socket", ResourceWarning)
+        train(spark, get_usecase("flights"), options)
+
+    # Then it trained and held out only the rows of its own days, counted with pyarrow
+    holdout_from = default_holdout(start, end)
+    assert start < holdout_from <= end
+    table = lake.read(CLEAN, FLIGHTS, march)[0]
+    usable = table.filter(
+        pc.and_(pc.invert(table["cancelled"]), pc.is_valid(table["dep_delayed_15"]))
+    ).to_pandas()
+    day = pd.to_datetime(usable["flight_date"]).dt.date
+    train_rows = int(((day >= start) & (day < holdout_from)).sum())
+    holdout_rows = int(((day >= holdout_from) & (day <= end)).sum())
+    assert int((day < start).sum()) > 0  # the partition does hold days before the range
+    version = layout.model_parts("flights", "v-inside")
+    metrics = json.loads(lake.read_bytes(*version, layout.METRICS))
+    lineage = json.loads(lake.read_bytes(*version, layout.LINEAGE))
+    assert metrics["train_rows"] == train_rows
+    assert metrics["holdout"]["rows"] == holdout_rows
+    assert metrics["holdout_window"] == {
+        "from": holdout_from.isoformat(), "to": "2013-03-12", "rows": holdout_rows,
+        "days": (end - holdout_from).days + 1,
+    }  # fmt: skip
+    assert (lineage["date_range"], lineage["holdout_from"]) == (
+        "2013-03-05..2013-03-12",
+        holdout_from.isoformat(),
+    )
 
 
 def test_report_draws_the_roc_curve_and_the_calibration(trained_model: Any) -> None:
