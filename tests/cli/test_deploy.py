@@ -181,3 +181,25 @@ def test_an_aws_error_ends_in_one_line_naming_the_step_the_error_and_the_next_st
     assert "step stack failed" in line
     for text in expected:
         assert text in line
+
+
+def test_a_string_where_a_boolean_belongs_stops_the_deploy_before_any_step(
+    no_docker: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given prod's settings with api_key_required as the string "false" (Zappa: a public API)
+    import importlib
+    import json
+
+    # the module: cli's package attribute ``deploy`` is the command function
+    command = importlib.import_module("cli.deploy")
+    repo = Path(command.REPO)
+    settings = json.loads((repo / "zappa_settings.json").read_text())
+    settings["prod"]["api_key_required"] = "false"
+    (tmp_path / "zappa_settings.json").write_text(json.dumps(settings))
+    monkeypatch.setattr(command, "REPO", tmp_path)
+
+    result = deploy("--stage", "prod", "--dry-run")
+
+    assert result.exit_code == 2
+    assert 'api_key_required = "false": expected JSON true or false' in result.output
+    assert "[api-package]" not in result.output  # no step ran
