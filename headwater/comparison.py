@@ -36,6 +36,8 @@ import numpy as np
 COMPARISON_BINS = 1000
 #: At most this many blocks: longer holdouts group consecutive days.
 MAX_BLOCKS = 100
+#: Fewer blocks than this get no interval: resampling 2 days has 3 outcomes, not a distribution.
+MIN_BLOCKS = 5
 #: Bootstrap replicates (resamples of the blocks).
 REPLICATES = 2000
 #: The replicates' random generator's seed: the interval is reproducible.
@@ -47,6 +49,10 @@ METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "accuracy_at_0_5")
 METHOD = "paired block bootstrap (blocks: holdout days)"
 # Replicates summed at once (bounds the memory of one step: chunk x bins x fields floats).
 _CHUNK = 100
+
+
+class TooFewBlocks(ValueError):
+    """A holdout of too few blocks (days) for a bootstrap interval: the gate cannot weigh it."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,13 @@ def histogram_array(rows: Sequence[Mapping[str, Any]], blocks: int, bins: int) -
     """Arrange collected ``{block, bin, <FIELDS>}`` rows as an array ``(blocks, bins, fields)``."""
     out = np.zeros((blocks, bins, len(FIELDS)))
     for row in rows:
-        out[int(row["block"]), int(row["bin"])] = [float(row[f] or 0.0) for f in FIELDS]
+        block, bin_ = int(row["block"]), int(row["bin"])
+        if not (0 <= block < blocks and 0 <= bin_ < bins):
+            raise ValueError(
+                f"block {block} is outside the holdout's {blocks} blocks, or bin {bin_} outside "
+                f"its {bins} bins: rows dated outside the holdout window were compared"
+            )
+        out[block, bin_] = [float(row[f] or 0.0) for f in FIELDS]
     return out
 
 
@@ -149,12 +161,17 @@ def paired_bootstrap(
         points: the exact point differences by metric (default: the binned ones).
         replicates: resamples of the blocks.
         seed: the generator's seed.
+
+    Raises:
+        TooFewBlocks: fewer than :data:`MIN_BLOCKS` blocks (days): no interval, and why.
     """
     if candidate.shape != production.shape or candidate.ndim != 3:
         raise ValueError(f"histograms differ: {candidate.shape} vs {production.shape}")
     blocks = candidate.shape[0]
-    if blocks == 0:
-        raise ValueError("no holdout blocks to resample")
+    if blocks < MIN_BLOCKS:  # blocks are days below MAX_BLOCKS days
+        raise TooFewBlocks(
+            f"{blocks} day(s) of holdout: too few blocks for an interval (at least {MIN_BLOCKS})"
+        )
     binned = {
         m: float(c - p)
         for (m, c), p in zip(

@@ -453,6 +453,7 @@ def comparison_problems(
     min_days: int = 7,
     min_window_ratio: float = 0.5,
     allow_shorter_window: bool = False,
+    no_interval: str | None = None,
 ) -> list[str]:
     """Why candidate and production cannot be compared fairly on the candidate's holdout.
 
@@ -460,9 +461,13 @@ def comparison_problems(
     is too small (``min_rows``, ``min_days``), when production trained on any of its days
     (production would be graded on what it has seen), or when the candidate trained on a
     much shorter window than production (``min_window_ratio``, unless
-    ``allow_shorter_window``). An empty list: the comparison is fair.
+    ``allow_shorter_window``), or when the training job could put no confidence interval
+    on the gain (``no_interval``, its reason: say, too few holdout days). An empty list:
+    the comparison is fair.
     """
     problems = []
+    if no_interval:
+        problems.append(f"no confidence interval on the gain: {no_interval}")
     if holdout_days < min_days:
         problems.append(
             f"the holdout has {holdout_days} days, fewer than the {min_days} required "

@@ -436,24 +436,30 @@ def compare_with_production(
 
     ``candidate`` and ``production`` are the scored holdout (``p``, ``label``, the date);
     ``points`` the exact point differences. A paired block bootstrap over days
-    (:mod:`headwater.comparison`: the choice and its assumption are documented there).
+    (:mod:`headwater.comparison`: the choice and its assumption are documented there). A
+    holdout of too few days gets no interval: ``no_interval`` says why (the gate refuses).
     """
     import numpy as np
 
-    from headwater.comparison import METHOD, paired_bootstrap
+    from headwater.comparison import METHOD, TooFewBlocks, paired_bootstrap
 
     first = date.fromisoformat(window["from"])
     days = (date.fromisoformat(window["to"]) - first).days + 1
     new = block_histograms(candidate, date_column, first, days)
     old = block_histograms(production, date_column, first, days)
     occupied = (new[..., 0].sum(-1) + old[..., 0].sum(-1)) > 0  # days without rows carry nothing
-    intervals = paired_bootstrap(new[occupied], old[occupied], confidence=confidence, points=points)
-    return {
+    out: dict[str, Any] = {
         "method": METHOD,
         "confidence": confidence,
         "blocks": int(np.count_nonzero(occupied)),
-        "intervals": {metric: i.to_dict() for metric, i in intervals.items()},
     }
+    try:
+        intervals = paired_bootstrap(
+            new[occupied], old[occupied], confidence=confidence, points=points
+        )
+    except TooFewBlocks as exc:
+        return {**out, "intervals": {}, "no_interval": str(exc)}
+    return {**out, "intervals": {metric: i.to_dict() for metric, i in intervals.items()}}
 
 
 def regression_metrics(scored: Any, target: str) -> dict[str, float]:

@@ -310,6 +310,7 @@ class PromoteModel(PipelineTask):
                 min_days=gate.min_holdout_days,
                 min_window_ratio=gate.min_window_ratio,
                 allow_shorter_window=self.allow_shorter_window or gate.allow_shorter_window,
+                no_interval=None if interval else metrics["comparison"]["no_interval"],
             )
         decision = decide(
             metrics["holdout"],
@@ -361,10 +362,15 @@ def gate_baseline(metrics: dict[str, Any], production: str | None) -> dict[str, 
     return measured
 
 
-def gate_interval(metrics: dict[str, Any], production: str, metric: str) -> Interval:
-    """The training job's interval on (candidate - production) of the gate's metric."""
+def gate_interval(metrics: dict[str, Any], production: str, metric: str) -> Interval | None:
+    """The training job's interval on (candidate - production) of the gate's metric.
+
+    None when the job said why it has none (``no_interval``: the gate refuses for it).
+    """
     comparison = metrics.get("comparison") or {}
     intervals = comparison.get("intervals") or {}
+    if comparison.get("version") == production and comparison.get("no_interval"):
+        return None
     if comparison.get("version") != production or metric not in intervals:
         raise ValueError(
             f"cannot compare with production {production}: the training job measured no "

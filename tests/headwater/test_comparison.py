@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,56 @@ def test_a_difference_is_printed_with_its_sign_and_never_as_minus_zero(
     value: float, text: str
 ) -> None:
     assert signed(value) == text
+
+
+# --- too few blocks for an interval ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("days", [0, 1, 2, 4])
+def test_a_holdout_of_too_few_days_gets_no_interval_and_says_why(days: int) -> None:
+    from headwater.comparison import MIN_BLOCKS, TooFewBlocks
+
+    # Given a holdout of fewer days than an interval needs (the audit's had 2)
+    rng = np.random.default_rng(3)
+    candidate, _ = histograms(rng, days=days, rows=100, separation=0.3)
+    production, _ = histograms(rng, days=days, rows=100, separation=0.1)
+
+    # When the comparison resamples it, then it refuses plainly (never an IndexError)
+    with pytest.raises(TooFewBlocks) as raised:
+        paired_bootstrap(candidate, production)
+    assert str(raised.value) == (
+        f"{days} day(s) of holdout: too few blocks for an interval (at least {MIN_BLOCKS})"
+    )
+    assert days < MIN_BLOCKS <= 5  # a holdout of five days does get one (above)
+
+
+def test_a_row_outside_the_holdouts_blocks_is_named_not_an_index_error() -> None:
+    rows = [{"block": 2, "bin": 10, **dict.fromkeys(FIELDS, 1.0)}]
+
+    with pytest.raises(ValueError, match="block 2 is outside the holdout's 2 blocks"):
+        histogram_array(rows, blocks=2, bins=COMPARISON_BINS)
+
+
+def test_the_gate_refuses_production_when_the_comparison_has_no_interval() -> None:
+    from headwater.registry import TrainingWindow, comparison_problems, decide
+
+    # Given a candidate 0.05 better on a 2-day holdout the job could put no interval on
+    reason = "2 day(s) of holdout: too few blocks for an interval (at least 5)"
+    candidate = TrainingWindow(date(2014, 1, 1), date(2014, 3, 2), date(2014, 3, 1))
+    production = TrainingWindow(date(2013, 1, 1), date(2013, 12, 31), date(2013, 11, 1))
+
+    # When the gate weighs it (the holdout's size limits lowered, so only the interval counts)
+    refusals = comparison_problems(
+        candidate, production, production_version="p", holdout_rows=5000, holdout_days=2,
+        min_rows=1, min_days=1, min_window_ratio=0.1, no_interval=reason,
+    )  # fmt: skip
+    decision = decide({"auc_roc": 0.75}, {"auc_roc": 0.70}, margin=0.002, refusals=refusals)
+
+    # Then it does not promote over production, and says why in plain words
+    assert not decision.promote
+    assert refusals == [f"no confidence interval on the gain: {reason}"]
+    assert reason in decision.reason
+    assert comparison_problems(
+        candidate, production, production_version="p", holdout_rows=5000, holdout_days=2,
+        min_rows=1, min_days=1, min_window_ratio=0.1,
+    ) == []  # fmt: skip

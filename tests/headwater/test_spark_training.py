@@ -806,6 +806,28 @@ def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain
     assert set(comparison["intervals"]) >= {"auc_roc", "log_loss", "brier"}
 
 
+def test_a_two_day_holdout_is_compared_without_an_interval_saying_why(spark: Any) -> None:
+    from headwater.spark_training import compare_with_production
+
+    # Given production and a candidate scoring the same rows of a two-day holdout
+    rows = [
+        (date(2013, 3, 4 + i % 2), 0.2 + 0.6 * (i % 3 == 0), int(i % 3 == 0)) for i in range(60)
+    ]
+    candidate, production = dated_scores(spark, rows), dated_scores(spark, rows[::-1])
+    window = {"from": "2013-03-04", "to": "2013-03-05"}
+
+    # When they are compared (the audit's run crashed here with an IndexError)
+    comparison = compare_with_production(
+        candidate, production, "fl_date", window, {"auc_roc": 0.0}, 0.95
+    )
+
+    # Then there is no interval, and the comparison says why in plain words
+    assert comparison["intervals"] == {} and comparison["blocks"] == 2
+    assert comparison["no_interval"] == (
+        "2 day(s) of holdout: too few blocks for an interval (at least 5)"
+    )
+
+
 # --- inputs are verified against their manifests before training -------------------------------
 
 RENTALS = layout.dataset("bikeshare", "rentals")

@@ -355,6 +355,33 @@ def test_a_candidate_without_an_interval_is_not_compared(
     assert registry_of(settings).production().version == production
 
 
+def test_a_holdout_too_short_for_an_interval_is_refused_in_plain_words(
+    make_stage: MakeStage, tmp_path: Path
+) -> None:
+    # Given a gate whose holdout minimums allow 2 days, and a candidate far ahead on 2 days
+    settings = make_stage(
+        grain="month", usecase__flights__gate__min_holdout_days=1,
+        usecase__flights__gate__min_holdout_rows=1,
+    )  # fmt: skip
+    production = trained(settings, "20130312T000000Z-prod", 0.70)
+    registry_of(settings).promote(production, "seeded")
+    later = {"date_range": "2014-01-01..2014-12-31", "holdout_from": "2014-12-30"}
+    candidate = trained(settings, "20141231T000000Z-cand", 0.80, window=later, holdout=(900, 2))
+    reason = "2 day(s) of holdout: too few blocks for an interval (at least 5)"
+    metrics = registry_of(settings).read_json(candidate, layout.METRICS)
+    metrics["production_on_holdout"] = {"version": production, "auc_roc": 0.70, "log_loss": 0.3}
+    metrics["comparison"] = {"version": production, "intervals": {}, "no_interval": reason}
+    registry_of(settings).write_json(candidate, layout.METRICS, metrics)
+
+    # When it is gated, then production stays and the decision says why
+    gate(candidate, tmp_path)
+
+    assert registry_of(settings).production().version == production
+    decision = registry_of(settings).read_json(candidate, layout.DECISION)
+    assert decision["decision"] == "rejected"
+    assert f"no confidence interval on the gain: {reason}" in decision["reason"]
+
+
 @pytest.mark.parametrize(
     ("how", "promoted"),
     [({}, False), ({"allow_shorter_window": True}, True), ("config", True)],
