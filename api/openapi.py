@@ -234,12 +234,11 @@ def _paths(usecase: UseCase, max_batch: int) -> dict[str, Any]:
                         },
                     },
                     "400": _error(
-                        "Malformed JSON, or invalid fields (each one in `problems`, with what "
-                        "was expected)."
+                        "Malformed JSON, a body that cannot be read as sent (broken chunked "
+                        "framing), invalid fields (each one in `problems`, with what was "
+                        f"expected), or more than {max_batch} instances (`batch_too_large`)."
                     ),
-                    "413": _error(
-                        f"More than {max_batch} instances, or a body over the size limit."
-                    ),
+                    "413": _error("A body over the size limit (with or without Content-Length)."),
                     "415": _error("The Content-Type is not application/json."),
                     "422": _error("The model gives no finite answer for an instance."),
                     "503": _error("No model is promoted yet, or it cannot be loaded."),

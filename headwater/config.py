@@ -134,7 +134,7 @@ class UseCaseConfig(_Section):
 class ApiConfig(_Section):
     """The prediction API's own knobs (``HEADWATER_API__MAX_BATCH`` and so on)."""
 
-    max_batch: Annotated[int, Field(ge=1)] = 1000  # instances per request; more is a 413
+    max_batch: Annotated[int, Field(ge=1)] = 1000  # instances per request; more is a 400
     reload_seconds: Annotated[float, Field(ge=0)] = 30.0  # PRODUCTION pointers re-read at most
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024  # a larger body is a 413
 

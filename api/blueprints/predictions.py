@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from api.errors import ApiError
 from api.state import api_state, serving_model
@@ -20,6 +21,7 @@ from headwater.serving import (
 )
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
+logger = logging.getLogger("api")
 
 #: How deep a request body may nest (a request is 3 deep; a batch 4): deeper is refused
 #: before it reaches anything recursive (the parser itself overflows near 1,000 levels).
@@ -42,15 +44,42 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+def _unreadable(reason: BaseException | None) -> ApiError:
+    if reason is None:
+        what = "it ended before its declared length"
+    else:
+        what = str(reason)[:200] or type(reason).__name__
+    logger.info("unreadable request body: %s", what)
+    return ApiError(400, "malformed_body", f"the request body could not be read as sent: {what}")
+
+
 def _read_body() -> bytes:
-    """The raw body, or a 413: a streamed (chunked) body is held to the same limit."""
-    data = request.get_data(cache=False)
-    limit = request.max_content_length
-    # Without Content-Length, werkzeug stops reading at the limit and says nothing: one
-    # more byte in the stream means the body was longer than the limit.
-    if request.content_length is None and limit is not None and len(data) >= limit:
-        if request.environ["wsgi.input"].read(1):
-            raise RequestEntityTooLarge()
+    """The raw body, or a 413: a streamed (chunked) body is held to the same limit.
+
+    Raises:
+        ApiError: 400 ``malformed_body`` when the server cannot read the body as sent.
+    """
+    try:
+        data = request.get_data(cache=False)
+        limit = request.max_content_length
+        # Without Content-Length, werkzeug stops reading at the limit and says nothing: one
+        # more byte in the stream means the body was longer than the limit.
+        if request.content_length is None and limit is not None and len(data) >= limit:
+            if request.environ["wsgi.input"].read(1):
+                raise RequestEntityTooLarge()
+    except ClientDisconnected as exc:
+        # werkzeug's reading of an OSError/ValueError from the stream (or of a body shorter
+        # than its Content-Length); the stream's own error, if any, is its context.
+        raise _unreadable(exc.__context__) from None
+    except (HTTPException, MemoryError):
+        raise
+    except Exception as exc:
+        # wsgi.input is the server's reader of the client's bytes (PEP 3333): what it raises
+        # says how the body was sent, e.g. gunicorn's InvalidChunkSize, ChunkMissingTerminator
+        # and InvalidChunkExtension for broken chunked framing. Those are neither OSError nor
+        # ValueError (gunicorn 27: ParseException(Exception)), and the API cannot name them (the
+        # Lambda package has no gunicorn), so any error of the reader is the request's: a 400.
+        raise _unreadable(exc) from None
     return data
 
 
@@ -91,7 +120,9 @@ def create_predictions(usecase: str) -> Response:
     try:
         instances, batch = parse_request(spec, body, state.settings.api.max_batch)
     except BatchTooLarge as exc:
-        raise ApiError(413, "batch_too_large", str(exc)) from None
+        # Over the document's maxItems: the JSON body violates the schema (a 400, as any other
+        # schema violation), while 413 stays for a body over the byte limit.
+        raise ApiError(400, "batch_too_large", str(exc)) from None
     except InvalidRequest as exc:
         problems = [p.to_dict() for p in exc.problems[:MAX_PROBLEMS]]
         count = len(exc.problems)

@@ -23,7 +23,7 @@ def test_settings_are_read_when_the_app_is_created(
 
     # Then the app keeps what it read, and a new app reads the new value
     over = app.test_client().post("/v1/flights/predictions", json={"instances": [flight] * 4})
-    assert over.status_code == 413
+    assert over.status_code == 400 and over.get_json()["error"]["code"] == "batch_too_large"
     assert create_app().extensions["headwater_api"].settings.api.max_batch == 4
 
 

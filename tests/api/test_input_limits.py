@@ -245,6 +245,53 @@ def test_a_chunked_body_within_the_limit_is_answered(
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
+class FramingError(Exception):
+    """Stands in for gunicorn 27's chunk errors: ParseException(Exception), not OSError."""
+
+
+class BrokenStream(io.BytesIO):
+    """A server's body reader that delivers a few bytes, then raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(b'{"carrier": ')
+        self.error = error
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if not data:
+            raise self.error
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = super().readinto(buffer)
+        if not count:
+            raise self.error
+        return count
+
+
+@pytest.mark.parametrize(
+    "error",
+    [FramingError("Invalid chunk size: b'zz'"), OSError("Invalid chunk size: b'zz'")],
+    ids=["parse-exception", "os-error"],
+)
+def test_a_body_the_server_cannot_read_is_a_400(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    # Given a server whose body reader raises mid-body (broken chunked framing)
+    response = client.post(
+        "/v1/flights/predictions",
+        input_stream=BrokenStream(error),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    # Then the client is told, as a 400 naming the reader's problem; no crash is logged
+    error_body = error_of(response, 400)
+    assert error_body["code"] == "malformed_body"
+    assert "Invalid chunk size: b'zz'" in error_body["message"]
+    assert "unhandled error" not in caplog.text
+
+
 # -- the documented date-time pattern ------------------------------------------------------------
 @pytest.mark.parametrize("year", [1899, 1900, 1904, 2000, 2012, 2013, 2100, 2199, 2200])
 def test_the_date_time_pattern_admits_real_days_of_the_years_only(year: int) -> None:
@@ -271,3 +318,15 @@ def test_the_date_time_pattern_needs_whole_centuries() -> None:
 
     with pytest.raises(ValueError, match="whole centuries"):
         local_datetime_pattern(1950, 2199)
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/v1/flights/predictions",
+        data=b'{"carrier": ',
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": "100"},
+    )
+    error = error_of(response, 400)
+    assert error["code"] == "malformed_body"
+    assert "ended before its declared length" in error["message"]

@@ -126,7 +126,7 @@ def test_real_answers_match_the_documented_schemas(
             "400",
         ),
         ("post", "/v1/flights/predictions", {"data": "x"}, "415"),
-        ("post", "/v1/flights/predictions", {"json": {"instances": [{}] * 1001}}, "413"),
+        ("post", "/v1/flights/predictions", {"json": {"instances": [{}] * 1001}}, "400"),
     ],
 )
 def test_errors_match_the_documented_schema(

@@ -141,7 +141,7 @@ def test_batch_limit_is_configured(app_for: Any, model_lake: str, flight: dict[s
     over = client.post("/v1/flights/predictions", json={"instances": [flight] * 4})
 
     assert at_limit.status_code == 200
-    assert over.status_code == 413
+    assert over.status_code == 400  # a schema violation (maxItems), not a body too large
     error = over.get_json()["error"]
     assert error["code"] == "batch_too_large"
     assert "4 instances" in error["message"] and "at most 3" in error["message"]
@@ -152,4 +152,5 @@ def test_default_batch_limit_is_1000(client: FlaskClient, flight: dict[str, Any]
     over = client.post("/v1/flights/predictions", json={"instances": [flight] * 1001})
 
     assert ok.status_code == 200 and len(ok.get_json()["predictions"]) == 1000
-    assert over.status_code == 413
+    assert over.status_code == 400
+    assert over.get_json()["error"]["code"] == "batch_too_large"

@@ -213,3 +213,31 @@ def test_slow_clients_do_not_starve_the_server(server: int, flight: dict[str, An
         thread.join(5)
         for sock in sockets:
             sock.close()
+
+
+CHUNKED_HEAD = (
+    b"POST /v1/flights/predictions HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("framing", "named"),
+    [
+        (b"zz\r\n{}\r\n0\r\n\r\n", "chunk size"),
+        (b"2\r\n{}XX0\r\n\r\n", "chunk terminator"),
+        (b"2;@\r\n{}\r\n0\r\n\r\n", "chunk extension"),
+    ],
+    ids=["size", "terminator", "extension"],
+)
+def test_malformed_chunked_framing_is_a_400_over_http(
+    server: int, framing: bytes, named: str
+) -> None:
+    # Given a chunked body whose framing is broken (the server's reader raises mid-body)
+    # When it is posted, Then the answer is the API's JSON 400 naming the problem, not a 500
+    status, headers, body = raw_exchange(server, CHUNKED_HEAD + framing)
+    assert status == 400, body
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == "malformed_body"
+    assert named in error["message"].lower()
