@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -265,7 +265,9 @@ class Lake:
             if digest != manifest.checksum:
                 raise LakeError(
                     f"checksum mismatch for {self.uri_of(zone, dataset, partition, manifest.file)}:"
-                    f" manifest {manifest.checksum}, data {digest}"
+                    f" manifest {manifest.checksum}, data {digest}; a plain re-run skips a "
+                    "published partition: republish it whole with "
+                    f"`{repair_command(zone, dataset, partition)}`"
                 )
         # ParquetFile, not read_table: the dataset scanner can outlive the Python buffer.
         table = pq.ParquetFile(pa.BufferReader(data)).read()
@@ -283,6 +285,35 @@ class Lake:
             for name in self.list_dir(zone, dataset)
             if self.exists(zone, dataset, name, MANIFEST)
         ]
+
+
+def repair_command(
+    zone: str, dataset: str, partition: str, run: tuple[date, date] | None = None
+) -> str:
+    """The ``headwater run`` that republishes a partition whole (a plain re-run skips it).
+
+    A clean partition is cleaned again (``--rerun clean``), a raw one extracted and cleaned
+    again (``--rerun extract``), over the partition's own dates and use case (the dataset's
+    first part), stopping before training. A reference snapshot is only taken by a training
+    run, as of the run's end: the command is then ``run`` (the dates of the run that reads it)
+    with ``--rerun extract``.
+    """
+    from headwater import layout
+    from headwater.partitions import partition_of_key
+
+    step = "clean" if zone == layout.CLEAN else "extract"
+    usecase, _, name = dataset.partition("/")
+    command = ["headwater", "run", *(("--usecase", usecase) if name else ())]
+    if partition.startswith(layout.SNAPSHOT_PREFIX):
+        as_of = partition.removeprefix(layout.SNAPSHOT_PREFIX)
+        first, last = (str(day) for day in run) if run else ("FIRST_DATE", as_of)
+        return " ".join([*command, "--start", first, "--end", last, "--rerun", "extract"])
+    try:
+        part = partition_of_key(partition)
+        dates = ["--start", str(part.start), "--end", str(part.end - timedelta(days=1))]
+    except ValueError:  # not a key this library writes: the user knows its dates
+        dates = ["--start", "FIRST_DATE", "--end", "LAST_DATE"]
+    return " ".join([*command, *dates, "--rerun", step, "--until", "clean"])
 
 
 class _HashingSink(io.RawIOBase):

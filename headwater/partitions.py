@@ -66,6 +66,21 @@ def parse_partition(label: str, grain: Grain) -> Partition:
     return part
 
 
+def partition_of_key(key: str) -> Partition:
+    """Read a partition back from its key (:attr:`Partition.key`, e.g. ``month=2013-01``)."""
+    name, _, label = key.partition("=")
+    grain: Grain | None = {"month": "month", "date": "day"}.get(name)  # type: ignore[assignment]
+    try:
+        if grain is None:
+            raise ValueError(key)
+        part = parse_partition(label, grain)
+    except ValueError:
+        raise ValueError(
+            f"{key!r} is not a date partition key (month=YYYY-MM or date=YYYY-MM-DD)"
+        ) from None
+    return part
+
+
 def partitions_between(first: date, last: date, grain: Grain) -> list[Partition]:
     """Return the partitions covering the dates ``first``..``last`` inclusive."""
     if last < first:

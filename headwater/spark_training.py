@@ -95,7 +95,9 @@ def spark_path(lake: Lake, *parts: str) -> str:
     return f"file://{lake.path(*parts)}" if lake.is_local else lake.uri_of(*parts)
 
 
-def verify_inputs(spark: Any, files: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+def verify_inputs(
+    spark: Any, files: Mapping[str, tuple[str, str]], run: tuple[date, date] | None = None
+) -> dict[str, str]:
     """Hash every input file on the executors and check it against its manifest.
 
     ``files`` maps each input (``zone/dataset/partition``) to its file's Spark URI and
@@ -104,12 +106,13 @@ def verify_inputs(spark: Any, files: Mapping[str, tuple[str, str]]) -> dict[str,
     computes each SHA-256 on an executor (``binaryFile`` + ``sha2``): only one short
     row per file reaches the driver. Returns the checksum of what was read, per input;
     raises :class:`~headwater.lake.LakeError` naming every input whose file does not
-    match (or is missing), with both checksums.
+    match (or is missing), with both checksums and the command that republishes it
+    (``run``: the training's dates, for a snapshot).
     """
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
-    from headwater.lake import LakeError
+    from headwater.lake import LakeError, repair_command
 
     if not files:
         return {}
@@ -124,15 +127,22 @@ def verify_inputs(spark: Any, files: Mapping[str, tuple[str, str]]) -> dict[str,
     except AnalysisException as exc:  # a file its manifest names is gone
         raise LakeError(f"training input missing: {exc}") from None
     read = {by_file[_file_key(r.path)]: f"sha256:{r.sha256}" for r in rows}
-    broken = [
-        f"{name}: manifest {expected}, data {read.get(name, 'missing')} ({uri})"
-        for name, (uri, expected) in sorted(files.items())
-        if read.get(name) != expected
-    ]
+    broken = []
+    for name, (uri, expected) in sorted(files.items()):
+        if read.get(name) == expected:
+            continue
+        zone, _, rest = name.partition("/")
+        dataset, _, key = rest.rpartition("/")
+        command = repair_command(zone, dataset, key, run)
+        then = "" if key.startswith(layout.SNAPSHOT_PREFIX) else ", then run again"
+        broken.append(
+            f"{name}: manifest {expected}, data {read.get(name, 'missing')} ({uri}); "
+            f"republish it with `{command}`{then}"
+        )
     if broken:
         raise LakeError(
-            "training input does not match its manifest (corrupt or replaced; re-run the "
-            f"pipeline for it): {'; '.join(broken)}"
+            "training input does not match its manifest (corrupt or replaced; a plain re-run "
+            f"skips a published partition): {'; '.join(broken)}"
         )
     return {name: read[name] for name in files}
 
@@ -185,7 +195,7 @@ def read_inputs(
         manifest = lake.manifest(layout.RAW, reference, snapshot)
         snapshots[name] = spark_path(lake, layout.RAW, reference, snapshot, manifest.file)
         files[f"{layout.RAW}/{reference}/{snapshot}"] = (snapshots[name], manifest.checksum)
-    inputs = verify_inputs(spark, files)
+    inputs = verify_inputs(spark, files, (start, end))
     progress("inputs verified", files=len(inputs))
     references = {name: spark.read.parquet(uri) for name, uri in snapshots.items()}
     return spark.read.parquet(*(uri for uri, _ in clean.values())), references, inputs

@@ -175,6 +175,11 @@ def test_tampered_data_file_fails_its_checksum(lake: Lake) -> None:
     assert message.startswith("checksum mismatch for ")
     assert lake.uri_of(ZONE, DATASET, PART, manifest.file) in message
     assert manifest.checksum in message
+    # and the next step is the command that republishes it (a plain re-run skips it)
+    assert "a plain re-run skips a published partition" in message
+    assert message.endswith(
+        "`headwater run --start 2013-01-01 --end 2013-01-01 --rerun extract --until clean`"
+    )
 
 
 def test_data_file_replaced_by_another_valid_file_fails_its_checksum(lake: Lake) -> None:
@@ -189,6 +194,51 @@ def test_data_file_replaced_by_another_valid_file_fails_its_checksum(lake: Lake)
         lake.read(ZONE, DATASET, PART)
     table, _ = lake.read(ZONE, DATASET, PART, verify=False)
     assert table["id"].to_pylist() == [7, 8]
+
+
+@pytest.mark.parametrize(
+    ("zone", "dataset", "partition", "command"),
+    [
+        (
+            "clean", "flights/flights", "month=2013-02",
+            "headwater run --usecase flights --start 2013-02-01 --end 2013-02-28 --rerun clean "
+            "--until clean",
+        ),
+        (
+            "raw", "meters/readings", "date=2013-01-05",
+            "headwater run --usecase meters --start 2013-01-05 --end 2013-01-05 --rerun extract "
+            "--until clean",
+        ),
+        (
+            "raw", "flights/weather", "hour=7",
+            "headwater run --usecase flights --start FIRST_DATE --end LAST_DATE --rerun extract "
+            "--until clean",
+        ),
+        (
+            "raw", "flights/planes", "snapshot=2013-03-12",
+            "headwater run --usecase flights --start FIRST_DATE --end 2013-03-12 --rerun extract",
+        ),
+    ],
+    ids=["clean-month", "raw-day", "raw-other-key", "raw-snapshot"],
+)  # fmt: skip
+def test_the_repair_command_republishes_the_partition_whole(
+    zone: str, dataset: str, partition: str, command: str
+) -> None:
+    from headwater.lake import repair_command
+
+    assert repair_command(zone, dataset, partition) == command
+
+
+def test_a_snapshot_is_repaired_over_the_run_that_reads_it() -> None:
+    from datetime import date
+
+    from headwater.lake import repair_command
+
+    run = (date(2013, 1, 1), date(2013, 3, 12))
+
+    assert repair_command("raw", "flights/planes", "snapshot=2013-03-12", run) == (
+        "headwater run --usecase flights --start 2013-01-01 --end 2013-03-12 --rerun extract"
+    )
 
 
 def test_manifest_row_count_is_checked(lake: Lake) -> None:

@@ -214,3 +214,20 @@ def test_resolve_date_absolute_and_relative(value: str, expected: date) -> None:
 def test_resolve_date_names_the_accepted_forms(value: str) -> None:
     with pytest.raises(ValueError, match="expected YYYY-MM-DD, today, yesterday or today-N"):
         resolve_date(value, today=date(2026, 3, 1))
+
+
+@pytest.mark.parametrize("grain", ["day", "month"])
+def test_a_partition_is_read_back_from_its_key(grain: str) -> None:
+    from headwater.partitions import partition_of_key
+
+    part = partition_of(date(2013, 2, 14), grain)  # type: ignore[arg-type]
+
+    assert partition_of_key(part.key) == part
+
+
+@pytest.mark.parametrize("key", ["snapshot=2013-03-12", "month=2013-13", "date=2013-02", "x"])
+def test_a_key_that_is_no_date_partition_is_refused(key: str) -> None:
+    from headwater.partitions import partition_of_key
+
+    with pytest.raises(ValueError, match="not a date partition key"):
+        partition_of_key(key)

@@ -904,6 +904,12 @@ def test_training_refuses_a_corrupted_clean_partition_naming_it_and_both_checksu
     message = str(raised.value)
     assert f"clean/{RENTALS}/month=2011-06: manifest {expected}, data sha256:" in message
     assert "month=2011-05" not in message  # the intact partition is not blamed
+    # the next step is the command that republishes that partition (a plain re-run skips it)
+    assert (
+        "republish it with `headwater run --usecase bikeshare --start 2011-06-01 --end "
+        "2011-06-30 --rerun clean --until clean`, then run again" in message
+    )
+    assert "re-run the pipeline" not in message
     assert not lake.exists(*layout.model_parts("bikeshare", "v-corrupt"))
 
 
@@ -917,8 +923,15 @@ def test_a_corrupted_reference_snapshot_is_refused_too(spark: Any, tmp_path: Any
     publish_blobs(lake, RAW, planes, "snapshot=2013-01-31")
     flip_64_bytes(lake, RAW, planes, "snapshot=2013-01-31")
 
-    with pytest.raises(LakeError, match=rf"raw/{planes}/snapshot=2013-01-31: manifest sha256:"):
+    with pytest.raises(
+        LakeError, match=rf"raw/{planes}/snapshot=2013-01-31: manifest sha256:"
+    ) as e:
         read_inputs(spark, lake, "flights", TRAINING, date(2013, 1, 1), date(2013, 1, 31), "month")
+    # a snapshot is replaced by a run of --rerun extract ending on its date: this training's
+    assert (
+        "`headwater run --usecase flights --start 2013-01-01 --end 2013-01-31 --rerun extract`"
+        in str(e.value)
+    )
 
 
 def test_a_file_gone_from_under_its_manifest_is_named(spark: Any, tmp_path: Any) -> None:
