@@ -89,6 +89,27 @@ class LakeTarget(luigi.Target):
         )
 
 
+def task_label(task: luigi.Task) -> str:
+    """A task as a person reads it, e.g. ``CleanPartition meters 2013-01-02``.
+
+    Its family, then its significant parameters' values: a true flag by its name, a list
+    joined by commas, empty values and mappings left out. Luigi's task id (with its hash)
+    stays in the JSON log.
+    """
+    words = [task.task_family]
+    for name, param in task.get_params():
+        value = getattr(task, name)
+        if not param.significant or value in (None, "", False) or isinstance(value, Mapping):
+            continue
+        if value is True:
+            words.append(name)
+        elif isinstance(value, list | tuple):
+            words.append(",".join(str(v) for v in value))
+        else:
+            words.append(str(value))
+    return " ".join(words)
+
+
 def record_path(state_dir: str, run_id: str, kind: str, task_id: str) -> Path:
     """Where a task's outcome is recorded for the end-of-run report."""
     return Path(state_dir) / run_id / kind / f"{task_id}.json"
@@ -137,7 +158,7 @@ class PipelineTask(luigi.Task):
         _record(
             record_path(self.state_dir, self.run_id, "failed", self.task_id),
             {
-                "task": self.task_id,
+                "task": task_label(self),
                 "usecase": self.usecase,
                 "error": f"{type(exception).__name__}: {exception}",
             },

@@ -36,7 +36,13 @@ from headwater.pipeline import lake_for, usecase_of
 from headwater.ranges import describe
 from headwater.sources import get_kind, validate_source
 from luigi_tasks.context import run_context
-from luigi_tasks.pipeline import HTTP_RESOURCE, LakeTarget, function_handlers, reruns
+from luigi_tasks.pipeline import (
+    HTTP_RESOURCE,
+    LakeTarget,
+    function_handlers,
+    reruns,
+    task_label,
+)
 from luigi_tasks.training import (
     TRAINING_RESOURCE,
     RunAll,
@@ -371,7 +377,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
             with embedded_services(settings, usecases):
                 result = luigi.build([task], detailed_summary=True, **build)
             groups = luigi.execution_summary._summary_dict(result.worker)
-            not_run = sorted(t.task_id for t in groups.get("upstream_failure", set()))
+            not_run = sorted(task_label(t) for t in groups.get("upstream_failure", set()))
             failures = _failures(state)
             succeeded = result.status in OK and not failures
             sections = _sections(settings, usecases, options, run_id)

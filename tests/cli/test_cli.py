@@ -223,8 +223,8 @@ def test_run_with_a_failed_task_exits_1_naming_it(
     # Then the command fails and the printed report names the task and the error
     assert result.exit_code == 1, result.output
     assert "FAILED: 1 task(s) failed, flights," in result.output
-    failed = re.findall(r"^  - (ExtractPartition_\S+): (.*)$", result.output, flags=re.MULTILINE)
-    assert [task.split("_")[-3:-1] for task, _ in failed] == [["weather", "flights"]]
+    failed = re.findall(r"^  - (ExtractPartition [^:]+): (.*)$", result.output, flags=re.MULTILINE)
+    assert [task for task, _ in failed] == ["ExtractPartition flights weather 2013-01-01"]
     assert f"127.0.0.1:{port}" in failed[0][1]
 
 

@@ -32,7 +32,7 @@ from headwater.logs import configure_logging
 from headwater.partitions import Partition, partitions_between
 from headwater.pipeline import lake_for
 from luigi_tasks import context
-from luigi_tasks.pipeline import Backfill, CleanPartition, ExtractPartition
+from luigi_tasks.pipeline import Backfill, CleanPartition
 from luigi_tasks.runner import (
     RunOptions,
     configure_luigi,
@@ -474,18 +474,17 @@ def test_a_failure_in_one_use_case_leaves_the_other_done_and_is_reported_once(
     assert not first.succeeded
     failed_task = CleanPartition(usecase="flights", partition="2013-01-02")
     [failure] = first.failures
-    assert failure.task == failed_task.task_id
+    assert failure.task == "CleanPartition flights 2013-01-02"
     assert "RuntimeError: simulated crash cleaning flights 2013-01-02" in failure.error
     assert clean_keys(settings, "meters", "readings") == keys(
         partitions_between(FIRST, LAST, "day")
     )
     assert clean_keys(settings, "flights", "flights") == ["date=2013-01-01", "date=2013-01-03"]
-    backfill = Backfill(usecase="flights", start=FIRST, end=LAST)
-    both = [FIRST.isoformat(), LAST.isoformat()]
-    wrapper = RunAll(
-        usecases=("flights", "meters"), ranges={"flights": both, "meters": both}, until="clean"
-    )
-    assert first.not_run == sorted([backfill.task_id, wrapper.task_id])
+    # (named as people read them: family, then the significant parameters)
+    assert first.not_run == [
+        "Backfill flights 2013-01-01 2013-01-03 clean",
+        "RunAll flights,meters clean",
+    ]
     [note] = notifications(settings)
     assert (note["succeeded"], note["failures"]) == (
         False,
@@ -518,8 +517,7 @@ def test_an_unreachable_http_source_fails_only_its_extractions(
 
     # Then the report names the weather extraction and the HTTP error
     assert not report.succeeded
-    weather = ExtractPartition(usecase="flights", source="weather", partition=LABELS[0])
-    assert [f.task for f in report.failures] == [weather.task_id]
+    assert [f.task for f in report.failures] == ["ExtractPartition flights weather 2013-01-01"]
     assert f"GET http://127.0.0.1:{port}/v1/archive" in report.failures[0].error
     # ... while the flights were still extracted and the other use case finished
     assert clean_keys(settings, "flights", "flights") == []
