@@ -112,7 +112,9 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     if name == "planned":  # "<usecase>  12 partitions (12 already published, skipped)"
         published = event.get("published") or 0
         skipped = f" ({published} already published, skipped)" if published else ""
-        return f"{event.get('usecase', '')}  {event.get('partitions')} partitions{skipped}"
+        count = event.get("partitions")
+        noun = "partition" if count == 1 else "partitions"
+        return f"{event.get('usecase', '')}  {count} {noun}{skipped}"
     step = event.get("step") if event.get("step") not in (None, "training") else None
     what = name.removesuffix(" done")
     if name == "task failed":  # name the task: its family (the subject gives the rest)

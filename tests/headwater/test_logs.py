@@ -130,6 +130,10 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
         ),
         ({"event": "planned", "usecase": "flights", "partitions": 12}, "flights  12 partitions"),
         (
+            {"event": "planned", "usecase": "flights", "partitions": 1, "published": 1},
+            "flights  1 partition (1 already published, skipped)",
+        ),
+        (
             {
                 "event": "inputs usecase=flights partitions=12",
                 "step": "training",
