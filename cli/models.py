@@ -94,6 +94,7 @@ def models_list(
 
     TRAINED is the training window, HOLDOUT the dates the version was evaluated on.
     """
+    from headwater.evaluation import METRIC_NAMES
     from headwater.registry import LINEAGE, STATUSES
 
     if status and status not in STATUSES:
@@ -117,7 +118,8 @@ def models_list(
                 metrics.append(key)
     gate = settings.usecase_config(registry.name).gate.metric
     metrics = ([gate] if gate in metrics else []) + [m for m in metrics if m != gate]
-    header = ["VERSION", "CREATED", "STATUS", "TRAINED", "HOLDOUT", *metrics[:MAX_METRIC_COLUMNS]]
+    named = [METRIC_NAMES.get(m, m.replace("_", " ")) for m in metrics[:MAX_METRIC_COLUMNS]]
+    header = ["VERSION", "CREATED", "STATUS", "TRAINED", "HOLDOUT", *named]
     with _registry_errors():
         lineages = {
             v.version: registry.read_json(v.version, LINEAGE, default=None) for v in versions

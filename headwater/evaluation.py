@@ -17,6 +17,22 @@ from dataclasses import dataclass
 
 #: Probabilities are clipped to [EPSILON, 1 - EPSILON] in the log loss.
 EPSILON = 1e-15
+#: The metrics the evaluation computes (classifier, then regression, then counts), by the
+#: names people read: the notification, the report, ``models list``, the gate's sentences.
+METRIC_NAMES = {
+    "auc_roc": "AUC",
+    "auc_pr": "AUC-PR",
+    "log_loss": "log loss",
+    "brier": "Brier",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R²",
+    "accuracy_at_0_5": "accuracy at threshold 0.5",
+    "positive_rate": "positive rate",
+    "rows": "rows",
+}
+#: The metrics where the smaller value is the better model.
+SMALLER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 
 
 @dataclass(frozen=True)

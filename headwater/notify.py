@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from headwater.comparison import signed
 from headwater.config import Settings
+from headwater.evaluation import METRIC_NAMES
 from headwater.logs import get_logger
 
 log = get_logger(__name__)
@@ -25,23 +26,16 @@ class TaskFailure:
 
 
 # How metrics are named in messages; a regression error is followed by the target's unit.
-METRIC_NAMES = {
-    "auc_roc": "AUC",
-    "auc_pr": "AUC-PR",
-    "log_loss": "log loss",
-    "brier": "Brier",
-    "rmse": "RMSE",
-    "mae": "MAE",
-    "r2": "R²",
-}
+#: The metrics of a "Holdout:" or "Regression:" line, in order.
+LINE_METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "rmse", "mae", "r2")
 IN_TARGET_UNITS = frozenset({"rmse", "mae"})
 
 
 def metrics_text(metrics: Mapping[str, Any], unit: str = "") -> str:
     """Named metrics in one line: ``AUC 0.7012, log loss 0.5123, RMSE 41.20 min``."""
     parts = []
-    for key, label in METRIC_NAMES.items():
-        value = metrics.get(key)
+    for key in LINE_METRICS:
+        label, value = METRIC_NAMES[key], metrics.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         if key in IN_TARGET_UNITS:

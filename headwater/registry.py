@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 
 from headwater.comparison import Interval, signed
+from headwater.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.lake import Lake, LakeError
 from headwater.layout import DECISION, METRICS, POINTER, SERVING_FILES, SUCCESS, model_parts
 from headwater.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
@@ -36,11 +37,10 @@ _VERSION_TIME = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Metric differences closer than this to the margin count as equal to it (float noise).
 _TOLERANCE = 1e-9
-_LABELS = {"auc_roc": "AUC", "auc_pr": "AUC-PR", "log_loss": "log loss", "brier": "Brier score"}
 #: The holdout metrics the gate can compare (``usecase.<name>.gate.metric``).
-GATE_METRICS: tuple[str, ...] = tuple(_LABELS)
+GATE_METRICS: tuple[str, ...] = ("auc_roc", "auc_pr", "log_loss", "brier")
 #: Gate metrics where the smaller value is the better model (losses).
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+LOWER_IS_BETTER = SMALLER_IS_BETTER & frozenset(GATE_METRICS)
 
 
 class _Unset:
@@ -527,7 +527,7 @@ def decide(
     """
     if not math.isfinite(margin):
         raise ValueError(f"margin must be a finite number, got {margin!r}")
-    label = _LABELS.get(metric, metric)
+    label = METRIC_NAMES.get(metric, metric)
     new = _metric_value(candidate, metric, "candidate")
     if production is None:
         return Decision(True, f"no production model yet: candidate {label} {new:.4f} goes first")

@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater.comparison import signed
+from headwater.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.logs import get_logger
-from headwater.notify import METRIC_NAMES, comparison_text
+from headwater.notify import comparison_text
 
 if TYPE_CHECKING:
     from headwater.lake import Lake
@@ -28,17 +29,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 #: The markers around the gate's part of the verdict (rewritten after each decision).
 DECISION_START, DECISION_END = "<!-- decision -->", "<!-- /decision -->"
-#: Human names of the metrics and counts in the tables (beyond the notification's).
-LABELS = {
-    **METRIC_NAMES,
-    "accuracy_at_0_5": "accuracy at threshold 0.5",
-    "positive_rate": "positive rate",
-    "rows": "rows",
-}
 #: The metrics of the verdict's table, in order (classifier, then regression).
 VERDICT_METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "rmse", "mae", "r2")
-# Metrics where a smaller value is better (said under the table).
-SMALLER_IS_BETTER = ("log_loss", "brier", "rmse", "mae")
 
 WIDTH, HEIGHT, PAD = 360, 300, 40
 
@@ -127,7 +119,7 @@ def coefficients_svg(weights: Sequence[tuple[str, float]]) -> str:
 
 def human_key(key: str) -> str:
     """The human name of a metric or field (``auc_roc``: ``AUC``; ``holdout_from``: spaced)."""
-    return LABELS.get(key, key.replace("_", " "))
+    return METRIC_NAMES.get(key, key.replace("_", " "))
 
 
 def _table(rows: Mapping[str, Any]) -> str:
@@ -166,7 +158,9 @@ def verdict_table(metrics: Mapping[str, Any], spec: TrainingSpec) -> str:
         + "</tr>"
         for m in rows
     )
-    smaller = ", ".join(human_key(m) for m in SMALLER_IS_BETTER if m in rows)
+    smaller = ", ".join(
+        human_key(m) for m in VERDICT_METRICS if m in SMALLER_IS_BETTER and m in rows
+    )
     note = f"<p>Higher is better, except {html.escape(smaller)}.</p>" if smaller else ""
     return f"<table><tr><th>metric</th>{head}</tr>{body}</table>{note}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,14 +100,14 @@ def test_list_shows_complete_versions_with_status_and_gate_metric_first(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("model flights in file://")
-    assert lines[1].split() == [
+    assert re.split(r"\s{2,}", lines[1].strip()) == [
         "VERSION",
         "CREATED",
         "STATUS",
         "TRAINED",
         "HOLDOUT",
-        "auc_roc",
-        "log_loss",
+        "AUC",
+        "log loss",
         "rows",
     ]
     assert lines[2].split() == [
@@ -365,7 +366,7 @@ def test_the_gate_metric_column_is_the_use_cases_own(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("model meters in file://") and lines[0].endswith("/models/meters")
-    assert lines[1].split()[5:7] == ["log_loss", "auc_roc"]
+    assert re.split(r"\s{2,}", lines[1].strip())[5:7] == ["log loss", "AUC"]
     assert version in result.stdout
 
 

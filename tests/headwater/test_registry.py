@@ -472,7 +472,7 @@ def test_processes_hammering_promote_lose_no_version(tmp_path: Path) -> None:
             {"rmse": 4},
             {"metric": "rmse", "higher_is_better": False},
             True,
-            "candidate rmse 3.0000 beats production 4.0000 by 1.0000 > margin 0",
+            "candidate RMSE 3.0000 beats production 4.0000 by 1.0000 > margin 0",
             id="other-metric-integers",
         ),
     ],
