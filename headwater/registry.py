@@ -542,6 +542,13 @@ def decide(
         "margin": margin,
         "higher_is_better": higher_is_better,
     }
+    if interval is not None:  # quoted wherever the numbers are, even beside a refusal
+        low, high = (
+            (interval.lower, interval.upper)
+            if higher_is_better
+            else (-interval.upper, -interval.lower)
+        )
+        numbers |= {"lower_gain": low, "upper_gain": high, "interval": interval.to_dict()}
     if refusals:
         numbers["refusals"] = list(refusals)
         reason = "cannot compare candidate with production fairly: " + "; ".join(refusals)
@@ -560,10 +567,6 @@ def decide(
             f"margin {margin:g} (gain {signed(gain)}){sense}",
             numbers,
         )
-    low, high = (
-        (interval.lower, interval.upper) if higher_is_better else (-interval.upper, -interval.lower)
-    )
-    numbers |= {"lower_gain": low, "upper_gain": high, "interval": interval.to_dict()}
     quoted = (
         f"candidate {label} {new:.4f} vs production {old:.4f}: gain {signed(gain)}, "
         f"{interval.confidence * 100:g}% interval [{signed(low)}, {signed(high)}] "

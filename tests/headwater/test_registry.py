@@ -668,3 +668,23 @@ def test_promote_and_reject_record_the_comparison(registry: Registry) -> None:
 
     assert registry.read_json(first, DECISION)["comparison"] == {"difference": 0.1}
     assert registry.read_json(second, DECISION)["comparison"] == {"lower": -0.1}
+
+
+def test_a_refused_comparison_still_quotes_the_interval() -> None:
+    from headwater.notify import comparison_text
+
+    interval = Interval("auc_roc", 0.0023, -0.0093, 0.0222, 0.95, blocks=6)
+
+    decision = decide(
+        {"auc_roc": 0.6529},
+        {"auc_roc": 0.6506},
+        margin=0.002,
+        interval=interval,
+        refusals=["6 holdout days < 7"],
+    )
+
+    assert not decision.promote
+    assert decision.comparison["refusals"] == ["6 holdout days < 7"]
+    assert comparison_text(decision.comparison) == (
+        "AUC gain +0.0023, 95% interval [-0.0093, +0.0222] over 6 blocks (margin 0.002)"
+    )
