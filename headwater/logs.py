@@ -137,7 +137,9 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     extra = [
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
         for k, v in event.items()
-        if k not in _HIDDEN and v is not None and len(str(v)) <= _LONGEST_FIELD
+        if k not in _HIDDEN
+        and v is not None
+        and len(str(v)) <= _LONGEST_FIELD
         # a value the message already quotes ("... (version X)" with reused=X) is said once
         and not (isinstance(v, str) and len(v) > 3 and v in name)
     ]
