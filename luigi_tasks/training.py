@@ -270,7 +270,7 @@ class PromoteModel(PipelineTask):
         A reused version (same inputs, code and configuration) is gated again with this
         run's options (``--no-promote``, ``--allow-shorter-window``): the training is reused,
         not an earlier run's decision. Nothing is recorded when the decision would repeat the
-        last one, or when the version already is production.
+        last one, when the version already is production, or when a rollback retired it.
         """
         reused = None if self.retrain else reused_version(self.state_dir, self.run_id, self.usecase)
         version = reused or self.version
@@ -282,6 +282,9 @@ class PromoteModel(PipelineTask):
         with log_context(run_id=self.run_id, task=self.task_family, **where):
             if reused and reused == production:
                 log.info("model already in production")
+            elif reused and registry.info(reused).status == "retired":
+                # An operator's rollback is a decision no rerun overrides (promote by hand).
+                log.info("model retired by a rollback: not gated again")
             else:
                 self._decide(registry, version, production, repeat=not reused)
         if reused:

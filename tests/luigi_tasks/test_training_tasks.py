@@ -720,6 +720,30 @@ def test_a_reused_version_refused_for_its_short_window_is_promoted_with_the_over
     assert decisions_of(settings, "r1") == ["promoted", "rejected"]
 
 
+def test_a_reused_version_retired_by_a_rollback_is_not_promoted_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a candidate promoted over production p1, then rolled back by an operator
+    publish_meters(settings)
+    year_before = {"date_range": "2012-01-01..2012-12-31", "holdout_from": "2012-11-01"}
+    registry = registry_of(settings, "meters")
+    p1 = trained(settings, "20130101T000000Z-p1", 0.6, usecase="meters", window=year_before)
+    registry.promote(p1, "seeded")
+    fake = FakeRunner(settings, auc=0.8, production_auc=0.6)
+    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    run_model(tmp_path, "r1")
+    assert registry.production().version == "r1"
+    registry.rollback("bad answers in production")
+
+    # When the same command runs again on unchanged inputs
+    run_model(tmp_path, "r2")
+
+    # Then the rollback holds: the retired version is reused but not gated again
+    assert len(fake.calls) == 1
+    assert registry.production().version == p1
+    assert decisions_of(settings, "r1") == ["retired", "promoted"]
+
+
 def test_an_unchanged_rerun_keeps_the_decision_it_would_repeat(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
