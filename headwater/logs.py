@@ -52,6 +52,7 @@ _HIDDEN = frozenset(
     {"event", "level", "logger", "timestamp", "run_id", "task", "task_id", "exc_info"}
     | {"uri", "url", "path", "log", "usecase", "partition", "source", "version", "step"}
     | {"rows", "quarantined", "seconds", "error", "exception", "stack_info", "reason"}
+    | {"reused"}  # the version a skipped training reuses: its message names it
 )
 #: A console line's longest error text (the whole of it is in the JSON log and the summary).
 MAX_ERROR = 160
@@ -137,11 +138,7 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     extra = [
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
         for k, v in event.items()
-        if k not in _HIDDEN
-        and v is not None
-        and len(str(v)) <= _LONGEST_FIELD
-        # a value the message already quotes ("... (version X)" with reused=X) is said once
-        and not (isinstance(v, str) and len(v) > 3 and v in name)
+        if k not in _HIDDEN and v is not None and len(str(v)) <= _LONGEST_FIELD
     ]
     if extra:
         parts.append(" ".join(extra))
