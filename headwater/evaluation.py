@@ -31,6 +31,8 @@ METRIC_NAMES = {
     "positive_rate": "positive rate",
     "rows": "rows",
 }
+#: The headline metrics, in the order people read them (classifier, then regression).
+HEADLINE_METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "rmse", "mae", "r2")
 #: The metrics where the smaller value is the better model.
 SMALLER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 

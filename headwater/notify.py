@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from headwater.comparison import signed
 from headwater.config import Settings
-from headwater.evaluation import METRIC_NAMES
+from headwater.evaluation import HEADLINE_METRICS, METRIC_NAMES
 from headwater.logs import get_logger
 
 log = get_logger(__name__)
@@ -25,16 +25,14 @@ class TaskFailure:
     error: str
 
 
-# How metrics are named in messages; a regression error is followed by the target's unit.
-#: The metrics of a "Holdout:" or "Regression:" line, in order.
-LINE_METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "rmse", "mae", "r2")
+#: Metrics given in the target's unit (a regression error), the others as plain numbers.
 IN_TARGET_UNITS = frozenset({"rmse", "mae"})
 
 
 def metrics_text(metrics: Mapping[str, Any], unit: str = "") -> str:
     """Named metrics in one line: ``AUC 0.7012, log loss 0.5123, RMSE 41.20 min``."""
     parts = []
-    for key in LINE_METRICS:
+    for key in HEADLINE_METRICS:
         label, value = METRIC_NAMES[key], metrics.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue

@@ -8,6 +8,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 Grain = Literal["day", "month"]
+#: The name of a partition's key in the lake, by grain (``month=2013-01``, ``date=2013-01-01``).
+KEY_NAMES: dict[Grain, str] = {"month": "month", "day": "date"}
 
 
 @dataclass(frozen=True, order=True)
@@ -21,9 +23,7 @@ class Partition:
     @property
     def key(self) -> str:
         """The partition's directory name in the lake, e.g. ``date=2013-01-01``."""
-        if self.grain == "month":
-            return f"month={self.start:%Y-%m}"
-        return f"date={self.start.isoformat()}"
+        return f"{KEY_NAMES[self.grain]}={self.label}"
 
     @property
     def label(self) -> str:
@@ -69,7 +69,7 @@ def parse_partition(label: str, grain: Grain) -> Partition:
 def partition_of_key(key: str) -> Partition:
     """Read a partition back from its key (:attr:`Partition.key`, e.g. ``month=2013-01``)."""
     name, _, label = key.partition("=")
-    grain: Grain | None = {"month": "month", "date": "day"}.get(name)  # type: ignore[assignment]
+    grain = next((g for g, key_name in KEY_NAMES.items() if key_name == name), None)
     try:
         if grain is None:
             raise ValueError(key)

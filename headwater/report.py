@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater.comparison import signed
-from headwater.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
+from headwater.evaluation import HEADLINE_METRICS, METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.logs import get_logger
 from headwater.notify import comparison_text
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 #: The markers around the gate's part of the verdict (rewritten after each decision).
 DECISION_START, DECISION_END = "<!-- decision -->", "<!-- /decision -->"
-#: The metrics of the verdict's table, in order (classifier, then regression).
-VERDICT_METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "rmse", "mae", "r2")
 
 WIDTH, HEIGHT, PAD = 360, 300, 40
 
@@ -148,7 +146,7 @@ def verdict_table(metrics: Mapping[str, Any], spec: TrainingSpec) -> str:
         columns.append((f"production {production.get('version', '')}", production))
     for name, values in (metrics.get("baselines") or {}).items():
         columns.append((f"baseline: {baseline_name(name, spec)}", values))
-    rows = [m for m in VERDICT_METRICS if any(m in values for _, values in columns)]
+    rows = [m for m in HEADLINE_METRICS if any(m in values for _, values in columns)]
     head = "".join(f"<th>{html.escape(title)}</th>" for title, _ in columns)
     body = "".join(
         f"<tr><th>{html.escape(human_key(m))}</th>"
@@ -159,7 +157,7 @@ def verdict_table(metrics: Mapping[str, Any], spec: TrainingSpec) -> str:
         for m in rows
     )
     smaller = ", ".join(
-        human_key(m) for m in VERDICT_METRICS if m in SMALLER_IS_BETTER and m in rows
+        human_key(m) for m in HEADLINE_METRICS if m in SMALLER_IS_BETTER and m in rows
     )
     note = f"<p>Higher is better, except {html.escape(smaller)}.</p>" if smaller else ""
     return f"<table><tr><th>metric</th>{head}</tr>{body}</table>{note}"

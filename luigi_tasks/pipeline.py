@@ -99,7 +99,9 @@ def task_label(task: luigi.Task) -> str:
     words = [task.task_family]
     for name, param in task.get_params():
         value = getattr(task, name)
-        if not param.significant or value in (None, "", False) or isinstance(value, Mapping):
+        if not param.significant or value is None or value is False or value == "":
+            continue
+        if isinstance(value, Mapping):
             continue
         if value is True:
             words.append(name)

@@ -365,3 +365,23 @@ def test_backfill_passes_the_rerun_step_to_every_partition(settings: Settings) -
     )
 
     assert {t.rerun for t in backfill.requires()} == {"clean"}
+
+
+def test_a_task_label_is_its_family_then_its_significant_values() -> None:
+    import luigi
+
+    from luigi_tasks.pipeline import task_label
+
+    class Sample(luigi.Task):
+        usecase = luigi.Parameter()
+        count = luigi.IntParameter()
+        names = luigi.ListParameter()
+        forced = luigi.BoolParameter(default=False)
+        dry = luigi.BoolParameter(default=False)
+        note = luigi.Parameter(default="")
+        hidden = luigi.Parameter(default="x", significant=False)
+        ranges = luigi.DictParameter(default={})
+
+    task = Sample(usecase="meters", count=0, names=["a", "b"], forced=True, ranges={"a": 1})
+
+    assert task_label(task) == "Sample meters 0 a,b forced"
