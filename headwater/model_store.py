@@ -23,6 +23,9 @@ from urllib.parse import urlparse
 from headwater import layout
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: The checksum the pointer records for a serving file the version lacked when promoted: the
+#: file, if written later, is refused rather than served unverified.
+ABSENT = "absent"
 
 
 class ModelStoreError(RuntimeError):
@@ -40,7 +43,7 @@ class ProductionPointer:
     reason: str = ""
     history: tuple[str, ...] = ()
     # Per version named (production and history): sha256 of each of its serving files
-    # (layout.SERVING_FILES), taken when it was promoted.
+    # (layout.SERVING_FILES), taken when it was promoted (ABSENT for a file it lacked then).
     checksums: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -206,12 +209,19 @@ class ModelStore:
 
     def read_json(self, version: str, filename: str, sha256: str | None = None) -> Any:
         """Read and parse ``<version>/<filename>``; raise :class:`ModelStoreError` if absent,
-        or if ``sha256`` is given and the file's is another (it changed since it was recorded).
+        or if ``sha256`` is given and the file's is another (it changed since it was recorded),
+        or is :data:`ABSENT` (the file did not exist when it was recorded).
         """
         parts = (_check_name("version", version), _check_name("file", filename))
         raw = self._read(*parts)
         if raw is None:
             raise ModelStoreError(f"{self.uri(*parts)} does not exist")
+        if sha256 == ABSENT:
+            raise ModelStoreError(
+                f"{self.uri(*parts)} was absent when version {version} was promoted: refusing "
+                f"to serve it; to serve it as it is now, roll back past {version}, then promote "
+                "it again (a version the pointer names keeps its record)"
+            )
         if sha256 is not None and (found := hashlib.sha256(raw).hexdigest()) != sha256:
             raise ModelStoreError(
                 f"{self.uri(*parts)} changed since it was promoted (sha256 {found}, recorded "

@@ -26,7 +26,7 @@ from headwater.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.lake import Lake, LakeError
 from headwater.layout import DECISION, METRICS, POINTER, SERVING_FILES, SUCCESS, model_parts
 from headwater.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
-from headwater.model_store import ProductionPointer
+from headwater.model_store import ABSENT, ProductionPointer
 
 Status = Literal["production", "candidate", "rejected", "retired"]
 STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired")
@@ -347,7 +347,8 @@ class Registry:
         self, version: str, history: Sequence[str], current: ProductionPointer | None
     ) -> dict[str, dict[str, str]]:
         """The serving files' checksums of a new pointer: those recorded when each version was
-        first promoted, taken from the files for a version that has none recorded."""
+        first promoted, taken from the files for a version that has none recorded (a missing
+        file recorded :data:`~headwater.model_store.ABSENT`)."""
         known = current.checksums if current is not None else {}
         out: dict[str, dict[str, str]] = {}
         for name in (version, *history):
@@ -359,8 +360,10 @@ class Registry:
                     try:
                         data = self.lake.read_bytes(*model_parts(self.name), name, filename)
                     except LakeError:
-                        continue  # nothing to record: serving will refuse the version anyway
-                    out[name][filename] = hashlib.sha256(data).hexdigest()
+                        # Serving refuses the version now, and the file if it is written later.
+                        out[name][filename] = ABSENT
+                    else:
+                        out[name][filename] = hashlib.sha256(data).hexdigest()
         return out
 
     def _can_return_to(self, version: str) -> bool:

@@ -289,3 +289,27 @@ def test_a_served_file_changed_after_promotion_is_not_served(
     error = health["models"]["flights"]["error"]
     assert f"{NEW}/{EXPORT}" in error
     assert "changed since it was promoted" in error
+
+
+def test_a_served_file_absent_at_promotion_and_written_later_is_not_served(
+    app_for: Any, model_lake: str, publish: Any, base_version: str, model_documents: Any
+) -> None:
+    import json
+
+    from headwater.lake import open_lake
+    from headwater.layout import LOOKUPS, model_parts
+
+    # Given a version promoted without its lookups, then its lookups written (a stray writer)
+    broken = publish(model_lake, "20261203T000000Z-broken", skip=(LOOKUPS,))
+    lookups = json.dumps(model_documents[LOOKUPS]).encode()
+    open_lake(model_lake).write_bytes(lookups, *model_parts("flights", broken, LOOKUPS))
+
+    # When a worker loads production
+    client = app_for(model_lake).test_client()
+
+    # Then it refuses the file nobody verified, saying why, and serves the production before it
+    health = client.get("/health").get_json()
+    flights = health["models"]["flights"]
+    assert flights["model"]["version"] == base_version
+    assert f"{broken}/{LOOKUPS} was absent when version {broken} was promoted" in flights["error"]
+    assert "refusing to serve it" in flights["error"]

@@ -197,6 +197,23 @@ def test_the_pointer_records_the_checksums_of_what_serving_reads(registry: Regis
     assert registry.production().checksums == {v1: pointer.checksums[v1]}  # as stored
 
 
+def test_a_serving_file_absent_at_promotion_is_recorded_absent(registry: Registry) -> None:
+    from headwater.layout import EXPORT, LOOKUPS
+    from headwater.model_store import ABSENT
+
+    # Given a version whose lookups were never written
+    version = train(registry, 1)
+    registry.write_json(version, EXPORT, {"version": version})
+
+    # When it is promoted (bypassing the CLI's check that serving can load it)
+    pointer = registry.promote(version, "first")
+
+    # Then the pointer records the file as absent, not nothing (a file written later must not
+    # pass unverified)
+    assert pointer.checksums[version][LOOKUPS] == ABSENT == "absent"
+    assert len(pointer.checksums[version][EXPORT]) == 64
+
+
 def test_promote_refuses_an_incomplete_or_unknown_version(registry: Registry) -> None:
     unfinished = train(registry, 1, complete=False)
 
