@@ -452,8 +452,11 @@ def load_serving_model(
             f"{store.uri(version)} is incomplete (no {layout.SUCCESS}): refusing to serve it"
         )
     recorded = pointer.checksums.get(version, {})
-    export = store.read_json(version, layout.EXPORT, recorded.get(layout.EXPORT))
-    lookups = store.read_json(version, layout.LOOKUPS, recorded.get(layout.LOOKUPS))
+    # The files the registry took checksums of at promotion, verified as they are read.
+    served = {
+        filename: store.read_json(version, filename, recorded.get(filename))
+        for filename in layout.SERVING_FILES
+    }
     optional: dict[str, Any] = {}
     for filename in (layout.METRICS, layout.LINEAGE):
         try:
@@ -461,7 +464,12 @@ def load_serving_model(
         except ModelStoreError:
             optional[filename] = None  # shown as null by GET /v1/<use case>/model
     return build_serving_model(
-        usecase, export, lookups, optional[layout.METRICS], optional[layout.LINEAGE], pointer
+        usecase,
+        served[layout.EXPORT],
+        served[layout.LOOKUPS],
+        optional[layout.METRICS],
+        optional[layout.LINEAGE],
+        pointer,
     )
 
 

@@ -103,6 +103,28 @@ def test_unsupported_uri(uri: str) -> None:
         ModelStore(uri, "m")
 
 
+def test_serving_verifies_every_serving_file_the_layout_names(
+    model_lake: str, base_version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from headwater import layout
+    from headwater.serving import load_serving_model
+    from headwater.usecases import get_usecase
+
+    # Given one more serving file in the layout, recorded in the pointer with another checksum
+    monkeypatch.setattr(layout, "SERVING_FILES", (*layout.SERVING_FILES, layout.METRICS))
+    store = ModelStore(model_lake, "flights")
+    pointer = store.production()
+    assert pointer is not None and pointer.version == base_version
+    recorded = {**pointer.checksums[base_version], layout.METRICS: "0" * 64}
+    pointer = replace(pointer, checksums={base_version: recorded})
+
+    # When serving loads the version, then it verifies that file too (the tuple is the one list)
+    with pytest.raises(ModelStoreError, match="metrics.json changed since it was promoted"):
+        load_serving_model(store, pointer, get_usecase("flights"))
+
+
 @pytest.mark.parametrize("name", ["../m", "", "a/b"])
 def test_names_cannot_climb_out(name: str, tmp_path: Path) -> None:
     with pytest.raises(ModelStoreError):
