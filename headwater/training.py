@@ -381,6 +381,7 @@ def _terminated_as_exception() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the stop short
         raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, handler)

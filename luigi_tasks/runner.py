@@ -92,8 +92,14 @@ def stops_on_signals() -> Iterator[None]:
     owner = os.getpid()
 
     def handler(signum: int, frame: Any) -> None:
-        if os.getpid() != owner:  # a forked Luigi worker, stopped by the run: end quietly
-            raise SystemExit(f"stopped with the run ({signal.Signals(signum).name})")
+        if os.getpid() != owner:
+            # A forked Luigi worker, stopped by the run: end now. An exception would be caught
+            # by Luigi and recorded as the task's failure; a training job was already stopped
+            # by its runner's own handler, which sends the signal on to this one.
+            os._exit(128 + signum)
+        # Stopping takes a few seconds (a training job gets a grace period): a second signal
+        # must not cut it short, nor the notification.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         name = signal.Signals(signum).name
         why = "terminated (SIGTERM)" if name == "SIGTERM" else f"interrupted ({name})"
         raise RunStopped(why, signum)

@@ -245,6 +245,17 @@ def test_the_daily_rule_runs_headwater_run_on_fargate(stack: Any) -> None:
     assert properties["NetworkMode"] == "awsvpc"
 
 
+def test_a_stopped_scheduler_has_the_time_to_stop_its_training_and_notify() -> None:
+    from headwater.training import STOP_GRACE_SECONDS
+
+    (container,) = template()["Resources"]["SchedulerTaskDefinition"]["Properties"][
+        "ContainerDefinitions"
+    ]
+    # the job's grace period, SIGKILL and reaping, then the notification (a few seconds)
+    needed = 2 * STOP_GRACE_SECONDS + 1 + 10
+    assert container["StopTimeout"] >= needed  # ECS's default, 30 s on Fargate, is not assumed
+
+
 def test_the_schedulers_environment_overrides_are_settings_the_code_accepts(
     stack: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import socket
@@ -390,6 +391,33 @@ def test_a_run_stopped_by_a_signal_still_notifies_once_saying_so(
     assert note["failures"][0]["task"] == "run"
     assert why in note["failures"][0]["error"]
     assert "run the same command again" in note["failures"][0]["error"]
+
+
+def test_a_stopped_run_ends_its_forked_workers_without_recording_them_as_failed(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from luigi_tasks.runner import RunStopped
+
+    settings = make_stage(usecases=("meters",))
+
+    def stop_the_run_while_cleaning(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getppid(), signal.SIGTERM)  # runs in a forked worker: stop its parent
+        time.sleep(30)
+
+    monkeypatch.setattr(functions.clean, "clean_partition", stop_the_run_while_cleaning)
+
+    # When the run is stopped while a forked worker cleans
+    started = time.monotonic()
+    with pytest.raises(RunStopped):
+        run_pipeline(settings, RunOptions(FIRST, FIRST, usecases=("meters",), workers=2))
+
+    # Then the worker ended with the run (not after its 30 s), recorded as nothing but stopped
+    while multiprocessing.active_children() and time.monotonic() - started < 20:
+        time.sleep(0.05)
+    assert time.monotonic() - started < 20
+    [note] = notifications(settings)
+    assert [f["task"] for f in note["failures"]] == ["run"]
+    assert not list(Path(settings.run.state_dir).glob("*/failed/*.json"))
 
 
 def test_an_unknown_source_kind_fails_the_run_before_any_task(
