@@ -398,7 +398,7 @@ def build_serving_model(
         "name": usecase.name,
         "title": usecase.title,
         "version": version,
-        "promoted_at": pointer.promoted_at if pointer else None,
+        "promoted_at": (pointer.promoted_at or None) if pointer else None,  # null: unknown
         "trained_at": metadata.get("trained_at"),
         "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "threshold": threshold,

@@ -250,6 +250,20 @@ def test_a_worker_starting_after_a_broken_promote_serves_the_previous_production
     assert health["models"]["flights"]["model"]["version"] == base_version
 
 
+def test_a_version_served_from_the_history_shows_no_promotion_time_rather_than_an_empty_one(
+    app_for: Any, model_lake: str, publish: Any, base_version: str
+) -> None:
+    # Given a broken version promoted over the working one
+    publish(model_lake, "20261203T000000Z-broken", skip=("lookups.json",))
+
+    # When a worker falls back to the previous production
+    info = app_for(model_lake).test_client().get("/v1/flights/model").get_json()
+
+    # Then the model's description says its promotion time is unknown (null), not ""
+    assert info["version"] == base_version
+    assert info["promoted_at"] is None
+
+
 def test_with_no_loadable_version_in_the_history_the_answer_is_503_naming_the_cause(
     app_for: Any, lake_uri: str, publish: Any, flight: dict[str, Any]
 ) -> None:
