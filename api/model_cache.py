@@ -7,13 +7,15 @@ with a single reference assignment. Meanwhile, and whenever loading fails, every
 other request keeps the model it had: a request never sees a half-loaded model.
 
 When the pointer names a version that cannot be loaded, the process serves the newest
-loadable version of the pointer's history (the production before it), so that every worker
-answers with the same, previously promoted model rather than with whichever version it
-happened to hold; ``/health`` then reports ``degraded``, naming both.
+loadable version of the pointer's history (the production before it) not rejected since (as
+a rollback would choose), so that every worker answers with the same, previously promoted
+model rather than with whichever version it happened to hold; ``/health`` then reports
+``degraded``, naming both.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -28,7 +30,8 @@ from headwater.serving import ServingModel
 logger = logging.getLogger("api.model")
 
 Loader = Callable[[ModelStore, ProductionPointer], ServingModel]
-#: How many earlier productions a worker tries when the pointer names a version it cannot load.
+#: How many earlier productions a worker tries when the pointer names a version it cannot load
+#: (versions rejected since they were in production are skipped, not counted).
 FALLBACK_DEPTH = 3
 
 
@@ -139,10 +142,12 @@ class ModelCache:
         )
 
     def _fall_back(self, pointer: ProductionPointer) -> ServingModel | None:
-        """The newest version of the pointer's history that loads (the production before the
-        one that cannot be served), or None; a model already served from it is kept as is."""
+        """The newest version of the pointer's history that loads and was not rejected since (the
+        production before the one that cannot be served), or None; a model already served from
+        it is kept as is."""
         served = self._model
-        for version in pointer.history[:FALLBACK_DEPTH]:
+        candidates = (v for v in pointer.history if not self._rejected(v))
+        for version in itertools.islice(candidates, FALLBACK_DEPTH):
             if served is not None and served.version == version:
                 return served
             try:
@@ -151,3 +156,10 @@ class ModelCache:
             except Exception as exc:  # try the one before
                 logger.warning("previous production %s cannot be loaded either: %s", version, exc)
         return None
+
+    def _rejected(self, version: str) -> bool:
+        # A rollback skips such a version too (headwater.registry): it must not be served.
+        if self.store.decision(version) != "rejected":
+            return False
+        logger.warning("previous production %s was rejected since: not falling back to it", version)
+        return True

@@ -207,6 +207,16 @@ class ModelStore:
         """True when the version's ``_SUCCESS`` flag exists (its training run finished)."""
         return self._read(_check_name("version", version), layout.SUCCESS) is not None
 
+    def decision(self, version: str) -> str | None:
+        """The kind of the version's latest decision (``decision.json``'s ``decision``: promoted,
+        rejected, held, retired), or None when it has none or it cannot be read."""
+        try:
+            body = self.read_json(version, layout.DECISION)
+        except ModelStoreError:
+            return None
+        kind = body.get("decision") if isinstance(body, dict) else None
+        return kind if isinstance(kind, str) else None
+
     def read_json(self, version: str, filename: str, sha256: str | None = None) -> Any:
         """Read and parse ``<version>/<filename>``; raise :class:`ModelStoreError` if absent,
         or if ``sha256`` is given and the file's is another (it changed since it was recorded),

@@ -264,6 +264,28 @@ def test_a_version_served_from_the_history_shows_no_promotion_time_rather_than_a
     assert info["promoted_at"] is None
 
 
+def test_the_fallback_skips_a_version_rejected_since_it_was_in_production(
+    app_for: Any, model_lake: str, publish: Any, base_version: str
+) -> None:
+    from headwater.lake import open_lake
+    from headwater.registry import Registry
+
+    # Given production before a broken version was one rejected since (as a rollback skips it)
+    publish(model_lake, NEW)
+    broken = publish(model_lake, "20261203T000000Z-broken", skip=("lookups.json",))
+    registry = Registry(open_lake(model_lake), "flights")
+    assert registry.production().history == (NEW, base_version)
+    registry.reject(NEW, "found wrong after it was replaced")
+
+    # When a worker falls back
+    client = app_for(model_lake).test_client()
+
+    # Then it serves the production before the rejected one
+    flights = client.get("/health").get_json()["models"]["flights"]
+    assert flights["production"] == broken
+    assert flights["model"]["version"] == base_version
+
+
 def test_with_no_loadable_version_in_the_history_the_answer_is_503_naming_the_cause(
     app_for: Any, lake_uri: str, publish: Any, flight: dict[str, Any]
 ) -> None:

@@ -42,6 +42,28 @@ def test_reads_what_the_registry_wrote(
     assert not store.is_complete("20200101T000000Z-absent")
 
 
+def test_decision_is_the_kind_of_the_latest_decision_or_none(
+    store_lake: dict[str, Any], publish: Any
+) -> None:
+    from headwater.lake import open_lake
+    from headwater.layout import DECISION, model_parts
+    from headwater.registry import Registry
+
+    uri, options = store_lake["uri"], {k: v for k, v in store_lake.items() if k != "uri"}
+    store = ModelStore(uri, "flights", **options)
+    first = publish(uri, **options)
+    second = publish(uri, "20261201T000000Z-second", promote=False, **options)
+    third = publish(uri, "20261202T000000Z-third", promote=False, **options)
+    lake = open_lake(uri, **options)
+    Registry(lake, "flights").reject(second, "worse")
+    lake.write_bytes(b"{not json", *model_parts("flights", third, DECISION))
+
+    assert store.decision(first) == "promoted"
+    assert store.decision(second) == "rejected"
+    assert store.decision(third) is None  # unreadable: no decision known
+    assert store.decision("20200101T000000Z-absent") is None
+
+
 def test_api_serves_from_s3(
     moto_endpoint: str,
     s3_lake_uri: str,
