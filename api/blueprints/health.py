@@ -22,8 +22,10 @@ def health() -> Response:
             degraded = True
             if model is None:
                 serving = "serving nothing"
-            elif model.version in status.history:
+            elif status.history[:1] == (model.version,):
                 serving = f"serving {model.version}, the previous production"
+            elif model.version in status.history:
+                serving = f"serving {model.version}, an earlier production"
             else:
                 serving = f"still serving {model.version}, which production never named"
             message = (

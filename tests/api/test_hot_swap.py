@@ -286,6 +286,22 @@ def test_the_fallback_skips_a_version_rejected_since_it_was_in_production(
     assert flights["model"]["version"] == base_version
 
 
+def test_health_calls_a_version_older_than_the_previous_production_an_earlier_one(
+    app_for: Any, model_lake: str, publish: Any, base_version: str
+) -> None:
+    # Given two broken versions promoted one after the other over the working one
+    publish(model_lake, "20261202T000000Z-broken", skip=("lookups.json",))
+    second = publish(model_lake, "20261203T000000Z-broken", skip=("lookups.json",))
+
+    # When a worker falls back past the first to the working one
+    flights = app_for(model_lake).test_client().get("/health").get_json()["models"]["flights"]
+
+    # Then /health does not call it the previous production (that is the first broken one)
+    assert (flights["production"], flights["model"]["version"]) == (second, base_version)
+    assert f"serving {base_version}, an earlier production" in flights["message"]
+    assert "previous production" not in flights["message"]
+
+
 def test_with_no_loadable_version_in_the_history_the_answer_is_503_naming_the_cause(
     app_for: Any, lake_uri: str, publish: Any, flight: dict[str, Any]
 ) -> None:
