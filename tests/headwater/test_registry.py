@@ -197,6 +197,33 @@ def test_the_pointer_records_the_checksums_of_what_serving_reads(registry: Regis
     assert registry.production().checksums == {v1: pointer.checksums[v1]}  # as stored
 
 
+def test_a_pointer_written_before_checksums_covers_a_version_once_back_in_production(
+    registry: Registry,
+) -> None:
+    import hashlib
+
+    from headwater.layout import EXPORT, LOOKUPS
+
+    # Given a pointer written before pointers recorded checksums (a, with b before it)
+    a, b, c = (train(registry, m) for m in (1, 2, 3))
+    for version in (a, b, c):
+        registry.write_json(version, EXPORT, {"version": version})
+        registry.write_json(version, LOOKUPS, {"of": version})
+    legacy = {"version": a, "promoted_at": "2026-01-01", "reason": "old", "history": [b]}
+    registry.lake.write_bytes(json.dumps(legacy).encode(), "models", MODEL, POINTER)
+
+    # When a new version is promoted, only it is covered: a and b stay unverified
+    assert set(registry.promote(c, "newer").checksums) == {c}
+
+    # And a rollback to a takes its checksums from its files as they are then
+    registry.write_json(a, EXPORT, {"changed": "before the rollback"})
+    back = registry.rollback("c is bad")
+    now = hashlib.sha256(registry.lake.read_bytes("models", MODEL, a, EXPORT)).hexdigest()
+    assert back.checksums[a][EXPORT] == now
+    assert set(back.checksums) == {a}  # b, still in the history, carries none
+    assert back.history == (b,)
+
+
 def test_a_serving_file_absent_at_promotion_is_recorded_absent(registry: Registry) -> None:
     from headwater.layout import EXPORT, LOOKUPS
     from headwater.model_store import ABSENT
