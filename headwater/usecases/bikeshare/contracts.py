@@ -42,15 +42,21 @@ RAW_RENTALS = pa.DataFrameSchema(
         pa.Check(
             lambda df: df["cnt"] == df["casual"] + df["registered"],
             name="cnt_is_casual_plus_registered",
+            error="cnt is not casual + registered",
         ),
         # Cross-field: season and working day agree with the date (weekday: see cleaning).
-        pa.Check(lambda df: df["season"] == season_of(df["dteday"]), name="season_matches_dteday"),
+        pa.Check(
+            lambda df: df["season"] == season_of(df["dteday"]),
+            name="season_matches_dteday",
+            error="season is not the season of dteday",
+        ),
         pa.Check(
             lambda df: (
                 (df["workingday"] == "Yes")
                 == ((df["dteday"].dt.day_of_week < 5) & (df["holiday"] == "No"))
             ),
             name="workingday_matches_dteday_and_holiday",
+            error="workingday disagrees with the weekday of dteday and holiday",
         ),
     ],
     strict=False,

@@ -58,6 +58,7 @@ RAW_FLIGHTS = pa.DataFrameSchema(
                 & (df["day"] == df["flight_date"].dt.day)
             ),
             name="year_month_day_match_flight_date",
+            error="year, month and day are not the date of flight_date",
         ),
     ],
     strict=False,

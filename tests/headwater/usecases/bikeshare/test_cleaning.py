@@ -81,11 +81,11 @@ def test_dirty_rows_are_repaired_or_quarantined_with_their_reason() -> None:
     assert sorted(reasons.index) == [2, 3, 4, 5, 6, 7, 8]
     assert "hr" in reasons[2] and "str_matches" in reasons[2]
     assert reasons[3] == "weekday Fri contradicts dteday (a Mon)"
-    assert "cnt_is_casual_plus_registered" in reasons[4]
+    assert "cnt is not casual + registered" in reasons[4]
     assert reasons[5] == "dteday outside partition 2011-03"
     assert "DST gap" in reasons[6]
     assert reasons[7].startswith("duplicate hour")
-    assert "season" in reasons[8]
+    assert "season is not the season of dteday" in reasons[8]
     weather_reasons = result.quarantine["weather"][REASON]
     assert sorted(weather_reasons.index) == [2, 3, 4, 5]
     assert "temp_c" in weather_reasons[2] and "humidity" in weather_reasons[3]

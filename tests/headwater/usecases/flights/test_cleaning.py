@@ -133,7 +133,14 @@ MARKER = "NTEST01"  # a tail number no real aircraft has: marks the edited row
 @pytest.mark.parametrize(
     ("column", "value", "reasons"),
     [
-        ("month", 13, ["month: in_range(1, 12) (got 13)", "year_month_day_match_flight_date"]),
+        (
+            "month",
+            13,
+            [
+                "month: in_range(1, 12) (got 13)",
+                "year, month and day are not the date of flight_date",
+            ],
+        ),
         ("origin", "XXX", ["origin: isin(['EWR', 'JFK', 'LGA']) (got XXX)"]),
         ("distance", -719.0, ["distance: greater_than(0) (got -719.0)"]),
         (
@@ -147,9 +154,13 @@ MARKER = "NTEST01"  # a tail number no real aircraft has: marks the edited row
         ("carrier", "ABC", ["carrier: str_length(2, 2) (got ABC)"]),
         ("dep_delay", -999.0, ["dep_delay: in_range(-180, 1440) (got -999.0)"]),
         # A date its year/month/day columns contradict (before: published on the wrong day)
-        ("flight_date", pd.Timestamp("2013-01-03"), ["year_month_day_match_flight_date"]),
-        ("month", 7, ["year_month_day_match_flight_date"]),
-        ("day", 5, ["year_month_day_match_flight_date"]),
+        (
+            "flight_date",
+            pd.Timestamp("2013-01-03"),
+            ["year, month and day are not the date of flight_date"],
+        ),
+        ("month", 7, ["year, month and day are not the date of flight_date"]),
+        ("day", 5, ["year, month and day are not the date of flight_date"]),
     ],
     ids=[
         "month-13",
