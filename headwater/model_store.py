@@ -147,6 +147,12 @@ class _S3:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
+def decision_kind(body: Any) -> str | None:
+    """The kind of a ``decision.json`` body (promoted, rejected, held, retired), or None."""
+    kind = body.get("decision") if isinstance(body, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def _check_name(kind: str, name: str) -> str:
     # Names become path segments: refuse anything that could climb out of the model's folder.
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -211,11 +217,9 @@ class ModelStore:
         """The kind of the version's latest decision (``decision.json``'s ``decision``: promoted,
         rejected, held, retired), or None when it has none or it cannot be read."""
         try:
-            body = self.read_json(version, layout.DECISION)
+            return decision_kind(self.read_json(version, layout.DECISION))
         except ModelStoreError:
             return None
-        kind = body.get("decision") if isinstance(body, dict) else None
-        return kind if isinstance(kind, str) else None
 
     def read_json(self, version: str, filename: str, sha256: str | None = None) -> Any:
         """Read and parse ``<version>/<filename>``; raise :class:`ModelStoreError` if absent,

@@ -26,7 +26,7 @@ from headwater.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.lake import Lake, LakeError
 from headwater.layout import DECISION, METRICS, POINTER, SERVING_FILES, SUCCESS, model_parts
 from headwater.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
-from headwater.model_store import ABSENT, ProductionPointer
+from headwater.model_store import ABSENT, ProductionPointer, decision_kind
 
 Status = Literal["production", "candidate", "rejected", "retired"]
 STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired")
@@ -370,7 +370,7 @@ class Registry:
         if not (_NAME.fullmatch(version) and self.is_complete(version)):
             return False
         decision = self.read_json(version, DECISION, default=None)
-        return _decision_kind(decision) != "rejected"
+        return decision_kind(decision) != "rejected"
 
     def _record(self, version: str, decision: str, reason: str, **extra: Any) -> None:
         """Write ``decision.json``, keeping earlier decisions newest first under ``previous``."""
@@ -389,15 +389,11 @@ class Registry:
         refresh_report(self.lake, self.name, version, body)
 
 
-def _decision_kind(decision: Any) -> str | None:
-    return decision.get("decision") if isinstance(decision, dict) else None
-
-
 def _status(version: str, pointer: ProductionPointer | None, decision: Any) -> Status:
     """Derive a version's status; the pointer outranks decision.json (written after it)."""
     if pointer is not None and pointer.version == version:
         return "production"
-    kind = _decision_kind(decision)
+    kind = decision_kind(decision)
     if kind == "rejected":
         return "rejected"
     if kind in ("retired", "promoted") or (pointer is not None and version in pointer.history):
