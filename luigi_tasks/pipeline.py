@@ -117,7 +117,8 @@ def record_path(state_dir: str, run_id: str, kind: str, task_id: str) -> Path:
     return Path(state_dir) / run_id / kind / f"{task_id}.json"
 
 
-def _record(path: Path, body: dict[str, Any]) -> None:
+def write_record(path: Path, body: dict[str, Any]) -> None:
+    """Write a run record atomically (a reader never sees half of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(body, default=str), encoding="utf-8")
@@ -152,12 +153,12 @@ class PipelineTask(luigi.Task):
                 quarantined=result.get("quarantined"),
                 seconds=result.get("seconds"),
             )
-        _record(record_path(self.state_dir, self.run_id, "done", self.task_id), result)
+        write_record(record_path(self.state_dir, self.run_id, "done", self.task_id), result)
         return result
 
     def on_failure(self, exception: BaseException) -> str:
         """Record the failure for the run's notification, then report it to Luigi."""
-        _record(
+        write_record(
             record_path(self.state_dir, self.run_id, "failed", self.task_id),
             {
                 "task": task_label(self),

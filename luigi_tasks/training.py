@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from headwater.comparison import Interval
 from headwater.config import Settings
 from headwater.lake import MANIFEST
 from headwater.logs import get_logger, log_context
-from headwater.model_store import ProductionPointer
+from headwater.model_store import ProductionPointer, decision_kind
 from headwater.pipeline import extract_snapshot, lake_for, usecase_of
 from headwater.registry import (
     LOWER_IS_BETTER,
@@ -30,7 +31,14 @@ from headwater.training import (
     train_arguments,
     training_key,
 )
-from luigi_tasks.pipeline import RERUN_CHOICES, Backfill, PipelineTask, record_path, reruns
+from luigi_tasks.pipeline import (
+    RERUN_CHOICES,
+    Backfill,
+    PipelineTask,
+    record_path,
+    reruns,
+    write_record,
+)
 
 log = get_logger("headwater.progress")
 #: The Spark job's module: its file is what spark-submit runs (locally or on EMR).
@@ -177,8 +185,7 @@ class TrainModel(PipelineTask):
         if version is None:
             return False
         path = record_path(self.state_dir, self.run_id, REUSED, self.usecase)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"version": version, "training_key": key}), encoding="utf-8")
+        write_record(path, {"version": version, "training_key": key})
         with log_context(run_id=self.run_id, task=self.task_family, usecase=self.usecase):
             log.info(skipped_message(version), reused=version)
         return True
@@ -278,24 +285,29 @@ class PromoteModel(PipelineTask):
         registry = registry_of(settings, self.usecase)
         pointer = registry.production()
         production = pointer.version if pointer else None
+        # The reused version's last decision (a fresh version has none that counts).
+        last = registry.read_json(version, layout.DECISION, default=None) if reused else None
         where = {"usecase": self.usecase, "version": version}
         with log_context(run_id=self.run_id, task=self.task_family, **where):
             if reused and reused == production:
                 log.info("model already in production")
-            elif reused and registry.info(reused).status == "retired":
+            elif decision_kind(last) == "retired":
                 # An operator's rollback is a decision no rerun overrides (promote by hand).
                 log.info("model retired by a rollback: not gated again")
             else:
-                self._decide(registry, version, production, repeat=not reused)
+                self._decide(registry, version, production, last)
         if reused:
-            path = self._gated_record()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"version": version}), encoding="utf-8")
+            write_record(self._gated_record(), {"version": version})
 
     def _decide(
-        self, registry: Registry, version: str, production: str | None, repeat: bool
+        self,
+        registry: Registry,
+        version: str,
+        production: str | None,
+        last: Mapping[str, Any] | None,
     ) -> None:
-        """Gate ``version`` against ``production``; ``repeat``: record even an unchanged one."""
+        """Gate ``version`` against ``production``; nothing is recorded when the decision
+        would repeat ``last`` (a reused version's last decision; None: always record)."""
         gate = self.settings().usecase_config(self.usecase).gate
         metrics = registry.read_json(version, layout.METRICS)
         production_metrics = gate_baseline(metrics, production)
@@ -324,20 +336,14 @@ class PromoteModel(PipelineTask):
             interval=interval,
             refusals=refusals,
         )
+        kind, reason = ("promoted" if decision.promote else "rejected"), decision.reason
         if self.no_promote:
-            verdict = "promoted" if decision.promote else "rejected"
-            kind, reason = (
-                "held",
-                (
-                    "exploratory run (--no-promote): production untouched; the gate would "
-                    f"have {verdict} it: {decision.reason}"
-                ),
+            reason = (
+                "exploratory run (--no-promote): production untouched; the gate would "
+                f"have {kind} it: {reason}"
             )
-        else:
-            kind = "promoted" if decision.promote else "rejected"
-            reason = decision.reason
-        last = registry.read_json(version, layout.DECISION, default=None) or {}
-        if not repeat and (last.get("decision"), last.get("reason")) == (kind, reason):
+            kind = "held"
+        if last is not None and (decision_kind(last), last.get("reason")) == (kind, reason):
             log.info(f"model {kind} as before", reason=reason)
         elif kind == "held":
             registry.hold(version, reason, decision.comparison)
