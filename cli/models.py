@@ -94,8 +94,8 @@ def models_list(
 
     TRAINED is the training window, HOLDOUT the dates the version was evaluated on.
     """
-    from headwater.evaluation import METRIC_NAMES
     from headwater.registry import LINEAGE, STATUSES
+    from headwater.report import human_key
 
     if status and status not in STATUSES:
         raise fail(f"--status must be one of {', '.join(STATUSES)}")
@@ -118,7 +118,7 @@ def models_list(
                 metrics.append(key)
     gate = settings.usecase_config(registry.name).gate.metric
     metrics = ([gate] if gate in metrics else []) + [m for m in metrics if m != gate]
-    named = [METRIC_NAMES.get(m, m.replace("_", " ")) for m in metrics[:MAX_METRIC_COLUMNS]]
+    named = [human_key(m) for m in metrics[:MAX_METRIC_COLUMNS]]
     header = ["VERSION", "CREATED", "STATUS", "TRAINED", "HOLDOUT", *named]
     with _registry_errors():
         lineages = {
@@ -202,8 +202,7 @@ def describe_version(
     for name, values in (metrics.get("baselines") or {}).items():
         text = metrics_text(values if isinstance(values, dict) else {})
         if text:
-            human = baseline_name(name, spec) if spec else name.replace("_", " ")
-            lines.append(("baseline", f"{human}: {text}"))
+            lines.append(("baseline", f"{baseline_name(name, spec)}: {text}"))
     target = metrics.get("target") or {}
     regression = metrics_text(metrics.get("regression") or {}, target.get("unit", ""))
     if regression:

@@ -128,11 +128,12 @@ def _table(rows: Mapping[str, Any]) -> str:
     return f"<table>{cells}</table>"
 
 
-def baseline_name(name: str, spec: TrainingSpec) -> str:
-    """A baseline's human name (the mean-target one after the target's human name)."""
+def baseline_name(name: str, spec: TrainingSpec | None) -> str:
+    """A baseline's human name (the mean-target one after the target's human name, when the
+    use case's ``spec`` is known)."""
     from headwater.spark_training import mean_target_baseline
 
-    if name == mean_target_baseline(spec.target.column):
+    if spec is not None and name == mean_target_baseline(spec.target.column):
         return f"mean {spec.target.name}"
     return name.replace("_", " ")
 
