@@ -69,16 +69,13 @@ def parse_partition(label: str, grain: Grain) -> Partition:
 def partition_of_key(key: str) -> Partition:
     """Read a partition back from its key (:attr:`Partition.key`, e.g. ``month=2013-01``)."""
     name, _, label = key.partition("=")
-    grain = next((g for g, key_name in KEY_NAMES.items() if key_name == name), None)
+    grains = {key_name: grain for grain, key_name in KEY_NAMES.items()}
     try:
-        if grain is None:
-            raise ValueError(key)
-        part = parse_partition(label, grain)
-    except ValueError:
+        return parse_partition(label, grains[name])
+    except (KeyError, ValueError):
         raise ValueError(
             f"{key!r} is not a date partition key (month=YYYY-MM or date=YYYY-MM-DD)"
         ) from None
-    return part
 
 
 def partitions_between(first: date, last: date, grain: Grain) -> list[Partition]:
