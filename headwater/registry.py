@@ -350,21 +350,19 @@ class Registry:
         first promoted, taken from the files for a version that has none recorded (a missing
         file recorded :data:`~headwater.model_store.ABSENT`)."""
         known = current.checksums if current is not None else {}
-        out: dict[str, dict[str, str]] = {}
-        for name in (version, *history):
-            if name in known:
-                out[name] = known[name]
-            elif name == version:
-                out[name] = {}
-                for filename in SERVING_FILES:
-                    try:
-                        data = self.lake.read_bytes(*model_parts(self.name), name, filename)
-                    except LakeError:
-                        # Serving refuses the version now, and the file if it is written later.
-                        out[name][filename] = ABSENT
-                    else:
-                        out[name][filename] = hashlib.sha256(data).hexdigest()
+        out = {name: known[name] for name in (version, *history) if name in known}
+        if version not in out:
+            out[version] = {name: self._sha256(version, name) for name in SERVING_FILES}
         return out
+
+    def _sha256(self, version: str, filename: str) -> str:
+        """A file's sha256, or ABSENT: serving refuses the version, and the file if written
+        later."""
+        try:
+            data = self.lake.read_bytes(*model_parts(self.name), version, filename)
+        except LakeError:
+            return ABSENT
+        return hashlib.sha256(data).hexdigest()
 
     def _can_return_to(self, version: str) -> bool:
         if not (_NAME.fullmatch(version) and self.is_complete(version)):
