@@ -611,13 +611,28 @@ def publish_meters(settings: Settings, rows: int = 3) -> None:
         )  # fmt: skip
 
 
+StandIn = Callable[..., "FakeRunner"]
+
+
+@pytest.fixture
+def stand_in(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    """``stand_in(**options)``: publish the minimal use case's clean range and put a
+    ``FakeRunner(settings, **options)`` in Spark's place; returns the runner."""
+
+    def install(**options: Any) -> FakeRunner:
+        publish_meters(settings)
+        fake = FakeRunner(settings, **options)
+        monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+        return fake
+
+    return install
+
+
 def test_an_unchanged_rerun_trains_nothing_and_reuses_the_version(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, stand_in: StandIn, tmp_path: Path
 ) -> None:
     # Given a version trained on the clean range
-    publish_meters(settings)
-    fake = FakeRunner(settings)
-    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    fake = stand_in()
     common = {"usecase": "meters", "start": START, "end": END, "state_dir": str(tmp_path)}
     TrainModel(version="v1", run_id="r1", **common).run()
     assert len(fake.calls) == 1
@@ -671,12 +686,10 @@ def decisions_of(settings: Settings, version: str) -> list[str]:
 
 
 def test_a_reused_exploratory_version_is_gated_by_a_run_that_may_promote(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, stand_in: StandIn, tmp_path: Path
 ) -> None:
     # Given an exploratory run (--no-promote) of the range: its version is held
-    publish_meters(settings)
-    fake = FakeRunner(settings)
-    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    fake = stand_in()
     run_model(tmp_path, "r1", no_promote=True)
     registry = registry_of(settings, "meters")
     assert registry.production() is None and decisions_of(settings, "r1") == ["held"]
@@ -696,18 +709,16 @@ def test_a_reused_exploratory_version_is_gated_by_a_run_that_may_promote(
 
 
 def test_a_reused_version_refused_for_its_short_window_is_promoted_with_the_override(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, stand_in: StandIn, tmp_path: Path
 ) -> None:
     # Given production trained on a year, and a candidate of two months, better by far
-    publish_meters(settings)
     year_before = {"date_range": "2012-01-01..2012-12-31", "holdout_from": "2012-11-01"}
     production = trained(
         settings, "20130101T000000Z-prod", 0.6, usecase="meters", window=year_before
     )
     registry_of(settings, "meters").promote(production, "seeded")
     short = {"date_range": "2013-01-01..2013-03-12", "holdout_from": "2013-03-01"}
-    fake = FakeRunner(settings, auc=0.8, production_auc=0.6, window=short)
-    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    fake = stand_in(auc=0.8, production_auc=0.6, window=short)
     run_model(tmp_path, "r1")
     assert decisions_of(settings, "r1") == ["rejected"]
 
@@ -721,16 +732,14 @@ def test_a_reused_version_refused_for_its_short_window_is_promoted_with_the_over
 
 
 def test_a_reused_version_retired_by_a_rollback_is_not_promoted_again(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, stand_in: StandIn, tmp_path: Path
 ) -> None:
     # Given a candidate promoted over production p1, then rolled back by an operator
-    publish_meters(settings)
     year_before = {"date_range": "2012-01-01..2012-12-31", "holdout_from": "2012-11-01"}
     registry = registry_of(settings, "meters")
     p1 = trained(settings, "20130101T000000Z-p1", 0.6, usecase="meters", window=year_before)
     registry.promote(p1, "seeded")
-    fake = FakeRunner(settings, auc=0.8, production_auc=0.6)
-    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    fake = stand_in(auc=0.8, production_auc=0.6)
     run_model(tmp_path, "r1")
     assert registry.production().version == "r1"
     registry.rollback("bad answers in production")
@@ -745,14 +754,12 @@ def test_a_reused_version_retired_by_a_rollback_is_not_promoted_again(
 
 
 def test_an_unchanged_rerun_keeps_the_decision_it_would_repeat(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, stand_in: StandIn, tmp_path: Path
 ) -> None:
     # Given a candidate rejected (worse than production)
-    publish_meters(settings)
     production = trained(settings, "20130101T000000Z-prod", 0.9, usecase="meters")
     registry_of(settings, "meters").promote(production, "seeded")
-    fake = FakeRunner(settings, auc=0.7, production_auc=0.9)
-    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    fake = stand_in(auc=0.7, production_auc=0.9)
     run_model(tmp_path, "r1")
 
     # When the same range runs again, unchanged
@@ -764,14 +771,12 @@ def test_an_unchanged_rerun_keeps_the_decision_it_would_repeat(
 
 
 def test_a_version_measured_against_an_earlier_production_is_trained_again(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, stand_in: StandIn, tmp_path: Path
 ) -> None:
     # Given a held version measured against production p1
-    publish_meters(settings)
     registry = registry_of(settings, "meters")
     registry.promote(trained(settings, "20130101T000000Z-p1", 0.6, usecase="meters"), "seeded")
-    fake = FakeRunner(settings, auc=0.8, production_auc=0.6)
-    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    fake = stand_in(auc=0.8, production_auc=0.6)
     run_model(tmp_path, "r1", no_promote=True)
 
     # When production moved on since (another version promoted)
