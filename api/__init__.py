@@ -1,7 +1,7 @@
 """The prediction API: a Flask app serving the promoted model of every enabled use case.
 
 ``create_app(config=None)`` builds the app: the stage's settings are read then
-(:func:`headwater.config.load_settings`), each enabled use case's production model
+(:func:`headwater.core.config.load_settings`), each enabled use case's production model
 is loaded once per process and re-checked at most every ``api.reload_seconds``.
 ``api.wsgi.app`` is the instance Zappa (Lambda) and gunicorn (``headwater serve``) run.
 """
@@ -29,7 +29,7 @@ _OVERRIDES = {
 
 
 def _settings(extra: dict[str, Any]) -> Any:
-    from headwater.config import load_settings
+    from headwater.core.config import load_settings
 
     settings = extra.pop("SETTINGS", None)
     overrides: dict[str, Any] = {}
@@ -53,8 +53,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     Keys: ``STAGE``; ``LAKE_URI``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``MAX_BATCH``,
     ``RELOAD_SECONDS``, ``MAX_BODY_BYTES`` and ``USECASES`` (override those settings);
-    ``SETTINGS`` (a :class:`headwater.config.Settings`: no stage file is read),
-    ``MODEL_STORES`` (use case -> :class:`headwater.model_store.ModelStore`) and ``CLOCK``
+    ``SETTINGS`` (a :class:`headwater.core.config.Settings`: no stage file is read),
+    ``MODEL_STORES`` (use case -> :class:`headwater.serving.store.ModelStore`) and ``CLOCK``
     (a monotonic clock) can be injected; any other key goes to ``app.config``.
     """
     from api.blueprints import docs, health, model, predictions
@@ -62,9 +62,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from api.errors import register_error_handlers
     from api.model_cache import ModelCache
     from api.state import EXTENSION, ApiState, Served
-    from headwater.model_store import ModelStore
-    from headwater.serving import load_serving_model
-    from headwater.usecases import get_usecase
+    from headwater.core.usecase import get_usecase
+    from headwater.serving.predictor import load_serving_model
+    from headwater.serving.store import ModelStore
 
     extra = dict(config or {})
     settings = _settings(extra)

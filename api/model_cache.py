@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from headwater import layout
-from headwater.model_store import ModelStore, ProductionPointer
-from headwater.serving import ServingModel
+from headwater.core import layout
+from headwater.serving.predictor import ServingModel
+from headwater.serving.store import ModelStore, ProductionPointer
 
 logger = logging.getLogger("api.model")
 
@@ -158,7 +158,7 @@ class ModelCache:
         return None
 
     def _rejected(self, version: str) -> bool:
-        # A rollback skips such a version too (headwater.registry): it must not be served.
+        # A rollback skips such a version too (headwater.registry.registry): it must not be served.
         if self.store.decision(version) != "rejected":
             return False
         logger.warning("previous production %s was rejected since: not falling back to it", version)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from headwater.usecases import UseCase
+from headwater.core.usecase import UseCase
 
 VERSION = "2.0.0"
 

@@ -9,9 +9,9 @@ from flask import current_app
 
 from api.errors import ApiError
 from api.model_cache import ModelCache
-from headwater.config import Settings
-from headwater.serving import ServingModel
-from headwater.usecases import UseCase
+from headwater.core.config import Settings
+from headwater.core.usecase import UseCase
+from headwater.serving.predictor import ServingModel
 
 EXTENSION = "headwater_api"
 

@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from headwater.usecases import get_usecase  # noqa: E402
+from headwater.core.usecase import get_usecase  # noqa: E402
 
 USECASES = ("flights", "bikeshare")
 #: The documented example of each use case (its ServingSpec's).
@@ -61,9 +61,9 @@ def verdict(ok: bool) -> str:
 
 def test_model_lake(root: Path) -> str:
     """Publish the test models of tests/api/model as the production versions of a new lake."""
-    from headwater.lake import open_lake
-    from headwater.layout import model_parts
-    from headwater.registry import Registry
+    from headwater.core.layout import model_parts
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
 
     uri = f"file://{root}/lake"
     lake = open_lake(uri)
@@ -312,7 +312,7 @@ def over_http(
 
 # -- 4. the naive way ------------------------------------------------------------------------------
 def naive_spark(lake: str, runs: int) -> dict[str, Any] | None:
-    from headwater.model_store import ModelStore
+    from headwater.serving.store import ModelStore
 
     store = ModelStore(lake, "flights")
     pointer = store.production()

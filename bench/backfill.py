@@ -44,8 +44,8 @@ def _clean_throughput(lake_uri: str, grain: str) -> tuple[int, float]:
     """Time the flights cleaning (contracts included) on the whole year in one call."""
     import pandas as pd
 
-    from headwater.lake import open_lake
-    from headwater.partitions import Partition
+    from headwater.core.partitions import Partition
+    from headwater.data.lake import open_lake
     from headwater.usecases.flights.cleaning import clean_partition
 
     lake = open_lake(lake_uri)

@@ -39,7 +39,7 @@ def labelled(frame: Any) -> Any:
     """Flights that flew and have a label, with the calendar month as a category."""
     from pyspark.sql import functions as F
 
-    from headwater.spark_training import labelled as with_label
+    from headwater.model.spark_training import labelled as with_label
 
     return with_label(frame).withColumn("month", F.month("flight_date").cast("string"))
 
@@ -48,7 +48,7 @@ def splits(spark: Any, flights: Any, planes: Any, kind: str) -> tuple[Any, Any]:
     """Feature tables of (train, holdout); the lookups come from the training side only."""
     from pyspark.sql import functions as F
 
-    from headwater.spark_training import feature_table
+    from headwater.model.spark_training import feature_table
     from headwater.usecases.flights.training import TRAINING, build_lookups
 
     if kind == "time":
@@ -70,7 +70,7 @@ def logistic(train: Any, categorical: tuple[str, ...], numeric: tuple[str, ...])
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import LogisticRegression
 
-    from headwater.spark_training import feature_stages
+    from headwater.model.spark_training import feature_stages
 
     stages = feature_stages(categorical, numeric).getStages()
     model = LogisticRegression(featuresCol="features", labelCol="label", regParam=0.001)
@@ -82,7 +82,7 @@ def boosted(train: Any, categorical: tuple[str, ...], numeric: tuple[str, ...]) 
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import GBTClassifier
 
-    from headwater.spark_training import feature_stages
+    from headwater.model.spark_training import feature_stages
 
     index, encode, assemble, _ = feature_stages(categorical, numeric).getStages()
     assemble.setOutputCol("features")
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from headwater.lake import open_lake
-    from headwater.spark_training import (
+    from headwater.data.lake import open_lake
+    from headwater.model.spark_training import (
         baselines,
         classification_metrics,
         read_inputs,

@@ -81,9 +81,9 @@ def make_scaled_lake(source_uri: str, target_uri: str, factor: int, seed: int = 
     """Resample each real month ``factor`` times with noise into a new lake; return rows."""
     import numpy as np
 
-    from headwater.lake import open_lake
-    from headwater.layout import CLEAN, RAW, dataset
-    from headwater.pipeline import latest_snapshot
+    from headwater.core.layout import CLEAN, RAW, dataset
+    from headwater.data.lake import open_lake
+    from headwater.data.pipeline import latest_snapshot
 
     flights, planes_dataset = dataset("flights", "flights"), dataset("flights", "planes")
     source, target = open_lake(source_uri), open_lake(target_uri)
@@ -131,8 +131,8 @@ def make_scaled_lake(source_uri: str, target_uri: str, factor: int, seed: int = 
 
 def submit(lake_uri: str, version: str, driver_memory: str) -> tuple[float, dict[str, float]]:
     """spark-submit the training job as the local runner does; return wall time and peaks."""
-    from headwater.config import load_settings
-    from headwater.training import LocalSparkRunner
+    from headwater.core.config import load_settings
+    from headwater.model.runners import LocalSparkRunner
 
     settings = load_settings("local", overrides={"training": {"driver_memory": driver_memory}})
     runner = LocalSparkRunner(settings, ROOT / "emr_jobs" / "train.py")
@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         for factor in (int(s) for s in args.scales.split(",")):
             if factor == 1:
                 lake_uri = args.source_lake
-                from headwater.lake import open_lake
-                from headwater.layout import CLEAN, dataset
+                from headwater.core.layout import CLEAN, dataset
+                from headwater.data.lake import open_lake
 
                 source, flights = open_lake(lake_uri), dataset("flights", "flights")
                 rows = sum(

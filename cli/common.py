@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from headwater.config import ConfigError, Settings, load_settings
+from headwater.core.config import ConfigError, Settings, load_settings
 
 StageOption = Annotated[
     str | None,

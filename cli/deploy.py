@@ -1,4 +1,4 @@
-"""``headwater deploy``: build, validate and deploy a stage (headwater.deploy holds the logic)."""
+"""``headwater deploy``: build, validate and deploy a stage (cli.deploy_steps holds the logic)."""
 
 from __future__ import annotations
 
@@ -66,8 +66,7 @@ def deploy(
     ] = None,
 ) -> None:
     """Build the images and the API package, validate, then deploy the stack and the API."""
-    from headwater import aws
-    from headwater.deploy import (
+    from cli.deploy_steps import (
         DeployAwsError,
         DeployContext,
         DeployError,
@@ -79,6 +78,7 @@ def deploy(
         runtime_version,
         zappa_stage,
     )
+    from headwater import aws
 
     try:
         version = runtime_version(zappa_stage(REPO, stage)["runtime"])

@@ -12,8 +12,8 @@ import typer
 from cli.common import StageOption, fail, load_stage
 
 if TYPE_CHECKING:
-    from headwater.config import Settings
-    from headwater.registry import Registry
+    from headwater.core.config import Settings
+    from headwater.registry.registry import Registry
 
 models_app = typer.Typer(
     help="Model versions of a use case in the lake: list, show, promote, roll back.",
@@ -34,9 +34,9 @@ MAX_METRIC_COLUMNS = 6
 
 def _registry(stage: str | None, usecase: str | None) -> tuple[Registry, Settings]:
     """The registry of the use case (the model's name is the use case's), and the settings."""
-    from headwater.config import ConfigError
-    from headwater.pipeline import lake_for
-    from headwater.registry import Registry, RegistryError
+    from headwater.core.config import ConfigError
+    from headwater.data.pipeline import lake_for
+    from headwater.registry.registry import Registry, RegistryError
 
     settings = load_stage(stage)
     if usecase is None:
@@ -54,8 +54,8 @@ def _registry(stage: str | None, usecase: str | None) -> tuple[Registry, Setting
 @contextmanager
 def _registry_errors() -> Iterator[None]:
     """Turn registry and lake errors into a message and exit status 2 (no traceback)."""
-    from headwater.lake import LakeError
-    from headwater.registry import RegistryError
+    from headwater.data.lake import LakeError
+    from headwater.registry.registry import RegistryError
 
     try:
         yield
@@ -65,7 +65,7 @@ def _registry_errors() -> Iterator[None]:
 
 def _window_cells(lineage: Any) -> tuple[str, str]:
     """The TRAINED and HOLDOUT cells of a version (``-`` when its lineage has no dates)."""
-    from headwater.registry import TrainingWindow
+    from headwater.registry.registry import TrainingWindow
 
     window = TrainingWindow.of(lineage)
     if window is None:
@@ -94,8 +94,8 @@ def models_list(
 
     TRAINED is the training window, HOLDOUT the dates the version was evaluated on.
     """
-    from headwater.registry import LINEAGE, STATUSES
-    from headwater.report import human_key
+    from headwater.model.report import human_key
+    from headwater.registry.registry import LINEAGE, STATUSES
 
     if status and status not in STATUSES:
         raise fail(f"--status must be one of {', '.join(STATUSES)}")
@@ -150,8 +150,8 @@ def models_show(
     ] = False,
 ) -> None:
     """Show one version: status, windows, metrics, the gate's decision, and its report."""
-    from headwater.layout import REPORT, model_parts
-    from headwater.registry import DECISION, LINEAGE, METRICS
+    from headwater.core.layout import REPORT, model_parts
+    from headwater.registry.registry import DECISION, LINEAGE, METRICS
 
     registry, settings = _registry(stage, usecase)
     with _registry_errors():
@@ -172,7 +172,7 @@ def models_show(
         }
         typer.echo(json.dumps(body, indent=2, sort_keys=True, default=str))
         return
-    from headwater.pipeline import usecase_of
+    from headwater.data.pipeline import usecase_of
 
     spec = usecase_of(settings, registry.name).training
     for key, text in describe_version(info, files, report, spec):
@@ -186,9 +186,9 @@ def describe_version(
 
     ``spec`` (the use case's TrainingSpec) names the baselines; without it, their keys.
     """
-    from headwater.notify import metrics_text
-    from headwater.registry import DECISION, LINEAGE, METRICS
-    from headwater.report import baseline_name
+    from headwater.model.report import baseline_name
+    from headwater.ops.notify import metrics_text
+    from headwater.registry.registry import DECISION, LINEAGE, METRICS
 
     metrics = files.get(METRICS) if isinstance(files.get(METRICS), dict) else {}
     created = f"{info.created_at:%Y-%m-%d %H:%M:%S} UTC" if info.created_at else "unknown"
@@ -219,7 +219,7 @@ def describe_version(
 
 def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
     """The training window and the holdout of a version, in words ("unknown" when absent)."""
-    from headwater.registry import TrainingWindow
+    from headwater.registry.registry import TrainingWindow
 
     window = TrainingWindow.of(lineage)
     if window is None:
@@ -234,7 +234,7 @@ def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
 
 def gate_summary(decision: dict[str, Any]) -> str:
     """The gate's numbers in one line: gain, its interval, the margin (or why not compared)."""
-    from headwater.notify import comparison_text
+    from headwater.ops.notify import comparison_text
 
     return comparison_text(decision.get("comparison") or {}) or (
         "no comparison with production recorded"
@@ -268,11 +268,11 @@ def models_promote(
 
 def unservable(settings: Settings, registry: Registry, version: str) -> str | None:
     """Why the API could not serve ``version`` (None: it can), loading it as the API does."""
-    from headwater.layout import METRICS
-    from headwater.model_store import ModelStore, ProductionPointer
-    from headwater.pipeline import usecase_of
-    from headwater.serving import load_serving_model
-    from headwater.spark_training import PARITY_TOLERANCE
+    from headwater.core.layout import METRICS
+    from headwater.data.pipeline import usecase_of
+    from headwater.model.spark_training import PARITY_TOLERANCE
+    from headwater.serving.predictor import load_serving_model
+    from headwater.serving.store import ModelStore, ProductionPointer
 
     parity = (registry.read_json(version, METRICS, default=None) or {}).get("export_parity")
     for key in ("max_abs_probability", "max_abs_regression"):

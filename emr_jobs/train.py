@@ -5,7 +5,7 @@
         [--production-version P]
 
 A thin entrypoint: parse the command line, build the SparkSession, run the generic
-job (:func:`headwater.spark_training.train`) on the use case's training spec, and print
+job (:func:`headwater.model.spark_training.train`) on the use case's training spec, and print
 its summary as one JSON line ``{"headwater_train": {...}}``.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from headwater.spark_training import TrainOptions
+from headwater.model.spark_training import TrainOptions
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -104,9 +104,9 @@ def create_spark(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, build the session, train, print the summary as JSON."""
-    from headwater.spark_training import train
-    from headwater.training import die_with_parent
-    from headwater.usecases import get_usecase
+    from headwater.core.usecase import get_usecase
+    from headwater.model.runners import die_with_parent
+    from headwater.model.spark_training import train
 
     args = parse_args(argv)
     # Locally the driver's parent is spark-submit's JVM: when it dies (its runner was

@@ -1,1 +1,1 @@
-"""AWS Lambda handlers: thin adapters over headwater.pipeline."""
+"""AWS Lambda handlers: thin adapters over headwater.data.pipeline."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater.config import load_settings
-from headwater.events import CleanEvent
-from headwater.logs import ensure_logging, log_context
-from headwater.partitions import parse_partition
-from headwater.pipeline import clean_partition
+from headwater.core.config import load_settings
+from headwater.core.logs import ensure_logging, log_context
+from headwater.core.partitions import parse_partition
+from headwater.data.events import CleanEvent
+from headwater.data.pipeline import clean_partition
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from headwater.config import Settings, load_settings
+from headwater.core.config import Settings, load_settings
 
 _RUNS: dict[str, Settings] = {}
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import luigi
 
-from headwater import layout
-from headwater.config import Settings
-from headwater.executors import create_executor
-from headwater.logs import get_logger, log_context
-from headwater.partitions import Partition, is_settled, parse_partition, partitions_between
-from headwater.pipeline import lake_for, timezone_of, usecase_of
-from headwater.sources import get_kind
+from headwater.core import layout
+from headwater.core.config import Settings
+from headwater.core.logs import get_logger, log_context
+from headwater.core.partitions import Partition, is_settled, parse_partition, partitions_between
+from headwater.data.executors import create_executor
+from headwater.data.pipeline import lake_for, timezone_of, usecase_of
+from headwater.data.sources import get_kind
 from luigi_tasks.context import settings_for
 
 log = get_logger("headwater.progress")

@@ -20,10 +20,14 @@ from urllib.parse import urlparse
 import luigi
 import luigi.execution_summary
 
-from headwater import layout
-from headwater.config import ConfigError, Settings
-from headwater.logs import get_logger, log_context
-from headwater.notify import (
+from headwater.core import layout
+from headwater.core.config import ConfigError, Settings
+from headwater.core.logs import get_logger, log_context
+from headwater.core.partitions import partitions_between
+from headwater.core.ranges import describe
+from headwater.data.pipeline import lake_for, usecase_of
+from headwater.data.sources import get_kind, validate_source
+from headwater.ops.notify import (
     ModelSummary,
     RunReport,
     TaskFailure,
@@ -31,10 +35,6 @@ from headwater.notify import (
     comparison_text,
     create_notifier,
 )
-from headwater.partitions import partitions_between
-from headwater.pipeline import lake_for, usecase_of
-from headwater.ranges import describe
-from headwater.sources import get_kind, validate_source
 from luigi_tasks.context import run_context
 from luigi_tasks.pipeline import (
     HTTP_RESOURCE,

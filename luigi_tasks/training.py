@@ -11,26 +11,26 @@ from typing import Any
 
 import luigi
 
-from headwater import layout
-from headwater.comparison import Interval
-from headwater.config import Settings
-from headwater.lake import MANIFEST
-from headwater.logs import get_logger, log_context
-from headwater.model_store import ProductionPointer, decision_kind
-from headwater.pipeline import extract_snapshot, lake_for, usecase_of
-from headwater.registry import (
+from headwater.core import layout
+from headwater.core.config import Settings
+from headwater.core.logs import get_logger, log_context
+from headwater.data.lake import MANIFEST
+from headwater.data.pipeline import extract_snapshot, lake_for, usecase_of
+from headwater.model.comparison import Interval
+from headwater.model.runners import (
+    code_version,
+    create_training_runner,
+    train_arguments,
+    training_key,
+)
+from headwater.registry.registry import (
     LOWER_IS_BETTER,
     Registry,
     TrainingWindow,
     comparison_problems,
     decide,
 )
-from headwater.training import (
-    code_version,
-    create_training_runner,
-    train_arguments,
-    training_key,
-)
+from headwater.serving.store import ProductionPointer, decision_kind
 from luigi_tasks.pipeline import (
     RERUN_CHOICES,
     Backfill,

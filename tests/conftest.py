@@ -3,6 +3,8 @@ and a stage configuration pointing everything at a temporary directory."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -12,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from headwater.config import Settings, load_settings
-from headwater.executors import LocalContext
+from headwater.core.config import Settings, load_settings
+from headwater.data.executors import LocalContext
 
 REGION = "us-east-1"
 EVENTS = Path(__file__).parent / "events"
@@ -67,7 +69,7 @@ def s3_lake_uri(moto_endpoint: str, aws_env: None) -> str:
 @pytest.fixture(params=["file", "s3"])
 def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     """The same lake on a local directory and on a bucket of the moto server (parametrized)."""
-    from headwater.lake import open_lake
+    from headwater.data.lake import open_lake
 
     if request.param == "file":
         return open_lake(f"file://{tmp_path}/lake")
@@ -361,9 +363,9 @@ class TrainedModel:
     start, end, holdout_from = DEMO_FIRST, DEMO_LAST, date(2013, 3, 1)
 
     def __init__(self, settings: Settings, version: str, summary: dict[str, Any]) -> None:
-        from headwater import layout
-        from headwater.pipeline import lake_for
-        from headwater.registry import Registry
+        from headwater.core import layout
+        from headwater.data.pipeline import lake_for
+        from headwater.registry.registry import Registry
 
         self.settings = settings
         self.lake = lake_for(settings)
@@ -400,17 +402,17 @@ def trained_model(
 ) -> TrainedModel:
     """Extract, clean and snapshot the demo range month by month, then run the training job.
 
-    The generic job (``headwater.spark_training.train``) runs in this process on the session's
+    The generic job (``headwater.model.spark_training.train``) runs in this process on the session's
     Spark for the flights use case, holding out March 2013: the model version the Spark tests
     read (pipelines, export, lookups, metrics).
     """
     import warnings
 
-    from headwater.partitions import partitions_between
-    from headwater.pipeline import clean_partition, extract_partition, extract_snapshot
-    from headwater.registry import new_version
-    from headwater.spark_training import TrainOptions, train
-    from headwater.usecases import get_usecase
+    from headwater.core.partitions import partitions_between
+    from headwater.core.usecase import get_usecase
+    from headwater.data.pipeline import clean_partition, extract_partition, extract_snapshot
+    from headwater.model.spark_training import TrainOptions, train
+    from headwater.registry.registry import new_version
 
     root = tmp_path_factory.mktemp("trained")
     settings = trained_model_settings(root, request)
@@ -460,7 +462,7 @@ def meters_module() -> Any:
 @pytest.fixture(scope="session")
 def meters_db(meters_module: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The minimal use case's demo source (SQLite), built once."""
-    from headwater.config import SourceConfig
+    from headwater.core.config import SourceConfig
 
     url = f"sqlite:///{tmp_path_factory.mktemp('meters')}/meters.sqlite"
     source = SourceConfig(kind="sql", url=url, table="readings", date_column="day")
@@ -485,3 +487,106 @@ def make_stage(
         return write(grain, usecases, ("flights", "meters"), overrides)
 
     return make
+
+
+# -- model versions: the API's test models, published with the real registry --------------
+# tests/api/model holds a real export, trimmed lookups and real metrics of a Spark-trained
+# flights version; tests/api/model/bikeshare a tiny hand-made bike-share version (each
+# generate.py rebuilds them). Shared by the serving, registry and API tests.
+MODEL_DIR = Path(__file__).parent / "api" / "model"
+MODEL = "flights"  # the registry name is the use case's
+MODEL_DIRS = {"flights": MODEL_DIR, "bikeshare": MODEL_DIR / "bikeshare"}
+FILES = ("export.json", "lookups.json", "metrics.json", "lineage.json")
+
+
+def read_documents(usecase: str) -> dict[str, Any]:
+    """The test version of ``usecase``: its documents by file name."""
+    return {name: json.loads((MODEL_DIRS[usecase] / name).read_text()) for name in FILES}
+
+
+@pytest.fixture(scope="session")
+def model_documents() -> dict[str, Any]:
+    """The flights version's documents by file name (do not mutate: copy first)."""
+    return read_documents("flights")
+
+
+@pytest.fixture(scope="session")
+def bike_documents() -> dict[str, Any]:
+    """The bike-share version's documents by file name (do not mutate: copy first)."""
+    return read_documents("bikeshare")
+
+
+@pytest.fixture(scope="session")
+def bike_version(bike_documents: dict[str, Any]) -> str:
+    """The version of the bike-share test model."""
+    return bike_documents["export.json"]["metadata"]["version"]
+
+
+@pytest.fixture(scope="session")
+def base_version(model_documents: dict[str, Any]) -> str:
+    """The version the test model was trained as."""
+    return model_documents["export.json"]["metadata"]["version"]
+
+
+def variant(documents: dict[str, Any], version: str, shift: float) -> dict[str, Any]:
+    """The same model as another version, its classifier's intercept moved by ``shift``."""
+    out = copy.deepcopy(documents)
+    out["export.json"]["metadata"]["version"] = version
+    stages = out["export.json"]["pipelines"]["classifier"]["stages"]
+    stages[-1]["intercept"] += shift
+    return out
+
+
+Publish = Callable[..., str]
+
+
+@pytest.fixture
+def lake_uri(tmp_path: Path) -> str:
+    """An empty lake (no model promoted)."""
+    return f"file://{tmp_path}/lake"
+
+
+@pytest.fixture
+def publish(model_documents: dict[str, Any]) -> Publish:
+    """Write a version with the real registry (``_SUCCESS`` last) and, by default, promote it.
+
+    ``publish(lake_uri, version=None, usecase="flights", shift=0.0, promote=True,
+    complete=True, skip=(), replace={})``: ``skip`` leaves files out, ``replace`` maps file
+    names to raw bytes.
+    """
+    from headwater.core.layout import model_parts
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
+
+    def publish_version(
+        uri: str,
+        version: str | None = None,
+        *,
+        usecase: str = MODEL,
+        shift: float = 0.0,
+        promote: bool = True,
+        complete: bool = True,
+        skip: tuple[str, ...] = (),
+        replace: dict[str, bytes] | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> str:
+        originals = model_documents if usecase == MODEL else read_documents(usecase)
+        version = version or originals["export.json"]["metadata"]["version"]
+        documents = variant(originals, version, shift)
+        lake = open_lake(uri, region=region, endpoint_url=endpoint_url)
+        registry = Registry(lake, usecase)
+        for name in FILES:
+            if name in skip:
+                continue
+            data = (replace or {}).get(name)
+            if data is None:
+                data = json.dumps(documents[name]).encode()
+            lake.write_bytes(data, *model_parts(usecase, version, name))
+        if complete:
+            registry.mark_complete(version)
+        if promote:
+            registry.promote(version, "promoted by the API tests")
+        return version
+
+    return publish_version

@@ -11,7 +11,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 
 from api.errors import ApiError
 from api.state import api_state, serving_model
-from headwater.serving import (
+from headwater.serving.predictor import (
     MAX_PROBLEMS,
     BatchTooLarge,
     InvalidRequest,

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from headwater.errors import (
+from headwater.core.errors import (
     FunctionFailed as FunctionFailed,  # re-exported: one type, local or Lambda
 )
 

@@ -23,10 +23,6 @@ from flask.testing import FlaskClient
 
 MODEL_DIR = Path(__file__).parent / "model"
 EVENTS_DIR = Path(__file__).parent / "events"
-MODEL = "flights"  # the registry name is the use case's
-MODEL_DIRS = {"flights": MODEL_DIR, "bikeshare": MODEL_DIR / "bikeshare"}
-FILES = ("export.json", "lookups.json", "metrics.json", "lineage.json")
-
 
 #: The stage file of the tests (stage ``test``): both use cases enabled, no sources needed.
 TEST_STAGE = """
@@ -52,107 +48,14 @@ def api_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return folder
 
 
-def read_documents(usecase: str) -> dict[str, Any]:
-    """The test version of ``usecase``: its documents by file name."""
-    return {name: json.loads((MODEL_DIRS[usecase] / name).read_text()) for name in FILES}
-
-
-@pytest.fixture(scope="session")
-def model_documents() -> dict[str, Any]:
-    """The flights version's documents by file name (do not mutate: copy first)."""
-    return read_documents("flights")
-
-
-@pytest.fixture(scope="session")
-def bike_documents() -> dict[str, Any]:
-    """The bike-share version's documents by file name (do not mutate: copy first)."""
-    return read_documents("bikeshare")
-
-
-@pytest.fixture(scope="session")
-def bike_version(bike_documents: dict[str, Any]) -> str:
-    """The version of the bike-share test model."""
-    return bike_documents["export.json"]["metadata"]["version"]
-
-
-@pytest.fixture(scope="session")
-def base_version(model_documents: dict[str, Any]) -> str:
-    """The version the test model was trained as."""
-    return model_documents["export.json"]["metadata"]["version"]
-
-
 @pytest.fixture(scope="session")
 def spark_cases() -> list[dict[str, Any]]:
     """Real holdout flights as API requests, with the probability and delay Spark gave them."""
     return json.loads((MODEL_DIR / "spark_predictions.json").read_text())["cases"]
 
 
-def variant(documents: dict[str, Any], version: str, shift: float) -> dict[str, Any]:
-    """The same model as another version, its classifier's intercept moved by ``shift``."""
-    out = copy.deepcopy(documents)
-    out["export.json"]["metadata"]["version"] = version
-    stages = out["export.json"]["pipelines"]["classifier"]["stages"]
-    stages[-1]["intercept"] += shift
-    return out
-
-
-Publish = Callable[..., str]
-
-
 @pytest.fixture
-def lake_uri(tmp_path: Path) -> str:
-    """An empty lake (no model promoted)."""
-    return f"file://{tmp_path}/lake"
-
-
-@pytest.fixture
-def publish(model_documents: dict[str, Any]) -> Publish:
-    """Write a version with the real registry (``_SUCCESS`` last) and, by default, promote it.
-
-    ``publish(lake_uri, version=None, usecase="flights", shift=0.0, promote=True,
-    complete=True, skip=(), replace={})``: ``skip`` leaves files out, ``replace`` maps file
-    names to raw bytes.
-    """
-    from headwater.lake import open_lake
-    from headwater.layout import model_parts
-    from headwater.registry import Registry
-
-    def publish_version(
-        uri: str,
-        version: str | None = None,
-        *,
-        usecase: str = MODEL,
-        shift: float = 0.0,
-        promote: bool = True,
-        complete: bool = True,
-        skip: tuple[str, ...] = (),
-        replace: dict[str, bytes] | None = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-    ) -> str:
-        originals = model_documents if usecase == MODEL else read_documents(usecase)
-        version = version or originals["export.json"]["metadata"]["version"]
-        documents = variant(originals, version, shift)
-        lake = open_lake(uri, region=region, endpoint_url=endpoint_url)
-        registry = Registry(lake, usecase)
-        for name in FILES:
-            if name in skip:
-                continue
-            data = (replace or {}).get(name)
-            if data is None:
-                data = json.dumps(documents[name]).encode()
-            lake.write_bytes(data, *model_parts(usecase, version, name))
-        if complete:
-            registry.mark_complete(version)
-        if promote:
-            registry.promote(version, "promoted by the API tests")
-        return version
-
-    return publish_version
-
-
-@pytest.fixture
-def model_lake(lake_uri: str, publish: Publish) -> str:
+def model_lake(lake_uri: str, publish: Callable[..., str]) -> str:
     """A lake whose production versions are the test models of both use cases."""
     publish(lake_uri)
     publish(lake_uri, usecase="bikeshare")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from headwater.config import ConfigError
+from headwater.core.config import ConfigError
 
 
 def test_settings_are_read_when_the_app_is_created(

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from api.model_cache import ModelCache
-from headwater.model_store import ModelStore, ProductionPointer
-from headwater.serving import ServingModel, load_serving_model
-from headwater.usecases import get_usecase
+from headwater.core.usecase import get_usecase
+from headwater.serving.predictor import ServingModel, load_serving_model
+from headwater.serving.store import ModelStore, ProductionPointer
 
 NEW = "20261201T000000Z-second"
 
@@ -48,8 +48,8 @@ def test_promotion_is_picked_up_after_the_interval(
 def test_rollback_is_picked_up_too(
     app_for: Any, model_lake: str, publish: Any, clock: Any, base_version: str
 ) -> None:
-    from headwater.lake import open_lake
-    from headwater.registry import Registry
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
 
     publish(model_lake, NEW)
     client = app_for(model_lake, RELOAD_SECONDS=5, CLOCK=clock).test_client()
@@ -177,8 +177,8 @@ def test_concurrent_requests_never_see_a_mixed_model(
                 failures.append(versions)
             seen.extend((a["model"]["version"], a["delay_probability"]) for a in answers)
 
-    from headwater.lake import open_lake
-    from headwater.registry import Registry
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
 
     registry = Registry(open_lake(model_lake), "flights")
     threads = [threading.Thread(target=hammer) for _ in range(3)]
@@ -204,8 +204,8 @@ def test_concurrent_requests_never_see_a_mixed_model(
 def test_health_is_degraded_naming_the_version_the_pointer_names_but_cannot_be_loaded(
     app_for: Any, model_lake: str, publish: Any, clock: Any, base_version: str
 ) -> None:
-    from headwater.lake import open_lake
-    from headwater.registry import Registry
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
 
     # Given a worker serving a second version
     publish(model_lake, NEW)
@@ -267,8 +267,8 @@ def test_a_version_served_from_the_history_shows_no_promotion_time_rather_than_a
 def test_the_fallback_skips_a_version_rejected_since_it_was_in_production(
     app_for: Any, model_lake: str, publish: Any, base_version: str
 ) -> None:
-    from headwater.lake import open_lake
-    from headwater.registry import Registry
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
 
     # Given production before a broken version was one rejected since (as a rollback skips it)
     publish(model_lake, NEW)
@@ -319,8 +319,8 @@ def test_a_served_file_changed_after_promotion_is_not_served(
 ) -> None:
     import json
 
-    from headwater.lake import open_lake
-    from headwater.layout import EXPORT, model_parts
+    from headwater.core.layout import EXPORT, model_parts
+    from headwater.data.lake import open_lake
 
     # Given a second version promoted, then its export rewritten in place (a valid model, its
     # intercept moved: what a stray writer to the version's prefix could leave)
@@ -348,8 +348,8 @@ def test_a_served_file_absent_at_promotion_and_written_later_is_not_served(
 ) -> None:
     import json
 
-    from headwater.lake import open_lake
-    from headwater.layout import LOOKUPS, model_parts
+    from headwater.core.layout import LOOKUPS, model_parts
+    from headwater.data.lake import open_lake
 
     # Given a version promoted without its lookups, then its lookups written (a stray writer)
     broken = publish(model_lake, "20261203T000000Z-broken", skip=(LOOKUPS,))

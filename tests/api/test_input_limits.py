@@ -298,7 +298,7 @@ def test_the_date_time_pattern_admits_real_days_of_the_years_only(year: int) -> 
     import re
     from datetime import date
 
-    from headwater.serving import local_datetime_pattern
+    from headwater.core.fields import local_datetime_pattern
 
     pattern = re.compile(local_datetime_pattern(1900, 2199))
     for month in range(0, 14):
@@ -314,7 +314,7 @@ def test_the_date_time_pattern_admits_real_days_of_the_years_only(year: int) -> 
 
 
 def test_the_date_time_pattern_needs_whole_centuries() -> None:
-    from headwater.serving import local_datetime_pattern
+    from headwater.core.fields import local_datetime_pattern
 
     with pytest.raises(ValueError, match="whole centuries"):
         local_datetime_pattern(1950, 2199)

@@ -55,7 +55,7 @@ def test_documented_batch_limit_is_the_configured_one(app_for: Any, model_lake: 
 
 
 def test_request_schema_is_the_request_model_s(document: dict[str, Any]) -> None:
-    from headwater.usecases import get_usecase
+    from headwater.core.usecase import get_usecase
 
     model = get_usecase("flights").serving.request_model
     schema = document["components"]["schemas"]["flights.Request"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from headwater import layout
+from headwater.core import layout
 from headwater.usecases.flights.features import WEATHER
 
 pytestmark = [
@@ -31,8 +31,8 @@ KEY = ("carrier", "origin", "dest", "flight_date", "dep_hour")
 
 def promote_copy(trained_model: Any, root: Path) -> str:
     """The trained version in a lake of this test, promoted (the shared lake stays untouched)."""
-    from headwater.lake import open_lake
-    from headwater.registry import Registry
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
 
     name, version = "flights", trained_model.version  # the registry name is the use case's
     target = root.joinpath("lake", *layout.model_parts(name, version))
@@ -48,7 +48,7 @@ def spark_answers(spark: Any, trained_model: Any, path: str) -> dict[tuple, tupl
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
-    from headwater.spark_training import feature_table, with_probability
+    from headwater.model.spark_training import feature_table, with_probability
     from headwater.usecases.flights.features import FeatureLookups
     from headwater.usecases.flights.training import TRAINING
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from headwater.deploy import (
+from cli.deploy_steps import (
     api_access,
     build_api_package,
     find_python,
@@ -198,7 +198,7 @@ def test_exclude_list_keeps_the_heavy_stack_out_and_botocore_data_in() -> None:
 
 IMPORTS = """
 import sys
-import api, headwater.model_store, headwater.serving, headwater.aws.clients
+import api, headwater.serving.store, headwater.serving.predictor, headwater.aws.clients
 print(sorted(m for m in sys.modules if m.startswith(("tenacity", "headwater.aws"))))
 from headwater import aws
 print(aws.LambdaExecutor.__module__, aws.EmrRunner.__module__, "tenacity" in sys.modules)

@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 
 import cli
 from cli import app
-from headwater.config import ConfigError, Settings
+from headwater.core.config import ConfigError, Settings
 
 
 def invoke(*args: str) -> Result:
@@ -435,7 +435,7 @@ def test_demo_data_of_every_enabled_use_case_by_default(
 ) -> None:
     # Given the enabled use cases, each recording the sources and replace flag it is given
     settings = make_stage()
-    from headwater.usecases import DemoReport, get_usecase
+    from headwater.core.usecase import DemoReport, get_usecase
 
     calls: list[tuple[str, list[str], bool]] = []
     for name in settings.usecases:

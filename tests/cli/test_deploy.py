@@ -15,9 +15,9 @@ ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/headwater"
 
 @pytest.fixture
 def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
-    import headwater.deploy
+    import cli.deploy_steps
 
-    monkeypatch.setattr(headwater.deploy, "docker_available", lambda: False)
+    monkeypatch.setattr(cli.deploy_steps, "docker_available", lambda: False)
 
 
 def deploy(*args: str) -> Any:
@@ -47,9 +47,9 @@ def test_the_dry_run_prints_the_plan_and_does_no_aws_step(no_docker: None) -> No
 def test_without_the_runtimes_python_the_package_step_says_so(
     no_docker: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import headwater.deploy
+    import cli.deploy_steps
 
-    monkeypatch.setattr(headwater.deploy, "find_python", lambda version: None)
+    monkeypatch.setattr(cli.deploy_steps, "find_python", lambda version: None)
     result = deploy("--stage", "prod", "--dry-run", "--only", "api-package")
 
     assert result.exit_code == 2
@@ -84,10 +84,10 @@ def test_bad_input_is_refused_before_anything_runs(
 def test_a_dry_run_of_the_package_alone_says_nothing_of_the_stack(
     no_docker: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import headwater.deploy
+    import cli.deploy_steps
 
     # no runtime Python: the plan is printed, then the package step stops (nothing is built)
-    monkeypatch.setattr(headwater.deploy, "find_python", lambda version: None)
+    monkeypatch.setattr(cli.deploy_steps, "find_python", lambda version: None)
     result = deploy("--stage", "prod", "--dry-run", "--only", "api-package")
 
     assert "[api-package, local]" in result.output

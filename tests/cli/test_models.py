@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from headwater.config import Settings
-from headwater.layout import EXPORT, LOOKUPS, REPORT, model_parts
-from headwater.pipeline import lake_for
-from headwater.registry import DECISION, LINEAGE, METRICS, Registry, new_version
+from headwater.core.config import Settings
+from headwater.core.layout import EXPORT, LOOKUPS, REPORT, model_parts
+from headwater.data.pipeline import lake_for
+from headwater.registry.registry import DECISION, LINEAGE, METRICS, Registry, new_version
 
 T0 = datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
 # The metrics of a version as the training job writes them (the parts `models show` reads).

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import emr_jobs.train as entrypoint
-from headwater.spark_training import TrainOptions
+from headwater.model.spark_training import TrainOptions
 
 
 def test_the_command_line_becomes_the_generic_jobs_options() -> None:
@@ -62,7 +62,7 @@ def test_main_trains_the_named_use_case_and_prints_one_summary_line(
         return {"version": options.version, "auc_roc": 0.7}
 
     monkeypatch.setattr(entrypoint, "create_spark", lambda args: Session())
-    monkeypatch.setattr("headwater.spark_training.train", fake_train)
+    monkeypatch.setattr("headwater.model.spark_training.train", fake_train)
 
     # When main runs for the flights use case
     code = entrypoint.main(["--usecase", "flights", "--lake", "file:///l", "--version", "v9",

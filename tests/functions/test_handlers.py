@@ -18,9 +18,9 @@ import pytest
 from pydantic import ValidationError
 
 from functions import clean, extract
-from headwater.config import ConfigError, Settings
-from headwater.executors import LocalContext, resolve_handler
-from headwater.layout import dataset
+from headwater.core.config import ConfigError, Settings
+from headwater.core.layout import dataset
+from headwater.data.executors import LocalContext, resolve_handler
 
 EVENTS = Path(__file__).parents[1] / "events"
 DAY = "2013-01-02"

@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from headwater.config import Settings
-from headwater.deploy import find_python
+from cli.deploy_steps import find_python
+from headwater.core.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "tests" / "events"

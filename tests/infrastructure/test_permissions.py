@@ -18,10 +18,11 @@ import pytest
 from cfnlint.decode import decode_str
 from moto import mock_aws
 
-from headwater import aws, layout
-from headwater.config import load_settings
-from headwater.lake import open_lake
-from headwater.training import EmrTrainingRunner
+from headwater import aws
+from headwater.core import layout
+from headwater.core.config import load_settings
+from headwater.data.lake import open_lake
+from headwater.model.runners import EmrTrainingRunner
 from luigi_tasks.training import training_entrypoint
 
 REPO = Path(__file__).resolve().parents[2]

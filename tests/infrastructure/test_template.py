@@ -26,9 +26,9 @@ from moto import mock_aws
 from moto.events.models import EventPattern
 
 from headwater import aws
-from headwater.config import load_settings
-from headwater.partitions import resolve_date
-from headwater.training import EmrTrainingRunner, cluster_name
+from headwater.core.config import load_settings
+from headwater.core.partitions import resolve_date
+from headwater.model.runners import EmrTrainingRunner, cluster_name
 from luigi_tasks.training import training_entrypoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -246,7 +246,7 @@ def test_the_daily_rule_runs_headwater_run_on_fargate(stack: Any) -> None:
 
 
 def test_a_stopped_scheduler_has_the_time_to_stop_its_training_and_notify() -> None:
-    from headwater.training import STOP_GRACE_SECONDS
+    from headwater.model.runners import STOP_GRACE_SECONDS
 
     (container,) = template()["Resources"]["SchedulerTaskDefinition"]["Properties"][
         "ContainerDefinitions"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from headwater import layout
-from headwater.config import Settings
-from headwater.pipeline import lake_for
+from headwater.core import layout
+from headwater.core.config import Settings
+from headwater.data.pipeline import lake_for
 from luigi_tasks.runner import RunOptions, run_pipeline
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from headwater import layout
-from headwater.config import Settings
-from headwater.pipeline import lake_for
-from headwater.registry import Registry
+from headwater.core import layout
+from headwater.core.config import Settings
+from headwater.data.pipeline import lake_for
+from headwater.registry.registry import Registry
 from luigi_tasks.runner import RunOptions, run_pipeline
 
 pytestmark = pytest.mark.slow

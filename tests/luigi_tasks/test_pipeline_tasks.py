@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from headwater import layout
-from headwater.config import Settings
-from headwater.lake import MANIFEST
-from headwater.partitions import parse_partition, partition_of
-from headwater.pipeline import lake_for
+from headwater.core import layout
+from headwater.core.config import Settings
+from headwater.core.partitions import parse_partition, partition_of
+from headwater.data.lake import MANIFEST
+from headwater.data.pipeline import lake_for
 from luigi_tasks import context
 from luigi_tasks.pipeline import (
     HTTP_RESOURCE,

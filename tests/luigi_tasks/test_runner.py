@@ -27,11 +27,11 @@ import structlog
 
 import functions.clean
 import functions.extract
-from headwater import layout
-from headwater.config import Settings
-from headwater.logs import configure_logging
-from headwater.partitions import Partition, partitions_between
-from headwater.pipeline import lake_for
+from headwater.core import layout
+from headwater.core.config import Settings
+from headwater.core.logs import configure_logging
+from headwater.core.partitions import Partition, partitions_between
+from headwater.data.pipeline import lake_for
 from luigi_tasks import context
 from luigi_tasks.pipeline import Backfill, CleanPartition
 from luigi_tasks.runner import (
@@ -238,8 +238,8 @@ def test_a_use_case_without_a_range_fails_the_run_naming_it(
 @pytest.fixture(scope="module")
 def bikeshare_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The bike-share demo source, built once from the vendored data."""
-    from headwater.config import SourceConfig
-    from headwater.usecases import get_usecase
+    from headwater.core.config import SourceConfig
+    from headwater.core.usecase import get_usecase
 
     url = f"sqlite:///{tmp_path_factory.mktemp('bikeshare')}/bikeshare.sqlite"
     source = SourceConfig(kind="sql", url=url, table="rentals", date_column="dteday")
@@ -599,7 +599,7 @@ def test_a_rerun_says_its_partitions_were_already_published_and_skipped(
 
 
 def test_the_model_summary_quotes_the_gates_interval(make_stage: Callable[..., Settings]) -> None:
-    from headwater.registry import Registry
+    from headwater.registry.registry import Registry
 
     settings = make_stage()
     registry = Registry(lake_for(settings), "meters")

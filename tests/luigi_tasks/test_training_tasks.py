@@ -14,13 +14,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from headwater import layout
-from headwater.comparison import Interval
-from headwater.config import Settings
-from headwater.lake import MANIFEST
-from headwater.partitions import partitions_between
-from headwater.pipeline import lake_for
-from headwater.registry import Registry
+from headwater.core import layout
+from headwater.core.config import Settings
+from headwater.core.partitions import partitions_between
+from headwater.data.lake import MANIFEST
+from headwater.data.pipeline import lake_for
+from headwater.model.comparison import Interval
+from headwater.registry.registry import Registry
 from luigi_tasks import training as tasks
 from luigi_tasks.pipeline import Backfill
 from luigi_tasks.training import (
@@ -793,7 +793,7 @@ def test_a_version_measured_against_an_earlier_production_is_trained_again(
 
 
 def test_the_training_key_names_what_a_training_depends_on(settings: Settings) -> None:
-    from headwater.training import training_key
+    from headwater.model.runners import training_key
 
     publish_meters(settings)
     entrypoint = training_entrypoint()

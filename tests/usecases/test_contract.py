@@ -25,18 +25,18 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from headwater import layout
-from headwater.config import Settings
-from headwater.partitions import partitions_between
-from headwater.pipeline import (
+from headwater.core import layout
+from headwater.core.config import Settings
+from headwater.core.partitions import partitions_between
+from headwater.data.pipeline import (
     clean_partition,
     extract_partition,
     extract_snapshot,
     lake_for,
     usecase_of,
 )
-from headwater.registry import Registry, decide, new_version
-from headwater.spark_training import PARITY_TOLERANCE, TrainOptions, train
+from headwater.model.spark_training import PARITY_TOLERANCE, TrainOptions, train
+from headwater.registry.registry import Registry, decide, new_version
 
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 

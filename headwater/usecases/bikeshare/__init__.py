@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from headwater.usecases import CleanResult, DemoReport
+from headwater.core.usecase import CleanResult, DemoReport
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from headwater.partitions import Partition
-    from headwater.usecases import ServingSpec, TrainingSpec
+    from headwater.core.partitions import Partition
+    from headwater.core.usecase import ServingSpec, TrainingSpec
     from headwater.usecases.bikeshare.weather_server import WeatherServer
 
 
@@ -53,7 +53,7 @@ class BikeshareUseCase:
         """The weather API's record schema; nothing for the SQL source."""
         if source != "weather":
             return None
-        from headwater.sources.json_pages import PagedRequest
+        from headwater.data.sources.json_pages import PagedRequest
         from headwater.usecases.bikeshare.cleaning import RAW_WEATHER_SCHEMA
 
         return PagedRequest(schema=RAW_WEATHER_SCHEMA)

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 import pandas as pd
 import pyarrow as pa
 
-from headwater.contracts import REASON, split_by_contract
-from headwater.partitions import Partition
-from headwater.usecases import CleanResult
+from headwater.core.partitions import Partition
+from headwater.core.usecase import CleanResult
+from headwater.data.contracts import REASON, split_by_contract
 from headwater.usecases.bikeshare.contracts import (
     CLEAN_RENTALS,
     RAW_RENTALS,

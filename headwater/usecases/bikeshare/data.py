@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from headwater.sources.sql import build_sqlite, sqlite_target
-from headwater.usecases import DemoReport
+from headwater.core.usecase import DemoReport
+from headwater.data.sources.sql import build_sqlite, sqlite_target
 
 CSV_PATH = Path(__file__).with_name("data") / "bike-rental-dataset.csv.gz"
 CSV_SHA256 = "37243617704e1f087a24c90449f64be6122b9de72ac0d15641fe3fba28402f1e"

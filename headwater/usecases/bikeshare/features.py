@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from headwater.calendar import is_us_holiday, month_cos, month_sin
+from headwater.core.calendar import is_us_holiday, month_cos, month_sin
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from headwater.calendar import is_us_holiday
-from headwater.serving import local_datetime, measure
-from headwater.usecases import AnswerShape, ServingSpec
+from headwater.core.calendar import is_us_holiday
+from headwater.core.fields import local_datetime, measure
+from headwater.core.usecase import AnswerShape, ServingSpec
 from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD
 
 MIN_YEAR, MAX_YEAR = 1900, 2199

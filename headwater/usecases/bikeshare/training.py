@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headwater.usecases import Baseline, Quantity, TrainingSpec
+from headwater.core.usecase import Baseline, Quantity, TrainingSpec
 from headwater.usecases.bikeshare.features import (
     CATEGORICAL,
     HIGH_DEMAND_THRESHOLD,

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from headwater.usecases import CleanResult, DemoReport
+from headwater.core.usecase import CleanResult, DemoReport
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from headwater.partitions import Partition
-    from headwater.usecases import ServingSpec, TrainingSpec
+    from headwater.core.partitions import Partition
+    from headwater.core.usecase import ServingSpec, TrainingSpec
     from headwater.usecases.flights.weather_server import WeatherServer
 
 WEATHER_VARIABLES = (
@@ -56,7 +56,7 @@ class FlightsUseCase:
         """Hourly weather at the three New York airports in US units; nothing for SQL sources."""
         if source != "weather":
             return None
-        from headwater.sources.openmeteo import OpenMeteoRequest
+        from headwater.data.sources.openmeteo import OpenMeteoRequest
         from headwater.usecases.flights.data import STATIONS
 
         return OpenMeteoRequest(

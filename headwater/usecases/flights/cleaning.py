@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from headwater.contracts import REASON, split_by_contract
-from headwater.partitions import Partition
-from headwater.usecases import CleanResult
+from headwater.core.partitions import Partition
+from headwater.core.usecase import CleanResult
+from headwater.data.contracts import REASON, split_by_contract
 from headwater.usecases.flights.contracts import (
     CLEAN_FLIGHTS,
     RAW_FLIGHTS,

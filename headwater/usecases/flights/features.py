@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from headwater.calendar import month_cos, month_sin, us_holidays
+from headwater.core.calendar import month_cos, month_sin, us_holidays
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from headwater.serving import WholeNumber, local_datetime, measure
-from headwater.usecases import AnswerShape, ServingSpec
+from headwater.core.fields import WholeNumber, local_datetime, measure
+from headwater.core.usecase import AnswerShape, ServingSpec
 from headwater.usecases.flights.features import WEATHER, WEATHER_RANGES
 
 MIN_YEAR, MAX_YEAR = 1900, 2199

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from headwater.usecases import Baseline, Quantity, TrainingSpec
+from headwater.core.usecase import Baseline, Quantity, TrainingSpec
 from headwater.usecases.flights.features import (
     CATEGORICAL,
     NUMERIC,

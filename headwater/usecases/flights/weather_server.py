@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from headwater.sources.embedded import (
+from headwater.data.sources.embedded import (
     Headers,
     LoopbackJsonServer,
     Reply,

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from headwater.spark_training import feature_table, with_probability
+    from headwater.model.spark_training import feature_table, with_probability
     from headwater.usecases.flights.features import FeatureLookups, congestion_key
     from headwater.usecases.flights.training import TRAINING
 

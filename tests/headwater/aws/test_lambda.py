@@ -21,7 +21,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from headwater import aws
-from headwater.errors import FunctionFailed
+from headwater.core.errors import FunctionFailed
 
 FUNCTION = "headwater-clean"
 MakeFunction = Callable[..., str]

@@ -1,6 +1,6 @@
 """A minimal use case that lives only under tests/: hourly meter loads, is an hour overloaded?
 
-It is the proof that the contract in :mod:`headwater.usecases` is complete: it goes
+It is the proof that the contract in :mod:`headwater.core.usecase` is complete: it goes
 through the same conformance suite as the shipped use cases (demo data, extract, clean
 and reconcile, train, export parity, gate, serve) with no edit outside this file.
 """
@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from headwater.usecases import (
+from headwater.core.usecase import (
     AnswerShape,
     Baseline,
     CleanResult,

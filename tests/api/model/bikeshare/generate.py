@@ -3,7 +3,7 @@
     .venv/bin/python tests/api/model/bikeshare/generate.py
 
 The export has the stages, shapes and conventions the Spark job exports
-(``headwater.spark_export``'s format: string indexers with ``handleInvalid='keep'``,
+(``headwater.model.spark_export``'s format: string indexers with ``handleInvalid='keep'``,
 one-hot with ``dropLast``, assembler, scaler, logistic and linear heads sharing the
 feature stages) over the use case's own feature names, with coefficients chosen by
 hand: busy at the commuting hours of working days, quiet at night, less busy in rain.

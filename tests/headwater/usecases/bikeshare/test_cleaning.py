@@ -8,9 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from headwater.contracts import REASON
-from headwater.partitions import partition_of
-from headwater.pipeline import reconcile
+from headwater.core.partitions import partition_of
+from headwater.data.contracts import REASON
+from headwater.data.pipeline import reconcile
 from headwater.usecases.bikeshare.cleaning import CLEAN_SCHEMA, clean_partition
 from headwater.usecases.bikeshare.contracts import season_of
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from headwater.config import SourceConfig
-from headwater.usecases import get_usecase
+from headwater.core.config import SourceConfig
+from headwater.core.usecase import get_usecase
 from headwater.usecases.bikeshare.data import CSV_SHA256, csv_sha256, parse_hour, read_csv
 
 

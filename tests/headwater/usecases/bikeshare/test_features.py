@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.partitions import partition_of
+from headwater.core.partitions import partition_of
 from headwater.usecases.bikeshare.features import (
     CATEGORICAL,
     FEATURES,

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.config import Settings
-from headwater.contracts import REASON
-from headwater.lake import open_lake
-from headwater.layout import dataset
-from headwater.partitions import parse_partition
-from headwater.pipeline import RAW, extract_partition, reconcile
-from headwater.usecases import CleanResult
+from headwater.core.config import Settings
+from headwater.core.layout import dataset
+from headwater.core.partitions import parse_partition
+from headwater.core.usecase import CleanResult
+from headwater.data.contracts import REASON
+from headwater.data.lake import open_lake
+from headwater.data.pipeline import RAW, extract_partition, reconcile
 from headwater.usecases.flights.cleaning import (
     CLEAN_SCHEMA,
     WEATHER_COLUMNS,

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import requests
 
-from headwater.config import SourceConfig
-from headwater.usecases import DemoReport as DemoDatabase
-from headwater.usecases import get_usecase
+from headwater.core.config import SourceConfig
+from headwater.core.usecase import DemoReport as DemoDatabase
+from headwater.core.usecase import get_usecase
 from headwater.usecases.flights import data
 from headwater.usecases.flights.data import build_demo_database, data_dir
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.layout import CLEAN, dataset
+from headwater.core.layout import CLEAN, dataset
 from headwater.usecases.flights.features import (
     CATEGORICAL,
     FEATURES,

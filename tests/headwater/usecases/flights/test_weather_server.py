@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import requests
 
-from headwater.sources.embedded import LoopbackJsonServer
+from headwater.data.sources.embedded import LoopbackJsonServer
 from headwater.usecases.flights.weather_server import WeatherServer, load_weather_archive, main
 
 EWR = {"latitude": "40.6925", "longitude": "-74.168667"}

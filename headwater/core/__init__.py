@@ -1,0 +1,1 @@
+"""Foundations every layer shares: configuration, errors, paths, logging, dates."""

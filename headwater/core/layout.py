@@ -1,0 +1,57 @@
+"""Where everything lives in the lake: the one definition of its paths (standard library only).
+
+Data zones are namespaced by use case, then by dataset::
+
+    raw/<usecase>/<source>/<partition>/          part-*.parquet + _manifest.json
+    clean/<usecase>/<dataset>/<partition>/
+    quarantine/<usecase>/<source>/<partition>/
+
+and the model registry by use case (the model's name is the use case's)::
+
+    models/<usecase>/PRODUCTION.json             the production pointer (compare-and-swap)
+    models/<usecase>/<version>/                  export.json lookups.json metrics.json
+                                                 lineage.json report.html decision.json
+                                                 spark/{classifier,regressor}/  _SUCCESS last
+
+The training job, the registry (through pyarrow) and the API's stdlib reader
+(:mod:`headwater.serving.store`) all build their paths here.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+RAW, CLEAN, QUARANTINE, MODELS = "raw", "clean", "quarantine", "models"
+
+POINTER = "PRODUCTION.json"
+SUCCESS = "_SUCCESS"
+EXPORT = "export.json"
+LOOKUPS = "lookups.json"
+METRICS = "metrics.json"
+LINEAGE = "lineage.json"
+DECISION = "decision.json"
+REPORT = "report.html"
+SPARK = "spark"
+CLASSIFIER, REGRESSOR = "classifier", "regressor"
+#: The files of a version that decide the API's answers: their checksums are taken when the
+#: version is promoted (in the pointer) and verified whenever serving loads them.
+SERVING_FILES = (EXPORT, LOOKUPS)
+
+
+def dataset(usecase: str, name: str) -> str:
+    """The lake dataset of source or clean dataset ``name`` of ``usecase`` (below a zone)."""
+    return f"{usecase}/{name}"
+
+
+def model_parts(model: str, *rest: str) -> tuple[str, ...]:
+    """Path parts of ``models/<model>/...`` (a version and a file name, or the pointer)."""
+    return (MODELS, model, *rest)
+
+
+#: The partition keys of reference-table snapshots start with this.
+SNAPSHOT_PREFIX = "snapshot="
+
+
+def snapshot_key(as_of: date) -> str:
+    """The partition key of a reference-table snapshot taken on ``as_of``."""
+    return f"{SNAPSHOT_PREFIX}{as_of.isoformat()}"

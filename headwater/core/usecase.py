@@ -1,0 +1,245 @@
+"""The contract between the platform and a use case.
+
+A use case is one package (``headwater.usecases.<name>``, or any module named by
+``usecase.<name>.module`` in the stage's configuration) that exposes ``USECASE``: an
+object satisfying :class:`UseCase`. Everything the platform knows about a question
+comes from there: the sources it reads and how they are asked, the demo data and
+embedded services, contracts and cleaning, the training spec (label, target,
+features, baselines, human names) and the serving spec (request model, feature
+derivation, answer shape). No module outside the use-case packages names a use case.
+
+This module imports nothing heavy (pandas, pyarrow and pydantic models appear in type
+hints only), so the API and the use cases' request models can import it cheaply.
+
+Conformance: ``tests/usecases/test_contract.py`` runs the same suite over every
+registered use case (and a minimal one under ``tests/``): a new use case that passes
+it works in every layer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from headwater.core.partitions import Partition
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """The output of cleaning one partition.
+
+    ``clean`` is the clean dataset; ``quarantine`` maps each source to its rejected
+    raw rows (indexed by their position in the raw frame, with a ``quarantine_reason``
+    column); ``rows_in`` counts raw rows read per source and ``rows_out`` the rows each
+    source contributed to the output (rows in = rows out + rows quarantined is checked).
+    """
+
+    clean: pd.DataFrame
+    quarantine: Mapping[str, pd.DataFrame]
+    rows_in: Mapping[str, int]
+    rows_out: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What building a use case's demo data produced: where, and rows per table."""
+
+    url: str
+    tables: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source kind is told about the use case and the stage when it extracts.
+
+    ``request`` is the use case's answer to :meth:`UseCase.source_request` for this
+    source: a kind-specific description (locations and variables for ``openmeteo``,
+    the record schema and fixed parameters for ``json_pages``, None for ``sql``).
+    """
+
+    usecase: str
+    source: str
+    timezone: str
+    request: Any
+    resolve: Callable[[str], str]  # resolves ssm:/secretsmanager: references at call time
+
+
+# -- training ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Quantity:
+    """A column the models predict, with its human name and unit (for reports and messages)."""
+
+    column: str
+    name: str
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A naive rate baseline: the training label's mean per cell of ``columns``.
+
+    Cells are smoothed towards the overall rate; with no columns it is the base rate.
+    Every baseline is evaluated on the model's own holdout, and reported beside it.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What the generic Spark job needs to train a use case's two models.
+
+    The feature table is built on Spark by running ``features_frame`` (pandas, the same
+    definition the API's ``features_record`` uses) over ``input_columns`` of the clean
+    dataset through ``mapInPandas``. Rows with a null label are neither trained on nor
+    held out; the regression is fitted and evaluated where the target is known.
+    """
+
+    dataset: str
+    date_column: str
+    references: tuple[str, ...]
+    label: Quantity
+    target: Quantity
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    input_columns: tuple[str, ...]
+    baselines: tuple[Baseline, ...]
+    human_names: Mapping[str, str]
+    #: (train clean frame, {reference: frame}, all clean frame of the range) -> lookups.
+    #: Spark DataFrames in, a JSON-able object out (``to_dict``); bounded aggregates only.
+    build_lookups: Callable[[Any, Mapping[str, Any], Any], Any]
+    #: (pandas batch of ``input_columns``, lookups) -> pandas frame of the features.
+    features_frame: Callable[[pd.DataFrame, Any], pd.DataFrame]
+    #: lookups.to_dict() -> lookups (the inverse, for the API and the parity check).
+    load_lookups: Callable[[Mapping[str, Any]], Any]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Every model input, categorical first."""
+        return (*self.categorical, *self.numeric)
+
+    def human(self, feature: str) -> str:
+        """The human name of a feature or of an encoded slot such as ``hour_ohe_06``."""
+        if feature in self.human_names:
+            return self.human_names[feature]
+        base, _, value = feature.partition("_ohe_")
+        if value and base in self.human_names:
+            return f"{self.human_names[base]} = {value}"
+        return feature
+
+
+# -- serving -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AnswerShape:
+    """The keys of one prediction in the API's answer.
+
+    An answer is ``{<echo>: {...}, <probability>: p, <decision>: bool, "threshold": t,
+    <estimate>: x, "defaulted": [...], "unseen": [...], "model": {name, version}}``.
+    """
+
+    echo: str
+    probability: str
+    decision: str
+    estimate: str
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """What the API needs to serve a use case without a JVM.
+
+    ``request_model`` is a pydantic model of one instance: validation and the OpenAPI
+    document are both derived from it, so every field rule (type, pattern, range,
+    description, example) is written once, there.
+    """
+
+    request_model: type
+    example: Mapping[str, Any]
+    answer: AnswerShape
+    #: (validated request, lookups) -> (feature record, names of inputs defaulted).
+    features_record: Callable[[Any, Any], tuple[dict[str, Any], list[str]]]
+    #: validated request -> the JSON-able echo of it in the answer.
+    describe: Callable[[Any], dict[str, Any]]
+    #: categorical features whose known values ``GET /v1/<use case>/model`` lists.
+    listed_categories: tuple[str, ...] = ()
+    description: str = ""
+
+
+# -- the use case ------------------------------------------------------------------------------
+class UseCase(Protocol):
+    """The contract between the platform and one use case."""
+
+    #: Registry name: lake paths (``raw/<name>/...``), model name, API routes.
+    name: str
+    #: One line for reports, notifications and the API's documentation.
+    title: str
+    #: Partitions are local calendar days/months of this zone (configuration may override).
+    timezone: str
+    #: Sources extracted per partition (names in ``usecase.<name>.sources``), in order.
+    sources: tuple[str, ...]
+    #: Reference tables extracted whole as dated snapshots.
+    references: tuple[str, ...]
+    #: The clean dataset each partition produces.
+    clean_dataset: str
+    # Optional ``keys: Mapping[str, tuple[str, ...]]``: the columns identifying one raw row
+    # of each source. The pipeline quarantines a row repeating an earlier row's key (a source
+    # without a key: an exact repeat), the first kept, and rows with unreadable cells,
+    # before ``clean`` sees them (headwater.data.contracts.screen_rows).
+    training: TrainingSpec
+    serving: ServingSpec
+
+    def source_request(self, source: str) -> Any:
+        """What to ask source ``source`` for (kind-specific; None when the kind needs nothing)."""
+        ...
+
+    def clean_schema(self) -> pa.Schema:
+        """The Arrow schema of the clean dataset."""
+        ...
+
+    def clean(
+        self, raw: Mapping[str, pd.DataFrame], partition: Partition, timezone: str
+    ) -> CleanResult:
+        """Validate and clean the raw frames of one partition."""
+        ...
+
+    def build_demo_data(self, sources: Mapping[str, Any], replace: bool) -> DemoReport:
+        """Build the demo source database(s) the configured SQL sources point at."""
+        ...
+
+    def embedded_server(
+        self, source: str, host: str, port: int, rate_limit: float
+    ) -> AbstractContextManager[Any]:
+        """A local HTTP server answering as source ``source`` does (a context manager)."""
+        ...
+
+
+#: The package under which use cases are found by name (unless configuration names a module).
+PACKAGE = "headwater.usecases"
+
+
+def get_usecase(name: str, module: str | None = None) -> UseCase:
+    """Import the use case ``name`` (``headwater.usecases.<name>``, or ``module``): its USECASE."""
+    target = module or f"{PACKAGE}.{name}"
+    try:
+        imported = importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if not target.startswith(exc.name or "\0"):
+            raise
+        raise ValueError(
+            f"unknown use case {name!r}: no module {target} "
+            f"(add the package headwater/usecases/{name}/ or set usecase.{name}.module)"
+        ) from None
+    usecase = getattr(imported, "USECASE", None)
+    if usecase is None:
+        raise ValueError(f"use case module {target} defines no USECASE")
+    if usecase.name != name:
+        raise ValueError(f"use case module {target} declares name {usecase.name!r}, not {name!r}")
+    return usecase

@@ -1,0 +1,1 @@
+"""The data half: sources, the lake, contracts, extraction and cleaning."""

@@ -1,0 +1,1 @@
+"""The model half: Spark training, export, evaluation, comparison, reports."""

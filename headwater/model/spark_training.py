@@ -1,0 +1,798 @@
+"""The generic Spark ML job: train, evaluate and export one use case's two models.
+
+Everything specific to a question comes from the use case's :class:`TrainingSpec`: the
+clean dataset and its date column, the reference snapshots, the label and the regression
+target, the features (built on the executors by ``spec.features_frame`` through
+``mapInPandas``, the same definition the API runs per request), the lookups and the
+baselines. The job reads the clean partitions named by their manifests, fits a logistic
+regression (the label) and a linear regression (the target) on shared feature stages,
+evaluates both on a time-based holdout against the baselines, checks that the portable
+export scores as Spark does, and writes one new model version (the paths come from
+:mod:`headwater.core.layout`), ``_SUCCESS`` last. Nothing that grows with the data is collected.
+
+The entrypoint (``emr_jobs/train.py``) parses the command line, builds the SparkSession
+and calls :func:`train`; every transform here is ``DataFrame -> DataFrame`` or a small
+reduction, so tests call them directly on a local session.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from headwater.core import layout
+from headwater.core.ranges import default_holdout, splits
+from headwater.model.evaluation import (
+    EPSILON,
+    ScoreBin,
+    calibration_table,
+    constant_metrics,
+    exact_metrics,
+    roc_curve,
+    summary,
+)
+
+if TYPE_CHECKING:
+    from headwater.core.usecase import TrainingSpec, UseCase
+    from headwater.data.lake import Lake
+
+#: The holdout rows scored by both Spark and the portable export.
+PARITY_SAMPLE_ROWS = 2000
+#: The largest difference allowed between the export's scores and Spark's.
+PARITY_TOLERANCE = 1e-9
+#: Equal-width score bins of the holdout histogram (calibration, ROC plot, exact means).
+HISTOGRAM_BINS = 200
+#: At most this many distinct scores are collected for an exact baseline evaluation.
+MAX_EXACT_SCORES = 10_000
+#: Baseline cells are smoothed towards the base rate as if they held this many more rows.
+BASELINE_PRIOR = 20.0
+#: The label column of the feature table (the use case's label, as a double).
+LABEL = "label"
+_T0 = time.perf_counter()
+
+
+def progress(step: str, **fields: Any) -> None:
+    """One progress line on stderr (the step log): elapsed seconds, step, figures."""
+    extra = " ".join(f"{k}={v}" for k, v in fields.items())
+    print(
+        f"[headwater-train {time.perf_counter() - _T0:7.1f}s] {step} {extra}".rstrip(),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training run: where, which range, which version, and how."""
+
+    lake: str
+    version: str
+    start: date
+    end: date
+    grain: str = "month"
+    holdout_from: date | None = None
+    production_version: str | None = None
+    run_id: str = "adhoc"
+    code_version: str = "unknown"
+    #: What identifies this training (:func:`headwater.model.runners.training_key`); in lineage.
+    training_key: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    reg_param: float = 0.001
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+# -- inputs ----------------------------------------------------------------------------------
+def spark_path(lake: Lake, *parts: str) -> str:
+    """The URI Spark reads or writes ``parts`` of the lake at."""
+    return f"file://{lake.path(*parts)}" if lake.is_local else lake.uri_of(*parts)
+
+
+def verify_inputs(
+    spark: Any, files: Mapping[str, tuple[str, str]], run: tuple[date, date] | None = None
+) -> dict[str, str]:
+    """Hash every input file on the executors and check it against its manifest.
+
+    ``files`` maps each input (``zone/dataset/partition``) to its file's Spark URI and
+    the checksum its manifest records. Spark reads the files through the same
+    filesystem that then reads the Parquet (``file://`` locally, EMRFS on EMR) and
+    computes each SHA-256 on an executor (``binaryFile`` + ``sha2``): only one short
+    row per file reaches the driver. Returns the checksum of what was read, per input;
+    raises :class:`~headwater.data.lake.LakeError` naming every input whose file does not
+    match (or is missing), with both checksums and the command that republishes it
+    (``run``: the training's dates, for a snapshot).
+    """
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    from headwater.data.lake import LakeError, repair_command
+
+    if not files:
+        return {}
+    by_file = {_file_key(uri): name for name, (uri, _) in files.items()}
+    try:
+        rows = (
+            spark.read.format("binaryFile")
+            .load([uri for uri, _ in files.values()])
+            .select("path", F.sha2("content", 256).alias("sha256"))
+            .collect()
+        )
+    except AnalysisException as exc:  # a file its manifest names is gone
+        raise LakeError(f"training input missing: {exc}") from None
+    read = {by_file[_file_key(r.path)]: f"sha256:{r.sha256}" for r in rows}
+    broken = []
+    for name, (uri, expected) in sorted(files.items()):
+        if read.get(name) == expected:
+            continue
+        zone, _, rest = name.partition("/")
+        dataset, _, key = rest.rpartition("/")
+        command = repair_command(zone, dataset, key, run)
+        then = "" if key.startswith(layout.SNAPSHOT_PREFIX) else ", then run again"
+        broken.append(
+            f"{name}: manifest {expected}, data {read.get(name, 'missing')} ({uri}); "
+            f"republish it with `{command}`{then}"
+        )
+    if broken:
+        raise LakeError(
+            "training input does not match its manifest (corrupt or replaced; a plain re-run "
+            f"skips a published partition): {'; '.join(broken)}"
+        )
+    return {name: read[name] for name in files}
+
+
+def _file_key(uri: str) -> str:
+    # Spark names a file its own way (file:/x for file:///x): compare partition/file only,
+    # which is unique (every data file's name carries its run and a random suffix).
+    return "/".join(uri.rstrip("/").rsplit("/", 2)[-2:])
+
+
+def read_inputs(
+    spark: Any, lake: Lake, usecase: str, spec: TrainingSpec, start: date, end: date, grain: str
+) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """The clean partitions covering ``start..end`` and each reference's latest snapshot.
+
+    The partitions are read whole (:func:`in_range` keeps the range's rows); the snapshot
+    is the latest as of ``end``.
+
+    Returns ``(clean, references, inputs)``: a DataFrame, one DataFrame per reference,
+    and the checksum of every partition read (the lineage). Only published partitions
+    are read, through their manifests, and only once every file is verified against
+    its manifest's checksum (:func:`verify_inputs`).
+    """
+    from headwater.core.partitions import partitions_between
+    from headwater.data.lake import LakeError
+    from headwater.data.pipeline import latest_snapshot
+
+    dataset = layout.dataset(usecase, spec.dataset)
+    clean: dict[str, tuple[str, str]] = {}
+    for part in partitions_between(start, end, grain):  # type: ignore[arg-type]
+        manifest = lake.manifest(layout.CLEAN, dataset, part.key)
+        if manifest is None:
+            raise LakeError(
+                f"clean partition {part.key} of {dataset} is not published: run the pipeline first"
+            )
+        clean[f"{layout.CLEAN}/{dataset}/{part.key}"] = (
+            spark_path(lake, layout.CLEAN, dataset, part.key, manifest.file),
+            manifest.checksum,
+        )
+    files = dict(clean)
+    snapshots: dict[str, str] = {}
+    for name in spec.references:
+        snapshot = latest_snapshot(lake, usecase, name, end)
+        reference = layout.dataset(usecase, name)
+        if snapshot is None:
+            raise LakeError(
+                f"no snapshot of {reference} as of {end} in the lake: run the pipeline (it "
+                "extracts it)"
+            )
+        manifest = lake.manifest(layout.RAW, reference, snapshot)
+        snapshots[name] = spark_path(lake, layout.RAW, reference, snapshot, manifest.file)
+        files[f"{layout.RAW}/{reference}/{snapshot}"] = (snapshots[name], manifest.checksum)
+    inputs = verify_inputs(spark, files, (start, end))
+    progress("inputs verified", files=len(inputs))
+    references = {name: spark.read.parquet(uri) for name, uri in snapshots.items()}
+    return spark.read.parquet(*(uri for uri, _ in clean.values())), references, inputs
+
+
+# -- transforms: DataFrame -> DataFrame ------------------------------------------------------
+def in_range(frame: Any, date_column: str, start: date, end: date) -> Any:
+    """The rows dated ``start..end`` (inclusive) on ``date_column``, filtered on the executors.
+
+    A partition is a whole month (or day) of the use case's time zone, and the clean date
+    column holds that zone's calendar date, so a run shorter than its partitions reads rows
+    of days outside its range: they are neither trained on nor held out.
+    """
+    from pyspark.sql import functions as F
+
+    return frame.where(F.col(date_column).between(F.lit(start), F.lit(end)))
+
+
+def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
+    """Add the model features to clean rows on the executors (pandas batches via Arrow).
+
+    Returns a DataFrame of the features (categorical as strings, numeric as doubles),
+    the date column, ``label`` (the use case's label as a double) and the target as a
+    double. Every row is kept; :func:`labelled` drops those without a label.
+    """
+    from pyspark.sql import types as T
+
+    date_column, label, target = spec.date_column, spec.label.column, spec.target.column
+    fields = [T.StructField(name, T.StringType()) for name in spec.categorical]
+    fields += [T.StructField(name, T.DoubleType()) for name in spec.numeric]
+    fields += [
+        T.StructField(date_column, T.DateType()),
+        T.StructField(LABEL, T.DoubleType()),
+        T.StructField(target, T.DoubleType()),
+    ]
+    schema = T.StructType(fields)
+    columns = list(dict.fromkeys((*spec.input_columns, date_column, label, target)))
+    output = [*spec.features, date_column, LABEL, target]
+    features_frame = spec.features_frame
+
+    def batches(frames: Any) -> Any:
+        for frame in frames:
+            out = features_frame(frame, lookups)
+            out[date_column] = frame[date_column]
+            out[LABEL] = frame[label].astype("float64")
+            out[target] = frame[target].astype("float64")
+            yield out[output]
+
+    return clean.select(*columns).mapInPandas(batches, schema)
+
+
+def labelled(features: Any) -> Any:
+    """The rows with a label (the others are neither trained on nor held out)."""
+    from pyspark.sql import functions as F
+
+    return features.where(F.col(LABEL).isNotNull() & ~F.isnan(LABEL))
+
+
+def split_by_time(features: Any, date_column: str, holdout_from: date) -> tuple[Any, Any]:
+    """Train on labelled rows before ``holdout_from``, hold out the rest (never a random split)."""
+    from pyspark.sql import functions as F
+
+    rows, cutoff = labelled(features), F.lit(holdout_from)
+    return rows.where(F.col(date_column) < cutoff), rows.where(F.col(date_column) >= cutoff)
+
+
+def with_probability(predictions: Any, column: str = "probability") -> Any:
+    """Add ``p``: the probability of the positive class as a double column."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    return predictions.withColumn("p", vector_to_array(F.col(column))[1])
+
+
+def feature_stages(categorical: Sequence[str], numeric: Sequence[str]) -> Any:
+    """Index, one-hot encode, assemble and standardise: the stages both models share."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+
+    index = [f"{c}_idx" for c in categorical]
+    onehot = [f"{c}_ohe" for c in categorical]
+    return Pipeline(
+        stages=[
+            StringIndexer(inputCols=list(categorical), outputCols=index, handleInvalid="keep"),
+            OneHotEncoder(inputCols=index, outputCols=onehot, handleInvalid="keep", dropLast=True),
+            VectorAssembler(
+                inputCols=onehot + list(numeric), outputCol="raw_features", handleInvalid="keep"
+            ),
+            StandardScaler(
+                inputCol="raw_features", outputCol="features", withMean=False, withStd=True
+            ),
+        ]
+    )
+
+
+def fit_models(
+    train: Any, categorical: Sequence[str], numeric: Sequence[str], reg_param: float, target: str
+) -> tuple[Any, Any]:
+    """Fit the shared feature stages once, then both heads; return two PipelineModels.
+
+    The classifier (logistic regression on the label) and the regressor (linear
+    regression on ``target``, where known) share the fitted feature stages, so they
+    are exported and served from one definition.
+    """
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.regression import LinearRegression
+    from pyspark.sql import functions as F
+
+    features = feature_stages(categorical, numeric).fit(train)
+    progress("fitted feature stages")
+    # Not cached here: each estimator then persists its own deserialised instances,
+    # which its iterations read far faster than a cached DataFrame of vectors.
+    vectors = features.transform(train).select("features", LABEL, target)
+    logistic = LogisticRegression(
+        featuresCol="features", labelCol=LABEL, regParam=reg_param, maxIter=15
+    ).fit(vectors)
+    progress("fitted classifier", iterations=logistic.summary.totalIterations)
+    linear = LinearRegression(
+        featuresCol="features", labelCol=target, regParam=reg_param, solver="normal"
+    ).fit(vectors.where(F.col(target).isNotNull() & ~F.isnan(target)))
+    return (
+        PipelineModel(stages=[*features.stages, logistic]),
+        PipelineModel(stages=[*features.stages, linear]),
+    )
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def score_histogram(scored: Any, score: str = "p", bins: int = HISTOGRAM_BINS) -> list[ScoreBin]:
+    """Reduce a scored holdout to ``bins`` equal-width score bins, in one Spark job.
+
+    Each bin carries its count, positives and the sums of the score, the log loss, the
+    squared error and the correct decisions at 0.5, so the holdout's means are exact.
+    """
+    from pyspark.sql import functions as F
+
+    s, y = F.col(score), F.col(LABEL)
+    clipped = F.least(F.greatest(s, F.lit(EPSILON)), F.lit(1 - EPSILON))
+    bucket = F.least(F.floor(s * bins), F.lit(bins - 1)).cast("int")
+    rows = (
+        scored.groupBy(bucket.alias("b"))
+        .agg(
+            F.count("*").alias("n"),
+            F.sum(y).alias("pos"),
+            F.sum(s).alias("s"),
+            F.sum(-(y * F.log(clipped) + (1 - y) * F.log(1 - clipped))).alias("ll"),
+            F.sum((s - y) ** 2).alias("se"),
+            F.sum(((s > 0.5).cast("double") == y).cast("double")).alias("ok"),
+        )
+        .collect()
+    )
+    return [
+        ScoreBin((r.b + 0.5) / bins, float(r.n), float(r.pos), r.s, r.ll, r.se, r.ok) for r in rows
+    ]
+
+
+def exact_histogram(scored: Any, score: str = "p") -> list[ScoreBin]:
+    """One bin per distinct score: for baselines, whose scores take few values."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        scored.groupBy(F.col(score).alias("s"))
+        .agg(F.count("*").alias("n"), F.sum(LABEL).alias("pos"))
+        .limit(MAX_EXACT_SCORES + 1)
+        .collect()
+    )
+    if len(rows) > MAX_EXACT_SCORES:
+        raise ValueError(f"more than {MAX_EXACT_SCORES} distinct scores: not a baseline")
+    return [ScoreBin.exact(float(r.s), float(r.n), float(r.pos)) for r in rows]
+
+
+def classification_metrics(
+    scored: Any, score: str = "p", histogram: Sequence[ScoreBin] | None = None
+) -> dict[str, float]:
+    """AUC-ROC, AUC-PR, log loss, Brier score, accuracy and base rate of a scored holdout.
+
+    The means come from the bounded histogram (computed here unless given); both AUCs
+    are Spark's exact ones.
+    """
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+
+    if histogram is None:
+        histogram = score_histogram(scored, score)
+    # numBins=0: the exact curves. The default down-sampling to 1,000 bins depends on how the
+    # scores are partitioned, so the same model scored twice would get two different AUCs and
+    # the gate would compare evaluation noise.
+    evaluator = BinaryClassificationEvaluator(rawPredictionCol=score, labelCol=LABEL, numBins=0)
+    return {
+        **summary(histogram),
+        "auc_roc": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderROC"}),
+        "auc_pr": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderPR"}),
+    }
+
+
+def holdout_window(holdout: Any, date_column: str, start: date, end: date) -> dict[str, Any]:
+    """The holdout the gate compares on: its dates, rows and days with rows (one Spark job)."""
+    from pyspark.sql import functions as F
+
+    row = holdout.agg(
+        F.count("*").alias("rows"), F.countDistinct(date_column).alias("days")
+    ).first()
+    return {"from": start.isoformat(), "to": end.isoformat(), "rows": row.rows, "days": row.days}
+
+
+def block_histograms(
+    scored: Any, date_column: str, first_day: date, days: int, score: str = "p"
+) -> Any:
+    """Reduce a scored holdout to one score histogram per block of days (a numpy array).
+
+    Returns an array ``(blocks, COMPARISON_BINS, fields)`` (:mod:`headwater.model.comparison`):
+    at most ``MAX_BLOCKS x COMPARISON_BINS`` small rows are collected, whatever the rows.
+    """
+    from pyspark.sql import functions as F
+
+    from headwater.model.comparison import (
+        COMPARISON_BINS,
+        block_count,
+        block_width,
+        histogram_array,
+    )
+
+    bins, width = COMPARISON_BINS, block_width(days)
+    s, y = F.col(score), F.col(LABEL)
+    clipped = F.least(F.greatest(s, F.lit(EPSILON)), F.lit(1 - EPSILON))
+    day = F.datediff(F.col(date_column), F.lit(first_day))
+    rows = (
+        scored.groupBy(
+            F.floor(day / F.lit(width)).cast("int").alias("block"),
+            F.least(F.floor(s * bins), F.lit(bins - 1)).cast("int").alias("bin"),
+        )
+        .agg(
+            F.count("*").alias("count"),
+            F.sum(y).alias("positives"),
+            F.sum(s).alias("score_sum"),
+            F.sum(-(y * F.log(clipped) + (1 - y) * F.log(1 - clipped))).alias("log_loss_sum"),
+            F.sum((s - y) ** 2).alias("squared_error_sum"),
+            F.sum(((s > 0.5).cast("double") == y).cast("double")).alias("correct_sum"),
+        )
+        .collect()
+    )
+    return histogram_array([r.asDict() for r in rows], block_count(days), bins)
+
+
+def compare_with_production(
+    candidate: Any,
+    production: Any,
+    date_column: str,
+    window: Mapping[str, Any],
+    points: Mapping[str, float],
+    confidence: float,
+) -> dict[str, Any]:
+    """Intervals on (candidate - production) of each metric, both scored on the same holdout.
+
+    ``candidate`` and ``production`` are the scored holdout (``p``, ``label``, the date);
+    ``points`` the exact point differences. A paired block bootstrap over days
+    (:mod:`headwater.model.comparison`: the choice and its assumption are documented there). A
+    holdout of too few days gets no interval: ``no_interval`` says why (the gate refuses).
+    """
+    import numpy as np
+
+    from headwater.model.comparison import METHOD, TooFewBlocks, paired_bootstrap
+
+    first = date.fromisoformat(window["from"])
+    days = (date.fromisoformat(window["to"]) - first).days + 1
+    new = block_histograms(candidate, date_column, first, days)
+    old = block_histograms(production, date_column, first, days)
+    occupied = (new[..., 0].sum(-1) + old[..., 0].sum(-1)) > 0  # days without rows carry nothing
+    out: dict[str, Any] = {
+        "method": METHOD,
+        "confidence": confidence,
+        "blocks": int(np.count_nonzero(occupied)),
+    }
+    try:
+        intervals = paired_bootstrap(
+            new[occupied], old[occupied], confidence=confidence, points=points
+        )
+    except TooFewBlocks as exc:
+        return {**out, "intervals": {}, "no_interval": str(exc)}
+    return {**out, "intervals": {metric: i.to_dict() for metric, i in intervals.items()}}
+
+
+def regression_metrics(scored: Any, target: str) -> dict[str, float]:
+    """RMSE, MAE and R² of a scored holdout, in one pass over it."""
+    from pyspark.sql import functions as F
+
+    err = F.col("prediction") - F.col(target)
+    row = scored.agg(
+        F.count("*").alias("n"),
+        F.avg(err * err).alias("mse"),
+        F.avg(F.abs(err)).alias("mae"),
+        F.var_pop(target).alias("variance"),
+    ).first()
+    r2 = 1.0 - row.mse / row.variance if row.variance else float("nan")
+    return {"rmse": math.sqrt(row.mse), "mae": float(row.mae), "r2": r2}
+
+
+def mean_target_baseline(target: str) -> str:
+    """The name of the regression baseline that predicts the training mean of ``target``."""
+    return f"mean_{target}"
+
+
+def baselines(train: Any, holdout: Any, spec: TrainingSpec) -> dict[str, dict[str, float]]:
+    """The use case's naive baselines on the same holdout, and the mean-target regression one.
+
+    A baseline without columns is the base rate (a constant); one with columns scores
+    each row by its cell's training rate, smoothed towards the base rate
+    (:data:`BASELINE_PRIOR`), unseen cells taking the base rate. Cells are bounded, so
+    each has few distinct scores and its metrics are exact.
+    """
+    from pyspark.sql import functions as F
+
+    target = spec.target.column
+    means = train.agg(F.avg(LABEL).alias("rate"), F.avg(target).alias("mean")).first()
+    base_rate, mean_target = float(means.rate), float(means.mean or 0.0)
+    err = F.col(target) - F.lit(mean_target)
+    totals = holdout.agg(
+        F.count("*").alias("n"),
+        F.sum(LABEL).alias("pos"),
+        F.sqrt(F.avg(err * err)).alias("rmse"),
+        F.avg(F.abs(err)).alias("mae"),
+    ).first()
+    out: dict[str, dict[str, float]] = {}
+    for baseline in spec.baselines:
+        columns = list(baseline.columns)
+        if not columns:
+            out[baseline.name] = constant_metrics(base_rate, float(totals.n), float(totals.pos))
+            continue
+        prior = BASELINE_PRIOR
+        cells = train.groupBy(*columns).agg(
+            ((F.sum(LABEL) + prior * base_rate) / (F.count("*") + prior)).alias("cell_rate")
+        )
+        by_cell = holdout.join(F.broadcast(cells), columns, "left").withColumn(
+            "p", F.coalesce(F.col("cell_rate"), F.lit(base_rate))
+        )
+        out[baseline.name] = exact_metrics(exact_histogram(by_cell))
+    out[mean_target_baseline(target)] = {
+        "rmse": float(totals.rmse or 0.0),
+        "mae": float(totals.mae or 0.0),
+    }
+    return out
+
+
+def top_coefficients(model: Any, predictions: Any, n: int = 15) -> list[tuple[str, float]]:
+    """The ``n`` largest coefficients by magnitude, named after their assembled slots."""
+    attrs = predictions.schema["raw_features"].metadata.get("ml_attr", {}).get("attrs", {})
+    names = {a["idx"]: a["name"] for group in attrs.values() for a in group}
+    weights = model.stages[-1].coefficients.toArray()
+    ranked = sorted(range(len(weights)), key=lambda i: -abs(weights[i]))[:n]
+    return [(names.get(i, f"slot {i}"), float(weights[i])) for i in ranked]
+
+
+def check_parity(
+    classifier: Any, regressor: Any, holdout: Any, export: Mapping[str, Any]
+) -> dict[str, float]:
+    """Score a bounded holdout sample with Spark and with the portable export; compare."""
+    from headwater.serving.scoring import load_pipelines
+
+    pipelines = load_pipelines(export)
+    features = list(export["metadata"]["features"])
+    sample = holdout.limit(PARITY_SAMPLE_ROWS)
+    spark_cls = (
+        with_probability(classifier.transform(sample)).select(*features, "p", "prediction")
+    ).collect()
+    spark_reg = regressor.transform(sample).select(*features, "prediction").collect()
+    worst_p = worst_label = worst_reg = 0.0
+    for row in spark_cls:
+        out = pipelines["classifier"].transform(row.asDict())
+        worst_p = max(worst_p, abs(out["probability"] - row.p))
+        worst_label = max(worst_label, abs(out["prediction"] - row.prediction))
+    for row in spark_reg:
+        out = pipelines["regressor"].transform(row.asDict())
+        worst_reg = max(worst_reg, abs(out["prediction"] - row.prediction))
+    return {
+        "rows": len(spark_cls),
+        "max_abs_probability": worst_p,
+        "max_abs_decision": worst_label,
+        "max_abs_regression": worst_reg,
+    }
+
+
+def _quantity(quantity: Any) -> dict[str, str]:
+    return {"column": quantity.column, "name": quantity.name, "unit": quantity.unit}
+
+
+# -- the job ---------------------------------------------------------------------------------
+def ship_usecase(spark: Any, usecase: UseCase) -> str | None:
+    """Send a use case that lives outside this library to the Python workers (``addPyFile``).
+
+    Use cases under ``headwater.usecases`` travel with the library (the job's code zip on
+    EMR, the installed package locally); one configured by module path (a module or a
+    package of its own) is shipped here, so the workers' ``mapInPandas`` can import it.
+    Returns the path shipped, if any.
+    """
+    import importlib
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    top = type(usecase).__module__.split(".")[0]
+    if top == __name__.split(".")[0]:
+        return None
+    root = importlib.import_module(top)
+    origin = Path(root.__file__ or "")
+    if origin.name != "__init__.py":
+        spark.sparkContext.addPyFile(str(origin))
+        return str(origin)
+    archive = Path(tempfile.mkdtemp(prefix="headwater-usecase-")) / f"{top}.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(origin.parent.rglob("*.py")):
+            out.write(path, (Path(top) / path.relative_to(origin.parent)).as_posix())
+    spark.sparkContext.addPyFile(str(archive))
+    return str(archive)
+
+
+def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]:
+    """Run the whole job for ``usecase``; return a summary (version, headline metrics, timings)."""
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+
+    from headwater.data.lake import open_lake
+    from headwater.model.report import render_report
+    from headwater.model.spark_export import export_document, export_pipeline
+
+    spec, name = usecase.training, usecase.name
+    started = time.perf_counter()
+    holdout_from = options.holdout_from or default_holdout(options.start, options.end)
+    if not splits(options.start, options.end, holdout_from):
+        raise ValueError(
+            f"the range {options.start}..{options.end} with a holdout from {holdout_from} is "
+            "too short to split into days to train on and days to hold out: train on a longer "
+            "range, or set a holdout date after its first day and no later than its last"
+        )
+    ship_usecase(spark, usecase)
+    lake = open_lake(options.lake, region=options.region, endpoint_url=options.endpoint_url)
+    clean, references, inputs = read_inputs(
+        spark, lake, name, spec, options.start, options.end, options.grain
+    )
+    clean = in_range(clean, spec.date_column, options.start, options.end).cache()
+    progress("inputs", usecase=name, partitions=len(inputs) - len(references), rows=clean.count())
+
+    lookups = spec.build_lookups(
+        clean.where(F.col(spec.date_column) < F.lit(holdout_from)), references, clean
+    )
+    progress("lookups")
+    features = feature_table(clean, spec, lookups).cache()
+    train_df, holdout_df = split_by_time(features, spec.date_column, holdout_from)
+    train_df, holdout_df = train_df.cache(), holdout_df.cache()
+    train_rows, holdout_rows = train_df.count(), holdout_df.count()
+    progress("features", train=train_rows, holdout=holdout_rows)
+    if not train_rows or not holdout_rows:
+        raise ValueError(f"empty train or holdout split at {holdout_from}: widen the date range")
+
+    target = spec.target.column
+    classifier, regressor = fit_models(
+        train_df, spec.categorical, spec.numeric, options.reg_param, target
+    )
+    fitted = time.perf_counter()
+    progress("fitted")
+
+    scored = with_probability(classifier.transform(holdout_df)).cache()
+    histogram = score_histogram(scored)
+    holdout_metrics = classification_metrics(scored, histogram=histogram)
+    calibration = calibration_table(histogram)
+    roc = roc_curve(histogram)
+    regression = regression_metrics(
+        regressor.transform(holdout_df.where(F.col(target).isNotNull() & ~F.isnan(target))),
+        target,
+    )
+    metrics: dict[str, Any] = {
+        "model": name,
+        "usecase": name,
+        "version": options.version,
+        "label": _quantity(spec.label),
+        "target": _quantity(spec.target),
+        "holdout_from": holdout_from.isoformat(),
+        "holdout": holdout_metrics,
+        "regression": regression,
+        "baselines": baselines(train_df, holdout_df, spec),
+        "baseline_descriptions": {b.name: b.description for b in spec.baselines},
+        "calibration": calibration,
+        "train_rows": train_rows,
+        "threshold": float(classifier.stages[-1].getThreshold()),
+    }
+    progress("evaluated", auc_roc=round(holdout_metrics["auc_roc"], 4))
+    window = holdout_window(holdout_df, spec.date_column, holdout_from, options.end)
+    metrics["holdout_window"] = window
+    if options.production_version:
+        production_path = layout.model_parts(
+            name, options.production_version, layout.SPARK, layout.CLASSIFIER
+        )
+        try:
+            production = PipelineModel.load(spark_path(lake, *production_path))
+            production_scored = with_probability(production.transform(holdout_df)).cache()
+            production_metrics = classification_metrics(production_scored)
+            metrics["production_on_holdout"] = {
+                "version": options.production_version,
+                **production_metrics,
+            }
+            # Both scored the same rows: how sure is each difference (bounded, on the cluster)?
+            gate_config = dict(options.config).get("gate") or {}
+            points = {
+                key: holdout_metrics[key] - production_metrics[key]
+                for key in holdout_metrics.keys() & production_metrics.keys()
+            }
+            metrics["comparison"] = {
+                "version": options.production_version,
+                **compare_with_production(
+                    scored,
+                    production_scored,
+                    spec.date_column,
+                    window,
+                    points,
+                    float(gate_config.get("confidence", 0.95)),
+                ),
+            }
+            production_scored.unpersist()
+            progress("compared with production", version=options.production_version)
+        except Exception as exc:  # a model of another feature set cannot score this holdout
+            metrics["production_on_holdout"] = {
+                "version": options.production_version,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+
+    export = export_document(
+        {
+            layout.CLASSIFIER: export_pipeline(classifier, spec.features),
+            layout.REGRESSOR: export_pipeline(regressor, spec.features),
+        },
+        {
+            "model": name,
+            "usecase": name,
+            "version": options.version,
+            "label": spec.label.column,
+            "target": spec.target.column,
+            "features": list(spec.features),
+            "categorical": list(spec.categorical),
+            "numeric": list(spec.numeric),
+            "threshold": metrics["threshold"],
+            "trained_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    parity = check_parity(classifier, regressor, holdout_df, export)
+    progress("export checked", **parity)
+    metrics["export_parity"] = parity
+    if max(parity["max_abs_probability"], parity["max_abs_regression"]) > PARITY_TOLERANCE:
+        raise RuntimeError(f"portable export disagrees with Spark: {parity}")
+
+    import pyspark
+
+    lineage = {
+        "model": name,
+        "usecase": name,
+        "version": options.version,
+        "run_id": options.run_id,
+        "code_version": options.code_version,
+        "training_key": options.training_key,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date_range": f"{options.start}..{options.end}",
+        "holdout_from": holdout_from.isoformat(),
+        "inputs": inputs,
+        "config": dict(options.config),
+        "spark_version": spark.version,
+        "pyspark_version": pyspark.__version__,
+        "python_version": platform.python_version(),
+    }
+    version_dir = layout.model_parts(name, options.version)
+    for head, model in ((layout.CLASSIFIER, classifier), (layout.REGRESSOR, regressor)):
+        model.write().overwrite().save(spark_path(lake, *version_dir, layout.SPARK, head))
+    for file_name, body in (
+        (layout.EXPORT, export),
+        (layout.LOOKUPS, lookups.to_dict()),
+        (layout.METRICS, metrics),
+        (layout.LINEAGE, lineage),
+    ):
+        lake.write_bytes(json.dumps(body, indent=1, default=str).encode(), *version_dir, file_name)
+    report = render_report(
+        title=f"{usecase.title}: model {name} {options.version}",
+        spec=spec,
+        metrics=metrics,
+        roc_points=roc,
+        calibration=calibration,
+        top_coefficients=top_coefficients(classifier, scored),
+        lineage=lineage,
+    )
+    lake.write_bytes(report.encode("utf-8"), *version_dir, layout.REPORT)
+    lake.write_bytes(b"", *version_dir, layout.SUCCESS)
+    progress("written", uri=lake.uri_of(*version_dir))
+    for frame in (clean, features, train_df, holdout_df, scored):
+        frame.unpersist()
+    return {
+        "usecase": name,
+        "version": options.version,
+        "uri": lake.uri_of(*version_dir),
+        "auc_roc": holdout_metrics["auc_roc"],
+        "log_loss": holdout_metrics["log_loss"],
+        "rmse": regression["rmse"],
+        "fit_seconds": round(fitted - started, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+        "parity": parity,
+    }

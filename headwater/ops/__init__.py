@@ -1,0 +1,1 @@
+"""Operations: the run's notification, the console, pre-run checks."""

@@ -1,0 +1,1 @@
+"""The model registry: versions, the production pointer, the quality gate."""

@@ -1,0 +1,1 @@
+"""Serving without a JVM: the registry as the API reads it, scoring, prediction."""

@@ -1,0 +1,411 @@
+"""Serve a use case's promoted model without a JVM: requests, features, scores and answers.
+
+Generic: what is specific comes from the use case's :class:`ServingSpec` (the pydantic
+request model, feature derivation, answer keys, example) and :class:`TrainingSpec`
+(categorical features, the lookups loader). A request is validated by the request
+model, and every problem is reported with its path (``instances[3].origin``), what is
+wrong and what was expected (the field's own description). Features come from the use
+case's ``features_record`` and the lookups stored with the version; scores from the
+portable export (:mod:`headwater.serving.scoring`): the same numbers as Spark's ``transform``.
+
+A :class:`ServingModel` is immutable and built completely (and made to score the use
+case's example) before anyone sees it, so swapping versions is one reference assignment.
+No Flask here, and neither pandas nor pyarrow.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from headwater.core import layout
+from headwater.core.fields import kind_of, show
+from headwater.serving.scoring import ExportError, PortablePipeline, load_pipelines
+from headwater.serving.store import ModelStore, ModelStoreError, ProductionPointer
+
+if TYPE_CHECKING:
+    from headwater.core.usecase import ServingSpec, UseCase
+
+MAX_PROBLEMS = 50  # reported per request; the message says how many there were in all
+BATCH_EXPECTED = 'a JSON object: one instance, or {"instances": [instance, ...]}'
+
+
+# -- request problems ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one field, and what was expected there."""
+
+    field: str
+    message: str
+    expected: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-able form."""
+        return {"field": self.field, "message": self.message, "expected": self.expected}
+
+
+class InvalidRequest(ValueError):
+    """The request's content is not a valid prediction request."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        where = f"{first.field}: " if first.field else ""
+        super().__init__(f"{where}{first.message}{more}")
+
+
+class BatchTooLarge(ValueError):
+    """More instances than the configured maximum."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count, self.limit = count, limit
+        super().__init__(
+            f"{count} instances in one request; at most {limit} are accepted: "
+            "split the batch into several requests"
+        )
+
+
+class UnscorableInstance(ValueError):
+    """The model gives a non-finite number for a valid instance (extreme inputs)."""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (``Model``, ``Model | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for argument in typing.get_args(annotation):
+            found = _model_in(argument)
+            if found is not None:
+                return found
+    return None
+
+
+def _first_line(model: type[BaseModel]) -> str:
+    return (model.__doc__ or model.__name__).strip().splitlines()[0].rstrip(".").lower()
+
+
+def _expected(model: type[BaseModel], names: list[str], error_type: str) -> str:
+    """What was expected at ``names``: the field's own description, found through the models."""
+    container: type[BaseModel] | None = model
+    description = f"a JSON object: {_first_line(model)}"
+    for name in names:
+        if container is None:
+            break
+        if name not in container.model_fields:
+            if error_type == "extra_forbidden":
+                return f"one of {', '.join(container.model_fields)}"
+            break
+        info = container.model_fields[name]
+        description = info.description or description
+        container = _model_in(info.annotation)
+    return description
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind, value = error["type"], error.get("input")
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind.endswith("_type") or kind in ("model_attributes_type", "dict_type"):
+        return f"got {kind_of(value)}"
+    text = error["msg"]
+    return f"got {show(value)}: {text[:1].lower()}{text[1:]}"
+
+
+def problems_of(error: ValidationError, model: type[BaseModel], prefix: str = "") -> list[Problem]:
+    """Turn pydantic's errors into problems: path, what is wrong, what was expected."""
+    problems: list[Problem] = []
+    for item in error.errors(include_url=False):
+        path, names = prefix, []
+        for part in item["loc"]:
+            if isinstance(part, int):
+                path = f"{path}[{part}]"
+            else:
+                path = f"{path}.{str(part)[:64]}" if path else str(part)[:64]
+                names.append(str(part))
+        problems.append(Problem(path, _message(item), _expected(model, names, item["type"])))
+    return problems
+
+
+@functools.cache
+def _batch_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+def parse_request(spec: ServingSpec, body: Any, max_batch: int) -> tuple[list[Any], bool]:
+    """Validate a whole request: one instance, or ``{"instances": [...]}``.
+
+    Returns:
+        The validated instances and whether the request was a batch.
+
+    Raises:
+        InvalidRequest: listing the problems of every instance.
+        BatchTooLarge: more than ``max_batch`` instances.
+    """
+    model: type[BaseModel] = spec.request_model
+    if not isinstance(body, dict):
+        raise InvalidRequest([Problem("", f"the body is {kind_of(body)}", BATCH_EXPECTED)])
+    if "instances" not in body:
+        try:
+            return [model.model_validate(body)], False
+        except ValidationError as exc:
+            raise InvalidRequest(problems_of(exc, model)) from None
+    instances = body["instances"]
+    problems = [
+        Problem(name[:64], "unknown field", 'only "instances" in a batch request')
+        for name in body
+        if name != "instances"
+    ]
+    expected = f"an array of 1 to {max_batch} instances"
+    if not isinstance(instances, list):
+        raise InvalidRequest(
+            [*problems, Problem("instances", f"got {kind_of(instances)}", expected)]
+        )
+    if not instances:
+        raise InvalidRequest([*problems, Problem("instances", "the array is empty", expected)])
+    if len(instances) > max_batch:
+        raise BatchTooLarge(len(instances), max_batch)
+    try:
+        validated = _batch_adapter(model).validate_python(instances)
+    except ValidationError as exc:
+        raise InvalidRequest([*problems, *problems_of(exc, model, "instances")]) from None
+    if problems:
+        raise InvalidRequest(problems)
+    return validated, True
+
+
+# -- the served model ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServingModel:
+    """Everything needed to answer predictions for one version of one use case's model."""
+
+    name: str
+    version: str
+    spec: ServingSpec
+    classifier: PortablePipeline
+    regressor: PortablePipeline
+    lookups: Any
+    threshold: float
+    categorical: tuple[str, ...]
+    # Categories seen in training, by categorical feature (anything else is "unseen").
+    known: Mapping[str, frozenset[str]]
+    # What GET /v1/<use case>/model answers, computed once.
+    info: Mapping[str, Any] = field(default_factory=dict)
+    # Set when both heads share their feature stages: the regression head alone.
+    regression_head: PortablePipeline | None = None
+
+    @property
+    def ref(self) -> dict[str, str]:
+        """The model's name and version, as every prediction reports them."""
+        return {"name": self.name, "version": self.version}
+
+
+def finite(value: Any) -> Any:
+    """Replace NaN and infinities by None, recursively: they are not JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+def _known_categories(export: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    known: dict[str, frozenset[str]] = {}
+    for stage in export["pipelines"]["classifier"]["stages"]:
+        if stage.get("type") == "StringIndexer":
+            for column, labels in zip(stage["inputCols"], stage["labels"], strict=True):
+                known[column] = frozenset(labels)
+    return known
+
+
+def _lineage_summary(lineage: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not isinstance(lineage, Mapping):
+        return None
+    inputs = lineage.get("inputs") or {}
+    datasets = sorted({key.rsplit("/", 1)[0] for key in inputs})
+    keep = (
+        "run_id",
+        "code_version",
+        "trained_at",
+        "date_range",
+        "holdout_from",
+        "spark_version",
+        "pyspark_version",
+        "python_version",
+    )
+    return {
+        **{key: lineage.get(key) for key in keep},
+        "input_partitions": len(inputs),
+        "input_datasets": datasets,
+    }
+
+
+def build_serving_model(
+    usecase: UseCase,
+    export: Mapping[str, Any],
+    lookups: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+    lineage: Mapping[str, Any] | None = None,
+    pointer: ProductionPointer | None = None,
+) -> ServingModel:
+    """Assemble a :class:`ServingModel` from a version's documents; fail rather than half-load.
+
+    Raises:
+        ExportError: the export is malformed, needs inputs the use case does not derive,
+            its lookups do not load, or it cannot score the use case's example.
+    """
+    training, spec = usecase.training, usecase.serving
+    pipelines = load_pipelines(export)
+    if not {"classifier", "regressor"} <= set(pipelines):
+        raise ExportError(f"export has pipelines {sorted(pipelines)}, not classifier and regressor")
+    classifier, regressor = pipelines["classifier"], pipelines["regressor"]
+    for head, pipeline in (("classifier", classifier), ("regressor", regressor)):
+        unknown = sorted(set(pipeline.inputs) - set(training.features))
+        if unknown:
+            raise ExportError(
+                f"the {head} needs inputs use case {usecase.name} does not derive: "
+                f"{', '.join(unknown)}"
+            )
+    try:
+        loaded_lookups = training.load_lookups(lookups)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ExportError(f"malformed lookups: {type(exc).__name__}: {exc}") from None
+    metadata = export.get("metadata") or {}
+    version = str(metadata.get("version") or (pointer.version if pointer else ""))
+    if pointer is not None and version != pointer.version:
+        raise ExportError(f"{layout.EXPORT} describes version {version}, not {pointer.version}")
+    classifier_stages = export["pipelines"]["classifier"]["stages"]
+    regressor_stages = export["pipelines"]["regressor"]["stages"]
+    # The job fits the feature stages once for both heads: assemble and scale once, too.
+    shared = classifier_stages[:-1] == regressor_stages[:-1]
+    head_only = PortablePipeline((), regressor.stages[-1:]) if shared else None
+    # The decision is the classifier stage's own (Spark's); report that threshold.
+    threshold = float(classifier_stages[-1].get("threshold", metadata.get("threshold", 0.5)))
+    known = _known_categories(export)
+    metrics = metrics if isinstance(metrics, Mapping) else {}
+    info = {
+        "name": usecase.name,
+        "title": usecase.title,
+        "version": version,
+        "promoted_at": (pointer.promoted_at or None) if pointer else None,  # null: unknown
+        "trained_at": metadata.get("trained_at"),
+        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "threshold": threshold,
+        "label": metadata.get("label") or training.label.column,
+        "target": metadata.get("target") or training.target.column,
+        "features": list(metadata.get("features") or classifier.inputs),
+        "categories": {column: sorted(known.get(column, ())) for column in spec.listed_categories},
+        "metrics": finite(
+            {
+                key: metrics.get(key)
+                for key in ("holdout_from", "train_rows", "holdout", "regression", "baselines")
+            }
+        ),
+        "lineage": finite(_lineage_summary(lineage)),
+    }
+    model = ServingModel(
+        name=usecase.name,
+        version=version,
+        spec=spec,
+        classifier=classifier,
+        regressor=regressor,
+        lookups=loaded_lookups,
+        threshold=threshold,
+        categorical=tuple(training.categorical),
+        known=known,
+        info=info,
+        regression_head=head_only,
+    )
+    _probe(model)
+    return model
+
+
+def _probe(model: ServingModel) -> None:
+    """Score the use case's example: a version that cannot, is not served."""
+    try:
+        request = model.spec.request_model.model_validate(model.spec.example)
+        predict(model, request)
+    except Exception as exc:  # any failure here would be a 500 for every request
+        raise ExportError(
+            f"the version cannot score the use case's example: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def load_serving_model(
+    store: ModelStore, pointer: ProductionPointer, usecase: UseCase
+) -> ServingModel:
+    """Read one complete version from the store and build its :class:`ServingModel`."""
+    version = pointer.version
+    if not store.is_complete(version):
+        raise ModelStoreError(
+            f"{store.uri(version)} is incomplete (no {layout.SUCCESS}): refusing to serve it"
+        )
+    recorded = pointer.checksums.get(version, {})
+    # The files the registry took checksums of at promotion, verified as they are read.
+    served = {
+        filename: store.read_json(version, filename, recorded.get(filename))
+        for filename in layout.SERVING_FILES
+    }
+    optional: dict[str, Any] = {}
+    for filename in (layout.METRICS, layout.LINEAGE):
+        try:
+            optional[filename] = store.read_json(version, filename)
+        except ModelStoreError:
+            optional[filename] = None  # shown as null by GET /v1/<use case>/model
+    return build_serving_model(
+        usecase,
+        served[layout.EXPORT],
+        served[layout.LOOKUPS],
+        optional[layout.METRICS],
+        optional[layout.LINEAGE],
+        pointer,
+    )
+
+
+def predict(model: ServingModel, request: Any) -> dict[str, Any]:
+    """Score one validated request: probability, decision, estimate, defaults, provenance.
+
+    Raises:
+        UnscorableInstance: the model gives a non-finite number for this instance.
+    """
+    spec = model.spec
+    features, defaulted = spec.features_record(request, model.lookups)
+    scored = model.classifier.transform(features)
+    probability, decision = scored["probability"], scored["prediction"]
+    if model.regression_head is not None:
+        estimate = model.regression_head.transform(scored)["prediction"]
+    else:
+        estimate = model.regressor.transform(features)["prediction"]
+    if not (math.isfinite(probability) and math.isfinite(estimate)):
+        raise UnscorableInstance(
+            f"the model gives no finite answer (probability {probability}, estimate {estimate}): "
+            "check the inputs for extreme values"
+        )
+    answer = spec.answer
+    return {
+        answer.echo: spec.describe(request),
+        answer.probability: probability,
+        answer.decision: decision == 1.0,
+        "threshold": model.threshold,
+        answer.estimate: estimate,
+        "defaulted": defaulted,
+        "unseen": [
+            name for name in model.categorical if features[name] not in model.known.get(name, ())
+        ],
+        "model": model.ref,
+    }

@@ -1,0 +1,203 @@
+"""Score a portable export of a fitted Spark ML pipeline in plain Python (no JVM, no numpy).
+
+The export is a versioned JSON document listing the fitted stages (see
+``headwater.model.spark_export``). Replaying them here reproduces Spark's own
+``transform`` to within floating-point rounding, including Spark's conventions:
+an unseen or null category goes to the extra index of ``handleInvalid='keep'``,
+one-hot encoding drops the last slot when ``dropLast`` is set, and a feature whose
+training standard deviation was zero scales to 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+FORMAT = "headwater.spark-pipeline"
+FORMAT_VERSION = 1
+SUPPORTED = (
+    "StringIndexer",
+    "OneHotEncoder",
+    "VectorAssembler",
+    "StandardScaler",
+    "LogisticRegression",
+    "LinearRegression",
+)
+
+
+class ExportError(ValueError):
+    """The export document is malformed, of an unknown version, or uses an unknown stage."""
+
+
+@dataclass(frozen=True)
+class _Indexer:
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    tables: tuple[dict[str, int], ...]
+    keep: bool
+
+    def apply(self, row: dict[str, Any]) -> None:
+        for source, target, table in zip(self.inputs, self.outputs, self.tables, strict=True):
+            value = row.get(source)
+            index = table.get(value) if isinstance(value, str) else None
+            if index is None:
+                if not self.keep:
+                    raise ValueError(f"unseen value {value!r} for {source!r}")
+                index = len(table)
+            row[target] = index
+
+
+@dataclass(frozen=True)
+class _OneHot:
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    sizes: tuple[int, ...]
+
+    def apply(self, row: dict[str, Any]) -> None:
+        for source, target, size in zip(self.inputs, self.outputs, self.sizes, strict=True):
+            index = row[source]
+            row[target] = ((index,) if index < size else (), size)  # sparse: (set slots, size)
+
+
+@dataclass(frozen=True)
+class _Assembler:
+    inputs: tuple[str, ...]
+    output: str
+
+    def apply(self, row: dict[str, Any]) -> None:
+        dense: list[float] = []
+        for name in self.inputs:
+            value = row[name]
+            if isinstance(value, tuple):
+                slots, size = value
+                block = [0.0] * size
+                for slot in slots:
+                    block[slot] = 1.0
+                dense.extend(block)
+            else:
+                dense.append(math.nan if value is None else float(value))
+        row[self.output] = dense
+
+
+@dataclass(frozen=True)
+class _Scaler:
+    input: str
+    output: str
+    shift: tuple[float, ...]
+    factor: tuple[float, ...]
+
+    def apply(self, row: dict[str, Any]) -> None:
+        vector = row[self.input]
+        if len(vector) != len(self.factor):
+            raise ExportError(f"scaler expects {len(self.factor)} values, got {len(vector)}")
+        row[self.output] = [
+            (v - s) * f for v, s, f in zip(vector, self.shift, self.factor, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class _Linear:
+    input: str
+    coefficients: tuple[float, ...]
+    intercept: float
+    logistic: bool
+    threshold: float
+
+    def apply(self, row: dict[str, Any]) -> None:
+        vector = row[self.input]
+        margin = self.intercept
+        for weight, value in zip(self.coefficients, vector, strict=True):
+            margin += weight * value
+        if self.logistic:
+            probability = _sigmoid(margin)
+            row["probability"] = probability
+            row["prediction"] = 1.0 if probability > self.threshold else 0.0
+        else:
+            row["prediction"] = margin
+
+
+def _sigmoid(margin: float) -> float:
+    # Spark: 1 / (1 + exp(-margin)); guard the overflow of exp for very negative margins.
+    if margin < -700:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-margin))
+
+
+def _stage(body: Mapping[str, Any]) -> Any:
+    kind = body.get("type")
+    if kind == "StringIndexer":
+        return _Indexer(
+            tuple(body["inputCols"]),
+            tuple(body["outputCols"]),
+            tuple({label: i for i, label in enumerate(labels)} for labels in body["labels"]),
+            body.get("handleInvalid") == "keep",
+        )
+    if kind == "OneHotEncoder":
+        keep = 1 if body.get("handleInvalid") == "keep" else 0
+        drop = 1 if body.get("dropLast", True) else 0
+        sizes = tuple(int(n) + keep - drop for n in body["categorySizes"])
+        return _OneHot(tuple(body["inputCols"]), tuple(body["outputCols"]), sizes)
+    if kind == "VectorAssembler":
+        return _Assembler(tuple(body["inputCols"]), body["outputCol"])
+    if kind == "StandardScaler":
+        mean, std = body["mean"], body["std"]
+        shift = tuple(mean if body["withMean"] else [0.0] * len(std))
+        factor = tuple((1.0 / s if s != 0.0 else 0.0) if body["withStd"] else 1.0 for s in std)
+        return _Scaler(body["inputCol"], body["outputCol"], shift, factor)
+    if kind in ("LogisticRegression", "LinearRegression"):
+        return _Linear(
+            body["featuresCol"],
+            tuple(body["coefficients"]),
+            float(body["intercept"]),
+            kind == "LogisticRegression",
+            float(body.get("threshold", 0.5)),
+        )
+    raise ExportError(f"unsupported stage {kind!r} (supported: {', '.join(SUPPORTED)})")
+
+
+@dataclass(frozen=True)
+class PortablePipeline:
+    """A fitted pipeline replayed stage by stage on one record (a dict of input columns)."""
+
+    inputs: tuple[str, ...]
+    stages: tuple[Any, ...]
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> PortablePipeline:
+        """Build from one pipeline of an export document."""
+        try:
+            return cls(tuple(body["inputs"]), tuple(_stage(s) for s in body["stages"]))
+        except (KeyError, TypeError) as exc:
+            raise ExportError(f"malformed pipeline export: {exc!r}") from None
+
+    def transform(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the record with every stage's output columns added."""
+        missing = [name for name in self.inputs if name not in record]
+        if missing:
+            raise ValueError(f"missing model inputs: {', '.join(missing)}")
+        row = dict(record)
+        for stage in self.stages:
+            stage.apply(row)
+        return row
+
+
+def load_pipelines(document: Mapping[str, Any]) -> dict[str, PortablePipeline]:
+    """Validate an export document and return its pipelines by name."""
+    if document.get("format") != FORMAT:
+        raise ExportError(f"not a {FORMAT} document (format={document.get('format')!r})")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise ExportError(
+            f"export format version {document.get('format_version')!r} is not supported "
+            f"(this scorer reads version {FORMAT_VERSION})"
+        )
+    pipelines = document.get("pipelines")
+    if not isinstance(pipelines, Mapping) or not pipelines:
+        raise ExportError("export document has no pipelines")
+    return {name: PortablePipeline.from_dict(body) for name, body in pipelines.items()}
+
+
+def score_batch(pipeline: PortablePipeline, records: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Transform several records (a convenience for tests and batch checks)."""
+    return [pipeline.transform(record) for record in records]

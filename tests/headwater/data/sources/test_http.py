@@ -1,0 +1,293 @@
+"""JsonHttpClient against a real local HTTP server (WeatherServer with injected faults)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from headwater.data.sources.http import (
+    HttpClientError,
+    HttpPolicy,
+    HttpRetriesExhausted,
+    InvalidJsonResponse,
+    JsonHttpClient,
+    TokenBucket,
+    parse_retry_after,
+    redact_url,
+)
+from headwater.usecases.flights.weather_server import WeatherServer
+
+QUERY = {
+    "latitude": "40.6925",
+    "longitude": "-74.168667",
+    "start_date": "2013-01-01",
+    "end_date": "2013-01-01",
+    "hourly": "temperature_2m",
+    "temperature_unit": "fahrenheit",
+}
+FAST = {"rate_limit_per_second": 1000.0, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
+
+
+@pytest.fixture
+def server() -> Iterator[WeatherServer]:
+    with WeatherServer(timeout_fault_seconds=1.0) as srv:
+        yield srv
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., JsonHttpClient]]:
+    clients: list[JsonHttpClient] = []
+
+    def make(**policy: Any) -> JsonHttpClient:
+        client = JsonHttpClient(HttpPolicy(**{**FAST, "timeout_seconds": 5.0, **policy}))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_ok_returns_decoded_json(server: WeatherServer, make_client) -> None:
+    payload = make_client().get_json(server.url, QUERY)
+
+    assert payload["hourly_units"]["temperature_2m"] == "°F"
+    assert len(payload["hourly"]["time"]) == 24
+    assert server.request_count == 1
+
+
+def test_429_waits_for_retry_after_then_succeeds(server: WeatherServer, make_client) -> None:
+    server.inject_faults(["429:0.3"])
+    client = make_client()
+
+    started = time.perf_counter()
+    payload = client.get_json(server.url, QUERY)
+    elapsed = time.perf_counter() - started
+
+    assert payload["hourly"]["time"][0] == "2013-01-01T00:00"
+    assert server.request_count == 2
+    assert 0.28 <= elapsed < 1.0
+
+
+def test_retry_after_is_capped_by_policy(server: WeatherServer, make_client) -> None:
+    server.inject_faults(["429:30"])
+    client = make_client(max_retry_after_seconds=0.1)
+
+    started = time.perf_counter()
+    client.get_json(server.url, QUERY)
+
+    assert time.perf_counter() - started < 1.0
+    assert server.request_count == 2
+
+
+def test_5xx_is_retried_with_logged_backoff(
+    server: WeatherServer, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.inject_faults(["500", "503"])
+    caplog.set_level(logging.WARNING, logger="headwater.data.sources.http")
+
+    payload = make_client().get_json(server.url, QUERY)
+
+    assert "hourly" in payload
+    assert server.request_count == 3
+    retries = [r for r in caplog.records if r.name == "headwater.data.sources.http"]
+    assert [r.attempt for r in retries] == [1, 2]
+    assert "HTTP 500" in retries[0].getMessage() and "HTTP 503" in retries[1].getMessage()
+    assert all(0 <= r.wait_seconds <= 0.05 for r in retries)
+    assert "attempt 1/6" in retries[0].getMessage()
+
+
+def test_timeout_is_retried_then_succeeds(server: WeatherServer, make_client) -> None:
+    server.inject_faults(["timeout"])
+    client = make_client(timeout_seconds=0.2)
+
+    started = time.perf_counter()
+    payload = client.get_json(server.url, QUERY)
+
+    assert "hourly" in payload
+    assert server.request_count == 2
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_dropped_connection_is_retried(server: WeatherServer, make_client) -> None:
+    server.inject_faults(["disconnect"])
+
+    assert "hourly" in make_client().get_json(server.url, QUERY)
+    assert server.request_count == 2
+
+
+def test_404_is_not_retried(server: WeatherServer, make_client) -> None:
+    with pytest.raises(HttpClientError) as caught:
+        make_client().get_json(server.base_url + "/v1/nowhere", QUERY)
+
+    assert caught.value.status == 404
+    assert server.request_count == 1
+    assert "/v1/nowhere" in str(caught.value) and "404" in str(caught.value)
+
+
+def test_400_carries_the_server_reason_and_is_not_retried(
+    server: WeatherServer, make_client
+) -> None:
+    with pytest.raises(HttpClientError) as caught:
+        make_client().get_json(server.url, {**QUERY, "hourly": "snow_in_july"})
+
+    error = caught.value
+    assert error.status == 400
+    assert "snow_in_july" in error.reason
+    assert error.url.startswith(server.url + "?")
+    assert f"GET {error.url} failed with HTTP 400: {error.reason}" == str(error)
+    assert server.request_count == 1
+
+
+def test_injected_4xx_is_final_even_with_retry_budget(server: WeatherServer, make_client) -> None:
+    server.inject_faults(["403"])
+
+    with pytest.raises(HttpClientError, match="HTTP 403: Injected fault"):
+        make_client(max_retries=5).get_json(server.url, QUERY)
+    assert server.request_count == 1
+
+
+def test_retries_exhausted_names_url_status_and_attempts(
+    server: WeatherServer, make_client
+) -> None:
+    server.inject_faults(["503", "503", "503"])
+
+    with pytest.raises(HttpRetriesExhausted) as caught:
+        make_client(max_retries=2).get_json(server.url, QUERY)
+
+    error = caught.value
+    assert (error.attempts, error.last_status, error.status) == (3, 503, 503)
+    message = str(error)
+    assert server.url in message and "start_date=2013-01-01" in message
+    assert "after 3 attempt(s)" in message and "HTTP 503" in message
+    assert server.request_count == 3
+
+
+def test_connection_refused_exhausts_retries(make_client) -> None:
+    url = f"http://127.0.0.1:{_free_port()}/v1/archive"
+
+    with pytest.raises(HttpRetriesExhausted) as caught:
+        make_client(max_retries=1).get_json(url, QUERY)
+
+    assert caught.value.attempts == 2
+    assert caught.value.last_status is None
+    assert "ConnectionError" in str(caught.value) and url in str(caught.value)
+
+
+def test_invalid_json_in_200_is_a_clear_error(server: WeatherServer, make_client) -> None:
+    server.inject_faults(["badjson"])
+
+    with pytest.raises(InvalidJsonResponse, match="not JSON") as caught:
+        make_client().get_json(server.url, QUERY)
+    assert caught.value.status == 200
+    assert server.request_count == 1
+
+
+def test_client_rate_limit_throttles_sequential_calls(server: WeatherServer, make_client) -> None:
+    client = make_client(rate_limit_per_second=20)
+
+    started = time.perf_counter()
+    for _ in range(10):
+        client.get_json(server.base_url + "/health")
+    elapsed = time.perf_counter() - started
+
+    # The first call is free, the other nine wait 1/20 s each.
+    assert elapsed >= 0.44
+
+
+def test_client_rate_limit_holds_across_threads(server: WeatherServer, make_client) -> None:
+    client = make_client(rate_limit_per_second=20)
+
+    def call_twice() -> None:
+        for _ in range(2):
+            client.get_json(server.base_url + "/health")
+
+    threads = [threading.Thread(target=call_twice) for _ in range(5)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert time.perf_counter() - started >= 0.44
+
+
+def test_token_bucket_spaces_reservations_with_a_fake_clock() -> None:
+    now = [100.0]
+    bucket = TokenBucket(4, burst=2, clock=lambda: now[0], sleep=lambda _: None)
+
+    waits = [bucket.reserve() for _ in range(4)]
+    now[0] += 1.0
+    later = bucket.reserve()
+
+    assert waits == [0.0, 0.0, 0.25, 0.5]
+    assert later == 0.0
+    assert bucket.try_acquire() == 0.0
+    assert bucket.try_acquire() == pytest.approx(0.25)
+
+
+def test_secrets_are_redacted_from_errors_and_logs(
+    server: WeatherServer, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="headwater.data.sources.http")
+    secret_params = {**QUERY, "apikey": "s3cr3t-value", "access_token": "tok/en+1"}
+    client = make_client(max_retries=1, timeout_seconds=0.2)
+
+    with pytest.raises(HttpClientError) as rejected:
+        client.get_json(server.base_url + "/v1/nowhere", secret_params)
+    server.inject_faults(["timeout", "timeout"])
+    with pytest.raises(HttpRetriesExhausted) as exhausted:
+        client.get_json(server.url, secret_params)
+
+    texts = [str(rejected.value), str(exhausted.value), caplog.text]
+    leaks = ["s3cr3t", "tok/en+1", "tok%2Fen%2B1", "tok%2Fen+1"]
+    assert not [leak for leak in leaks for text in texts if leak in text]
+    assert "apikey=***" in str(rejected.value) and "access_token=***" in str(exhausted.value)
+    assert "timed out" in str(exhausted.value)
+    assert exhausted.value.__cause__ is None
+
+
+def test_redact_url_drops_userinfo_and_masks_key_like_params() -> None:
+    url = "https://user:pw@api.example.com/v1?q=1&API_KEY=abc&session_token=xyz&keep=2"
+
+    assert redact_url(url) == "https://api.example.com/v1?q=1&API_KEY=***&session_token=***&keep=2"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("2", 2.0),
+        (" 0.25 ", 0.25),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+        ("soon", None),
+        ("nan", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(header: str | None, expected: float | None) -> None:
+    now = datetime(2015, 10, 21, 7, 28, tzinfo=UTC)
+
+    assert parse_retry_after(header, now=now) == expected
+
+
+@pytest.mark.parametrize(
+    "bad", [{"rate_limit_per_second": 0}, {"timeout_seconds": 0}, {"max_retries": -1}]
+)
+def test_policy_rejects_unsafe_settings(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        HttpPolicy(**{"rate_limit_per_second": 1.0, **bad})

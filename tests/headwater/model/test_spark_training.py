@@ -1,0 +1,946 @@
+"""The generic training job's transforms on small hand-made frames, and what real runs write.
+
+Every Spark test uses the session's one local SparkSession (``spark`` in tests/conftest.py);
+``trained_model`` is one run of ``headwater.model.spark_training.train`` for the flights use case on
+January to March 2013, in process.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import platform
+import random
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from headwater.core import layout
+from headwater.core.layout import CLEAN, RAW
+from headwater.core.usecase import get_usecase
+from headwater.data.lake import LakeError
+from headwater.data.pipeline import latest_snapshot
+from headwater.model.evaluation import calibration_table, exact_metrics, roc_curve
+from headwater.model.spark_training import (
+    TrainOptions,
+    baselines,
+    classification_metrics,
+    default_holdout,
+    exact_histogram,
+    feature_stages,
+    feature_table,
+    regression_metrics,
+    score_histogram,
+    split_by_time,
+    train,
+)
+from headwater.usecases.flights.features import (
+    CATEGORICAL,
+    FEATURES,
+    NUMERIC,
+    WEATHER,
+    FeatureLookups,
+    features_frame,
+)
+from headwater.usecases.flights.training import HUMAN_NAMES, TRAINING, build_lookups
+
+# pyspark leaves collect() sockets to the garbage collector: see the note in tests/conftest.py.
+pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+HOLDOUT = date(2013, 3, 1)
+FLIGHTS = layout.dataset("flights", "flights")
+
+
+# --- split_by_time -----------------------------------------------------------------------------
+
+
+def test_split_by_time_never_mixes_dates_and_drops_unlabelled_rows(spark: Any) -> None:
+    # Given rows on both sides of the cutoff, some without a label (null, or NaN)
+    rows = [
+        ("a", date(2013, 2, 27), 1.0),
+        ("b", date(2013, 2, 28), 0.0),
+        ("c", date(2013, 2, 28), None),
+        ("d", date(2013, 2, 28), float("nan")),
+        ("e", date(2013, 3, 1), 0.0),  # the first holdout day
+        ("f", date(2013, 3, 1), None),
+        ("g", date(2013, 3, 2), 1.0),
+    ]
+    frame = spark.createDataFrame(rows, "id string, day date, label double")
+
+    # When it is split at March 1st on the use case's date column
+    train_df, holdout_df = split_by_time(frame, "day", HOLDOUT)
+
+    # Then training has only earlier days, the holdout only later ones, both labelled
+    train_rows, holdout_rows = train_df.collect(), holdout_df.collect()
+    assert sorted(r.id for r in train_rows) == ["a", "b"]
+    assert sorted(r.id for r in holdout_rows) == ["e", "g"]
+    assert max(r.day for r in train_rows) < min(r.day for r in holdout_rows)
+
+
+def test_the_default_holdout_is_the_last_sixth_of_the_range() -> None:
+    assert default_holdout(date(2013, 1, 1), date(2013, 3, 12)) == date(2013, 3, 1)
+    assert default_holdout(date(2013, 1, 1), date(2013, 1, 3)) == date(2013, 1, 2)  # >= 1 day
+    # two days: train on the first, hold out the last (never a holdout from the first day)
+    assert default_holdout(date(2013, 3, 4), date(2013, 3, 5)) == date(2013, 3, 5)
+    # one day cannot be split: the default falls after it (the checks refuse such a range)
+    assert default_holdout(date(2013, 3, 5), date(2013, 3, 5)) > date(2013, 3, 5)
+
+
+def test_only_the_rows_of_the_runs_range_are_kept(spark: Any) -> None:
+    from headwater.model.spark_training import in_range
+
+    # Given a month partition's rows, on days before, inside and after a run's range
+    days = [date(2013, 3, d) for d in (1, 4, 5, 6, 31)]
+    frame = spark.createDataFrame([(d, i) for i, d in enumerate(days)], "day date, id int")
+
+    # When the run covers March 5th only
+    kept = in_range(frame, "day", date(2013, 3, 5), date(2013, 3, 5))
+
+    # Then only that day's rows remain; a wider range keeps both of its ends
+    assert [r.day for r in kept.collect()] == [date(2013, 3, 5)]
+    wider = in_range(frame, "day", date(2013, 3, 4), date(2013, 3, 6)).collect()
+    assert sorted(r.day for r in wider) == days[1:4]
+
+
+def test_a_range_too_short_to_split_fails_before_reading_anything(
+    spark: Any, tmp_path: Any
+) -> None:
+    options = TrainOptions(
+        lake=f"file://{tmp_path}/empty", version="v-short",
+        start=date(2013, 3, 5), end=date(2013, 3, 5),
+    )  # fmt: skip
+
+    # not the LakeError of the unpublished partition: nothing was read
+    with pytest.raises(ValueError, match=r"2013-03-05\.\.2013-03-05 .*too short"):
+        train(spark, get_usecase("flights"), options)
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def scored(spark: Any, pairs: list[tuple[float, float]]) -> Any:
+    """A scored holdout: (probability of a delay, label) pairs."""
+    return spark.createDataFrame([(float(p), float(y)) for p, y in pairs], "p double, label double")
+
+
+SEPARABLE = [(0.9, 1), (0.2, 0), (0.6, 1), (0.4, 0)]
+
+
+def test_classification_metrics_of_a_perfectly_separable_holdout(spark: Any) -> None:
+    metrics = classification_metrics(scored(spark, SEPARABLE))
+
+    assert metrics["rows"] == 4
+    assert metrics["auc_roc"] == 1.0
+    assert metrics["auc_pr"] == 1.0
+    assert metrics["log_loss"] == pytest.approx(
+        (-math.log(0.9) - math.log(0.8) - math.log(0.6) - math.log(0.6)) / 4, abs=1e-12
+    )
+    assert metrics["brier"] == pytest.approx((0.01 + 0.04 + 0.16 + 0.16) / 4, abs=1e-12)
+    assert metrics["accuracy_at_0_5"] == 1.0
+    assert metrics["positive_rate"] == 0.5
+
+
+def test_auc_counts_the_pairs_ranked_right(spark: Any) -> None:
+    # Delays scored 0.8 and 0.4, on-time flights 0.6 and 0.2: 3 of the 4 pairs are ordered
+    metrics = classification_metrics(scored(spark, [(0.8, 1), (0.4, 1), (0.6, 0), (0.2, 0)]))
+
+    assert metrics["auc_roc"] == pytest.approx(0.75, abs=1e-12)
+    assert metrics["accuracy_at_0_5"] == 0.5  # 0.8 and 0.2 right, 0.4 and 0.6 wrong
+
+
+def exact_auc(pairs: list[tuple[float, float]]) -> float:
+    """AUC by definition: the share of (delayed, on-time) pairs ranked right, ties counting 1/2."""
+    positives = sorted(p for p, y in pairs if y == 1)
+    negatives = sorted(p for p, y in pairs if y == 0)
+    right = sum(
+        bisect.bisect_left(negatives, p)
+        + 0.5 * (bisect.bisect_right(negatives, p) - bisect.bisect_left(negatives, p))
+        for p in positives
+    )
+    return right / (len(positives) * len(negatives))
+
+
+def test_auc_is_exact_and_the_same_however_the_holdout_is_partitioned(spark: Any) -> None:
+    # Given a holdout larger than Spark's default 1,000 ROC bins, with many distinct scores
+    rng = random.Random(20130301)
+    pairs = []
+    for _ in range(5000):
+        y = float(rng.random() < 0.3)
+        pairs.append((round(min(1.0, max(0.0, rng.gauss(0.35 + 0.2 * y, 0.2))), 4), y))
+    frame = scored(spark, pairs)
+
+    # When it is evaluated as one partition and as several (two models scored the same holdout)
+    one = classification_metrics(frame.coalesce(1))
+    many = classification_metrics(frame.repartition(7))
+
+    # Then the AUC is the exact one both times, so a gate comparing two AUCs compares models,
+    # not the binning of the evaluation
+    assert one["auc_roc"] == pytest.approx(exact_auc(pairs), abs=1e-12)
+    assert many["auc_roc"] == pytest.approx(one["auc_roc"], abs=1e-12)
+    assert many["auc_pr"] == pytest.approx(one["auc_pr"], abs=1e-12)
+
+
+def test_log_loss_clips_certain_wrong_answers_instead_of_going_infinite(spark: Any) -> None:
+    metrics = classification_metrics(scored(spark, [(1.0, 0), (0.0, 1), (0.0, 0), (1.0, 1)]))
+
+    assert math.isfinite(metrics["log_loss"])
+    assert metrics["log_loss"] == pytest.approx(-2 * math.log(1e-15) / 4, rel=1e-3)
+    assert metrics["brier"] == 0.5
+
+
+def test_calibration_from_the_histogram_has_one_row_per_occupied_decile(spark: Any) -> None:
+    holdout = scored(spark, [(0.05, 0), (0.15, 0), (0.15, 1), (0.95, 1), (1.0, 1), (0.97, 0)])
+
+    table = calibration_table(score_histogram(holdout))
+
+    assert [row["bin"] for row in table] == [0, 1, 9]  # p = 1.0 belongs to the last decile
+    assert [row["count"] for row in table] == [1, 2, 3]
+    assert table[1]["mean_probability"] == pytest.approx(0.15)
+    assert table[1]["observed_rate"] == 0.5
+    assert table[2]["mean_probability"] == pytest.approx((0.95 + 1.0 + 0.97) / 3)
+    assert table[2]["observed_rate"] == pytest.approx(2 / 3)
+    assert set(table[0]) == {"bin", "count", "mean_probability", "observed_rate"}
+
+
+def test_the_histogram_is_bounded_and_carries_exact_holdout_means(spark: Any) -> None:
+    # Given 5,000 scores with many distinct values
+    rng = random.Random(7)
+    pairs = [(rng.random(), float(rng.random() < 0.3)) for _ in range(5000)]
+
+    # When the holdout is reduced to 20 bins
+    histogram = score_histogram(scored(spark, pairs), bins=20)
+
+    # Then at most 20 rows reach the driver, yet the means are those of every row
+    assert len(histogram) <= 20
+    assert sum(b.count for b in histogram) == 5000
+    brier = sum((p - y) ** 2 for p, y in pairs) / 5000
+    assert sum(b.squared_error_sum for b in histogram) / 5000 == pytest.approx(brier, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [SEPARABLE, [(0.8, 1), (0.4, 1), (0.6, 0), (0.2, 0), (1.0, 0), (0.0, 1), (0.5, 1)]],
+    ids=["separable", "mixed"],
+)
+def test_roc_points_run_monotonically_from_the_origin_to_the_top_right(
+    spark: Any, pairs: list[tuple[float, float]]
+) -> None:
+    points = roc_curve(score_histogram(scored(spark, pairs), bins=50))
+
+    assert points[0] == (0.0, 0.0)
+    assert points[-1] == (1.0, 1.0)
+    for (fpr0, tpr0), (fpr1, tpr1) in zip(points, points[1:], strict=False):
+        assert fpr0 <= fpr1 and tpr0 <= tpr1
+    if pairs is SEPARABLE:
+        assert (0.0, 1.0) in points  # all delays found before the first false alarm
+
+
+def test_exact_histogram_metrics_equal_sparks_exact_evaluator_on_tied_scores(spark: Any) -> None:
+    # Given a holdout whose scores take 30 values (a baseline's cells), with many ties
+    rng = random.Random(11)
+    pairs = []
+    for _ in range(3000):
+        y = float(rng.random() < 0.25)
+        pairs.append((rng.randrange(30) / 29 * 0.5 + 0.3 * y * rng.random(), y))
+    pairs = [(round(p, 2), y) for p, y in pairs]
+    frame = scored(spark, pairs)
+
+    # When it is evaluated from one bin per distinct score, and by Spark on every row
+    ours = exact_metrics(exact_histogram(frame))
+    sparks = classification_metrics(frame)
+
+    # Then both AUCs and every mean agree to rounding
+    assert ours["auc_roc"] == pytest.approx(exact_auc(pairs), abs=1e-12)
+    for name in ("auc_roc", "auc_pr", "log_loss", "brier", "accuracy_at_0_5", "positive_rate"):
+        assert ours[name] == pytest.approx(sparks[name], abs=1e-12), name
+
+
+def test_exact_histogram_refuses_a_continuous_score(spark: Any, monkeypatch: Any) -> None:
+    import headwater.model.spark_training as job
+
+    monkeypatch.setattr(job, "MAX_EXACT_SCORES", 10)
+    frame = scored(spark, [(i / 100, float(i % 2)) for i in range(50)])
+
+    with pytest.raises(ValueError, match="more than 10 distinct scores"):
+        exact_histogram(frame)
+
+
+def test_regression_metrics_by_hand(spark: Any) -> None:
+    frame = spark.createDataFrame(
+        [(10.0, 12.0), (0.0, -2.0), (30.0, 30.0)], "arr_delay double, prediction double"
+    )
+
+    metrics = regression_metrics(frame, "arr_delay")
+
+    assert metrics["rmse"] == pytest.approx(math.sqrt((4 + 4 + 0) / 3))
+    assert metrics["mae"] == pytest.approx(4 / 3)
+    mean = 40 / 3
+    total = (10 - mean) ** 2 + mean**2 + (30 - mean) ** 2
+    assert metrics["r2"] == pytest.approx(1 - 8 / total)
+
+
+def test_baselines_smooth_each_carrier_hour_towards_the_base_rate(spark: Any) -> None:
+    # Given training flights: AA at 08 delayed 3 times out of 4, UA at 17 never (base rate 1/2)
+    schema = "carrier string, dep_hour string, label double, arr_delay double"
+    train_df = spark.createDataFrame(
+        [
+            ("AA", "08", 1.0, 10.0),
+            ("AA", "08", 1.0, 20.0),
+            ("AA", "08", 0.0, None),
+            ("AA", "08", 1.0, 30.0),
+            ("UA", "17", 0.0, 0.0),
+            ("UA", "17", 0.0, 0.0),
+        ],
+        schema,
+    )
+    # and a holdout with an on-time AA 08 flight and a delayed flight in a cell never seen
+    holdout = spark.createDataFrame([("AA", "08", 0.0, 10.0), ("DL", "06", 1.0, None)], schema)
+
+    # When the baselines are evaluated
+    result = baselines(train_df, holdout, TRAINING)
+
+    # Then the carrier-hour rate is (3 + 20 * 1/2) / (4 + 20); an unseen cell gets the base rate
+    cell = (3 + 20 * 0.5) / (4 + 20)
+    by_cell = result["carrier_hour_rate"]
+    assert by_cell["brier"] == pytest.approx((cell**2 + 0.5**2) / 2, abs=1e-12)
+    assert by_cell["log_loss"] == pytest.approx((-math.log(1 - cell) - math.log(0.5)) / 2)
+    assert by_cell["auc_roc"] == 0.0  # the on-time flight got the higher score
+    assert result["base_rate"]["brier"] == pytest.approx(0.25, abs=1e-12)
+    # and the arrival-delay baseline predicts the training mean, 60 / 5 = 12 minutes
+    assert result["mean_arr_delay"] == {"rmse": pytest.approx(2.0), "mae": pytest.approx(2.0)}
+    assert list(result) == ["base_rate", "carrier_hour_rate", "mean_arr_delay"]
+
+
+def test_feature_stages_keep_unseen_categories_and_missing_numbers() -> None:
+    stages = feature_stages(["carrier", "dest"], ["congestion"]).getStages()
+
+    indexer, encoder, assembler, scaler = stages
+    assert indexer.getHandleInvalid() == "keep"
+    assert indexer.getOutputCols() == ["carrier_idx", "dest_idx"]
+    assert (encoder.getHandleInvalid(), encoder.getDropLast()) == ("keep", True)
+    assert assembler.getInputCols() == ["carrier_ohe", "dest_ohe", "congestion"]
+    assert assembler.getHandleInvalid() == "keep"
+    # scaled, not centred: one-hot vectors stay sparse (both heads fit an intercept)
+    assert (scaler.getWithMean(), scaler.getWithStd()) == (False, True)
+
+
+# --- lookups and the feature table -------------------------------------------------------------
+
+FLIGHT_SCHEMA = (
+    "origin string, dest string, distance double, flight_date date, month long, "
+    "sched_dep_hour long, " + ", ".join(f"{name} double" for name in WEATHER)
+)
+
+
+def flight(
+    origin: str,
+    dest: str,
+    distance: float,
+    day: date,
+    hour: int,
+    temp: float | None,
+    precip: float | None = 0.1,
+) -> tuple[Any, ...]:
+    """One clean-flight row for build_lookups (weather: temperature and precipitation vary)."""
+    weather = {name: 1.0 for name in WEATHER} | {"temp_f": temp, "precip_in": precip}
+    return (origin, dest, distance, day, day.month, hour, *(weather[n] for n in WEATHER))
+
+
+def test_build_lookups_keys_and_values_by_hand(spark: Any) -> None:
+    # Given a few training flights (Jan 7 and 14 are Mondays), one more scheduled in the holdout,
+    flights = spark.createDataFrame(
+        [
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, 30.0),
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, None),
+            flight("JFK", "BOS", 187.0, date(2013, 1, 8), 17, 20.0),
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 14), 8, 40.0),
+            flight("LGA", "ATL", 762.0, date(2013, 2, 1), 6, 50.0, precip=None),
+        ],
+        FLIGHT_SCHEMA,
+    )
+    schedule = flights.union(
+        spark.createDataFrame(
+            [flight("EWR", "SFO", 2565.0, date(2013, 3, 4), 8, 45.0)], FLIGHT_SCHEMA
+        )
+    )
+    # and planes, one without a build year, one without seats, one without a tail number
+    planes = spark.createDataFrame(
+        [
+            ("N1", 2003, 178, 2),
+            ("N4", 2008, 100, 2),
+            ("N5", 2000, 300, 4),
+            ("N2", None, 20, 1),
+            ("N3", None, None, 2),
+            (None, None, 50, 2),
+        ],
+        "tailnum string, year int, seats int, engines int",
+    )
+
+    # When the lookups are built
+    lookups = build_lookups(flights, planes, schedule=schedule)
+
+    # Then routes come from training flights only, keyed origin-dest
+    assert lookups.route_distance == {"EWR-LAX": 2454.0, "JFK-BOS": 187.0, "LGA-ATL": 762.0}
+    assert lookups.default_distance == 2454.0  # the median of the flights' distances
+    # aircraft with seats and engines, ages measured from the data's last year (2013)
+    assert lookups.aircraft == {
+        "N1": {"year": 2003.0, "seats": 178.0, "engines": 2.0},
+        "N4": {"year": 2008.0, "seats": 100.0, "engines": 2.0},
+        "N5": {"year": 2000.0, "seats": 300.0, "engines": 4.0},
+        "N2": {"year": None, "seats": 20.0, "engines": 1.0},
+    }
+    assert lookups.default_aircraft == {"plane_age": 10.0, "seats": 178.0, "engines": 2.0}
+    # weather averages per origin and month, skipping missing values, else the overall average
+    assert set(lookups.weather) == {"EWR-01", "JFK-01", "LGA-02"}
+    assert lookups.weather["EWR-01"]["temp_f"] == 35.0
+    assert lookups.weather["LGA-02"]["precip_in"] == pytest.approx(0.1)  # none in LGA-02
+    assert lookups.default_weather["temp_f"] == 35.0  # (30 + 20 + 40 + 50) / 4
+    # congestion per origin, day and hour from the whole schedule, holdout included
+    assert lookups.congestion == {
+        "EWR|2013-01-07|08": 2.0,
+        "JFK|2013-01-08|17": 1.0,
+        "EWR|2013-01-14|08": 1.0,
+        "LGA|2013-02-01|06": 1.0,
+        "EWR|2013-03-04|08": 1.0,
+    }
+    # typical congestion per origin, weekday (Monday = 0) and hour
+    assert lookups.typical_congestion == {
+        "EWR|0|08": pytest.approx((2 + 1 + 1) / 3),
+        "JFK|1|17": 1.0,
+        "LGA|4|06": 1.0,
+    }
+    assert lookups.default_congestion == pytest.approx(6 / 5)
+    assert FeatureLookups.from_dict(json.loads(json.dumps(lookups.to_dict()))) == lookups
+
+
+def test_feature_table_on_spark_equals_the_pandas_path_on_a_real_partition(
+    spark: Any, trained_model: Any
+) -> None:
+    # Given the clean March partition and the trained version's lookups
+    lake = trained_model.lake
+    manifest = lake.manifest(CLEAN, FLIGHTS, "month=2013-03")
+    flights = spark.read.parquet(
+        f"file://{lake.path(CLEAN, FLIGHTS, 'month=2013-03', manifest.file)}"
+    )
+    lookups = FeatureLookups.from_dict(trained_model.read_json("lookups.json"))
+
+    # When the features are computed on Spark (Arrow batches on the executors)
+    table = feature_table(flights, TRAINING, lookups)
+
+    # Then the schema is the features, the date, the label as a double, the target as a double
+    types = {f.name: f.dataType.simpleString() for f in table.schema.fields}
+    assert list(types) == [*FEATURES, "flight_date", "label", "arr_delay"]
+    assert {types[n] for n in CATEGORICAL} == {"string"}
+    assert {types[n] for n in NUMERIC} == {"double"}
+    assert [types[n] for n in ("flight_date", "label", "arr_delay")] == [
+        "date", "double", "double"
+    ]  # fmt: skip
+    # and the rows are exactly what the pandas path gives on the same flights
+    clean = lake.read(CLEAN, FLIGHTS, "month=2013-03")[0].to_pandas()
+    expected = features_frame(clean, lookups).assign(
+        flight_date=pd.to_datetime(clean["flight_date"]).dt.date,
+        label=clean["dep_delayed_15"].astype("float64"),
+        arr_delay=clean["arr_delay"],
+    )
+    got = sorted(comparable(row.asDict().values()) for row in table.collect())
+    want = sorted(comparable(values) for values in expected.itertuples(index=False))
+    assert len(got) == manifest.rows
+    assert got == want
+    labels = [row[-2] for row in got]
+    assert sum(1 for v in labels if v == NO_VALUE) == clean["cancelled"].sum()
+
+
+NO_VALUE = float("-inf")
+
+
+def comparable(values: Any) -> tuple[Any, ...]:
+    """A row as a sortable tuple: missing numbers (None or NaN) become one sentinel."""
+    out = []
+    for value in values:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            value = NO_VALUE
+        elif hasattr(value, "item"):  # numpy scalars
+            value = value.item()
+        out.append(value)
+    return tuple(out)
+
+
+# --- a real run of the job ---------------------------------------------------------------------
+
+
+def test_the_version_holds_models_export_lookups_metrics_lineage_report_and_success(
+    trained_model: Any,
+) -> None:
+    directory = trained_model.directory
+
+    for name in ("classifier", "regressor"):
+        assert (directory / "spark" / name / "metadata").is_dir()
+        assert (directory / "spark" / name / "stages").is_dir()
+    names = {p.name for p in directory.iterdir()}
+    assert {"export.json", "lookups.json", "metrics.json", "lineage.json", "report.html"} <= names
+    assert "_SUCCESS" in names
+    assert trained_model.registry.is_complete(trained_model.version)
+    assert trained_model.registry.info(trained_model.version).status == "candidate"
+
+
+def labelled_rows(trained_model: Any) -> tuple[int, int]:
+    """Labelled, not cancelled flights before and from the holdout date, counted with pyarrow."""
+    lake = trained_model.lake
+    before = after = 0
+    for key in lake.partitions(CLEAN, FLIGHTS):
+        table = lake.read(CLEAN, FLIGHTS, key)[0]
+        usable = table.filter(
+            pc.and_(pc.invert(table["cancelled"]), pc.is_valid(table["dep_delayed_15"]))
+        )
+        late = pc.greater_equal(usable["flight_date"], pa.scalar(HOLDOUT))
+        after += pc.sum(late).as_py() or 0
+        before += usable.num_rows - (pc.sum(late).as_py() or 0)
+    return before, after
+
+
+def test_metrics_report_the_holdout_the_baselines_and_the_calibration(trained_model: Any) -> None:
+    metrics = trained_model.read_json("metrics.json")
+    train_rows, holdout_rows = labelled_rows(trained_model)
+
+    assert (metrics["model"], metrics["version"]) == ("flights", trained_model.version)
+    assert metrics["usecase"] == "flights"
+    assert metrics["label"] == {
+        "column": "dep_delayed_15", "name": "departure delayed 15+ minutes", "unit": ""
+    }  # fmt: skip
+    assert metrics["target"] == {"column": "arr_delay", "name": "arrival delay", "unit": "min"}
+    assert metrics["holdout_from"] == "2013-03-01"
+    holdout = metrics["holdout"]
+    assert 0.5 < holdout["auc_roc"] <= 1.0
+    assert holdout["rows"] == holdout_rows
+    assert metrics["train_rows"] == train_rows
+    assert 0.0 < holdout["positive_rate"] < 1.0
+    # the model is compared with naive baselines on the same holdout, and beats the constant one
+    assert set(metrics["baselines"]) == {"base_rate", "carrier_hour_rate", "mean_arr_delay"}
+    assert metrics["baselines"]["base_rate"]["rows"] == holdout_rows
+    assert metrics["baselines"]["base_rate"]["auc_roc"] == pytest.approx(0.5)
+    # the model beats the naive baselines on this data: ranking and arrival-delay error
+    assert holdout["auc_roc"] > metrics["baselines"]["carrier_hour_rate"]["auc_roc"] > 0.5
+    assert 0 < metrics["regression"]["rmse"] < metrics["baselines"]["mean_arr_delay"]["rmse"]
+    assert sum(row["count"] for row in metrics["calibration"]) == holdout_rows
+    assert all(0 <= row["bin"] <= 9 for row in metrics["calibration"])
+    assert metrics["threshold"] == 0.5
+    assert "production_on_holdout" not in metrics  # nothing was in production
+    parity = metrics["export_parity"]
+    assert parity["rows"] == min(2000, holdout_rows)
+    assert max(parity["max_abs_probability"], parity["max_abs_regression"]) <= 1e-9
+    assert trained_model.summary["auc_roc"] == holdout["auc_roc"]
+
+
+def test_lineage_names_every_input_by_checksum_and_the_versions_that_ran(
+    trained_model: Any, spark: Any
+) -> None:
+    import pyspark
+
+    lake = trained_model.lake
+    lineage = trained_model.read_json("lineage.json")
+
+    expected = {
+        f"clean/flights/flights/{key}": lake.manifest(CLEAN, FLIGHTS, key).checksum
+        for key in ("month=2013-01", "month=2013-02", "month=2013-03")
+    }
+    snapshot = latest_snapshot(lake, "flights", "planes")
+    assert snapshot == "snapshot=2013-03-12"
+    planes = layout.dataset("flights", "planes")
+    expected[f"raw/flights/planes/{snapshot}"] = lake.manifest(RAW, planes, snapshot).checksum
+    assert lineage["inputs"] == expected
+    assert all(v.startswith("sha256:") for v in lineage["inputs"].values())
+    assert lineage["spark_version"] == spark.version
+    assert lineage["pyspark_version"] == pyspark.__version__
+    assert lineage["python_version"] == platform.python_version()
+    assert lineage["code_version"] == "test-code"
+    assert lineage["run_id"] == "fixture-train"
+    assert lineage["date_range"] == "2013-01-01..2013-03-12"
+    assert lineage["holdout_from"] == "2013-03-01"
+    assert lineage["config"] == {"stage": "test", "fixture": "trained_model"}
+    assert lineage["usecase"] == "flights"
+
+
+@pytest.mark.slow
+def test_a_run_inside_one_partition_trains_and_holds_out_only_its_own_days(
+    trained_model: Any, spark: Any, tmp_path: Any
+) -> None:
+    import shutil
+    import warnings
+
+    from headwater.data.lake import open_lake
+
+    # Given a lake holding the fixture's March partition (month grain: March 1st to 12th)
+    source = trained_model.lake
+    march, planes = "month=2013-03", layout.dataset("flights", "planes")
+    for parts in ((CLEAN, FLIGHTS, march), (RAW, planes)):
+        shutil.copytree(source.path(*parts), tmp_path / "lake" / "/".join(parts))
+    lake = open_lake(f"file://{tmp_path}/lake")
+    start, end = date(2013, 3, 5), date(2013, 3, 12)
+
+    # When a run of March 5th to 12th trains on it (default holdout: the last sixth)
+    options = TrainOptions(lake=lake.uri, version="v-inside", start=start, end=end)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "unclosed <socket", ResourceWarning)
+        train(spark, get_usecase("flights"), options)
+
+    # Then it trained and held out only the rows of its own days, counted with pyarrow
+    holdout_from = default_holdout(start, end)
+    assert start < holdout_from <= end
+    table = lake.read(CLEAN, FLIGHTS, march)[0]
+    usable = table.filter(
+        pc.and_(pc.invert(table["cancelled"]), pc.is_valid(table["dep_delayed_15"]))
+    ).to_pandas()
+    day = pd.to_datetime(usable["flight_date"]).dt.date
+    train_rows = int(((day >= start) & (day < holdout_from)).sum())
+    holdout_rows = int(((day >= holdout_from) & (day <= end)).sum())
+    assert int((day < start).sum()) > 0  # the partition does hold days before the range
+    version = layout.model_parts("flights", "v-inside")
+    metrics = json.loads(lake.read_bytes(*version, layout.METRICS))
+    lineage = json.loads(lake.read_bytes(*version, layout.LINEAGE))
+    assert metrics["train_rows"] == train_rows
+    assert metrics["holdout"]["rows"] == holdout_rows
+    assert metrics["holdout_window"] == {
+        "from": holdout_from.isoformat(), "to": "2013-03-12", "rows": holdout_rows,
+        "days": (end - holdout_from).days + 1,
+    }  # fmt: skip
+    assert (lineage["date_range"], lineage["holdout_from"]) == (
+        "2013-03-05..2013-03-12",
+        holdout_from.isoformat(),
+    )
+
+
+def test_report_draws_the_roc_curve_and_the_calibration(trained_model: Any) -> None:
+    report = (trained_model.directory / "report.html").read_text(encoding="utf-8")
+    auc = trained_model.read_json("metrics.json")["holdout"]["auc_roc"]
+
+    assert report.startswith("<!doctype html>")
+    assert report.count("<svg") >= 2
+    assert f"ROC curve (AUC {auc:.3f})" in report
+    assert 'aria-label="Calibration"' in report
+    assert trained_model.version in report
+    # headings name the use case's own label, target and unit, and features by human name
+    assert "Holdout metrics (classifier: departure delayed 15+ minutes)" in report
+    assert "Regression (arrival delay, min)" in report
+    assert "the training delay rate of the airline at the scheduled hour" in report
+    assert any(f"{name} (" in report or f"{name} = " in report for name in HUMAN_NAMES.values())
+
+
+def test_training_without_published_inputs_says_what_is_missing(spark: Any, tmp_path: Any) -> None:
+    options = TrainOptions(
+        lake=f"file://{tmp_path}/empty", version="v-none",
+        start=date(2013, 1, 1), end=date(2013, 1, 31),
+    )  # fmt: skip
+
+    with pytest.raises(
+        LakeError, match=r"clean partition month=2013-01 of flights/flights is not published"
+    ):
+        train(spark, get_usecase("flights"), options)
+
+
+# --- the second use case, end to end -----------------------------------------------------------
+
+BIKE_FIRST, BIKE_LAST, BIKE_HOLDOUT = date(2011, 5, 1), date(2011, 6, 30), date(2011, 6, 16)
+
+
+@pytest.fixture(scope="module")
+def trained_bikeshare(
+    spark: Any, bike_weather_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """Build the demo rentals of May-June 2011, run the pipeline month by month, train."""
+    import warnings
+
+    from headwater.core.config import Settings
+    from headwater.core.partitions import partitions_between
+    from headwater.data.pipeline import clean_partition, extract_partition, lake_for
+    from headwater.usecases.bikeshare.data import build_demo_database
+
+    root = tmp_path_factory.mktemp("bikeshare")
+    db = build_demo_database(root / "bikeshare.sqlite", first=BIKE_FIRST, last=BIKE_LAST).url
+    sources = {
+        "rentals": {"kind": "sql", "url": db, "table": "rentals", "date_column": "dteday"},
+        "weather": {
+            "kind": "json_pages", "base_url": bike_weather_server.url,
+            "items_field": "observations", "page_size": 500, "rate_limit_per_second": 200,
+            "timeout_seconds": 5, "max_retries": 3,
+        },
+    }  # fmt: skip
+    settings = Settings.model_validate(
+        {
+            "stage": "test",
+            "usecases": ["bikeshare"],
+            "usecase": {"bikeshare": {"sources": sources}},
+            "lake": {"uri": f"file://{root}/lake"},
+        }
+    )
+    for part in partitions_between(BIKE_FIRST, BIKE_LAST, "month"):
+        extract_partition(settings, "bikeshare", "rentals", part, "bike-train")
+        extract_partition(settings, "bikeshare", "weather", part, "bike-train")
+        clean_partition(settings, "bikeshare", part, "bike-train")
+    options = TrainOptions(
+        lake=settings.lake.uri, version="v-bike", start=BIKE_FIRST, end=BIKE_LAST,
+        holdout_from=BIKE_HOLDOUT, run_id="bike-train", code_version="test-code",
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "unclosed <socket.socket", ResourceWarning)
+        summary = train(spark, get_usecase("bikeshare"), options)
+    return lake_for(settings), summary
+
+
+def test_the_second_use_case_trains_through_the_same_job(trained_bikeshare: Any) -> None:
+    from headwater.serving.scoring import load_pipelines
+    from headwater.usecases.bikeshare.features import FEATURES as BIKE_FEATURES
+    from headwater.usecases.bikeshare.features import FeatureLookups as BikeLookups
+    from headwater.usecases.bikeshare.features import features_record
+
+    lake, summary = trained_bikeshare
+    version = layout.model_parts("bikeshare", "v-bike")
+
+    def read(name: str) -> Any:
+        return json.loads(lake.read_bytes(*version, name))
+
+    # Then the version is complete, under the use case's own registry
+    assert lake.exists(*version, layout.SUCCESS)
+    assert summary["usecase"] == "bikeshare" and summary["uri"].endswith("models/bikeshare/v-bike")
+    metrics, export, lineage = read(layout.METRICS), read(layout.EXPORT), read(layout.LINEAGE)
+    # with the use case's label, target, unit and baselines, on the same holdout
+    assert metrics["label"]["column"] == "high_demand"
+    assert metrics["target"] == {
+        "column": "rentals", "name": "rentals in the hour", "unit": "rentals"
+    }  # fmt: skip
+    assert list(metrics["baselines"]) == ["base_rate", "hour_weekday_rate", "mean_rentals"]
+    holdout = metrics["holdout"]
+    assert 0.0 < holdout["positive_rate"] < 1.0
+    assert holdout["auc_roc"] > metrics["baselines"]["hour_weekday_rate"]["auc_roc"] > 0.5
+    assert metrics["regression"]["rmse"] < metrics["baselines"]["mean_rentals"]["rmse"]
+    assert metrics["export_parity"]["max_abs_probability"] <= 1e-9
+    assert export["metadata"]["usecase"] == "bikeshare"
+    assert export["metadata"]["features"] == list(BIKE_FEATURES)
+    assert lineage["usecase"] == "bikeshare"
+    assert set(lineage["inputs"]) == {
+        "clean/bikeshare/rentals/month=2011-05", "clean/bikeshare/rentals/month=2011-06"
+    }  # fmt: skip
+    report = lake.read_bytes(*version, layout.REPORT).decode()
+    assert "Hourly bike rentals" in report
+    assert "Regression (rentals in the hour, rentals)" in report
+    assert "flight" not in report.lower()
+    # and an hour the API derives from a request is scored by the exported pipelines
+    lookups = BikeLookups.from_dict(read(layout.LOOKUPS))
+    assert lookups.start_year == 2011 and set(lookups.weather) == {"05", "06"}
+    record, _ = features_record(hour_start=datetime(2011, 6, 20, 17), lookups=lookups)
+    pipelines = load_pipelines(export)
+    busy = pipelines["classifier"].transform(dict(record))["probability"]
+    record, _ = features_record(hour_start=datetime(2011, 6, 20, 3), lookups=lookups)
+    quiet = pipelines["classifier"].transform(dict(record))["probability"]
+    assert busy > 0.5 > quiet  # a June weekday at 5 pm is busy, 3 am is not
+
+
+# --- the comparison with production: same holdout rows, per-day histogram pairs -----------------
+
+
+def dated_scores(spark: Any, rows: list[tuple[date, float, int]]) -> Any:
+    return spark.createDataFrame(
+        [(d, float(p), float(y)) for d, p, y in rows], "fl_date date, p double, label double"
+    )
+
+
+def test_the_holdout_window_counts_rows_and_days_with_rows(spark: Any) -> None:
+    from headwater.model.spark_training import holdout_window
+
+    frame = dated_scores(spark, [(date(2013, 3, 27), 0.1, 0), (date(2013, 3, 29), 0.2, 1)] * 3)
+
+    window = holdout_window(frame, "fl_date", date(2013, 3, 27), date(2013, 3, 31))
+
+    assert window == {"from": "2013-03-27", "to": "2013-03-31", "rows": 6, "days": 2}
+
+
+def test_block_histograms_keep_each_days_rows_apart(spark: Any) -> None:
+    from headwater.model.spark_training import block_histograms
+
+    frame = dated_scores(
+        spark,
+        [(date(2013, 3, 27), 0.1234, 0), (date(2013, 3, 27), 0.9, 1), (date(2013, 3, 31), 0.5, 1)],
+    )
+
+    array = block_histograms(frame, "fl_date", date(2013, 3, 27), 5)
+
+    assert array.shape[:2] == (5, 1000)
+    assert array[0, 123, :2].tolist() == [1.0, 0.0] and array[0, 900, :2].tolist() == [1.0, 1.0]
+    assert array[4, 500, :2].tolist() == [1.0, 1.0] and array[1:4].sum() == 0.0
+
+
+def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain(
+    spark: Any,
+) -> None:
+    from headwater.model.spark_training import compare_with_production
+
+    # Given production and a candidate scoring the same 20 days of rows, the candidate better
+    rng = random.Random(7)
+    days = [date(2013, 3, 1 + i) for i in range(20)]
+    labels = [(d, int(rng.random() < 0.3)) for d in days for _ in range(60)]
+    candidate = dated_scores(
+        spark, [(d, min(0.99, 0.3 + 0.4 * y + rng.gauss(0, 0.15) % 0.3), y) for d, y in labels]
+    )
+    production = dated_scores(
+        spark, [(d, min(0.99, 0.3 + 0.1 * y + rng.gauss(0, 0.15) % 0.3), y) for d, y in labels]
+    )
+    new, old = classification_metrics(candidate), classification_metrics(production)
+    window = {"from": "2013-03-01", "to": "2013-03-20"}
+
+    comparison = compare_with_production(
+        candidate,
+        production,
+        "fl_date",
+        window,
+        {"auc_roc": new["auc_roc"] - old["auc_roc"]},
+        0.9,
+    )
+
+    auc = comparison["intervals"]["auc_roc"]
+    assert comparison["blocks"] == 20 and comparison["confidence"] == 0.9
+    assert auc["difference"] == pytest.approx(new["auc_roc"] - old["auc_roc"])
+    assert 0 < auc["lower"] < auc["difference"] < auc["upper"]
+    assert set(comparison["intervals"]) >= {"auc_roc", "log_loss", "brier"}
+
+
+def test_a_two_day_holdout_is_compared_without_an_interval_saying_why(spark: Any) -> None:
+    from headwater.model.spark_training import compare_with_production
+
+    # Given production and a candidate scoring the same rows of a two-day holdout
+    rows = [
+        (date(2013, 3, 4 + i % 2), 0.2 + 0.6 * (i % 3 == 0), int(i % 3 == 0)) for i in range(60)
+    ]
+    candidate, production = dated_scores(spark, rows), dated_scores(spark, rows[::-1])
+    window = {"from": "2013-03-04", "to": "2013-03-05"}
+
+    # When they are compared (the audit's run crashed here with an IndexError)
+    comparison = compare_with_production(
+        candidate, production, "fl_date", window, {"auc_roc": 0.0}, 0.95
+    )
+
+    # Then there is no interval, and the comparison says why in plain words
+    assert comparison["intervals"] == {} and comparison["blocks"] == 2
+    assert comparison["no_interval"] == (
+        "2 day(s) of holdout: too few blocks for an interval (at least 5)"
+    )
+
+
+# --- inputs are verified against their manifests before training -------------------------------
+
+RENTALS = layout.dataset("bikeshare", "rentals")
+
+
+def publish_blobs(lake: Any, zone: str, dataset: str, key: str, rows: int = 40) -> Any:
+    """Publish a small partition whose bytes are incompressible (a flipped byte stays readable)."""
+    rng = random.Random(key)
+    table = pa.table(
+        {
+            "row": pa.array(range(rows), pa.int64()),
+            "blob": pa.array([rng.randbytes(512) for _ in range(rows)], pa.binary()),
+        }
+    )
+    return lake.publish(zone, dataset, key, [table], schema=table.schema, source="t", run_id="t")
+
+
+def flip_64_bytes(lake: Any, zone: str, dataset: str, key: str) -> str:
+    """Flip 64 bytes in the middle of a published file, as a bad disk or a stray write would."""
+    import pyarrow.parquet as pq
+
+    manifest = lake.manifest(zone, dataset, key)
+    path = lake.path(zone, dataset, key, manifest.file)
+    with open(path, "r+b") as handle:
+        data = bytearray(handle.read())
+        middle = len(data) // 2
+        data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+        handle.seek(0)
+        handle.write(data)
+    assert pq.read_table(path).num_rows == manifest.rows  # still readable: only a checksum sees it
+    return manifest.checksum
+
+
+def small_lake(tmp_path: Any) -> Any:
+    from headwater.data.lake import open_lake
+
+    lake = open_lake(f"file://{tmp_path}/lake")
+    for key in ("month=2011-05", "month=2011-06"):
+        publish_blobs(lake, CLEAN, RENTALS, key)
+    return lake
+
+
+def test_inputs_are_read_with_the_checksums_of_what_was_verified(spark: Any, tmp_path: Any) -> None:
+    from headwater.model.spark_training import read_inputs
+
+    lake = small_lake(tmp_path)
+    spec = get_usecase("bikeshare").training
+
+    clean, references, inputs = read_inputs(
+        spark, lake, "bikeshare", spec, date(2011, 5, 1), date(2011, 6, 30), "month"
+    )
+
+    assert clean.count() == 80
+    assert references == {}
+    assert inputs == {
+        f"clean/{RENTALS}/{key}": lake.manifest(CLEAN, RENTALS, key).checksum
+        for key in ("month=2011-05", "month=2011-06")
+    }
+
+
+def test_training_refuses_a_corrupted_clean_partition_naming_it_and_both_checksums(
+    spark: Any, tmp_path: Any
+) -> None:
+    # Given a small lake whose June partition had 64 bytes flipped after publishing
+    lake = small_lake(tmp_path)
+    expected = flip_64_bytes(lake, CLEAN, RENTALS, "month=2011-06")
+    options = TrainOptions(
+        lake=lake.uri, version="v-corrupt", start=date(2011, 5, 1), end=date(2011, 6, 30)
+    )
+
+    # When the job trains on it, then it fails before any work, naming the partition and sums
+    with pytest.raises(LakeError) as raised:
+        train(spark, get_usecase("bikeshare"), options)
+    message = str(raised.value)
+    assert f"clean/{RENTALS}/month=2011-06: manifest {expected}, data sha256:" in message
+    assert "month=2011-05" not in message  # the intact partition is not blamed
+    # the next step is the command that republishes that partition (a plain re-run skips it)
+    assert (
+        "republish it with `headwater run --usecase bikeshare --start 2011-06-01 --end "
+        "2011-06-30 --rerun clean --until clean`, then run again" in message
+    )
+    assert "re-run the pipeline" not in message
+    assert not lake.exists(*layout.model_parts("bikeshare", "v-corrupt"))
+
+
+def test_a_corrupted_reference_snapshot_is_refused_too(spark: Any, tmp_path: Any) -> None:
+    from headwater.data.lake import open_lake
+    from headwater.model.spark_training import read_inputs
+
+    lake = open_lake(f"file://{tmp_path}/lake")
+    publish_blobs(lake, CLEAN, FLIGHTS, "month=2013-01")
+    planes = layout.dataset("flights", "planes")
+    publish_blobs(lake, RAW, planes, "snapshot=2013-01-31")
+    flip_64_bytes(lake, RAW, planes, "snapshot=2013-01-31")
+
+    with pytest.raises(
+        LakeError, match=rf"raw/{planes}/snapshot=2013-01-31: manifest sha256:"
+    ) as e:
+        read_inputs(spark, lake, "flights", TRAINING, date(2013, 1, 1), date(2013, 1, 31), "month")
+    # a snapshot is replaced by a run of --rerun extract ending on its date: this training's
+    assert (
+        "`headwater run --usecase flights --start 2013-01-01 --end 2013-01-31 --rerun extract`"
+        in str(e.value)
+    )
+
+
+def test_a_file_gone_from_under_its_manifest_is_named(spark: Any, tmp_path: Any) -> None:
+    from headwater.model.spark_training import verify_inputs
+
+    lake = small_lake(tmp_path)
+    manifest = lake.manifest(CLEAN, RENTALS, "month=2011-05")
+    lake.delete(CLEAN, RENTALS, "month=2011-05", manifest.file)
+    uri = f"file://{lake.path(CLEAN, RENTALS, 'month=2011-05', manifest.file)}"
+
+    with pytest.raises(LakeError, match="training input missing"):
+        verify_inputs(spark, {"clean/x/month=2011-05": (uri, manifest.checksum)})

@@ -1,0 +1,188 @@
+"""The read-only model store: what the registry writes, read without pyarrow (file and S3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headwater.serving.store import ModelStore, ModelStoreError
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(params=["file", "s3"])
+def store_lake(request: pytest.FixtureRequest, lake_uri: str) -> dict[str, Any]:
+    """The same lake on local disk and on a bucket of the moto server."""
+    if request.param == "file":
+        return {"uri": lake_uri}
+    uri = request.getfixturevalue("s3_lake_uri")
+    return {"uri": uri, "region": REGION, "endpoint_url": request.getfixturevalue("moto_endpoint")}
+
+
+def test_reads_what_the_registry_wrote(
+    store_lake: dict[str, Any], publish: Any, model_documents: dict[str, Any]
+) -> None:
+    uri, options = store_lake["uri"], {k: v for k, v in store_lake.items() if k != "uri"}
+    store = ModelStore(uri, "flights", **options)
+    assert store.production() is None
+
+    version = publish(uri, **options)
+
+    pointer = store.production()
+    assert pointer is not None and pointer.version == version and pointer.promoted_at
+    assert store.is_complete(version)
+    assert store.read_json(version, "metrics.json") == model_documents["metrics.json"]
+    with pytest.raises(ModelStoreError, match="decision.txt does not exist"):
+        store.read_json(version, "decision.txt")
+    assert not store.is_complete("20200101T000000Z-absent")
+
+
+def test_decision_is_the_kind_of_the_latest_decision_or_none(
+    store_lake: dict[str, Any], publish: Any
+) -> None:
+    from headwater.core.layout import DECISION, model_parts
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
+
+    uri, options = store_lake["uri"], {k: v for k, v in store_lake.items() if k != "uri"}
+    store = ModelStore(uri, "flights", **options)
+    first = publish(uri, **options)
+    second = publish(uri, "20261201T000000Z-second", promote=False, **options)
+    third = publish(uri, "20261202T000000Z-third", promote=False, **options)
+    lake = open_lake(uri, **options)
+    Registry(lake, "flights").reject(second, "worse")
+    lake.write_bytes(b"{not json", *model_parts("flights", third, DECISION))
+
+    assert store.decision(first) == "promoted"
+    assert store.decision(second) == "rejected"
+    assert store.decision(third) is None  # unreadable: no decision known
+    assert store.decision("20200101T000000Z-absent") is None
+
+
+def test_api_serves_from_s3(
+    moto_endpoint: str,
+    s3_lake_uri: str,
+    publish: Any,
+    app_for: Any,
+    flight: dict[str, Any],
+    base_version: str,
+) -> None:
+    publish(s3_lake_uri, region=REGION, endpoint_url=moto_endpoint)
+
+    client = app_for(s3_lake_uri, AWS_ENDPOINT_URL=moto_endpoint, AWS_REGION=REGION).test_client()
+
+    body = client.post("/v1/flights/predictions", json=flight).get_json()
+    assert body["model"]["version"] == base_version
+
+
+def test_s3_errors_are_reported_not_raised(
+    moto_endpoint: str, aws_env: None, app_for: Any, flight: dict[str, Any]
+) -> None:
+    # Given a lake on a bucket that does not exist
+    client = app_for("s3://no-such-bucket/lake", AWS_ENDPOINT_URL=moto_endpoint).test_client()
+
+    health = client.get("/health").get_json()["models"]["flights"]
+    assert health["loaded"] is False
+    assert "NoSuchBucket" in health["error"]
+    assert client.post("/v1/flights/predictions", json=flight).status_code == 503
+
+
+def test_relative_file_uri_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, publish: Any
+) -> None:
+    version = publish(f"file://{tmp_path}/var/lake")
+    monkeypatch.chdir(tmp_path)
+    assert ModelStore("file://var/lake", "flights").production().version == version
+
+
+@pytest.mark.parametrize(
+    ("pointer", "message"),
+    [
+        (b"{", "is corrupt"),
+        (b'{"promoted_at": "x"}', "is corrupt"),
+        (b'{"version": "../../etc"}', "is corrupt"),
+        (b'{"version": 7}', "is corrupt"),
+        (b'{"version": "v1", "history": ["../v0"]}', "is corrupt"),
+        (b'{"version": "v1", "history": "v0"}', "is corrupt"),
+    ],
+)
+def test_corrupt_pointer(tmp_path: Path, pointer: bytes, message: str) -> None:
+    folder = tmp_path / "lake" / "models" / "m"
+    folder.mkdir(parents=True)
+    (folder / "PRODUCTION.json").write_bytes(pointer)
+    with pytest.raises(ModelStoreError, match=message):
+        ModelStore(f"file://{tmp_path}/lake", "m").production()
+
+
+@pytest.mark.parametrize("uri", ["http://host/lake", "lake", "s3:///prefix"])
+def test_unsupported_uri(uri: str) -> None:
+    with pytest.raises(ModelStoreError):
+        ModelStore(uri, "m")
+
+
+def test_serving_verifies_every_serving_file_the_layout_names(
+    model_lake: str, base_version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from headwater.core import layout
+    from headwater.core.usecase import get_usecase
+    from headwater.serving.predictor import load_serving_model
+
+    # Given one more serving file in the layout, recorded in the pointer with another checksum
+    monkeypatch.setattr(layout, "SERVING_FILES", (*layout.SERVING_FILES, layout.METRICS))
+    store = ModelStore(model_lake, "flights")
+    pointer = store.production()
+    assert pointer is not None and pointer.version == base_version
+    recorded = {**pointer.checksums[base_version], layout.METRICS: "0" * 64}
+    pointer = replace(pointer, checksums={base_version: recorded})
+
+    # When serving loads the version, then it verifies that file too (the tuple is the one list)
+    with pytest.raises(ModelStoreError, match="metrics.json changed since it was promoted"):
+        load_serving_model(store, pointer, get_usecase("flights"))
+
+
+@pytest.mark.parametrize("name", ["../m", "", "a/b"])
+def test_names_cannot_climb_out(name: str, tmp_path: Path) -> None:
+    with pytest.raises(ModelStoreError):
+        ModelStore(f"file://{tmp_path}", name)
+    store = ModelStore(f"file://{tmp_path}", "m")
+    with pytest.raises(ModelStoreError):
+        store.read_json(name or "..", "export.json")
+
+
+def test_the_api_imports_neither_pyarrow_nor_pandas_nor_spark(model_lake: str) -> None:
+    # The Lambda package has none of them: building the app and predicting must not need them.
+    script = f"""
+import json, sys
+from api import create_app
+client = create_app({{"STAGE": "test", "LAKE_URI": {model_lake!r}}}).test_client()
+flight = json.loads(sys.argv[1])
+assert client.post("/v1/flights/predictions", json=flight).status_code == 200
+assert client.get("/v1/flights/model").status_code == 200
+assert client.get("/openapi.json").status_code == 200
+heavy = sorted(m for m in ("pyarrow", "pandas", "numpy", "pyspark", "boto3", "sqlalchemy")
+               if m in sys.modules)
+print(json.dumps(heavy))
+"""
+    flight = {
+        "carrier": "UA",
+        "flight": 1,
+        "origin": "EWR",
+        "dest": "IAH",
+        "scheduled_departure": "2013-11-04T17:15",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(flight)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
