@@ -234,7 +234,7 @@ def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
 
 def gate_summary(decision: dict[str, Any]) -> str:
     """The gate's numbers in one line: gain, its interval, the margin (or why not compared)."""
-    from headwater.ops.notify import comparison_text
+    from headwater.model.comparison import comparison_text
 
     return comparison_text(decision.get("comparison") or {}) or (
         "no comparison with production recorded"

@@ -27,12 +27,12 @@ from headwater.core.partitions import partitions_between
 from headwater.core.ranges import describe
 from headwater.data.pipeline import lake_for, usecase_of
 from headwater.data.sources import get_kind, validate_source
+from headwater.model.comparison import comparison_text
 from headwater.ops.notify import (
     ModelSummary,
     RunReport,
     TaskFailure,
     UseCaseSection,
-    comparison_text,
     create_notifier,
 )
 from luigi_tasks.context import run_context

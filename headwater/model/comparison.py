@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from headwater.model.evaluation import METRIC_NAMES
+
 #: Equal-width score bins per block and model (fine enough that ties within a bin are rare).
 COMPARISON_BINS = 1000
 #: At most this many blocks: longer holdouts group consecutive days.
@@ -212,3 +214,23 @@ def paired_bootstrap(
             replicates=replicates,
         )
     return out
+
+
+def comparison_text(numbers: Mapping[str, Any]) -> str:
+    """The gate's numbers in one line: gain, its interval, the margin ("": none recorded).
+
+    ``numbers`` is the ``comparison`` of a ``decision.json``
+    (:func:`headwater.registry.registry.decide`).
+    """
+    if not isinstance(numbers.get("gain"), int | float):
+        return ""
+    metric = str(numbers.get("metric", ""))
+    text = f"{METRIC_NAMES.get(metric, metric)} gain {signed(numbers['gain'])}"
+    if "lower_gain" in numbers:
+        interval = numbers.get("interval") or {}
+        text += (
+            f", {float(interval.get('confidence', 0)) * 100:g}% interval "
+            f"[{signed(numbers['lower_gain'])}, {signed(numbers['upper_gain'])}] over "
+            f"{interval.get('blocks', '?')} blocks"
+        )
+    return f"{text} (margin {numbers.get('margin', 0):g})"

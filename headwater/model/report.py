@@ -18,9 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater.core.logs import get_logger
-from headwater.model.comparison import signed
+from headwater.model.comparison import comparison_text, signed
 from headwater.model.evaluation import HEADLINE_METRICS, METRIC_NAMES, SMALLER_IS_BETTER
-from headwater.ops.notify import comparison_text
 
 if TYPE_CHECKING:
     from headwater.core.usecase import Quantity, TrainingSpec

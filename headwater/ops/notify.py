@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger
-from headwater.model.comparison import signed
 from headwater.model.evaluation import HEADLINE_METRICS, METRIC_NAMES
 
 log = get_logger(__name__)
@@ -41,26 +40,6 @@ def metrics_text(metrics: Mapping[str, Any], unit: str = "") -> str:
         else:
             parts.append(f"{label} {value:.4f}")
     return ", ".join(parts)
-
-
-def comparison_text(numbers: Mapping[str, Any]) -> str:
-    """The gate's numbers in one line: gain, its interval, the margin ("": none recorded).
-
-    ``numbers`` is the ``comparison`` of a ``decision.json``
-    (:func:`headwater.registry.registry.decide`).
-    """
-    if not isinstance(numbers.get("gain"), int | float):
-        return ""
-    metric = str(numbers.get("metric", ""))
-    text = f"{METRIC_NAMES.get(metric, metric)} gain {signed(numbers['gain'])}"
-    if "lower_gain" in numbers:
-        interval = numbers.get("interval") or {}
-        text += (
-            f", {float(interval.get('confidence', 0)) * 100:g}% interval "
-            f"[{signed(numbers['lower_gain'])}, {signed(numbers['upper_gain'])}] over "
-            f"{interval.get('blocks', '?')} blocks"
-        )
-    return f"{text} (margin {numbers.get('margin', 0):g})"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from headwater import aws
 from headwater.core.config import NotifyConfig, Settings
+from headwater.model.comparison import comparison_text
 from headwater.ops.notify import (
     ModelSummary,
     OutboxNotifier,
@@ -19,7 +20,6 @@ from headwater.ops.notify import (
     SnsNotification,
     TaskFailure,
     UseCaseSection,
-    comparison_text,
     create_notifier,
 )
 

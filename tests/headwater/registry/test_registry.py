@@ -715,7 +715,7 @@ def test_promote_and_reject_record_the_comparison(registry: Registry) -> None:
 
 
 def test_a_refused_comparison_still_quotes_the_interval() -> None:
-    from headwater.ops.notify import comparison_text
+    from headwater.model.comparison import comparison_text
 
     interval = Interval("auc_roc", 0.0023, -0.0093, 0.0222, 0.95, blocks=6)
 
