@@ -234,7 +234,7 @@ def config_dir(environ: Mapping[str, str] | None = None) -> Path:
     cwd = Path.cwd() / "config"
     if cwd.is_dir():
         return cwd
-    return Path(__file__).resolve().parent.parent / "config"
+    return Path(__file__).resolve().parents[2] / "config"
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

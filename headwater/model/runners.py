@@ -151,7 +151,7 @@ def code_digest(settings: Settings, usecase: str, entrypoint: Path) -> str:
     """
     from headwater.data.pipeline import usecase_of
 
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the headwater package
     files = sorted(root.rglob("*.py"))
     module = sys.modules.get(type(usecase_of(settings, usecase)).__module__)
     origin = Path(getattr(module, "__file__", "") or "")
@@ -197,7 +197,7 @@ def parse_summary(stdout: str) -> dict[str, Any]:
 
 def code_version(root: Path | None = None) -> str:
     """The git commit of the code being shipped (or 'unknown' outside a checkout)."""
-    root = root or Path(__file__).resolve().parents[1]
+    root = root or Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
@@ -496,7 +496,7 @@ def tail(path: Path, lines: int = 30) -> str:
 
 def build_code_zip(root: Path | None = None, packages: Sequence[str] = (CODE_PACKAGE,)) -> bytes:
     """Zip the job's library code (``headwater`` and any extra package) for ``--py-files``."""
-    root = root or Path(__file__).resolve().parents[1]
+    root = root or Path(__file__).resolve().parents[2]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for package in dict.fromkeys(packages):
@@ -541,7 +541,7 @@ class EmrTrainingRunner:
         emr = self.settings.training.emr
         if not emr.artifacts_uri or not emr.log_uri:
             raise ValueError("training.emr.artifacts_uri and training.emr.log_uri must be set")
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]
         uris = self._aws.upload_artifacts(
             f"{emr.artifacts_uri.rstrip('/')}/{run_id}",
             {

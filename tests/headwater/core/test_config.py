@@ -25,7 +25,7 @@ from headwater.core.config import (
 from headwater.core.usecase import get_usecase
 from headwater.data.sources import SourceOptionsError, UnknownSourceKind, validate_source
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 WORKERS_7 = {"HEADWATER_RUN__WORKERS": "7"}
 
 STAGE_FILE = """

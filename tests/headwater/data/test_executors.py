@@ -26,7 +26,7 @@ from headwater.data.executors import (
     resolve_handler,
 )
 
-EVENTS = Path(__file__).parents[1] / "events"
+EVENTS = Path(__file__).parents[2] / "events"
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from headwater.model.runners import (
     train_arguments,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ENTRYPOINT = REPO / "emr_jobs" / "train.py"
 
 
