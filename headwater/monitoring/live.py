@@ -197,9 +197,10 @@ def score_bins(scores: np.ndarray, positives: np.ndarray) -> list[ScoreBin]:
     distinct, inverse = np.unique(scores, return_inverse=True)
     counts = np.bincount(inverse, minlength=distinct.size)
     hits = np.bincount(inverse, weights=positives, minlength=distinct.size)
+    # Plain floats (tolist): numpy scalars make the evaluation's Python loops several times slower.
     return [
-        ScoreBin.exact(float(s), float(n), float(p))
-        for s, n, p in zip(distinct, counts, hits, strict=True)
+        ScoreBin.exact(s, float(n), p)
+        for s, n, p in zip(distinct.tolist(), counts.tolist(), hits.tolist(), strict=True)
     ]
 
 
