@@ -290,3 +290,16 @@ def test_references_fall_back_to_the_whole_window_and_survive_json(
     assert references.for_season(None) is references.overall
     assert references.for_season("01") is references.seasons["01"]
     assert References.from_dict(json.loads(json.dumps(references.to_dict()))) == references
+
+
+@pytest.mark.parametrize(("shift", "drifted"), [(0.1, False), (0.25, False), (0.5, True)])
+def test_the_psi_rule_of_thumb_passes_small_shifts_and_flags_half_a_standard_deviation(
+    shift: float, drifted: bool
+) -> None:
+    # On a normal column the PSI over deciles is about 0.01, 0.06 and 0.24 for these shifts.
+    rng = np.random.default_rng(5)
+    reference = profile_numeric(rng.normal(0, 1, 50_000))
+
+    drift = feature_drift("x", reference, rng.normal(shift, 1, 50_000))
+
+    assert drift.drifted is drifted
