@@ -41,15 +41,19 @@ demo: $(STAMP) java
 	$(BIN)/headwater demo-data
 	$(BIN)/headwater run $(RANGE)
 
+# Extra pytest options for both test targets, e.g. PYTEST_ARGS='-n 2 --dist loadgroup' (xdist
+# on two workers; loadgroup keeps every spark test on one worker, one SparkSession).
+PYTEST_ARGS ?=
+
 test: $(STAMP) java $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The fast lane while working: no Spark and no end-to-end runs (pipeline runs, subprocess
 # servers, venv builds; markers in pyproject.toml, applied in tests/conftest.py). CI runs `test`.
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not spark and not slow"
+	$(BIN)/python -m pytest -m "not spark and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
