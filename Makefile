@@ -2,6 +2,7 @@
 #   make demo   installs everything into .venv and runs the main job end to end, embedded:
 #               every enabled use case, in one run with one notification
 #   make test   installs everything into .venv and runs the whole test suite
+#               (make test-fast: the same without the Spark and end-to-end tests)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed-dev
 # START=YYYY-MM-DD (and END=...) override it for every use case.
 RANGE  := $(if $(START),--start $(START)) $(if $(END),--end $(END))
 
-.PHONY: demo test lint bench java clean-var api-package deploy deploy-plan checkov
+.PHONY: demo test test-fast lint bench java clean-var api-package deploy deploy-plan checkov
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -40,9 +41,19 @@ demo: $(STAMP) java
 	$(BIN)/headwater demo-data
 	$(BIN)/headwater run $(RANGE)
 
+# Extra pytest options for both test targets, e.g. PYTEST_ARGS='-n 2 --dist loadgroup' (xdist
+# on two workers; loadgroup keeps every spark test on one worker, one SparkSession).
+PYTEST_ARGS ?=
+
 test: $(STAMP) java $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast lane while working: no Spark and no end-to-end runs (pipeline runs, subprocess
+# servers, venv builds; markers in pyproject.toml, applied in tests/conftest.py). CI runs `test`.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not spark and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -25,6 +25,42 @@ DEMO_FIRST, DEMO_LAST = date(2013, 1, 1), date(2013, 3, 12)
 BIKE_FIRST, BIKE_LAST = date(2011, 2, 1), date(2011, 3, 31)
 
 
+# -- markers: `-m "not spark and not slow"` is the fast lane (make test-fast) ------------------
+#: Fixtures that start or use the session's SparkSession. ``item.fixturenames`` is the whole
+#: closure, so every fixture built on these (``trained_model``, a module's ``spark_models``,
+#: the contract suite's ``published``) marks its tests too.
+SPARK_FIXTURES = frozenset({"spark", "trained_model"})
+#: End-to-end fixtures, by name and the tests they serve (a name like ``server`` is also a
+#: cheap fixture elsewhere): a subprocess server, a venv build, or a whole pipeline run.
+SLOW_FIXTURES = {
+    "server": "tests/api/test_serve.py",  # `headwater serve` (gunicorn) in a subprocess
+    "api_package": "tests/api/test_zappa.py",  # the Lambda package and its venv, built
+    "data_python": "tests/functions/test_lambda_runtime.py",  # a venv of the image's Python
+    "luigid": "tests/luigi_tasks/test_central_scheduler.py",  # the central scheduler
+    "postgres_url": "tests/",  # initdb and pg_ctl
+    "published": "tests/usecases/test_contract.py",  # extract ... promote, per use case
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: it must see these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``spark`` the tests using Spark and ``slow`` the end-to-end ones, by fixture.
+
+    Session fixtures start their servers on free ports (port 0), so xdist workers never
+    collide; each worker has its own moto server, weather servers and demo databases.
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SPARK_FIXTURES:
+            item.add_marker(pytest.mark.spark)
+        if any(n in names and item.nodeid.startswith(p) for n, p in SLOW_FIXTURES.items()):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("spark"):
+            # Under xdist's --dist loadgroup, one worker runs them all: one SparkSession and
+            # one trained_model for the session, not one per worker (local[2] uses both cores).
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Fake credentials and a fixed region, set before any client exists; no cached clients."""

@@ -22,7 +22,7 @@ from headwater.data.pipeline import lake_for
 from headwater.registry.registry import Registry
 from luigi_tasks.runner import RunOptions, run_pipeline
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.spark]  # spark-submit, local[2]
 
 FIRST, LAST = date(2013, 1, 1), date(2013, 3, 12)
 MINIMAL = Path(__file__).parents[1] / "usecases" / "minimal"

@@ -41,12 +41,35 @@ def server() -> Iterator[WeatherServer]:
         yield srv
 
 
+class FakeTime:
+    """The client's clock and sleep: records each wait; the clock moves only by them (or never)."""
+
+    def __init__(self, moves: bool = True) -> None:
+        self.now, self.moves = 1_000.0, moves
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.moves:
+            self.now += seconds
+
+
 @pytest.fixture
 def make_client() -> Iterator[Callable[..., JsonHttpClient]]:
     clients: list[JsonHttpClient] = []
 
-    def make(**policy: Any) -> JsonHttpClient:
-        client = JsonHttpClient(HttpPolicy(**{**FAST, "timeout_seconds": 5.0, **policy}))
+    def make(fake: FakeTime | None = None, **policy: Any) -> JsonHttpClient:
+        options = HttpPolicy(**{**FAST, "timeout_seconds": 5.0, **policy})
+        if fake is None:
+            client = JsonHttpClient(options)
+        else:  # the rate limiter and the retries wait on the fake clock
+            limiter = TokenBucket(
+                options.rate_limit_per_second, burst=1, clock=fake.clock, sleep=fake.sleep
+            )
+            client = JsonHttpClient(options, limiter=limiter, sleep=fake.sleep)
         clients.append(client)
         return client
 
@@ -71,25 +94,24 @@ def test_ok_returns_decoded_json(server: WeatherServer, make_client) -> None:
 
 def test_429_waits_for_retry_after_then_succeeds(server: WeatherServer, make_client) -> None:
     server.inject_faults(["429:0.3"])
-    client = make_client()
+    fake = FakeTime()
+    client = make_client(fake)
 
-    started = time.perf_counter()
     payload = client.get_json(server.url, QUERY)
-    elapsed = time.perf_counter() - started
 
     assert payload["hourly"]["time"][0] == "2013-01-01T00:00"
     assert server.request_count == 2
-    assert 0.28 <= elapsed < 1.0
+    assert fake.sleeps == [pytest.approx(0.3)]  # the server's Retry-After, once
 
 
 def test_retry_after_is_capped_by_policy(server: WeatherServer, make_client) -> None:
     server.inject_faults(["429:30"])
-    client = make_client(max_retry_after_seconds=0.1)
+    fake = FakeTime()
+    client = make_client(fake, max_retry_after_seconds=0.1)
 
-    started = time.perf_counter()
     client.get_json(server.url, QUERY)
 
-    assert time.perf_counter() - started < 1.0
+    assert fake.sleeps == [pytest.approx(0.1)]  # not the 30 s the server asked for
     assert server.request_count == 2
 
 
@@ -197,32 +219,33 @@ def test_invalid_json_in_200_is_a_clear_error(server: WeatherServer, make_client
 
 
 def test_client_rate_limit_throttles_sequential_calls(server: WeatherServer, make_client) -> None:
-    client = make_client(rate_limit_per_second=20)
+    fake = FakeTime()
+    client = make_client(fake, rate_limit_per_second=20)
 
-    started = time.perf_counter()
     for _ in range(10):
         client.get_json(server.base_url + "/health")
-    elapsed = time.perf_counter() - started
 
     # The first call is free, the other nine wait 1/20 s each.
-    assert elapsed >= 0.44
+    assert fake.sleeps == [pytest.approx(0.05)] * 9
 
 
 def test_client_rate_limit_holds_across_threads(server: WeatherServer, make_client) -> None:
-    client = make_client(rate_limit_per_second=20)
+    # A clock that stands still while ten calls from five threads queue for tokens
+    fake = FakeTime(moves=False)
+    client = make_client(fake, rate_limit_per_second=20)
 
     def call_twice() -> None:
         for _ in range(2):
             client.get_json(server.base_url + "/health")
 
     threads = [threading.Thread(target=call_twice) for _ in range(5)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    assert time.perf_counter() - started >= 0.44
+    # Each call got a slot of its own: one free, then 1/20 s, 2/20 s ... 9/20 s ahead
+    assert sorted(fake.sleeps) == [pytest.approx(n / 20) for n in range(1, 10)]
 
 
 def test_token_bucket_spaces_reservations_with_a_fake_clock() -> None:
