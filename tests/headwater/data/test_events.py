@@ -142,11 +142,6 @@ def test_a_label_shaped_but_impossible_date_is_refused_before_any_work() -> None
         parse_partition(event.partition, "day")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Label's pattern uses \\d, which pydantic's regex reads as any Unicode digit "
-    "(the fix: [0-9] in headwater/data/events.py); parse_partition refuses it later",
-)
 def test_a_label_of_non_ascii_digits_is_refused_by_the_event() -> None:
     with pytest.raises(ValidationError):
         ExtractEvent.model_validate(
