@@ -177,7 +177,8 @@ def test_a_row_outside_the_holdouts_blocks_is_named_not_an_index_error() -> None
 
 
 def test_the_gate_refuses_production_when_the_comparison_has_no_interval() -> None:
-    from headwater.registry.registry import TrainingWindow, comparison_problems, decide
+    from headwater.core.config import GateConfig
+    from headwater.registry.gate import TrainingWindow, comparison_problems, decide
 
     # Given a candidate 0.05 better on a 2-day holdout the job could put no interval on
     reason = "2 day(s) of holdout: too few blocks for an interval (at least 5)"
@@ -185,17 +186,18 @@ def test_the_gate_refuses_production_when_the_comparison_has_no_interval() -> No
     production = TrainingWindow(date(2013, 1, 1), date(2013, 12, 31), date(2013, 11, 1))
 
     # When the gate weighs it (the holdout's size limits lowered, so only the interval counts)
+    lenient = GateConfig(min_holdout_rows=1, min_holdout_days=1, min_window_ratio=0.1)
     refusals = comparison_problems(
-        candidate, production, production_version="p", holdout_rows=5000, holdout_days=2,
-        min_rows=1, min_days=1, min_window_ratio=0.1, no_interval=reason,
+        candidate, production, lenient, production_version="p", holdout_rows=5000,
+        holdout_days=2, no_interval=reason,
     )  # fmt: skip
-    decision = decide({"auc_roc": 0.75}, {"auc_roc": 0.70}, margin=0.002, refusals=refusals)
+    decision = decide({"auc_roc": 0.75}, {"auc_roc": 0.70}, lenient, refusals=refusals)
 
     # Then it does not promote over production, and says why in plain words
     assert not decision.promote
     assert refusals == [f"no confidence interval on the gain: {reason}"]
     assert reason in decision.reason
     assert comparison_problems(
-        candidate, production, production_version="p", holdout_rows=5000, holdout_days=2,
-        min_rows=1, min_days=1, min_window_ratio=0.1,
+        candidate, production, lenient, production_version="p", holdout_rows=5000,
+        holdout_days=2,
     ) == []  # fmt: skip
