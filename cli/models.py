@@ -65,7 +65,7 @@ def _registry_errors() -> Iterator[None]:
 
 def _window_cells(lineage: Any) -> tuple[str, str]:
     """The TRAINED and HOLDOUT cells of a version (``-`` when its lineage has no dates)."""
-    from headwater.registry.registry import TrainingWindow
+    from headwater.registry.gate import TrainingWindow
 
     window = TrainingWindow.of(lineage)
     if window is None:
@@ -219,7 +219,7 @@ def describe_version(
 
 def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
     """The training window and the holdout of a version, in words ("unknown" when absent)."""
-    from headwater.registry.registry import TrainingWindow
+    from headwater.registry.gate import TrainingWindow
 
     window = TrainingWindow.of(lineage)
     if window is None:

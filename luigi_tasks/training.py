@@ -16,20 +16,14 @@ from headwater.core.config import Settings
 from headwater.core.logs import get_logger, log_context
 from headwater.data.lake import MANIFEST
 from headwater.data.pipeline import extract_snapshot, lake_for, usecase_of
-from headwater.model.comparison import Interval
 from headwater.model.runners import (
     code_version,
     create_training_runner,
     train_arguments,
     training_key,
 )
-from headwater.registry.registry import (
-    LOWER_IS_BETTER,
-    Registry,
-    TrainingWindow,
-    comparison_problems,
-    decide,
-)
+from headwater.registry.gate import DecisionKind, comparison_failed, judge
+from headwater.registry.registry import Registry
 from headwater.serving.store import ProductionPointer, decision_kind
 from luigi_tasks.pipeline import (
     RERUN_CHOICES,
@@ -197,12 +191,17 @@ def comparable(
     """``version`` if it is production or was measured against today's production, else None.
 
     A version trained on the same inputs is reused only while its comparison with
-    production still holds: once production moved on, the inputs are trained again.
+    production still holds: once production moved on, or when the comparison itself failed
+    (:func:`headwater.registry.gate.comparison_failed`), the inputs are trained again.
     """
     current = production.version if production else None
     if version == current:
         return version
     metrics = registry.read_json(version, layout.METRICS, default={}) or {}
+    if comparison_failed(metrics):
+        # Not production's verdict but the job's own failure: reusing it would fail again.
+        log.info("training again: its comparison with production failed", version=version)
+        return None
     measured = (metrics.get("production_on_holdout") or {}).get("version")
     if measured == current:
         return version
@@ -291,7 +290,7 @@ class PromoteModel(PipelineTask):
         with log_context(run_id=self.run_id, task=self.task_family, **where):
             if reused and reused == production:
                 log.info("model already in production")
-            elif decision_kind(last) == "retired":
+            elif decision_kind(last) == DecisionKind.RETIRED:
                 # An operator's rollback is a decision no rerun overrides (promote by hand).
                 log.info("model retired by a rollback: not gated again")
             else:
@@ -308,84 +307,25 @@ class PromoteModel(PipelineTask):
     ) -> None:
         """Gate ``version`` against ``production``; nothing is recorded when the decision
         would repeat ``last`` (a reused version's last decision; None: always record)."""
-        gate = self.settings().usecase_config(self.usecase).gate
-        metrics = registry.read_json(version, layout.METRICS)
-        production_metrics = gate_baseline(metrics, production)
-        interval, refusals = None, []
-        if production is not None:
-            interval = gate_interval(metrics, production, gate.metric)
-            window = metrics.get("holdout_window") or {}
-            refusals = comparison_problems(
-                TrainingWindow.of(registry.read_json(version, layout.LINEAGE, default=None)),
-                TrainingWindow.of(registry.read_json(production, layout.LINEAGE, default=None)),
-                production_version=production,
-                holdout_rows=int(window.get("rows", metrics["holdout"].get("rows", 0))),
-                holdout_days=int(window.get("days", 0)),
-                min_rows=gate.min_holdout_rows,
-                min_days=gate.min_holdout_days,
-                min_window_ratio=gate.min_window_ratio,
-                allow_shorter_window=self.allow_shorter_window or gate.allow_shorter_window,
-                no_interval=None if interval else metrics["comparison"]["no_interval"],
-            )
-        decision = decide(
-            metrics["holdout"],
-            production_metrics,
-            metric=gate.metric,
-            margin=gate.margin,
-            higher_is_better=gate.metric not in LOWER_IS_BETTER,
-            interval=interval,
-            refusals=refusals,
+        verdict = judge(
+            registry.read_json(version, layout.METRICS),
+            production,
+            self.settings().usecase_config(self.usecase).gate,
+            candidate_lineage=registry.read_json(version, layout.LINEAGE, default=None),
+            production_lineage=(
+                registry.read_json(production, layout.LINEAGE, default=None) if production else None
+            ),
+            no_promote=self.no_promote,
+            allow_shorter_window=self.allow_shorter_window,
         )
-        kind, reason = ("promoted" if decision.promote else "rejected"), decision.reason
-        if self.no_promote:
-            reason = (
-                "exploratory run (--no-promote): production untouched; the gate would "
-                f"have {kind} it: {reason}"
-            )
-            kind = "held"
-        if last is not None and (decision_kind(last), last.get("reason")) == (kind, reason):
-            log.info(f"model {kind} as before", reason=reason)
-        elif kind == "held":
-            registry.hold(version, reason, decision.comparison)
-            log.info("model held (exploratory run)", reason=reason)
-        elif kind == "promoted":
-            registry.promote(version, reason, expected=production, comparison=decision.comparison)
-            log.info("model promoted", reason=reason)
-        else:
-            registry.reject(version, reason, decision.comparison)
-            log.info("model rejected", reason=reason)
-
-
-def gate_baseline(metrics: dict[str, Any], production: str | None) -> dict[str, Any] | None:
-    """The production model's metrics on the candidate's holdout (None: no production yet).
-
-    The training job scores the production model on the same holdout; if it could not
-    (say, a model of another feature set), the gate cannot compare and says so.
-    """
-    if production is None:
-        return None
-    measured = metrics.get("production_on_holdout") or {}
-    if measured.get("version") != production or "error" in measured:
-        why = measured.get("error", "it was not measured on this holdout")
-        raise ValueError(f"cannot compare with production {production}: {why}")
-    return measured
-
-
-def gate_interval(metrics: dict[str, Any], production: str, metric: str) -> Interval | None:
-    """The training job's interval on (candidate - production) of the gate's metric.
-
-    None when the job said why it has none (``no_interval``: the gate refuses for it).
-    """
-    comparison = metrics.get("comparison") or {}
-    intervals = comparison.get("intervals") or {}
-    if comparison.get("version") == production and comparison.get("no_interval"):
-        return None
-    if comparison.get("version") != production or metric not in intervals:
-        raise ValueError(
-            f"cannot compare with production {production}: the training job measured no "
-            f"confidence interval on the difference of {metric}"
-        )
-    return Interval.from_dict(intervals[metric])
+        if last is not None and (decision_kind(last), last.get("reason")) == (
+            verdict.kind,
+            verdict.reason,
+        ):
+            log.info(f"model {verdict.kind} as before", reason=verdict.reason)
+            return
+        registry.record_verdict(version, verdict, expected=production)
+        log.info(f"model {verdict.kind}", reason=verdict.reason)
 
 
 class RunAll(luigi.WrapperTask):

@@ -412,6 +412,7 @@ def block_histograms(
 
     from headwater.model.comparison import (
         COMPARISON_BINS,
+        LOGIT_RANGE,
         block_count,
         block_width,
         histogram_array,
@@ -421,10 +422,24 @@ def block_histograms(
     s, y = F.col(score), F.col(LABEL)
     clipped = F.least(F.greatest(s, F.lit(EPSILON)), F.lit(1 - EPSILON))
     day = F.datediff(F.col(date_column), F.lit(first_day))
+    logit_clip = F.least(F.greatest(s, F.lit(1e-300)), F.lit(1.0 - 1e-16))
     rows = (
         scored.groupBy(
             F.floor(day / F.lit(width)).cast("int").alias("block"),
-            F.least(F.floor(s * bins), F.lit(bins - 1)).cast("int").alias("bin"),
+            # comparison.score_bins: equal-width in log-odds (rare positives get many bins)
+            F.least(
+                F.greatest(
+                    F.floor(
+                        (F.log(logit_clip) - F.log(1 - logit_clip) + LOGIT_RANGE)
+                        / (2 * LOGIT_RANGE)
+                        * bins
+                    ),
+                    F.lit(0),
+                ),
+                F.lit(bins - 1),
+            )
+            .cast("int")
+            .alias("bin"),
         )
         .agg(
             F.count("*").alias("count"),

@@ -17,7 +17,7 @@ from headwater.core.usecase import PACKAGE
 from headwater.data.lake import SCHEMES
 from headwater.data.pipeline import usecase_of
 from headwater.data.sources import UnknownSourceKind, get_kind, known_kinds
-from headwater.registry.registry import GATE_METRICS
+from headwater.registry.gate import GATE_METRICS
 
 CONFIG_DOC = "docs/configuration.md"
 

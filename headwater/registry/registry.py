@@ -1,4 +1,4 @@
-"""The model registry: versions of a model in the lake, one production pointer, and the gate.
+"""The model registry: versions of a model in the lake and one production pointer.
 
 Layout (:mod:`headwater.core.layout`): ``models/<name>/<version>/`` holds what one training run
 produced (``metrics.json``, ``lineage.json``, the model files); ``_SUCCESS`` is written last
@@ -6,26 +6,26 @@ and a version without it does not exist for the registry. ``models/<name>/PRODUC
 names the version in production and, newest first, the ones before it. The pointer only
 changes through a compare-and-swap, so two promoters racing can neither both win nor drop a
 version from the history. ``<version>/decision.json`` records why a version was promoted,
-rejected or retired; the pointer, not that file, says which version is in production.
+held, rejected or retired (:class:`~headwater.registry.gate.DecisionKind`; the gate itself
+is :mod:`headwater.registry.gate`); the pointer, not that file, says which version is in
+production.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from headwater.core.layout import DECISION, METRICS, POINTER, SERVING_FILES, SUCCESS, model_parts
 from headwater.core.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
 from headwater.data.lake import Lake, LakeError
-from headwater.model.comparison import Interval, signed
-from headwater.model.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
+from headwater.registry.gate import DecisionKind, Verdict
 from headwater.serving.store import ABSENT, ProductionPointer, decision_kind
 
 Status = Literal["production", "candidate", "rejected", "retired"]
@@ -35,12 +35,6 @@ STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired"
 MAX_SWAP_ATTEMPTS = 20
 _VERSION_TIME = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-# Metric differences closer than this to the margin count as equal to it (float noise).
-_TOLERANCE = 1e-9
-#: The holdout metrics the gate can compare (``usecase.<name>.gate.metric``).
-GATE_METRICS: tuple[str, ...] = ("auc_roc", "auc_pr", "log_loss", "brier")
-#: Gate metrics where the smaller value is the better model (losses).
-LOWER_IS_BETTER = SMALLER_IS_BETTER & frozenset(GATE_METRICS)
 
 
 class _Unset:
@@ -79,19 +73,6 @@ class VersionInfo:
     created_at: datetime | None
     status: Status
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The gate's verdict on a candidate, with a sentence a human can act on.
-
-    ``comparison`` holds the numbers behind it (point gain, its interval, the margin), as
-    recorded in ``decision.json``; empty when there was nothing to compare with.
-    """
-
-    promote: bool
-    reason: str
-    comparison: dict[str, Any] = field(default_factory=dict)
 
 
 def new_version(now: datetime | None = None, run_id: str | None = None) -> str:
@@ -276,7 +257,9 @@ class Registry:
             pointer = ProductionPointer(version, _now(), reason, history, checksums)
             if self._swap(raw, pointer):
                 extra = {"comparison": dict(comparison)} if comparison else {}
-                self._record(version, "promoted", reason, replaced=current_version, **extra)
+                self._record(
+                    version, DecisionKind.PROMOTED, reason, replaced=current_version, **extra
+                )
                 return pointer
         raise ConcurrentPromotionError(
             f"cannot promote {version} of model {self.name}: the production pointer kept "
@@ -295,7 +278,10 @@ class Registry:
                 "version or roll back before rejecting it"
             )
         self._record(
-            version, "rejected", reason, **({"comparison": dict(comparison)} if comparison else {})
+            version,
+            DecisionKind.REJECTED,
+            reason,
+            **({"comparison": dict(comparison)} if comparison else {}),
         )
 
     def hold(self, version: str, reason: str, comparison: Mapping[str, Any] | None = None) -> None:
@@ -305,8 +291,24 @@ class Registry:
         """
         self._require_complete(version)
         self._record(
-            version, "held", reason, **({"comparison": dict(comparison)} if comparison else {})
+            version,
+            DecisionKind.HELD,
+            reason,
+            **({"comparison": dict(comparison)} if comparison else {}),
         )
+
+    def record_verdict(
+        self, version: str, verdict: Verdict, expected: str | None | _Unset = ANY
+    ) -> None:
+        """Record the gate's verdict: promote (from ``expected``), reject or hold ``version``."""
+        if verdict.kind == DecisionKind.PROMOTED:
+            self.promote(version, verdict.reason, expected=expected, comparison=verdict.comparison)
+        elif verdict.kind == DecisionKind.HELD:
+            self.hold(version, verdict.reason, verdict.comparison)
+        elif verdict.kind == DecisionKind.REJECTED:
+            self.reject(version, verdict.reason, verdict.comparison)
+        else:
+            raise RegistryError(f"the gate does not record {verdict.kind} (a rollback does)")
 
     def rollback(
         self, reason: str = "rollback", expected: str | None | _Unset = ANY
@@ -336,7 +338,7 @@ class Registry:
             checksums = self._checksums(target, history, current)
             pointer = ProductionPointer(target, _now(), reason, history, checksums)
             if self._swap(raw, pointer):
-                self._record(current.version, "retired", reason, replaced_by=target)
+                self._record(current.version, DecisionKind.RETIRED, reason, replaced_by=target)
                 return pointer
         raise ConcurrentPromotionError(
             f"cannot roll back model {self.name}: the production pointer kept changing "
@@ -368,9 +370,9 @@ class Registry:
         if not (_NAME.fullmatch(version) and self.is_complete(version)):
             return False
         decision = self.read_json(version, DECISION, default=None)
-        return decision_kind(decision) != "rejected"
+        return decision_kind(decision) != DecisionKind.REJECTED
 
-    def _record(self, version: str, decision: str, reason: str, **extra: Any) -> None:
+    def _record(self, version: str, decision: DecisionKind, reason: str, **extra: Any) -> None:
         """Write ``decision.json``, keeping earlier decisions newest first under ``previous``."""
         earlier = self.read_json(version, DECISION, default=None)
         previous: list[Any] = []
@@ -379,7 +381,7 @@ class Registry:
                 {k: v for k, v in earlier.items() if k != "previous"},
                 *earlier.get("previous", []),
             ]
-        body = {"decision": decision, "reason": reason, "decided_at": _now(), **extra}
+        body = {"decision": str(decision), "reason": reason, "decided_at": _now(), **extra}
         self.write_json(version, DECISION, {**body, "previous": previous})
         # The version's report shows the latest decision (it was written before any).
         from headwater.model.report import refresh_report
@@ -392,200 +394,10 @@ def _status(version: str, pointer: ProductionPointer | None, decision: Any) -> S
     if pointer is not None and pointer.version == version:
         return "production"
     kind = decision_kind(decision)
-    if kind == "rejected":
+    if kind == DecisionKind.REJECTED:
         return "rejected"
-    if kind in ("retired", "promoted") or (pointer is not None and version in pointer.history):
+    if kind in (DecisionKind.RETIRED, DecisionKind.PROMOTED):
+        return "retired"
+    if pointer is not None and version in pointer.history:
         return "retired"
     return "candidate"
-
-
-# -- the gate -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrainingWindow:
-    """A version's dates, from its lineage.
-
-    It trained on ``start..holdout_from - 1`` and was held out on ``holdout_from..end``.
-    """
-
-    start: date
-    end: date
-    holdout_from: date
-
-    @property
-    def train_days(self) -> int:
-        """Calendar days of the training window."""
-        return (self.holdout_from - self.start).days
-
-    @property
-    def last_trained(self) -> date:
-        """The last day the version trained on."""
-        return self.holdout_from - timedelta(days=1)
-
-    @classmethod
-    def of(cls, lineage: Mapping[str, Any] | None) -> TrainingWindow | None:
-        """Read ``date_range`` (``start..end``) and ``holdout_from``; None when absent or bad."""
-        if not isinstance(lineage, Mapping):
-            return None
-        try:
-            first, last = str(lineage["date_range"]).split("..")
-            return cls(
-                date.fromisoformat(first),
-                date.fromisoformat(last),
-                date.fromisoformat(str(lineage["holdout_from"])),
-            )
-        except (KeyError, ValueError):
-            return None
-
-
-def comparison_problems(
-    candidate: TrainingWindow | None,
-    production: TrainingWindow | None,
-    *,
-    production_version: str,
-    holdout_rows: int,
-    holdout_days: int,
-    min_rows: int = 1000,
-    min_days: int = 7,
-    min_window_ratio: float = 0.5,
-    allow_shorter_window: bool = False,
-    no_interval: str | None = None,
-) -> list[str]:
-    """Why candidate and production cannot be compared fairly on the candidate's holdout.
-
-    Both were scored on the same holdout rows; the comparison is refused when that holdout
-    is too small (``min_rows``, ``min_days``), when production trained on any of its days
-    (production would be graded on what it has seen), or when the candidate trained on a
-    much shorter window than production (``min_window_ratio``, unless
-    ``allow_shorter_window``), or when the training job could put no confidence interval
-    on the gain (``no_interval``, its reason: say, too few holdout days). An empty list:
-    the comparison is fair.
-    """
-    problems = []
-    if no_interval:
-        problems.append(f"no confidence interval on the gain: {no_interval}")
-    if holdout_days < min_days:
-        problems.append(
-            f"the holdout has {holdout_days} days, fewer than the {min_days} required "
-            "(gate.min_holdout_days)"
-        )
-    if holdout_rows < min_rows:
-        problems.append(
-            f"the holdout has {holdout_rows} rows, fewer than the {min_rows} required "
-            "(gate.min_holdout_rows)"
-        )
-    if candidate is None or production is None:
-        whose = "candidate" if candidate is None else f"production {production_version}"
-        problems.append(f"the training window of {whose} is unknown (no lineage.json dates)")
-        return problems
-    if candidate.holdout_from <= production.last_trained and candidate.end >= production.start:
-        problems.append(
-            f"the holdout {candidate.holdout_from}..{candidate.end} overlaps the training "
-            f"window {production.start}..{production.last_trained} of production "
-            f"{production_version}: production would be graded on days it trained on"
-        )
-    if not allow_shorter_window and candidate.train_days < min_window_ratio * production.train_days:
-        problems.append(
-            f"the candidate trained on {candidate.train_days} days, less than "
-            f"{min_window_ratio:g} x the {production.train_days} days of production "
-            f"{production_version} (gate.min_window_ratio; override with "
-            "gate.allow_shorter_window or --allow-shorter-window)"
-        )
-    return problems
-
-
-def decide(
-    candidate: Mapping[str, Any],
-    production: Mapping[str, Any] | None,
-    *,
-    metric: str = "auc_roc",
-    margin: float = 0.0,
-    higher_is_better: bool = True,
-    interval: Interval | None = None,
-    refusals: Sequence[str] = (),
-) -> Decision:
-    """Promote when there is no production model, or the candidate surely beats it by the margin.
-
-    Args:
-        candidate: the candidate's metrics on its holdout.
-        production: the production model's metrics on the same holdout, None when there is
-            no production model.
-        metric: the key compared in both mappings.
-        margin: how much better the candidate must be; a gain equal to it is not enough.
-        higher_is_better: False for losses (log loss, Brier score).
-        interval: a confidence interval on (candidate - production) of ``metric``: the
-            lower bound of the gain, not the point gain, must clear the margin.
-        refusals: reasons the comparison is not fair (:func:`comparison_problems`): any
-            of them rejects the candidate.
-
-    Returns:
-        The decision and a sentence quoting both numbers (and the interval).
-    """
-    if not math.isfinite(margin):
-        raise ValueError(f"margin must be a finite number, got {margin!r}")
-    label = METRIC_NAMES.get(metric, metric)
-    new = _metric_value(candidate, metric, "candidate")
-    if production is None:
-        return Decision(True, f"no production model yet: candidate {label} {new:.4f} goes first")
-    old = _metric_value(production, metric, "production")
-    gain = new - old if higher_is_better else old - new
-    sense = "" if higher_is_better else " (lower is better)"
-    numbers: dict[str, Any] = {
-        "metric": metric,
-        "candidate": new,
-        "production": old,
-        "gain": gain,
-        "margin": margin,
-        "higher_is_better": higher_is_better,
-    }
-    if interval is not None:  # quoted wherever the numbers are, even beside a refusal
-        low, high = (
-            (interval.lower, interval.upper)
-            if higher_is_better
-            else (-interval.upper, -interval.lower)
-        )
-        numbers |= {"lower_gain": low, "upper_gain": high, "interval": interval.to_dict()}
-    if refusals:
-        numbers["refusals"] = list(refusals)
-        reason = "cannot compare candidate with production fairly: " + "; ".join(refusals)
-        return Decision(False, reason, numbers)
-    if interval is None:
-        if _clears(gain, margin):
-            return Decision(
-                True,
-                f"candidate {label} {new:.4f} beats production {old:.4f} by {gain:.4f} "
-                f"> margin {margin:g}{sense}",
-                numbers,
-            )
-        return Decision(
-            False,
-            f"candidate {label} {new:.4f} does not beat production {old:.4f} by more than "
-            f"margin {margin:g} (gain {signed(gain)}){sense}",
-            numbers,
-        )
-    quoted = (
-        f"candidate {label} {new:.4f} vs production {old:.4f}: gain {signed(gain)}, "
-        f"{interval.confidence * 100:g}% interval [{signed(low)}, {signed(high)}] "
-        f"({interval.method.split(' (')[0]} over {interval.blocks} blocks)"
-    )
-    if _clears(low, margin):
-        return Decision(True, f"{quoted}; its lower bound clears margin {margin:g}{sense}", numbers)
-    return Decision(
-        False, f"{quoted}; its lower bound does not clear margin {margin:g}{sense}", numbers
-    )
-
-
-def _clears(gain: float, margin: float) -> bool:
-    """A gain strictly above the margin (one within float noise of it counts as equal)."""
-    return gain > margin and not math.isclose(gain, margin, rel_tol=0.0, abs_tol=_TOLERANCE)
-
-
-def _metric_value(metrics: Mapping[str, Any], metric: str, whose: str) -> float:
-    if metric not in metrics:
-        known = ", ".join(sorted(metrics)) or "none"
-        raise ValueError(f"{whose} metrics have no {metric!r} (available: {known})")
-    value = metrics[metric]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{whose} {metric} is {value!r}, not a finite number")
-    return float(value)

@@ -20,6 +20,7 @@ from headwater.core.partitions import partitions_between
 from headwater.data.lake import MANIFEST
 from headwater.data.pipeline import lake_for
 from headwater.model.comparison import Interval
+from headwater.registry.gate import gate_baseline
 from headwater.registry.registry import Registry
 from luigi_tasks import training as tasks
 from luigi_tasks.pipeline import Backfill
@@ -28,7 +29,6 @@ from luigi_tasks.training import (
     PromoteModel,
     RunAll,
     TrainModel,
-    gate_baseline,
     training_entrypoint,
 )
 
@@ -301,7 +301,7 @@ def test_the_observed_one_month_candidate_is_not_promoted_over_the_full_year_mod
     decision = registry.read_json(candidate, layout.DECISION)
     assert decision["decision"] == "rejected"
     assert decision["reason"].startswith("cannot compare candidate with production fairly")
-    assert "the holdout has 5 days, fewer than the 7 required" in decision["reason"]
+    assert "the holdout has 5 days, fewer than the 28 required" in decision["reason"]
     assert (
         "the holdout 2013-03-27..2013-03-31 overlaps the training window "
         f"2013-01-01..2013-10-31 of production {production}" in decision["reason"]
@@ -664,6 +664,35 @@ def test_an_unchanged_rerun_trains_nothing_and_reuses_the_version(
     assert len(fake.calls) == 3
     keys = [dict(zip(a[::2], a[1::2], strict=False))["--training-key"] for a, _ in fake.calls]
     assert keys[0] == keys[1] != keys[2]
+
+
+def test_a_version_whose_comparison_itself_failed_is_trained_again_not_reused(
+    settings: Settings, stand_in: StandIn, tmp_path: Path
+) -> None:
+    # Given production, and a version of the same inputs whose comparison with it failed
+    # (the job's own error, not production failing to score)
+    production = trained(settings, "20130312T000000Z-prod", 0.72, usecase="meters")
+    registry = registry_of(settings, "meters")
+    registry.promote(production, "seeded")
+    fake = stand_in()
+    common = {"usecase": "meters", "start": START, "end": END, "state_dir": str(tmp_path)}
+    TrainModel(version="v1", run_id="r1", **common).run()
+    metrics = registry.read_json("v1", layout.METRICS)
+    metrics["comparison"] = {
+        "version": production,
+        "outcome": "comparison_failed",
+        "error": "MemoryError: out of memory",
+    }
+    registry.write_json("v1", layout.METRICS, metrics)
+
+    # When a second run covers the same range, inputs, code and configuration
+    second = TrainModel(version="v2", run_id="r2", **common)
+    second.run()
+
+    # Then it trains again instead of reusing the failed comparison
+    assert len(fake.calls) == 2
+    assert tasks.reused_version(str(tmp_path), "r2", "meters") is None
+    assert registry.is_complete("v2")
 
 
 def run_model(tmp_path: Path, run_id: str, **options: Any) -> tuple[TrainModel, PromoteModel]:

@@ -36,7 +36,8 @@ from headwater.data.pipeline import (
     usecase_of,
 )
 from headwater.model.spark_training import PARITY_TOLERANCE, TrainOptions, train
-from headwater.registry.registry import Registry, decide, new_version
+from headwater.registry.gate import decide
+from headwater.registry.registry import Registry, new_version
 
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 
@@ -172,7 +173,7 @@ def _publish(
     registry = Registry(lake_for(settings), name)
     metrics = registry.read_json(version, layout.METRICS)
     gate = settings.usecase_config(name).gate
-    decision = decide(metrics["holdout"], None, metric=gate.metric, margin=gate.margin)
+    decision = decide(metrics["holdout"], None, gate)
     assert decision.promote, decision.reason
     registry.promote(version, decision.reason, expected=None)
     return Published(name, settings, results, version, summary)

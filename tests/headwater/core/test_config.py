@@ -115,7 +115,9 @@ def test_a_source_keeps_its_kind_apart_from_the_kind_specific_keys(tmp_path: Pat
 def test_a_use_case_table_without_gate_or_zone_takes_the_defaults() -> None:
     settings = Settings.model_validate({"usecases": ["flights"], "usecase": {"flights": {}}})
     flights = settings.usecase_config("flights")
-    assert flights.gate == GateConfig() == GateConfig(metric="auc_roc", margin=0.0)
+    assert flights.gate == GateConfig() == GateConfig(metric="auc_roc", margin=0.002)
+    # four weeks of holdout, a 95% two-sided (97.5% one-sided) interval
+    assert (flights.gate.min_holdout_days, flights.gate.confidence) == (28, 0.95)
     assert (flights.timezone, flights.sources) == (None, {})
 
 
@@ -270,6 +272,18 @@ def test_env_overrides_conflicts_fail_whatever_the_order(names: list[str]) -> No
             "margin = -0.5",
             ["usecase.flights.gate.margin", "(got -0.5)"],
             id="margin",
+        ),
+        pytest.param(
+            "margin = 0.01",
+            "margin = inf",
+            ["usecase.flights.gate.margin", "(got inf)"],
+            id="margin-infinite",
+        ),
+        pytest.param(
+            "margin = 0.01",
+            "margin = 0.01\nconfidence = 0.5",
+            ["usecase.flights.gate.confidence", "greater than or equal to 0.8", "(got 0.5)"],
+            id="confidence-below-the-floor",
         ),
         pytest.param(
             'metric = "auc_pr"',

@@ -70,7 +70,7 @@ def test_a_small_gain_on_a_few_days_has_an_interval_reaching_below_zero() -> Non
     candidate, _ = histograms(rng, days=5, rows=150, separation=0.12)
     production, _ = histograms(rng, days=5, rows=150, separation=0.115)
 
-    interval = paired_bootstrap(candidate, production)["auc_roc"]
+    interval = paired_bootstrap(candidate, production, block_length=1)["auc_roc"]
 
     assert interval.lower < 0 < interval.upper
     assert interval.blocks == 5 and interval.confidence == 0.95
@@ -81,8 +81,8 @@ def test_a_clear_gain_on_many_days_clears_zero_and_is_reproducible() -> None:
     candidate, _ = histograms(rng, days=40, rows=200, separation=0.3)
     production, _ = histograms(rng, days=40, rows=200, separation=0.1)
 
-    first = paired_bootstrap(candidate, production, replicates=400)
-    again = paired_bootstrap(candidate, production, replicates=400)
+    first = paired_bootstrap(candidate, production, replicates=400, block_length=1)
+    again = paired_bootstrap(candidate, production, replicates=400, block_length=1)
 
     assert first == again  # a fixed seed: the same holdout gives the same interval
     assert 0 < first["auc_roc"].lower < first["auc_roc"].difference < first["auc_roc"].upper
@@ -93,10 +93,14 @@ def test_the_interval_is_centred_on_the_exact_point_difference() -> None:
     rng = np.random.default_rng(3)
     candidate, _ = histograms(rng, days=10, rows=100, separation=0.2)
     production, _ = histograms(rng, days=10, rows=100, separation=0.2)
-    binned = paired_bootstrap(candidate, production, replicates=200)["auc_roc"]
+    binned = paired_bootstrap(candidate, production, replicates=200, block_length=1)["auc_roc"]
 
-    shifted = paired_bootstrap(
-        candidate, production, replicates=200, points={"auc_roc": binned.difference + 0.01}
+    shifted = paired_bootstrap(  # days drawn one by one (independent here)
+        candidate,
+        production,
+        replicates=200,
+        block_length=1,
+        points={"auc_roc": binned.difference + 0.01},
     )["auc_roc"]
 
     assert shifted.lower == pytest.approx(binned.lower + 0.01)
@@ -151,6 +155,30 @@ def test_a_difference_is_printed_with_its_sign_and_never_as_minus_zero(
 # --- too few blocks for an interval ------------------------------------------------------------
 
 
+def test_nulls_are_refused_not_read_as_zero() -> None:
+    from headwater.model.comparison import BadHistogram
+
+    rows = [{"block": 0, "bin": 3, **dict.fromkeys(FIELDS, 1.0), "positives": None}]
+
+    with pytest.raises(BadHistogram, match="block 0, bin 3 has null positives"):
+        histogram_array(rows, blocks=2, bins=COMPARISON_BINS)
+
+
+def test_a_persistent_difference_lengthens_the_blocks_and_refuses_too_few() -> None:
+    from headwater.model.comparison import TooFewBlocks, optimal_block_length
+
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.normal(size=200))  # strongly persistent
+    noise = rng.normal(size=200)
+    assert optimal_block_length(walk) > 5 * optimal_block_length(noise)
+    # 12 days whose differences persist: too few effective blocks, and how many days needed
+    candidate, _ = histograms(rng, 12, 200, 0.3)
+    with pytest.raises(
+        TooFewBlocks, match=r"persist over 4 days: 12 days .* \(about 20 days needed\)"
+    ):
+        paired_bootstrap(candidate, candidate * 0.5, block_length=4)
+
+
 @pytest.mark.parametrize("days", [0, 1, 2, 4])
 def test_a_holdout_of_too_few_days_gets_no_interval_and_says_why(days: int) -> None:
     from headwater.model.comparison import MIN_BLOCKS, TooFewBlocks
@@ -177,7 +205,8 @@ def test_a_row_outside_the_holdouts_blocks_is_named_not_an_index_error() -> None
 
 
 def test_the_gate_refuses_production_when_the_comparison_has_no_interval() -> None:
-    from headwater.registry.registry import TrainingWindow, comparison_problems, decide
+    from headwater.core.config import GateConfig
+    from headwater.registry.gate import TrainingWindow, comparison_problems, decide
 
     # Given a candidate 0.05 better on a 2-day holdout the job could put no interval on
     reason = "2 day(s) of holdout: too few blocks for an interval (at least 5)"
@@ -185,17 +214,18 @@ def test_the_gate_refuses_production_when_the_comparison_has_no_interval() -> No
     production = TrainingWindow(date(2013, 1, 1), date(2013, 12, 31), date(2013, 11, 1))
 
     # When the gate weighs it (the holdout's size limits lowered, so only the interval counts)
+    lenient = GateConfig(min_holdout_rows=1, min_holdout_days=1, min_window_ratio=0.1)
     refusals = comparison_problems(
-        candidate, production, production_version="p", holdout_rows=5000, holdout_days=2,
-        min_rows=1, min_days=1, min_window_ratio=0.1, no_interval=reason,
+        candidate, production, lenient, production_version="p", holdout_rows=5000,
+        holdout_days=2, no_interval=reason,
     )  # fmt: skip
-    decision = decide({"auc_roc": 0.75}, {"auc_roc": 0.70}, margin=0.002, refusals=refusals)
+    decision = decide({"auc_roc": 0.75}, {"auc_roc": 0.70}, lenient, refusals=refusals)
 
     # Then it does not promote over production, and says why in plain words
     assert not decision.promote
     assert refusals == [f"no confidence interval on the gain: {reason}"]
     assert reason in decision.reason
     assert comparison_problems(
-        candidate, production, production_version="p", holdout_rows=5000, holdout_days=2,
-        min_rows=1, min_days=1, min_window_ratio=0.1,
+        candidate, production, lenient, production_version="p", holdout_rows=5000,
+        holdout_days=2,
     ) == []  # fmt: skip

@@ -15,6 +15,7 @@ import random
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -767,9 +768,14 @@ def test_block_histograms_keep_each_days_rows_apart(spark: Any) -> None:
 
     array = block_histograms(frame, "fl_date", date(2013, 3, 27), 5)
 
+    # Then each row is in its day and in the bin comparison.score_bins gives its score
+    from headwater.model.comparison import score_bins
+
+    low, high, middle = score_bins(np.array([0.1234, 0.9, 0.5]))
     assert array.shape[:2] == (5, 1000)
-    assert array[0, 123, :2].tolist() == [1.0, 0.0] and array[0, 900, :2].tolist() == [1.0, 1.0]
-    assert array[4, 500, :2].tolist() == [1.0, 1.0] and array[1:4].sum() == 0.0
+    assert array[0, low, :2].tolist() == [1.0, 0.0] and array[0, high, :2].tolist() == [1.0, 1.0]
+    assert array[4, middle, :2].tolist() == [1.0, 1.0] and array[1:4].sum() == 0.0
+    assert middle == 500 and low < 450 < 550 < high  # log-odds bins, symmetric about 0.5
 
 
 def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain(

@@ -9,7 +9,7 @@ import pytest
 
 from headwater.core.config import Settings, load_settings
 from headwater.ops.checks import Problem, check_run
-from headwater.registry.registry import GATE_METRICS
+from headwater.registry.gate import GATE_METRICS
 
 FLIGHTS_2013 = {"flights": (date(2013, 1, 1), date(2013, 12, 31))}
 

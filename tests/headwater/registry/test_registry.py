@@ -11,19 +11,17 @@ from typing import Any
 
 import pytest
 
+from headwater.core.config import GateConfig
 from headwater.core.layout import DECISION, METRICS, POINTER
 from headwater.data.lake import Lake, open_lake
 from headwater.model.comparison import Interval
+from headwater.registry.gate import Decision, TrainingWindow, comparison_problems, decide
 from headwater.registry.registry import (
     ConcurrentPromotionError,
-    Decision,
     NothingToRollBackError,
     Registry,
     RegistryError,
-    TrainingWindow,
     VersionNotFoundError,
-    comparison_problems,
-    decide,
     new_version,
     version_time,
 )
@@ -434,6 +432,11 @@ def test_processes_hammering_promote_lose_no_version(tmp_path: Path) -> None:
 # --- the gate ----------------------------------------------------------------------------------
 
 
+def tight(metric: str, difference: float) -> Interval:
+    """An interval of +-0.0001 around ``difference`` (candidate - production)."""
+    return Interval(metric, difference, difference - 1e-4, difference + 1e-4, 0.95, blocks=40)
+
+
 @pytest.mark.parametrize(
     ("candidate", "production", "options", "promote", "reason"),
     [
@@ -442,7 +445,9 @@ def test_processes_hammering_promote_lose_no_version(tmp_path: Path) -> None:
             {"auc_roc": 0.7301},
             {"margin": 0.005},
             True,
-            "candidate AUC 0.7412 beats production 0.7301 by 0.0111 > margin 0.005",
+            "candidate AUC 0.7412 vs production 0.7301: gain +0.0111, 95% interval "
+            "[+0.0110, +0.0112] (paired block bootstrap over 40 blocks); its lower bound "
+            "clears margin 0.005",
             id="better-than-margin",
         ),
         pytest.param(
@@ -450,40 +455,31 @@ def test_processes_hammering_promote_lose_no_version(tmp_path: Path) -> None:
             {"auc_roc": 0.7301},
             {"margin": 0.005},
             False,
-            "candidate AUC 0.7320 does not beat production 0.7301 by more than margin 0.005"
-            " (gain +0.0019)",
+            "its lower bound does not clear margin 0.005",
             id="better-within-margin",
         ),
         pytest.param(
-            {"auc_roc": 0.7351},
             {"auc_roc": 0.7301},
-            {"margin": 0.005},
+            {"auc_roc": 0.7301},
+            {"margin": 0.0},
             False,
-            "by more than margin 0.005 (gain +0.0050)",
-            id="gain-equal-to-margin-is-not-enough",
-        ),
-        pytest.param(
-            {"auc_roc": 0.7301},
-            {"auc_roc": 0.7301},
-            {},
-            False,
-            "(gain +0.0000)",
+            "gain +0.0000",
             id="tie-with-zero-margin",
         ),
         pytest.param(
-            {"auc_roc": 0.7302},
+            {"auc_roc": 0.7304},
             {"auc_roc": 0.7301},
-            {},
+            {"margin": 0.0},
             True,
-            "by 0.0001 > margin 0",
-            id="any-gain-with-zero-margin",
+            "clears margin 0",
+            id="a-sure-gain-with-zero-margin",
         ),
         pytest.param(
             {"auc_roc": 0.70},
             {"auc_roc": 0.73},
             {},
             False,
-            "(gain -0.0300)",
+            "gain -0.0300, 95% interval",
             id="worse",
         ),
         pytest.param(
@@ -497,26 +493,27 @@ def test_processes_hammering_promote_lose_no_version(tmp_path: Path) -> None:
         pytest.param(
             {"log_loss": 0.40},
             {"log_loss": 0.45},
-            {"metric": "log_loss", "higher_is_better": False, "margin": 0.01},
+            {"metric": "log_loss", "margin": 0.01},
             True,
-            "candidate log loss 0.4000 beats production 0.4500 by 0.0500 > margin 0.01"
-            " (lower is better)",
+            "candidate log loss 0.4000 vs production 0.4500: gain +0.0500, 95% interval "
+            "[+0.0499, +0.0501] (paired block bootstrap over 40 blocks); its lower bound "
+            "clears margin 0.01 (lower is better)",
             id="lower-is-better",
         ),
         pytest.param(
             {"log_loss": 0.50},
             {"log_loss": 0.45},
-            {"metric": "log_loss", "higher_is_better": False},
+            {"metric": "log_loss"},
             False,
-            "(gain -0.0500) (lower is better)",
+            "does not clear margin 0.002 (lower is better)",
             id="lower-is-better-worse",
         ),
         pytest.param(
             {"rmse": 3, "auc_roc": 0.5},
             {"rmse": 4},
-            {"metric": "rmse", "higher_is_better": False},
+            {"metric": "rmse"},
             True,
-            "candidate RMSE 3.0000 beats production 4.0000 by 1.0000 > margin 0",
+            "candidate RMSE 3.0000 vs production 4.0000: gain +1.0000",
             id="other-metric-integers",
         ),
     ],
@@ -528,11 +525,30 @@ def test_decide(
     promote: bool,
     reason: str,
 ) -> None:
-    decision = decide(candidate, production, **options)
+    gate = GateConfig(**options)
+    interval = None
+    if production is not None:
+        interval = tight(gate.metric, candidate[gate.metric] - production[gate.metric])
+
+    decision = decide(candidate, production, gate, interval=interval)
 
     assert isinstance(decision, Decision)
     assert decision.promote is promote
     assert reason in decision.reason
+
+
+def test_a_point_gain_alone_never_promotes_over_production() -> None:
+    # Given a large point gain and no interval on it (nor a refusal saying why)
+    # When / then the gate refuses to decide rather than promote on the point gain
+    with pytest.raises(ValueError, match="never promotes on a point gain alone"):
+        decide({"auc_roc": 0.9}, {"auc_roc": 0.5}, GateConfig(margin=0.0))
+
+
+def test_the_default_margin_is_the_one_every_stage_sets() -> None:
+    decision = decide({"auc_roc": 0.7320}, {"auc_roc": 0.7301}, interval=tight("auc_roc", 0.0019))
+
+    assert decision.comparison["margin"] == GateConfig().margin == 0.002
+    assert not decision.promote  # +0.0018 at worst does not clear 0.002
 
 
 @pytest.mark.parametrize(
@@ -570,8 +586,9 @@ def test_a_holdout_production_trained_on_is_refused_naming_both_windows() -> Non
     candidate, production = windows(ONE_MONTH, FULL_YEAR)
 
     problems = comparison_problems(
-        candidate, production, production_version="v1", holdout_rows=30_000, holdout_days=5
-    )
+        candidate, production, GateConfig(), production_version="v1", holdout_rows=30_000,
+        holdout_days=5,
+    )  # fmt: skip
 
     assert any(
         "holdout 2013-03-27..2013-03-31 overlaps the training window 2013-01-01..2013-10-31 "
@@ -583,7 +600,7 @@ def test_a_holdout_production_trained_on_is_refused_naming_both_windows() -> Non
 @pytest.mark.parametrize(
     ("rows", "days", "message"),
     [
-        (30_000, 5, "the holdout has 5 days, fewer than the 7 required (gate.min_holdout_days)"),
+        (30_000, 5, "the holdout has 5 days, fewer than the 28 required (gate.min_holdout_days)"),
         (400, 60, "the holdout has 400 rows, fewer than the 1000 required (gate.min_holdout_rows)"),
     ],
 )
@@ -591,8 +608,9 @@ def test_a_holdout_too_small_to_compare_on_is_refused(rows: int, days: int, mess
     candidate, production = windows(NEXT_YEAR, FULL_YEAR)
 
     problems = comparison_problems(
-        candidate, production, production_version="v1", holdout_rows=rows, holdout_days=days
-    )
+        candidate, production, GateConfig(), production_version="v1", holdout_rows=rows,
+        holdout_days=days,
+    )  # fmt: skip
 
     assert problems == [message]
 
@@ -603,16 +621,21 @@ def test_a_much_shorter_training_window_needs_an_explicit_override() -> None:
     candidate, production = windows(short, FULL_YEAR)
     common = {"production_version": "v1", "holdout_rows": 5000, "holdout_days": 31}
 
-    refused = comparison_problems(candidate, production, **common)
-    allowed = comparison_problems(candidate, production, allow_shorter_window=True, **common)
-    lenient = comparison_problems(candidate, production, min_window_ratio=0.1, **common)
+    gate = GateConfig()
+
+    refused = comparison_problems(candidate, production, gate, **common)
+    allowed = comparison_problems(candidate, production, gate, allow_shorter_window=True, **common)
+    lenient = comparison_problems(candidate, production, GateConfig(min_window_ratio=0.1), **common)
+    configured = comparison_problems(
+        candidate, production, GateConfig(allow_shorter_window=True), **common
+    )
 
     assert refused == [
         "the candidate trained on 59 days, less than 0.5 x the 304 days of production v1 "
         "(gate.min_window_ratio; override with gate.allow_shorter_window or "
         "--allow-shorter-window)"
     ]
-    assert allowed == lenient == []
+    assert allowed == lenient == configured == []
 
 
 def test_windows_come_from_lineage_and_unknown_ones_say_so() -> None:
@@ -645,7 +668,7 @@ def test_the_observed_noisy_gain_is_not_promoted_and_the_reason_quotes_the_inter
     # Given the observed numbers, and an interval on the gain that reaches below the margin
     interval = Interval("auc_roc", 0.0023, -0.0051, 0.0097, 0.95, blocks=5)
 
-    decision = decide({"auc_roc": 0.6529}, {"auc_roc": 0.6506}, margin=0.002, interval=interval)
+    decision = decide({"auc_roc": 0.6529}, {"auc_roc": 0.6506}, interval=interval)
 
     assert not decision.promote
     assert decision.reason == (
@@ -663,12 +686,12 @@ def test_the_observed_noisy_gain_is_not_promoted_and_the_reason_quotes_the_inter
         # log loss: candidate - production is negative when the candidate is better
         (
             Interval("log_loss", -0.05, -0.07, -0.02, 0.9, blocks=40),
-            {"metric": "log_loss", "higher_is_better": False, "margin": 0.01},
+            {"metric": "log_loss", "margin": 0.01},
             True,
         ),
         (
             Interval("log_loss", -0.05, -0.07, 0.001, 0.9, blocks=40),
-            {"metric": "log_loss", "higher_is_better": False},
+            {"metric": "log_loss"},
             False,
         ),
     ],
@@ -680,12 +703,12 @@ def test_the_lower_bound_of_the_gain_must_clear_the_margin(
     metric = options.get("metric", "auc_roc")
     candidate = {metric: 0.5 + interval.difference}
 
-    decision = decide(candidate, {metric: 0.5}, interval=interval, **options)
+    decision = decide(candidate, {metric: 0.5}, GateConfig(**options), interval=interval)
 
     assert decision.promote is promote, decision.reason
     assert f"{int(interval.confidence * 100)}% interval" in decision.reason
     assert decision.comparison["lower_gain"] == pytest.approx(
-        interval.lower if options.get("higher_is_better", True) else -interval.upper
+        interval.lower if metric == "auc_roc" else -interval.upper
     )
 
 
@@ -722,7 +745,6 @@ def test_a_refused_comparison_still_quotes_the_interval() -> None:
     decision = decide(
         {"auc_roc": 0.6529},
         {"auc_roc": 0.6506},
-        margin=0.002,
         interval=interval,
         refusals=["6 holdout days < 7"],
     )
