@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-dev
 # START=YYYY-MM-DD (and END=...) override it for every use case.
 RANGE  := $(if $(START),--start $(START)) $(if $(END),--end $(END))
 
-.PHONY: demo test test-fast lint bench java clean-var api-package deploy deploy-plan checkov
+.PHONY: demo test test-fast lint bench java clean-var api-package deploy deploy-plan checkov openapi-client
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -37,6 +37,20 @@ $(CHECKOV_STAMP): Makefile
 
 checkov: $(CHECKOV_STAMP)
 
+# openapi-python-client (tests/api/test_generated_client.py generates a client from the API's
+# document with it) pins typer below what .venv's CLI uses: an environment of its own, too.
+OPENAPI_CLIENT_VENV  := .venv-openapi-client
+OPENAPI_CLIENT_STAMP := $(OPENAPI_CLIENT_VENV)/.installed
+OPENAPI_CLIENT_SPEC  := openapi-python-client==0.29.1
+
+$(OPENAPI_CLIENT_STAMP): Makefile
+	@test -x $(OPENAPI_CLIENT_VENV)/bin/python || $(PYTHON) -m venv $(OPENAPI_CLIENT_VENV)
+	$(OPENAPI_CLIENT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OPENAPI_CLIENT_VENV)/bin/python -m pip install --quiet "$(OPENAPI_CLIENT_SPEC)"
+	@touch $(OPENAPI_CLIENT_STAMP)
+
+openapi-client: $(OPENAPI_CLIENT_STAMP)
+
 demo: $(STAMP) java
 	$(BIN)/headwater demo-data
 	$(BIN)/headwater run $(RANGE)
@@ -45,7 +59,7 @@ demo: $(STAMP) java
 # on two workers; loadgroup keeps every spark test on one worker, one SparkSession).
 PYTEST_ARGS ?=
 
-test: $(STAMP) java $(CHECKOV_STAMP)
+test: $(STAMP) java $(CHECKOV_STAMP) $(OPENAPI_CLIENT_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

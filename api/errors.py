@@ -7,9 +7,29 @@ import re
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from pydantic import BaseModel, Field
 from werkzeug.exceptions import HTTPException
 
+from headwater.serving.predictor import Problem
+
 logger = logging.getLogger("api")
+
+
+class ErrorBody(BaseModel):
+    """What went wrong: the HTTP status, a stable code, a message, and the input's problems."""
+
+    status: int
+    code: str
+    message: str
+    problems: list[Problem] | None = Field(
+        None, description="Each problem with the input: where, what, what was expected."
+    )
+
+
+class Error(BaseModel):
+    """Every error the API answers (never HTML)."""
+
+    error: ErrorBody
 
 
 class ApiError(Exception):

@@ -1,123 +1,116 @@
 """The OpenAPI 3.1 document of the API (every served use case), and an HTML page from it.
 
-Request schemas come from each use case's pydantic request model
-(``model_json_schema``), answer schemas from its answer keys and the names of its
-label and target: nothing about a use case is written here. The tests check every
-route is documented, every documented route exists, and real answers validate.
+Every schema is generated from a pydantic model, declared once beside the code that
+builds what it describes: each use case's request model and, from its answer keys, its
+prediction models (:mod:`headwater.serving.predictor`), the model info, health
+(:mod:`api.blueprints.health`) and error (:mod:`api.errors`) bodies. Nothing about a
+use case is written here.
+
+A use case's components are named ``<use case>.<Model>`` and titled ``<UseCase><Model>``
+(``flights.Weather``: ``FlightsWeather``), so that two use cases declaring a model of the same
+name stay two schemas for client generators, which name classes by title; a model the
+shared components already hold (``ModelRef``) is referenced, not repeated. The tests check
+every route is documented, every documented route exists, and real answers validate.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from api.blueprints.health import Health
+from api.errors import Error
 from headwater.core.usecase import UseCase
+from headwater.serving.predictor import ModelInfo, batch_prediction_model, prediction_model
 
 VERSION = "2.0.0"
+REF = "#/components/schemas/"
 
-_STRINGS = {"type": "array", "items": {"type": "string"}}
+#: The components every document has: the answers of the routes no use case shapes.
+SHARED: Mapping[str, tuple[type[BaseModel], JsonSchemaMode]] = {
+    "ModelInfo": (ModelInfo, "serialization"),
+    "Health": (Health, "serialization"),
+    "Error": (Error, "serialization"),
+}
 
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["status", "code", "message"],
-            "properties": {
-                "status": {"type": "integer"},
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "problems": {
-                    "type": "array",
-                    "description": "Each problem with the input: where, what, what was expected.",
-                    "items": {
-                        "type": "object",
-                        "required": ["field", "message", "expected"],
-                        "properties": {
-                            "field": {"type": "string", "examples": ["instances[3].origin"]},
-                            "message": {"type": "string"},
-                            "expected": {"type": "string"},
-                        },
-                    },
-                },
-            },
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
+
+
+def _with_refs(node: Any, renamed: Mapping[str, str]) -> Any:
+    """``node`` with every ``$ref`` renamed (a copy)."""
+    if isinstance(node, dict):
+        return {
+            key: renamed.get(value, value) if key == "$ref" else _with_refs(value, renamed)
+            for key, value in node.items()
         }
-    },
-}
+    if isinstance(node, list):
+        return [_with_refs(value, renamed) for value in node]
+    return node
 
-_MODEL_INFO = {
-    "type": "object",
-    "required": ["name", "version", "trained_at", "threshold", "features", "metrics", "lineage"],
-    "properties": {
-        "name": {"type": "string", "description": "The use case (the model's name)."},
-        "title": {"type": "string"},
-        "version": {"type": "string"},
-        "promoted_at": {"type": ["string", "null"]},
-        "trained_at": {"type": ["string", "null"]},
-        "loaded_at": {"type": "string"},
-        "threshold": {"type": "number"},
-        "label": {"type": ["string", "null"]},
-        "target": {"type": ["string", "null"]},
-        "features": _STRINGS,
-        "categories": {
-            "type": "object",
-            "description": "Values seen in training of the listed categorical inputs "
-            "(others are `unseen`).",
-            "additionalProperties": _STRINGS,
-        },
-        "metrics": {
-            "type": "object",
-            "description": "Holdout metrics of the training run (metrics.json).",
-            "properties": {
-                "holdout_from": {"type": ["string", "null"]},
-                "train_rows": {"type": ["integer", "null"]},
-                "holdout": {"type": ["object", "null"]},
-                "regression": {"type": ["object", "null"]},
-                "baselines": {"type": ["object", "null"]},
-            },
-        },
-        "lineage": {"type": ["object", "null"], "description": "Summary of lineage.json."},
-    },
-}
 
-_HEALTH = {
-    "type": "object",
-    "required": ["status", "stage", "models"],
-    "properties": {
-        "status": {
-            "enum": ["ok", "degraded"],
-            "description": "degraded: a production pointer names a version that cannot be loaded.",
-        },
-        "stage": {"type": "string"},
-        "models": {
-            "type": "object",
-            "description": "One entry per served use case.",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["loaded", "model", "error"],
-                "properties": {
-                    "loaded": {"type": "boolean"},
-                    "model": {
-                        "oneOf": [{"$ref": "#/components/schemas/ModelRef"}, {"type": "null"}]
-                    },
-                    "production": {
-                        "type": ["string", "null"],
-                        "description": "The version the production pointer names.",
-                    },
-                    "pointer_checked_at": {"type": ["string", "null"]},
-                    "error": {
-                        "type": ["string", "null"],
-                        "description": "The last failed load, if any.",
-                    },
-                    "message": {"type": ["string", "null"]},
-                },
-            },
-        },
-    },
-}
+def component_schemas(
+    models: Mapping[str, tuple[type[BaseModel], JsonSchemaMode]],
+    usecase: str | None = None,
+    shared: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON schemas of ``models`` and of every model they nest, as OpenAPI components.
+
+    ``models`` are named by their keys, nested models by their class names; with a
+    ``usecase``, each is named ``<use case>.<name>`` and titled ``<UseCase><Name>``, except
+    a nested model identical to one of the ``shared`` components, which is referenced there.
+    """
+    prefix, title = (f"{usecase}.", _pascal(usecase)) if usecase else ("", "")
+    shared = shared or {}
+    pairs = list(models.values())
+    refs, document = models_json_schema(pairs, ref_template=f"{REF}{{model}}")
+    defs = document.get("$defs", {})
+    given = {
+        refs[pair]["$ref"].removeprefix(REF): name for name, pair in zip(models, pairs, strict=True)
+    }
+    names = {
+        found: found if shared.get(found) == schema else f"{prefix}{given.get(found, found)}"
+        for found, schema in defs.items()
+    }
+    renamed = {f"{REF}{found}": f"{REF}{name}" for found, name in names.items()}
+    return {
+        names[found]: {**_with_refs(schema, renamed), "title": f"{title}{given.get(found, found)}"}
+        for found, schema in defs.items()
+        if names[found] not in shared
+    }
+
+
+def batch_request_model(usecase: UseCase, max_batch: int) -> type[BaseModel]:
+    """A batch of the use case's requests, up to this deployment's limit."""
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "BatchRequest",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"Up to {max_batch} instances to score: {usecase.title}",
+        instances=(
+            list[usecase.serving.request_model],  # type: ignore[name-defined]
+            Field(min_length=1, max_length=max_batch),
+        ),
+    )
+
+
+def usecase_schemas(
+    usecase: UseCase, max_batch: int, shared: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The components of one use case: its requests and answers, named ``<use case>.<Model>``."""
+    models: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {
+        "Request": (usecase.serving.request_model, "validation"),
+        "BatchRequest": (batch_request_model(usecase, max_batch), "validation"),
+        "Prediction": (prediction_model(usecase), "serialization"),
+        "BatchResponse": (batch_prediction_model(usecase), "serialization"),
+    }
+    return component_schemas(models, usecase.name, shared)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -133,64 +126,6 @@ def _json(schema: str, example: Any = None) -> dict[str, Any]:
 
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": _json("Error")}
-
-
-def request_schemas(usecase: UseCase) -> dict[str, Any]:
-    """The request model's JSON schema and its nested models, named ``<use case>.<Model>``."""
-    prefix = f"{usecase.name}."
-    schema = usecase.serving.request_model.model_json_schema(
-        ref_template=f"#/components/schemas/{prefix}{{model}}"
-    )
-    nested = schema.pop("$defs", {})
-    return {f"{prefix}Request": schema, **{f"{prefix}{k}": v for k, v in nested.items()}}
-
-
-def prediction_schema(usecase: UseCase) -> dict[str, Any]:
-    """One answer of the use case, from its answer keys and its label's and target's names."""
-    answer, training = usecase.serving.answer, usecase.training
-    label, target = training.label, training.target
-    unit = f" ({target.unit})" if target.unit else ""
-    return {
-        "type": "object",
-        "required": [
-            answer.echo,
-            answer.probability,
-            answer.decision,
-            "threshold",
-            answer.estimate,
-            "defaulted",
-            "unseen",
-            "model",
-        ],
-        "properties": {
-            answer.echo: {"type": "object", "description": "The instance as understood."},
-            answer.probability: {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "description": f"Probability of: {label.name}.",
-            },
-            answer.decision: {
-                "type": "boolean",
-                "description": f"The decision: {answer.probability} above the threshold.",
-            },
-            "threshold": {"type": "number"},
-            answer.estimate: {"type": "number", "description": f"Expected {target.name}{unit}."},
-            "defaulted": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Inputs taken from the model version's defaults (not given, "
-                "or not in its lookups).",
-            },
-            "unseen": {
-                "type": "array",
-                "items": {"enum": list(training.categorical)},
-                "description": "Categorical features whose value the model never saw in "
-                "training (scored as Spark scores them).",
-            },
-            "model": _ref("ModelRef"),
-        },
-    }
 
 
 def _paths(usecase: UseCase, max_batch: int) -> dict[str, Any]:
@@ -260,39 +195,14 @@ def _paths(usecase: UseCase, max_batch: int) -> dict[str, Any]:
     }
 
 
-def _schemas(usecase: UseCase, max_batch: int) -> dict[str, Any]:
-    prefix = f"{usecase.name}."
-    return {
-        **request_schemas(usecase),
-        f"{prefix}BatchRequest": {
-            "type": "object",
-            "required": ["instances"],
-            "additionalProperties": False,
-            "properties": {
-                "instances": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": max_batch,
-                    "items": _ref(f"{prefix}Request"),
-                }
-            },
-        },
-        f"{prefix}Prediction": prediction_schema(usecase),
-        f"{prefix}BatchResponse": {
-            "type": "object",
-            "required": ["predictions"],
-            "properties": {"predictions": {"type": "array", "items": _ref(f"{prefix}Prediction")}},
-        },
-    }
-
-
 def openapi_document(usecases: Mapping[str, UseCase], max_batch: int) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the served use cases, with this deployment's batch limit."""
     paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
+    schemas = component_schemas(SHARED)
     for usecase in usecases.values():
         paths.update(_paths(usecase, max_batch))
-        schemas.update(_schemas(usecase, max_batch))
+        schemas.update(usecase_schemas(usecase, max_batch, schemas))
+    _check_titles(schemas)
     paths |= {
         "/health": {
             "get": {
@@ -338,21 +248,19 @@ def openapi_document(usecases: Mapping[str, UseCase], max_batch: int) -> dict[st
         },
         "tags": [{"name": u.name, "description": u.title} for u in usecases.values()],
         "paths": paths,
-        "components": {
-            "schemas": {
-                **schemas,
-                "ModelRef": {
-                    "type": "object",
-                    "required": ["name", "version"],
-                    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
-                },
-                "ModelInfo": _MODEL_INFO,
-                "Health": _HEALTH,
-                "Error": _ERROR,
-            }
-        },
+        "components": {"schemas": schemas},
         "x-limits": {"max_batch": max_batch},
     }
+
+
+def _check_titles(schemas: Mapping[str, Any]) -> None:
+    """Refuse two components of one title: client generators name a class by its title."""
+    seen: dict[str, str] = {}
+    for name, schema in schemas.items():
+        title = schema.get("title", name)
+        if title in seen:
+            raise ValueError(f"components {seen[title]} and {name} are both titled {title!r}")
+        seen[title] = name
 
 
 def _fields_table(document: dict[str, Any], name: str) -> list[str]:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from api.openapi import docs_page, openapi_document
 from api.state import api_state
 
 bp = Blueprint("docs", __name__)
+DOCUMENT = "headwater_api.openapi"
 
 
 def _document() -> dict[str, Any]:
-    state = api_state()
-    usecases = {name: served.usecase for name, served in state.usecases.items()}
-    return openapi_document(usecases, state.settings.api.max_batch)
+    """The app's document, generated on first use and kept (it never changes in a process)."""
+    document = current_app.extensions.get(DOCUMENT)
+    if document is None:
+        state = api_state()
+        usecases = {name: served.usecase for name, served in state.usecases.items()}
+        document = openapi_document(usecases, state.settings.api.max_batch)
+        current_app.extensions[DOCUMENT] = document
+    return document
 
 
 @bp.get("/openapi.json")

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel, Field
 
 from api.state import api_state
+from headwater.serving.predictor import ModelRef
 
 bp = Blueprint("health", __name__)
+
+
+class UseCaseHealth(BaseModel):
+    """Whether (and which) model of one use case is loaded, and what its pointer names."""
+
+    loaded: bool
+    model: ModelRef | None
+    production: str | None = Field(description="The version the production pointer names.")
+    pointer_checked_at: str | None
+    error: str | None = Field(description="The last failed load, if any.")
+    message: str | None
+
+
+class Health(BaseModel):
+    """Liveness, and per use case whether (and which) model is loaded."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: a production pointer names a version that cannot be loaded."
+    )
+    stage: str
+    models: dict[str, UseCaseHealth] = Field(description="One entry per served use case.")
 
 
 @bp.get("/health")

@@ -11,6 +11,12 @@ portable export (:mod:`headwater.serving.scoring`): the same numbers as Spark's 
 A :class:`ServingModel` is immutable and built completely (and made to score the use
 case's example) before anyone sees it, so swapping versions is one reference assignment.
 No Flask here, and neither pandas nor pyarrow.
+
+The answers' shapes are declared once here as pydantic models (:class:`ModelRef`,
+:class:`ModelInfo`, and per use case :func:`prediction_model` from its answer keys): the
+OpenAPI document is generated from them. Answers are built as plain dicts, not validated
+per request (that would cost more than scoring); the tests validate real answers against
+the document.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from headwater.core import layout
 from headwater.core.fields import kind_of, show
@@ -43,7 +49,7 @@ BATCH_EXPECTED = 'a JSON object: one instance, or {"instances": [instance, ...]}
 class Problem:
     """What is wrong with one field, and what was expected there."""
 
-    field: str
+    field: Annotated[str, Field(examples=["instances[3].origin"])]
     message: str
     expected: str
 
@@ -185,6 +191,110 @@ def parse_request(spec: ServingSpec, body: Any, max_batch: int) -> tuple[list[An
     if problems:
         raise InvalidRequest(problems)
     return validated, True
+
+
+# -- the answers' shapes (the OpenAPI document's) ------------------------------------------------
+class ModelRef(BaseModel):
+    """The model version that answers: its name (the use case's) and version."""
+
+    name: str
+    version: str
+
+
+class ModelMetrics(BaseModel):
+    """Holdout metrics of the training run (metrics.json)."""
+
+    holdout_from: str | None
+    train_rows: int | None
+    holdout: dict[str, Any] | None
+    regression: dict[str, Any] | None
+    baselines: dict[str, Any] | None
+
+
+class ModelInfo(BaseModel):
+    """The model in service: version, training date, holdout metrics, lineage, features."""
+
+    name: str = Field(description="The use case (the model's name).")
+    title: str
+    version: str
+    promoted_at: str | None = Field(description="When it was promoted (null: unknown).")
+    trained_at: str | None
+    loaded_at: str
+    threshold: float
+    label: str | None
+    target: str | None
+    features: list[str]
+    categories: dict[str, list[str]] = Field(
+        description="Values seen in training of the listed categorical inputs "
+        "(others are `unseen`)."
+    )
+    metrics: ModelMetrics
+    lineage: dict[str, Any] | None = Field(description="Summary of lineage.json.")
+
+
+def prediction_model(usecase: UseCase) -> type[BaseModel]:
+    """The model of one answer of ``usecase``: keys from its AnswerShape, words from its spec.
+
+    Built per use case (the keys are the use case's). Each field carries its key as its
+    alias (the attribute is ``field_<n>``), so any key is possible, even a pydantic name.
+    """
+    answer, training = usecase.serving.answer, usecase.training
+    label, target = training.label, training.target
+    unit = f" ({target.unit})" if target.unit else ""
+    unseen: Any = Literal[tuple(training.categorical)] if training.categorical else str
+    fields: list[tuple[str, Any, dict[str, Any]]] = [
+        (answer.echo, dict[str, Any], {"description": "The instance as understood."}),
+        (
+            answer.probability,
+            float,
+            {"ge": 0, "le": 1, "description": f"Probability of: {label.name}."},
+        ),
+        (
+            answer.decision,
+            bool,
+            {"description": f"The decision: {answer.probability} above the threshold."},
+        ),
+        ("threshold", float, {"description": "The model version's decision threshold."}),
+        (answer.estimate, float, {"description": f"Expected {target.name}{unit}."}),
+        (
+            "defaulted",
+            list[str],
+            {
+                "description": "Inputs taken from the model version's defaults (not given, "
+                "or not in its lookups)."
+            },
+        ),
+        (
+            "unseen",
+            list[unseen],
+            {
+                "description": "Categorical features whose value the model never saw in "
+                "training (scored as Spark scores them)."
+            },
+        ),
+        ("model", ModelRef, {"description": "The model version that answered."}),
+    ]
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "Prediction",
+        __config__=ConfigDict(validate_by_name=True),
+        __doc__=f"One answer: {usecase.title}",
+        **{
+            f"field_{i}": (kind, Field(alias=key, **rules))
+            for i, (key, kind, rules) in enumerate(fields)
+        },
+    )
+
+
+def batch_prediction_model(usecase: UseCase) -> type[BaseModel]:
+    """The model of a batch's answer: the use case's predictions, in the order of the instances."""
+    return create_model(
+        "BatchResponse",
+        __doc__=f"The answers to a batch: {usecase.title}",
+        predictions=(
+            list[prediction_model(usecase)],  # type: ignore[misc]
+            Field(description="One prediction per instance, in the order of the instances."),
+        ),
+    )
 
 
 # -- the served model ----------------------------------------------------------------------------

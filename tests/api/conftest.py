@@ -11,8 +11,15 @@ real registry under ``models/<use case>/``, so the API reads exactly what traini
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,3 +122,69 @@ class FakeClock:
 def clock() -> Iterator[FakeClock]:
     """A clock for the model cache's reload interval."""
     yield FakeClock()
+
+
+# -- `headwater serve`: the real server (gunicorn) on loopback -----------------------------------
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, str, Any]:
+    """One JSON exchange with the server on ``port``: status, content type, parsed body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, None if body is None else json.dumps(body), headers)
+        response = connection.getresponse()
+        data = response.read()
+        return response.status, response.getheader("Content-Type", ""), json.loads(data)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def server(model_lake: str, tmp_path: Path) -> Iterator[int]:
+    """`headwater serve` on a free loopback port, stopped (SIGTERM) after the test."""
+    command = shutil.which("headwater", path=str(Path(sys.executable).parent))
+    assert command
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [
+            command,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--lake",
+            model_lake,
+            "--stage",
+            "test",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if request(port, "GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()

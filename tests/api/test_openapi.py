@@ -162,3 +162,92 @@ def test_docs_page(client: FlaskClient, document: dict[str, Any]) -> None:
         assert path in page
     assert "scheduled_departure" in page
     assert "<script" not in page  # self-contained: nothing fetched from elsewhere
+
+
+# -- every answer's schema comes from one pydantic model ------------------------------------------
+def test_a_model_name_two_use_cases_share_is_two_components_with_distinct_titles() -> None:
+    from pydantic import BaseModel, create_model
+
+    from api.openapi import component_schemas
+
+    # Given two use cases whose request models each nest a model named Weather
+    def request(kind: type) -> type[BaseModel]:
+        weather = create_model("Weather", reading=(kind, ...))
+        return create_model("Request", weather=(weather | None, None))
+
+    # When their components are generated
+    first = component_schemas({"Request": (request(float), "validation")}, "first")
+    second = component_schemas({"Request": (request(str), "validation")}, "second_one")
+
+    # Then each is named and titled by its use case, and the references follow the names
+    assert first["first.Weather"]["title"] == "FirstWeather"
+    assert second["second_one.Weather"]["title"] == "SecondOneWeather"
+    weather = second["second_one.Request"]["properties"]["weather"]["anyOf"][0]
+    assert weather == {"$ref": "#/components/schemas/second_one.Weather"}
+
+
+def test_two_components_of_one_title_are_refused() -> None:
+    from api.openapi import _check_titles
+
+    with pytest.raises(ValueError, match="both titled 'ModelRef'"):
+        _check_titles({"ModelRef": {"title": "ModelRef"}, "model.Ref": {"title": "ModelRef"}})
+
+
+def test_the_document_s_titles_are_unique_and_shared_models_are_referenced(
+    document: dict[str, Any],
+) -> None:
+    schemas = document["components"]["schemas"]
+    titles = [schema["title"] for schema in schemas.values()]
+    assert len(titles) == len(set(titles))
+    assert {"flights.Weather", "bikeshare.Weather", "ModelRef"} <= set(schemas)
+    assert not [name for name in schemas if name.endswith(".ModelRef")]
+    model = schemas["flights.Prediction"]["properties"]["model"]
+    assert model == {**model, "$ref": "#/components/schemas/ModelRef"}
+
+
+def patterns(node: Any) -> list[dict[str, Any]]:
+    """Every schema of the document that carries a ``pattern``."""
+    if isinstance(node, list):
+        return [found for item in node for found in patterns(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node] if isinstance(node.get("pattern"), str) else []
+    return own + [found for value in node.values() for found in patterns(value)]
+
+
+def test_every_pattern_is_on_a_plain_string(document: dict[str, Any]) -> None:
+    # A pattern beside a list of types (a nullable string) is what client generators refuse;
+    # a nullable pattern must be anyOf [{string, pattern}, {null}].
+    found = patterns(document["components"])
+    assert found
+    assert [schema for schema in found if schema.get("type") != "string"] == []
+
+
+@pytest.mark.parametrize("usecase", ["flights", "bikeshare"])
+def test_an_answer_is_its_use_case_s_prediction_model_key_for_key(
+    app: Flask, client: FlaskClient, usecase: str
+) -> None:
+    from headwater.serving.predictor import prediction_model
+
+    served = app.extensions["headwater_api"].usecases[usecase].usecase
+    model = prediction_model(served)
+    answer = client.post(f"/v1/{usecase}/predictions", json=dict(served.serving.example)).get_json()
+
+    assert list(answer) == [field.alias for field in model.model_fields.values()]
+    assert model.model_validate(answer).model_dump(by_alias=True) == answer
+
+
+def test_health_model_info_and_errors_are_their_models(
+    client: FlaskClient, empty_client: FlaskClient
+) -> None:
+    from api.blueprints.health import Health
+    from api.errors import Error
+    from headwater.serving.predictor import ModelInfo
+
+    for health in (client.get("/health"), empty_client.get("/health")):
+        assert Health.model_validate(health.get_json()).model_dump(mode="json") == health.get_json()
+    info = client.get("/v1/flights/model").get_json()
+    assert ModelInfo.model_validate(info).model_dump(mode="json") == info
+    refused = client.post("/v1/flights/predictions", json={"carrier": 1}).get_json()
+    assert Error.model_validate(refused).model_dump(exclude_none=True) == refused
+    assert refused["error"]["problems"]
