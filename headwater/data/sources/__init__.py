@@ -11,8 +11,10 @@ A kind is an object with (see :class:`SourceKind`):
 
 Built-in kinds are listed in :data:`KINDS`; a third party adds one with
 :func:`register_kind` (or a ``headwater.source_kinds`` entry point) without editing the
-core. This module imports only pydantic: reading or checking the configuration never loads
-a database driver or an HTTP library until a kind is actually used.
+core, and a use case brings its own by declaring ``source_kinds`` (registered by
+:func:`register_usecase_kinds` when the platform loads it). This module imports only
+pydantic: reading or checking the configuration never loads a database driver or an HTTP
+library until a kind is actually used.
 """
 
 from __future__ import annotations
@@ -142,6 +144,30 @@ def register_kind(name: str, target: str | SourceKind) -> None:
     else:
         KINDS[name] = f"<object {type(target).__name__}>"
         _loaded[name] = target
+
+
+def register_usecase_kinds(usecase: Any) -> list[str]:
+    """Register the kinds a use case brings (its optional ``source_kinds``); return their names.
+
+    Loading the use case again is harmless; a kind already registered to another target
+    (a built-in, an entry point, another use case's) is refused rather than replaced.
+    """
+    declared = getattr(usecase, "source_kinds", None) or {}
+    _read_entry_points()
+    for name, target in declared.items():
+        if not isinstance(target, str) or target.count(":") != 1:
+            raise ValueError(
+                f"use case {usecase.name!r}: source_kinds[{name!r}] must be 'module:attr', "
+                f"got {target!r}"
+            )
+        if KINDS.get(name, target) != target:
+            raise ValueError(
+                f"use case {usecase.name!r} brings source kind {name!r} ({target}), "
+                f"but {name!r} is already {KINDS[name]}: choose another name"
+            )
+        if name not in KINDS:
+            register_kind(name, target)
+    return sorted(declared)
 
 
 def _read_entry_points() -> None:
