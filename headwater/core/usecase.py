@@ -193,6 +193,10 @@ class UseCase(Protocol):
     # of each source. The pipeline quarantines a row repeating an earlier row's key (a source
     # without a key: an exact repeat), the first kept, and rows with unreadable cells,
     # before ``clean`` sees them (headwater.data.contracts.screen_rows).
+    # Optional ``source_kinds: Mapping[str, str]``: the source kinds the use case brings, kind
+    # name -> ``"module:attr"`` of the kind object (imported when first used). The platform
+    # registers them when it loads the use case, before any source is validated, so a
+    # ``[usecase.<name>.sources.<s>]`` table may name them (headwater.data.sources).
     training: TrainingSpec
     serving: ServingSpec
 

@@ -24,7 +24,7 @@ from headwater.core.partitions import Partition
 from headwater.core.usecase import SourceContext, UseCase, get_usecase
 from headwater.data.contracts import REASON, screen_rows
 from headwater.data.lake import Lake, Manifest, open_lake
-from headwater.data.sources import get_kind, validate_source
+from headwater.data.sources import get_kind, register_usecase_kinds, validate_source
 
 __all__ = ["CLEAN", "QUARANTINE", "RAW"]  # re-exported: callers name the zones through here too
 log = get_logger(__name__)
@@ -72,8 +72,13 @@ def resolve_reference(value: str, settings: Settings) -> str:
 
 
 def usecase_of(settings: Settings, usecase: str) -> UseCase:
-    """The configured use case ``usecase`` (its module from configuration, if set)."""
-    return get_usecase(usecase, settings.usecase_config(usecase).module)
+    """The configured use case ``usecase`` (its module from configuration, if set).
+
+    The source kinds it brings (``source_kinds``) are registered before it is returned.
+    """
+    case = get_usecase(usecase, settings.usecase_config(usecase).module)
+    register_usecase_kinds(case)
+    return case
 
 
 def timezone_of(settings: Settings, usecase: str) -> str:

@@ -71,16 +71,15 @@ def _usecase(
 ) -> list[Problem]:
     config = settings.usecase_config(name)
     key = f"usecase.{name}"
-    problems = list(_sources(settings, name))
-    if train:
-        problems += _gate(settings, name)
-        problems += _holdout(settings, name, span)
+    # The use case first: loading it registers the source kinds it brings (source_kinds).
     try:
         case = usecase_of(settings, name)
     except Exception as exc:  # any import failure: the message is the use case's own
         module = config.module or f"{PACKAGE}.{name}"
         fix = f"add the package headwater/usecases/{name}/ or set {key}.module"
-        return [Problem(f"{key}.module", module, f"does not load: {exc}", fix), *problems]
+        failed = Problem(f"{key}.module", module, f"does not load: {exc}", fix)
+        return [failed, *_configured(settings, name, span, train)]
+    problems = _configured(settings, name, span, train)
     timezone = config.timezone or case.timezone
     try:
         ZoneInfo(timezone)
@@ -101,6 +100,17 @@ def _usecase(
     return problems
 
 
+def _configured(
+    settings: Settings, name: str, span: tuple[date, date] | None, train: bool
+) -> list[Problem]:
+    """The problems of a use case's own configuration: sources, then gate and holdout."""
+    problems = list(_sources(settings, name))
+    if train:
+        problems += _gate(settings, name)
+        problems += _holdout(settings, name, span)
+    return problems
+
+
 def _sources(settings: Settings, name: str) -> Iterator[Problem]:
     for source, config in settings.usecase_config(name).sources.items():
         key = f"usecase.{name}.sources.{source}"
@@ -115,9 +125,15 @@ def _sources(settings: Settings, name: str) -> Iterator[Problem]:
         except ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"])
+                # A credential's keys are not echoed: a secret written there would be shown.
+                shown = error.get("input") if field else config.options()
+                if error["loc"][:1] == ("auth",):
+                    shown = "***"
+                elif not field and "auth" in shown:
+                    shown = {**shown, "auth": "***"}
                 yield Problem(
                     f"{key}.{field}" if field else key,
-                    error.get("input") if field else config.options(),
+                    shown,
                     error["msg"],
                     f"see the keys of kind {config.kind!r} in {CONFIG_DOC}",
                 )

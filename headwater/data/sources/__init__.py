@@ -11,8 +11,10 @@ A kind is an object with (see :class:`SourceKind`):
 
 Built-in kinds are listed in :data:`KINDS`; a third party adds one with
 :func:`register_kind` (or a ``headwater.source_kinds`` entry point) without editing the
-core. This module imports only pydantic: reading or checking the configuration never loads
-a database driver or an HTTP library until a kind is actually used.
+core, and a use case brings its own by declaring ``source_kinds`` (registered by
+:func:`register_usecase_kinds` when the platform loads it). This module imports only
+pydantic: reading or checking the configuration never loads a database driver or an HTTP
+library until a kind is actually used.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -63,6 +65,38 @@ class SourceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The forms of a credential reference: resolved when a request is made, never in config files.
+SECRET_SCHEMES = ("ssm:", "secretsmanager:", "env:")
+
+
+class HttpAuth(SourceOptions):
+    """A credential sent with every request: as header ``header`` or query parameter ``param``.
+
+    ``value`` is a reference, never the secret: ``ssm:/path``, ``secretsmanager:name[#key]``
+    (resolved as database URLs are) or ``env:NAME`` (an environment variable), read when a
+    partition is extracted. The secret is masked in every log line and error message.
+    """
+
+    header: Annotated[str, Field(min_length=1)] | None = None
+    param: Annotated[str, Field(min_length=1)] | None = None
+    value: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _one_place_and_a_reference(self) -> HttpAuth:
+        if (self.header is None) == (self.param is None):
+            raise ValueError(
+                "set exactly one of header (a header name, e.g. 'token') or param "
+                "(a query parameter name, e.g. 'api_key')"
+            )
+        if not self.value.startswith(SECRET_SCHEMES) or self.value.endswith(":"):
+            # The offending text is not echoed: it may be the secret itself.
+            raise ValueError(
+                "value must be a reference, not the secret: 'ssm:/path', "
+                "'secretsmanager:name[#key]' or 'env:VARIABLE'"
+            )
+        return self
+
+
 class HttpSourceOptions(SourceOptions):
     """The HTTP policy every HTTP kind shares: where to call, how fast, how patiently."""
 
@@ -74,6 +108,8 @@ class HttpSourceOptions(SourceOptions):
     rate_limit_per_second: Annotated[float, Field(gt=0)] = 5.0
     timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     max_retries: Annotated[int, Field(ge=0)] = 5
+    # An API key or token sent with every request (``[...sources.<s>.auth]``).
+    auth: HttpAuth | None = None
 
 
 Batches = tuple["pa.Schema", Iterator["pa.Table"]]
@@ -108,6 +144,30 @@ def register_kind(name: str, target: str | SourceKind) -> None:
     else:
         KINDS[name] = f"<object {type(target).__name__}>"
         _loaded[name] = target
+
+
+def register_usecase_kinds(usecase: Any) -> list[str]:
+    """Register the kinds a use case brings (its optional ``source_kinds``); return their names.
+
+    Loading the use case again is harmless; a kind already registered to another target
+    (a built-in, an entry point, another use case's) is refused rather than replaced.
+    """
+    declared = getattr(usecase, "source_kinds", None) or {}
+    _read_entry_points()
+    for name, target in declared.items():
+        if not isinstance(target, str) or target.count(":") != 1:
+            raise ValueError(
+                f"use case {usecase.name!r}: source_kinds[{name!r}] must be 'module:attr', "
+                f"got {target!r}"
+            )
+        if KINDS.get(name, target) != target:
+            raise ValueError(
+                f"use case {usecase.name!r} brings source kind {name!r} ({target}), "
+                f"but {name!r} is already {KINDS[name]}: choose another name"
+            )
+        if name not in KINDS:
+            register_kind(name, target)
+    return sorted(declared)
 
 
 def _read_entry_points() -> None:

@@ -83,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
 
     def do_GET(self) -> None:
-        reply = self.server.app.dispatch(self.path)
+        reply = self.server.app.dispatch(self.path, dict(self.headers.items()))
         if reply.disconnect:
             self.close_connection = True
             return
@@ -155,6 +155,15 @@ class LoopbackJsonServer:
     def answer(self, path: str, query: Mapping[str, Sequence[str]]) -> Reply:
         """Answer one GET that passed the rate limit (subclasses implement it)."""
         raise NotImplementedError
+
+    def authorize(
+        self, headers: Mapping[str, str], query: Mapping[str, Sequence[str]]
+    ) -> Reply | None:
+        """The refusal of a request without valid credentials, or None to answer it.
+
+        The base asks for none; a server mimicking an API with a token overrides it.
+        """
+        return None
 
     def error(self, status: int, reason: str, headers: Headers = ()) -> Reply:
         """An error in this API's shape (override to mimic another API's errors)."""
@@ -235,8 +244,8 @@ class LoopbackJsonServer:
         with self._lock:
             self._faults.extend(parsed)
 
-    def dispatch(self, raw_path: str) -> Reply:
-        """Answer one GET: health, injected fault, rate limit, then :meth:`answer`."""
+    def dispatch(self, raw_path: str, headers: Mapping[str, str] | None = None) -> Reply:
+        """Answer one GET: health, injected fault, rate limit, credentials, then :meth:`answer`."""
         parts = urlsplit(raw_path)
         if parts.path == HEALTH_PATH:
             return json_reply(200, {"status": "ok"})
@@ -263,7 +272,11 @@ class LoopbackJsonServer:
                     f"Too many requests: the limit is {self._rate_limit:g} per second",
                     (("Retry-After", str(max(1, math.ceil(wait)))),),
                 )
-        return self.answer(parts.path, parse_qs(parts.query, keep_blank_values=True))
+        query = parse_qs(parts.query, keep_blank_values=True)
+        refused = self.authorize(headers or {}, query)
+        if refused is not None:
+            return refused
+        return self.answer(parts.path, query)
 
 
 def serve_standalone(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -61,6 +62,54 @@ class HttpPolicy:
             raise ValueError("backoff seconds must be >= 0")
         if self.max_retry_after_seconds < 0:
             raise ValueError("max_retry_after_seconds must be >= 0")
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A resolved secret sent with every request: as header ``header`` or query parameter ``param``.
+
+    Never logged: the client masks its value in URLs, log lines and error messages.
+    """
+
+    value: str = field(repr=False)
+    header: str | None = None
+    param: str | None = None
+
+    def __post_init__(self) -> None:
+        """Exactly one of ``header`` and ``param``, and a value to send."""
+        if (self.header is None) == (self.param is None):
+            raise ValueError("a credential goes in exactly one of a header or a query parameter")
+        if not self.value:
+            raise ValueError("a credential needs a non-empty value")
+
+
+def resolve_credential(
+    auth: Any,
+    resolve: Callable[[str], str],
+    environ: Mapping[str, str] | None = None,
+) -> Credential | None:
+    """The credential an ``HttpAuth`` (or None) names, its value read now.
+
+    ``env:NAME`` is read from the environment; ``ssm:``/``secretsmanager:`` references go
+    through ``resolve`` (the stage's secret lookup, as for database URLs). Errors name the
+    reference, never the secret.
+    """
+    if auth is None:
+        return None
+    reference = auth.value
+    if reference.startswith("env:"):
+        name = reference.removeprefix("env:")
+        value = (os.environ if environ is None else environ).get(name, "")
+        if not value:
+            raise HttpSourceError(
+                f"the credential of {auth.header or auth.param!r} is read from the environment "
+                f"variable {name!r}, which is not set or empty"
+            )
+    else:
+        value = resolve(reference)
+        if not value:
+            raise HttpSourceError(f"the credential reference {reference!r} resolved to ''")
+    return Credential(value=value, header=auth.header, param=auth.param)
 
 
 class HttpSourceError(Exception):
@@ -226,9 +275,11 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _secret_values(url: str, params: Mapping[str, Any] | None) -> list[str]:
-    """Every credential value in the URL and params, as sent and as URL-encoded."""
-    found: list[str] = []
+def _secret_values(
+    url: str, params: Mapping[str, Any] | None, credential: Credential | None = None
+) -> list[str]:
+    """Every credential value in the URL, params and credential, as sent and as URL-encoded."""
+    found: list[str] = [credential.value] if credential is not None else []
     parts = urlsplit(url)
     if parts.password:
         found.append(parts.password)
@@ -308,22 +359,38 @@ class JsonHttpClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def get_json(self, url: str, params: Mapping[str, Any] | None = None) -> Any:
+    def get_json(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        credential: Credential | None = None,
+    ) -> Any:
         """GET ``url`` with ``params`` and return the decoded JSON body, retrying transient errors.
+
+        A ``credential`` is sent as its header or query parameter on every attempt; its value
+        is masked wherever the URL or a reason is shown.
 
         Raises:
             HttpClientError: a 4xx answer other than 429 (never retried).
             HttpRetriesExhausted: 429/5xx/timeouts/connection errors on every attempt.
             InvalidJsonResponse: a 2xx answer whose body is not JSON.
         """
-        secrets = _secret_values(url, params)
+        headers = {"Accept": "application/json"}
+        query = dict(params or {})
+        if credential is not None and credential.header is not None:
+            headers[credential.header] = credential.value
+        elif credential is not None and credential.param is not None:
+            query[credential.param] = credential.value
+        secrets = _secret_values(url, query, credential)
         try:
-            full_url = requests.Request("GET", url, params=dict(params or {})).prepare().url
+            full_url = requests.Request("GET", url, params=query).prepare().url
         except requests.RequestException as exc:
             raise HttpSourceError(
-                f"invalid request URL {redact_url(url)}: {_scrub(str(exc), secrets)}"
+                f"invalid request URL {_scrub(redact_url(url), secrets)}: "
+                f"{_scrub(str(exc), secrets)}"
             ) from None
-        shown_url = redact_url(str(full_url))
+        shown_url = _scrub(redact_url(str(full_url)), secrets)
         max_attempts = self._policy.max_retries + 1
         retrying = Retrying(
             stop=stop_after_attempt(max_attempts),
@@ -334,7 +401,7 @@ class JsonHttpClient:
             reraise=False,
         )
         try:
-            return retrying(self._attempt, url, params, shown_url, secrets)
+            return retrying(self._attempt, url, query, headers, shown_url, secrets)
         except RetryError as exhausted:
             last = exhausted.last_attempt.exception()
             status = last.status if isinstance(last, _RetryableResponse) else None
@@ -349,7 +416,12 @@ class JsonHttpClient:
             raise error from (None if secrets else last)
 
     def _attempt(
-        self, url: str, params: Mapping[str, Any] | None, shown_url: str, secrets: list[str]
+        self,
+        url: str,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str],
+        shown_url: str,
+        secrets: list[str],
     ) -> Any:
         """One throttled request; raise a retryable error for 429/5xx."""
         self._limiter.acquire()
@@ -357,7 +429,7 @@ class JsonHttpClient:
             url,
             params=params,
             timeout=self._policy.timeout_seconds,
-            headers={"Accept": "application/json"},
+            headers=dict(headers),
         ) as response:
             status = response.status_code
             body = response.content

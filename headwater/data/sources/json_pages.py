@@ -1,11 +1,23 @@
-"""Source kind ``json_pages``: records from a paginated JSON API, page by page, by cursor.
+"""Source kind ``json_pages``: records from a paginated JSON API, page by page.
 
-One partition is one query: ``GET base_url?<start_param>=<UTC start>&<end_param>=<UTC end>
+One partition is one query: ``GET base_url?<start_param>=<start>&<end_param>=<end>
 &<limit_param>=<page_size>`` plus the use case's fixed parameters; each answer is a JSON
-object holding the records (a list of objects) under ``items_field`` and the cursor of
-the next page under ``next_field`` (null or absent on the last page), sent back as
-``cursor_param``. Times are ISO 8601 UTC (``2011-01-01T05:00:00Z``). Every request goes
-through the shared HTTP client (rate limit, 429/Retry-After, backoff, timeouts).
+object holding the records (a list of objects) under ``items_field``. Pages are walked by
+``pagination``:
+
+- ``cursor`` (the default): the cursor of the next page is read under ``next_field`` (null
+  or absent on the last page) and sent back as ``cursor_param``;
+- ``offset``: ``offset_param`` is the position of the page's first record, counted from
+  ``first_offset`` (0 or 1): ``first_offset``, then ``first_offset + records read``;
+- ``page``: ``page_param`` is the page number, ``first_page``, ``first_page + 1``, ...
+
+With ``offset`` and ``page``, the last page is the one that completes the total count read
+at ``total_path`` (a dotted path, e.g. ``metadata.resultset.count``) when one is set, else the
+first page shorter than ``page_size``; a count that changes between pages is refused.
+Bounds are ISO 8601 UTC instants (``time_format = "instant"``, ``2011-01-01T05:00:00Z``) or
+the partition's local dates (``"date"``, ``2011-01-01``; the end the day after the last,
+or the last itself with ``end_inclusive``). Every request goes through the shared HTTP
+client (rate limit, 429/Retry-After, backoff, timeouts, the source's credential).
 
 The use case's ``source_request(source)`` returns a :class:`PagedRequest`: the Arrow
 schema records are converted to (fields absent from a record are null, others ignored)
@@ -17,15 +29,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pyarrow as pa
 import requests
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from headwater.data.sources import HttpSourceOptions, no_snapshot, request_of
-from headwater.data.sources.http import HttpSourceError, JsonHttpClient, client_for, redact_url
+from headwater.data.sources.http import (
+    Credential,
+    HttpSourceError,
+    JsonHttpClient,
+    client_for,
+    redact_url,
+    resolve_credential,
+)
 
 if TYPE_CHECKING:
     from headwater.core.partitions import Partition
@@ -42,6 +61,10 @@ class TooManyPages(HttpSourceError):
     """The API kept answering with a next cursor past the configured page limit."""
 
 
+class CountChanged(InvalidPage):
+    """The total count the API reports changed between two pages of one query."""
+
+
 @dataclass(frozen=True)
 class PagedRequest:
     """What a use case asks a ``json_pages`` source for: the record schema, fixed parameters."""
@@ -54,19 +77,65 @@ class JsonPagesOptions(HttpSourceOptions):
     """Keys of a ``json_pages`` source: the shared HTTP policy plus the API's field names."""
 
     items_field: _Name = "items"
+    # How pages are walked: by a cursor in each answer, a record offset or a page number.
+    pagination: Literal["cursor", "offset", "page"] = "cursor"
     next_field: _Name = "next"
     cursor_param: _Name = "cursor"
+    offset_param: _Name = "offset"
+    first_offset: Literal[0, 1] = 0  # the offset of the first record: 0- or 1-based
+    page_param: _Name = "page"
+    first_page: Annotated[int, Field(ge=0)] = 1
+    # Dotted path of the total record count in each answer (offset and page pagination).
+    total_path: Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] | None = None
     start_param: _Name = "start"
     end_param: _Name = "end"
+    # Bounds as UTC instants, or as the partition's local dates (YYYY-MM-DD).
+    time_format: Literal["instant", "date"] = "instant"
+    # With dates: the end is the partition's last date (inclusive), not the day after.
+    end_inclusive: bool = False
     limit_param: _Name = "limit"
     page_size: Annotated[int, Field(ge=1, le=100_000)] = 500
     # A safety limit: an API that never stops paginating fails the extraction.
     max_pages: Annotated[int, Field(ge=1)] = 10_000
 
+    @model_validator(mode="after")
+    def _keys_fit_the_modes(self) -> JsonPagesOptions:
+        if self.total_path is not None and self.pagination == "cursor":
+            raise ValueError(
+                "total_path is read only with pagination = 'offset' or 'page' "
+                "(a cursor API ends when the cursor does): remove it or change pagination"
+            )
+        if self.end_inclusive and self.time_format != "date":
+            raise ValueError(
+                "end_inclusive applies to time_format = 'date' only "
+                "(an instant end is always exclusive)"
+            )
+        return self
+
 
 def format_time(instant: datetime) -> str:
     """An instant as ISO 8601 UTC with a ``Z`` (``2011-01-01T05:00:00Z``)."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def range_params(options: JsonPagesOptions, partition: Partition, timezone: str) -> dict[str, str]:
+    """The start and end parameters of a partition, in the source's time format."""
+    if options.time_format == "date":
+        start: str = partition.start.isoformat()
+        end = partition.end - timedelta(days=1) if options.end_inclusive else partition.end
+        return {options.start_param: start, options.end_param: date.isoformat(end)}
+    lo, hi = partition.utc_bounds(timezone)
+    return {options.start_param: format_time(lo), options.end_param: format_time(hi)}
+
+
+def read_path(payload: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of a JSON object (None where a step is missing)."""
+    value: Any = payload
+    for step in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(step)
+    return value
 
 
 def page_url(base_url: str, params: Mapping[str, Any]) -> str:
@@ -125,22 +194,52 @@ def iter_pages(
     params: Mapping[str, str],
     schema: pa.Schema,
     options: JsonPagesOptions,
+    *,
+    source: str = "the source",
+    credential: Credential | None = None,
 ) -> Iterator[pa.Table]:
-    """Follow the cursor from the first page to the last, one Arrow table per page."""
+    """Walk the pages of one query from the first to the last, one Arrow table per page."""
+    if options.pagination == "cursor":
+        return _by_cursor(client, base_url, params, schema, options, credential)
+    return _by_position(client, base_url, params, schema, options, source, credential)
+
+
+def _get_page(
+    client: JsonHttpClient,
+    base_url: str,
+    query: Mapping[str, str],
+    number: int,
+    options: JsonPagesOptions,
+    credential: Credential | None,
+) -> tuple[str, dict[str, Any], list[Any]]:
+    """One page's description (for messages), its JSON object and its records."""
+    where = f"page {number} (GET {page_url(base_url, query)})"
+    payload = client.get_json(base_url, query, credential=credential)
+    if not isinstance(payload, dict):
+        raise InvalidPage(f"{where}: expected a JSON object, got {type(payload).__name__}")
+    records = payload.get(options.items_field)
+    if not isinstance(records, list):
+        got = "no such field" if records is None else type(records).__name__
+        raise InvalidPage(f"{where}: {options.items_field!r} is not a list ({got})")
+    return where, payload, records
+
+
+def _by_cursor(
+    client: JsonHttpClient,
+    base_url: str,
+    params: Mapping[str, str],
+    schema: pa.Schema,
+    options: JsonPagesOptions,
+    credential: Credential | None,
+) -> Iterator[pa.Table]:
+    """Follow the cursor from the first page to the last."""
     cursor: str | None = None
     seen: set[str] = set()
     for number in range(1, options.max_pages + 1):
         query = dict(params)
         if cursor is not None:
             query[options.cursor_param] = cursor
-        where = f"page {number} (GET {page_url(base_url, query)})"
-        payload = client.get_json(base_url, query)
-        if not isinstance(payload, dict):
-            raise InvalidPage(f"{where}: expected a JSON object, got {type(payload).__name__}")
-        records = payload.get(options.items_field)
-        if not isinstance(records, list):
-            got = "no such field" if records is None else type(records).__name__
-            raise InvalidPage(f"{where}: {options.items_field!r} is not a list ({got})")
+        where, payload, records = _get_page(client, base_url, query, number, options, credential)
         yield records_to_table(records, schema, where)
         cursor = payload.get(options.next_field)
         if cursor is None or cursor == "":
@@ -153,14 +252,70 @@ def iter_pages(
         if cursor in seen:
             raise InvalidPage(f"{where}: the API sent cursor {cursor!r} twice (a pagination loop)")
         seen.add(cursor)
-    raise TooManyPages(
+    raise _too_many(base_url, params, options)
+
+
+def _by_position(
+    client: JsonHttpClient,
+    base_url: str,
+    params: Mapping[str, str],
+    schema: pa.Schema,
+    options: JsonPagesOptions,
+    source: str,
+    credential: Credential | None,
+) -> Iterator[pa.Table]:
+    """Ask page after page by record offset or page number, until the last."""
+    total: int | None = None
+    read = 0
+    for number in range(1, options.max_pages + 1):
+        query = dict(params)
+        if options.pagination == "offset":
+            query[options.offset_param] = str(options.first_offset + read)
+        else:
+            query[options.page_param] = str(options.first_page + number - 1)
+        where, payload, records = _get_page(client, base_url, query, number, options, credential)
+        yield records_to_table(records, schema, where)
+        read += len(records)
+        if options.total_path is None:
+            if len(records) < options.page_size:
+                return
+            continue
+        count = _total(payload, options.total_path, where)
+        if total is not None and count != total:
+            raise CountChanged(
+                f"{source}: {where}: the total count at {options.total_path!r} changed "
+                f"between pages, from {total} (page 1) to {count} (page {number}); "
+                "the records changed while being read: extract the partition again later"
+            )
+        total = count
+        if read >= total:
+            return
+        if not records:
+            raise InvalidPage(
+                f"{source}: {where}: an empty page after {read} of the {total} records "
+                f"the API counts at {options.total_path!r}"
+            )
+    raise _too_many(base_url, params, options)
+
+
+def _total(payload: Mapping[str, Any], path: str, where: str) -> int:
+    """The total record count at ``path`` of a page (a non-negative integer)."""
+    count = read_path(payload, path)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        got = "no such field" if count is None else repr(count)
+        raise InvalidPage(f"{where}: the total count at {path!r} is not a count ({got})")
+    return count
+
+
+def _too_many(base_url: str, params: Mapping[str, str], options: JsonPagesOptions) -> TooManyPages:
+    return TooManyPages(
         f"GET {page_url(base_url, params)}: still paginating after max_pages="
         f"{options.max_pages} pages (raise max_pages if the partition really is that large)"
     )
 
 
 class JsonPagesKind:
-    """The ``json_pages`` kind: the records of a partition's UTC hours, page by page."""
+    """The ``json_pages`` kind: the records of a partition's time range, page by page."""
 
     Config = JsonPagesOptions
     http = True
@@ -169,18 +324,24 @@ class JsonPagesKind:
     def extract(
         self, config: JsonPagesOptions, ctx: SourceContext, partition: Partition
     ) -> tuple[pa.Schema, Iterator[pa.Table]]:
-        """Records between the partition's UTC bounds, converted to the use case's schema."""
+        """Records between the partition's bounds, converted to the use case's schema."""
         request = request_of(ctx, PagedRequest, "json_pages")
-        lo, hi = partition.utc_bounds(ctx.timezone)
         params = {
             **request.params,
-            config.start_param: format_time(lo),
-            config.end_param: format_time(hi),
+            **range_params(config, partition, ctx.timezone),
             config.limit_param: str(config.page_size),
         }
         base_url = ctx.resolve(config.base_url)
+        # Read now, for this extraction: a rotated secret is picked up by the next run.
+        credential = resolve_credential(config.auth, ctx.resolve)
         return request.schema, iter_pages(
-            client_for(config), base_url, params, request.schema, config
+            client_for(config),
+            base_url,
+            params,
+            request.schema,
+            config,
+            source=f"source {ctx.source!r} of use case {ctx.usecase!r}",
+            credential=credential,
         )
 
 

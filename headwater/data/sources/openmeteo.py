@@ -19,7 +19,13 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from headwater.data.sources import HttpSourceOptions, no_snapshot, request_of
-from headwater.data.sources.http import HttpSourceError, JsonHttpClient, client_for
+from headwater.data.sources.http import (
+    Credential,
+    HttpSourceError,
+    JsonHttpClient,
+    client_for,
+    resolve_credential,
+)
 
 if TYPE_CHECKING:
     from headwater.core.partitions import Partition
@@ -271,6 +277,7 @@ def fetch_hourly(
     *,
     max_locations_per_request: int = DEFAULT_MAX_LOCATIONS_PER_REQUEST,
     window_days: int | None = None,
+    credential: Credential | None = None,
 ) -> pd.DataFrame:
     """Fetch hourly archive weather for ``locations`` over [start, end] as one long frame.
 
@@ -297,7 +304,7 @@ def fetch_hourly(
         for first in range(0, len(locations), max_locations_per_request):
             chunk = locations[first : first + max_locations_per_request]
             params = build_archive_params(chunk, lo, hi, variables, units)
-            payload = client.get_json(base_url, params)
+            payload = client.get_json(base_url, params, credential=credential)
             frames.append(parse_archive_response(payload, chunk, variables, units))
     if len(frames) == 1:
         return frames[0]
@@ -366,6 +373,7 @@ class OpenMeteoKind:
             request.variables,
             request.units,
             window_days=config.window_days,
+            credential=resolve_credential(config.auth, ctx.resolve),
         )
         schema = hourly_schema(request.variables)
         table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)

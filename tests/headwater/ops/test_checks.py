@@ -192,3 +192,103 @@ def test_the_gate_metrics_are_holdout_metrics_the_training_writes() -> None:
 
     assert set(GATE_METRICS) <= set(holdout)
     assert isinstance(Problem("k", 1, "r", "f"), Problem)
+
+
+# --- a use case that brings its own source kind, from a package outside the platform ----------
+
+RAIN_KINDS = '''
+"""A source kind that lives beside its use case, not in the platform."""
+import pyarrow as pa
+from headwater.data.sources import SourceOptions, no_snapshot
+
+
+class StationOptions(SourceOptions):
+    station: str
+
+
+class StationKind:
+    Config = StationOptions
+    http = False
+    snapshot = staticmethod(no_snapshot("station_days"))
+
+    def extract(self, config, ctx, partition):
+        table = pa.table({"station": [config.station], "day": [partition.start]})
+        return table.schema, iter([table])
+
+
+KIND = StationKind()
+'''
+
+RAIN_USECASE = '''
+"""A use case of a temporary directory, declaring the kind it brings."""
+from types import SimpleNamespace
+
+USECASE = SimpleNamespace(
+    name="rain",
+    title="Will it rain tomorrow? (test-only)",
+    timezone="America/New_York",
+    sources=("daily",),
+    references=(),
+    source_kinds={"station_days": "rain_kinds:KIND"},
+    source_request=lambda source: None,
+)
+'''
+
+
+@pytest.fixture
+def rain_package(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A use case package in a temporary directory, on the path for this test only."""
+    import sys
+
+    from headwater.data import sources
+
+    (tmp_path / "rain_kinds.py").write_text(RAIN_KINDS, encoding="utf-8")
+    (tmp_path / "rain_usecase.py").write_text(RAIN_USECASE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sources, "KINDS", dict(sources.KINDS))
+    monkeypatch.setattr(sources, "_loaded", dict(sources._loaded))
+    yield tmp_path
+    for module in ("rain_kinds", "rain_usecase"):
+        sys.modules.pop(module, None)
+
+
+def rain(**source: Any) -> Settings:
+    daily = {"kind": "station_days", "station": "GHCND:USW00094728", **source}
+    return stage(usecase={"rain": {"module": "rain_usecase", "sources": {"daily": daily}}})
+
+
+def test_a_use_cases_own_source_kind_passes_the_check(rain_package: Any) -> None:
+    # Given a use case outside the platform whose source is of a kind it declares itself
+    settings = rain()
+
+    # When the run is checked, then the kind is known (and its keys were validated)
+    assert check_run(settings, ["rain"], train=False) == []
+
+
+def test_a_use_cases_own_kind_validates_its_keys(rain_package: Any) -> None:
+    [problem] = check_run(rain(station=None), ["rain"], train=False)
+
+    assert problem.key == "usecase.rain.sources.daily.station"
+    assert "kind 'station_days'" in problem.fix
+
+
+def test_a_kind_that_would_replace_another_is_refused_naming_both(rain_package: Any) -> None:
+    text = RAIN_USECASE.replace('"station_days": "rain_kinds:KIND"', '"sql": "rain_kinds:KIND"')
+    (rain_package / "rain_usecase.py").write_text(text, encoding="utf-8")
+
+    problems = check_run(rain(kind="sql"), ["rain"], train=False)
+
+    assert problems[0].key == "usecase.rain.module"
+    assert "brings source kind 'sql' (rain_kinds:KIND)" in problems[0].reason
+    assert "already headwater.data.sources.sql:KIND" in problems[0].reason
+
+
+def test_a_credential_is_not_echoed_by_the_check() -> None:
+    literal = {"header": "token", "value": "hunter2-literal-token"}
+    settings = stage(**flights(sources={"weather": {"auth": literal}}))  # an HTTP source
+
+    problems = check_run(settings, ["flights"], train=False)
+
+    assert [p.key for p in problems] == ["usecase.flights.sources.weather.auth"]
+    assert "value must be a reference" in problems[0].reason
+    assert "hunter2" not in " ".join(str(p) for p in problems)

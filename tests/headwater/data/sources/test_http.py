@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -9,20 +10,27 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
+from headwater.core.logs import configure_logging
+from headwater.data.sources import HttpAuth
 from headwater.data.sources.http import (
+    Credential,
     HttpClientError,
     HttpPolicy,
     HttpRetriesExhausted,
+    HttpSourceError,
     InvalidJsonResponse,
     JsonHttpClient,
     TokenBucket,
     parse_retry_after,
     redact_url,
+    resolve_credential,
 )
 from headwater.usecases.flights.weather_server import WeatherServer
+from tests.headwater.data.sources.conftest import TOKEN, NoaaLikeServer
 
 QUERY = {
     "latitude": "40.6925",
@@ -314,3 +322,161 @@ def test_parse_retry_after(header: str | None, expected: float | None) -> None:
 def test_policy_rejects_unsafe_settings(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         HttpPolicy(**{"rate_limit_per_second": 1.0, **bad})
+
+
+# --- credentials: a token header or query parameter, resolved when used, never shown ----------
+
+
+NOAA_QUERY = {"startdate": "2013-01-01", "enddate": "2013-01-02", "limit": "5"}
+
+
+@pytest.fixture
+def noaa_param() -> Iterator[NoaaLikeServer]:
+    with NoaaLikeServer(token_in="param") as srv:
+        yield srv
+
+
+@pytest.fixture
+def json_log(tmp_path) -> Iterator[Callable[[], str]]:
+    """The run's JSON log file, as ``configure_logging`` writes it (handlers removed after)."""
+    path = tmp_path / "run.jsonl"
+    configure_logging(log_file=path, console=False)
+    yield lambda: path.read_text(encoding="utf-8")
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_headwater", False)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def test_a_header_credential_is_sent_on_every_attempt(
+    noaa: NoaaLikeServer, make_client: Callable[..., JsonHttpClient]
+) -> None:
+    client = make_client()
+    with pytest.raises(HttpClientError, match="HTTP 400: Token parameter is required"):
+        client.get_json(noaa.url, NOAA_QUERY)
+
+    noaa.inject_faults(["503"])
+    payload = client.get_json(noaa.url, NOAA_QUERY, credential=Credential(TOKEN, header="token"))
+
+    assert payload["metadata"]["resultset"]["count"] == 4
+    assert noaa.request_count == 3  # refused, 503, then answered with the token
+
+
+def test_a_retried_request_never_writes_its_token_to_the_json_log(
+    noaa_param: NoaaLikeServer,
+    make_client: Callable[..., JsonHttpClient],
+    json_log: Callable[[], str],
+) -> None:
+    # Given a token sent as a query parameter, and a server failing twice before answering
+    noaa_param.inject_faults(["503", "429:0.01"])
+
+    # When the request is retried until it succeeds
+    credential = Credential(TOKEN, param="token")
+    payload = make_client().get_json(noaa_param.url, NOAA_QUERY, credential=credential)
+
+    # Then the JSON log holds the two retries, with the URL masked, and no form of the token
+    assert payload["results"]
+    lines = [json.loads(line) for line in json_log().splitlines()]
+    retries = [line for line in lines if "retrying in" in line["event"]]
+    assert len(retries) == 2
+    assert all("token=***" in line["event"] for line in retries)
+    text = json_log()
+    assert not [form for form in _forms(TOKEN) if form in text]
+
+
+def test_a_credential_param_is_masked_whatever_its_name(
+    noaa: NoaaLikeServer, make_client: Callable[..., JsonHttpClient]
+) -> None:
+    # Given a credential in a parameter whose name does not look like one ("appid")
+    credential = Credential("s3cr3t-appid-value", param="appid")
+
+    # When the server refuses the request, then the error shows the URL with it masked
+    with pytest.raises(HttpClientError) as refused:
+        make_client().get_json(noaa.url, NOAA_QUERY, credential=credential)
+    assert "appid=***" in str(refused.value) and "s3cr3t" not in str(refused.value)
+    assert "s3cr3t" not in repr(credential)
+
+
+def test_an_exhausted_request_never_shows_its_header_credential(
+    noaa: NoaaLikeServer, make_client: Callable[..., JsonHttpClient]
+) -> None:
+    # Given a server failing every attempt with a token in a header
+    noaa.inject_faults(["503", "503"])
+    with pytest.raises(HttpRetriesExhausted) as exhausted:
+        make_client(max_retries=1).get_json(
+            noaa.url, NOAA_QUERY, credential=Credential(TOKEN, header="token")
+        )
+    assert not [form for form in _forms(TOKEN) if form in str(exhausted.value)]
+    assert exhausted.value.__cause__ is None
+
+
+def _forms(secret: str) -> list[str]:
+    return [secret, quote(secret, safe=""), quote_plus(secret), "t0ken"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "store"),
+    [
+        ("ssm:/headwater/test/noaa-token", "ssm"),
+        ("secretsmanager:headwater/noaa", "secretsmanager"),
+        ("secretsmanager:headwater/noaa-json#token", "secretsmanager-json"),
+        ("env:HW_TEST_NOAA_TOKEN", "env"),
+    ],
+)
+def test_credentials_are_resolved_as_database_urls_are(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, reference: str, store: str
+) -> None:
+    from moto import mock_aws
+
+    from headwater import aws
+    from headwater.core.config import Settings
+    from headwater.data.pipeline import resolve_reference
+
+    with mock_aws():
+        # Given the token stored where the reference points
+        aws.client("ssm").put_parameter(
+            Name="/headwater/test/noaa-token", Value=TOKEN, Type="SecureString"
+        )
+        secrets = aws.client("secretsmanager")
+        secrets.create_secret(Name="headwater/noaa", SecretString=TOKEN)
+        secrets.create_secret(Name="headwater/noaa-json", SecretString=json.dumps({"token": TOKEN}))
+        monkeypatch.setenv("HW_TEST_NOAA_TOKEN", TOKEN)
+        auth = HttpAuth(header="token", value=reference)
+
+        # When it is resolved through the stage's lookup, then the credential holds it
+        credential = resolve_credential(auth, lambda v: resolve_reference(v, Settings()))
+
+    assert credential == Credential(TOKEN, header="token")
+
+
+def test_a_credential_is_read_each_time_not_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = HttpAuth(param="api_key", value="env:HW_TEST_KEY")
+    monkeypatch.setenv("HW_TEST_KEY", "first")
+    first = resolve_credential(auth, lambda v: v)
+    monkeypatch.setenv("HW_TEST_KEY", "rotated")
+
+    assert first is not None and first.value == "first"
+    assert resolve_credential(auth, lambda v: v) == Credential("rotated", param="api_key")
+    monkeypatch.delenv("HW_TEST_KEY")
+    with pytest.raises(HttpSourceError, match="environment variable 'HW_TEST_KEY'"):
+        resolve_credential(auth, lambda v: v)
+
+
+@pytest.mark.parametrize(
+    ("keys", "words"),
+    [
+        ({"value": "env:X"}, "set exactly one of header"),
+        ({"header": "token", "param": "token", "value": "env:X"}, "set exactly one of header"),
+        ({"header": "token", "value": "abc123-literal"}, "value must be a reference"),
+        ({"header": "token"}, "auth.value: Field required"),
+        ({"header": "token", "value": "env:X", "scheme": "Bearer"}, "auth.scheme: Extra inputs"),
+    ],
+)
+def test_auth_keys_are_checked_with_the_source(keys: dict[str, Any], words: str) -> None:
+    from headwater.core.config import SourceConfig
+    from headwater.data.sources import SourceOptionsError, validate_source
+
+    with pytest.raises(SourceOptionsError) as refused:
+        validate_source(SourceConfig(kind="json_pages", base_url="http://x", auth=keys))
+    assert words in str(refused.value)
+    assert "abc123" not in str(refused.value)  # a literal secret is not echoed

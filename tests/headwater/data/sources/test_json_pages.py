@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -13,18 +14,23 @@ import pytest
 from headwater.core.config import SourceConfig
 from headwater.core.partitions import partition_of
 from headwater.core.usecase import SourceContext
-from headwater.data.sources import get_kind, validate_source
+from headwater.data.sources import SourceOptionsError, get_kind, validate_source
+from headwater.data.sources.embedded import json_reply
 from headwater.data.sources.http import HttpPolicy, HttpRetriesExhausted, JsonHttpClient
 from headwater.data.sources.json_pages import (
+    CountChanged,
     InvalidPage,
     JsonPagesOptions,
     PagedRequest,
     TooManyPages,
     iter_pages,
+    range_params,
+    read_path,
     records_to_table,
 )
 from headwater.usecases.bikeshare.cleaning import RAW_WEATHER_SCHEMA
 from headwater.usecases.bikeshare.weather_server import WeatherServer
+from tests.headwater.data.sources.conftest import TOKEN, NoaaLikeServer
 
 TZ = "America/New_York"
 DAY = partition_of(date(2011, 3, 13), "day")  # the spring DST change: 23 local hours
@@ -112,3 +118,193 @@ def test_records_convert_to_the_schema_and_bad_values_are_named() -> None:
         records_to_table([{"x": 1.5}, {"x": "warm"}], schema, "p")
     with pytest.raises(InvalidPage, match="record 0 is list"):
         records_to_table([[1]], schema, "p")
+
+
+# --- offset and page pagination, date ranges, a total count: an API in the NOAA CDO v2 shape ---
+
+JANUARY = partition_of(date(2013, 1, 1), "month")
+NOAA_SCHEMA = pa.schema(
+    [
+        pa.field("date", pa.string()),
+        pa.field("datatype", pa.string()),
+        pa.field("station", pa.string()),
+        pa.field("value", pa.float64()),
+    ]
+)
+NOAA_KEYS = {
+    "items_field": "results",
+    "pagination": "offset",
+    "first_offset": 1,
+    "total_path": "metadata.resultset.count",
+    "time_format": "date",
+    "end_inclusive": True,
+    "start_param": "startdate",
+    "end_param": "enddate",
+    "page_size": 25,
+    "rate_limit_per_second": 500,
+    "auth": {"header": "token", "value": "env:NOAA_TOKEN"},
+}
+
+
+def _noaa_extract(
+    server: NoaaLikeServer, partition: Any = JANUARY, **keys: Any
+) -> tuple[pa.Table, JsonPagesOptions]:
+    options = validate_source(
+        SourceConfig(kind="json_pages", base_url=server.url, **{**NOAA_KEYS, **keys})
+    )
+    request = PagedRequest(NOAA_SCHEMA, {"datasetid": "GHCND"})
+    ctx = SourceContext("rain", "daily", "America/New_York", request, lambda v: v)
+    schema, batches = get_kind("json_pages").extract(options, ctx, partition)
+    return pa.concat_tables(list(batches)), options
+
+
+@pytest.fixture
+def noaa_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOAA_TOKEN", TOKEN)
+
+
+def _sent(server: NoaaLikeServer, name: str) -> list[str]:
+    return [query[name][0] for query in server.queries]
+
+
+def test_offset_pages_one_based_until_the_total_count(
+    noaa: NoaaLikeServer, noaa_token: None
+) -> None:
+    # Given a month of two daily values (62 records) read 25 at a time from offset 1
+    table, _ = _noaa_extract(noaa)
+
+    # Then every record of the month's local dates came, once, in three requests
+    days = sorted({d[:10] for d in table["date"].to_pylist()})
+    assert table.num_rows == 62 and len(set(zip(*table.to_pydict().values(), strict=True))) == 62
+    assert (days[0], days[-1]) == ("2013-01-01", "2013-01-31")
+    assert _sent(noaa, "offset") == ["1", "26", "51"]
+    assert {(q["startdate"][0], q["enddate"][0]) for q in noaa.queries} == {
+        ("2013-01-01", "2013-01-31")
+    }
+    assert set(_sent(noaa, "datasetid")) == {"GHCND"} and set(_sent(noaa, "limit")) == {"25"}
+
+
+def test_a_count_that_ends_on_a_full_page_asks_no_empty_page(
+    noaa: NoaaLikeServer, noaa_token: None
+) -> None:
+    table, _ = _noaa_extract(noaa, page_size=31)  # 62 records: exactly two pages
+
+    assert table.num_rows == 62 and _sent(noaa, "offset") == ["1", "32"]
+
+
+def test_zero_based_offsets(noaa_token: None) -> None:
+    with NoaaLikeServer(offset_base=0) as server:
+        table, _ = _noaa_extract(server, first_offset=0)
+
+    assert table.num_rows == 62 and _sent(server, "offset") == ["0", "25", "50"]
+
+
+def test_page_numbers_with_configured_parameter_names(noaa_token: None) -> None:
+    with NoaaLikeServer(by_page=True) as server:
+        table, _ = _noaa_extract(server, pagination="page", page_param="page", first_page=1)
+
+    assert table.num_rows == 62 and _sent(server, "page") == ["1", "2", "3"]
+    assert all("offset" not in query for query in server.queries)
+
+
+def test_without_a_count_the_first_short_page_is_the_last(
+    noaa: NoaaLikeServer, noaa_token: None
+) -> None:
+    table, _ = _noaa_extract(noaa, total_path=None, page_size=20)  # 20, 20, 20, 2
+
+    assert table.num_rows == 62 and _sent(noaa, "offset") == ["1", "21", "41", "61"]
+
+
+def test_the_exclusive_end_is_the_day_after_the_partition(
+    noaa: NoaaLikeServer, noaa_token: None
+) -> None:
+    table, _ = _noaa_extract(noaa, end_inclusive=False, partition=DAY)
+
+    # The server reads enddate inclusively: an exclusive end asks one more day of it.
+    assert {(q["startdate"][0], q["enddate"][0]) for q in noaa.queries} == {
+        ("2011-03-13", "2011-03-14")
+    }
+
+
+def test_a_count_changing_between_pages_is_refused_naming_source_page_and_counts(
+    noaa_token: None,
+) -> None:
+    with NoaaLikeServer(count_drift=3) as server, pytest.raises(CountChanged) as changed:
+        _noaa_extract(server)
+
+    message = str(changed.value)
+    assert "source 'daily' of use case 'rain'" in message
+    assert "page 2 (GET http://127.0.0.1:" in message
+    assert "from 62 (page 1) to 65 (page 2)" in message
+    assert "'metadata.resultset.count'" in message
+
+
+def test_a_page_without_a_count_is_named(noaa: NoaaLikeServer, noaa_token: None) -> None:
+    with pytest.raises(InvalidPage, match=r"page 1 .*'metadata\.resultset\.total'.*no such field"):
+        _noaa_extract(noaa, total_path="metadata.resultset.total")
+
+
+def test_an_empty_page_before_the_count_is_reached_fails(noaa_token: None) -> None:
+    # Given a server that counts 25 more records than it serves
+    with NoaaLikeServer() as server:
+        original = server.answer
+
+        def overcounting(path: str, query: Any) -> Any:
+            reply = original(path, query)
+            return json_reply(200, {**json.loads(reply.body), "metadata": _counted(87)})
+
+        server.answer = overcounting  # type: ignore[method-assign]
+        with pytest.raises(InvalidPage, match=r"page 4 .*an empty page after 62 of the 87"):
+            _noaa_extract(server)
+
+
+def _counted(count: int) -> dict[str, Any]:
+    return {"resultset": {"offset": 1, "count": count, "limit": 25}}
+
+
+@pytest.mark.parametrize(
+    ("time_format", "end_inclusive", "expected"),
+    [
+        ("date", True, {"s": "2013-01-01", "e": "2013-01-31"}),
+        ("date", False, {"s": "2013-01-01", "e": "2013-02-01"}),
+        ("instant", False, {"s": "2013-01-01T05:00:00Z", "e": "2013-02-01T05:00:00Z"}),
+    ],
+)
+def test_range_params_in_each_time_format(
+    time_format: str, end_inclusive: bool, expected: dict[str, str]
+) -> None:
+    options = _options(
+        "http://x",
+        start_param="s",
+        end_param="e",
+        time_format=time_format,
+        end_inclusive=end_inclusive,
+    )
+    assert range_params(options, JANUARY, "America/New_York") == expected
+
+
+@pytest.mark.parametrize(
+    ("keys", "words"),
+    [
+        ({"pagination": "offset", "first_offset": 2}, "first_offset: Input should be 0 or 1"),
+        ({"pagination": "pages"}, "pagination: Input should be 'cursor', 'offset' or 'page'"),
+        ({"time_format": "day"}, "time_format: Input should be 'instant' or 'date'"),
+        ({"total_path": "metadata..count", "pagination": "offset"}, "total_path: String should"),
+        ({"total_path": "metadata.count"}, "total_path is read only with pagination"),
+        ({"end_inclusive": True}, "end_inclusive applies to time_format = 'date' only"),
+        ({"first_page": -1, "pagination": "page"}, "first_page: Input should be greater"),
+    ],
+)
+def test_options_are_checked_when_the_configuration_is_read(
+    keys: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(SourceOptionsError, match=r"\(kind 'json_pages'\): ") as refused:
+        _options("http://x", **keys)
+    assert words in str(refused.value)
+
+
+def test_read_path_follows_dotted_keys() -> None:
+    payload = {"metadata": {"resultset": {"count": 7}}, "results": []}
+    assert read_path(payload, "metadata.resultset.count") == 7
+    assert read_path(payload, "metadata.nothing.count") is None
+    assert read_path(payload, "results.count") is None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +20,7 @@ from headwater.data.sources import (
     UnknownSourceKind,
     get_kind,
     register_kind,
+    register_usecase_kinds,
     validate_source,
 )
 
@@ -91,3 +95,70 @@ def test_an_http_kind_refuses_a_request_of_another_type(kind: str) -> None:
     options = get_kind(kind).Config(base_url="http://127.0.0.1:1/")
     with pytest.raises(TypeError, match=r"source_request\('s'\) must return a \w+Request "):
         get_kind(kind).extract(options, ctx, None)
+
+
+# --- kinds a use case brings --------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "KINDS", dict(sources.KINDS))
+    monkeypatch.setattr(sources, "_loaded", dict(sources._loaded))
+
+
+def _case(kinds: object) -> SimpleNamespace:
+    return SimpleNamespace(name="rain", source_kinds=kinds)
+
+
+def test_a_use_cases_kinds_are_registered_once_and_never_replace_another(
+    fresh_registry: None,
+) -> None:
+    case = _case({"sql_again": "headwater.data.sources.sql:KIND"})
+
+    assert register_usecase_kinds(case) == ["sql_again"]
+    assert register_usecase_kinds(case) == ["sql_again"]  # loading it again is harmless
+    assert get_kind("sql_again") is get_kind("sql")
+    assert register_usecase_kinds(SimpleNamespace(name="plain")) == []  # the member is optional
+    with pytest.raises(ValueError, match=r"brings source kind 'sql_again' \(m:K\).*already"):
+        register_usecase_kinds(_case({"sql_again": "m:K"}))
+    with pytest.raises(ValueError, match=r"source_kinds\['x'\] must be 'module:attr'"):
+        register_usecase_kinds(_case({"x": "no_colon"}))
+
+
+def test_loading_a_use_case_registers_its_kinds_for_extraction(
+    fresh_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headwater.core.config import load_settings
+    from headwater.core.partitions import parse_partition
+    from headwater.data.pipeline import extract_partition
+
+    # Given a use case of a temporary directory whose source is of a kind it brings
+    (tmp_path / "hail_usecase.py").write_text(
+        "from types import SimpleNamespace\n"
+        "USECASE = SimpleNamespace(name='hail', timezone='UTC', sources=('daily',),\n"
+        "    references=(), source_request=lambda s: None,\n"
+        "    source_kinds={'sql_rows': 'headwater.data.sources.sql:KIND'})\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    db = tmp_path / "hail.sqlite"
+    with sqlite3.connect(db) as connection:
+        connection.execute("create table days (day date, hail int)")
+        connection.execute("insert into days values ('2013-01-01', 1), ('2013-01-02', 0)")
+    source = {"kind": "sql_rows", "url": f"sqlite:///{db}", "table": "days", "date_column": "day"}
+    usecase = {"module": "hail_usecase", "sources": {"daily": source}}
+    settings = load_settings(
+        "local",
+        overrides={"lake": {"uri": f"file://{tmp_path}/lake"}, "usecase": {"hail": usecase}},
+    )
+
+    # When a partition is extracted (no one registered the kind beforehand)
+    try:
+        result = extract_partition(
+            settings, "hail", "daily", parse_partition("2013-01-01", "day"), "r1"
+        )
+    finally:
+        sys.modules.pop("hail_usecase", None)
+
+    # Then the use case's kind read it
+    assert result.rows == 1
