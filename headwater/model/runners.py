@@ -32,6 +32,9 @@ from headwater.core.logs import get_logger
 
 log = get_logger(__name__)
 CODE_PACKAGE = "headwater"
+#: Subpackages of the library the job never imports (the operator's console, notifications,
+#: checks): left out of the code shipped to the cluster (the layers keep model below ops).
+NOT_SHIPPED = ("headwater/ops/",)
 # What the job needs on EMR nodes beyond what the release ships (pyspark comes with Spark).
 NODE_REQUIREMENTS = ("pandas>=2.2,<4", "pyarrow>=17", "pydantic>=2.7,<3", "structlog>=24.1")
 
@@ -495,13 +498,18 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def build_code_zip(root: Path | None = None, packages: Sequence[str] = (CODE_PACKAGE,)) -> bytes:
-    """Zip the job's library code (``headwater`` and any extra package) for ``--py-files``."""
+    """Zip the job's library code (``headwater`` and any extra package) for ``--py-files``.
+
+    Operations code (:data:`NOT_SHIPPED`) stays home: the job does not import it.
+    """
     root = root or Path(__file__).resolve().parents[2]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for package in dict.fromkeys(packages):
             for path in sorted((root / package).rglob("*.py")):
-                archive.write(path, path.relative_to(root).as_posix())
+                name = path.relative_to(root).as_posix()
+                if not name.startswith(NOT_SHIPPED):
+                    archive.write(path, name)
     return buffer.getvalue()
 
 

@@ -106,6 +106,8 @@ def test_the_code_zip_holds_the_core_library_and_any_package_asked_for() -> None
         names
     )
     assert not any(n.startswith("emr_jobs/") for n in names)  # the entrypoint ships on its own
+    # operations code, the CLI and the API stay home: the job imports none of them
+    assert not any(n.startswith(("headwater/ops/", "cli/", "api/")) for n in names)
     extra = zipfile.ZipFile(io.BytesIO(build_code_zip(REPO, ("headwater", "emr_jobs")))).namelist()
     assert "emr_jobs/train.py" in extra
 
