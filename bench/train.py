@@ -3,8 +3,8 @@
 For each scale factor k, a lake of clean flights is made by resampling every real
 month of 2013 k times with replacement and adding noise (weather, delays), then the
 real entrypoint is submitted exactly as the local runner does (spark-submit of
-emr_jobs/train.py --usecase flights on local[2]). Prints wall time, rows/s, and the peak resident
-memory of the JVM and of the Python driver process, sampled from /proc.
+emr_jobs/train.py with the flights options on local[2]). Prints wall time, rows/s, the peak
+resident memory of the JVM and of the Python driver process, sampled from /proc.
 
     python bench/train.py [--scales 1,3,10,30] [--source-lake file://var/lake]
 """
@@ -131,27 +131,24 @@ def make_scaled_lake(source_uri: str, target_uri: str, factor: int, seed: int = 
 
 def submit(lake_uri: str, version: str, driver_memory: str) -> tuple[float, dict[str, float]]:
     """spark-submit the training job as the local runner does; return wall time and peaks."""
+    from datetime import date
+
     from headwater.core.config import load_settings
-    from headwater.model.runners import LocalSparkRunner
+    from headwater.model.options import TrainOptions
+    from headwater.model.runners import LocalSparkRunner, job_arguments
 
     settings = load_settings("local", overrides={"training": {"driver_memory": driver_memory}})
     runner = LocalSparkRunner(settings, ROOT / "emr_jobs" / "train.py")
-    args = [
-        "--usecase",
-        "flights",
-        "--lake",
-        lake_uri,
-        "--version",
-        version,
-        "--start",
-        "2013-01-01",
-        "--end",
-        "2013-12-31",
-        "--holdout-from",
-        "2013-11-01",
-        "--shuffle-partitions",
-        str(settings.training.shuffle_partitions),
-    ]
+    options = TrainOptions(
+        usecase="flights",
+        lake=lake_uri,
+        version=version,
+        start=date(2013, 1, 1),
+        end=date(2013, 12, 31),
+        holdout_from=date(2013, 11, 1),
+        shuffle_partitions=settings.training.shuffle_partitions,
+    )
+    args = job_arguments(options)
     started = time.perf_counter()
     proc = subprocess.Popen(
         runner.command(args),

@@ -20,8 +20,8 @@ from headwater.model.comparison import Interval
 from headwater.model.runners import (
     code_version,
     create_training_runner,
-    train_arguments,
     training_key,
+    training_options,
 )
 from headwater.registry.registry import (
     LOWER_IS_BETTER,
@@ -159,7 +159,7 @@ class TrainModel(PipelineTask):
             found = registry.version_with_key(key)
             if found and self.reuse(comparable(registry, found, production), key):
                 return
-        args = train_arguments(
+        options = training_options(
             settings,
             self.usecase,
             lake_uri=settings.lake.uri,
@@ -175,7 +175,7 @@ class TrainModel(PipelineTask):
         with log_context(run_id=self.run_id, task=self.task_family, **where):
             runner = create_training_runner(settings, training_entrypoint())
             # One job per use case in a run: its logs and artifacts are named for both.
-            runner.run(args, f"{self.run_id}-{self.usecase}")
+            runner.run(options, f"{self.run_id}-{self.usecase}")
             metrics = registry.read_json(self.version, layout.METRICS)
             gate = settings.usecase_config(self.usecase).gate.metric
             log.info("model trained", **{gate: metrics["holdout"].get(gate)})

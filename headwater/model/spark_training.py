@@ -23,7 +23,6 @@ import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from headwater.model.evaluation import (
     roc_curve,
     summary,
 )
+from headwater.model.options import TrainOptions as TrainOptions  # the job's one argument
 
 if TYPE_CHECKING:
     from headwater.core.usecase import TrainingSpec, UseCase
@@ -66,27 +66,6 @@ def progress(step: str, **fields: Any) -> None:
         file=sys.stderr,
         flush=True,
     )
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """One training run: where, which range, which version, and how."""
-
-    lake: str
-    version: str
-    start: date
-    end: date
-    grain: str = "month"
-    holdout_from: date | None = None
-    production_version: str | None = None
-    run_id: str = "adhoc"
-    code_version: str = "unknown"
-    #: What identifies this training (:func:`headwater.model.runners.training_key`); in lineage.
-    training_key: str = ""
-    config: Mapping[str, Any] = field(default_factory=dict)
-    reg_param: float = 0.001
-    region: str | None = None
-    endpoint_url: str | None = None
 
 
 # -- inputs ----------------------------------------------------------------------------------

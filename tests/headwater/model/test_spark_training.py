@@ -110,7 +110,7 @@ def test_a_range_too_short_to_split_fails_before_reading_anything(
     spark: Any, tmp_path: Any
 ) -> None:
     options = TrainOptions(
-        lake=f"file://{tmp_path}/empty", version="v-short",
+        usecase="flights", lake=f"file://{tmp_path}/empty", version="v-short",
         start=date(2013, 3, 5), end=date(2013, 3, 5),
     )  # fmt: skip
 
@@ -582,7 +582,7 @@ def test_a_run_inside_one_partition_trains_and_holds_out_only_its_own_days(
     start, end = date(2013, 3, 5), date(2013, 3, 12)
 
     # When a run of March 5th to 12th trains on it (default holdout: the last sixth)
-    options = TrainOptions(lake=lake.uri, version="v-inside", start=start, end=end)
+    options = TrainOptions("flights", lake=lake.uri, version="v-inside", start=start, end=end)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "unclosed <socket", ResourceWarning)
         train(spark, get_usecase("flights"), options)
@@ -631,7 +631,7 @@ def test_report_draws_the_roc_curve_and_the_calibration(trained_model: Any) -> N
 
 def test_training_without_published_inputs_says_what_is_missing(spark: Any, tmp_path: Any) -> None:
     options = TrainOptions(
-        lake=f"file://{tmp_path}/empty", version="v-none",
+        usecase="flights", lake=f"file://{tmp_path}/empty", version="v-none",
         start=date(2013, 1, 1), end=date(2013, 1, 31),
     )  # fmt: skip
 
@@ -681,8 +681,8 @@ def trained_bikeshare(
         extract_partition(settings, "bikeshare", "weather", part, "bike-train")
         clean_partition(settings, "bikeshare", part, "bike-train")
     options = TrainOptions(
-        lake=settings.lake.uri, version="v-bike", start=BIKE_FIRST, end=BIKE_LAST,
-        holdout_from=BIKE_HOLDOUT, run_id="bike-train", code_version="test-code",
+        usecase="bikeshare", lake=settings.lake.uri, version="v-bike", start=BIKE_FIRST,
+        end=BIKE_LAST, holdout_from=BIKE_HOLDOUT, run_id="bike-train", code_version="test-code",
     )  # fmt: skip
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "unclosed <socket.socket", ResourceWarning)
@@ -895,7 +895,11 @@ def test_training_refuses_a_corrupted_clean_partition_naming_it_and_both_checksu
     lake = small_lake(tmp_path)
     expected = flip_64_bytes(lake, CLEAN, RENTALS, "month=2011-06")
     options = TrainOptions(
-        lake=lake.uri, version="v-corrupt", start=date(2011, 5, 1), end=date(2011, 6, 30)
+        usecase="bikeshare",
+        lake=lake.uri,
+        version="v-corrupt",
+        start=date(2011, 5, 1),
+        end=date(2011, 6, 30),
     )
 
     # When the job trains on it, then it fails before any work, naming the partition and sums
