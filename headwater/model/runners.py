@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger
+from headwater.core.progress import ProgressEvent
 from headwater.model.options import TrainOptions
 
 log = get_logger(__name__)
@@ -322,8 +323,6 @@ class LocalSparkRunner:
         return parse_summary(summary[-1])
 
 
-#: The prefix of the job's progress lines (:func:`headwater.model.spark_training.progress`).
-PROGRESS_PREFIX = "[headwater-train"
 #: Frames of the failing job's traceback quoted in the error (the innermost ones).
 ERROR_FRAMES = 3
 #: Seconds a stopped job's process group has to exit before it is killed.
@@ -332,13 +331,17 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _pump(stream: Any, out: Any, summary: list[str]) -> None:
-    """Copy the job's output to the log file; progress lines to the run's log as they come."""
+    """Copy the job's output to the log file; its progress records to the run's log as they come.
+
+    Each progress line is parsed here, once, into its record (:class:`ProgressEvent`).
+    """
     for line in stream:
         out.write(line)
         out.flush()
         text = line.rstrip("\n")
-        if text.startswith(PROGRESS_PREFIX):
-            log.info(text.split("] ", 1)[-1], step="training")
+        progress = ProgressEvent.from_line(text)
+        if progress is not None:
+            log.info(progress.step, **progress.log_fields())
         elif text.startswith('{"headwater_train"'):
             summary.append(text)
 

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from headwater.core import layout
+from headwater.core.progress import ProgressEvent
 from headwater.core.ranges import default_holdout, splits
 from headwater.model.evaluation import (
     EPSILON,
@@ -58,14 +59,15 @@ LABEL = "label"
 _T0 = time.perf_counter()
 
 
-def progress(step: str, **fields: Any) -> None:
-    """One progress line on stderr (the step log): elapsed seconds, step, figures."""
-    extra = " ".join(f"{k}={v}" for k, v in fields.items())
-    print(
-        f"[headwater-train {time.perf_counter() - _T0:7.1f}s] {step} {extra}".rstrip(),
-        file=sys.stderr,
-        flush=True,
-    )
+def progress(step: str, seconds: float | None = None, **fields: Any) -> ProgressEvent:
+    """One progress record on stderr (the step log) as a JSON line: step, seconds, figures."""
+    event = ProgressEvent(
+        step, round(time.perf_counter() - _T0, 3), None if seconds is None else round(seconds, 3),
+        {k: v if isinstance(v, int | float | str | bool) or v is None else str(v)
+         for k, v in fields.items()},
+    )  # fmt: skip
+    print(event.to_line(), file=sys.stderr, flush=True)
+    return event
 
 
 # -- inputs ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 
 from headwater.core.config import Settings
 from headwater.core.logs import configure_logging, log_context
+from headwater.core.progress import ProgressEvent
 from headwater.model.options import TrainOptions
 from headwater.model.runners import (
     LocalSparkRunner,
@@ -138,7 +139,8 @@ for n in range(40):
 sys.stderr = sys.stdout
 mode = sys.argv[1]
 if mode == "progress":
-    print("[headwater-train     1.0s] inputs usecase=u rows=5", file=sys.stderr, flush=True)
+    line = '{"headwater_progress": {"step": "read", "elapsed": 1.0, "seconds": 0.5, '
+    print(line + '"fields": {"usecase": "u", "rows": 5}}}', file=sys.stderr, flush=True)
     go = sys.argv[2]
     for _ in range(200):
         if os.path.exists(go):
@@ -208,13 +210,13 @@ def test_a_failed_jobs_error_and_log_carry_the_python_exception_and_its_last_fra
 def test_progress_lines_reach_the_runs_log_while_the_job_runs(tmp_path: Path) -> None:
     # Given a job that prints a progress line, then waits for the log to have seen it
     go = tmp_path / "go"
-    seen: list[str] = []
+    seen: list[ProgressEvent] = []
 
     class Watch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            text = record.getMessage()
-            if "[headwater-train" in text or "inputs usecase=u" in text:
-                seen.append(text)
+            progress = ProgressEvent.of(record.msg) if isinstance(record.msg, dict) else None
+            if progress is not None:
+                seen.append(progress)
                 go.touch()
 
     configure_logging(console=False)  # structlog through the standard library, as a run does
@@ -227,7 +229,7 @@ def test_progress_lines_reach_the_runs_log_while_the_job_runs(tmp_path: Path) ->
         logging.getLogger().removeHandler(handler)
 
     # Then the line was logged before the job ended, and the summary still parsed
-    assert seen and "rows=5" in seen[0]
+    assert seen == [ProgressEvent("read", 1.0, 0.5, {"usecase": "u", "rows": 5})]
     assert summary == {"version": "v1"}
 
 
