@@ -948,3 +948,41 @@ def test_a_file_gone_from_under_its_manifest_is_named(spark: Any, tmp_path: Any)
 
     with pytest.raises(LakeError, match="training input missing"):
         verify_inputs(spark, {"clean/x/month=2011-05": (uri, manifest.checksum)})
+
+
+# --- the job as named steps ---------------------------------------------------------------------
+def test_each_step_runs_in_order_and_logs_one_progress_record_with_its_seconds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from headwater.core.progress import ProgressEvent
+    from headwater.model.spark_training import run_steps
+
+    # Given two steps that note their turn and return figures
+    order: list[str] = []
+
+    def first(run: Any) -> dict[str, Any]:
+        order.append("first")
+        return {"rows": 5}
+
+    def second(run: Any) -> dict[str, Any]:
+        order.append("second")
+        return {}
+
+    # When they run
+    seconds = run_steps(None, (("first", first), ("second", second)))  # type: ignore[arg-type]
+
+    # Then in order, each timed, and the step log holds one record per step with its seconds
+    assert order == ["first", "second"] and list(seconds) == ["first", "second"]
+    lines = capsys.readouterr().err.splitlines()
+    events = [ProgressEvent.from_line(line) for line in lines]
+    assert [(e.step, e.seconds, dict(e.fields)) for e in events if e] == [
+        ("first", seconds["first"], {"rows": 5}),
+        ("second", seconds["second"], {}),
+    ]
+
+
+def test_the_training_summary_times_every_step_of_the_job(trained_model: Any) -> None:
+    from headwater.model.spark_training import STEPS
+
+    assert list(trained_model.summary["steps"]) == [name for name, _ in STEPS]
+    assert all(s >= 0 for s in trained_model.summary["steps"].values())
