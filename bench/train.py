@@ -3,8 +3,9 @@
 For each scale factor k, a lake of clean flights is made by resampling every real
 month of 2013 k times with replacement and adding noise (weather, delays), then the
 real entrypoint is submitted exactly as the local runner does (spark-submit of
-emr_jobs/train.py --usecase flights on local[2]). Prints wall time, rows/s, and the peak resident
-memory of the JVM and of the Python driver process, sampled from /proc.
+emr_jobs/train.py with the flights options on local[2]). Prints wall time, rows/s, the peak
+resident memory of the JVM and of the Python driver process, sampled from /proc, and the
+job's seconds per step (from its summary).
 
     python bench/train.py [--scales 1,3,10,30] [--source-lake file://var/lake]
 """
@@ -129,29 +130,28 @@ def make_scaled_lake(source_uri: str, target_uri: str, factor: int, seed: int = 
     return rows
 
 
-def submit(lake_uri: str, version: str, driver_memory: str) -> tuple[float, dict[str, float]]:
-    """spark-submit the training job as the local runner does; return wall time and peaks."""
+def submit(
+    lake_uri: str, version: str, driver_memory: str
+) -> tuple[float, dict[str, float], dict[str, float]]:
+    """spark-submit the training job as the local runner does; wall time, peaks, step seconds."""
+    from datetime import date
+
     from headwater.core.config import load_settings
-    from headwater.model.runners import LocalSparkRunner
+    from headwater.model.options import TrainOptions
+    from headwater.model.runners import LocalSparkRunner, job_arguments, parse_summary
 
     settings = load_settings("local", overrides={"training": {"driver_memory": driver_memory}})
     runner = LocalSparkRunner(settings, ROOT / "emr_jobs" / "train.py")
-    args = [
-        "--usecase",
-        "flights",
-        "--lake",
-        lake_uri,
-        "--version",
-        version,
-        "--start",
-        "2013-01-01",
-        "--end",
-        "2013-12-31",
-        "--holdout-from",
-        "2013-11-01",
-        "--shuffle-partitions",
-        str(settings.training.shuffle_partitions),
-    ]
+    options = TrainOptions(
+        usecase="flights",
+        lake=lake_uri,
+        version=version,
+        start=date(2013, 1, 1),
+        end=date(2013, 12, 31),
+        holdout_from=date(2013, 11, 1),
+        shuffle_partitions=settings.training.shuffle_partitions,
+    )
+    args = job_arguments(options)
     started = time.perf_counter()
     proc = subprocess.Popen(
         runner.command(args),
@@ -168,7 +168,15 @@ def submit(lake_uri: str, version: str, driver_memory: str) -> tuple[float, dict
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"training failed at {lake_uri} (exit {proc.returncode})")
-    return wall, sampler.peaks
+    return wall, sampler.peaks, parse_summary(out)["steps"]
+
+
+def step_table(factor: int, seconds: dict[str, float]) -> str:
+    """The job's seconds per step (its progress records), one line each, for one scale."""
+    lines = [f"  scale {factor}: seconds per step"]
+    lines += [f"    {name:<26} {value:>7.2f}" for name, value in seconds.items()]
+    lines.append(f"    {'(all steps)':<26} {sum(seconds.values()):>7.2f}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 lake_uri = f"file://{tmp}/x{factor}"
                 rows = make_scaled_lake(args.source_lake, lake_uri, factor)
-            wall, peaks = submit(
+            wall, peaks, steps = submit(
                 lake_uri, f"bench-x{factor}-{int(time.time())}", args.driver_memory
             )
             print(
@@ -212,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{peaks['python workers (sum)']:>14.0f}",
                 flush=True,
             )
+            print(step_table(factor, steps), flush=True)
     print(
         "targets: full year (scale 1) <= 60 s including Spark start-up; "
         "time close to linear in rows; driver memory flat"

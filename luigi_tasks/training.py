@@ -19,8 +19,8 @@ from headwater.data.pipeline import extract_snapshot, lake_for, usecase_of
 from headwater.model.runners import (
     code_version,
     create_training_runner,
-    train_arguments,
     training_key,
+    training_options,
 )
 from headwater.registry.gate import DecisionKind, comparison_failed, judge
 from headwater.registry.registry import Registry
@@ -153,7 +153,7 @@ class TrainModel(PipelineTask):
             found = registry.version_with_key(key)
             if found and self.reuse(comparable(registry, found, production), key):
                 return
-        args = train_arguments(
+        options = training_options(
             settings,
             self.usecase,
             lake_uri=settings.lake.uri,
@@ -169,7 +169,7 @@ class TrainModel(PipelineTask):
         with log_context(run_id=self.run_id, task=self.task_family, **where):
             runner = create_training_runner(settings, training_entrypoint())
             # One job per use case in a run: its logs and artifacts are named for both.
-            runner.run(args, f"{self.run_id}-{self.usecase}")
+            runner.run(options, f"{self.run_id}-{self.usecase}")
             metrics = registry.read_json(self.version, layout.METRICS)
             gate = settings.usecase_config(self.usecase).gate.metric
             log.info("model trained", **{gate: metrics["holdout"].get(gate)})

@@ -460,6 +460,7 @@ def trained_model(
     extract_snapshot(settings, name, "planes", DEMO_LAST, run_id)
     version = new_version(run_id=run_id)
     options = TrainOptions(
+        usecase=name,
         lake=settings.lake.uri,
         version=version,
         start=TrainedModel.start,

@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from headwater.core.progress import ProgressEvent
+
 _PRE_CHAIN: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_logger_name,
@@ -57,8 +59,8 @@ _HIDDEN = frozenset(
 #: A console line's longest error text (the whole of it is in the JSON log and the summary).
 MAX_ERROR = 160
 _LONGEST_FIELD = 40
-# The longest value of a training progress line's figure shown on the console, and the
-# figures it never shows (where, and what the subject already says).
+# The longest value of a training step's figure shown on the console, and the figures it
+# never shows (where, and what the subject already says).
 _SHORT_VALUE = 12
 _BULKY = frozenset({"uri", "url", "path", "log", "run_id", "usecase", "version"})
 
@@ -90,10 +92,18 @@ def console_event(record: logging.LogRecord) -> dict[str, Any]:
     return out
 
 
-def _short_word(word: str) -> bool:
-    """False for a ``key=value`` word of a progress line the console leaves to the log."""
-    key, _, value = word.partition("=")
-    return not value or (key not in _BULKY and len(value) <= _SHORT_VALUE)
+def _short_figure(key: str, value: Any) -> bool:
+    """False for a figure of a training step the console leaves to the log."""
+    return key not in _BULKY and len(str(value)) <= _SHORT_VALUE
+
+
+def _training_line(usecase: Any, progress: ProgressEvent) -> str:
+    """``flights training: evaluate auc_roc=0.733  4.1 s``: the step, short figures, seconds."""
+    figures = [f"{k}={v}" for k, v in progress.fields.items() if _short_figure(k, v)]
+    parts = [" ".join(str(p) for p in (usecase, "training:", progress.step, *figures) if p)]
+    if progress.seconds is not None:
+        parts.append(f"{progress.seconds:.1f} s")
+    return "  ".join(parts)
 
 
 def _first_line(text: str, limit: int = MAX_ERROR) -> str:
@@ -110,6 +120,9 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     name = str(event.get("event", ""))
     if name in SILENT_EVENTS:
         return None
+    progress = ProgressEvent.of(event)
+    if progress is not None:  # a step of a training (its job's progress record)
+        return _training_line(event.get("usecase"), progress)
     if name == "planned":  # "<usecase>  12 partitions (12 already published, skipped)"
         published = event.get("published") or 0
         skipped = f" ({published} already published, skipped)" if published else ""
@@ -123,9 +136,6 @@ def console_line(event: Mapping[str, Any]) -> str | None:
     elif name.endswith(" skipped") and event.get("reason"):
         what = name.removesuffix(" skipped")
     subject = [event.get("usecase"), event.get("partition"), step, what, event.get("source")]
-    if event.get("step") == "training":  # "evaluated auc_roc=0.733": the phase, short figures
-        words = [w for w in name.split() if _short_word(w)]
-        subject = [event.get("usecase"), "training:", " ".join(words)]
     parts = [" ".join(str(p) for p in subject if p)]
     if name.endswith(" skipped") and event.get("reason"):
         parts.append(f"skipped: {event['reason']}")

@@ -1,7 +1,8 @@
 """Run the training job: spark-submit locally, transient EMR on AWS.
 
 Both runners submit the same entrypoint (a script path given by the layer that wires
-them) with the same arguments; only where Spark runs differs. The job prints one JSON
+them) with the same options (one :class:`~headwater.model.options.TrainOptions` record, as
+JSON); only where Spark runs differs. The job prints one JSON
 line ``{"headwater_train": {...}}``, its summary.
 """
 
@@ -29,9 +30,16 @@ from typing import Any, Protocol
 
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger
+from headwater.core.progress import ProgressEvent
+from headwater.model.options import TrainOptions
 
 log = get_logger(__name__)
+#: The job's argument carrying its options (:class:`TrainOptions` as JSON).
+OPTIONS_FLAG = "--options-json"
 CODE_PACKAGE = "headwater"
+#: Subpackages of the library the job never imports (the operator's console, notifications,
+#: checks): left out of the code shipped to the cluster (the layers keep model below ops).
+NOT_SHIPPED = ("headwater/ops/",)
 # What the job needs on EMR nodes beyond what the release ships (pyspark comes with Spark).
 NODE_REQUIREMENTS = ("pandas>=2.2,<4", "pyarrow>=17", "pydantic>=2.7,<3", "structlog>=24.1")
 
@@ -41,14 +49,14 @@ class TrainingFailed(RuntimeError):
 
 
 class TrainingRunner(Protocol):
-    """Runs the training entrypoint with the given arguments and returns its summary."""
+    """Runs the training entrypoint on the given options and returns its summary."""
 
-    def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
+    def run(self, options: TrainOptions, run_id: str) -> dict[str, Any]:
         """Run the job to completion."""
         ...
 
 
-def train_arguments(
+def training_options(
     settings: Settings,
     usecase: str,
     *,
@@ -60,46 +68,34 @@ def train_arguments(
     production_version: str | None,
     code_version: str,
     training_key: str | None = None,
-) -> list[str]:
-    """The job's command-line arguments for ``usecase``, the same for every runner."""
+) -> TrainOptions:
+    """The options of a training of ``usecase`` (the same for every runner)."""
     usecase_config = settings.usecase_config(usecase)
-    config = training_config(settings, usecase)
-    args = ["--usecase", usecase]
-    if usecase_config.module:
-        args += ["--usecase-module", usecase_config.module]
-    args += [
-        "--lake",
-        lake_uri,
-        "--version",
-        version,
-        "--start",
-        start.isoformat(),
-        "--end",
-        end.isoformat(),
-        "--grain",
-        settings.partitioning.grain,
-        "--run-id",
-        run_id,
-        "--code-version",
-        code_version,
-        "--config-json",
-        json.dumps(config, sort_keys=True),
-        "--shuffle-partitions",
-        str(settings.training.shuffle_partitions),
-        "--reg-param",
-        str(settings.training.reg_param),
-    ]
-    if usecase_config.holdout_from:
-        args += ["--holdout-from", usecase_config.holdout_from]
-    if production_version:
-        args += ["--production-version", production_version]
-    if training_key:
-        args += ["--training-key", training_key]
-    if settings.aws.region:
-        args += ["--region", settings.aws.region]
-    if settings.aws.endpoint_url:
-        args += ["--endpoint-url", settings.aws.endpoint_url]
-    return args
+    holdout_from = usecase_config.holdout_from
+    return TrainOptions(
+        usecase=usecase,
+        usecase_module=usecase_config.module or None,
+        lake=lake_uri,
+        version=version,
+        start=start,
+        end=end,
+        grain=settings.partitioning.grain,
+        holdout_from=date.fromisoformat(holdout_from) if holdout_from else None,
+        production_version=production_version,
+        run_id=run_id,
+        code_version=code_version,
+        training_key=training_key or "",
+        config=training_config(settings, usecase),
+        reg_param=settings.training.reg_param,
+        shuffle_partitions=settings.training.shuffle_partitions,
+        region=settings.aws.region,
+        endpoint_url=settings.aws.endpoint_url,
+    )
+
+
+def job_arguments(options: TrainOptions) -> list[str]:
+    """The job's command-line arguments: its options as one JSON document."""
+    return [OPTIONS_FLAG, options.to_json()]
 
 
 def training_config(settings: Settings, usecase: str) -> dict[str, Any]:
@@ -271,7 +267,7 @@ class LocalSparkRunner:
         """Where a running training records its process group (for a rerun to replace it)."""
         return self.log_dir / f"{run_id}-train.pid"
 
-    def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
+    def run(self, options: TrainOptions, run_id: str) -> dict[str, Any]:
         """Run the job; on failure raise TrainingFailed naming the Python exception."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_file = self.log_dir / f"{run_id}-train.log"
@@ -284,7 +280,7 @@ class LocalSparkRunner:
         summary: list[str] = []
         with log_file.open("w", encoding="utf-8") as out, _terminated_as_exception():
             proc = subprocess.Popen(
-                self.command(args),
+                self.command(job_arguments(options)),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -327,8 +323,6 @@ class LocalSparkRunner:
         return parse_summary(summary[-1])
 
 
-#: The prefix of the job's progress lines (:func:`headwater.model.spark_training.progress`).
-PROGRESS_PREFIX = "[headwater-train"
 #: Frames of the failing job's traceback quoted in the error (the innermost ones).
 ERROR_FRAMES = 3
 #: Seconds a stopped job's process group has to exit before it is killed.
@@ -337,13 +331,17 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _pump(stream: Any, out: Any, summary: list[str]) -> None:
-    """Copy the job's output to the log file; progress lines to the run's log as they come."""
+    """Copy the job's output to the log file; its progress records to the run's log as they come.
+
+    Each progress line is parsed here, once, into its record (:class:`ProgressEvent`).
+    """
     for line in stream:
         out.write(line)
         out.flush()
         text = line.rstrip("\n")
-        if text.startswith(PROGRESS_PREFIX):
-            log.info(text.split("] ", 1)[-1], step="training")
+        progress = ProgressEvent.from_line(text)
+        if progress is not None:
+            log.info(progress.step, **progress.log_fields())
         elif text.startswith('{"headwater_train"'):
             summary.append(text)
 
@@ -495,13 +493,18 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def build_code_zip(root: Path | None = None, packages: Sequence[str] = (CODE_PACKAGE,)) -> bytes:
-    """Zip the job's library code (``headwater`` and any extra package) for ``--py-files``."""
+    """Zip the job's library code (``headwater`` and any extra package) for ``--py-files``.
+
+    Operations code (:data:`NOT_SHIPPED`) stays home: the job does not import it.
+    """
     root = root or Path(__file__).resolve().parents[2]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for package in dict.fromkeys(packages):
             for path in sorted((root / package).rglob("*.py")):
-                archive.write(path, path.relative_to(root).as_posix())
+                name = path.relative_to(root).as_posix()
+                if not name.startswith(NOT_SHIPPED):
+                    archive.write(path, name)
     return buffer.getvalue()
 
 
@@ -536,7 +539,7 @@ class EmrTrainingRunner:
         self._aws = aws
         self._runner = emr_runner or aws.EmrRunner(region=settings.aws.region)
 
-    def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
+    def run(self, options: TrainOptions, run_id: str) -> dict[str, Any]:
         """Ship the code, run the step on a new (or this run's existing) cluster."""
         emr = self.settings.training.emr
         if not emr.artifacts_uri or not emr.log_uri:
@@ -558,7 +561,7 @@ class EmrTrainingRunner:
             "--py-files",
             uris["headwater.zip"],
             uris["train.py"],
-            *args,
+            *job_arguments(options),
         ]
         spec = self._aws.EmrJobSpec(
             name=cluster_name(self.settings.stage, run_id),

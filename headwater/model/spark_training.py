@@ -17,18 +17,26 @@ reduction, so tests call them directly on a local session.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import platform
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.core import layout
+from headwater.core.partitions import partitions_between
+from headwater.core.progress import ProgressEvent
 from headwater.core.ranges import default_holdout, splits
+from headwater.data.lake import Lake, LakeError, open_lake, repair_command
+from headwater.data.pipeline import latest_snapshot
 from headwater.model.evaluation import (
     EPSILON,
     ScoreBin,
@@ -38,10 +46,13 @@ from headwater.model.evaluation import (
     roc_curve,
     summary,
 )
+from headwater.model.options import TrainOptions as TrainOptions  # the job's one argument
+from headwater.model.report import render_report
+from headwater.model.spark_export import export_document, export_pipeline
+from headwater.serving.scoring import load_pipelines
 
 if TYPE_CHECKING:
     from headwater.core.usecase import TrainingSpec, UseCase
-    from headwater.data.lake import Lake
 
 #: The holdout rows scored by both Spark and the portable export.
 PARITY_SAMPLE_ROWS = 2000
@@ -58,35 +69,15 @@ LABEL = "label"
 _T0 = time.perf_counter()
 
 
-def progress(step: str, **fields: Any) -> None:
-    """One progress line on stderr (the step log): elapsed seconds, step, figures."""
-    extra = " ".join(f"{k}={v}" for k, v in fields.items())
-    print(
-        f"[headwater-train {time.perf_counter() - _T0:7.1f}s] {step} {extra}".rstrip(),
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """One training run: where, which range, which version, and how."""
-
-    lake: str
-    version: str
-    start: date
-    end: date
-    grain: str = "month"
-    holdout_from: date | None = None
-    production_version: str | None = None
-    run_id: str = "adhoc"
-    code_version: str = "unknown"
-    #: What identifies this training (:func:`headwater.model.runners.training_key`); in lineage.
-    training_key: str = ""
-    config: Mapping[str, Any] = field(default_factory=dict)
-    reg_param: float = 0.001
-    region: str | None = None
-    endpoint_url: str | None = None
+def progress(step: str, seconds: float | None = None, **fields: Any) -> ProgressEvent:
+    """One progress record on stderr (the step log) as a JSON line: step, seconds, figures."""
+    event = ProgressEvent(
+        step, round(time.perf_counter() - _T0, 3), None if seconds is None else round(seconds, 3),
+        {k: v if isinstance(v, int | float | str | bool) or v is None else str(v)
+         for k, v in fields.items()},
+    )  # fmt: skip
+    print(event.to_line(), file=sys.stderr, flush=True)
+    return event
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -109,10 +100,9 @@ def verify_inputs(
     match (or is missing), with both checksums and the command that republishes it
     (``run``: the training's dates, for a snapshot).
     """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
-
-    from headwater.data.lake import LakeError, repair_command
 
     if not files:
         return {}
@@ -153,6 +143,56 @@ def _file_key(uri: str) -> str:
     return "/".join(uri.rstrip("/").rsplit("/", 2)[-2:])
 
 
+#: Each reference's latest snapshot: its input name, Spark URI and recorded checksum.
+SnapshotFiles = dict[str, tuple[str, str, str]]
+
+
+def input_files(
+    lake: Lake, usecase: str, spec: TrainingSpec, start: date, end: date, grain: str
+) -> tuple[dict[str, tuple[str, str]], SnapshotFiles]:
+    """The files a training reads, from their manifests: clean partitions, latest snapshots.
+
+    Returns ``(clean, snapshots)``: each clean partition's input name (``zone/dataset/key``)
+    to its file's Spark URI and recorded checksum, and each reference to its latest
+    snapshot as of ``end`` (input name, URI, checksum). Only published partitions count.
+    """
+    dataset = layout.dataset(usecase, spec.dataset)
+    clean: dict[str, tuple[str, str]] = {}
+    for part in partitions_between(start, end, grain):  # type: ignore[arg-type]
+        manifest = lake.manifest(layout.CLEAN, dataset, part.key)
+        if manifest is None:
+            raise LakeError(
+                f"clean partition {part.key} of {dataset} is not published: run the pipeline first"
+            )
+        clean[f"{layout.CLEAN}/{dataset}/{part.key}"] = (
+            spark_path(lake, layout.CLEAN, dataset, part.key, manifest.file),
+            manifest.checksum,
+        )
+    snapshots: SnapshotFiles = {}
+    for name in spec.references:
+        snapshot = latest_snapshot(lake, usecase, name, end)
+        reference = layout.dataset(usecase, name)
+        if snapshot is None:
+            raise LakeError(
+                f"no snapshot of {reference} as of {end} in the lake: run the pipeline (it "
+                "extracts it)"
+            )
+        manifest = lake.manifest(layout.RAW, reference, snapshot)
+        snapshots[name] = (
+            f"{layout.RAW}/{reference}/{snapshot}",
+            spark_path(lake, layout.RAW, reference, snapshot, manifest.file),
+            manifest.checksum,
+        )
+    return clean, snapshots
+
+
+def all_files(
+    clean: Mapping[str, tuple[str, str]], snapshots: SnapshotFiles
+) -> dict[str, tuple[str, str]]:
+    """Every input's Spark URI and checksum, by input name (what :func:`verify_inputs` takes)."""
+    return {**clean, **{name: (uri, checksum) for name, uri, checksum in snapshots.values()}}
+
+
 def read_inputs(
     spark: Any, lake: Lake, usecase: str, spec: TrainingSpec, start: date, end: date, grain: str
 ) -> tuple[Any, dict[str, Any], dict[str, str]]:
@@ -166,38 +206,9 @@ def read_inputs(
     are read, through their manifests, and only once every file is verified against
     its manifest's checksum (:func:`verify_inputs`).
     """
-    from headwater.core.partitions import partitions_between
-    from headwater.data.lake import LakeError
-    from headwater.data.pipeline import latest_snapshot
-
-    dataset = layout.dataset(usecase, spec.dataset)
-    clean: dict[str, tuple[str, str]] = {}
-    for part in partitions_between(start, end, grain):  # type: ignore[arg-type]
-        manifest = lake.manifest(layout.CLEAN, dataset, part.key)
-        if manifest is None:
-            raise LakeError(
-                f"clean partition {part.key} of {dataset} is not published: run the pipeline first"
-            )
-        clean[f"{layout.CLEAN}/{dataset}/{part.key}"] = (
-            spark_path(lake, layout.CLEAN, dataset, part.key, manifest.file),
-            manifest.checksum,
-        )
-    files = dict(clean)
-    snapshots: dict[str, str] = {}
-    for name in spec.references:
-        snapshot = latest_snapshot(lake, usecase, name, end)
-        reference = layout.dataset(usecase, name)
-        if snapshot is None:
-            raise LakeError(
-                f"no snapshot of {reference} as of {end} in the lake: run the pipeline (it "
-                "extracts it)"
-            )
-        manifest = lake.manifest(layout.RAW, reference, snapshot)
-        snapshots[name] = spark_path(lake, layout.RAW, reference, snapshot, manifest.file)
-        files[f"{layout.RAW}/{reference}/{snapshot}"] = (snapshots[name], manifest.checksum)
-    inputs = verify_inputs(spark, files, (start, end))
-    progress("inputs verified", files=len(inputs))
-    references = {name: spark.read.parquet(uri) for name, uri in snapshots.items()}
+    clean, snapshots = input_files(lake, usecase, spec, start, end, grain)
+    inputs = verify_inputs(spark, all_files(clean, snapshots), (start, end))
+    references = {name: spark.read.parquet(uri) for name, (_, uri, _) in snapshots.items()}
     return spark.read.parquet(*(uri for uri, _ in clean.values())), references, inputs
 
 
@@ -209,6 +220,7 @@ def in_range(frame: Any, date_column: str, start: date, end: date) -> Any:
     column holds that zone's calendar date, so a run shorter than its partitions reads rows
     of days outside its range: they are neither trained on nor held out.
     """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     return frame.where(F.col(date_column).between(F.lit(start), F.lit(end)))
@@ -221,6 +233,7 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
     the date column, ``label`` (the use case's label as a double) and the target as a
     double. Every row is kept; :func:`labelled` drops those without a label.
     """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import types as T
 
     date_column, label, target = spec.date_column, spec.label.column, spec.target.column
@@ -249,6 +262,7 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
 
 def labelled(features: Any) -> Any:
     """The rows with a label (the others are neither trained on nor held out)."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     return features.where(F.col(LABEL).isNotNull() & ~F.isnan(LABEL))
@@ -256,6 +270,7 @@ def labelled(features: Any) -> Any:
 
 def split_by_time(features: Any, date_column: str, holdout_from: date) -> tuple[Any, Any]:
     """Train on labelled rows before ``holdout_from``, hold out the rest (never a random split)."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     rows, cutoff = labelled(features), F.lit(holdout_from)
@@ -264,6 +279,7 @@ def split_by_time(features: Any, date_column: str, holdout_from: date) -> tuple[
 
 def with_probability(predictions: Any, column: str = "probability") -> Any:
     """Add ``p``: the probability of the positive class as a double column."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
@@ -272,6 +288,7 @@ def with_probability(predictions: Any, column: str = "probability") -> Any:
 
 def feature_stages(categorical: Sequence[str], numeric: Sequence[str]) -> Any:
     """Index, one-hot encode, assemble and standardise: the stages both models share."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
 
@@ -300,20 +317,19 @@ def fit_models(
     regression on ``target``, where known) share the fitted feature stages, so they
     are exported and served from one definition.
     """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.ml import PipelineModel
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.regression import LinearRegression
     from pyspark.sql import functions as F
 
     features = feature_stages(categorical, numeric).fit(train)
-    progress("fitted feature stages")
     # Not cached here: each estimator then persists its own deserialised instances,
     # which its iterations read far faster than a cached DataFrame of vectors.
     vectors = features.transform(train).select("features", LABEL, target)
     logistic = LogisticRegression(
         featuresCol="features", labelCol=LABEL, regParam=reg_param, maxIter=15
     ).fit(vectors)
-    progress("fitted classifier", iterations=logistic.summary.totalIterations)
     linear = LinearRegression(
         featuresCol="features", labelCol=target, regParam=reg_param, solver="normal"
     ).fit(vectors.where(F.col(target).isNotNull() & ~F.isnan(target)))
@@ -330,6 +346,7 @@ def score_histogram(scored: Any, score: str = "p", bins: int = HISTOGRAM_BINS) -
     Each bin carries its count, positives and the sums of the score, the log loss, the
     squared error and the correct decisions at 0.5, so the holdout's means are exact.
     """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     s, y = F.col(score), F.col(LABEL)
@@ -354,6 +371,7 @@ def score_histogram(scored: Any, score: str = "p", bins: int = HISTOGRAM_BINS) -
 
 def exact_histogram(scored: Any, score: str = "p") -> list[ScoreBin]:
     """One bin per distinct score: for baselines, whose scores take few values."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     rows = (
@@ -375,6 +393,7 @@ def classification_metrics(
     The means come from the bounded histogram (computed here unless given); both AUCs
     are Spark's exact ones.
     """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
 
     if histogram is None:
@@ -392,6 +411,7 @@ def classification_metrics(
 
 def holdout_window(holdout: Any, date_column: str, start: date, end: date) -> dict[str, Any]:
     """The holdout the gate compares on: its dates, rows and days with rows (one Spark job)."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     row = holdout.agg(
@@ -408,6 +428,7 @@ def block_histograms(
     Returns an array ``(blocks, COMPARISON_BINS, fields)`` (:mod:`headwater.model.comparison`):
     at most ``MAX_BLOCKS x COMPARISON_BINS`` small rows are collected, whatever the rows.
     """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     from headwater.model.comparison import (
@@ -494,6 +515,7 @@ def compare_with_production(
 
 def regression_metrics(scored: Any, target: str) -> dict[str, float]:
     """RMSE, MAE and R² of a scored holdout, in one pass over it."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     err = F.col("prediction") - F.col(target)
@@ -520,6 +542,7 @@ def baselines(train: Any, holdout: Any, spec: TrainingSpec) -> dict[str, dict[st
     (:data:`BASELINE_PRIOR`), unseen cells taking the base rate. Cells are bounded, so
     each has few distinct scores and its metrics are exact.
     """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
     target = spec.target.column
@@ -566,8 +589,6 @@ def check_parity(
     classifier: Any, regressor: Any, holdout: Any, export: Mapping[str, Any]
 ) -> dict[str, float]:
     """Score a bounded holdout sample with Spark and with the portable export; compare."""
-    from headwater.serving.scoring import load_pipelines
-
     pipelines = load_pipelines(export)
     features = list(export["metadata"]["features"])
     sample = holdout.limit(PARITY_SAMPLE_ROWS)
@@ -604,11 +625,6 @@ def ship_usecase(spark: Any, usecase: UseCase) -> str | None:
     package of its own) is shipped here, so the workers' ``mapInPandas`` can import it.
     Returns the path shipped, if any.
     """
-    import importlib
-    import tempfile
-    import zipfile
-    from pathlib import Path
-
     top = type(usecase).__module__.split(".")[0]
     if top == __name__.split(".")[0]:
         return None
@@ -625,17 +641,54 @@ def ship_usecase(spark: Any, usecase: UseCase) -> str | None:
     return str(archive)
 
 
-def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]:
-    """Run the whole job for ``usecase``; return a summary (version, headline metrics, timings)."""
-    from pyspark.ml import PipelineModel
-    from pyspark.sql import functions as F
+@dataclass
+class TrainingRun:
+    """What the job's steps share: its inputs, then what each step adds (Spark frames: Any)."""
 
-    from headwater.data.lake import open_lake
-    from headwater.model.report import render_report
-    from headwater.model.spark_export import export_document, export_pipeline
+    spark: Any
+    usecase: UseCase
+    options: TrainOptions
+    lake: Lake
+    holdout_from: date
+    inputs: dict[str, str] = field(default_factory=dict)
+    clean_files: dict[str, tuple[str, str]] = field(default_factory=dict)
+    snapshot_files: SnapshotFiles = field(default_factory=dict)
+    clean: Any = None
+    references: dict[str, Any] = field(default_factory=dict)
+    lookups: Any = None
+    features: Any = None
+    train: Any = None
+    holdout: Any = None
+    train_rows: int = 0
+    classifier: Any = None
+    regressor: Any = None
+    scored: Any = None
+    holdout_metrics: dict[str, float] = field(default_factory=dict)
+    calibration: Any = None
+    roc: Any = None
+    regression: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, float] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
 
-    spec, name = usecase.training, usecase.name
-    started = time.perf_counter()
+    @property
+    def spec(self) -> TrainingSpec:
+        """The use case's training spec."""
+        return self.usecase.training
+
+    @property
+    def version_dir(self) -> tuple[str, ...]:
+        """The new version's parts in the lake."""
+        return layout.model_parts(self.usecase.name, self.options.version)
+
+
+#: One step of the job: reads and fills the run, returns its figures for the progress log.
+Step = Callable[[TrainingRun], Mapping[str, Any]]
+
+
+def start_run(spark: Any, usecase: UseCase, options: TrainOptions) -> TrainingRun:
+    """Check the range splits, ship the use case to the workers, open the lake."""
     holdout_from = options.holdout_from or default_holdout(options.start, options.end)
     if not splits(options.start, options.end, holdout_from):
         raise ValueError(
@@ -645,169 +698,287 @@ def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]
         )
     ship_usecase(spark, usecase)
     lake = open_lake(options.lake, region=options.region, endpoint_url=options.endpoint_url)
-    clean, references, inputs = read_inputs(
-        spark, lake, name, spec, options.start, options.end, options.grain
-    )
-    clean = in_range(clean, spec.date_column, options.start, options.end).cache()
-    progress("inputs", usecase=name, partitions=len(inputs) - len(references), rows=clean.count())
+    return TrainingRun(spark, usecase, options, lake, holdout_from)
 
-    lookups = spec.build_lookups(
-        clean.where(F.col(spec.date_column) < F.lit(holdout_from)), references, clean
-    )
-    progress("lookups")
-    features = feature_table(clean, spec, lookups).cache()
-    train_df, holdout_df = split_by_time(features, spec.date_column, holdout_from)
-    train_df, holdout_df = train_df.cache(), holdout_df.cache()
-    train_rows, holdout_rows = train_df.count(), holdout_df.count()
-    progress("features", train=train_rows, holdout=holdout_rows)
-    if not train_rows or not holdout_rows:
-        raise ValueError(f"empty train or holdout split at {holdout_from}: widen the date range")
 
-    target = spec.target.column
-    classifier, regressor = fit_models(
-        train_df, spec.categorical, spec.numeric, options.reg_param, target
+def verify_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Hash every input file against its manifest (nothing is read before it matches)."""
+    o = run.options
+    run.clean_files, run.snapshot_files = input_files(
+        run.lake, run.usecase.name, run.spec, o.start, o.end, o.grain
     )
-    fitted = time.perf_counter()
-    progress("fitted")
+    files = all_files(run.clean_files, run.snapshot_files)
+    run.inputs = verify_inputs(run.spark, files, (o.start, o.end))
+    return {"files": len(run.inputs)}
 
-    scored = with_probability(classifier.transform(holdout_df)).cache()
-    histogram = score_histogram(scored)
-    holdout_metrics = classification_metrics(scored, histogram=histogram)
-    calibration = calibration_table(histogram)
-    roc = roc_curve(histogram)
-    regression = regression_metrics(
-        regressor.transform(holdout_df.where(F.col(target).isNotNull() & ~F.isnan(target))),
+
+def read_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Read the verified clean partitions (the range's rows, cached) and the snapshots."""
+    spark, o = run.spark, run.options
+    frame = spark.read.parquet(*(uri for uri, _ in run.clean_files.values()))
+    run.references = {
+        name: spark.read.parquet(uri) for name, (_, uri, _) in run.snapshot_files.items()
+    }
+    run.clean = in_range(frame, run.spec.date_column, o.start, o.end).cache()
+    partitions = len(run.clean_files)
+    return {"usecase": run.usecase.name, "partitions": partitions, "rows": run.clean.count()}
+
+
+def lookups_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Build the use case's lookups on the days before the holdout."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
+    from pyspark.sql import functions as F
+
+    before = run.clean.where(F.col(run.spec.date_column) < F.lit(run.holdout_from))
+    run.lookups = run.spec.build_lookups(before, run.references, run.clean)
+    return {}
+
+
+def features_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Add the features on the executors (cached: both splits read them)."""
+    run.features = feature_table(run.clean, run.spec, run.lookups).cache()
+    return {}
+
+
+def split_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Split by time at the holdout's first day; refuse an empty side."""
+    train_df, holdout_df = split_by_time(run.features, run.spec.date_column, run.holdout_from)
+    run.train, run.holdout = train_df.cache(), holdout_df.cache()
+    run.train_rows, holdout_rows = run.train.count(), run.holdout.count()
+    if not run.train_rows or not holdout_rows:
+        raise ValueError(
+            f"empty train or holdout split at {run.holdout_from}: widen the date range"
+        )
+    return {"train": run.train_rows, "holdout": holdout_rows}
+
+
+def fit_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Fit the shared feature stages, the classifier and the regressor."""
+    spec = run.spec
+    run.classifier, run.regressor = fit_models(
+        run.train, spec.categorical, spec.numeric, run.options.reg_param, spec.target.column
+    )
+    return {"iterations": run.classifier.stages[-1].summary.totalIterations}
+
+
+def evaluate_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Score the holdout with both heads: the metrics, calibration, ROC and holdout window."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
+    from pyspark.sql import functions as F
+
+    spec, name, target = run.spec, run.usecase.name, run.spec.target.column
+    run.scored = with_probability(run.classifier.transform(run.holdout)).cache()
+    histogram = score_histogram(run.scored)
+    run.holdout_metrics = classification_metrics(run.scored, histogram=histogram)
+    run.calibration = calibration_table(histogram)
+    run.roc = roc_curve(histogram)
+    run.regression = regression_metrics(
+        run.regressor.transform(run.holdout.where(F.col(target).isNotNull() & ~F.isnan(target))),
         target,
     )
-    metrics: dict[str, Any] = {
+    run.metrics = {
         "model": name,
         "usecase": name,
-        "version": options.version,
+        "version": run.options.version,
         "label": _quantity(spec.label),
         "target": _quantity(spec.target),
-        "holdout_from": holdout_from.isoformat(),
-        "holdout": holdout_metrics,
-        "regression": regression,
-        "baselines": baselines(train_df, holdout_df, spec),
+        "holdout_from": run.holdout_from.isoformat(),
+        "holdout": run.holdout_metrics,
+        "regression": run.regression,
+        "baselines": {},  # the baselines step fills it
         "baseline_descriptions": {b.name: b.description for b in spec.baselines},
-        "calibration": calibration,
-        "train_rows": train_rows,
-        "threshold": float(classifier.stages[-1].getThreshold()),
+        "calibration": run.calibration,
+        "train_rows": run.train_rows,
+        "threshold": float(run.classifier.stages[-1].getThreshold()),
     }
-    progress("evaluated", auc_roc=round(holdout_metrics["auc_roc"], 4))
-    window = holdout_window(holdout_df, spec.date_column, holdout_from, options.end)
-    metrics["holdout_window"] = window
-    if options.production_version:
-        production_path = layout.model_parts(
-            name, options.production_version, layout.SPARK, layout.CLASSIFIER
-        )
-        try:
-            production = PipelineModel.load(spark_path(lake, *production_path))
-            production_scored = with_probability(production.transform(holdout_df)).cache()
-            production_metrics = classification_metrics(production_scored)
-            metrics["production_on_holdout"] = {
-                "version": options.production_version,
-                **production_metrics,
-            }
-            # Both scored the same rows: how sure is each difference (bounded, on the cluster)?
-            gate_config = dict(options.config).get("gate") or {}
-            points = {
-                key: holdout_metrics[key] - production_metrics[key]
-                for key in holdout_metrics.keys() & production_metrics.keys()
-            }
-            metrics["comparison"] = {
-                "version": options.production_version,
-                **compare_with_production(
-                    scored,
-                    production_scored,
-                    spec.date_column,
-                    window,
-                    points,
-                    float(gate_config.get("confidence", 0.95)),
-                ),
-            }
-            production_scored.unpersist()
-            progress("compared with production", version=options.production_version)
-        except Exception as exc:  # a model of another feature set cannot score this holdout
-            metrics["production_on_holdout"] = {
-                "version": options.production_version,
-                "error": f"{type(exc).__name__}: {exc}",
-            }
+    run.metrics["holdout_window"] = holdout_window(
+        run.holdout, spec.date_column, run.holdout_from, run.options.end
+    )
+    return {"auc_roc": round(run.holdout_metrics["auc_roc"], 4)}
 
-    export = export_document(
+
+def baselines_step(run: TrainingRun) -> Mapping[str, Any]:
+    """The use case's naive baselines on the same holdout."""
+    run.metrics["baselines"] = baselines(run.train, run.holdout, run.spec)
+    return {"baselines": len(run.metrics["baselines"])}
+
+
+def production_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Score the holdout with the production version, if any, and compare (bounded)."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
+    from pyspark.ml import PipelineModel
+
+    version, metrics = run.options.production_version, run.metrics
+    if not version:
+        return {}
+    production_path = layout.model_parts(run.usecase.name, version, layout.SPARK, layout.CLASSIFIER)
+    try:
+        production = PipelineModel.load(spark_path(run.lake, *production_path))
+        production_scored = with_probability(production.transform(run.holdout)).cache()
+        production_metrics = classification_metrics(production_scored)
+        metrics["production_on_holdout"] = {"version": version, **production_metrics}
+        # Both scored the same rows: how sure is each difference (bounded, on the cluster)?
+        gate_config = dict(run.options.config).get("gate") or {}
+        points = {
+            key: run.holdout_metrics[key] - production_metrics[key]
+            for key in run.holdout_metrics.keys() & production_metrics.keys()
+        }
+        metrics["comparison"] = {
+            "version": version,
+            **compare_with_production(
+                run.scored,
+                production_scored,
+                run.spec.date_column,
+                metrics["holdout_window"],
+                points,
+                float(gate_config.get("confidence", 0.95)),
+            ),
+        }
+        production_scored.unpersist()
+    except Exception as exc:  # a model of another feature set cannot score this holdout
+        metrics["production_on_holdout"] = {
+            "version": version,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+        return {"version": version, "error": type(exc).__name__}
+    return {"version": version}
+
+
+def export_step(run: TrainingRun) -> Mapping[str, Any]:
+    """The portable export of both heads, with the metadata the API serves."""
+    spec, name = run.spec, run.usecase.name
+    run.export = export_document(
         {
-            layout.CLASSIFIER: export_pipeline(classifier, spec.features),
-            layout.REGRESSOR: export_pipeline(regressor, spec.features),
+            layout.CLASSIFIER: export_pipeline(run.classifier, spec.features),
+            layout.REGRESSOR: export_pipeline(run.regressor, spec.features),
         },
         {
             "model": name,
             "usecase": name,
-            "version": options.version,
+            "version": run.options.version,
             "label": spec.label.column,
             "target": spec.target.column,
             "features": list(spec.features),
             "categorical": list(spec.categorical),
             "numeric": list(spec.numeric),
-            "threshold": metrics["threshold"],
+            "threshold": run.metrics["threshold"],
             "trained_at": datetime.now(UTC).isoformat(),
         },
     )
-    parity = check_parity(classifier, regressor, holdout_df, export)
-    progress("export checked", **parity)
-    metrics["export_parity"] = parity
+    return {}
+
+
+def parity_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Check that the export scores as Spark does; refuse a version where it does not."""
+    parity = check_parity(run.classifier, run.regressor, run.holdout, run.export)
+    run.parity = run.metrics["export_parity"] = parity
     if max(parity["max_abs_probability"], parity["max_abs_regression"]) > PARITY_TOLERANCE:
         raise RuntimeError(f"portable export disagrees with Spark: {parity}")
+    return parity
 
+
+def pyspark_version() -> str:
+    """The installed pyspark's version (recorded in the lineage)."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
     import pyspark
 
-    lineage = {
+    return str(pyspark.__version__)
+
+
+def write_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Write both Spark models, the export, lookups, metrics and lineage."""
+    o, name = run.options, run.usecase.name
+    run.lineage = {
         "model": name,
         "usecase": name,
-        "version": options.version,
-        "run_id": options.run_id,
-        "code_version": options.code_version,
-        "training_key": options.training_key,
+        "version": o.version,
+        "run_id": o.run_id,
+        "code_version": o.code_version,
+        "training_key": o.training_key,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "date_range": f"{options.start}..{options.end}",
-        "holdout_from": holdout_from.isoformat(),
-        "inputs": inputs,
-        "config": dict(options.config),
-        "spark_version": spark.version,
-        "pyspark_version": pyspark.__version__,
+        "date_range": f"{o.start}..{o.end}",
+        "holdout_from": run.holdout_from.isoformat(),
+        "inputs": run.inputs,
+        "config": dict(o.config),
+        "spark_version": run.spark.version,
+        "pyspark_version": pyspark_version(),
         "python_version": platform.python_version(),
     }
-    version_dir = layout.model_parts(name, options.version)
-    for head, model in ((layout.CLASSIFIER, classifier), (layout.REGRESSOR, regressor)):
-        model.write().overwrite().save(spark_path(lake, *version_dir, layout.SPARK, head))
+    for head, model in ((layout.CLASSIFIER, run.classifier), (layout.REGRESSOR, run.regressor)):
+        model.write().overwrite().save(spark_path(run.lake, *run.version_dir, layout.SPARK, head))
     for file_name, body in (
-        (layout.EXPORT, export),
-        (layout.LOOKUPS, lookups.to_dict()),
-        (layout.METRICS, metrics),
-        (layout.LINEAGE, lineage),
+        (layout.EXPORT, run.export),
+        (layout.LOOKUPS, run.lookups.to_dict()),
+        (layout.METRICS, run.metrics),
+        (layout.LINEAGE, run.lineage),
     ):
-        lake.write_bytes(json.dumps(body, indent=1, default=str).encode(), *version_dir, file_name)
+        text = json.dumps(body, indent=1, default=str)
+        run.lake.write_bytes(text.encode(), *run.version_dir, file_name)
+    return {"uri": run.lake.uri_of(*run.version_dir)}
+
+
+def report_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Render the report, then publish the version (``_SUCCESS`` last)."""
     report = render_report(
-        title=f"{usecase.title}: model {name} {options.version}",
-        spec=spec,
-        metrics=metrics,
-        roc_points=roc,
-        calibration=calibration,
-        top_coefficients=top_coefficients(classifier, scored),
-        lineage=lineage,
+        title=f"{run.usecase.title}: model {run.usecase.name} {run.options.version}",
+        spec=run.spec,
+        metrics=run.metrics,
+        roc_points=run.roc,
+        calibration=run.calibration,
+        top_coefficients=top_coefficients(run.classifier, run.scored),
+        lineage=run.lineage,
     )
-    lake.write_bytes(report.encode("utf-8"), *version_dir, layout.REPORT)
-    lake.write_bytes(b"", *version_dir, layout.SUCCESS)
-    progress("written", uri=lake.uri_of(*version_dir))
-    for frame in (clean, features, train_df, holdout_df, scored):
+    run.lake.write_bytes(report.encode("utf-8"), *run.version_dir, layout.REPORT)
+    run.lake.write_bytes(b"", *run.version_dir, layout.SUCCESS)
+    return {"uri": run.lake.uri_of(*run.version_dir)}
+
+
+#: The job, in order: each step timed, one progress record each.
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("verify inputs", verify_step),
+    ("read", read_step),
+    ("lookups", lookups_step),
+    ("features", features_step),
+    ("split", split_step),
+    ("fit", fit_step),
+    ("evaluate", evaluate_step),
+    ("baselines", baselines_step),
+    ("compare with production", production_step),
+    ("export", export_step),
+    ("parity", parity_step),
+    ("write", write_step),
+    ("report", report_step),
+)
+
+
+def run_steps(run: TrainingRun, steps: Sequence[tuple[str, Step]] = STEPS) -> dict[str, float]:
+    """Run ``steps`` in order, each timed and logged (:func:`progress`); their seconds."""
+    seconds: dict[str, float] = {}
+    for name, step in steps:
+        began = time.perf_counter()
+        fields = step(run)
+        seconds[name] = round(time.perf_counter() - began, 3)
+        progress(name, seconds[name], **fields)
+    return seconds
+
+
+def train(spark: Any, usecase: UseCase, options: TrainOptions) -> dict[str, Any]:
+    """Run the whole job for ``usecase``; return a summary (version, headline metrics, timings)."""
+    started = time.perf_counter()
+    run = start_run(spark, usecase, options)
+    seconds = run_steps(run)
+    for frame in (run.clean, run.features, run.train, run.holdout, run.scored):
         frame.unpersist()
+    until_fit = list(seconds)[: list(seconds).index("fit") + 1]
     return {
-        "usecase": name,
+        "usecase": usecase.name,
         "version": options.version,
-        "uri": lake.uri_of(*version_dir),
-        "auc_roc": holdout_metrics["auc_roc"],
-        "log_loss": holdout_metrics["log_loss"],
-        "rmse": regression["rmse"],
-        "fit_seconds": round(fitted - started, 2),
+        "uri": run.lake.uri_of(*run.version_dir),
+        "auc_roc": run.holdout_metrics["auc_roc"],
+        "log_loss": run.holdout_metrics["log_loss"],
+        "rmse": run.regression["rmse"],
+        "fit_seconds": round(sum(seconds[step] for step in until_fit), 2),
         "seconds": round(time.perf_counter() - started, 2),
-        "parity": parity,
+        "steps": seconds,
+        "parity": run.parity,
     }

@@ -23,14 +23,15 @@ from rich.progress import (
 )
 
 from headwater.core.logs import console_line
+from headwater.core.progress import ProgressEvent
 
 #: Events that finish a step of a partition.
 STEP_EVENTS = frozenset({"extract done", "clean done"})
 
 
-def phase_of(event: str) -> str:
-    """The phase named by a training progress line (``inputs usecase=x rows=5`` -> ``inputs``)."""
-    return " ".join(word for word in event.split() if "=" not in word)
+def phase_of(progress: ProgressEvent) -> str:
+    """The phase a training's progress record names (its step: ``fit``, ``evaluate``...)."""
+    return progress.step
 
 
 class RunDisplay:
@@ -87,11 +88,11 @@ class RunDisplay:
         elif name == "training started" and usecase:
             self._training[usecase] = progress.add_task(f"{usecase} training: starting", total=None)
             self._start(progress)
-        elif event.get("step") == "training" and self._training:
+        elif (step := ProgressEvent.of(event)) is not None and self._training:
             # Local Spark trains one use case at a time: the phase is that of the open training.
             task = self._training.get(usecase) or next(reversed(self._training.values()))
             label = next(k for k, v in self._training.items() if v == task)
-            progress.update(task, description=f"{label} training: {phase_of(name)}")
+            progress.update(task, description=f"{label} training: {phase_of(step)}")
         elif usecase in self._training and (
             name == "model trained" or (name == "task failed" and event.get("task") == "TrainModel")
         ):

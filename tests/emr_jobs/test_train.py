@@ -9,42 +9,52 @@ from typing import Any
 import pytest
 
 import emr_jobs.train as entrypoint
-from headwater.model.spark_training import TrainOptions
+from headwater.model.options import TrainOptions
+
+OPTIONS = TrainOptions(
+    usecase="bikeshare",
+    usecase_module="my.module",
+    lake="file:///l",
+    version="v1",
+    start=date(2011, 1, 1),
+    end=date(2012, 12, 31),
+    holdout_from=date(2012, 9, 1),
+    production_version="v0",
+    run_id="r",
+    code_version="abc",
+    config={"stage": "x", "gate": {"confidence": 0.9}},
+    reg_param=0.01,
+    shuffle_partitions=3,
+    region="eu-west-1",
+    endpoint_url="http://127.0.0.1:1",
+)
 
 
-def test_the_command_line_becomes_the_generic_jobs_options() -> None:
-    args = entrypoint.parse_args(
-        [
-            "--usecase", "bikeshare", "--usecase-module", "my.module", "--lake", "file:///l",
-            "--version", "v1", "--start", "2011-01-01", "--end", "2012-12-31",
-            "--holdout-from", "2012-09-01", "--production-version", "v0", "--run-id", "r",
-            "--code-version", "abc", "--config-json", '{"stage": "x"}', "--reg-param", "0.01",
-            "--region", "eu-west-1", "--endpoint-url", "http://127.0.0.1:1",
-        ]
-    )  # fmt: skip
+def test_the_options_cross_the_command_line_whole() -> None:
+    args = entrypoint.parse_args(["--options-json", OPTIONS.to_json(), "--master", "local[1]"])
 
-    assert (args.usecase, args.usecase_module) == ("bikeshare", "my.module")
-    assert entrypoint.train_options(args) == TrainOptions(
-        lake="file:///l",
-        version="v1",
-        start=date(2011, 1, 1),
-        end=date(2012, 12, 31),
-        grain="month",
-        holdout_from=date(2012, 9, 1),
-        production_version="v0",
-        run_id="r",
-        code_version="abc",
-        config={"stage": "x"},
-        reg_param=0.01,
-        region="eu-west-1",
-        endpoint_url="http://127.0.0.1:1",
-    )
+    assert args.options == OPTIONS
+    assert args.master == "local[1]"
 
 
-def test_the_use_case_is_required() -> None:
+def test_the_options_json_keeps_dates_as_iso_strings_and_refuses_an_unknown_field() -> None:
+    body = json.loads(OPTIONS.to_json())
+
+    assert (body["start"], body["holdout_from"]) == ("2011-01-01", "2012-09-01")
+    with pytest.raises(TypeError, match="colour"):
+        TrainOptions.from_dict({**body, "colour": "red"})
+
+
+def test_the_options_are_required() -> None:
     with pytest.raises(SystemExit):
-        entrypoint.parse_args(["--lake", "file:///l", "--version", "v", "--start", "2013-01-01",
-                               "--end", "2013-01-02"])  # fmt: skip
+        entrypoint.parse_args(["--master", "local[1]"])
+
+
+def options_json(usecase: str, version: str) -> str:
+    return TrainOptions(
+        usecase=usecase, lake="file:///l", version=version, start=date(2013, 1, 1),
+        end=date(2013, 2, 1),
+    ).to_json()  # fmt: skip
 
 
 def test_main_trains_the_named_use_case_and_prints_one_summary_line(
@@ -61,12 +71,11 @@ def test_main_trains_the_named_use_case_and_prints_one_summary_line(
         seen.update(spark=spark, usecase=usecase.name, options=options)
         return {"version": options.version, "auc_roc": 0.7}
 
-    monkeypatch.setattr(entrypoint, "create_spark", lambda args: Session())
+    monkeypatch.setattr(entrypoint, "create_spark", lambda *args: Session())
     monkeypatch.setattr("headwater.model.spark_training.train", fake_train)
 
     # When main runs for the flights use case
-    code = entrypoint.main(["--usecase", "flights", "--lake", "file:///l", "--version", "v9",
-                            "--start", "2013-01-01", "--end", "2013-02-01"])  # fmt: skip
+    code = entrypoint.main(["--options-json", options_json("flights", "v9")])
 
     # Then the job got that use case and its options, the session was stopped, one summary line
     assert code == 0
@@ -77,8 +86,7 @@ def test_main_trains_the_named_use_case_and_prints_one_summary_line(
 
 
 def test_an_unknown_use_case_fails_before_spark_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(entrypoint, "create_spark", lambda args: pytest.fail("Spark started"))
+    monkeypatch.setattr(entrypoint, "create_spark", lambda *args: pytest.fail("Spark started"))
 
     with pytest.raises(ValueError, match="unknown use case 'nope'"):
-        entrypoint.main(["--usecase", "nope", "--lake", "file:///l", "--version", "v",
-                         "--start", "2013-01-01", "--end", "2013-01-02"])  # fmt: skip
+        entrypoint.main(["--options-json", options_json("nope", "v")])

@@ -6,7 +6,7 @@ them); the training runner is a fake that records what it was asked to run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from headwater.core.partitions import partitions_between
 from headwater.data.lake import MANIFEST
 from headwater.data.pipeline import lake_for
 from headwater.model.comparison import Interval
+from headwater.model.options import TrainOptions
 from headwater.registry.gate import gate_baseline
 from headwater.registry.registry import Registry
 from luigi_tasks import training as tasks
@@ -551,15 +552,14 @@ class FakeRunner:
     ) -> None:
         self.settings = settings
         self.auc, self.production_auc, self.window = auc, production_auc, window
-        self.calls: list[tuple[list[str], str]] = []
+        self.calls: list[tuple[TrainOptions, str]] = []
 
-    def run(self, args: Sequence[str], run_id: str) -> dict[str, Any]:
-        self.calls.append((list(args), run_id))
-        version, usecase = args[args.index("--version") + 1], args[args.index("--usecase") + 1]
-        key = args[args.index("--training-key") + 1] if "--training-key" in args else ""
+    def run(self, options: TrainOptions, run_id: str) -> dict[str, Any]:
+        self.calls.append((options, run_id))
+        version, usecase, key = options.version, options.usecase, options.training_key
         production = None
-        if "--production-version" in args:  # measured against production, as the job does
-            production = (args[args.index("--production-version") + 1], self.production_auc)
+        if options.production_version:  # measured against production, as the job does
+            production = (options.production_version, self.production_auc)
         trained(self.settings, version, self.auc, production, usecase=usecase, window=self.window)
         registry = registry_of(self.settings, usecase)
         lineage = registry.read_json(version, layout.LINEAGE, default={})
@@ -590,14 +590,13 @@ def test_train_model_submits_the_job_for_its_use_case_with_production_to_compare
 
     # Then the runner got the repository's job, and the job the use case, range and production
     assert made == [(settings, REPO / "emr_jobs" / "train.py")]
-    ((args, run_id),) = fake.calls
+    ((options, run_id),) = fake.calls
     assert run_id == "r2-meters"  # one job per use case in a run: logs and artifacts apart
-    options = dict(zip(args[::2], args[1::2], strict=False))
-    assert options["--usecase"] == "meters"
-    assert options["--lake"] == settings.lake.uri
-    assert options["--version"] == "20130313T000000Z-cand"
-    assert options["--production-version"] == production
-    assert (options["--start"], options["--end"]) == ("2013-01-01", "2013-03-12")
+    assert options.usecase == "meters"
+    assert options.lake == settings.lake.uri
+    assert options.version == "20130313T000000Z-cand"
+    assert options.production_version == production
+    assert (options.start, options.end) == (START, END)
     assert task.complete()
 
 
@@ -662,7 +661,7 @@ def test_an_unchanged_rerun_trains_nothing_and_reuses_the_version(
     publish_meters(settings, rows=4)
     TrainModel(version="v4", run_id="r4", **common).run()
     assert len(fake.calls) == 3
-    keys = [dict(zip(a[::2], a[1::2], strict=False))["--training-key"] for a, _ in fake.calls]
+    keys = [options.training_key for options, _ in fake.calls]
     assert keys[0] == keys[1] != keys[2]
 
 
@@ -815,10 +814,7 @@ def test_a_version_measured_against_an_earlier_production_is_trained_again(
     # Then the unchanged inputs are trained again, to be compared with today's production
     assert len(fake.calls) == 2
     assert tasks.reused_version(str(tmp_path), "r2", "meters") is None
-    assert "--production-version" in fake.calls[1][0]
-    assert fake.calls[1][0][fake.calls[1][0].index("--production-version") + 1] == (
-        "20130102T000000Z-p2"
-    )
+    assert fake.calls[1][0].production_version == "20130102T000000Z-p2"
 
 
 def test_the_training_key_names_what_a_training_depends_on(settings: Settings) -> None:

@@ -165,7 +165,12 @@ def _publish(
         extract_snapshot(settings, name, reference, case.end, run_id)
     version = new_version(run_id=run_id)
     options = TrainOptions(
-        lake=settings.lake.uri, version=version, start=case.start, end=case.end, run_id=run_id
+        usecase=usecase.name,
+        lake=settings.lake.uri,
+        version=version,
+        start=case.start,
+        end=case.end,
+        run_id=run_id,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "unclosed <socket.socket", ResourceWarning)

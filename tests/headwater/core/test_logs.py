@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from headwater.core.logs import configure_logging, console_line, get_logger, log_context
+from headwater.core.progress import ProgressEvent
 
 URI = "file:///tmp/lake/clean/flights/flights/month=2013-03/part-20261202T073153Z-8b1c4c.parquet"
 
@@ -135,11 +136,13 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
         ),
         (
             {
-                "event": "inputs usecase=flights partitions=12",
-                "step": "training",
+                "event": "read",
                 "usecase": "flights",
+                **ProgressEvent(
+                    "read", 9.5, 2.04, {"usecase": "flights", "partitions": 12}
+                ).log_fields(),
             },
-            "flights training: inputs partitions=12",
+            "flights training: read partitions=12  2.0 s",
         ),
         (
             {
@@ -151,12 +154,20 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
         ),
         (
             {
-                "event": "written uri=file:///tmp/lake/models/flights/v1 rows=2000 "
-                "max_abs_probability=1.6653345369377348e-15",
-                "step": "training",
+                "event": "write",
                 "usecase": "flights",
+                **ProgressEvent(
+                    "write",
+                    40.0,
+                    None,
+                    {
+                        "uri": "file:///tmp/lake/models/flights/v1",
+                        "rows": 2000,
+                        "max_abs_probability": 1.6653345369377348e-15,
+                    },
+                ).log_fields(),
             },
-            "flights training: written rows=2000",
+            "flights training: write rows=2000",
         ),
         (
             {"event": "model trained", "usecase": "flights", "auc_roc": 0.7330104985295827},

@@ -19,12 +19,15 @@ import pytest
 
 from headwater.core.config import Settings
 from headwater.core.logs import configure_logging, log_context
+from headwater.core.progress import ProgressEvent
+from headwater.model.options import TrainOptions
 from headwater.model.runners import (
     LocalSparkRunner,
     TrainingFailed,
     build_code_zip,
     create_training_runner,
-    train_arguments,
+    job_arguments,
+    training_options,
 )
 
 REPO = Path(__file__).resolve().parents[3]
@@ -46,41 +49,54 @@ def stage(**usecase: object) -> Settings:
     )
 
 
-def arguments(settings: Settings, usecase: str) -> list[str]:
-    return train_arguments(
+def options_of(settings: Settings, usecase: str) -> TrainOptions:
+    return training_options(
         settings, usecase, lake_uri="s3://b/lake", version="v2", start=date(2011, 1, 1),
         end=date(2012, 12, 31), run_id="r2", production_version="v1", code_version="abc",
     )  # fmt: skip
 
 
-def test_arguments_name_the_use_case_its_module_and_its_own_holdout() -> None:
-    from emr_jobs.train import parse_args
-
+def test_the_options_name_the_use_case_its_module_and_its_own_holdout() -> None:
     settings = stage(module="plugins.second", holdout_from="2012-10-01")
 
-    args = arguments(settings, "second")
+    options = options_of(settings, "second")
 
-    parsed = parse_args(args)  # the job accepts every argument it is given
-    assert (parsed.usecase, parsed.usecase_module) == ("second", "plugins.second")
-    assert parsed.holdout_from == date(2012, 10, 1)
-    assert (parsed.version, parsed.production_version, parsed.lake) == ("v2", "v1", "s3://b/lake")
-    assert (parsed.region, parsed.endpoint_url) == ("eu-west-1", "http://127.0.0.1:5000")
-    config = json.loads(parsed.config_json)
-    assert config["usecase"] == "second"
-    assert (config["gate"]["metric"], config["gate"]["margin"]) == ("log_loss", 0.01)
-    assert "emr" not in config["training"]
+    assert (options.usecase, options.usecase_module) == ("second", "plugins.second")
+    assert options.holdout_from == date(2012, 10, 1)
+    assert (options.version, options.production_version, options.lake) == (
+        "v2",
+        "v1",
+        "s3://b/lake",
+    )
+    assert (options.region, options.endpoint_url) == ("eu-west-1", "http://127.0.0.1:5000")
+    assert options.config["usecase"] == "second"
+    assert (options.config["gate"]["metric"], options.config["gate"]["margin"]) == (
+        "log_loss",
+        0.01,
+    )
+    assert "emr" not in options.config["training"]
 
 
-def test_a_use_case_without_module_or_holdout_passes_neither() -> None:
-    args = arguments(stage(), "first")
+def test_the_job_reads_back_the_options_it_is_given() -> None:
+    from emr_jobs.train import parse_args
 
-    assert args[:2] == ["--usecase", "first"]
-    assert "--usecase-module" not in args and "--holdout-from" not in args
+    options = options_of(stage(module="plugins.second", holdout_from="2012-10-01"), "second")
+
+    parsed = parse_args(job_arguments(options))
+
+    assert parsed.options == options  # one record, read back whole: no field spelled twice
+
+
+def test_a_use_case_without_module_or_holdout_has_neither() -> None:
+    options = options_of(stage(), "first")
+
+    assert options.usecase == "first"
+    assert (options.usecase_module, options.holdout_from) == (None, None)
 
 
 def test_an_unconfigured_use_case_is_refused() -> None:
     with pytest.raises(ValueError, match="use case 'third' is not configured"):
-        arguments(stage(), "third")
+        options_of(stage(), "third")
 
 
 def test_the_local_command_submits_the_entrypoint_it_was_given(tmp_path: Path) -> None:
@@ -106,6 +122,8 @@ def test_the_code_zip_holds_the_core_library_and_any_package_asked_for() -> None
         names
     )
     assert not any(n.startswith("emr_jobs/") for n in names)  # the entrypoint ships on its own
+    # operations code, the CLI and the API stay home: the job imports none of them
+    assert not any(n.startswith(("headwater/ops/", "cli/", "api/")) for n in names)
     extra = zipfile.ZipFile(io.BytesIO(build_code_zip(REPO, ("headwater", "emr_jobs")))).namelist()
     assert "emr_jobs/train.py" in extra
 
@@ -121,7 +139,8 @@ for n in range(40):
 sys.stderr = sys.stdout
 mode = sys.argv[1]
 if mode == "progress":
-    print("[headwater-train     1.0s] inputs usecase=u rows=5", file=sys.stderr, flush=True)
+    line = '{"headwater_progress": {"step": "read", "elapsed": 1.0, "seconds": 0.5, '
+    print(line + '"fields": {"usecase": "u", "rows": 5}}}', file=sys.stderr, flush=True)
     go = sys.argv[2]
     for _ in range(200):
         if os.path.exists(go):
@@ -140,10 +159,25 @@ elif mode == "fail":
 
 
 class PlainRunner(LocalSparkRunner):
-    """The local runner without spark-submit: the entrypoint under this interpreter."""
+    """The local runner without spark-submit: the entrypoint under this interpreter, given
+    ``argv`` (what the fake job should do) in place of the options."""
+
+    argv: Sequence[str] = ()
 
     def command(self, args: Sequence[str]) -> list[str]:
-        return [sys.executable, str(self.entrypoint), *args]
+        return [sys.executable, str(self.entrypoint), *self.argv]
+
+
+def plain(entrypoint: Path, log_dir: Path, *argv: str) -> PlainRunner:
+    runner = PlainRunner(stage(), entrypoint, log_dir=log_dir)
+    runner.argv = argv
+    return runner
+
+
+#: The options of a run (the fake jobs ignore them).
+OPTIONS = TrainOptions(
+    usecase="u", lake="file:///l", version="v1", start=date(2013, 1, 1), end=date(2013, 1, 31)
+)
 
 
 def fake_job(tmp_path: Path, text: str = FAKE_JOB) -> Path:
@@ -156,11 +190,11 @@ def test_a_failed_jobs_error_and_log_carry_the_python_exception_and_its_last_fra
     tmp_path: Path,
 ) -> None:
     # Given a job that fails in Python after 40 lines of start-up noise
-    runner = PlainRunner(stage(), fake_job(tmp_path), log_dir=tmp_path / "logs")
+    runner = plain(fake_job(tmp_path), tmp_path / "logs", "fail")
 
     # When it runs
     with pytest.raises(TrainingFailed) as failed:
-        runner.run(["fail"], "r1")
+        runner.run(OPTIONS, "r1")
 
     # Then the error leads with the exception, then its last frames, not Spark's start-up lines
     message = str(failed.value)
@@ -176,26 +210,26 @@ def test_a_failed_jobs_error_and_log_carry_the_python_exception_and_its_last_fra
 def test_progress_lines_reach_the_runs_log_while_the_job_runs(tmp_path: Path) -> None:
     # Given a job that prints a progress line, then waits for the log to have seen it
     go = tmp_path / "go"
-    seen: list[str] = []
+    seen: list[ProgressEvent] = []
 
     class Watch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            text = record.getMessage()
-            if "[headwater-train" in text or "inputs usecase=u" in text:
-                seen.append(text)
+            progress = ProgressEvent.of(record.msg) if isinstance(record.msg, dict) else None
+            if progress is not None:
+                seen.append(progress)
                 go.touch()
 
     configure_logging(console=False)  # structlog through the standard library, as a run does
     handler = Watch()
     logging.getLogger().addHandler(handler)
     try:
-        runner = PlainRunner(stage(), fake_job(tmp_path), log_dir=tmp_path / "logs")
-        summary = runner.run(["progress", str(go)], "r1")
+        runner = plain(fake_job(tmp_path), tmp_path / "logs", "progress", str(go))
+        summary = runner.run(OPTIONS, "r1")
     finally:
         logging.getLogger().removeHandler(handler)
 
     # Then the line was logged before the job ended, and the summary still parsed
-    assert seen and "rows=5" in seen[0]
+    assert seen == [ProgressEvent("read", 1.0, 0.5, {"usecase": "u", "rows": 5})]
     assert summary == {"version": "v1"}
 
 
@@ -214,9 +248,9 @@ def test_progress_lines_carry_the_context_of_the_training_they_belong_to(tmp_pat
     handler = Watch()
     logging.getLogger().addHandler(handler)
     try:
-        runner = PlainRunner(stage(), fake_job(tmp_path), log_dir=tmp_path / "logs")
+        runner = plain(fake_job(tmp_path), tmp_path / "logs", "progress", str(go))
         with log_context(run_id="r1", usecase="u", version="v1"):
-            runner.run(["progress", str(go)], "r1")
+            runner.run(OPTIONS, "r1")
     finally:
         logging.getLogger().removeHandler(handler)
 
@@ -229,16 +263,19 @@ def test_progress_lines_carry_the_context_of_the_training_they_belong_to(tmp_pat
 ORCHESTRATOR = """
 import multiprocessing, sys
 from pathlib import Path
+from datetime import date
 from headwater.core.config import Settings
+from headwater.model.options import TrainOptions
 from headwater.model.runners import LocalSparkRunner
 
 class PlainRunner(LocalSparkRunner):
     def command(self, args):
-        return [sys.executable, str(self.entrypoint), *args]
+        return [sys.executable, str(self.entrypoint), self.pids]
 
 def train(entrypoint, logs, pids):
     runner = PlainRunner(Settings.model_validate({"stage": "test"}), Path(entrypoint), Path(logs))
-    runner.run([pids], "r1")
+    runner.pids = pids
+    runner.run(TrainOptions("u", "file:///l", "v1", date(2013, 1, 1), date(2013, 1, 1)), "r1")
 
 if __name__ == "__main__":
     mode, entrypoint, logs, pids = sys.argv[1:]
@@ -320,9 +357,9 @@ def test_killing_the_orchestrator_during_training_leaves_no_process(
 def test_a_rerun_replaces_the_training_its_run_left_running(tmp_path: Path) -> None:
     # Given a training of run r1 still running from an orchestrator that died
     entrypoint = fake_job(tmp_path, LONG_JOB)
-    runner = PlainRunner(stage(), entrypoint, log_dir=tmp_path / "logs")
+    runner = plain(entrypoint, tmp_path / "logs", str(tmp_path / "stale-pids"))
     stale = subprocess.Popen(
-        runner.command([str(tmp_path / "stale-pids")]),
+        runner.command([]),
         start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -344,7 +381,7 @@ def test_a_rerun_replaces_the_training_its_run_left_running(tmp_path: Path) -> N
         sys.executable, "-c", f"print('{{\"headwater_train\": {{}}}}') # {entrypoint}"
     ]  # fmt: skip
     try:
-        assert quick.run([], "r1") == {}
+        assert quick.run(OPTIONS, "r1") == {}
         # Then the stale training was stopped first, and the run's pid file is gone
         assert stale.wait(timeout=10) != 0
         assert not runner.pid_file("r1").exists()

@@ -111,7 +111,7 @@ def test_a_range_too_short_to_split_fails_before_reading_anything(
     spark: Any, tmp_path: Any
 ) -> None:
     options = TrainOptions(
-        lake=f"file://{tmp_path}/empty", version="v-short",
+        usecase="flights", lake=f"file://{tmp_path}/empty", version="v-short",
         start=date(2013, 3, 5), end=date(2013, 3, 5),
     )  # fmt: skip
 
@@ -583,7 +583,7 @@ def test_a_run_inside_one_partition_trains_and_holds_out_only_its_own_days(
     start, end = date(2013, 3, 5), date(2013, 3, 12)
 
     # When a run of March 5th to 12th trains on it (default holdout: the last sixth)
-    options = TrainOptions(lake=lake.uri, version="v-inside", start=start, end=end)
+    options = TrainOptions("flights", lake=lake.uri, version="v-inside", start=start, end=end)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "unclosed <socket", ResourceWarning)
         train(spark, get_usecase("flights"), options)
@@ -632,7 +632,7 @@ def test_report_draws_the_roc_curve_and_the_calibration(trained_model: Any) -> N
 
 def test_training_without_published_inputs_says_what_is_missing(spark: Any, tmp_path: Any) -> None:
     options = TrainOptions(
-        lake=f"file://{tmp_path}/empty", version="v-none",
+        usecase="flights", lake=f"file://{tmp_path}/empty", version="v-none",
         start=date(2013, 1, 1), end=date(2013, 1, 31),
     )  # fmt: skip
 
@@ -682,8 +682,8 @@ def trained_bikeshare(
         extract_partition(settings, "bikeshare", "weather", part, "bike-train")
         clean_partition(settings, "bikeshare", part, "bike-train")
     options = TrainOptions(
-        lake=settings.lake.uri, version="v-bike", start=BIKE_FIRST, end=BIKE_LAST,
-        holdout_from=BIKE_HOLDOUT, run_id="bike-train", code_version="test-code",
+        usecase="bikeshare", lake=settings.lake.uri, version="v-bike", start=BIKE_FIRST,
+        end=BIKE_LAST, holdout_from=BIKE_HOLDOUT, run_id="bike-train", code_version="test-code",
     )  # fmt: skip
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "unclosed <socket.socket", ResourceWarning)
@@ -901,7 +901,11 @@ def test_training_refuses_a_corrupted_clean_partition_naming_it_and_both_checksu
     lake = small_lake(tmp_path)
     expected = flip_64_bytes(lake, CLEAN, RENTALS, "month=2011-06")
     options = TrainOptions(
-        lake=lake.uri, version="v-corrupt", start=date(2011, 5, 1), end=date(2011, 6, 30)
+        usecase="bikeshare",
+        lake=lake.uri,
+        version="v-corrupt",
+        start=date(2011, 5, 1),
+        end=date(2011, 6, 30),
     )
 
     # When the job trains on it, then it fails before any work, naming the partition and sums
@@ -950,3 +954,41 @@ def test_a_file_gone_from_under_its_manifest_is_named(spark: Any, tmp_path: Any)
 
     with pytest.raises(LakeError, match="training input missing"):
         verify_inputs(spark, {"clean/x/month=2011-05": (uri, manifest.checksum)})
+
+
+# --- the job as named steps ---------------------------------------------------------------------
+def test_each_step_runs_in_order_and_logs_one_progress_record_with_its_seconds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from headwater.core.progress import ProgressEvent
+    from headwater.model.spark_training import run_steps
+
+    # Given two steps that note their turn and return figures
+    order: list[str] = []
+
+    def first(run: Any) -> dict[str, Any]:
+        order.append("first")
+        return {"rows": 5}
+
+    def second(run: Any) -> dict[str, Any]:
+        order.append("second")
+        return {}
+
+    # When they run
+    seconds = run_steps(None, (("first", first), ("second", second)))  # type: ignore[arg-type]
+
+    # Then in order, each timed, and the step log holds one record per step with its seconds
+    assert order == ["first", "second"] and list(seconds) == ["first", "second"]
+    lines = capsys.readouterr().err.splitlines()
+    events = [ProgressEvent.from_line(line) for line in lines]
+    assert [(e.step, e.seconds, dict(e.fields)) for e in events if e] == [
+        ("first", seconds["first"], {"rows": 5}),
+        ("second", seconds["second"], {}),
+    ]
+
+
+def test_the_training_summary_times_every_step_of_the_job(trained_model: Any) -> None:
+    from headwater.model.spark_training import STEPS
+
+    assert list(trained_model.summary["steps"]) == [name for name, _ in STEPS]
+    assert all(s >= 0 for s in trained_model.summary["steps"].values())

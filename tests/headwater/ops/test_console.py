@@ -6,6 +6,7 @@ import io
 
 from rich.console import Console
 
+from headwater.core.progress import ProgressEvent
 from headwater.ops.console import RunDisplay, phase_of
 
 BAR = "━"
@@ -20,7 +21,7 @@ def events() -> list[dict[str, object]]:
         {"event": "extract done", "source": "weather", "rows": 5, "seconds": 0.1, **step},
         {"event": "clean done", "rows": 5, "quarantined": 1, "seconds": 0.1, **step},
         {"event": "training started", "usecase": "flights", "runner": "local"},
-        {"event": "fitted", "step": "training"},
+        {"event": "fit", **ProgressEvent("fit", 12.0, 3.25, {"iterations": 15}).log_fields()},
         {"event": "model trained", "usecase": "flights", "auc_roc": 0.7},
     ]
 
@@ -58,7 +59,7 @@ def test_nothing_is_drawn_when_the_console_is_not_a_terminal() -> None:
         "flights 2013-02 extract weather  5 rows  0.1 s",
         "flights 2013-02 clean  5 rows  1 quarantined  0.1 s",
         "flights training started  runner=local",
-        "training: fitted",
+        "training: fit iterations=15  3.2 s",
         "flights model trained  auc_roc=0.7",
     ]
 
@@ -76,7 +77,7 @@ def test_a_terminal_gets_a_partitions_bar_per_use_case_and_the_training_phase() 
     assert partitions.description == "flights partitions"
     assert (partitions.completed, partitions.total) == (2, 2)
     display.handle(events()[5])
-    assert training.description == "flights training: fitted"
+    assert training.description == "flights training: fit"
 
     display.handle(events()[6])
     display.handle({"event": "run finished"})
@@ -85,5 +86,7 @@ def test_a_terminal_gets_a_partitions_bar_per_use_case_and_the_training_phase() 
     assert display.progress is None
 
 
-def test_the_phase_of_a_training_progress_line() -> None:
-    assert phase_of("compared with production version=v1") == "compared with production"
+def test_the_phase_of_a_training_is_the_step_its_progress_record_names() -> None:
+    event = ProgressEvent("compare with production", 30.0, 1.0, {"version": "v1"})
+
+    assert phase_of(event) == "compare with production"
