@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from headwater.core import layout
 from headwater.serving.predictor import ServingModel
-from headwater.serving.store import ModelStore, ProductionPointer
+from headwater.serving.store import DecisionKind, ModelStore, ProductionPointer
 
 logger = logging.getLogger("api.model")
 
@@ -159,7 +159,7 @@ class ModelCache:
 
     def _rejected(self, version: str) -> bool:
         # A rollback skips such a version too (headwater.registry.registry): it must not be served.
-        if self.store.decision(version) != "rejected":
+        if self.store.decision(version) != DecisionKind.REJECTED:
             return False
         logger.warning("previous production %s was rejected since: not falling back to it", version)
         return True

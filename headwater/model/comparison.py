@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -224,28 +225,87 @@ def daily_differences(candidate: np.ndarray, production: np.ndarray) -> dict[str
     return {m: new[m] - old[m] for m in METRICS}
 
 
-def block_length_of(candidate: np.ndarray, production: np.ndarray) -> int:
-    """The block length the bootstrap uses: the longest any metric's daily differences ask
-    for (a metric's days where it is not computable are left out of its series)."""
-    lengths = [1.0]
-    for series in daily_differences(candidate, production).values():
-        finite = series[np.isfinite(series)]
-        if finite.size >= MIN_BLOCKS:
-            lengths += [optimal_block_length(finite), ar1_block_length(finite)]
-    return int(np.ceil(max(lengths)))
+#: The one-sided level of the upper bound put on the daily differences' lag-1 autocorrelation
+#: (a persistence estimated from a few weeks of days is biased low and noisy).
+PERSISTENCE_LEVEL = 0.95
+_Z_PERSISTENCE = 1.6448536269514722  # the standard normal's 95% quantile
+#: The largest lag-1 autocorrelation and decay the rule uses (beyond, nothing is independent).
+_MAX_PERSISTENCE = 0.95
 
 
-def ar1_block_length(series: np.ndarray) -> float:
-    """Days per independent block if ``series`` were AR(1): ``(1 + r) / (1 - r)`` for its
-    lag-1 autocorrelation ``r`` (capped at 0.95). On a short holdout Politis-White alone
-    underestimates a strong persistence (the simulation's rho 0.9 promoted equal models
-    15% of the time over 61 days); this floor keeps the variance inflation in the block."""
-    eps = np.asarray(series, dtype=float) - np.mean(series)
+@dataclass(frozen=True)
+class Persistence:
+    """How long the gate metric's daily differences stay alike, measured with caution.
+
+    ``lag1`` is their lag-1 autocorrelation (bias-corrected), ``upper`` its one-sided
+    :data:`PERSISTENCE_LEVEL` upper bound, ``decay`` the rate at which further lags fade
+    (lag 2 / lag 1 when lag 1 is clearly positive, else ``upper``) and ``inflation`` the
+    variance inflation ``1 + 2 upper / (1 - decay)`` of a mean of these days: one
+    independent day is worth ``inflation`` days here.
+    """
+
+    days: int
+    lag1: float
+    upper: float
+    decay: float
+    inflation: float
+
+    @property
+    def block_length(self) -> int:
+        """Days per resampled block: the days one independent observation spans."""
+        return int(np.ceil(self.inflation))
+
+    @property
+    def effective_blocks(self) -> float:
+        """The days' worth in independent observations: ``days / inflation``."""
+        return self.days / self.inflation
+
+
+def persistence_of(series: np.ndarray) -> Persistence:
+    """Measure the persistence of a metric's daily differences (NaN days left out).
+
+    An AR(1) plus day noise (ARMA(1,1)) reading: the lag-1 autocorrelation, bias-corrected
+    (``r + (1 + 3r) / n``) and raised to its one-sided upper bound, and a decay from lag 2
+    / lag 1. A difference that persists for weeks under day noise shows a modest lag 1 but
+    a slow decay; lag 1 alone (or Politis-White on 61 days) missed it and let equal models
+    through 11-15% of the time (docs/gate.md).
+    """
+    x = np.asarray(series, dtype=float)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    eps = x - x.mean() if n else x
     denominator = float(eps @ eps)
-    if eps.size < 3 or denominator <= 0:
-        return 1.0
-    r = min(max(float(eps[1:] @ eps[:-1]) / denominator, 0.0), 0.95)
-    return (1 + r) / (1 - r)
+    if n < 3 or denominator <= 0:
+        return Persistence(n, 0.0, 0.0, 0.0, 1.0)
+    r1 = float(eps[1:] @ eps[:-1]) / denominator
+    r2 = float(eps[2:] @ eps[:-2]) / denominator
+    r1, r2 = r1 + (1 + 3 * r1) / n, r2 + (1 + 3 * r2) / n
+    upper = r1 + _Z_PERSISTENCE * np.sqrt(max(1.0 - r1 * r1, 0.0) / n)
+    upper = float(min(max(upper, 0.0), _MAX_PERSISTENCE))
+    # lag 2 / lag 1 is noise when lag 1 is not clearly above zero
+    clear = r1 > 2.0 / np.sqrt(n)
+    decay = float(min(max(r2 / r1 if clear else upper, upper), _MAX_PERSISTENCE))
+    return Persistence(n, round(r1, 4), upper, decay, 1.0 + 2.0 * upper / (1.0 - decay))
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile (Cornish-Fisher expansion from the normal's; within 0.3% for
+    ``df >= 4``), without scipy on the cluster's driver."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(p)
+    return float(
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+        + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * df**4)
+    )
+
+
+def gate_series(candidate: np.ndarray, production: np.ndarray, metric: str) -> np.ndarray:
+    """The daily differences of ``metric`` whose persistence sets the blocks (the gate's)."""
+    return daily_differences(candidate, production)[metric]
 
 
 def metric_values(histograms: np.ndarray) -> dict[str, np.ndarray]:
@@ -307,6 +367,7 @@ def paired_bootstrap(
     replicates: int = REPLICATES,
     seed: int = SEED,
     block_length: int | None = None,
+    metric: str = "auc_roc",
 ) -> Bootstrap:
     """Intervals on (candidate - production) for each of :data:`METRICS`.
 
@@ -318,7 +379,11 @@ def paired_bootstrap(
         points: the exact point differences by metric (default: the binned ones).
         replicates: resamples of the blocks.
         seed: the generator's seed.
-        block_length: days per resampled block (default: :func:`block_length_of`).
+        block_length: days per resampled block, and the days one independent observation
+            spans (default: from :func:`persistence_of` the gate metric's daily differences).
+        metric: the gate's metric: its daily differences set the blocks (every metric's
+            interval uses them; another metric's noisier series would refuse independent
+            days).
 
     Raises:
         TooFewBlocks: fewer than :data:`MIN_BLOCKS` days, or fewer than
@@ -331,13 +396,18 @@ def paired_bootstrap(
         raise TooFewBlocks(
             f"{blocks} day(s) of holdout: too few blocks for an interval (at least {MIN_BLOCKS})"
         )
-    length = block_length or block_length_of(candidate, production)
-    effective = blocks / length
+    measured = persistence_of(gate_series(candidate, production, metric))
+    if block_length is not None:
+        measured = Persistence(blocks, 0.0, 0.0, 0.0, float(block_length))
+    length, inflation = measured.block_length, measured.inflation
+    effective = blocks / inflation
     if effective < MIN_EFFECTIVE_BLOCKS:
         raise TooFewBlocks(
-            f"the daily differences persist over {length} days: {blocks} days of holdout are "
-            f"{effective:.1f} independent blocks, fewer than {MIN_EFFECTIVE_BLOCKS} (about "
-            f"{MIN_EFFECTIVE_BLOCKS * length} days needed)"
+            f"the daily {metric} differences persist (lag-1 autocorrelation {measured.lag1:.2f}, "
+            f"up to {measured.upper:.2f}; one independent day per {inflation:.1f}): {blocks} "
+            f"days of holdout are {effective:.1f} independent blocks, fewer than "
+            f"{MIN_EFFECTIVE_BLOCKS} (about {int(np.ceil(MIN_EFFECTIVE_BLOCKS * inflation))} "
+            "days needed)"
         )
     binned = {
         m: float(c - p)
@@ -349,39 +419,51 @@ def paired_bootstrap(
     }
     rng = np.random.default_rng(seed)
     flat_c, flat_p = candidate.reshape(blocks, -1), production.reshape(blocks, -1)
+    series = gate_series(candidate, production, metric)
+    known = np.isfinite(series)
+    series = np.where(known, series, series[known].mean() if known.any() else 0.0)
     draws: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
+    means: list[np.ndarray] = []
     for start in range(0, replicates, _CHUNK):
         size = min(_CHUNK, replicates - start)
         weights = circular_block_weights(rng, blocks, length, size)
         shape = (size, *candidate.shape[1:])
         new = metric_values((weights @ flat_c).reshape(shape))
         old = metric_values((weights @ flat_p).reshape(shape))
-        for metric in METRICS:
-            draws[metric].append(new[metric] - old[metric])
+        for name in METRICS:
+            draws[name].append(new[name] - old[name])
+        means.append(weights @ series / blocks)
     alpha = (1.0 - confidence) / 2.0
-    # The percentile interval of k blocks is too narrow by about sqrt((k - 1) / k).
-    widen = float(np.sqrt(effective / (effective - 1.0)))
+    # Blocks of `length` days see only the dependence within them: where the measured
+    # persistence implies a larger variance of the mean than the blocks reproduce, the
+    # spread is scaled up to it; then Student's t on `effective - 1` degrees of freedom
+    # replaces the normal's quantile (few independent blocks, an estimated spread).
+    resampled = float(np.var(np.concatenate(means)))
+    implied = float(np.var(series)) * inflation / blocks
+    scale = float(np.sqrt(implied / resampled)) if resampled > 0 and implied > resampled else 1.0
+    quantile = NormalDist().inv_cdf(1.0 - alpha)
+    widen = scale * t_quantile(1.0 - alpha, effective - 1.0) / quantile
     intervals, refused = {}, {}
-    for metric in METRICS:
-        values = np.concatenate(draws[metric])
+    for name in METRICS:
+        values = np.concatenate(draws[name])
         finite = values[np.isfinite(values)]
         dropped = int(values.size - finite.size)
-        if not np.isfinite(binned[metric]) or not finite.size:
-            refused[metric] = f"{metric} cannot be computed on this holdout"
+        if not np.isfinite(binned[name]) or not finite.size:
+            refused[name] = f"{name} cannot be computed on this holdout"
             continue
         if dropped > MAX_DROPPED_SHARE * replicates:
-            refused[metric] = (
-                f"{dropped} of {replicates} resamples could not compute {metric} (more than "
+            refused[name] = (
+                f"{dropped} of {replicates} resamples could not compute {name} (more than "
                 f"{MAX_DROPPED_SHARE:.0%}: too few days with positives)"
             )
             continue
-        point = float((points or {}).get(metric, binned[metric]))
+        point = float((points or {}).get(name, binned[name]))
         low, high = np.quantile(finite, [alpha, 1.0 - alpha])
-        low = binned[metric] - widen * (binned[metric] - low)
-        high = binned[metric] + widen * (high - binned[metric])
-        shift = point - binned[metric]
-        intervals[metric] = Interval(
-            metric=metric,
+        low = binned[name] - widen * (binned[name] - low)
+        high = binned[name] + widen * (high - binned[name])
+        shift = point - binned[name]
+        intervals[name] = Interval(
+            metric=name,
             difference=point,
             lower=float(low + shift),
             upper=float(high + shift),

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger
 from headwater.model.evaluation import HEADLINE_METRICS, METRIC_NAMES
+from headwater.serving.store import DecisionKind
 
 log = get_logger(__name__)
 
@@ -79,7 +80,7 @@ class ModelSummary:
             )
         if self.interval:
             out.append(("Interval", self.interval))
-        promoted = "yes" if self.decision == "promoted" else "no"
+        promoted = "yes" if self.decision == DecisionKind.PROMOTED else "no"
         out.append(("Promoted", f"{promoted}: {self.reason or 'no decision recorded'}"))
         return out
 

@@ -23,6 +23,7 @@ from typing import Any
 from headwater.core.config import GateConfig
 from headwater.model.comparison import Interval, signed
 from headwater.model.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
+from headwater.serving.store import DecisionKind
 
 #: The holdout metrics the gate can compare (``usecase.<name>.gate.metric``).
 GATE_METRICS: tuple[str, ...] = ("auc_roc", "auc_pr", "log_loss", "brier")
@@ -30,15 +31,6 @@ GATE_METRICS: tuple[str, ...] = ("auc_roc", "auc_pr", "log_loss", "brier")
 LOWER_IS_BETTER = SMALLER_IS_BETTER & frozenset(GATE_METRICS)
 # Metric differences closer than this to the margin count as equal to it (float noise).
 _TOLERANCE = 1e-9
-
-
-class DecisionKind(StrEnum):
-    """The kinds of a ``decision.json`` (str-valued: the files read and compare as before)."""
-
-    PROMOTED = "promoted"  # the gate (or an operator) put the version in production
-    REJECTED = "rejected"  # the gate refused it: it must not go to production
-    HELD = "held"  # an exploratory run's verdict: production untouched, still a candidate
-    RETIRED = "retired"  # a rollback took it out of production
 
 
 class ComparisonOutcome(StrEnum):

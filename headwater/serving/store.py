@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -147,10 +148,27 @@ class _S3:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
-def decision_kind(body: Any) -> str | None:
-    """The kind of a ``decision.json`` body (promoted, rejected, held, retired), or None."""
+class DecisionKind(StrEnum):
+    """The kinds of a ``decision.json`` (str-valued: the files read and compare as before).
+
+    Defined here, not in :mod:`headwater.registry.gate`, so the API can compare kinds
+    without importing the registry (and its lake, pyarrow); the gate re-exports it.
+    """
+
+    PROMOTED = "promoted"  # the gate (or an operator) put the version in production
+    REJECTED = "rejected"  # the gate refused it: it must not go to production
+    HELD = "held"  # an exploratory run's verdict: production untouched, still a candidate
+    RETIRED = "retired"  # a rollback took it out of production
+
+
+def decision_kind(body: Any) -> DecisionKind | None:
+    """The kind of a ``decision.json`` body (promoted, rejected, held, retired), or None
+    (no body, or a kind this version does not know)."""
     kind = body.get("decision") if isinstance(body, dict) else None
-    return kind if isinstance(kind, str) else None
+    try:
+        return DecisionKind(kind) if isinstance(kind, str) else None
+    except ValueError:
+        return None
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -213,7 +231,7 @@ class ModelStore:
         """True when the version's ``_SUCCESS`` flag exists (its training run finished)."""
         return self._read(_check_name("version", version), layout.SUCCESS) is not None
 
-    def decision(self, version: str) -> str | None:
+    def decision(self, version: str) -> DecisionKind | None:
         """The kind of the version's latest decision (``decision.json``'s ``decision``: promoted,
         rejected, held, retired), or None when it has none or it cannot be read."""
         try:

@@ -174,9 +174,53 @@ def test_a_persistent_difference_lengthens_the_blocks_and_refuses_too_few() -> N
     # 12 days whose differences persist: too few effective blocks, and how many days needed
     candidate, _ = histograms(rng, 12, 200, 0.3)
     with pytest.raises(
-        TooFewBlocks, match=r"persist over 4 days: 12 days .* \(about 20 days needed\)"
+        TooFewBlocks, match=r"one independent day per 4.0\): 12 days .* \(about 20 days needed\)"
     ):
         paired_bootstrap(candidate, candidate * 0.5, block_length=4)
+
+
+def _ar1_plus_noise(rng: np.random.Generator, days: int, rho: float) -> np.ndarray:
+    """A persistent AR(1) difference under as much day noise (the bench's daily AUC shape)."""
+    a = np.empty(days)
+    a[0] = rng.normal()
+    for t in range(1, days):
+        a[t] = rho * a[t - 1] + np.sqrt(1 - rho**2) * rng.normal()
+    return a + rng.normal(size=days)
+
+
+def test_independent_days_are_rarely_refused_and_get_short_blocks() -> None:
+    from headwater.model.comparison import MIN_EFFECTIVE_BLOCKS, persistence_of
+
+    # Given 200 series of 20 independent days (the Spark test's holdout)
+    rng = np.random.default_rng(5)
+    measured = [persistence_of(rng.normal(size=20)) for _ in range(200)]
+
+    # Then most get an interval, on blocks of one or two days
+    refused = sum(m.effective_blocks < MIN_EFFECTIVE_BLOCKS for m in measured)
+    assert refused <= 50  # a quarter at most: the price of caution on 20 days
+    assert np.median([m.block_length for m in measured]) <= 3
+
+
+def test_a_difference_persisting_for_weeks_under_day_noise_is_refused_at_61_days() -> None:
+    from headwater.model.comparison import MIN_EFFECTIVE_BLOCKS, persistence_of
+
+    # Given AR(1) rho 0.9 under day noise: lag 1 about 0.45, but about 11 days per
+    # independent one (the old Politis-White / AR(1) floor rule promoted 11-15% here)
+    rng = np.random.default_rng(6)
+    measured = [persistence_of(_ar1_plus_noise(rng, 61, 0.9)) for _ in range(200)]
+
+    # Then most such holdouts are refused, and the rest get long blocks
+    refused = [m.effective_blocks < MIN_EFFECTIVE_BLOCKS for m in measured]
+    assert sum(refused) >= 50
+    assert np.median([m.inflation for m in measured]) > 4  # lag 1 alone: about 2.6
+
+
+def test_the_t_quantile_matches_students() -> None:
+    from headwater.model.comparison import t_quantile
+
+    # Student's t 97.5% quantiles (tables) on 4, 9 and 60 degrees of freedom
+    for df, expected in ((4, 2.7764), (9, 2.2622), (60, 2.0003)):
+        assert t_quantile(0.975, df) == pytest.approx(expected, rel=3e-3)
 
 
 @pytest.mark.parametrize("days", [0, 1, 2, 4])

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from headwater.serving.store import ModelStore, ModelStoreError
+from headwater.serving.store import DecisionKind, ModelStore, ModelStoreError, decision_kind
 
 REGION = "us-east-1"
 
@@ -58,10 +58,20 @@ def test_decision_is_the_kind_of_the_latest_decision_or_none(
     Registry(lake, "flights").reject(second, "worse")
     lake.write_bytes(b"{not json", *model_parts("flights", third, DECISION))
 
-    assert store.decision(first) == "promoted"
-    assert store.decision(second) == "rejected"
+    assert store.decision(first) is DecisionKind.PROMOTED
+    assert store.decision(second) is DecisionKind.REJECTED
     assert store.decision(third) is None  # unreadable: no decision known
     assert store.decision("20200101T000000Z-absent") is None
+
+
+def test_decision_kinds_are_read_as_the_enum_and_an_unknown_kind_as_none() -> None:
+    # The gate re-exports the serving side's enum: one definition of the kinds
+    from headwater.registry.gate import DecisionKind as GateKind
+
+    assert GateKind is DecisionKind
+    assert decision_kind({"decision": "held"}) is DecisionKind.HELD
+    assert decision_kind({"decision": "promoted-ish"}) is None
+    assert decision_kind({"decision": 3}) is None and decision_kind(None) is None
 
 
 def test_api_serves_from_s3(
