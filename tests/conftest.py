@@ -627,3 +627,11 @@ def publish(model_documents: dict[str, Any]) -> Publish:
         return version
 
     return publish_version
+
+
+@pytest.fixture
+def model_lake(lake_uri: str, publish: Callable[..., str]) -> str:
+    """A lake whose production versions are the test models of both use cases."""
+    publish(lake_uri)
+    publish(lake_uri, usecase="bikeshare")
+    return lake_uri

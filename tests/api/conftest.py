@@ -61,14 +61,6 @@ def spark_cases() -> list[dict[str, Any]]:
     return json.loads((MODEL_DIR / "spark_predictions.json").read_text())["cases"]
 
 
-@pytest.fixture
-def model_lake(lake_uri: str, publish: Callable[..., str]) -> str:
-    """A lake whose production versions are the test models of both use cases."""
-    publish(lake_uri)
-    publish(lake_uri, usecase="bikeshare")
-    return lake_uri
-
-
 def _make_app(lake: str, **config: Any) -> Flask:
     from api import create_app
 
