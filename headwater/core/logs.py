@@ -29,7 +29,8 @@ _PRE_CHAIN: list[Any] = [
 
 def _formatter(renderer: Any) -> logging.Formatter:
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_PRE_CHAIN,
+        # A standard-library record's ``extra=`` fields are fields of its JSON line too.
+        foreign_pre_chain=[*_PRE_CHAIN, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,

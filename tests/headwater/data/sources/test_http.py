@@ -291,3 +291,47 @@ def test_parse_retry_after(header: str | None, expected: float | None) -> None:
 def test_policy_rejects_unsafe_settings(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         HttpPolicy(**{"rate_limit_per_second": 1.0, **bad})
+
+
+@pytest.fixture
+def json_log(tmp_path) -> Iterator[Any]:
+    """Logging configured as a run does (JSON file, no console); undone after the test."""
+    import json
+
+    import structlog
+
+    from headwater.core.logs import configure_logging
+
+    saved, level = structlog.get_config(), logging.getLogger().level
+    path = tmp_path / "run.log"
+    configure_logging(log_file=path, console=False)
+
+    def records() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    yield records
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_headwater", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+    structlog.configure(**saved)
+
+
+def test_a_retry_reaches_the_json_log_with_its_url_attempt_and_wait(
+    server: WeatherServer, make_client, json_log
+) -> None:
+    # Given a server that fails once with a 503
+    server.inject_faults(["503"])
+
+    # When the client retries through it
+    make_client().get_json(server.url, {**QUERY, "apikey": "s3cr3t-value"})
+
+    # Then the JSON log has one retry line carrying the URL (redacted), attempt and wait
+    retries = [r for r in json_log() if r.get("logger") == "headwater.data.sources.http"]
+    assert len(retries) == 1, retries
+    retry = retries[0]
+    assert retry["url"].startswith(server.url) and "apikey=***" in retry["url"]
+    assert retry["attempt"] == 1 and retry["max_attempts"] == 6
+    assert 0 <= retry["wait_seconds"] <= 0.05
+    assert "HTTP 503" in retry["reason"]
