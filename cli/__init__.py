@@ -125,6 +125,7 @@ def run(
     from headwater.core.logs import configure_logging
     from headwater.core.ranges import RangeError, describe, run_ranges
     from headwater.data.pipeline import timezone_of
+    from headwater.ops.console import create_console_handler
     from luigi_tasks.runner import RunOptions, RunStopped, new_run_id, run_pipeline
 
     if until not in ("extract", "clean", "model"):
@@ -143,7 +144,9 @@ def run(
     _check(settings, usecases, ranges=ranges, train=train)
     run_id = run_id or new_run_id()
     log_file = Path(settings.run.log_dir) / f"{run_id}.log"
-    configure_logging(log_file=log_file, console_format="text", console_level="INFO")
+    configure_logging(
+        log_file=log_file, console_level="INFO", console_handler=create_console_handler()
+    )
     typer.echo(
         f"run {run_id}: {', '.join(usecases)} {describe(ranges)} on stage {settings.stage} "
         f"(logs: {log_file})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -11,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import structlog
 
+from headwater.core.logs import configure_logging
 from headwater.data.sources.http import (
     HttpClientError,
     HttpPolicy,
@@ -296,12 +299,6 @@ def test_policy_rejects_unsafe_settings(bad: dict[str, float]) -> None:
 @pytest.fixture
 def json_log(tmp_path) -> Iterator[Any]:
     """Logging configured as a run does (JSON file, no console); undone after the test."""
-    import json
-
-    import structlog
-
-    from headwater.core.logs import configure_logging
-
     saved, level = structlog.get_config(), logging.getLogger().level
     path = tmp_path / "run.log"
     configure_logging(log_file=path, console=False)
