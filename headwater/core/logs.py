@@ -43,6 +43,16 @@ def _quiet_luigi(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING or not record.name.startswith("luigi")
 
 
+def _configure_structlog() -> None:
+    """structlog hands every line to the standard library, whose handlers render it."""
+    structlog.configure(
+        processors=[*_PRE_CHAIN, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
 def configure_logging(
     level: str = "INFO",
     log_file: Path | None = None,
@@ -57,12 +67,7 @@ def configure_logging(
     display of :mod:`headwater.ops.console`: one short line per finished step, bars on a
     terminal). Idempotent: calling it again replaces (and closes) the handlers it installed.
     """
-    structlog.configure(
-        processors=[*_PRE_CHAIN, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
+    _configure_structlog()
     as_json = _formatter(structlog.processors.JSONRenderer(sort_keys=False, default=str))
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -99,7 +104,13 @@ def ensure_logging() -> None:
 
 
 def get_logger(name: str) -> Any:
-    """Return a structlog logger (bound context is added to every line)."""
+    """Return a structlog logger (bound context is added to every line).
+
+    Its lines go through the standard library's logger ``name`` even in a process that never
+    called :func:`configure_logging` (an embedding app, a test): one path for every line.
+    """
+    if not structlog.is_configured():
+        _configure_structlog()
     return structlog.get_logger(name)
 
 

@@ -72,3 +72,21 @@ def test_the_console_handler_given_replaces_json_on_stderr(
 
     assert [r.msg["event"] for r in shown] == ["loud"]
     assert capsys.readouterr().err == ""
+
+
+def test_a_logger_goes_through_the_standard_library_before_any_configuration(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a process that never configured logging (an embedding app, a Spark driver)
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    try:
+        # When a module logs through get_logger
+        with caplog.at_level(logging.INFO, logger="headwater.some.module"):
+            get_logger("headwater.some.module").info("hello", rows=3)
+    finally:
+        structlog.configure(**saved)
+
+    # Then the standard library's logger of that name got the line and its fields
+    [record] = [r for r in caplog.records if r.name == "headwater.some.module"]
+    assert record.msg["event"] == "hello" and record.msg["rows"] == 3

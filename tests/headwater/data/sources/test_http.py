@@ -106,11 +106,11 @@ def test_5xx_is_retried_with_logged_backoff(
 
     assert "hourly" in payload
     assert server.request_count == 3
-    retries = [r for r in caplog.records if r.name == "headwater.data.sources.http"]
-    assert [r.attempt for r in retries] == [1, 2]
-    assert "HTTP 500" in retries[0].getMessage() and "HTTP 503" in retries[1].getMessage()
-    assert all(0 <= r.wait_seconds <= 0.05 for r in retries)
-    assert "attempt 1/6" in retries[0].getMessage()
+    retries = [r.msg for r in caplog.records if r.name == "headwater.data.sources.http"]
+    assert [r["attempt"] for r in retries] == [1, 2]
+    assert "HTTP 500" in retries[0]["reason"] and "HTTP 503" in retries[1]["reason"]
+    assert all(0 <= r["wait_seconds"] <= 0.05 for r in retries)
+    assert retries[0]["max_attempts"] == 6
 
 
 def test_timeout_is_retried_then_succeeds(server: WeatherServer, make_client) -> None:
