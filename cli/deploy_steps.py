@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -361,7 +362,7 @@ def api_method_problems(template: Mapping[str, Any], mode: Literal["api_key", "i
 
 def template_parameters(repo: Path) -> dict[str, dict[str, Any]]:
     """The stack template's Parameters section."""
-    from cfnlint.decode import decode_str
+    from cfnlint.decode import decode_str  # lazy: cfn-lint is a dev tool (deploy from a checkout)
 
     body, problems = decode_str((repo / STACK_TEMPLATE).read_text())
     if problems or body is None:
@@ -529,7 +530,7 @@ def build_api_package(
 
 def lint_templates(paths: Sequence[Path]) -> list[str]:
     """cfn-lint errors and warnings of each template (informational findings left out)."""
-    from cfnlint.api import lint_all
+    from cfnlint.api import lint_all  # lazy: cfn-lint is a dev tool (deploy from a checkout)
 
     return [
         f"{path.name}: {finding}"
@@ -629,7 +630,6 @@ def apply_stack(
     poll_seconds: int = 15,
 ) -> str:
     """Create the stack or update it; wait; return created, updated or unchanged."""
-    from botocore.exceptions import ClientError
 
     if len(template_body.encode()) > MAX_TEMPLATE_BODY_BYTES:
         raise DeployError(f"the template is over {MAX_TEMPLATE_BODY_BYTES} bytes: upload it to S3")
@@ -823,7 +823,6 @@ def run_plan(plan: DeployPlan, context: DeployContext) -> list[str]:
 
     An AWS error of a step becomes a :class:`DeployAwsError` naming the step and what next.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
 
     if (
         not context.dry_run
