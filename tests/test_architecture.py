@@ -69,10 +69,14 @@ def function_level_imports(source: str) -> list[tuple[int, str]]:
 
 
 def has_reason(lines: list[str], lineno: int) -> bool:
-    """True when the import's line, or the line above it, carries a ``# lazy: <why>`` comment."""
-    here = lines[lineno - 1]
-    above = lines[lineno - 2].strip() if lineno >= 2 else ""
-    return "# lazy: " in here or above.startswith("# lazy: ")
+    """True when the import's line, or the line above it (or above its block of imports),
+    carries a ``# lazy: <why>`` comment."""
+    if "# lazy: " in lines[lineno - 1]:
+        return True
+    above = lineno - 2
+    while above >= 0 and lines[above].strip().startswith(("import ", "from ")):
+        above -= 1
+    return above >= 0 and lines[above].strip().startswith("# lazy: ")
 
 
 def unexplained_imports(root: Path) -> list[str]:
@@ -110,6 +114,11 @@ def test_every_import_inside_a_function_says_why_it_is_lazy() -> None:
         ("def f():\n    import json  # lazy: keeps the API's cold start small\n", True),
         ("def f():\n    # lazy: pyspark only on the training host\n    import pyspark\n", True),
         ("def f():\n    def g():\n        from x import y\n", False),
+        ("def f():\n    # lazy: pandas off the API\n    import pandas\n    import numpy\n", True),
+        (
+            "def f():\n    # lazy: pandas off the API\n    import pandas\n\n    import numpy\n",
+            False,
+        ),
         ("import json\n\n\ndef f():\n    return json\n", True),
     ],
 )
