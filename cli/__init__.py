@@ -23,6 +23,7 @@ from headwater.core.usecase import get_usecase
 from headwater.data.pipeline import timezone_of
 from headwater.ops.checks import check_run
 from headwater.ops.console import create_console_handler
+from luigi_tasks.pipeline import RERUN_STEPS
 from luigi_tasks.runner import RunOptions, RunStopped, new_run_id, run_pipeline
 
 app = typer.Typer(
@@ -131,8 +132,8 @@ def run(
 
     if until not in ("extract", "clean", "model"):
         raise typer.BadParameter("--until must be 'extract', 'clean' or 'model'")
-    if rerun not in (None, "extract", "clean"):
-        raise typer.BadParameter("--rerun must be 'extract' or 'clean'")
+    if rerun not in (None, *RERUN_STEPS):
+        raise typer.BadParameter(f"--rerun must be {' or '.join(map(repr, RERUN_STEPS))}")
     settings = load_stage(stage)
     usecases = select(settings, usecase)
     train = until == "model"

@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
+from cli import deploy_steps
 from cli.common import fail
 from cli.deploy_steps import (
     DeployAwsError,
     DeployContext,
     DeployError,
     DeployRequest,
-    docker_available,
-    find_python,
     plan_deploy,
     run_plan,
     runtime_version,
@@ -82,7 +81,7 @@ def deploy(
 
     try:
         version = runtime_version(zappa_stage(REPO, stage)["runtime"])
-        python, docker = find_python(version), docker_available()
+        python, docker = deploy_steps.find_python(version), deploy_steps.docker_available()
         request = DeployRequest(
             stage=stage,
             repo=REPO,

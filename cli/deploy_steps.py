@@ -30,6 +30,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from headwater.aws.errors import error_code
+
 ZAPPA_SETTINGS = "zappa_settings.json"
 STACK_TEMPLATE = "infrastructure/headwater.yaml"
 IMAGES = {
@@ -554,10 +556,6 @@ def docker_available(run: Runner = subprocess.run) -> bool:
 # ------------------------------------------------------------------ AWS steps
 
 
-def _error_code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
 # AWS error codes (ClientError) and botocore exception names, by what the operator does next.
 _CREDENTIAL_ERRORS = frozenset(
     {
@@ -585,9 +583,9 @@ _NETWORK_ERRORS = frozenset(
 
 def aws_error_message(plan: DeployPlan, step: str, error: Exception) -> str:
     """One line: the step that failed, the AWS error, and what to do next."""
-    code = _error_code(error)
+    code = error_code(error) if isinstance(error, ClientError) else ""
     if code:
-        message = getattr(error, "response", {})["Error"].get("Message", "")
+        message = error.response["Error"].get("Message", "")
         detail = f"{code} on {getattr(error, 'operation_name', '?')}: {message}"
     else:
         code = type(error).__name__
@@ -675,8 +673,8 @@ def api_exists(lambda_client: Any, function_name: str) -> bool:
     """Whether Zappa already deployed the stage (its function exists): update, not deploy."""
     try:
         lambda_client.get_function(FunctionName=function_name)
-    except Exception as exc:
-        if _error_code(exc) == "ResourceNotFoundException":
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
             return False
         raise
     return True
