@@ -15,6 +15,16 @@ from typing import Any
 
 from flask import Flask
 
+from api.blueprints import docs, health, model, predictions
+from api.encoding import FiniteJSONProvider
+from api.errors import register_error_handlers
+from api.model_cache import ModelCache
+from api.state import EXTENSION, ApiState, Served
+from headwater.core.config import load_settings
+from headwater.core.usecase import get_usecase
+from headwater.serving.predictor import load_serving_model
+from headwater.serving.store import ModelStore
+
 logger = logging.getLogger("api")
 
 # Flat keys of create_app(config) -> the settings they override.
@@ -29,7 +39,6 @@ _OVERRIDES = {
 
 
 def _settings(extra: dict[str, Any]) -> Any:
-    from headwater.core.config import load_settings
 
     settings = extra.pop("SETTINGS", None)
     overrides: dict[str, Any] = {}
@@ -57,14 +66,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``MODEL_STORES`` (use case -> :class:`headwater.serving.store.ModelStore`) and ``CLOCK``
     (a monotonic clock) can be injected; any other key goes to ``app.config``.
     """
-    from api.blueprints import docs, health, model, predictions
-    from api.encoding import FiniteJSONProvider
-    from api.errors import register_error_handlers
-    from api.model_cache import ModelCache
-    from api.state import EXTENSION, ApiState, Served
-    from headwater.core.usecase import get_usecase
-    from headwater.serving.predictor import load_serving_model
-    from headwater.serving.store import ModelStore
 
     extra = dict(config or {})
     settings = _settings(extra)

@@ -21,10 +21,15 @@ docs/operations.md): it bounds how long a client may take to send a request.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import gunicorn.util
+from gunicorn.app.base import BaseApplication
+from gunicorn.util import import_app, write_nonblock
 
 APP = "api.wsgi:app"
 
@@ -89,17 +94,12 @@ def json_error(status: int, reason: str, message: str) -> bytes:
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """Stands in for ``gunicorn.util.write_error`` (an HTML page) in the server's workers."""
-    from gunicorn.util import write_nonblock
 
     write_nonblock(sock, json_error(status_int, reason, mesg))
 
 
 def run_server(options: ServerOptions) -> None:
     """Run gunicorn in the foreground until it is stopped (SIGINT or SIGTERM)."""
-    import importlib.util
-
-    import gunicorn.util
-    from gunicorn.app.base import BaseApplication
 
     if options.worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
         raise SystemExit("gevent is not installed: pip install 'headwater[serve]'")
@@ -115,7 +115,6 @@ def run_server(options: ServerOptions) -> None:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            from gunicorn.util import import_app
 
             return import_app(APP)
 

@@ -17,6 +17,14 @@ from cli.common import StageOption, UseCasesOption, fail, load_stage, select
 from cli.deploy import deploy
 from cli.models import models_app
 from headwater.core.config import ConfigError, Settings
+from headwater.core.logs import configure_logging
+from headwater.core.ranges import RangeError, configured, describe, run_ranges
+from headwater.core.usecase import get_usecase
+from headwater.data.pipeline import timezone_of
+from headwater.ops.checks import check_run
+from headwater.ops.console import create_console_handler
+from luigi_tasks.pipeline import RERUN_STEPS
+from luigi_tasks.runner import RunOptions, RunStopped, new_run_id, run_pipeline
 
 app = typer.Typer(
     help="Headwater: raw sources to clean, validated, partitioned data (and on to models).",
@@ -50,7 +58,6 @@ def main_options(
 
 def _check(settings: Settings, usecases: Sequence[str], **kwargs: Any) -> None:
     """Exit 2 listing every configuration problem of a run of ``usecases`` (none: return)."""
-    from headwater.ops.checks import check_run
 
     problems = check_run(settings, usecases, **kwargs)
     if problems:
@@ -122,15 +129,11 @@ def run(
     Without --start and --end, each use case runs over its own range (usecase.<name>.start
     and end). The configuration is checked before any work.
     """
-    from headwater.core.logs import configure_logging
-    from headwater.core.ranges import RangeError, describe, run_ranges
-    from headwater.data.pipeline import timezone_of
-    from luigi_tasks.runner import RunOptions, RunStopped, new_run_id, run_pipeline
 
     if until not in ("extract", "clean", "model"):
         raise typer.BadParameter("--until must be 'extract', 'clean' or 'model'")
-    if rerun not in (None, "extract", "clean"):
-        raise typer.BadParameter("--rerun must be 'extract' or 'clean'")
+    if rerun not in (None, *RERUN_STEPS):
+        raise typer.BadParameter(f"--rerun must be {' or '.join(map(repr, RERUN_STEPS))}")
     settings = load_stage(stage)
     usecases = select(settings, usecase)
     train = until == "model"
@@ -143,7 +146,9 @@ def run(
     _check(settings, usecases, ranges=ranges, train=train)
     run_id = run_id or new_run_id()
     log_file = Path(settings.run.log_dir) / f"{run_id}.log"
-    configure_logging(log_file=log_file, console_format="text", console_level="INFO")
+    configure_logging(
+        log_file=log_file, console_level="INFO", console_handler=create_console_handler()
+    )
     typer.echo(
         f"run {run_id}: {', '.join(usecases)} {describe(ranges)} on stage {settings.stage} "
         f"(logs: {log_file})"
@@ -176,7 +181,6 @@ def demo_data(
     replace: Annotated[bool, typer.Option(help="Rebuild even if it exists.")] = False,
 ) -> None:
     """Build the demo source databases the use cases' configured sources point at."""
-    from headwater.core.usecase import get_usecase
 
     settings = load_stage(stage)
     for name in select(settings, usecase):
@@ -199,7 +203,6 @@ def serve_source(
     stage: StageOption = None,
 ) -> None:
     """Serve a use case's HTTP source locally, as its embedded server does during a run."""
-    from headwater.core.usecase import get_usecase
 
     settings = load_stage(stage)
     try:
@@ -244,7 +247,7 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Run the prediction API (the app Zappa deploys) under gunicorn."""
-    from api.server import ServerOptions, run_server
+    from api.server import ServerOptions, run_server  # lazy: flask and gunicorn: api extra
 
     # The workers build the app from the environment, as on Lambda.
     if lake:
@@ -265,8 +268,6 @@ def show_config(stage: StageOption = None) -> None:
     The check is the one ``headwater run`` makes before any work, for every enabled use case
     (with its configured range, if any).
     """
-    from headwater.core.ranges import RangeError, configured, run_ranges
-    from headwater.data.pipeline import timezone_of
 
     settings = load_stage(stage)
     typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))

@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
+from cli import deploy_steps
 from cli.common import fail
+from cli.deploy_steps import (
+    DeployAwsError,
+    DeployContext,
+    DeployError,
+    DeployRequest,
+    plan_deploy,
+    run_plan,
+    runtime_version,
+    zappa_stage,
+)
+from headwater import aws
 
 # The repository: zappa_settings.json, pyproject.toml, the Dockerfiles and the template.
 REPO = Path(__file__).resolve().parents[1]
@@ -66,23 +78,10 @@ def deploy(
     ] = None,
 ) -> None:
     """Build the images and the API package, validate, then deploy the stack and the API."""
-    from cli.deploy_steps import (
-        DeployAwsError,
-        DeployContext,
-        DeployError,
-        DeployRequest,
-        docker_available,
-        find_python,
-        plan_deploy,
-        run_plan,
-        runtime_version,
-        zappa_stage,
-    )
-    from headwater import aws
 
     try:
         version = runtime_version(zappa_stage(REPO, stage)["runtime"])
-        python, docker = find_python(version), docker_available()
+        python, docker = deploy_steps.find_python(version), deploy_steps.docker_available()
         request = DeployRequest(
             stage=stage,
             repo=REPO,

@@ -26,8 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
+
+from headwater.aws.errors import error_code
 
 ZAPPA_SETTINGS = "zappa_settings.json"
 STACK_TEMPLATE = "infrastructure/headwater.yaml"
@@ -361,7 +364,7 @@ def api_method_problems(template: Mapping[str, Any], mode: Literal["api_key", "i
 
 def template_parameters(repo: Path) -> dict[str, dict[str, Any]]:
     """The stack template's Parameters section."""
-    from cfnlint.decode import decode_str
+    from cfnlint.decode import decode_str  # lazy: cfn-lint is a dev tool (deploy from a checkout)
 
     body, problems = decode_str((repo / STACK_TEMPLATE).read_text())
     if problems or body is None:
@@ -529,7 +532,7 @@ def build_api_package(
 
 def lint_templates(paths: Sequence[Path]) -> list[str]:
     """cfn-lint errors and warnings of each template (informational findings left out)."""
-    from cfnlint.api import lint_all
+    from cfnlint.api import lint_all  # lazy: cfn-lint is a dev tool (deploy from a checkout)
 
     return [
         f"{path.name}: {finding}"
@@ -551,10 +554,6 @@ def docker_available(run: Runner = subprocess.run) -> bool:
 
 
 # ------------------------------------------------------------------ AWS steps
-
-
-def _error_code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
 # AWS error codes (ClientError) and botocore exception names, by what the operator does next.
@@ -584,9 +583,9 @@ _NETWORK_ERRORS = frozenset(
 
 def aws_error_message(plan: DeployPlan, step: str, error: Exception) -> str:
     """One line: the step that failed, the AWS error, and what to do next."""
-    code = _error_code(error)
+    code = error_code(error) if isinstance(error, ClientError) else ""
     if code:
-        message = getattr(error, "response", {})["Error"].get("Message", "")
+        message = error.response["Error"].get("Message", "")
         detail = f"{code} on {getattr(error, 'operation_name', '?')}: {message}"
     else:
         code = type(error).__name__
@@ -629,7 +628,6 @@ def apply_stack(
     poll_seconds: int = 15,
 ) -> str:
     """Create the stack or update it; wait; return created, updated or unchanged."""
-    from botocore.exceptions import ClientError
 
     if len(template_body.encode()) > MAX_TEMPLATE_BODY_BYTES:
         raise DeployError(f"the template is over {MAX_TEMPLATE_BODY_BYTES} bytes: upload it to S3")
@@ -675,8 +673,8 @@ def api_exists(lambda_client: Any, function_name: str) -> bool:
     """Whether Zappa already deployed the stage (its function exists): update, not deploy."""
     try:
         lambda_client.get_function(FunctionName=function_name)
-    except Exception as exc:
-        if _error_code(exc) == "ResourceNotFoundException":
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
             return False
         raise
     return True
@@ -823,7 +821,6 @@ def run_plan(plan: DeployPlan, context: DeployContext) -> list[str]:
 
     An AWS error of a step becomes a :class:`DeployAwsError` naming the step and what next.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
 
     if (
         not context.dry_run

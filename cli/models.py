@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from cli.common import StageOption, fail, load_stage
-
-if TYPE_CHECKING:
-    from headwater.core.config import Settings
-    from headwater.registry.registry import Registry
+from headwater.core.config import ConfigError, Settings
+from headwater.core.layout import DECISION, LINEAGE, METRICS, REPORT, model_parts
+from headwater.data.lake import LakeError
+from headwater.data.pipeline import lake_for, usecase_of
+from headwater.model.comparison import comparison_text
+from headwater.model.report import baseline_name, human_key
+from headwater.model.spark_training import PARITY_TOLERANCE
+from headwater.ops.notify import metrics_text
+from headwater.registry.gate import TrainingWindow
+from headwater.registry.registry import STATUSES, Registry, RegistryError
+from headwater.serving.predictor import load_serving_model
+from headwater.serving.store import ModelStore, ProductionPointer
 
 models_app = typer.Typer(
     help="Model versions of a use case in the lake: list, show, promote, roll back.",
@@ -34,9 +42,6 @@ MAX_METRIC_COLUMNS = 6
 
 def _registry(stage: str | None, usecase: str | None) -> tuple[Registry, Settings]:
     """The registry of the use case (the model's name is the use case's), and the settings."""
-    from headwater.core.config import ConfigError
-    from headwater.data.pipeline import lake_for
-    from headwater.registry.registry import Registry, RegistryError
 
     settings = load_stage(stage)
     if usecase is None:
@@ -54,8 +59,6 @@ def _registry(stage: str | None, usecase: str | None) -> tuple[Registry, Setting
 @contextmanager
 def _registry_errors() -> Iterator[None]:
     """Turn registry and lake errors into a message and exit status 2 (no traceback)."""
-    from headwater.data.lake import LakeError
-    from headwater.registry.registry import RegistryError
 
     try:
         yield
@@ -65,7 +68,6 @@ def _registry_errors() -> Iterator[None]:
 
 def _window_cells(lineage: Any) -> tuple[str, str]:
     """The TRAINED and HOLDOUT cells of a version (``-`` when its lineage has no dates)."""
-    from headwater.registry.gate import TrainingWindow
 
     window = TrainingWindow.of(lineage)
     if window is None:
@@ -94,8 +96,6 @@ def models_list(
 
     TRAINED is the training window, HOLDOUT the dates the version was evaluated on.
     """
-    from headwater.model.report import human_key
-    from headwater.registry.registry import LINEAGE, STATUSES
 
     if status and status not in STATUSES:
         raise fail(f"--status must be one of {', '.join(STATUSES)}")
@@ -150,8 +150,6 @@ def models_show(
     ] = False,
 ) -> None:
     """Show one version: status, windows, metrics, the gate's decision, and its report."""
-    from headwater.core.layout import REPORT, model_parts
-    from headwater.registry.registry import DECISION, LINEAGE, METRICS
 
     registry, settings = _registry(stage, usecase)
     with _registry_errors():
@@ -172,7 +170,6 @@ def models_show(
         }
         typer.echo(json.dumps(body, indent=2, sort_keys=True, default=str))
         return
-    from headwater.data.pipeline import usecase_of
 
     spec = usecase_of(settings, registry.name).training
     for key, text in describe_version(info, files, report, spec):
@@ -186,9 +183,6 @@ def describe_version(
 
     ``spec`` (the use case's TrainingSpec) names the baselines; without it, their keys.
     """
-    from headwater.model.report import baseline_name
-    from headwater.ops.notify import metrics_text
-    from headwater.registry.registry import DECISION, LINEAGE, METRICS
 
     metrics = files.get(METRICS) if isinstance(files.get(METRICS), dict) else {}
     created = f"{info.created_at:%Y-%m-%d %H:%M:%S} UTC" if info.created_at else "unknown"
@@ -219,7 +213,6 @@ def describe_version(
 
 def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
     """The training window and the holdout of a version, in words ("unknown" when absent)."""
-    from headwater.registry.gate import TrainingWindow
 
     window = TrainingWindow.of(lineage)
     if window is None:
@@ -234,7 +227,6 @@ def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
 
 def gate_summary(decision: dict[str, Any]) -> str:
     """The gate's numbers in one line: gain, its interval, the margin (or why not compared)."""
-    from headwater.model.comparison import comparison_text
 
     return comparison_text(decision.get("comparison") or {}) or (
         "no comparison with production recorded"
@@ -268,11 +260,6 @@ def models_promote(
 
 def unservable(settings: Settings, registry: Registry, version: str) -> str | None:
     """Why the API could not serve ``version`` (None: it can), loading it as the API does."""
-    from headwater.core.layout import METRICS
-    from headwater.data.pipeline import usecase_of
-    from headwater.model.spark_training import PARITY_TOLERANCE
-    from headwater.serving.predictor import load_serving_model
-    from headwater.serving.store import ModelStore, ProductionPointer
 
     parity = (registry.read_json(version, METRICS, default=None) or {}).get("export_parity")
     for key in ("max_abs_probability", "max_abs_regression"):

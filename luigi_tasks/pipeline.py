@@ -12,6 +12,8 @@ from typing import Any
 
 import luigi
 
+import functions.clean
+import functions.extract
 from headwater.core import layout
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger, log_context
@@ -37,9 +39,6 @@ def reruns(rerun: str, step: str) -> bool:
 
 def function_handlers() -> Mapping[str, Callable[[dict[str, Any], Any], dict[str, Any]]]:
     """The Lambda handlers the in-process executor runs, by function kind."""
-    import functions.clean
-    import functions.extract
-
     return {"extract": functions.extract.lambda_handler, "clean": functions.clean.lambda_handler}
 
 

@@ -19,7 +19,6 @@ second cluster; the oldest is adopted and the other ends with its step or its id
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +31,9 @@ from tenacity import Retrying, retry_if_result
 from headwater.aws import clients
 from headwater.aws.errors import EmrStepFailed, EmrTimeout
 from headwater.aws.s3 import read_object_tail, split_s3_uri
+from headwater.core.logs import get_logger
 
-logger = logging.getLogger("headwater.aws")
+log = get_logger("headwater.aws")
 
 T = TypeVar("T")
 
@@ -257,7 +257,7 @@ class EmrRunner:
             status = self._wait_for_step(cluster_id, step_id, deadline, timeout_seconds)
             state = str(status.get("State"))
             if state == "COMPLETED":
-                logger.info("EMR step %s on cluster %s completed", step_id, cluster_id)
+                log.info("EMR step completed", step_id=step_id, cluster_id=cluster_id)
                 return EmrRunResult(cluster_id, step_id, state, reused)
             reason = self._failure_reason(cluster_id, status)
         except BaseException as exc:
@@ -280,24 +280,23 @@ class EmrRunner:
         if not matches:
             return None
         if len(matches) > 1:
-            logger.warning(
-                "Run %s has %d live EMR clusters (%s); adopting the oldest",
-                run_id,
-                len(matches),
-                ", ".join(m["Id"] for m in matches),
+            log.warning(
+                "several live EMR clusters of the run, adopting the oldest",
+                run_id=run_id,
+                clusters=", ".join(m["Id"] for m in matches),
             )
         cluster_id = str(matches[0]["Id"])
         step_id = self._step_id(cluster_id, spec.step_name)
         if step_id is None:
-            logger.warning(
-                "EMR cluster %s of run %s has no step named %r; terminating it",
-                cluster_id,
-                run_id,
-                spec.step_name,
+            log.warning(
+                "EMR cluster of the run has no such step, terminating it",
+                cluster_id=cluster_id,
+                run_id=run_id,
+                step_name=spec.step_name,
             )
             self.client.terminate_job_flows(JobFlowIds=[cluster_id])
             return None
-        logger.info("Adopting EMR cluster %s (step %s) of run %s", cluster_id, step_id, run_id)
+        log.info("adopting EMR cluster", cluster_id=cluster_id, step_id=step_id, run_id=run_id)
         return cluster_id, step_id
 
     def _active_clusters_of(self, run_id: str) -> list[dict[str, Any]]:
@@ -326,23 +325,23 @@ class EmrRunner:
             # EMR may still have started the cluster, so look before giving up.
             survivors = self._clusters_after_failed_launch(run_id)
             if survivors and isinstance(exc, Exception):
-                logger.warning(
-                    "RunJobFlow for run %s failed (%r) but cluster %s exists; adopting it",
-                    run_id,
-                    exc,
-                    survivors[0],
+                log.warning(
+                    "RunJobFlow failed but the cluster exists, adopting it",
+                    run_id=run_id,
+                    error=repr(exc),
+                    cluster_id=survivors[0],
                 )
                 return survivors[0]
             for cluster_id in survivors:
                 _add_note(exc, self._terminate(cluster_id))
             raise
         cluster_id = str(response["JobFlowId"])
-        logger.info(
-            "Launched EMR cluster %s (%s, %s) for run %s",
-            cluster_id,
-            spec.name,
-            spec.release_label,
-            run_id,
+        log.info(
+            "EMR cluster launched",
+            cluster_id=cluster_id,
+            name=spec.name,
+            release_label=spec.release_label,
+            run_id=run_id,
         )
         return cluster_id
 
@@ -351,7 +350,7 @@ class EmrRunner:
         try:
             return [str(c["Id"]) for c in self._active_clusters_of(run_id)]
         except Exception as exc:
-            logger.warning("Could not look for clusters of run %s: %s", run_id, exc)
+            log.warning("could not look for clusters of the run", run_id=run_id, error=str(exc))
             return []
 
     def _step_id(self, cluster_id: str, step_name: str) -> str | None:
@@ -374,13 +373,13 @@ class EmrRunner:
             status: dict[str, Any] = step.get("Status", {})
             state = str(status.get("State", "UNKNOWN"))
             if not previous or state != previous[-1]:
-                logger.info(
-                    "EMR step %s (%s) on cluster %s: %s -> %s",
-                    step_id,
-                    step.get("Name", "?"),
-                    cluster_id,
-                    previous[-1] if previous else "(start)",
-                    state,
+                log.info(
+                    "EMR step state changed",
+                    step_id=step_id,
+                    step_name=step.get("Name", "?"),
+                    cluster_id=cluster_id,
+                    previous=previous[-1] if previous else "(start)",
+                    state=state,
                 )
                 previous.append(state)
             return status
@@ -418,9 +417,9 @@ class EmrRunner:
             self.client.terminate_job_flows(JobFlowIds=[cluster_id])
         except Exception as exc:
             # Raising this would hide the error that made us terminate: report it beside it.
-            logger.error("Could not terminate EMR cluster %s: %s", cluster_id, exc)
+            log.error("could not terminate EMR cluster", cluster_id=cluster_id, error=str(exc))
             return f"terminating EMR cluster {cluster_id} failed too: {exc!r}"
-        logger.info("Terminating EMR cluster %s", cluster_id)
+        log.info("terminating EMR cluster", cluster_id=cluster_id)
         return None
 
     def _failure_reason(self, cluster_id: str, status: Mapping[str, Any]) -> str:
@@ -435,7 +434,7 @@ class EmrRunner:
         try:
             cluster = self.client.describe_cluster(ClusterId=cluster_id)["Cluster"]
         except Exception as exc:  # the reason is a courtesy: never let it mask the failure
-            logger.warning("Could not describe EMR cluster %s: %s", cluster_id, exc)
+            log.warning("could not describe EMR cluster", cluster_id=cluster_id, error=str(exc))
         else:
             change = cluster.get("Status", {}).get("StateChangeReason") or {}
             cluster_reason = ": ".join(str(change[k]) for k in ("Code", "Message") if change.get(k))
@@ -460,7 +459,9 @@ class EmrRunner:
                         max_lines=EMR_LOG_TAIL_LINES,
                     )
                 except Exception as exc:  # a missing log must never mask the step's failure
-                    logger.warning("Could not read s3://%s/%s: %s", bucket, key, exc)
+                    log.warning(
+                        "could not read the step log", uri=f"s3://{bucket}/{key}", error=str(exc)
+                    )
                     tail = None
                 if tail is not None:
                     return tail
@@ -472,7 +473,7 @@ class EmrRunner:
             read, lambda found: found is not None, deadline, lambda _: self.poll_initial
         )
         if tail is None:
-            logger.warning("No stderr for EMR step %s under s3://%s/%s", step_id, bucket, base)
+            log.warning("no stderr for EMR step", step_id=step_id, uri=f"s3://{bucket}/{base}")
             return ""
         return tail
 

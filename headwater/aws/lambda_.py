@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -21,8 +20,9 @@ from headwater.aws.errors import (
     error_code,
     http_status,
 )
+from headwater.core.logs import get_logger
 
-logger = logging.getLogger("headwater.aws")
+log = get_logger("headwater.aws")
 
 # Synchronous (RequestResponse) invocations are capped at 6 MB each way; AWS counts 6 MiB.
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -172,13 +172,13 @@ class LambdaExecutor:
                 reason = error_code(error) or f"HTTP {http_status(error)}"
             else:
                 reason = type(error).__name__
-            logger.warning(
-                "Invoking %s failed with %s (attempt %d/%d); retrying in %.2fs",
-                function_name,
-                reason,
-                state.attempt_number,
-                self.max_attempts,
-                state.next_action.sleep if state.next_action else 0.0,
+            log.warning(
+                "Lambda invoke failed, retrying",
+                function=function_name,
+                reason=reason,
+                attempt=state.attempt_number,
+                max_attempts=self.max_attempts,
+                wait_seconds=round(state.next_action.sleep if state.next_action else 0.0, 3),
             )
 
         retrying = Retrying(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,8 +11,9 @@ from botocore.exceptions import ClientError
 
 from headwater.aws import clients
 from headwater.aws.errors import error_code, http_status
+from headwater.core.logs import get_logger
 
-logger = logging.getLogger("headwater.aws")
+log = get_logger("headwater.aws")
 
 # 412: the If-Match / If-None-Match condition failed. 409: another conditional write to the
 # key was under way. 404: an If-Match PUT found the object deleted meanwhile.
@@ -97,7 +97,7 @@ def upload_artifacts(
         key = f"{prefix}/{name}" if prefix else name
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         uris[name] = f"s3://{bucket}/{key}"
-        logger.info("Uploaded %s (%d bytes)", uris[name], len(body))
+        log.info("S3 object uploaded", uri=uris[name], bytes=len(body))
     return uris
 
 

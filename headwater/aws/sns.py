@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import unicodedata
 
 from botocore.client import BaseClient
 
 from headwater.aws import clients
+from headwater.core.logs import get_logger
 
-logger = logging.getLogger("headwater.aws")
+log = get_logger("headwater.aws")
 
 SNS_MAX_SUBJECT_CHARS = 100
 SNS_MAX_MESSAGE_BYTES = 256 * 1024
@@ -100,5 +100,5 @@ class SnsNotifier:
             params["Subject"] = clean_subject
         response = self.client.publish(**params)
         message_id = str(response["MessageId"])
-        logger.info("Published %s to %s", message_id, self.topic_arn)
+        log.info("SNS message published", message_id=message_id, topic_arn=self.topic_arn)
         return message_id

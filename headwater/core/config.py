@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from headwater.core.partitions import resolve_date
+
 ENV_PREFIX = "HEADWATER_"
 STAGE_ENV = "HEADWATER_STAGE"
 CONFIG_DIR_ENV = "HEADWATER_CONFIG_DIR"
@@ -129,8 +131,6 @@ class UseCaseConfig(_Section):
     @field_validator("start", "end")
     @classmethod
     def _is_a_run_date(cls, value: str | None) -> str | None:
-        from headwater.core.partitions import resolve_date
-
         if value is not None:
             resolve_date(value, date.today())  # the form only; its error names the value
         return value

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from headwater import aws
 from headwater.core.config import Settings
 from headwater.core.errors import FunctionFailed  # raised by every executor, local or Lambda
 
@@ -84,8 +85,6 @@ class LambdaFunctions:
     """Invokes the deployed Lambda functions by kind (names come from configuration)."""
 
     def __init__(self, settings: Settings, lambda_executor: Any = None) -> None:
-        from headwater import aws
-
         self._names = {
             "extract": settings.executor.extract_function,
             "clean": settings.executor.clean_function,

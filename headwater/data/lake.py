@@ -28,6 +28,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from headwater import aws
+from headwater.core import layout
+from headwater.core.partitions import partition_of_key
+
 MANIFEST = "_manifest.json"
 MANIFEST_VERSION = 1
 
@@ -168,8 +172,6 @@ class Lake:
         path = self.path(*parts)
         if self.is_local:
             return self._local_compare_and_swap(path, expected, new)
-        from headwater import aws  # boto3 only where an S3 lake needs it
-
         bucket, _, key = path.partition("/")
         return aws.s3_compare_and_swap(
             bucket, key, expected, new, region=self.region, endpoint_url=self.endpoint_url
@@ -298,9 +300,6 @@ def repair_command(
     run, as of the run's end: the command is then ``run`` (the dates of the run that reads it)
     with ``--rerun extract``.
     """
-    from headwater.core import layout
-    from headwater.core.partitions import partition_of_key
-
     step = "clean" if zone == layout.CLEAN else "extract"
     usecase, _, name = dataset.partition("/")
     command = ["headwater", "run", *(("--usecase", usecase) if name else ())]

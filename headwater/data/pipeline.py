@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from headwater import aws
 from headwater.core import layout
 from headwater.core.config import Settings
 from headwater.core.layout import CLEAN, QUARANTINE, RAW
@@ -65,8 +66,6 @@ def _lake(uri: str, region: str | None, endpoint_url: str | None) -> Lake:
 def resolve_reference(value: str, settings: Settings) -> str:
     """Resolve ``ssm:``/``secretsmanager:`` references (secrets never live in config files)."""
     if value.startswith(("ssm:", "secretsmanager:")):
-        from headwater import aws
-
         return aws.resolve_secret(value, region=settings.aws.region)
     return value
 

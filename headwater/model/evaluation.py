@@ -165,3 +165,8 @@ def calibration_table(bins: Iterable[ScoreBin], deciles: int = 10) -> list[dict[
         }
         for index, (count, score_sum, positives) in sorted(table.items())
     ]
+
+
+def mean_target_baseline(target: str) -> str:
+    """The name of the regression baseline that predicts the training mean of ``target``."""
+    return f"mean_{target}"

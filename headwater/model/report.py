@@ -17,9 +17,15 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from headwater.core.layout import REPORT, model_parts
 from headwater.core.logs import get_logger
 from headwater.model.comparison import comparison_text, signed
-from headwater.model.evaluation import HEADLINE_METRICS, METRIC_NAMES, SMALLER_IS_BETTER
+from headwater.model.evaluation import (
+    HEADLINE_METRICS,
+    METRIC_NAMES,
+    SMALLER_IS_BETTER,
+    mean_target_baseline,
+)
 
 if TYPE_CHECKING:
     from headwater.core.usecase import Quantity, TrainingSpec
@@ -130,7 +136,6 @@ def _table(rows: Mapping[str, Any]) -> str:
 def baseline_name(name: str, spec: TrainingSpec | None) -> str:
     """A baseline's human name (the mean-target one after the target's human name, when the
     use case's ``spec`` is known)."""
-    from headwater.model.spark_training import mean_target_baseline
 
     if spec is not None and name == mean_target_baseline(spec.target.column):
         return f"mean {spec.target.name}"
@@ -195,7 +200,6 @@ def refresh_report(lake: Lake, model: str, version: str, decision: Mapping[str, 
 
     A report that cannot be rewritten is logged, never raised: the decision stands.
     """
-    from headwater.core.layout import REPORT, model_parts
 
     parts = model_parts(model, version, REPORT)
     try:

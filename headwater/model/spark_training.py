@@ -43,6 +43,7 @@ from headwater.model.evaluation import (
     calibration_table,
     constant_metrics,
     exact_metrics,
+    mean_target_baseline,
     roc_curve,
     summary,
 )
@@ -527,11 +528,6 @@ def regression_metrics(scored: Any, target: str) -> dict[str, float]:
     ).first()
     r2 = 1.0 - row.mse / row.variance if row.variance else float("nan")
     return {"rmse": math.sqrt(row.mse), "mae": float(row.mae), "r2": r2}
-
-
-def mean_target_baseline(target: str) -> str:
-    """The name of the regression baseline that predicts the training mean of ``target``."""
-    return f"mean_{target}"
 
 
 def baselines(train: Any, holdout: Any, spec: TrainingSpec) -> dict[str, dict[str, float]]:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from headwater import aws
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger
 from headwater.model.evaluation import HEADLINE_METRICS, METRIC_NAMES
@@ -235,8 +236,6 @@ class SnsNotification:
     """AWS: publish the report to an SNS topic (email subscribers get subject and body)."""
 
     def __init__(self, topic_arn: str, region: str | None = None, client: Any = None) -> None:
-        from headwater import aws
-
         self._sns = aws.SnsNotifier(topic_arn, region=region, client=client)
 
     def notify(self, report: RunReport) -> str:

@@ -120,8 +120,8 @@ class _S3:
     @property
     def client(self) -> Any:
         if self._client is None:
-            # Imported here: boto3 comes with the Lambda runtime, and a file:// lake never needs it.
-            # The clients module alone: the rest of headwater.aws needs what the API lacks.
+            # The clients module alone (the rest of headwater.aws needs what the API lacks);
+            # lazy: boto3 only for an S3 registry, off the API's cold start (file:// never needs it)
             from headwater.aws.clients import client
 
             self._client = client("s3", self.region, self.endpoint_url)
@@ -131,7 +131,7 @@ class _S3:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def read(self, key: str) -> bytes | None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # lazy: as boto3 above
 
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))

@@ -563,7 +563,7 @@ def test_run_passes_the_exploratory_and_window_options_to_the_graph(
         seen.append(runner.main_task(options, ("flights",), "r1", "/tmp/s").requires())
         raise SystemExit(0)
 
-    monkeypatch.setattr(runner, "run_pipeline", fake_run)
+    monkeypatch.setattr(cli, "run_pipeline", fake_run)
 
     invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights", *flags)
 
@@ -595,7 +595,7 @@ def test_run_passes_rerun_and_retrain_down_to_the_training_and_its_partitions(
         seen.append((train, train.requires()[0].requires()))
         raise SystemExit(0)
 
-    monkeypatch.setattr(runner, "run_pipeline", fake_run)
+    monkeypatch.setattr(cli, "run_pipeline", fake_run)
 
     invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights", *flags)
 
@@ -627,7 +627,7 @@ def test_a_stopped_run_exits_as_the_signal_says_with_one_line(
     def stopped(settings: Settings, options: Any) -> Any:
         raise runner.RunStopped("terminated (SIGTERM)", sig)
 
-    monkeypatch.setattr(runner, "run_pipeline", stopped)
+    monkeypatch.setattr(cli, "run_pipeline", stopped)
 
     result = invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import logging
 import math
 import signal
 import socket
@@ -25,9 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from headwater.core.logs import configure_logging, get_logger
 from headwater.data.sources.http import TokenBucket
 
-logger = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 HEALTH_PATH = "/health"
 _FAULT_WORDS = ("ok", "timeout", "disconnect", "badjson")
@@ -96,10 +96,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError):
-            logger.debug("client %s went away before the reply", self.client_address)
+            log.debug("client went away before the reply", client=str(self.client_address))
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s - " + format, self.address_string(), *args)
+        log.debug("request", client=self.address_string(), line=format % args)
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -110,7 +110,7 @@ class _HttpServer(ThreadingHTTPServer):
         self.app = app
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.warning("error while answering %s", client_address, exc_info=True)
+        log.warning("error while answering", client=str(client_address), exc_info=True)
 
 
 class LoopbackJsonServer:
@@ -183,7 +183,7 @@ class LoopbackJsonServer:
             daemon=True,
         )
         self._thread.start()
-        logger.info("%s listening on %s", type(self).__name__, self.url)
+        log.info("embedded server listening", server=type(self).__name__, url=self.url)
         return self
 
     def stop(self) -> None:
@@ -300,9 +300,7 @@ def serve_standalone(
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-    )
+    configure_logging(level=args.log_level.upper())
     try:
         server = create_server(args.host, args.port, rate_limit_per_second=args.rate_limit)
         server.start()

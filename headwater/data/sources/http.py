@@ -9,7 +9,6 @@ Error messages and logs name the URL with credentials masked.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import random
@@ -31,7 +30,9 @@ from tenacity import (
     stop_after_attempt,
 )
 
-logger = logging.getLogger(__name__)
+from headwater.core.logs import get_logger
+
+log = get_logger(__name__)
 
 REDACTED = "***"
 # A query parameter whose name contains one of these is a credential: never shown.
@@ -477,20 +478,13 @@ class JsonHttpClient:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         reason = _scrub(_describe(exc), secrets)
-        logger.warning(
-            "GET %s: attempt %d/%d failed (%s); retrying in %.2fs",
-            shown_url,
-            state.attempt_number,
-            max_attempts,
-            reason,
-            wait,
-            extra={
-                "url": shown_url,
-                "attempt": state.attempt_number,
-                "max_attempts": max_attempts,
-                "wait_seconds": round(wait, 3),
-                "reason": reason,
-            },
+        log.warning(
+            "GET failed, retrying",
+            url=shown_url,
+            attempt=state.attempt_number,
+            max_attempts=max_attempts,
+            wait_seconds=round(wait, 3),
+            reason=reason,
         )
 
 

@@ -31,6 +31,7 @@ class BikeshareUseCase:
     @property
     def serving(self) -> ServingSpec:
         """Request model, example and answer keys for the prediction API."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.bikeshare.serving import SERVING
 
         return SERVING
@@ -38,6 +39,7 @@ class BikeshareUseCase:
     @property
     def training(self) -> TrainingSpec:
         """Label, target, features, lookups and baselines for the generic Spark job."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.bikeshare.training import TRAINING
 
         return TRAINING
@@ -45,6 +47,7 @@ class BikeshareUseCase:
     @property
     def keys(self) -> Mapping[str, tuple[str, ...]]:
         """The columns identifying one raw row of each source (duplicates are quarantined)."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.bikeshare.contracts import KEYS
 
         return KEYS
@@ -53,6 +56,7 @@ class BikeshareUseCase:
         """The weather API's record schema; nothing for the SQL source."""
         if source != "weather":
             return None
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.data.sources.json_pages import PagedRequest
         from headwater.usecases.bikeshare.cleaning import RAW_WEATHER_SCHEMA
 
@@ -60,6 +64,7 @@ class BikeshareUseCase:
 
     def clean_schema(self) -> pa.Schema:
         """The Arrow schema of the clean rentals dataset."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.bikeshare.cleaning import CLEAN_SCHEMA
 
         return CLEAN_SCHEMA
@@ -68,12 +73,14 @@ class BikeshareUseCase:
         self, raw: Mapping[str, pd.DataFrame], partition: Partition, timezone: str
     ) -> CleanResult:
         """Contracts, repairs, quarantine and the weather join for one partition."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.bikeshare.cleaning import clean_partition
 
         return clean_partition(raw, partition, timezone)
 
     def build_demo_data(self, sources: Mapping[str, Any], replace: bool) -> DemoReport:
         """Build the SQLite database the ``rentals`` source points at, from the vendored CSV."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.bikeshare.data import build_demo_data
 
         return build_demo_data(sources, replace=replace)
@@ -84,6 +91,7 @@ class BikeshareUseCase:
         """The local paginated weather API for the ``weather`` source."""
         if source != "weather":
             raise ValueError(f"use case {self.name!r} has no embedded server for {source!r}")
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.bikeshare.weather_server import WeatherServer
 
         return WeatherServer(host, port, rate_limit_per_second=rate_limit)

@@ -177,6 +177,7 @@ def features_frame(rows: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFrame:
     ``rows`` needs :data:`INPUT_COLUMNS`: the local ``date``, the local ``hour``, the
     ``holiday`` flag and the weather columns (nullable).
     """
+    # lazy: pandas off the API's cold start (the API imports this module)
     import pandas as pd
 
     day = pd.to_datetime(rows["date"])

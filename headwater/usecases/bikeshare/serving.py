@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from headwater.core.calendar import is_us_holiday
 from headwater.core.fields import local_datetime, measure
 from headwater.core.usecase import AnswerShape, ServingSpec
-from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD
+from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD, features_record
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
 
@@ -75,7 +75,6 @@ EXAMPLE: dict[str, Any] = {
 
 def hour_features(request: RentalHourRequest, lookups: Any) -> tuple[dict[str, Any], list[str]]:
     """The model features of one validated request, and the inputs that were defaulted."""
-    from headwater.usecases.bikeshare.features import features_record
 
     weather = request.weather
     return features_record(

@@ -42,6 +42,7 @@ def build_lookups(train: Any, references: Mapping[str, Any], all_rows: Any) -> F
         references: unused (this use case has no reference tables).
         all_rows: unused (nothing here is known in advance beyond the calendar).
     """
+    # lazy: pyspark only on the training host
     from pyspark.sql import functions as F
 
     means = [F.avg(name).alias(name) for name in WEATHER_NUMBERS]

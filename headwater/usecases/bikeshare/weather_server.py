@@ -167,6 +167,7 @@ class WeatherServer(LoopbackJsonServer):
         """Read the vendored CSV's weather (or the frame given) once."""
         if self._observations is None:
             if self._frame is None:
+                # lazy: pandas only once the demo server starts
                 from headwater.usecases.bikeshare.data import read_csv, weather_observations
 
                 self._frame = weather_observations(read_csv())

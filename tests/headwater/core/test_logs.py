@@ -1,30 +1,26 @@
-"""The console a person watches: one short line per step; the JSON log keeps every field."""
+"""The JSON log: every field of every line, whichever way a module logged it."""
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
-from headwater.core.logs import configure_logging, console_line, get_logger, log_context
-from headwater.core.progress import ProgressEvent
-
-URI = "file:///tmp/lake/clean/flights/flights/month=2013-03/part-20261202T073153Z-8b1c4c.parquet"
+from headwater.core.logs import configure_logging, get_logger, log_context
 
 
 @pytest.fixture
-def text_console(tmp_path: Path) -> Iterator[Path]:
-    """Configure logging as ``headwater run`` does (text console, JSON file); undo it after."""
-    saved = structlog.get_config()
-    level = logging.getLogger().level
+def json_log(tmp_path: Path) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Logging configured as a run does (JSON file, no console); undone after the test."""
+    saved, level = structlog.get_config(), logging.getLogger().level
     path = tmp_path / "run.log"
-    configure_logging(log_file=path, console_format="text", console_level="INFO")
-    yield path
+    configure_logging(log_file=path, console=False)
+    yield lambda: [json.loads(line) for line in path.read_text().splitlines()]
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_headwater", False)]:
         root.removeHandler(handler)
@@ -33,161 +29,64 @@ def text_console(tmp_path: Path) -> Iterator[Path]:
     structlog.configure(**saved)
 
 
-def log_step() -> None:
-    """What a clean task logs: the function's own line, then the task's line."""
-    with log_context(run_id="r1", usecase="flights", partition="2013-03", task="CleanPartition"):
-        get_logger("headwater.data.pipeline").info("cleaned", rows=27003, uri=URI)
-        get_logger("headwater.progress").info(
-            "clean done", rows=27003, quarantined=12, seconds=0.41
-        )
+def test_a_structlog_line_carries_its_fields_and_the_bound_context(json_log) -> None:
+    with log_context(run_id="r1", partition="2013-03"):
+        get_logger("headwater.data.pipeline").info("cleaned", rows=5)
+
+    [line] = json_log()
+    assert line["event"] == "cleaned" and line["rows"] == 5
+    assert line["run_id"] == "r1" and line["partition"] == "2013-03"
+    assert line["logger"] == "headwater.data.pipeline" and line["level"] == "info"
 
 
-def test_a_finished_step_is_one_short_line_on_the_console_and_everything_in_the_file(
-    text_console: Path, capsys: pytest.CaptureFixture[str]
+def test_a_standard_library_line_keeps_its_extra_fields(json_log) -> None:
+    # A library logging through the standard library (Luigi, botocore) with extra= fields
+    with log_context(run_id="r1"):
+        logging.getLogger("some.library").warning("retrying %s", "x", extra={"attempt": 2})
+
+    [line] = json_log()
+    assert line["event"] == "retrying x" and line["attempt"] == 2 and line["run_id"] == "r1"
+
+
+def test_configuring_again_replaces_the_handlers_it_installed(tmp_path: Path, json_log) -> None:
+    configure_logging(log_file=tmp_path / "second.log", console=False)
+    get_logger("x").info("once")
+
+    ours = [h for h in logging.getLogger().handlers if getattr(h, "_headwater", False)]
+    assert len(ours) == 1
+    assert json_log() == [] and "once" in (tmp_path / "second.log").read_text()
+
+
+def test_the_console_handler_given_replaces_json_on_stderr(
+    tmp_path: Path, json_log, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # When a clean task logs its two lines
-    log_step()
+    shown: list[logging.LogRecord] = []
 
-    # Then the console has one short line, without the URI or the context
-    lines = capsys.readouterr().err.splitlines()
-    assert lines == ["flights 2013-03 clean  27,003 rows  12 quarantined  0.4 s"]
-    # And the JSON log keeps both lines, with every field
-    records = [json.loads(line) for line in text_console.read_text().splitlines()]
-    cleaned = next(r for r in records if r["event"] == "cleaned")
-    assert cleaned["uri"] == URI and cleaned["run_id"] == "r1"
-    assert {"cleaned", "clean done"} <= {r["event"] for r in records}
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            shown.append(record)
 
+    configure_logging(console_level="WARNING", console_handler=Collect())
+    get_logger("x").info("quiet")
+    get_logger("x").warning("loud")
 
-def test_a_failure_is_one_line_naming_the_task_and_the_traceback_stays_in_the_file(
-    text_console: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Given a task that failed: Luigi logs the traceback, the task its one line
-    try:
-        raise RuntimeError("extract failed: HttpRetriesExhausted: GET http://x\nsecond line")
-    except RuntimeError:
-        logging.getLogger("luigi-interface").exception("[pid 1] Worker failed    Extract(...)")
-    where = {"usecase": "flights", "partition": "2013-05", "source": "weather"}
-    with log_context(run_id="r1", task="ExtractPartition", **where):
-        get_logger("headwater.progress").error(
-            "task failed", error="extract failed: HttpRetriesExhausted: GET http://x\nsecond line"
-        )
-
-    # Then the console shows one line: the task and the error's first line, no traceback
-    err = capsys.readouterr().err
-    assert err.splitlines() == [
-        "FAILED flights 2013-05 ExtractPartition weather  "
-        "extract failed: HttpRetriesExhausted: GET http://x"
-    ]
-    assert "Traceback" not in err
-    # And the file keeps Luigi's traceback
-    assert "Traceback" in text_console.read_text()
-
-
-def test_luigi_chatter_and_the_functions_own_lines_stay_off_the_console(
-    text_console: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    logging.getLogger("luigi-interface").info("Informed scheduler that task X has status DONE")
-    get_logger("headwater.data.pipeline").info("extracted", uri=URI)
-    get_logger("headwater.run").info("run started", dates="2013-01-01..2013-01-31")
-
+    assert [r.msg["event"] for r in shown] == ["loud"]
     assert capsys.readouterr().err == ""
-    assert "Informed scheduler" in text_console.read_text()
 
 
-def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
-    text_console: Path, capsys: pytest.CaptureFixture[str]
+def test_a_logger_goes_through_the_standard_library_before_any_configuration(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Given a step logged in a forked process (as Luigi's workers are)
-    child = multiprocessing.get_context("fork").Process(target=log_step)
-    child.start()
-    child.join(10)
+    # Given a process that never configured logging (an embedding app, a Spark driver)
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    try:
+        # When a module logs through get_logger
+        with caplog.at_level(logging.INFO, logger="headwater.some.module"):
+            get_logger("headwater.some.module").info("hello", rows=3)
+    finally:
+        structlog.configure(**saved)
 
-    # When the run finishes in this process
-    get_logger("headwater.run").info("run finished", succeeded=True)
-
-    # Then this process showed the child's line
-    assert child.exitcode == 0
-    assert "flights 2013-03 clean  27,003 rows  12 quarantined  0.4 s" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("event", "line"),
-    [
-        (
-            {
-                "event": "extract done",
-                "usecase": "flights",
-                "partition": "2013-03",
-                "source": "weather",
-                "rows": 2232,
-                "quarantined": 0,
-                "seconds": 0.58,
-            },
-            "flights 2013-03 extract weather  2,232 rows  0.6 s",
-        ),
-        (
-            {"event": "planned", "usecase": "flights", "partitions": 12, "published": 12},
-            "flights  12 partitions (12 already published, skipped)",
-        ),
-        ({"event": "planned", "usecase": "flights", "partitions": 12}, "flights  12 partitions"),
-        (
-            {"event": "planned", "usecase": "flights", "partitions": 1, "published": 1},
-            "flights  1 partition (1 already published, skipped)",
-        ),
-        (
-            {
-                "event": "read",
-                "usecase": "flights",
-                **ProgressEvent(
-                    "read", 9.5, 2.04, {"usecase": "flights", "partitions": 12}
-                ).log_fields(),
-            },
-            "flights training: read partitions=12  2.0 s",
-        ),
-        (
-            {
-                "event": "replacing the training this run left running",
-                "level": "warning",
-                "pgid": 42,
-            },
-            "warning: replacing the training this run left running  pgid=42",
-        ),
-        (
-            {
-                "event": "write",
-                "usecase": "flights",
-                **ProgressEvent(
-                    "write",
-                    40.0,
-                    None,
-                    {
-                        "uri": "file:///tmp/lake/models/flights/v1",
-                        "rows": 2000,
-                        "max_abs_probability": 1.6653345369377348e-15,
-                    },
-                ).log_fields(),
-            },
-            "flights training: write rows=2000",
-        ),
-        (
-            {"event": "model trained", "usecase": "flights", "auc_roc": 0.7330104985295827},
-            "flights model trained  auc_roc=0.733",
-        ),
-        (
-            {
-                "event": "training skipped: unchanged inputs (version 20261202T101012Z-4231a3)",
-                "usecase": "meters",
-                "reused": "20261202T101012Z-4231a3",
-            },
-            "meters training skipped: unchanged inputs (version 20261202T101012Z-4231a3)",
-        ),
-        ({"event": "run finished", "succeeded": True}, None),
-    ],
-)
-def test_console_lines(event: dict[str, object], line: str | None) -> None:
-    assert console_line(event) == line
-
-
-def test_a_long_error_is_shortened_on_the_console() -> None:
-    line = console_line({"event": "task failed", "level": "error", "task": "T", "error": "x" * 500})
-    assert line is not None and len(line) < 200 and line.endswith("…")
+    # Then the standard library's logger of that name got the line and its fields
+    [record] = [r for r in caplog.records if r.name == "headwater.some.module"]
+    assert record.msg["event"] == "hello" and record.msg["rows"] == 3

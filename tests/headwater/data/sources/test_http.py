@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
+import structlog
 
 from headwater.core.logs import configure_logging
 from headwater.data.sources import HttpAuth
@@ -133,11 +134,11 @@ def test_5xx_is_retried_with_logged_backoff(
 
     assert "hourly" in payload
     assert server.request_count == 3
-    retries = [r for r in caplog.records if r.name == "headwater.data.sources.http"]
-    assert [r.attempt for r in retries] == [1, 2]
-    assert "HTTP 500" in retries[0].getMessage() and "HTTP 503" in retries[1].getMessage()
-    assert all(0 <= r.wait_seconds <= 0.05 for r in retries)
-    assert "attempt 1/6" in retries[0].getMessage()
+    retries = [r.msg for r in caplog.records if r.name == "headwater.data.sources.http"]
+    assert [r["attempt"] for r in retries] == [1, 2]
+    assert "HTTP 500" in retries[0]["reason"] and "HTTP 503" in retries[1]["reason"]
+    assert all(0 <= r["wait_seconds"] <= 0.05 for r in retries)
+    assert retries[0]["max_attempts"] == 6
 
 
 def test_timeout_is_retried_then_succeeds(server: WeatherServer, make_client) -> None:
@@ -337,15 +338,22 @@ def noaa_param() -> Iterator[NoaaLikeServer]:
 
 
 @pytest.fixture
-def json_log(tmp_path) -> Iterator[Callable[[], str]]:
-    """The run's JSON log file, as ``configure_logging`` writes it (handlers removed after)."""
-    path = tmp_path / "run.jsonl"
+def json_log(tmp_path) -> Iterator[Any]:
+    """Logging configured as a run does (JSON file, no console); undone after the test."""
+    saved, level = structlog.get_config(), logging.getLogger().level
+    path = tmp_path / "run.log"
     configure_logging(log_file=path, console=False)
-    yield lambda: path.read_text(encoding="utf-8")
+
+    def records() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    yield records
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_headwater", False)]:
         root.removeHandler(handler)
         handler.close()
+    root.setLevel(level)
+    structlog.configure(**saved)
 
 
 def test_a_header_credential_is_sent_on_every_attempt(
@@ -365,7 +373,7 @@ def test_a_header_credential_is_sent_on_every_attempt(
 def test_a_retried_request_never_writes_its_token_to_the_json_log(
     noaa_param: NoaaLikeServer,
     make_client: Callable[..., JsonHttpClient],
-    json_log: Callable[[], str],
+    json_log: Callable[[], list[dict[str, Any]]],
 ) -> None:
     # Given a token sent as a query parameter, and a server failing twice before answering
     noaa_param.inject_faults(["503", "429:0.01"])
@@ -376,11 +384,11 @@ def test_a_retried_request_never_writes_its_token_to_the_json_log(
 
     # Then the JSON log holds the two retries, with the URL masked, and no form of the token
     assert payload["results"]
-    lines = [json.loads(line) for line in json_log().splitlines()]
-    retries = [line for line in lines if "retrying in" in line["event"]]
+    lines = json_log()
+    retries = [line for line in lines if line.get("logger") == "headwater.data.sources.http"]
     assert len(retries) == 2
-    assert all("token=***" in line["event"] for line in retries)
-    text = json_log()
+    assert all("token=***" in line["url"] for line in retries)
+    text = json.dumps(lines)
     assert not [form for form in _forms(TOKEN) if form in text]
 
 
@@ -480,3 +488,22 @@ def test_auth_keys_are_checked_with_the_source(keys: dict[str, Any], words: str)
         validate_source(SourceConfig(kind="json_pages", base_url="http://x", auth=keys))
     assert words in str(refused.value)
     assert "abc123" not in str(refused.value)  # a literal secret is not echoed
+
+
+def test_a_retry_reaches_the_json_log_with_its_url_attempt_and_wait(
+    server: WeatherServer, make_client, json_log
+) -> None:
+    # Given a server that fails once with a 503
+    server.inject_faults(["503"])
+
+    # When the client retries through it
+    make_client().get_json(server.url, {**QUERY, "apikey": "s3cr3t-value"})
+
+    # Then the JSON log has one retry line carrying the URL (redacted), attempt and wait
+    retries = [r for r in json_log() if r.get("logger") == "headwater.data.sources.http"]
+    assert len(retries) == 1, retries
+    retry = retries[0]
+    assert retry["url"].startswith(server.url) and "apikey=***" in retry["url"]
+    assert retry["attempt"] == 1 and retry["max_attempts"] == 6
+    assert 0 <= retry["wait_seconds"] <= 0.05
+    assert "HTTP 503" in retry["reason"]
