@@ -29,6 +29,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from cli.zappa_guard import VENV_STAMP
+
 ZAPPA_SETTINGS = "zappa_settings.json"
 STACK_TEMPLATE = "infrastructure/headwater.yaml"
 IMAGES = {
@@ -514,7 +516,7 @@ def build_api_package(
     """Build the stage's Zappa package in a venv of ``python``; reuse the venv if up to date."""
     venv = venv or repo / LAMBDA_VENV
     requirements = api_requirements(tomllib.loads((repo / "pyproject.toml").read_text()))
-    stamp = venv / ".headwater-requirements"
+    stamp = venv / VENV_STAMP  # also what zappa_settings.json's callback checks
     wanted = json.dumps({"python": str(python), "requirements": requirements})
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     if not (stamp.exists() and stamp.read_text() == wanted):
