@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from cli.zappa_guard import VENV_STAMP
 from headwater.aws.errors import error_code
 
 ZAPPA_SETTINGS = "zappa_settings.json"
@@ -517,7 +518,7 @@ def build_api_package(
     """Build the stage's Zappa package in a venv of ``python``; reuse the venv if up to date."""
     venv = venv or repo / LAMBDA_VENV
     requirements = api_requirements(tomllib.loads((repo / "pyproject.toml").read_text()))
-    stamp = venv / ".headwater-requirements"
+    stamp = venv / VENV_STAMP  # also what zappa_settings.json's callback checks
     wanted = json.dumps({"python": str(python), "requirements": requirements})
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     if not (stamp.exists() and stamp.read_text() == wanted):

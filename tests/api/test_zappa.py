@@ -8,7 +8,9 @@ path is only that directory plus boto3 (which the Lambda runtime provides), read
 model from S3 (the moto server) under the prod stage's own environment.
 
 Access control is checked on what Zappa generates (``zappa template``): every method of
-every stage's API requires a key or IAM auth.
+every stage's API requires a key or IAM auth. ``zappa template`` runs from this (3.11) venv
+and the package is built in the lean 3.13 one: zappa_settings.json's settings callback
+(cli/zappa_guard.py, tests/cli/test_zappa_guard.py) lets both through.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from cli.deploy_steps import (
     runtime_version,
     zappa_template_command,
 )
+from cli.zappa_guard import VENV_STAMP
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = REPO / "zappa_settings.json"
@@ -302,8 +305,10 @@ def test_zappa_package_runs_on_lambda(
     publish(lake, region="us-east-1", endpoint_url=moto_endpoint)
     publish(lake, usecase="bikeshare", region="us-east-1", endpoint_url=moto_endpoint)
 
-    # When Zappa packages the prod stage from a venv of the runtime's Python (the fixture)
+    # When Zappa packages the prod stage from a venv of the runtime's Python (the fixture),
+    # marked as the lean one: the settings callback let it through
     archive, venv = api_package
+    assert (venv / VENV_STAMP).is_file() and archive.is_file()
     (site_packages,) = (venv / "lib").glob("python3.*/site-packages")
     assert (
         site_packages.parent.name == f"python{runtime_version(stage_settings('prod')['runtime'])}"

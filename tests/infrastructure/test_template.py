@@ -115,6 +115,43 @@ def stack() -> Any:
         yield cfn.describe_stacks(StackName="headwater-prod")["Stacks"][0]
 
 
+@pytest.fixture(scope="module")
+def vpc_stack(stack: Any) -> Any:
+    """A second stage, ``vpc``, whose functions are placed in a VPC, with endpoint and NAT."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    private = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{n}.0/24")["Subnet"]["SubnetId"]
+        for n in (1, 2)
+    ]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.9.0/24")["Subnet"]["SubnetId"]
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    group = ec2.create_security_group(GroupName="functions", Description="egress", VpcId=vpc)
+    placement = {
+        "FunctionSubnetIds": ",".join(private),
+        "FunctionSecurityGroupIds": group["GroupId"],
+        "FunctionVpcId": vpc,
+        "FunctionRouteTableId": table,
+        "FunctionNatSubnetId": public,
+    }
+    parameters = {
+        "Stage": "vpc",
+        "FunctionImageUri": f"{IMAGE}-functions:1",
+        "SchedulerImageUri": f"{IMAGE}-scheduler:1",
+        "SchedulerSubnetIds": private[0],
+        "SchedulerSecurityGroupIds": group["GroupId"],
+        **placement,
+    }
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(
+        StackName="headwater-vpc",
+        TemplateBody=TEMPLATE.read_text(),
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )
+    return cfn.describe_stacks(StackName="headwater-vpc")["Stacks"][0], placement
+
+
 def outputs(stack: Any) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
 
@@ -440,3 +477,173 @@ def test_the_image_build_files_install_extras_that_exist() -> None:
         text = (REPO / "infrastructure" / dockerfile).read_text()
         assert f".[{extra}]" in text, dockerfile
         assert extra in extras
+
+
+def created_by(stack_name: str, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The EC2 resources (endpoints, NAT gateways) CloudFormation tagged as the stack's."""
+    return [
+        r
+        for r in resources
+        if {"Key": "aws:cloudformation:stack-name", "Value": stack_name} in r.get("Tags", [])
+    ]
+
+
+def test_by_default_the_functions_run_outside_any_vpc_and_the_stack_adds_no_network(
+    stack: Any,
+) -> None:
+    lam = boto3.client("lambda", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=REGION)
+
+    for name in ("extract", "clean"):
+        config = lam.get_function(FunctionName=f"headwater-prod-{name}")["Configuration"]
+        assert not config.get("VpcConfig", {}).get("SubnetIds")
+    assert created_by("headwater-prod", ec2.describe_vpc_endpoints()["VpcEndpoints"]) == []
+    assert created_by("headwater-prod", ec2.describe_nat_gateways()["NatGateways"]) == []
+    assert "FunctionEgressIp" not in outputs(stack)
+
+
+def test_given_subnets_the_functions_run_in_the_vpc_reaching_s3_and_the_internet(
+    vpc_stack: Any,
+) -> None:
+    # Given the stage vpc's stack, deployed with the placement parameters (fixture)
+    stack, placement = vpc_stack
+    lam = boto3.client("lambda", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    table = placement["FunctionRouteTableId"]
+
+    # Then both functions run in the given subnets with the given security groups
+    for name in ("extract", "clean"):
+        config = lam.get_function(FunctionName=f"headwater-vpc-{name}")["Configuration"]
+        assert config["VpcConfig"]["SubnetIds"] == placement["FunctionSubnetIds"].split(",")
+        assert config["VpcConfig"]["SecurityGroupIds"] == [placement["FunctionSecurityGroupIds"]]
+
+    # And the lake is reached through an S3 gateway endpoint on their route table
+    (endpoint,) = created_by("headwater-vpc", ec2.describe_vpc_endpoints()["VpcEndpoints"])
+    assert endpoint["VpcEndpointType"] == "Gateway"
+    assert endpoint["ServiceName"] == f"com.amazonaws.{REGION}.s3"
+    assert (endpoint["VpcId"], endpoint["RouteTableIds"]) == (placement["FunctionVpcId"], [table])
+
+    # And the HTTP sources (and SSM, Secrets Manager) through a NAT gateway in the public subnet
+    (nat,) = created_by("headwater-vpc", ec2.describe_nat_gateways()["NatGateways"])
+    assert nat["SubnetId"] == placement["FunctionNatSubnetId"]
+    routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+    default = [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+    assert [r.get("NatGatewayId") for r in default] == [nat["NatGatewayId"]]
+    (address,) = nat["NatGatewayAddresses"]
+    assert outputs(stack)["FunctionEgressIp"] == address["PublicIp"]
+
+
+def test_in_a_vpc_the_functions_role_may_manage_their_network_interfaces() -> None:
+    # moto's CloudFormation attaches no AWS-managed policy: checked on the template
+    arns = template()["Resources"]["FunctionRole"]["Properties"]["ManagedPolicyArns"]
+    (conditional,) = [a for a in arns if isinstance(a, dict)]
+    assert conditional == {
+        "Fn::If": [
+            "FunctionsInVpc",
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+
+
+def test_no_check_is_skipped_on_the_claim_that_the_functions_read_only_public_sources() -> None:
+    # prod's functions read SQL databases too (config/prod.toml): the VPC check is met by the
+    # conditional placement, not skipped with a reason that is not true there
+    prod = load_settings("prod")
+    kinds = {s.kind for name in prod.usecases for s in prod.usecase_config(name).sources.values()}
+    assert "sql" in kinds
+    resources = template()["Resources"]
+    for name in ("ExtractFunction", "CleanFunction"):
+        skips = resources[name].get("Metadata", {}).get("checkov", {}).get("skip", [])
+        assert "CKV_AWS_117" not in {s["id"] for s in skips}, name
+        assert resources[name]["Properties"]["VpcConfig"] == {
+            "Fn::If": [
+                "FunctionsInVpc",
+                {
+                    "SubnetIds": {"Ref": "FunctionSubnetIds"},
+                    "SecurityGroupIds": {"Ref": "FunctionSecurityGroupIds"},
+                },
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+
+
+def evaluate_rule(node: Any, values: dict[str, Any]) -> Any:
+    """A CloudFormation rule function over parameter values (the functions the template uses)."""
+    if not isinstance(node, dict):
+        return node
+    ((function, argument),) = node.items()
+    if function == "Ref":
+        return values[argument]
+    arguments = [evaluate_rule(a, values) for a in argument]
+    operations = {
+        "Fn::And": lambda: all(arguments),
+        "Fn::Or": lambda: any(arguments),
+        "Fn::Not": lambda: not arguments[0],
+        "Fn::Equals": lambda: arguments[0] == arguments[1],
+        "Fn::Contains": lambda: arguments[1] in arguments[0],
+    }
+    return operations[function]()
+
+
+VPC = {
+    "FunctionSubnetIds": ["subnet-1", "subnet-2"],
+    "FunctionSecurityGroupIds": ["sg-1"],
+    "FunctionVpcId": "vpc-1",
+    "FunctionRouteTableId": "rtb-1",
+    "FunctionNatSubnetId": "subnet-9",
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "refused"),
+    [
+        ({}, None),
+        (VPC, None),
+        ({k: VPC[k] for k in ("FunctionSubnetIds", "FunctionSecurityGroupIds")}, None),
+        ({k: v for k, v in VPC.items() if k != "FunctionNatSubnetId"}, None),
+        ({"FunctionSubnetIds": VPC["FunctionSubnetIds"]}, "go together"),
+        ({"FunctionSecurityGroupIds": VPC["FunctionSecurityGroupIds"]}, "go together"),
+        ({k: v for k, v in VPC.items() if k != "FunctionVpcId"}, "needs FunctionSubnetIds and"),
+        ({"FunctionRouteTableId": "rtb-1", "FunctionVpcId": "vpc-1"}, "needs FunctionSubnetIds"),
+        ({k: v for k, v in VPC.items() if k != "FunctionRouteTableId"}, "FunctionNatSubnetId"),
+    ],
+)
+def test_a_partial_vpc_placement_is_refused_before_anything_is_created(
+    given: dict[str, Any], refused: str | None
+) -> None:
+    # CloudFormation checks Rules before creating or updating anything; moto does not: the
+    # assertions are evaluated here on the parameters' values (an empty list is [""])
+    body = template()
+    values = {
+        name: ([""] if spec["Type"] == "CommaDelimitedList" else "")
+        for name, spec in body["Parameters"].items()
+        if name.startswith("Function") and spec.get("Default") == ""
+    }
+    assert set(values) == set(VPC)
+    values.update(given)
+    failed = [
+        a["AssertDescription"]
+        for rule in body["Rules"].values()
+        for a in rule["Assertions"]
+        if not evaluate_rule(a["Assert"], values)
+    ]
+    if refused is None:
+        assert failed == []
+    else:
+        (reason,) = failed
+        assert refused in reason
+
+
+def test_the_vpc_parameters_are_optional_and_pass_through_headwater_deploy() -> None:
+    from cli.deploy_steps import DeployRequest, plan_deploy
+
+    def plan(parameters: dict[str, str]) -> Any:
+        request = DeployRequest(stage="prod", repo=REPO, image_tag="t", parameters=parameters)
+        return plan_deploy(request)
+
+    # no placement: nothing of it is missing (the scheduler's network still is)
+    assert set(plan({}).missing_parameters) == {"SchedulerSubnetIds", "SchedulerSecurityGroupIds"}
+    # `--parameter FunctionSubnetIds=subnet-1,subnet-2 ...` reaches the stack as given
+    given = {k: ",".join(v) if isinstance(v, list) else v for k, v in VPC.items()}
+    assert {k: plan(given).stack_parameters[k] for k in VPC} == given
