@@ -1,6 +1,6 @@
 """Train, evaluate and export one use case's models on Spark (an EMR step, or local).
 
-    spark-submit emr_jobs/train.py --options-json '{"usecase": "flights", ...}' [--master M]
+    spark-submit emr_jobs/train.py --options-json '{"usecase": "<name>", ...}' [--master M]
 
 A thin entrypoint: read the run's options (one JSON document,
 :class:`headwater.model.options.TrainOptions`, built by the scheduler), build the

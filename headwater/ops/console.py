@@ -83,7 +83,7 @@ def _short_figure(key: str, value: Any) -> bool:
 
 
 def _training_line(usecase: Any, progress: ProgressEvent) -> str:
-    """``flights training: evaluate auc_roc=0.733  4.1 s``: the step, short figures, seconds."""
+    """``<usecase> training: evaluate auc_roc=0.733  4.1 s``: the step, short figures, seconds."""
     figures = [f"{k}={v}" for k, v in progress.fields.items() if _short_figure(k, v)]
     parts = [" ".join(str(p) for p in (usecase, "training:", progress.step, *figures) if p)]
     if progress.seconds is not None:
