@@ -7,7 +7,7 @@ prediction models (:mod:`headwater.serving.predictor`), the model info, health
 use case is written here.
 
 A use case's components are named ``<use case>.<Model>`` and titled ``<UseCase><Model>``
-(``flights.Weather``: ``FlightsWeather``), so that two use cases declaring a model of the same
+(``trips.Weather``: ``TripsWeather``), so that two use cases declaring a model of the same
 name stay two schemas for client generators, which name classes by title; a model the
 shared components already hold (``ModelRef``) is referenced, not repeated. The tests check
 every route is documented, every documented route exists, and real answers validate.

@@ -11,7 +11,7 @@ AUC and AUC-PR, as ratios of expectations), the expected log loss and Brier scor
 expected accuracy at 0.5; :func:`estimate_performance` adds accuracy, precision and recall at
 the model's decision threshold.
 
-Served probabilities are rarely calibrated (the flights holdout under-predicts in every
+Served probabilities are rarely calibrated (a shipped use case's holdout under-predicts in every
 decile), so the estimate first maps each score through the holdout's **calibration map**:
 an isotonic (monotone) fit of the holdout's observed rates on its scores
 (:func:`calibration_from_bins` reads the holdout histogram the training job already
