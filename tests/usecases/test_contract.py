@@ -16,7 +16,7 @@ Everything comes from the use cases themselves, so this file names none of them:
   by the use case's own ``embedded_server`` on a free port;
 - their range: the use case's ``conformance`` member (``ConformanceSpec(start, end)``).
 
-``meters`` (``tests/usecases/minimal/``) is test-only: it passing here, with no edit outside
+The use case of ``tests/usecases/minimal/`` is test-only: it passing here, with no edit outside
 its own directory, is the proof that the contract is complete;
 ``test_any_use_case_joins.py`` proves that a use case enabled from elsewhere joins too.
 """
