@@ -89,7 +89,7 @@ class LakeTarget(luigi.Target):
 
 
 def task_label(task: luigi.Task) -> str:
-    """A task as a person reads it, e.g. ``CleanPartition meters 2013-01-02``.
+    """A task as a person reads it, e.g. ``CleanPartition <use case> 2013-01-02``.
 
     Its family, then its significant parameters' values: a true flag by its name, a list
     joined by commas, empty values and mappings left out. Luigi's task id (with its hash)

@@ -22,6 +22,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -199,6 +200,8 @@ class UseCase(Protocol):
     # ``[usecase.<name>.sources.<s>]`` table may name them (headwater.data.sources).
     training: TrainingSpec
     serving: ServingSpec
+    # Optional ``conformance: ConformanceSpec``: the range the conformance suite runs the use
+    # case on, and its own words (the suite refuses an enabled use case without it).
 
     def source_request(self, source: str) -> Any:
         """What to ask source ``source`` for (kind-specific; None when the kind needs nothing)."""
@@ -247,3 +250,19 @@ def get_usecase(name: str, module: str | None = None) -> UseCase:
     if usecase.name != name:
         raise ValueError(f"use case module {target} declares name {usecase.name!r}, not {name!r}")
     return usecase
+
+
+# -- conformance -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConformanceSpec:
+    """How the conformance suite (``tests/usecases/``) runs a use case: the optional member
+    ``conformance`` of :class:`UseCase`.
+
+    ``start`` to ``end`` (inclusive) is a small range of the use case's demo data that trains
+    and holds out something; ``vocabulary`` lists words that are the use case's own besides
+    its name (e.g. a source's or a column's name), which no platform module may contain.
+    """
+
+    start: date
+    end: date
+    vocabulary: tuple[str, ...] = ()

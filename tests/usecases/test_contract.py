@@ -1,4 +1,4 @@
-"""The use-case conformance suite: every registered use case, and a test-only one, end to end.
+"""The use-case conformance suite: every enabled use case, and every test-only one, end to end.
 
 Each use case goes through the same platform path with nothing but its own package and
 configuration: demo data, extraction, contracts and cleaning with exact reconciliation,
@@ -6,28 +6,39 @@ training on a small range through the generic Spark job, export parity against S
 quality gate, and serving through the Flask app with the use case's OpenAPI example, every
 real response validated against the OpenAPI document.
 
-Test-only use cases are discovered: every ``tests/usecases/*/usecase.toml`` holds the
-``[usecase.<name>]`` table of a stage file (its module lives beside it) and a
-``[conformance.<name>]`` range. ``meters`` (``tests/usecases/minimal/``) is one: it passing
-here, with no edit outside its own directory, is the proof that the contract is complete.
+Everything comes from the use cases themselves, so this file names none of them:
+
+- which: the use cases the ``local`` stage enables (``config/local.toml``, or the one in
+  ``HEADWATER_CONFIG_DIR``), plus every test-only one, a ``tests/usecases/*/usecase.toml``
+  holding the ``[usecase.<name>]`` table of a stage file (its module lives beside it);
+- their sources: that table, SQLite files moved into a temporary directory, built by the
+  use case's own ``build_demo_data``; each source with ``embedded_server = true`` answered
+  by the use case's own ``embedded_server`` on a free port;
+- their range: the use case's ``conformance`` member (``ConformanceSpec(start, end)``).
+
+The use case of ``tests/usecases/minimal/`` is test-only: it passing here, with no edit outside
+its own directory, is the proof that the contract is complete;
+``test_any_use_case_joins.py`` proves that a use case enabled from elsewhere joins too.
 """
 
 from __future__ import annotations
 
-import tomllib
+import contextlib
+import html
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from headwater.core import layout
-from headwater.core.config import Settings
+from headwater.core.config import Settings, load_settings
 from headwater.core.partitions import partitions_between
+from headwater.core.usecase import ConformanceSpec, DemoReport
 from headwater.data.pipeline import (
     clean_partition,
     extract_partition,
@@ -38,78 +49,39 @@ from headwater.data.pipeline import (
 from headwater.model.spark_training import PARITY_TOLERANCE, TrainOptions, train
 from headwater.registry.gate import decide
 from headwater.registry.registry import Registry, new_version
+from tests.usecases.registered import STAGE, Candidate, enabled, only_in_tests
 
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 
-
-@dataclass(frozen=True)
-class Case:
-    """A small range of a use case's demo data that trains and holds out something."""
-
-    start: date
-    end: date
+ENABLED, TEST_ONLY = enabled(), only_in_tests()
+CANDIDATES = {**ENABLED, **TEST_ONLY}
 
 
-# The shipped use cases, on small ranges of their demo data.
-SHIPPED = {
-    "flights": Case(date(2013, 1, 1), date(2013, 1, 31)),
-    "bikeshare": Case(date(2011, 1, 1), date(2011, 3, 31)),
-}
+def _local_sqlite(url: str, root: Path) -> str:
+    """A SQLite URL moved under ``root`` (the suite never writes a configured file)."""
+    if not url.startswith("sqlite:///"):
+        return url
+    return f"sqlite:///{root / 'sources' / url.removeprefix('sqlite:///').lstrip('/')}"
 
 
-def _test_only() -> dict[str, tuple[Path, dict[str, Any], Case]]:
-    """Use cases declared by ``tests/usecases/*/usecase.toml``: directory, table, range."""
-    found = {}
-    for path in sorted(Path(__file__).parent.glob("*/usecase.toml")):
-        body = tomllib.loads(path.read_text(encoding="utf-8"))
-        for name, table in body["usecase"].items():
-            window = body["conformance"][name]
-            found[name] = (path.parent, table, Case(window["start"], window["end"]))
-    return found
-
-
-TEST_ONLY = _test_only()
-CASES = {**SHIPPED, **{name: case for name, (_, _, case) in TEST_ONLY.items()}}
-
-
-def _test_only_table(
-    name: str, root: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[dict[str, Any], str | None]:
-    """A test-only use case's own table: its module importable, SQLite files under ``root``."""
-    directory, table, _ = TEST_ONLY[name]
-    monkeypatch.syspath_prepend(str(directory))
+def _sources(
+    candidate: Candidate, root: Path, stack: contextlib.ExitStack
+) -> dict[str, dict[str, Any]]:
+    """The use case's configured sources: SQLite under ``root``, embedded servers started."""
+    usecase = candidate.usecase()
     sources = {}
-    for source, config in table["sources"].items():
-        url = config.get("url", "")
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            url = f"sqlite:///{root / url.removeprefix('sqlite:///')}"
-        sources[source] = {**config, "url": url} if url else dict(config)
-    return sources, table.get("module")
-
-
-def _sources(request: pytest.FixtureRequest, name: str) -> tuple[dict[str, Any], str | None]:
-    """A shipped use case's sources pointed at the session's demo fixtures."""
-    if name == "flights":
-        db, weather = request.getfixturevalue("demo_db"), request.getfixturevalue("weather_server")
-        sql = {"kind": "sql", "url": db}
-        return {
-            "flights": {**sql, "table": "flights", "date_column": "flight_date"},
-            "planes": {**sql, "table": "planes"},
-            "weather": {"kind": "openmeteo", "base_url": weather.url, "rate_limit_per_second": 200},
-        }, None
-    if name == "bikeshare":
-        db = request.getfixturevalue("bike_db")
-        weather = request.getfixturevalue("bike_weather_server")
-        return {
-            "rentals": {"kind": "sql", "url": db, "table": "rentals", "date_column": "dteday"},
-            "weather": {
-                "kind": "json_pages",
-                "base_url": weather.url,
-                "items_field": "observations",
-                "rate_limit_per_second": 200,
-            },
-        }, None
-    raise AssertionError(f"no fixtures for shipped use case {name!r}")
+    for name, config in candidate.table.get("sources", {}).items():
+        config = dict(config)
+        if "url" in config:
+            config["url"] = _local_sqlite(str(config["url"]), root)
+        if config.get("embedded_server"):
+            # The use case's own server on a free port, at the configured path.
+            rate = float(config.get("embedded_server_rate_limit", 0.0) or 0.0)
+            server = stack.enter_context(usecase.embedded_server(name, "127.0.0.1", 0, rate))
+            netloc = urlparse(server.url).netloc
+            config["base_url"] = urlparse(config["base_url"])._replace(netloc=netloc).geturl()
+        sources[name] = config
+    return sources
 
 
 @dataclass
@@ -123,24 +95,28 @@ class Published:
     summary: dict[str, Any]
 
 
-@pytest.fixture(scope="module", params=sorted(CASES))
+@pytest.fixture(scope="module", params=sorted(CANDIDATES))
 def published(
     request: pytest.FixtureRequest, spark: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Published]:
-    """Extract, clean, snapshot, train, gate and promote one use case on its small range."""
-    name = request.param
-    case = CASES[name]
-    root = tmp_path_factory.mktemp(f"contract-{name}")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        if name in TEST_ONLY:
-            sources, module = _test_only_table(name, root, monkeypatch)
-        else:
-            sources, module = _sources(request, name)
-        yield _publish(spark, name, case, root, sources, module)
+    """Build demo data, extract, clean, snapshot, train, gate and promote one use case."""
+    candidate = CANDIDATES[request.param]
+    case = candidate.conformance()
+    root = tmp_path_factory.mktemp(f"contract-{candidate.name}")
+    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.ExitStack() as stack:
+        if candidate.directory is not None:
+            monkeypatch.syspath_prepend(str(candidate.directory))
+        sources = _sources(candidate, root, stack)
+        yield _publish(spark, candidate.name, case, root, sources, candidate.table.get("module"))
 
 
 def _publish(
-    spark: Any, name: str, case: Case, root: Path, sources: dict[str, Any], module: str | None
+    spark: Any,
+    name: str,
+    case: ConformanceSpec,
+    root: Path,
+    sources: dict[str, Any],
+    module: str | None,
 ) -> Published:
     settings = Settings.model_validate(
         {
@@ -153,9 +129,8 @@ def _publish(
         }
     )
     usecase, run_id = usecase_of(settings, name), "contract"
-    sql = {n: c for n, c in settings.usecase_config(name).sources.items() if c.kind == "sql"}
-    if name in TEST_ONLY:  # the shipped ones' demo databases are session fixtures
-        usecase.build_demo_data(sql, replace=True)
+    # As `headwater demo-data` does: the use case is given all its configured sources.
+    usecase.build_demo_data(settings.usecase_config(name).sources, replace=True)
     results = []
     for part in partitions_between(case.start, case.end, "month"):
         for source in usecase.sources:
@@ -184,17 +159,42 @@ def _publish(
     return Published(name, settings, results, version, summary)
 
 
+def demo_data_problems(report: DemoReport, sources: Mapping[str, Any]) -> list[str]:
+    """What a use case's demo build got wrong: it must land where the SQL sources point.
+
+    A use case without a SQL source has no database to build; nothing is asked of it then.
+    """
+    urls = {config.options()["url"] for config in sources.values() if config.kind == "sql"}
+    if not urls:
+        return []
+    problems = [] if report.url in urls else [f"built {report.url!r}, not one of {sorted(urls)}"]
+    for url in sorted(urls):
+        if not Path(url.removeprefix("sqlite:///")).is_file():
+            problems.append(f"no database at {url!r}")
+    return problems
+
+
 def test_demo_data_is_built_where_the_configuration_points(published: Published) -> None:
     usecase = usecase_of(published.settings, published.name)
-    sql = {
-        name: config
-        for name, config in published.settings.usecase_config(published.name).sources.items()
-        if config.kind == "sql"
-    }
-    report = usecase.build_demo_data(sql, replace=False)
-    assert report.url in {config.options()["url"] for config in sql.values()}
-    for config in sql.values():
-        assert Path(config.options()["url"].removeprefix("sqlite:///")).is_file()
+    sources = published.settings.usecase_config(published.name).sources
+
+    report = usecase.build_demo_data(sources, replace=False)
+
+    assert demo_data_problems(report, sources) == []
+
+
+def test_a_use_case_without_a_sql_source_needs_no_demo_database(tmp_path: Path) -> None:
+    from headwater.core.config import SourceConfig
+
+    http = {"feed": SourceConfig(kind="json_pages", base_url="http://127.0.0.1:1/feed")}
+    missing = f"sqlite:///{tmp_path}/absent.sqlite"
+    sql = {"rows": SourceConfig(kind="sql", url=missing, table="rows")}
+
+    assert demo_data_problems(DemoReport(url="", tables={}), http) == []
+    assert demo_data_problems(DemoReport(url="", tables={}), sql) == [
+        f"built '', not one of {[missing]}",
+        f"no database at {missing!r}",
+    ]
 
 
 def test_every_partition_is_published_and_reconciles_exactly(published: Published) -> None:
@@ -249,10 +249,11 @@ def test_the_portable_export_scores_as_spark_does(published: Published) -> None:
 def test_the_report_uses_the_use_case_names(published: Published) -> None:
     usecase = usecase_of(published.settings, published.name)
     lake = lake_for(published.settings)
-    html = lake.read_bytes(*layout.model_parts(published.name, published.version, layout.REPORT))
-    text = html.decode()
-    assert usecase.training.label.name in text
-    assert usecase.training.target.name in text
+    report = lake.read_bytes(*layout.model_parts(published.name, published.version, layout.REPORT))
+    text = report.decode()
+    # The report escapes what it shows (a name may hold ', <, > or &).
+    assert html.escape(usecase.training.label.name) in text
+    assert html.escape(usecase.training.target.name) in text
 
 
 @pytest.fixture(scope="module")
@@ -317,8 +318,21 @@ def test_health_names_the_served_version(published: Published, client: Any) -> N
     assert published.version in text
 
 
-def test_the_test_only_use_case_is_discovered() -> None:
+def test_the_test_only_use_cases_are_discovered() -> None:
     # The proof needs at least one use case that lives only under tests/usecases/.
-    assert "meters" in TEST_ONLY
-    directory, table, _ = TEST_ONLY["meters"]
-    assert (directory / f"{table['module']}.py").is_file()
+    assert TEST_ONLY
+    for candidate in TEST_ONLY.values():
+        assert candidate.directory is not None
+        assert (candidate.directory / f"{candidate.table['module']}.py").is_file()
+        assert candidate.usecase().name == candidate.name
+
+
+@pytest.mark.parametrize("name", sorted(CANDIDATES))
+def test_every_use_case_declares_its_conformance_range(name: str) -> None:
+    spec = CANDIDATES[name].conformance()
+    assert spec.start <= spec.end
+    assert all(word and word == word.strip() for word in spec.vocabulary)
+
+
+def test_the_enabled_use_cases_come_from_the_stage() -> None:
+    assert tuple(ENABLED) == load_settings(STAGE).usecases

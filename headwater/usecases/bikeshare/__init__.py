@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from headwater.core.usecase import CleanResult, DemoReport
+from headwater.core.usecase import CleanResult, ConformanceSpec, DemoReport
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +28,10 @@ class BikeshareUseCase:
     sources: tuple[str, ...] = ("rentals", "weather")
     references: tuple[str, ...] = ()
     clean_dataset: str = "rentals"
+    #: The conformance suite's small range of the demo data, and this use case's own words.
+    conformance: ConformanceSpec = ConformanceSpec(
+        date(2011, 1, 1), date(2011, 3, 31), vocabulary=("bike",)
+    )
 
     @property
     def serving(self) -> ServingSpec:

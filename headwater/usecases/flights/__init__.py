@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from headwater.core.usecase import CleanResult, DemoReport
+from headwater.core.usecase import CleanResult, ConformanceSpec, DemoReport
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +45,10 @@ class FlightsUseCase:
     sources: tuple[str, ...] = ("flights", "weather")
     references: tuple[str, ...] = ("planes",)
     clean_dataset: str = "flights"
+    #: The conformance suite's small range of the demo data, and this use case's own words.
+    conformance: ConformanceSpec = ConformanceSpec(
+        date(2013, 1, 1), date(2013, 1, 31), vocabulary=("flight", "carrier", "nycflights")
+    )
 
     @property
     def keys(self) -> Mapping[str, tuple[str, ...]]:

@@ -26,36 +26,39 @@ from headwater.core.usecase import get_usecase
 from headwater.data.sources import SourceOptionsError, UnknownSourceKind, validate_source
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# The stage files in effect: HEADWATER_CONFIG_DIR's, else the repository's (read at collection,
+# so that a stage enabling another use case is checked as the repository's would be).
+STAGES = Path(os.environ.get(CONFIG_DIR_ENV) or REPO_ROOT / "config")
 WORKERS_7 = {"HEADWATER_RUN__WORKERS": "7"}
 
 STAGE_FILE = """
 stage = "ignored"
-usecases = ["flights"]
+usecases = ["orders"]
 [lake]
 uri = "file:///tmp/lake-from-file"
 [partitioning]
 grain = "day"
 [run]
 workers = 3
-[usecase.flights]
+[usecase.orders]
 timezone = "Europe/Paris"
-[usecase.flights.sources.flights]
+[usecase.orders.sources.orders]
 kind = "sql"
-url = "sqlite:///flights.sqlite"
-table = "flights"
-date_column = "flight_date"
-[usecase.flights.sources.weather]
+url = "sqlite:///orders.sqlite"
+table = "orders"
+date_column = "order_date"
+[usecase.orders.sources.weather]
 kind = "openmeteo"
 base_url = "http://127.0.0.1:1/v1/archive"
-[usecase.flights.gate]
+[usecase.orders.gate]
 metric = "auc_pr"
 margin = 0.01
 """
 SECOND_USECASE = """
-[usecase.bikeshare.sources.rentals]
+[usecase.ledger.sources.entries]
 kind = "sql"
-url = "sqlite:///bike.sqlite"
-table = "rentals"
+url = "sqlite:///ledger.sqlite"
+table = "entries"
 """
 
 
@@ -88,37 +91,37 @@ def test_stage_file_values_are_loaded_and_defaults_fill_the_rest(tmp_path: Path)
     assert settings.run.workers == 3
     assert settings.run.api_concurrency == 2
     assert settings.executor.kind == "inprocess"
-    assert settings.usecases == ("flights",)
-    flights = settings.usecase_config("flights")
-    assert (flights.timezone, flights.module, flights.holdout_from) == ("Europe/Paris", None, None)
-    assert flights.gate == GateConfig(metric="auc_pr", margin=0.01)
-    assert list(flights.sources) == ["flights", "weather"]
+    assert settings.usecases == ("orders",)
+    orders = settings.usecase_config("orders")
+    assert (orders.timezone, orders.module, orders.holdout_from) == ("Europe/Paris", None, None)
+    assert orders.gate == GateConfig(metric="auc_pr", margin=0.01)
+    assert list(orders.sources) == ["orders", "weather"]
 
 
 def test_a_source_keeps_its_kind_apart_from_the_kind_specific_keys(tmp_path: Path) -> None:
     write_stage(tmp_path)
     settings = load_settings("dev", environ=env_for(tmp_path))
 
-    flights, weather = settings.source("flights", "flights"), settings.source("flights", "weather")
+    orders, weather = settings.source("orders", "orders"), settings.source("orders", "weather")
 
-    assert (flights.kind, weather.kind) == ("sql", "openmeteo")
-    assert flights.options() == {
-        "url": "sqlite:///flights.sqlite",
-        "table": "flights",
-        "date_column": "flight_date",
+    assert (orders.kind, weather.kind) == ("sql", "openmeteo")
+    assert orders.options() == {
+        "url": "sqlite:///orders.sqlite",
+        "table": "orders",
+        "date_column": "order_date",
     }
     assert weather.options() == {"base_url": "http://127.0.0.1:1/v1/archive"}
     # the kind's own model fills its defaults when the source is used
-    assert validate_source(flights).chunk_rows == 50_000
+    assert validate_source(orders).chunk_rows == 50_000
 
 
 def test_a_use_case_table_without_gate_or_zone_takes_the_defaults() -> None:
-    settings = Settings.model_validate({"usecases": ["flights"], "usecase": {"flights": {}}})
-    flights = settings.usecase_config("flights")
-    assert flights.gate == GateConfig() == GateConfig(metric="auc_roc", margin=0.002)
+    settings = Settings.model_validate({"usecases": ["orders"], "usecase": {"orders": {}}})
+    orders = settings.usecase_config("orders")
+    assert orders.gate == GateConfig() == GateConfig(metric="auc_roc", margin=0.002)
     # four weeks of holdout, a 95% two-sided (97.5% one-sided) interval
-    assert (flights.gate.min_holdout_days, flights.gate.confidence) == (28, 0.95)
-    assert (flights.timezone, flights.sources) == (None, {})
+    assert (orders.gate.min_holdout_days, orders.gate.confidence) == (28, 0.95)
+    assert (orders.timezone, orders.sources) == (None, {})
 
 
 def test_no_use_case_is_enabled_by_default() -> None:
@@ -174,37 +177,37 @@ def test_override_precedence(
 
 
 def test_overrides_merge_into_sections_rather_than_replace_them(tmp_path: Path) -> None:
-    # Given a stage file with a full flights source
+    # Given a stage file with a full orders source
     write_stage(tmp_path)
 
     # When one key of that source is overridden from the environment and one by argument,
     # and the gate's margin from the environment
     settings = load_settings(
         "dev",
-        overrides={"usecase": {"flights": {"sources": {"flights": {"table": "flights_v2"}}}}},
+        overrides={"usecase": {"orders": {"sources": {"orders": {"table": "orders_v2"}}}}},
         environ=env_for(
             tmp_path,
-            HEADWATER_USECASE__FLIGHTS__SOURCES__FLIGHTS__CHUNK_ROWS="123",
-            HEADWATER_USECASE__FLIGHTS__GATE__MARGIN="0.05",
+            HEADWATER_USECASE__ORDERS__SOURCES__ORDERS__CHUNK_ROWS="123",
+            HEADWATER_USECASE__ORDERS__GATE__MARGIN="0.05",
         ),
     )
 
     # Then the other keys survive, and the kind's model coerces the env string when used
-    flights = validate_source(settings.source("flights", "flights"))
-    assert (flights.table, flights.chunk_rows, flights.date_column) == (
-        "flights_v2",
+    orders = validate_source(settings.source("orders", "orders"))
+    assert (orders.table, orders.chunk_rows, orders.date_column) == (
+        "orders_v2",
         123,
-        "flight_date",
+        "order_date",
     )
-    assert settings.usecase_config("flights").gate == GateConfig(metric="auc_pr", margin=0.05)
-    assert settings.source("flights", "weather").kind == "openmeteo"
+    assert settings.usecase_config("orders").gate == GateConfig(metric="auc_pr", margin=0.05)
+    assert settings.source("orders", "weather").kind == "openmeteo"
 
 
 def test_env_overrides_nests_double_underscore_names_and_ignores_the_rest() -> None:
     # Given a mix of HEADWATER_* variables and unrelated ones
     environ = {
         "HEADWATER_RUN__WORKERS": "4",
-        "HEADWATER_USECASE__FLIGHTS__SOURCES__FLIGHTS__URL": "ssm:/db",
+        "HEADWATER_USECASE__ORDERS__SOURCES__ORDERS__URL": "ssm:/db",
         "HEADWATER_STAGE": "prod",
         "HEADWATER_AWS_ENDPOINT_URL": "http://127.0.0.1:1",
         "RUN__WORKERS": "5",
@@ -216,7 +219,7 @@ def test_env_overrides_nests_double_underscore_names_and_ignores_the_rest() -> N
     # Then only prefixed names with a section separator count, lower-cased and nested
     assert overrides == {
         "run": {"workers": "4"},
-        "usecase": {"flights": {"sources": {"flights": {"url": "ssm:/db"}}}},
+        "usecase": {"orders": {"sources": {"orders": {"url": "ssm:/db"}}}},
     }
 
 
@@ -258,43 +261,43 @@ def test_env_overrides_conflicts_fail_whatever_the_order(names: list[str]) -> No
         pytest.param(
             'kind = "sql"',
             'kind = ""',
-            ["usecase.flights.sources.flights.kind", "(got '')"],
+            ["usecase.orders.sources.orders.kind", "(got '')"],
             id="empty-kind",
         ),
         pytest.param(
             'kind = "openmeteo"\n',
             "",
-            ["usecase.flights.sources.weather.kind", "Field required"],
+            ["usecase.orders.sources.weather.kind", "Field required"],
             id="missing-kind",
         ),
         pytest.param(
             "margin = 0.01",
             "margin = -0.5",
-            ["usecase.flights.gate.margin", "(got -0.5)"],
+            ["usecase.orders.gate.margin", "(got -0.5)"],
             id="margin",
         ),
         pytest.param(
             "margin = 0.01",
             "margin = inf",
-            ["usecase.flights.gate.margin", "(got inf)"],
+            ["usecase.orders.gate.margin", "(got inf)"],
             id="margin-infinite",
         ),
         pytest.param(
             "margin = 0.01",
             "margin = 0.01\nconfidence = 0.5",
-            ["usecase.flights.gate.confidence", "greater than or equal to 0.8", "(got 0.5)"],
+            ["usecase.orders.gate.confidence", "greater than or equal to 0.8", "(got 0.5)"],
             id="confidence-below-the-floor",
         ),
         pytest.param(
             'metric = "auc_pr"',
             'metric = "auc_pr"\nmetrik = "x"',
-            ["usecase.flights.gate.metrik", "Extra"],
+            ["usecase.orders.gate.metrik", "Extra"],
             id="gate-typo",
         ),
         pytest.param(
             'timezone = "Europe/Paris"',
             'timezone = "Europe/Paris"\nhold_out = "2013-03-01"',
-            ["usecase.flights.hold_out", "Extra"],
+            ["usecase.orders.hold_out", "Extra"],
             id="usecase-typo",
         ),
         pytest.param(
@@ -311,7 +314,7 @@ def test_env_overrides_conflicts_fail_whatever_the_order(names: list[str]) -> No
         ),
         pytest.param(
             "[run]",
-            '[sources.flights]\nkind = "sql"\n[run]',
+            '[sources.orders]\nkind = "sql"\n[run]',
             ["  sources: Extra inputs"],
             id="removed-top-level-sources",
         ),
@@ -374,20 +377,20 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     ("replace", "with_", "expected"),
     [
         pytest.param(
-            'usecases = ["flights"]',
-            'usecases = ["flights", "bikeshare", "trains"]',
-            "enabled use case(s) bikeshare, trains have no [usecase.<name>] table",
+            'usecases = ["orders"]',
+            'usecases = ["orders", "ledger", "trains"]',
+            "enabled use case(s) ledger, trains have no [usecase.<name>] table",
             id="enabled-without-table",
         ),
         pytest.param(
-            'usecases = ["flights"]',
-            'usecases = ["flights", "flights"]',
-            "usecases lists a use case twice: ['flights', 'flights']",
+            'usecases = ["orders"]',
+            'usecases = ["orders", "orders"]',
+            "usecases lists a use case twice: ['orders', 'orders']",
             id="duplicate",
         ),
         pytest.param(
-            'usecases = ["flights"]',
-            'usecases = "flights"',
+            'usecases = ["orders"]',
+            'usecases = "orders"',
             "usecases: Input should be a valid tuple",
             id="not-a-list",
         ),
@@ -408,14 +411,14 @@ def test_a_configured_use_case_need_not_be_enabled(tmp_path: Path) -> None:
 
     # When the stage is loaded, then it is configured yet only the enabled one is selected
     settings = load_settings("dev", environ=env_for(tmp_path))
-    assert settings.usecases == ("flights",)
-    assert sorted(settings.usecase) == ["bikeshare", "flights"]
-    assert settings.source("bikeshare", "rentals").options()["table"] == "rentals"
+    assert settings.usecases == ("orders",)
+    assert sorted(settings.usecase) == ["ledger", "orders"]
+    assert settings.source("ledger", "entries").options()["table"] == "entries"
 
 
 @pytest.fixture
 def two_usecases(tmp_path: Path) -> Settings:
-    """flights enabled and bikeshare configured only."""
+    """orders enabled and ledger configured only."""
     write_stage(tmp_path, text=STAGE_FILE + SECOND_USECASE)
     return load_settings("dev", environ=env_for(tmp_path))
 
@@ -423,10 +426,10 @@ def two_usecases(tmp_path: Path) -> Settings:
 @pytest.mark.parametrize(
     ("names", "selected"),
     [
-        pytest.param(None, ("flights",), id="none-is-the-enabled"),
-        pytest.param([], ("flights",), id="empty-is-the-enabled"),
-        pytest.param(["bikeshare"], ("bikeshare",), id="configured-not-enabled"),
-        pytest.param(["bikeshare", "flights"], ("bikeshare", "flights"), id="in-the-given-order"),
+        pytest.param(None, ("orders",), id="none-is-the-enabled"),
+        pytest.param([], ("orders",), id="empty-is-the-enabled"),
+        pytest.param(["ledger"], ("ledger",), id="configured-not-enabled"),
+        pytest.param(["ledger", "orders"], ("ledger", "orders"), id="in-the-given-order"),
     ],
 )
 def test_select_names_the_use_cases_to_act_on(
@@ -439,51 +442,49 @@ def test_select_refuses_an_unconfigured_use_case_naming_the_configured_ones(
     two_usecases: Settings,
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        two_usecases.select(["flights", "trains"])
-    assert str(caught.value) == (
-        "use case 'trains' is not configured (configured: bikeshare, flights)"
-    )
+        two_usecases.select(["orders", "trains"])
+    assert str(caught.value) == ("use case 'trains' is not configured (configured: ledger, orders)")
 
 
 def test_usecase_config_of_an_unknown_use_case_lists_the_configured_ones(
     two_usecases: Settings,
 ) -> None:
-    assert two_usecases.usecase_config("bikeshare").sources.keys() == {"rentals"}
+    assert two_usecases.usecase_config("ledger").sources.keys() == {"entries"}
     with pytest.raises(
         ConfigError,
-        match=r"^use case 'trains' is not configured \(configured: bikeshare, flights\)$",
+        match=r"^use case 'trains' is not configured \(configured: ledger, orders\)$",
     ):
         two_usecases.usecase_config("trains")
     with pytest.raises(ConfigError, match=r"\(configured: none\)$"):
-        Settings().usecase_config("flights")
+        Settings().usecase_config("orders")
 
 
 def test_unknown_source_lists_the_known_ones_of_its_use_case(two_usecases: Settings) -> None:
     # When an unconfigured source is asked for, then the use case's known ones are listed
     with pytest.raises(ConfigError) as caught:
-        two_usecases.source("flights", "nope")
+        two_usecases.source("orders", "nope")
     assert str(caught.value) == (
-        "source 'nope' of use case 'flights' is not configured (known: flights, weather)"
+        "source 'nope' of use case 'orders' is not configured (known: orders, weather)"
     )
     # a source of another use case is not found through this one
-    with pytest.raises(ConfigError, match=r"source 'rentals' of use case 'flights'"):
-        two_usecases.source("flights", "rentals")
+    with pytest.raises(ConfigError, match=r"source 'entries' of use case 'orders'"):
+        two_usecases.source("orders", "entries")
 
 
 def test_unknown_source_of_an_unknown_or_empty_use_case() -> None:
-    settings = Settings.model_validate({"usecase": {"flights": {}}})
+    settings = Settings.model_validate({"usecase": {"orders": {}}})
     with pytest.raises(
-        ConfigError, match=r"source 'flights' of use case 'flights' .*\(known: none\)"
+        ConfigError, match=r"source 'orders' of use case 'orders' .*\(known: none\)"
     ):
-        settings.source("flights", "flights")
+        settings.source("orders", "orders")
     with pytest.raises(ConfigError, match=r"use case 'trains' is not configured"):
-        settings.source("trains", "flights")
+        settings.source("trains", "orders")
 
 
 def test_source_kinds_and_their_keys_are_checked_when_used_not_when_read(tmp_path: Path) -> None:
     # Given a stage naming a kind nobody registered, and a bad key of a known kind
     text = STAGE_FILE.replace('kind = "openmeteo"', 'kind = "ftp"').replace(
-        'date_column = "flight_date"', 'date_column = "flight_date"\nchunk_rows = -1'
+        'date_column = "order_date"', 'date_column = "order_date"\nchunk_rows = -1'
     )
     write_stage(tmp_path, text=text)
 
@@ -492,9 +493,9 @@ def test_source_kinds_and_their_keys_are_checked_when_used_not_when_read(tmp_pat
 
     # ... and checking each source names the problem
     with pytest.raises(UnknownSourceKind, match=r"unknown source kind 'ftp' \(known kinds: .*sql"):
-        validate_source(settings.source("flights", "weather"))
+        validate_source(settings.source("orders", "weather"))
     with pytest.raises(SourceOptionsError, match=r"kind 'sql'\): chunk_rows: "):
-        validate_source(settings.source("flights", "flights"))
+        validate_source(settings.source("orders", "orders"))
 
 
 def test_source_config_requires_a_kind_and_is_frozen() -> None:
@@ -554,18 +555,18 @@ def test_nothing_is_read_at_import(tmp_path: Path) -> None:
     [("local", "inprocess", "file://"), ("prod", "lambda", "s3://")],
 )
 def test_repository_stage_files_validate(stage: str, executor: str, lake_scheme: str) -> None:
-    # Given the stage files under version control, and no environment overrides
-    environ = {CONFIG_DIR_ENV: str(REPO_ROOT / "config")}
+    # Given the stage files in effect, and no environment overrides
+    environ = {CONFIG_DIR_ENV: str(STAGES)}
 
     # When each is loaded
     settings = load_settings(stage, environ=environ)
 
-    # Then it validates, enables both use cases, and configures every source each one reads,
-    # with keys its kind accepts
+    # Then it validates, enables use cases that all exist, and configures every source each
+    # one reads, with keys its kind accepts
     assert settings.stage == stage
     assert settings.executor.kind == executor
     assert settings.lake.uri.startswith(lake_scheme)
-    assert settings.usecases == ("flights", "bikeshare")
+    assert settings.usecases
     for name in settings.usecases:
         usecase = get_usecase(name, settings.usecase_config(name).module)
         configured = settings.usecase_config(name).sources
@@ -576,7 +577,7 @@ def test_repository_stage_files_validate(stage: str, executor: str, lake_scheme:
 
 def test_prod_stage_keeps_database_urls_out_of_git_and_serves_nothing_locally() -> None:
     # Given the prod stage file
-    settings = load_settings("prod", environ={CONFIG_DIR_ENV: str(REPO_ROOT / "config")})
+    settings = load_settings("prod", environ={CONFIG_DIR_ENV: str(STAGES)})
 
     # Then every SQL url is a secret reference, and no HTTP source expects an embedded server
     sources = [

@@ -22,6 +22,7 @@ from headwater.core.usecase import (
     AnswerShape,
     Baseline,
     CleanResult,
+    ConformanceSpec,
     DemoReport,
     Quantity,
     ServingSpec,
@@ -200,6 +201,7 @@ class MetersUseCase:
     sources: tuple[str, ...] = ("readings",)
     references: tuple[str, ...] = ()
     clean_dataset: str = "readings"
+    conformance: ConformanceSpec = ConformanceSpec(FIRST_DAY, date(2013, 3, 2))
     training: TrainingSpec = TRAINING
     serving: ServingSpec = SERVING
 
