@@ -116,6 +116,21 @@ _HEALTH = {
                 },
             },
         },
+        "capture": {
+            "type": "object",
+            "description": "This process's prediction capture: counters since it started.",
+            "required": ["enabled"],
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "sink": {"enum": ["spool", "log", "firehose"]},
+                "sample_rate": {"type": "number"},
+                "process": {"type": "integer"},
+                **{
+                    name: {"type": "integer", "minimum": 0}
+                    for name in ("offered", "sampled_out", "dropped", "written", "failed", "queued")
+                },
+            },
+        },
     },
 }
 

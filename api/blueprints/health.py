@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from flask import Blueprint, Response, jsonify
 
-from api.state import api_state
+from api.state import ApiState, api_state
 
 bp = Blueprint("health", __name__)
 
@@ -41,4 +44,19 @@ def health() -> Response:
             "message": message,
         }
     status_text = "degraded" if degraded else "ok"
-    return jsonify({"status": status_text, "stage": state.settings.stage, "models": models})
+    body = {"status": status_text, "stage": state.settings.stage, "models": models}
+    body["capture"] = capture_status(state)
+    return jsonify(body)
+
+
+def capture_status(state: ApiState) -> dict[str, Any]:
+    """This process's capture: on or off, where to, and its counters (dropped, failed...)."""
+    if state.capture is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "sink": state.capture.sink.kind,
+        "sample_rate": state.capture.sample_rate,
+        "process": os.getpid(),
+        **state.capture.counters(),
+    }
