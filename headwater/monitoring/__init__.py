@@ -1,0 +1,1 @@
+"""Monitoring measures: reference profiles, drift, live metrics and estimated performance."""
