@@ -50,8 +50,11 @@ SERVING_FILES = (EXPORT, LOOKUPS)
 
 
 def dataset(usecase: str, name: str) -> str:
-    """The lake dataset of source or clean dataset ``name`` of ``usecase`` (below a zone)."""
-    return f"{usecase}/{name}"
+    """The lake dataset of source or clean dataset ``name`` of ``usecase`` (below a zone).
+
+    An empty ``name`` is the use case's one dataset of a zone (``predictions/<usecase>/``).
+    """
+    return f"{usecase}/{name}" if name else usecase
 
 
 def model_parts(model: str, *rest: str) -> tuple[str, ...]:

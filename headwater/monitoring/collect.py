@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 
 from headwater.core import layout
-from headwater.core.partitions import Partition
+from headwater.core.partitions import Grain, Partition, partition_of
 from headwater.data.lake import Lake, Manifest
 from headwater.serving.capture import LINES_SUFFIX, OPEN_SUFFIX, CaptureRecord
 
@@ -111,6 +111,20 @@ def capture_files(
                         continue  # a writer's temporary file
                     found.append((*parts, name))
     return found, still_open
+
+
+def captured_partitions(lake: Lake, usecase: str, grain: Grain) -> list[Partition]:
+    """The partitions that may hold captured records of ``usecase`` (each UTC day of capture
+    and the day before: a local day straddles two UTC days), sorted."""
+    days: set[date] = set()
+    for source in (usecase, layout.CAPTURE_STREAM):
+        for name in lake.list_dir(layout.CAPTURE, source):
+            try:
+                day = date.fromisoformat(name)
+            except ValueError:
+                continue
+            days |= {day, day - timedelta(days=1)}
+    return sorted({partition_of(day, grain) for day in days}, key=lambda p: p.start)
 
 
 def read_lines(data: bytes) -> tuple[list[CaptureRecord], int]:
