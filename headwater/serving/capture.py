@@ -1,8 +1,9 @@
 """Prediction capture: every answered prediction as a typed record, written off the request path.
 
 The API hands each answered instance to :meth:`Capture.offer`, which costs a counter, an
-optional coin toss (sampling) and a ``put_nowait`` on a bounded queue: nothing is built,
-serialised or written while the client waits. A background thread drains the queue, builds
+optional coin toss (sampling) and an append to a bounded in-memory queue (a deque): nothing is
+built, serialised or written while the client waits. A background thread drains the queue
+every ``flush_seconds``, builds
 each :class:`CaptureRecord` (the features the scorer used come from the same model's
 ``features_record`` over the same validated request and the same version's lookups) and hands
 batches to a sink:
@@ -163,7 +164,7 @@ class Sink(Protocol):
         """Deliver anything held and release files or clients."""
 
 
-def spool_name(now: float | None = None) -> str:
+def spool_name() -> str:
     """A spool file's base name: unique per process (host, pid, a random token)."""
     host = socket.gethostname().split(".")[0] or "host"
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}{LINES_SUFFIX}"
