@@ -3,10 +3,9 @@
 The API hands each answered instance to :meth:`Capture.offer`, which costs a counter, an
 optional coin toss (sampling) and an append to a bounded in-memory queue (a deque): nothing is
 built, serialised or written while the client waits. A background thread drains the queue
-every ``flush_seconds``, builds
-each :class:`CaptureRecord` (the features the scorer used come from the same model's
-``features_record`` over the same validated request and the same version's lookups) and hands
-batches to a sink:
+every ``flush_seconds``, builds each :class:`CaptureRecord` (the features the scorer used come
+from the same model's ``features_record`` over the same validated request and the same
+version's lookups) and hands batches to a sink:
 
 * :class:`SpoolSink`: JSON lines appended under the local lake,
   ``capture/<usecase>/<YYYY-MM-DD>/<HH>/<host>-<pid>-<token>.jsonl`` (one file per process and
