@@ -22,6 +22,7 @@ from api.model_cache import ModelCache
 from api.state import EXTENSION, ApiState, Served
 from headwater.core.config import load_settings
 from headwater.core.usecase import get_usecase
+from headwater.serving.capture import create_capture
 from headwater.serving.predictor import load_serving_model
 from headwater.serving.store import ModelStore
 
@@ -64,7 +65,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``RELOAD_SECONDS``, ``MAX_BODY_BYTES`` and ``USECASES`` (override those settings);
     ``SETTINGS`` (a :class:`headwater.core.config.Settings`: no stage file is read),
     ``MODEL_STORES`` (use case -> :class:`headwater.serving.store.ModelStore`) and ``CLOCK``
-    (a monotonic clock) can be injected; any other key goes to ``app.config``.
+    (a monotonic clock) and ``CAPTURE`` (a :class:`headwater.serving.capture.Capture`) can be
+    injected; any other key goes to ``app.config``.
     """
 
     extra = dict(config or {})
@@ -92,7 +94,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(extra)
     app.config["MAX_CONTENT_LENGTH"] = settings.api.max_body_bytes
     app.json = FiniteJSONProvider(app)
-    app.extensions[EXTENSION] = ApiState(settings, served)
+    capture = extra.pop("CAPTURE", None) or create_capture(settings)
+    app.extensions[EXTENSION] = ApiState(settings, served, capture)
     register_error_handlers(app)
     for blueprint in (health.bp, model.bp, predictions.bp, docs.bp):
         app.register_blueprint(blueprint)

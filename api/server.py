@@ -69,6 +69,8 @@ class ServerOptions:
             "proc_name": "headwater-api",
             # gunicorn 24+: no control socket in $HOME (two servers would share its path).
             "control_socket_disable": True,
+            # A worker that stops (SIGTERM, max requests, reload) writes what it captured.
+            "worker_exit": _close_capture,
         }
         if self.worker_class == "gthread":
             settings["threads"] = self.threads
@@ -77,6 +79,13 @@ class ServerOptions:
         if self.access_log:
             settings["accesslog"] = "-"
         return settings
+
+
+def _close_capture(arbiter: Any, worker: Any) -> None:
+    """gunicorn's worker_exit hook: flush and close the worker's prediction capture."""
+    from headwater.serving.capture import close_all
+
+    close_all()
 
 
 def json_error(status: int, reason: str, message: str) -> bytes:

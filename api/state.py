@@ -11,6 +11,7 @@ from api.errors import ApiError
 from api.model_cache import ModelCache
 from headwater.core.config import Settings
 from headwater.core.usecase import UseCase
+from headwater.serving.capture import Capture
 from headwater.serving.predictor import ServingModel
 
 EXTENSION = "headwater_api"
@@ -30,6 +31,8 @@ class ApiState:
 
     settings: Settings
     usecases: Mapping[str, Served]
+    #: Records every answered prediction (``api.capture``); None when capture is off.
+    capture: Capture | None = None
 
     def served(self, name: str) -> Served:
         """The use case ``name``, or a 404 naming the ones this API serves."""

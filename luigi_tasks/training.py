@@ -25,6 +25,8 @@ from headwater.model.runners import (
 from headwater.registry.gate import DecisionKind, comparison_failed, judge
 from headwater.registry.registry import Registry
 from headwater.serving.store import ProductionPointer, decision_kind
+from luigi_tasks.context import settings_for
+from luigi_tasks.monitoring import CollectCaptured
 from luigi_tasks.pipeline import (
     RERUN_CHOICES,
     Backfill,
@@ -384,5 +386,10 @@ class RunAll(luigi.WrapperTask):
             else:
                 tasks.append(
                     Backfill(usecase=name, start=first, end=last, until=self.until, **common)
+                )
+            if self.until == "model" and settings_for(self.run_id).api.capture.enabled:
+                # What the API answered, collected beside the run (docs/monitoring.md).
+                tasks.append(
+                    CollectCaptured(usecase=name, run_id=self.run_id, state_dir=self.state_dir)
                 )
         return tasks

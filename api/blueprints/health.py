@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, Field
 
-from api.state import api_state
+from api.state import ApiState, api_state
 from headwater.serving.predictor import ModelRef
 
 bp = Blueprint("health", __name__)
@@ -24,6 +25,21 @@ class UseCaseHealth(BaseModel):
     message: str | None
 
 
+class CaptureHealth(BaseModel):
+    """This process's prediction capture: on or off, where to, counters since it started."""
+
+    enabled: bool
+    sink: Literal["spool", "log", "firehose"] | None = None
+    sample_rate: float | None = None
+    process: int | None = None
+    offered: int | None = Field(None, ge=0)
+    sampled_out: int | None = Field(None, ge=0)
+    dropped: int | None = Field(None, ge=0)
+    written: int | None = Field(None, ge=0)
+    failed: int | None = Field(None, ge=0)
+    queued: int | None = Field(None, ge=0)
+
+
 class Health(BaseModel):
     """Liveness, and per use case whether (and which) model is loaded."""
 
@@ -32,6 +48,7 @@ class Health(BaseModel):
     )
     stage: str
     models: dict[str, UseCaseHealth] = Field(description="One entry per served use case.")
+    capture: CaptureHealth
 
 
 @bp.get("/health")
@@ -66,4 +83,19 @@ def health() -> Response:
             "message": message,
         }
     status_text = "degraded" if degraded else "ok"
-    return jsonify({"status": status_text, "stage": state.settings.stage, "models": models})
+    body = {"status": status_text, "stage": state.settings.stage, "models": models}
+    body["capture"] = capture_status(state)
+    return jsonify(body)
+
+
+def capture_status(state: ApiState) -> dict[str, Any]:
+    """This process's capture: on or off, where to, and its counters (dropped, failed...)."""
+    if state.capture is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "sink": state.capture.sink.kind,
+        "sample_rate": state.capture.sample_rate,
+        "process": os.getpid(),
+        **state.capture.counters(),
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -11,10 +12,12 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 
 from api.errors import ApiError
 from api.state import api_state, serving_model
+from headwater.serving.capture import Capture
 from headwater.serving.predictor import (
     MAX_PROBLEMS,
     BatchTooLarge,
     InvalidRequest,
+    ServingModel,
     UnscorableInstance,
     parse_request,
     predict,
@@ -111,9 +114,31 @@ def read_json_body() -> Any:
     return body
 
 
+def _capture(
+    capture: Capture, model: ServingModel, instances: list[Any], answers: list[Any], started: float
+) -> None:
+    """Hand each answered instance to capture: queued only, never delaying or failing the answer."""
+    try:
+        latency_ms = (time.perf_counter() - started) * 1000
+        served_at, request_id = time.time(), capture.request_id()
+        for i, (instance, answer) in enumerate(zip(instances, answers, strict=True)):
+            capture.offer(
+                model,
+                instance,
+                answer,
+                request_id=request_id,
+                instance=i,
+                served_at=served_at,
+                latency_ms=latency_ms,
+            )
+    except Exception:  # capture must never cost the client its answer
+        logger.exception("capture failed for a %s request", model.name)
+
+
 @bp.post("/<usecase>/predictions")
 def create_predictions(usecase: str) -> Response:
     """Score one instance (answer: one prediction) or a batch (``{"predictions": [...]}``)."""
+    started = time.perf_counter()
     state = api_state()
     spec = state.served(usecase).usecase.serving
     body = read_json_body()
@@ -140,4 +165,6 @@ def create_predictions(usecase: str) -> Response:
         except UnscorableInstance as exc:
             where = f"instances[{i}]: " if batch else ""
             raise ApiError(422, "unscorable", f"{where}{exc}") from None
+    if state.capture is not None:
+        _capture(state.capture, model, instances, answers, started)
     return jsonify({"predictions": answers} if batch else answers[0])

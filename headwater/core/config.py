@@ -142,12 +142,29 @@ class UseCaseConfig(_Section):
         return self
 
 
+class CaptureConfig(_Section):
+    """Prediction capture (``[api.capture]``): which answers are recorded, and where to."""
+
+    enabled: bool = False
+    # The share of answered instances recorded (1.0: every one).
+    sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    # spool: JSON lines under the local lake; log: one line on stdout (Lambda -> CloudWatch
+    # Logs -> Firehose); firehose: PutRecordBatch from the API (docs/monitoring.md, Capture).
+    sink: Literal["spool", "log", "firehose"] = "spool"
+    firehose_stream: str = ""
+    # Records waiting for the capture thread at most; beyond, they are dropped and counted.
+    queue_size: Annotated[int, Field(ge=1)] = 10_000
+    # The capture thread writes at least this often (a kill -9 loses at most this much).
+    flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
+
+
 class ApiConfig(_Section):
     """The prediction API's own knobs (``HEADWATER_API__MAX_BATCH`` and so on)."""
 
     max_batch: Annotated[int, Field(ge=1)] = 1000  # instances per request; more is a 400
     reload_seconds: Annotated[float, Field(ge=0)] = 30.0  # PRODUCTION pointers re-read at most
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024  # a larger body is a 413
+    capture: CaptureConfig = CaptureConfig()
 
 
 class EmrConfig(_Section):

@@ -5,6 +5,12 @@ Data zones are namespaced by use case, then by dataset::
     raw/<usecase>/<source>/<partition>/          part-*.parquet + _manifest.json
     clean/<usecase>/<dataset>/<partition>/
     quarantine/<usecase>/<source>/<partition>/
+    predictions/<usecase>/<partition>/          captured predictions, collected (deduplicated)
+
+captured predictions land first as JSON lines, before collection::
+
+    capture/<usecase>/<YYYY-MM-DD>/<HH>/<process>.jsonl     the API's local spool
+    capture/_stream/<YYYY-MM-DD>/<HH>/<object>              Firehose's delivery (every use case)
 
 and the model registry by use case (the model's name is the use case's)::
 
@@ -20,8 +26,13 @@ The training job, the registry (through pyarrow) and the API's stdlib reader
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
+from urllib.parse import urlparse
 
 RAW, CLEAN, QUARANTINE, MODELS = "raw", "clean", "quarantine", "models"
+CAPTURE, PREDICTIONS = "capture", "predictions"
+#: The capture folder Firehose delivers to (all use cases together; not a use case's name).
+CAPTURE_STREAM = "_stream"
 
 POINTER = "PRODUCTION.json"
 SUCCESS = "_SUCCESS"
@@ -39,13 +50,32 @@ SERVING_FILES = (EXPORT, LOOKUPS)
 
 
 def dataset(usecase: str, name: str) -> str:
-    """The lake dataset of source or clean dataset ``name`` of ``usecase`` (below a zone)."""
-    return f"{usecase}/{name}"
+    """The lake dataset of source or clean dataset ``name`` of ``usecase`` (below a zone).
+
+    An empty ``name`` is the use case's one dataset of a zone (``predictions/<usecase>/``).
+    """
+    return f"{usecase}/{name}" if name else usecase
 
 
 def model_parts(model: str, *rest: str) -> tuple[str, ...]:
     """Path parts of ``models/<model>/...`` (a version and a file name, or the pointer)."""
     return (MODELS, model, *rest)
+
+
+def local_root(lake_uri: str) -> Path | None:
+    """The directory of a ``file://`` lake (``file://var/lake``: below the cwd), else None."""
+    parsed = urlparse(lake_uri)
+    if parsed.scheme != "file":
+        return None
+    return Path(parsed.netloc + parsed.path).expanduser().resolve()
+
+
+def capture_parts(source: str, day: str, hour: str) -> tuple[str, ...]:
+    """Path parts of one hour of captured lines: ``capture/<source>/<YYYY-MM-DD>/<HH>``.
+
+    ``source`` is a use case (the local spool) or :data:`CAPTURE_STREAM` (Firehose).
+    """
+    return (CAPTURE, source, day, hour)
 
 
 #: The partition keys of reference-table snapshots start with this.

@@ -367,7 +367,9 @@ def test_zappa_package_runs_on_lambda(
         check=False,
     )
     assert ran.returncode == 0, ran.stderr
-    result = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    before, after = ran.stdout.split("RESULT ", 1)
+    result_line, *later = after.splitlines()
+    result = json.loads(result_line)
     print(f"package {size / 2**20:.2f} MiB; handler import + 3 events {result['seconds']:.2f} s")
     for module in ("flask", "zappa", "api", "headwater"):
         assert result["origins"][module].startswith(str(package)), module
@@ -387,3 +389,10 @@ def test_zappa_package_runs_on_lambda(
     assert bad["statusCode"] == 400
     problems = json.loads(bad["body"])["error"]["problems"]
     assert {p["field"] for p in problems} >= {"origin", "dest", "flight", "scheduled_departure"}
+    # prod's capture (the log sink) wrote the answered prediction as one line on stdout
+    captured = [
+        json.loads(line)
+        for line in [*before.splitlines(), *later]
+        if line.startswith('{"capture":')
+    ]
+    assert [(c["usecase"], c["model_version"]) for c in captured] == [("flights", base_version)]

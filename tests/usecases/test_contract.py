@@ -318,6 +318,39 @@ def test_health_names_the_served_version(published: Published, client: Any) -> N
     assert published.version in text
 
 
+def test_every_answer_is_captured_and_collected_once(published: Published) -> None:
+    from api import create_app
+    from headwater.data.pipeline import timezone_of
+    from headwater.monitoring.collect import (
+        captured_partitions,
+        collect_predictions,
+        read_predictions,
+    )
+    from headwater.serving.capture import Capture, SpoolSink
+
+    # Given the API capturing into the use case's lake
+    settings, name = published.settings, published.name
+    usecase = usecase_of(settings, name)
+    root = layout.local_root(settings.lake.uri)
+    assert root is not None
+    capture = Capture(SpoolSink(root))
+    client = create_app({"SETTINGS": settings, "CAPTURE": capture}).test_client()
+    example = dict(usecase.serving.example)
+    # When a batch of two is answered, the process stops and the captured days are collected
+    response = client.post(f"/v1/{name}/predictions", json={"instances": [example, example]})
+    assert response.status_code == 200
+    capture.close()
+    lake = lake_for(settings)
+    records = []
+    for part in captured_partitions(lake, name, settings.partitioning.grain):
+        collect_predictions(lake, name, part, timezone_of(settings, name), run_id="conformance")
+        records += read_predictions(lake, name, part.key)
+    # Then both instances are in predictions/<usecase>/, with every model input as scored
+    assert sorted(r.instance for r in records) == [0, 1]
+    assert {r.model_version for r in records} == {published.version}
+    assert all(set(usecase.training.features) <= set(r.features) for r in records)
+
+
 def test_the_test_only_use_cases_are_discovered() -> None:
     # The proof needs at least one use case that lives only under tests/usecases/.
     assert TEST_ONLY

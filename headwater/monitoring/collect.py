@@ -1,0 +1,221 @@
+"""Collect captured predictions into lake partitions: ``predictions/<usecase>/<partition>/``.
+
+The API's capture lands as JSON lines (:mod:`headwater.serving.capture`), locally under
+``capture/<usecase>/<day>/<hour>/`` and in the cloud, from Firehose, under
+``capture/_stream/<day>/<hour>/`` (every use case together). :func:`collect_predictions`
+reads the lines of a partition's period, keeps the use case's, removes duplicates (the same
+request id, instance and role: a retried delivery, a re-read file) and publishes one Parquet
+file with its manifest and checksum through :meth:`headwater.data.lake.Lake.publish`, exactly
+as every other dataset: atomic (the manifest is written last), idempotent (a re-run replaces
+the partition whole, with the same rows in the same order).
+
+A spool file still being written ends in ``.jsonl.open`` and is not read: the writer renames
+it when its hour is over or its process stops. An ``.open`` file a killed process left is read
+once it has not changed for ``stale_seconds`` (its last, torn line is counted, not kept).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+
+import pyarrow as pa
+
+from headwater.core import layout
+from headwater.core.partitions import Grain, Partition, partition_of
+from headwater.data.lake import Lake, Manifest
+from headwater.serving.capture import LINES_SUFFIX, OPEN_SUFFIX, CaptureRecord
+
+#: The Parquet schema of collected predictions: one column per CaptureRecord field (the
+#: features, whose names are the use case's, as one JSON object).
+SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("instance", pa.int32()),
+        ("usecase", pa.string()),
+        ("model_version", pa.string()),
+        ("served_at", pa.timestamp("us", tz="UTC")),
+        ("features", pa.string()),
+        ("probability", pa.float64()),
+        ("decision", pa.bool_()),
+        ("estimate", pa.float64()),
+        ("threshold", pa.float64()),
+        ("defaulted", pa.list_(pa.string())),
+        ("unseen", pa.list_(pa.string())),
+        ("out_of_range", pa.list_(pa.string())),
+        ("latency_ms", pa.float64()),
+        ("role", pa.string()),
+    ]
+)
+#: The source named in the manifests of collected predictions.
+SOURCE = "capture"
+#: An ``.open`` spool file unchanged this long belongs to a process that is gone.
+STALE_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What one collection read and published."""
+
+    manifest: Manifest
+    files: int  # capture files read
+    lines: int  # capture lines read
+    kept: int  # records published
+    duplicates: int  # records whose key was already kept
+    torn: int  # lines that were not a whole record (a killed writer's last line)
+    skipped_open: int  # files still being written, left for the next run
+
+    def to_dict(self) -> dict[str, int]:
+        """The counts, JSON-able (the manifest's ``extra``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "manifest"}
+
+
+def _days(first: datetime, last: datetime) -> Iterator[str]:
+    day = first.date()
+    while day <= last.date():
+        yield day.isoformat()
+        day += timedelta(days=1)
+
+
+def capture_files(
+    lake: Lake,
+    usecase: str,
+    partition: Partition,
+    timezone: str,
+    *,
+    now: datetime | None = None,
+    stale_seconds: float = STALE_SECONDS,
+) -> tuple[list[tuple[str, ...]], int]:
+    """The capture files that may hold the partition's records, and how many are still open.
+
+    The UTC days of the partition's period are read, plus the day after (Firehose files an
+    object by its arrival time, up to its buffering interval later).
+    """
+    lo, hi = partition.utc_bounds(timezone)
+    now = now or datetime.now(UTC)
+    found, still_open = [], 0
+    for source in (usecase, layout.CAPTURE_STREAM):
+        for day in _days(lo, hi):
+            for hour in lake.list_dir(layout.CAPTURE, source, day):
+                parts = layout.capture_parts(source, day, hour)
+                for name in lake.list_dir(*parts):
+                    if name.endswith(OPEN_SUFFIX):
+                        info = lake.filesystem.get_file_info(lake.path(*parts, name))
+                        age = (now - info.mtime.astimezone(UTC)).total_seconds()
+                        if age < stale_seconds:
+                            still_open += 1
+                            continue
+                    elif source == usecase and not name.endswith(LINES_SUFFIX):
+                        continue  # a writer's temporary file
+                    found.append((*parts, name))
+    return found, still_open
+
+
+def captured_partitions(lake: Lake, usecase: str, grain: Grain) -> list[Partition]:
+    """The partitions that may hold captured records of ``usecase`` (each UTC day of capture
+    and the day before: a local day straddles two UTC days), sorted."""
+    days: set[date] = set()
+    for source in (usecase, layout.CAPTURE_STREAM):
+        for name in lake.list_dir(layout.CAPTURE, source):
+            try:
+                day = date.fromisoformat(name)
+            except ValueError:
+                continue
+            days |= {day, day - timedelta(days=1)}
+    return sorted({partition_of(day, grain) for day in days}, key=lambda p: p.start)
+
+
+def read_lines(data: bytes) -> tuple[list[CaptureRecord], int]:
+    """The capture records of one file's lines, and the lines that were not records."""
+    records, torn = [], 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(CaptureRecord.from_dict(json.loads(line)))
+        except (ValueError, TypeError):
+            torn += 1
+    return records, torn
+
+
+def to_table(records: list[CaptureRecord]) -> pa.Table:
+    """The records as a table of :data:`SCHEMA` (served_at parsed, features as JSON)."""
+    columns = {name: [] for name in SCHEMA.names}
+    for record in records:
+        for name, value in record.to_dict().items():
+            if name == "served_at":
+                value = datetime.fromisoformat(value)
+            elif name == "features":
+                value = json.dumps(value, sort_keys=True, separators=(",", ":"))
+            columns[name].append(value)
+    return pa.table(columns, schema=SCHEMA)
+
+
+def from_table(table: pa.Table) -> list[CaptureRecord]:
+    """The records of a collected partition (the inverse of :func:`to_table`)."""
+    out = []
+    for row in table.to_pylist():
+        row["served_at"] = row["served_at"].astimezone(UTC).isoformat(timespec="microseconds")
+        row["features"] = json.loads(row["features"])
+        out.append(CaptureRecord.from_dict(row))
+    return out
+
+
+def collect_predictions(
+    lake: Lake,
+    usecase: str,
+    partition: Partition,
+    timezone: str,
+    *,
+    run_id: str,
+    now: datetime | None = None,
+    stale_seconds: float = STALE_SECONDS,
+) -> Collected:
+    """Publish the partition's captured records of ``usecase``, deduplicated, with a manifest."""
+    lo, hi = partition.utc_bounds(timezone)
+    files, still_open = capture_files(
+        lake, usecase, partition, timezone, now=now, stale_seconds=stale_seconds
+    )
+    kept: dict[tuple[str, int, str], CaptureRecord] = {}
+    lines = torn = duplicates = 0
+    for parts in files:
+        records, bad = read_lines(lake.read_bytes(*parts))
+        torn += bad
+        lines += len(records) + bad
+        for record in records:
+            if record.usecase != usecase:
+                continue
+            if not lo <= datetime.fromisoformat(record.served_at) < hi:
+                continue
+            if record.key in kept:
+                duplicates += 1
+                continue
+            kept[record.key] = record
+    ordered = sorted(kept.values(), key=lambda r: (r.served_at, r.key))
+    counts = {
+        "files": len(files),
+        "lines": lines,
+        "kept": len(ordered),
+        "duplicates": duplicates,
+        "torn": torn,
+        "skipped_open": still_open,
+    }
+    manifest = lake.publish(
+        layout.PREDICTIONS,
+        usecase,
+        partition.key,
+        [to_table(ordered)],
+        schema=SCHEMA,
+        source=SOURCE,
+        run_id=run_id,
+        extra=counts,
+    )
+    return Collected(manifest=manifest, **counts)
+
+
+def read_predictions(lake: Lake, usecase: str, partition_key: str) -> list[CaptureRecord]:
+    """A collected partition's records, read through its manifest (checksum verified)."""
+    table, _ = lake.read(layout.PREDICTIONS, usecase, partition_key)
+    return from_table(table)

@@ -1,0 +1,128 @@
+"""The API records every answered prediction, and capture never costs an answer."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from headwater.core.usecase import get_usecase
+from headwater.serving.capture import Capture, CaptureRecord
+
+
+class ListSink:
+    kind = "spool"
+
+    def __init__(self) -> None:
+        self.records: list[CaptureRecord] = []
+
+    def write(self, records: Sequence[CaptureRecord]) -> None:
+        self.records.extend(records)
+
+    def close(self) -> None:
+        pass
+
+
+class BrokenSink(ListSink):
+    def write(self, records: Sequence[CaptureRecord]) -> None:
+        raise OSError("no space left on device")
+
+
+def test_every_instance_of_a_batch_is_recorded_as_the_model_saw_it(
+    app_for: Callable[..., Flask], model_lake: str, flight: dict[str, Any], base_version: str
+) -> None:
+    # Given an app capturing into a list
+    sink = ListSink()
+    capture = Capture(sink)
+    client = app_for(model_lake, CAPTURE=capture).test_client()
+    other = copy.deepcopy(flight) | {"carrier": "ZZ"}  # unseen in training
+    # When a batch of two and a single instance are answered
+    batch = client.post("/v1/flights/predictions", json={"instances": [flight, other]}).get_json()
+    single = client.post("/v1/flights/predictions", json=flight).get_json()
+    capture.close()
+    # Then three records, the batch's two sharing one request id, in order
+    assert len(sink.records) == 3
+    first, second, third = sink.records
+    assert first.request_id == second.request_id != third.request_id
+    assert (first.instance, second.instance, third.instance) == (0, 1, 0)
+    # with the answer's own numbers and flags
+    answers = [*batch["predictions"], single]
+    shape = get_usecase("flights").serving.answer
+    for record, answer in zip(sink.records, answers, strict=True):
+        assert record.usecase == "flights" and record.model_version == base_version
+        assert record.probability == answer[shape.probability]
+        assert record.estimate == answer[shape.estimate]
+        assert record.decision == answer[shape.decision]
+        assert record.defaulted == answer["defaulted"] and record.unseen == answer["unseen"]
+        assert record.latency_ms > 0 and record.role == "production"
+    assert "carrier" in second.unseen and "carrier" not in first.unseen
+    # and the features the model scored: derived ones, not the raw body
+    assert set(first.features) - set(flight), "derived features are recorded"
+    assert first.features["carrier"] == flight["carrier"]
+
+
+def test_a_failing_sink_never_costs_an_answer(
+    app_for: Callable[..., Flask], model_lake: str, flight: dict[str, Any]
+) -> None:
+    capture = Capture(BrokenSink(), flush_seconds=0.05)
+    client = app_for(model_lake, CAPTURE=capture).test_client()
+    for _ in range(5):
+        assert client.post("/v1/flights/predictions", json=flight).status_code == 200
+    capture.flush()
+    health = client.get("/health").get_json()
+    assert health["capture"]["failed"] == 5 and health["capture"]["written"] == 0
+    assert health["capture"]["enabled"] is True
+    capture.close()
+
+
+def test_a_capture_that_raises_never_costs_an_answer(
+    app_for: Callable[..., Flask], model_lake: str, flight: dict[str, Any]
+) -> None:
+    class Exploding(Capture):
+        def offer(self, *args: Any, **kwargs: Any) -> bool:
+            raise RuntimeError("boom")
+
+    client = app_for(model_lake, CAPTURE=Exploding(ListSink())).test_client()
+    assert client.post("/v1/flights/predictions", json=flight).status_code == 200
+
+
+def test_nothing_is_recorded_for_a_refused_request(
+    app_for: Callable[..., Flask], model_lake: str
+) -> None:
+    sink = ListSink()
+    capture = Capture(sink)
+    client = app_for(model_lake, CAPTURE=capture).test_client()
+    assert client.post("/v1/flights/predictions", json={"carrier": 1}).status_code == 400
+    capture.close()
+    assert sink.records == [] and capture.counters()["offered"] == 0
+
+
+def test_capture_follows_the_stage_settings_into_the_local_lake(
+    app_for: Callable[..., Flask],
+    model_lake: str,
+    flight: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given [api.capture] enabled (by environment, as any setting), spooling under the lake
+    monkeypatch.setenv("HEADWATER_API__CAPTURE__ENABLED", "true")
+    app = app_for(model_lake)
+    client = app.test_client()
+    assert client.get("/health").get_json()["capture"]["sink"] == "spool"
+    for _ in range(3):
+        client.post("/v1/flights/predictions", json=flight)
+    # When the process stops gracefully
+    app.extensions["headwater_api"].capture.close()
+    # Then the lake's capture zone holds the three records, in a closed file
+    root = Path(model_lake.removeprefix("file://"))
+    files = list((root / "capture" / "flights").rglob("*.jsonl"))
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert len(lines) == 3 and {line["usecase"] for line in lines} == {"flights"}
+
+
+def test_capture_is_off_in_health_when_disabled(client: Any) -> None:
+    assert client.get("/health").get_json()["capture"] == {"enabled": False}
