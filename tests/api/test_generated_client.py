@@ -170,13 +170,16 @@ def check_every_route(
         # the model in service
         info = operation(package, document, f"/v1/{name}/model", "get").sync(client=client)
         _, _, raw_info = request(server, "GET", f"/v1/{name}/model")
-        assert info.to_dict() == raw_info
+        # (two requests may reach two workers, each with its own load time: compare the rest)
+        assert {**info.to_dict(), "loaded_at": None} == {**raw_info, "loaded_at": None}
         assert (info.name, info.version, info.threshold) == (name, one.model.version, one.threshold)
         assert list(info.features) == raw_info["features"] and info.features
 
     flights_version = base_version  # the flights test model's
     health = operation(package, document, "/health", "get").sync(client=client)
-    assert health.to_dict() == health_json
+    # (capture counters are per worker and move with every answer: compare their shape)
+    assert {**health.to_dict(), "capture": None} == {**health_json, "capture": None}
+    assert set(health.capture.to_dict()) == set(health_json["capture"])
     assert health.status == "ok" and health.stage == "test"
     served = health.models.additional_properties
     assert set(served) == set(usecases)
