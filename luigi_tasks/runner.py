@@ -308,6 +308,28 @@ def model_summary(settings: Settings, usecase: str, version: str) -> ModelSummar
     )
 
 
+def reused_model_summary(
+    settings: Settings, usecase: str, version: str, since: datetime
+) -> ModelSummary:
+    """What a run that reused ``version`` (training skipped) did with it at the gate.
+
+    A decision recorded since the run started is this run's; otherwise the version's last
+    decision is an earlier run's, and the summary says nothing was decided now.
+    """
+    model = replace(model_summary(settings, usecase, version), skipped=skipped_message(version))
+    registry = registry_of(settings, usecase)
+    decided = registry.read_json(version, layout.DECISION, default={}).get("decided_at")
+    if decided and datetime.fromisoformat(decided) >= since:
+        return model
+    pointer = registry.production()
+    if pointer is not None and pointer.version == version:
+        why = f"{version} already in production, training reused"
+    else:
+        earlier = f" (earlier: {model.decision}: {model.reason})" if model.decision else ""
+        why = f"training reused, nothing decided in this run{earlier}"
+    return replace(model, decision="unchanged", reason=why)
+
+
 def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_dir: str) -> RunAll:
     """The one wrapper task of the run: every use case, over its range, up to ``options.until``."""
     ranges = {
@@ -329,7 +351,11 @@ def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_d
 
 
 def _sections(
-    settings: Settings, usecases: Sequence[str], options: RunOptions, run_id: str
+    settings: Settings,
+    usecases: Sequence[str],
+    options: RunOptions,
+    run_id: str,
+    started: datetime,
 ) -> list[UseCaseSection]:
     sections = []
     state_dir = str(Path(settings.run.state_dir))
@@ -337,9 +363,10 @@ def _sections(
         section = summarise(settings, usecase, options, run_id)
         if options.until == "model":
             reused = None if options.retrain else reused_version(state_dir, run_id, usecase)
-            model = model_summary(settings, usecase, reused or run_id)
             if reused:
-                model = replace(model, skipped=skipped_message(reused))
+                model = reused_model_summary(settings, usecase, reused, started)
+            else:
+                model = model_summary(settings, usecase, run_id)
             section = replace(section, model=model)
         sections.append(section)
     return sections
@@ -350,7 +377,8 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     run_id = options.run_id or new_run_id()
     state = Path(settings.run.state_dir) / run_id
     started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started_now = datetime.now(UTC)
+    started_at = started_now.isoformat(timespec="seconds")
     log_file = Path(settings.run.log_dir) / f"{run_id}.log"
     succeeded = False
     failures: list[TaskFailure] = []
@@ -386,7 +414,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
             not_run = sorted(task_label(t) for t in groups.get("upstream_failure", set()))
             failures = _failures(state)
             succeeded = result.status in OK and not failures
-            sections = _sections(settings, usecases, options, run_id)
+            sections = _sections(settings, usecases, options, run_id, started_now)
         except Exception as exc:  # the run itself broke: still notify, then re-raise
             failures.append(TaskFailure(task="run", error=f"{type(exc).__name__}: {exc}"))
             raise

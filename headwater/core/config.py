@@ -38,11 +38,8 @@ class LakeConfig(_Section):
     def _names_a_place(cls, uri: str) -> str:
         # file:// alone would put raw/, clean/ and quarantine/ in the working directory.
         scheme, _, rest = uri.partition("://")
-        if (
-            scheme in ("file", "s3")
-            and rest.strip().strip("/") == ""
-            or (scheme == "s3" and rest.startswith("/"))
-        ):
+        empty = scheme in ("file", "s3") and rest.strip().strip("/") == ""
+        if empty or (scheme == "s3" and rest.startswith("/")):
             raise ValueError(
                 "names no directory or bucket: use file://PATH (relative to the working "
                 "directory, or file:///absolute/path) or s3://BUCKET/PREFIX"

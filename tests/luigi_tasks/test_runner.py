@@ -40,6 +40,7 @@ from luigi_tasks.runner import (
     embedded_services,
     model_summary,
     new_run_id,
+    reused_model_summary,
     run_pipeline,
 )
 from luigi_tasks.training import RunAll
@@ -621,6 +622,49 @@ def test_the_model_summary_quotes_the_gates_interval(make_stage: Callable[..., S
         "AUC gain +0.0023, 95% interval [-0.0051, +0.0097] over 5 blocks (margin 0.002)"
     )
     assert ("Interval", model.interval) in model.lines("meters")
+
+
+def _promoted_meters(settings: Settings, version: str) -> Any:
+    from headwater.registry.registry import Registry
+
+    registry = Registry(lake_for(settings), "meters")
+    registry.write_json(version, layout.METRICS, {"holdout": {"auc_roc": 0.7}})
+    registry.mark_complete(version)
+    registry.promote(version, "no production model yet: promoted", expected=None)
+    return registry
+
+
+def test_a_rerun_that_reused_the_production_version_says_it_promoted_nothing(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given v1 promoted by an earlier run, then a run (started after) that reused v1
+    settings = make_stage()
+    _promoted_meters(settings, "v1")
+    started = datetime.now(UTC)
+
+    # When the notification's model lines are made (before: "yes: no production model yet")
+    model = reused_model_summary(settings, "meters", "v1", started)
+
+    # Then they say nothing was promoted in this run, and why, in the outbox JSON too
+    assert ("Promoted", "no: v1 already in production, training reused") in model.lines("meters")
+    assert model.skipped == "training skipped: unchanged inputs (version v1)"
+    assert (model.decision, model.reason) == (
+        "unchanged",
+        "v1 already in production, training reused",
+    )
+
+
+def test_a_rerun_whose_gate_promoted_the_reused_version_says_yes(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given a run that started, then promoted the version it reused (a held one, say)
+    settings = make_stage()
+    started = datetime.now(UTC)
+    _promoted_meters(settings, "v1")
+
+    # When its model lines are made, then they report this run's promotion
+    model = reused_model_summary(settings, "meters", "v1", started)
+    assert ("Promoted", "yes: no production model yet: promoted") in model.lines("meters")
 
 
 # --- the runner's parts ------------------------------------------------------------------------
