@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 import luigi
 import luigi.execution_summary
@@ -168,28 +168,59 @@ def configure_luigi(settings: Settings) -> None:
     config.set("scheduler", "record_task_history", "false")
 
 
-def _embedded_servers(settings: Settings, usecase: str) -> Iterator[tuple[str, str, int, float]]:
-    """(source, host, port, rate limit) of each source of ``usecase`` asking for a local server."""
+def _embedded_servers(settings: Settings, usecase: str) -> Iterator[tuple[str, ParseResult, float]]:
+    """(source, configured URL, rate limit) of each source of ``usecase`` asking for a server."""
     for name, source in settings.usecase_config(usecase).sources.items():
         options = validate_source(source, f"source {name!r} of use case {usecase!r}")
         if not getattr(options, "embedded_server", False):
             continue
-        url = urlparse(options.base_url)
         rate = float(getattr(options, "embedded_server_rate_limit", 0.0) or 0.0)
-        yield name, url.hostname or "127.0.0.1", url.port or 80, rate
+        yield name, urlparse(options.base_url), rate
+
+
+def base_url_variable(usecase: str, source: str) -> str:
+    """The environment variable that overrides a source's ``base_url`` (``HEADWATER_...``)."""
+    return f"HEADWATER_USECASE__{usecase}__SOURCES__{source}__BASE_URL".upper()
 
 
 @contextlib.contextmanager
-def embedded_services(settings: Settings, usecases: Sequence[str]) -> Iterator[None]:
-    """Start, for the run, the local servers the use cases' sources ask for."""
-    with contextlib.ExitStack() as stack:
-        for usecase in usecases:
-            for source, host, port, rate in _embedded_servers(settings, usecase):
-                server = stack.enter_context(
-                    usecase_of(settings, usecase).embedded_server(source, host, port, rate)
-                )
-                log.info("embedded server started", usecase=usecase, source=source, url=server.url)
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block (forked workers inherit them)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
         yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def embedded_services(settings: Settings, usecases: Sequence[str]) -> Iterator[dict[str, str]]:
+    """Start, for the run, the local servers the use cases' sources ask for, on free ports.
+
+    A fixed port would collide with another run (or a test) on the same machine, so each
+    server binds a free one; its URL (the configured one on that port) reaches the
+    extractions as the source's ``base_url`` override in the environment, which the
+    handlers read as on Lambda. Yields those overrides, variable -> URL.
+    """
+    with contextlib.ExitStack() as stack:
+        urls: dict[str, str] = {}
+        for usecase in usecases:
+            for source, configured, rate in _embedded_servers(settings, usecase):
+                host = configured.hostname or "127.0.0.1"
+                server = stack.enter_context(
+                    usecase_of(settings, usecase).embedded_server(source, host, 0, rate)
+                )
+                port = urlparse(server.url).port
+                url = configured._replace(netloc=f"{host}:{port}").geturl()
+                urls[base_url_variable(usecase, source)] = url
+                log.info("embedded server started", usecase=usecase, source=source, url=url)
+        stack.enter_context(_environment(urls))
+        yield urls
 
 
 def warm_up(settings: Settings, usecases: Sequence[str]) -> None:

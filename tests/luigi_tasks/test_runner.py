@@ -28,7 +28,7 @@ import structlog
 import functions.clean
 import functions.extract
 from headwater.core import layout
-from headwater.core.config import Settings
+from headwater.core.config import Settings, load_settings
 from headwater.core.logs import configure_logging
 from headwater.core.partitions import Partition, partitions_between
 from headwater.data.pipeline import lake_for
@@ -686,15 +686,15 @@ def test_configure_luigi_sets_the_budgets_from_settings(
 def test_embedded_services_come_from_the_use_cases_only_during_the_run(
     make_stage: Callable[..., Settings],
 ) -> None:
-    # Given the flights weather source asking for its embedded server on a free port
-    port = closed_port()
-    url = f"http://127.0.0.1:{port}"
+    # Given the flights weather source asking for its embedded server
     settings = make_stage(
-        usecase__flights__sources__weather__base_url=f"{url}/v1/archive",
+        usecase__flights__sources__weather__base_url=f"http://127.0.0.1:{closed_port()}/v1/archive",
         usecase__flights__sources__weather__embedded_server="true",
     )
 
-    with embedded_services(settings, ["flights", "meters"]):
+    with embedded_services(settings, ["flights", "meters"]) as urls:
+        [(variable, served)] = urls.items()
+        url = served.removesuffix("/v1/archive")
         assert requests.get(f"{url}/health", timeout=5).json() == {"status": "ok"}
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/health", timeout=5)
@@ -702,6 +702,41 @@ def test_embedded_services_come_from_the_use_cases_only_during_the_run(
     with embedded_services(settings, ["meters"]):
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{url}/health", timeout=5)
+
+
+def test_an_embedded_server_whose_port_is_taken_binds_a_free_one_for_the_extraction(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given the configured port of the flights weather server already taken (another run)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_stage(
+            usecase__flights__sources__weather__base_url=f"http://127.0.0.1:{port}/v1/archive",
+            usecase__flights__sources__weather__embedded_server="true",
+        )
+        variable = "HEADWATER_USECASE__FLIGHTS__SOURCES__WEATHER__BASE_URL"
+        configured = os.environ[variable]
+
+        # When the run starts its servers (before: OSError: [Errno 98] Address already in use)
+        with embedded_services(settings, ["flights"]) as urls:
+            # Then the server listens on another port, the one the extraction is handed
+            served = urls[variable]
+            assert os.environ[variable] == served != configured
+            assert served.endswith("/v1/archive") and f":{port}/" not in served
+            health = served.removesuffix("/v1/archive") + "/health"
+            assert requests.get(health, timeout=5).json() == {"status": "ok"}
+            assert load_settings().source("flights", "weather").base_url == served  # type: ignore[union-attr]
+        # and the configuration is the stage's again after the run
+        assert os.environ[variable] == configured
+
+        # When a whole run goes through that server
+        report = run_pipeline(settings, RunOptions(FIRST, FIRST, workers=1))
+
+        # Then it succeeds with the weather extracted
+        assert report.succeeded, report.body()
+        assert report.section("flights").rows["raw weather"] > 0
 
 
 def test_run_ids_sort_by_time_and_are_unique() -> None:
