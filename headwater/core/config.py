@@ -36,13 +36,13 @@ class LakeConfig(_Section):
     @field_validator("uri")
     @classmethod
     def _names_a_place(cls, uri: str) -> str:
-        # file:// alone would put raw/, clean/ and quarantine/ in the working directory.
+        # file:// alone would put raw/, clean/ and quarantine/ in the working directory
+        # (an s3:// URI without a bucket is the pre-run checks' to name, with the others).
         scheme, _, rest = uri.partition("://")
-        empty = scheme in ("file", "s3") and rest.strip().strip("/") == ""
-        if empty or (scheme == "s3" and rest.startswith("/")):
+        if scheme == "file" and rest.strip().strip("/") == "":
             raise ValueError(
-                "names no directory or bucket: use file://PATH (relative to the working "
-                "directory, or file:///absolute/path) or s3://BUCKET/PREFIX"
+                "names no directory: use file://PATH (relative to the working directory) "
+                "or file:///absolute/path"
             )
         return uri
 
@@ -123,6 +123,8 @@ class UseCaseConfig(_Section):
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     gate: GateConfig = GateConfig()
     holdout_from: str | None = None  # ISO date; default: the last sixth of the range
+    # Fewer clean rows than this in the range: training is refused, naming them.
+    min_training_rows: Annotated[int, Field(ge=1)] = 100
     # The range `headwater run` covers when given no dates: YYYY-MM-DD, today, yesterday or
     # today-N, days of the use case's time zone (end defaults to start).
     start: str | None = None

@@ -574,7 +574,7 @@ def test_prod_stage_keeps_database_urls_out_of_git_and_serves_nothing_locally() 
     assert not any(s.options().get("embedded_server") for s in sources)
 
 
-@pytest.mark.parametrize("uri", ["file://", "file:///", "file:// ", "s3://", "s3:///prefix"])
+@pytest.mark.parametrize("uri", ["file://", "file:///", "file:// "])
 def test_a_lake_uri_naming_no_place_is_refused(tmp_path: Path, uri: str) -> None:
     # Given a lake URI with an empty path or bucket (before: file:// wrote raw/, clean/ and
     # quarantine/ into the working directory)
