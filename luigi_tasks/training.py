@@ -23,6 +23,7 @@ from headwater.model.runners import (
     train_arguments,
     training_key,
 )
+from headwater.ops.checks import check_training_rows
 from headwater.registry.registry import (
     LOWER_IS_BETTER,
     Registry,
@@ -152,6 +153,7 @@ class TrainModel(PipelineTask):
         code, configuration, range: computed here from the manifests) is reused instead.
         """
         settings = self.settings()
+        check_training_rows(settings, self.usecase, self.start, self.end)  # before any job
         registry = registry_of(settings, self.usecase)
         key = training_key(settings, self.usecase, self.start, self.end, training_entrypoint())
         production = registry.production()
