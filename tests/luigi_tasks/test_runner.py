@@ -782,3 +782,24 @@ def test_rerun_replaces_the_ranges_partitions_from_its_step_on_and_nothing_else(
     third = run_pipeline(settings, RunOptions(FIRST, LAST, until="clean"))
     assert third.succeeded
     assert third.run_id not in manifests(settings, layout.CLEAN, "meters", "readings").values()
+
+
+def test_a_range_with_no_data_is_refused_before_training_in_one_line(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given the minimal use case over days its source has no rows for (as bike share over
+    # 2013: before, the training job failed inside the use case's build_lookups)
+    settings = make_stage(usecases=("meters",))
+    first, last = date(2020, 1, 1), date(2020, 1, 3)
+
+    # When a run is to train on them
+    report = run_pipeline(settings, RunOptions(first, last, until="model", workers=1))
+
+    # Then the training task fails in one line naming the use case, the range and the rows
+    assert not report.succeeded
+    [failure] = report.failures
+    assert failure.task.startswith("TrainModel meters")
+    assert failure.error.splitlines()[0] == (
+        "NotEnoughData: use case 'meters' has 0 clean rows in 2020-01-01..2020-01-03, fewer "
+        "than the 100 needed to train (usecase.meters.min_training_rows)"
+    )
