@@ -109,6 +109,7 @@ def models_list(
         typer.echo(
             f"no {status + ' ' if status else ''}versions of model {registry.name} in {where}"
         )
+        _mention_leftovers(registry)
         return
     metrics: list[str] = []
     for info in versions:
@@ -138,6 +139,71 @@ def models_list(
     typer.echo(f"model {registry.name} in {where}")
     for row in [header, *rows]:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    _mention_leftovers(registry)
+
+
+def _mention_leftovers(registry: Registry) -> None:
+    """Say how many incomplete versions (killed trainings) the registry holds, and the fix."""
+    from headwater.registry.prune import incomplete_versions
+
+    with _registry_errors():
+        count = len(incomplete_versions(registry))
+    if count:
+        typer.echo(
+            f"{count} incomplete version{'s' if count > 1 else ''} (no _SUCCESS): headwater "
+            f"models prune --usecase {registry.name} deletes those older than "
+            f"{PRUNE_GRACE_HOURS:g} h (--dry-run to see them)"
+        )
+
+
+#: A version folder without _SUCCESS younger than this may be a training still writing.
+PRUNE_GRACE_HOURS = 24.0
+
+
+@models_app.command("prune")
+def models_prune(
+    usecase: Annotated[
+        str | None,
+        typer.Option("--usecase", help="Only this use case's models (default: every enabled one)."),
+    ] = None,
+    stage: StageOption = None,
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than",
+            min=0,
+            help="Delete only versions last written more than this many hours ago.",
+        ),
+    ] = PRUNE_GRACE_HOURS,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete incomplete versions (no _SUCCESS: killed trainings), never production's."""
+    from datetime import timedelta
+
+    from headwater.registry.prune import delete_version, incomplete_versions, prune_plan
+
+    settings = load_stage(stage)
+    names = [usecase] if usecase else list(settings.usecases)
+    for name in names:
+        registry, _ = _registry(stage, name)
+        with _registry_errors():
+            old, young = prune_plan(incomplete_versions(registry), timedelta(hours=older_than))
+            if not old and not young:
+                typer.echo(f"model {registry.name}: no incomplete versions")
+            for item in young:
+                typer.echo(
+                    f"model {registry.name}: {item.version}: kept, last written less than "
+                    f"{older_than:g} h ago (a training may still be writing it)"
+                )
+            for item in old:
+                files = f"{item.files} file{'s' if item.files != 1 else ''}"
+                if dry_run:
+                    typer.echo(f"model {registry.name}: {item.version}: would delete ({files})")
+                    continue
+                delete_version(registry, item)
+                typer.echo(f"model {registry.name}: {item.version}: deleted ({files})")
 
 
 @models_app.command("show")

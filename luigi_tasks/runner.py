@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 import luigi
 import luigi.execution_summary
@@ -168,28 +168,59 @@ def configure_luigi(settings: Settings) -> None:
     config.set("scheduler", "record_task_history", "false")
 
 
-def _embedded_servers(settings: Settings, usecase: str) -> Iterator[tuple[str, str, int, float]]:
-    """(source, host, port, rate limit) of each source of ``usecase`` asking for a local server."""
+def _embedded_servers(settings: Settings, usecase: str) -> Iterator[tuple[str, ParseResult, float]]:
+    """(source, configured URL, rate limit) of each source of ``usecase`` asking for a server."""
     for name, source in settings.usecase_config(usecase).sources.items():
         options = validate_source(source, f"source {name!r} of use case {usecase!r}")
         if not getattr(options, "embedded_server", False):
             continue
-        url = urlparse(options.base_url)
         rate = float(getattr(options, "embedded_server_rate_limit", 0.0) or 0.0)
-        yield name, url.hostname or "127.0.0.1", url.port or 80, rate
+        yield name, urlparse(options.base_url), rate
+
+
+def base_url_variable(usecase: str, source: str) -> str:
+    """The environment variable that overrides a source's ``base_url`` (``HEADWATER_...``)."""
+    return f"HEADWATER_USECASE__{usecase}__SOURCES__{source}__BASE_URL".upper()
 
 
 @contextlib.contextmanager
-def embedded_services(settings: Settings, usecases: Sequence[str]) -> Iterator[None]:
-    """Start, for the run, the local servers the use cases' sources ask for."""
-    with contextlib.ExitStack() as stack:
-        for usecase in usecases:
-            for source, host, port, rate in _embedded_servers(settings, usecase):
-                server = stack.enter_context(
-                    usecase_of(settings, usecase).embedded_server(source, host, port, rate)
-                )
-                log.info("embedded server started", usecase=usecase, source=source, url=server.url)
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block (forked workers inherit them)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
         yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def embedded_services(settings: Settings, usecases: Sequence[str]) -> Iterator[dict[str, str]]:
+    """Start, for the run, the local servers the use cases' sources ask for, on free ports.
+
+    A fixed port would collide with another run (or a test) on the same machine, so each
+    server binds a free one; its URL (the configured one on that port) reaches the
+    extractions as the source's ``base_url`` override in the environment, which the
+    handlers read as on Lambda. Yields those overrides, variable -> URL.
+    """
+    with contextlib.ExitStack() as stack:
+        urls: dict[str, str] = {}
+        for usecase in usecases:
+            for source, configured, rate in _embedded_servers(settings, usecase):
+                host = configured.hostname or "127.0.0.1"
+                server = stack.enter_context(
+                    usecase_of(settings, usecase).embedded_server(source, host, 0, rate)
+                )
+                port = urlparse(server.url).port
+                url = configured._replace(netloc=f"{host}:{port}").geturl()
+                urls[base_url_variable(usecase, source)] = url
+                log.info("embedded server started", usecase=usecase, source=source, url=url)
+        stack.enter_context(_environment(urls))
+        yield urls
 
 
 def warm_up(settings: Settings, usecases: Sequence[str]) -> None:
@@ -308,6 +339,28 @@ def model_summary(settings: Settings, usecase: str, version: str) -> ModelSummar
     )
 
 
+def reused_model_summary(
+    settings: Settings, usecase: str, version: str, since: datetime
+) -> ModelSummary:
+    """What a run that reused ``version`` (training skipped) did with it at the gate.
+
+    A decision recorded since the run started is this run's; otherwise the version's last
+    decision is an earlier run's, and the summary says nothing was decided now.
+    """
+    model = replace(model_summary(settings, usecase, version), skipped=skipped_message(version))
+    registry = registry_of(settings, usecase)
+    decided = registry.read_json(version, layout.DECISION, default={}).get("decided_at")
+    if decided and datetime.fromisoformat(decided) >= since:
+        return model
+    pointer = registry.production()
+    if pointer is not None and pointer.version == version:
+        why = f"{version} already in production, training reused"
+    else:
+        earlier = f" (earlier: {model.decision}: {model.reason})" if model.decision else ""
+        why = f"training reused, nothing decided in this run{earlier}"
+    return replace(model, decision="unchanged", reason=why)
+
+
 def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_dir: str) -> RunAll:
     """The one wrapper task of the run: every use case, over its range, up to ``options.until``."""
     ranges = {
@@ -329,7 +382,11 @@ def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_d
 
 
 def _sections(
-    settings: Settings, usecases: Sequence[str], options: RunOptions, run_id: str
+    settings: Settings,
+    usecases: Sequence[str],
+    options: RunOptions,
+    run_id: str,
+    started: datetime,
 ) -> list[UseCaseSection]:
     sections = []
     state_dir = str(Path(settings.run.state_dir))
@@ -337,9 +394,10 @@ def _sections(
         section = summarise(settings, usecase, options, run_id)
         if options.until == "model":
             reused = None if options.retrain else reused_version(state_dir, run_id, usecase)
-            model = model_summary(settings, usecase, reused or run_id)
             if reused:
-                model = replace(model, skipped=skipped_message(reused))
+                model = reused_model_summary(settings, usecase, reused, started)
+            else:
+                model = model_summary(settings, usecase, run_id)
             section = replace(section, model=model)
         sections.append(section)
     return sections
@@ -350,7 +408,8 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     run_id = options.run_id or new_run_id()
     state = Path(settings.run.state_dir) / run_id
     started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started_now = datetime.now(UTC)
+    started_at = started_now.isoformat(timespec="seconds")
     log_file = Path(settings.run.log_dir) / f"{run_id}.log"
     succeeded = False
     failures: list[TaskFailure] = []
@@ -386,7 +445,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
             not_run = sorted(task_label(t) for t in groups.get("upstream_failure", set()))
             failures = _failures(state)
             succeeded = result.status in OK and not failures
-            sections = _sections(settings, usecases, options, run_id)
+            sections = _sections(settings, usecases, options, run_id, started_now)
         except Exception as exc:  # the run itself broke: still notify, then re-raise
             failures.append(TaskFailure(task="run", error=f"{type(exc).__name__}: {exc}"))
             raise

@@ -22,6 +22,7 @@ from headwater.model.runners import (
     training_key,
     training_options,
 )
+from headwater.ops.checks import check_training_rows
 from headwater.registry.gate import DecisionKind, comparison_failed, judge
 from headwater.registry.registry import Registry
 from headwater.serving.store import ProductionPointer, decision_kind
@@ -148,6 +149,7 @@ class TrainModel(PipelineTask):
         code, configuration, range: computed here from the manifests) is reused instead.
         """
         settings = self.settings()
+        check_training_rows(settings, self.usecase, self.start, self.end)  # before any job
         registry = registry_of(settings, self.usecase)
         key = training_key(settings, self.usecase, self.start, self.end, training_entrypoint())
         production = registry.production()

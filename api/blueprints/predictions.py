@@ -83,6 +83,10 @@ def _read_body() -> bytes:
         # ValueError (gunicorn 27: ParseException(Exception)), and the API cannot name them (the
         # Lambda package has no gunicorn), so any error of the reader is the request's: a 400.
         raise _unreadable(exc) from None
+    # gunicorn hands back a body cut short by the client closing its side as if whole
+    # (werkzeug raises only when it wraps the stream itself): compare with the header.
+    if request.content_length is not None and len(data) < request.content_length:
+        raise _unreadable(None)
     return data
 
 

@@ -35,6 +35,19 @@ class _Section(BaseModel):
 class LakeConfig(_Section):
     uri: str = "file://var/lake"
 
+    @field_validator("uri")
+    @classmethod
+    def _names_a_place(cls, uri: str) -> str:
+        # file:// alone would put raw/, clean/ and quarantine/ in the working directory
+        # (an s3:// URI without a bucket is the pre-run checks' to name, with the others).
+        scheme, _, rest = uri.partition("://")
+        if scheme == "file" and rest.strip().strip("/") == "":
+            raise ValueError(
+                "names no directory: use file://PATH (relative to the working directory) "
+                "or file:///absolute/path"
+            )
+        return uri
+
 
 class PartitioningConfig(_Section):
     grain: Literal["day", "month"] = "month"
@@ -123,6 +136,8 @@ class UseCaseConfig(_Section):
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     gate: GateConfig = GateConfig()
     holdout_from: str | None = None  # ISO date; default: the last sixth of the range
+    # Fewer clean rows than this in the range: training is refused, naming them.
+    min_training_rows: Annotated[int, Field(ge=1)] = 100
     # The range `headwater run` covers when given no dates: YYYY-MM-DD, today, yesterday or
     # today-N, days of the use case's time zone (end defaults to start).
     start: str | None = None

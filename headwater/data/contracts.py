@@ -3,7 +3,9 @@
 Besides the contract's own checks, two failures are caught per row rather than for the
 whole frame: a text cell in a column the contract declares numeric or a timestamp (a
 source hands over text when one of its cells cannot be read as the column's type) is
-cast, and a row whose cell cannot be is rejected naming the column and the value.
+cast, and a row whose cell cannot be is rejected naming the column and the value; and an
+integer column handed over as floats (it held a null, the row of a cell its source could not
+read) is cast back, so one bad cell never fails the whole frame's dtype check.
 """
 
 from __future__ import annotations
@@ -66,27 +68,51 @@ def _parse(text: pd.Series, target: object) -> pd.Series | None:
     return number
 
 
+def _widened_integer(values: pd.Series, target: object) -> bool:
+    """True for a float column the contract declares a plain integer.
+
+    Arrow hands an integer column holding a null (a cell its source could not read) to
+    pandas as float64; once that row is screened out the column is whole numbers again.
+    """
+    return (
+        types.is_float_dtype(values)
+        and types.is_integer_dtype(target)
+        and not types.is_extension_array_dtype(target)
+    )
+
+
 def cast_text_columns(
     schema: pa.DataFrameSchema, frame: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Cast text columns that ``schema`` declares numeric or timestamps; reasons for bad cells.
 
-    Returns the rows whose every such cell could be cast, those columns cast (the input
+    Float columns the schema declares plain integers (an integer column that held a null)
+    are cast back too: a fraction, or a missing cell where the column is not nullable,
+    rejects its row instead of failing the frame's dtype check. Returns the rows whose
+    every such cell could be cast, those columns cast (the input
     is not modified), and, indexed like ``frame``, the reason of every other row
     (``column: cannot be read as <type> (got 'value')``).
     """
     parsed, reasons = {}, []
     for name, column in schema.columns.items():
-        if name not in frame or not (
-            types.is_string_dtype(frame[name]) or types.is_object_dtype(frame[name])
-        ):
+        if name not in frame:
             continue
-        values = _parse(frame[name], column.dtype.type)
+        target = column.dtype.type
+        if types.is_string_dtype(frame[name]) or types.is_object_dtype(frame[name]):
+            values = _parse(frame[name], target)
+        elif _widened_integer(frame[name], target):
+            values = frame[name].where(frame[name] % 1 == 0)
+        else:
+            continue
         if values is None:
             continue
         failed = frame[name].notna() & values.isna()
-        cells = frame[name][failed].map(repr)
+        cells = frame[name][failed].map(repr).astype("str")
         reasons.append(name + f": cannot be read as {column.dtype} (got " + cells + ")")
+        if not column.nullable and types.is_integer_dtype(target):
+            # A missing cell in a plain integer column would fail the frame's dtype check.
+            empty = frame[name].isna()
+            reasons.append(pd.Series(f"{name}: not_nullable (got nan)", index=frame.index[empty]))
         parsed[name] = values
     if not parsed:
         return frame, pd.Series(dtype="str")

@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
+from headwater.core import layout
 from headwater.core.config import Settings
+from headwater.core.partitions import partitions_between
 from headwater.core.ranges import Ranges, default_holdout, splits
 from headwater.core.usecase import PACKAGE
 from headwater.data.lake import SCHEMES
-from headwater.data.pipeline import usecase_of
+from headwater.data.pipeline import CLEAN, lake_for, usecase_of
 from headwater.data.sources import UnknownSourceKind, get_kind, known_kinds
 from headwater.registry.gate import GATE_METRICS
 
@@ -182,3 +184,29 @@ def _holdout(settings: Settings, name: str, span: tuple[date, date] | None) -> I
             f"set it after {first} and no later than {last}, or remove it to hold out "
             "the last sixth of the range",
         )
+
+
+class NotEnoughData(ValueError):
+    """A use case's range holds too few clean rows to train on."""
+
+
+def check_training_rows(settings: Settings, usecase: str, first: date, last: date) -> int:
+    """The clean rows of ``usecase`` in ``first..last``; raise when fewer than its minimum.
+
+    Read from the published clean partitions' manifests (a missing one counts 0), so a
+    range with no data is refused before any job starts, in one line naming the use case,
+    the range, the rows found and ``usecase.<name>.min_training_rows``.
+    """
+    lake = lake_for(settings)
+    dataset = layout.dataset(usecase, usecase_of(settings, usecase).clean_dataset)
+    rows = 0
+    for part in partitions_between(first, last, settings.partitioning.grain):
+        manifest = lake.manifest(CLEAN, dataset, part.key)
+        rows += manifest.rows if manifest is not None else 0
+    needed = settings.usecase_config(usecase).min_training_rows
+    if rows < needed:
+        raise NotEnoughData(
+            f"use case {usecase!r} has {rows:,} clean rows in {first}..{last}, fewer than "
+            f"the {needed:,} needed to train (usecase.{usecase}.min_training_rows)"
+        )
+    return rows

@@ -136,8 +136,9 @@ def comparison_problems(
         )
     if holdout_rows < gate.min_holdout_rows:
         problems.append(
-            f"the holdout has {holdout_rows} rows, fewer than the {gate.min_holdout_rows} "
-            "required (gate.min_holdout_rows)"
+            f"the holdout has {holdout_rows} rows ({holdout_rows / max(holdout_days, 1):.1f} a day "
+            f"over {holdout_days} days), fewer than the {gate.min_holdout_rows} required "
+            "(gate.min_holdout_rows: set it to fit the use case's grain)"
         )
     if candidate is None or production is None:
         whose = "candidate" if candidate is None else f"production {production_version}"

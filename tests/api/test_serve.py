@@ -177,3 +177,30 @@ def test_malformed_chunked_framing_is_a_400_over_http(
     error = json.loads(body)["error"]
     assert error["code"] == "malformed_body"
     assert named in error["message"].lower()
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400_over_http(
+    server: int, flight: dict[str, Any]
+) -> None:
+    # Given a complete JSON instance announced 50 bytes longer than it is, the client then
+    # closing its side (before: gunicorn handed the short body over and it was scored, a 200)
+    body = json.dumps(flight).encode()
+    head = (
+        b"POST /v1/flights/predictions HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (len(body) + 50)
+    )
+    with socket.create_connection(("127.0.0.1", server), timeout=10) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+
+    # Then the answer is the API's JSON 400 saying the body ended early
+    status_line, _, rest = received.partition(b"\r\n")
+    assert int(status_line.split()[1]) == 400, received
+    error = json.loads(rest.partition(b"\r\n\r\n")[2])["error"]
+    assert error["code"] == "malformed_body"
+    assert error["message"].endswith(
+        "could not be read as sent: it ended before its declared length"
+    )

@@ -181,6 +181,26 @@ def test_a_config_error_exits_2_naming_the_key(make_stage: Callable[..., Setting
     assert "Traceback" not in result.output
 
 
+def test_an_empty_file_lake_uri_exits_2_naming_the_setting_and_writes_nothing(
+    make_stage: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the lake set to file:// with no path, run from an empty working directory
+    with pytest.raises(ConfigError):  # the stage is written, then refused
+        make_stage(lake__uri="file://")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+    # When a run is asked for
+    result = invoke("run", "--start", "2013-01-01")
+
+    # Then it stops before any work, naming the setting, and the directory stays empty
+    assert result.exit_code == 2, result.output
+    assert "lake.uri" in result.output
+    assert "Traceback" not in result.output
+    assert list(work.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_run_one_day_of_every_enabled_use_case_prints_the_report_and_exits_0(
     make_stage: Callable[..., Settings], restore_logging: None

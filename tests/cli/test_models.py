@@ -132,7 +132,9 @@ def test_list_shows_complete_versions_with_status_and_gate_metric_first(
         "0.5000",
         "1200",
     ]
-    assert len(lines) == 4 and unfinished not in result.stdout
+    assert len(lines) == 5 and unfinished not in result.stdout
+    # and the unfinished one is counted, with the command that cleans it up
+    assert lines[4].startswith("1 incomplete version (no _SUCCESS): headwater models prune")
 
 
 def test_show_prints_metrics_lineage_and_decision(runner: CliRunner, registry: Registry) -> None:
@@ -408,3 +410,45 @@ def test_which_use_case_without_or_with_a_bad_option(
 
     assert result.exit_code == code
     assert message in result.output
+
+
+def killed(registry: Registry, minutes: int) -> str:
+    """A version whose training was killed: its folder holds only ``spark/``."""
+    version = new_version(T0 + timedelta(minutes=minutes), run_id=f"run{minutes:03d}")
+    registry.lake.write_bytes(b"{}", *model_parts("flights", version, "spark", "metadata"))
+    return version
+
+
+def test_prune_deletes_incomplete_versions_past_the_grace_period_and_list_counts_them(
+    runner: CliRunner, registry: Registry
+) -> None:
+    # Given a version in production and a training killed midway (before: kept forever)
+    production = train(registry, 0, 0.7)
+    registry.promote(production, "seeded")
+    leftover = killed(registry, 5)
+    folder = Path(registry.lake.path(*model_parts("flights", leftover)))
+
+    # When the versions are listed, then the leftover is counted and the command named
+    listed = models(runner, "list")
+    assert listed.exit_code == 0, listed.output
+    assert "1 incomplete version (no _SUCCESS): headwater models prune" in listed.stdout
+
+    # When pruned within the grace period (a training may still be writing), it is kept
+    young = models(runner, "prune")
+    assert young.exit_code == 0, young.output
+    assert f"{leftover}: kept, last written less than 24 h ago" in young.stdout
+    assert folder.is_dir()
+
+    # When a dry run past the grace period, it is named and nothing is deleted
+    dry = models(runner, "prune", "--older-than", "0", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert f"{leftover}: would delete (1 file" in dry.stdout
+    assert folder.is_dir()
+
+    # When pruned past the grace period, it is deleted; production is untouched
+    done = models(runner, "prune", "--older-than", "0")
+    assert done.exit_code == 0, done.output
+    assert f"{leftover}: deleted (1 file" in done.stdout
+    assert not folder.exists()
+    assert registry.is_complete(production) and registry.production().version == production
+    assert "incomplete version" not in models(runner, "list").stdout

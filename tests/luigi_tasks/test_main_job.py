@@ -97,5 +97,12 @@ def test_one_run_trains_and_promotes_each_use_case_then_a_rerun_is_gated(
     # Then it trains nothing, reuses the last identical version and says so
     assert third.succeeded, third.body()
     assert "training skipped: unchanged inputs (version " + second.run_id + ")" in third.body()
+    # and that it promoted nothing (before: the reused version's old "yes: ...")
+    said = (
+        f"Promoted:    no: {second.run_id} already in production, training reused"
+        if promoted
+        else "Promoted:    no: training reused, nothing decided in this run (earlier: "
+    )
+    assert said in third.body()
     assert not registry.lake.list_dir(*layout.model_parts("meters", third.run_id))
     assert set(notifications(settings)) == {version, second.run_id, third.run_id}

@@ -28,7 +28,7 @@ import structlog
 import functions.clean
 import functions.extract
 from headwater.core import layout
-from headwater.core.config import Settings
+from headwater.core.config import Settings, load_settings
 from headwater.core.logs import configure_logging
 from headwater.core.partitions import Partition, partitions_between
 from headwater.data.pipeline import lake_for
@@ -40,6 +40,7 @@ from luigi_tasks.runner import (
     embedded_services,
     model_summary,
     new_run_id,
+    reused_model_summary,
     run_pipeline,
 )
 from luigi_tasks.training import RunAll
@@ -623,6 +624,49 @@ def test_the_model_summary_quotes_the_gates_interval(make_stage: Callable[..., S
     assert ("Interval", model.interval) in model.lines("meters")
 
 
+def _promoted_meters(settings: Settings, version: str) -> Any:
+    from headwater.registry.registry import Registry
+
+    registry = Registry(lake_for(settings), "meters")
+    registry.write_json(version, layout.METRICS, {"holdout": {"auc_roc": 0.7}})
+    registry.mark_complete(version)
+    registry.promote(version, "no production model yet: promoted", expected=None)
+    return registry
+
+
+def test_a_rerun_that_reused_the_production_version_says_it_promoted_nothing(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given v1 promoted by an earlier run, then a run (started after) that reused v1
+    settings = make_stage()
+    _promoted_meters(settings, "v1")
+    started = datetime.now(UTC)
+
+    # When the notification's model lines are made (before: "yes: no production model yet")
+    model = reused_model_summary(settings, "meters", "v1", started)
+
+    # Then they say nothing was promoted in this run, and why, in the outbox JSON too
+    assert ("Promoted", "no: v1 already in production, training reused") in model.lines("meters")
+    assert model.skipped == "training skipped: unchanged inputs (version v1)"
+    assert (model.decision, model.reason) == (
+        "unchanged",
+        "v1 already in production, training reused",
+    )
+
+
+def test_a_rerun_whose_gate_promoted_the_reused_version_says_yes(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given a run that started, then promoted the version it reused (a held one, say)
+    settings = make_stage()
+    started = datetime.now(UTC)
+    _promoted_meters(settings, "v1")
+
+    # When its model lines are made, then they report this run's promotion
+    model = reused_model_summary(settings, "meters", "v1", started)
+    assert ("Promoted", "yes: no production model yet: promoted") in model.lines("meters")
+
+
 # --- the runner's parts ------------------------------------------------------------------------
 
 
@@ -642,15 +686,15 @@ def test_configure_luigi_sets_the_budgets_from_settings(
 def test_embedded_services_come_from_the_use_cases_only_during_the_run(
     make_stage: Callable[..., Settings],
 ) -> None:
-    # Given the flights weather source asking for its embedded server on a free port
-    port = closed_port()
-    url = f"http://127.0.0.1:{port}"
+    # Given the flights weather source asking for its embedded server
     settings = make_stage(
-        usecase__flights__sources__weather__base_url=f"{url}/v1/archive",
+        usecase__flights__sources__weather__base_url=f"http://127.0.0.1:{closed_port()}/v1/archive",
         usecase__flights__sources__weather__embedded_server="true",
     )
 
-    with embedded_services(settings, ["flights", "meters"]):
+    with embedded_services(settings, ["flights", "meters"]) as urls:
+        [(variable, served)] = urls.items()
+        url = served.removesuffix("/v1/archive")
         assert requests.get(f"{url}/health", timeout=5).json() == {"status": "ok"}
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/health", timeout=5)
@@ -658,6 +702,41 @@ def test_embedded_services_come_from_the_use_cases_only_during_the_run(
     with embedded_services(settings, ["meters"]):
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{url}/health", timeout=5)
+
+
+def test_an_embedded_server_whose_port_is_taken_binds_a_free_one_for_the_extraction(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given the configured port of the flights weather server already taken (another run)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_stage(
+            usecase__flights__sources__weather__base_url=f"http://127.0.0.1:{port}/v1/archive",
+            usecase__flights__sources__weather__embedded_server="true",
+        )
+        variable = "HEADWATER_USECASE__FLIGHTS__SOURCES__WEATHER__BASE_URL"
+        configured = os.environ[variable]
+
+        # When the run starts its servers (before: OSError: [Errno 98] Address already in use)
+        with embedded_services(settings, ["flights"]) as urls:
+            # Then the server listens on another port, the one the extraction is handed
+            served = urls[variable]
+            assert os.environ[variable] == served != configured
+            assert served.endswith("/v1/archive") and f":{port}/" not in served
+            health = served.removesuffix("/v1/archive") + "/health"
+            assert requests.get(health, timeout=5).json() == {"status": "ok"}
+            assert load_settings().source("flights", "weather").base_url == served  # type: ignore[union-attr]
+        # and the configuration is the stage's again after the run
+        assert os.environ[variable] == configured
+
+        # When a whole run goes through that server
+        report = run_pipeline(settings, RunOptions(FIRST, FIRST, workers=1))
+
+        # Then it succeeds with the weather extracted
+        assert report.succeeded, report.body()
+        assert report.section("flights").rows["raw weather"] > 0
 
 
 def test_run_ids_sort_by_time_and_are_unique() -> None:
@@ -703,3 +782,24 @@ def test_rerun_replaces_the_ranges_partitions_from_its_step_on_and_nothing_else(
     third = run_pipeline(settings, RunOptions(FIRST, LAST, until="clean"))
     assert third.succeeded
     assert third.run_id not in manifests(settings, layout.CLEAN, "meters", "readings").values()
+
+
+def test_a_range_with_no_data_is_refused_before_training_in_one_line(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given the minimal use case over days its source has no rows for (as bike share over
+    # 2013: before, the training job failed inside the use case's build_lookups)
+    settings = make_stage(usecases=("meters",))
+    first, last = date(2020, 1, 1), date(2020, 1, 3)
+
+    # When a run is to train on them
+    report = run_pipeline(settings, RunOptions(first, last, until="model", workers=1))
+
+    # Then the training task fails in one line naming the use case, the range and the rows
+    assert not report.succeeded
+    [failure] = report.failures
+    assert failure.task.startswith("TrainModel meters")
+    assert failure.error.splitlines()[0] == (
+        "NotEnoughData: use case 'meters' has 0 clean rows in 2020-01-01..2020-01-03, fewer "
+        "than the 100 needed to train (usecase.meters.min_training_rows)"
+    )

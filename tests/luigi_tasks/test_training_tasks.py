@@ -21,6 +21,7 @@ from headwater.data.lake import MANIFEST
 from headwater.data.pipeline import lake_for
 from headwater.model.comparison import Interval
 from headwater.model.options import TrainOptions
+from headwater.ops.checks import NotEnoughData
 from headwater.registry.gate import gate_baseline
 from headwater.registry.registry import Registry
 from luigi_tasks import training as tasks
@@ -40,7 +41,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def settings(make_stage: MakeStage) -> Settings:
-    return make_stage(grain="month")
+    # The stand-in range holds 9 clean rows: below the default minimum training size.
+    return make_stage(grain="month", usecase__meters__min_training_rows="1")
 
 
 def registry_of(settings: Settings, usecase: str = "flights") -> Registry:
@@ -570,8 +572,10 @@ class FakeRunner:
 def test_train_model_submits_the_job_for_its_use_case_with_production_to_compare(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a production version of the minimal use case and a runner standing in for Spark
+    # Given a production version of the minimal use case, its clean range, and a runner
+    # standing in for Spark
     production = trained(settings, "20130312T000000Z-prod", 0.72, usecase="meters")
+    publish_meters(settings)
     registry_of(settings, "meters").promote(production, "seeded")
     fake = FakeRunner(settings)
     made: list[tuple[Settings, Path]] = []
@@ -832,3 +836,27 @@ def test_the_training_key_names_what_a_training_depends_on(settings: Settings) -
     assert key != training_key(changed, "meters", START, END, entrypoint)
     # nothing published: nothing to reuse
     assert training_key(settings, "meters", date(2014, 1, 1), date(2014, 1, 31), entrypoint) is None
+
+
+def test_a_range_with_too_few_clean_rows_is_refused_before_training(
+    make_stage: MakeStage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the minimal use case's range published with no clean row at all (bike share over
+    # 2013: before, the job failed inside build_lookups with a TypeError)
+    settings = make_stage(grain="month")
+    publish_meters(settings, rows=0)
+    fake = FakeRunner(settings)
+    monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)
+    task = TrainModel(
+        usecase="meters", start=START, end=END, version="v1", run_id="r1", state_dir=str(tmp_path)
+    )
+
+    # When it is to be trained, then it is refused in one line naming the use case, the
+    # range, the rows found and the setting, and no job is submitted
+    with pytest.raises(NotEnoughData) as caught:
+        task.run()
+    assert str(caught.value) == (
+        "use case 'meters' has 0 clean rows in 2013-01-01..2013-03-12, fewer than the 100 "
+        "needed to train (usecase.meters.min_training_rows)"
+    )
+    assert fake.calls == []

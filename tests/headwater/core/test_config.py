@@ -587,3 +587,14 @@ def test_prod_stage_keeps_database_urls_out_of_git_and_serves_nothing_locally() 
     assert len(sql) >= 3
     assert all(url.startswith(("ssm:", "secretsmanager:")) for url in sql), sql
     assert not any(s.options().get("embedded_server") for s in sources)
+
+
+@pytest.mark.parametrize("uri", ["file://", "file:///", "file:// "])
+def test_a_lake_uri_naming_no_place_is_refused(tmp_path: Path, uri: str) -> None:
+    # Given a lake URI with an empty path or bucket (before: file:// wrote raw/, clean/ and
+    # quarantine/ into the working directory)
+    write_stage(tmp_path)
+
+    # When it is loaded, then the setting is named, with its value
+    with pytest.raises(ConfigError, match=rf"lake\.uri: .*\(got {uri!r}\)"):
+        load_settings("dev", environ=env_for(tmp_path, HEADWATER_LAKE__URI=uri))

@@ -107,7 +107,8 @@ def test_a_row_breaking_two_checks_gets_both_reasons() -> None:
     ("change", "named"),
     [
         (lambda f: f.drop(columns="month"), "month"),
-        (lambda f: f.assign(month=f["month"].astype("float64")), "month"),
+        # (whole floats in an integer column are cast back: see the test below)
+        (lambda f: f.assign(month=f["month"] > 1), "month"),
     ],
     ids=["missing-column", "wrong-dtype"],
 )
@@ -156,3 +157,29 @@ def test_valid_and_rejected_partition_the_input() -> None:
     assert set(split.valid.index).isdisjoint(split.rejected.index)
     assert sorted([*split.valid.index, *split.rejected.index]) == list(frame.index)
     assert split.rejected[REASON].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (1.5, "month: cannot be read as int64 (got 1.5)"),
+        (None, "month: not_nullable (got nan)"),
+    ],
+    ids=["fraction", "missing"],
+)
+def test_an_integer_column_handed_over_as_floats_rejects_only_its_bad_row(
+    value: object, reason: str
+) -> None:
+    # Given an integer column that arrives as floats (Arrow's int64 with a null, as pandas
+    # has it): before, the frame's dtype check failed the whole partition
+    frame = _frame().astype({"month": "float64"})
+    frame.loc[11, "month"] = value
+
+    # When it is split
+    split = split_by_contract(TINY, frame)
+
+    # Then the other rows are valid with the declared integer type, the bad one rejected
+    assert list(split.valid.index) == [10, 12, 13]
+    assert split.valid["month"].dtype == "int64"
+    assert split.valid["month"].tolist() == [1, 2, 12]
+    assert split.rejected[REASON].tolist() == [reason]

@@ -558,6 +558,34 @@ def test_a_text_value_in_a_number_column_quarantines_its_row_not_the_partition(
     assert clean.num_rows == raw["flights"].rows - 1
 
 
+@pytest.mark.parametrize("column", ["year", "sched_dep_time", "flight"])
+def test_a_text_value_in_an_integer_column_quarantines_its_row_not_the_partition(
+    make_settings: MakeSettings, tmp_path: Path, demo_db: str, column: str
+) -> None:
+    # Given a source whose one flight has text in an integer cell (before: the whole
+    # partition failed, "raw_flights contract broken as a whole: year: dtype('int64')")
+    url = edited_db(
+        tmp_path, demo_db, f"UPDATE flights SET {column} = 'x1' WHERE rowid = {FIRST_OF_DAY}"
+    )
+    settings = make_settings(usecase__flights__sources__flights__url=url)
+    partition = parse_partition("2013-01-03", "day")
+
+    # When the day is extracted and cleaned
+    raw, result = extract_and_clean(settings, partition)
+
+    # Then that row alone is quarantined, naming the cell, and the rest is published
+    lake = lake_for(settings)
+    bad, _ = lake.read(QUARANTINE, FLIGHTS, partition.key)
+    assert bad["quarantine_reason"].to_pylist() == [f"{column}: cannot be read as int64 (got 'x1')"]
+    assert result.reconciliation["flights"] == {
+        "in": raw["flights"].rows,
+        "out": raw["flights"].rows - 1,
+        "quarantined": 1,
+    }
+    clean, _ = lake.read(CLEAN, CLEAN_FLIGHTS, partition.key)
+    assert clean.num_rows == raw["flights"].rows - 1
+
+
 @pytest.mark.parametrize(
     ("statement", "reason"),
     [
@@ -597,3 +625,34 @@ def test_a_duplicate_row_is_quarantined_and_the_first_kept(
     keys = clean.select(["flight_date", "carrier", "flight", "sched_dep_utc"]).to_pandas()
     assert not keys.duplicated().any()
     assert result.reconciliation["flights"]["quarantined"] == 1
+
+
+def test_a_text_rental_count_quarantines_its_hour_not_the_bike_share_day(
+    make_settings: MakeSettings, tmp_path: Path, bike_db: str
+) -> None:
+    # Given a rentals source whose one hour has text in its integer cnt cell (before: the
+    # whole day failed, "raw_rentals contract broken as a whole: cnt: dtype('int64')")
+    path = tmp_path / "rentals.sqlite"
+    shutil.copyfile(bike_db.removeprefix("sqlite:///"), path)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE rentals SET cnt = 'lots' WHERE id = "
+            "(SELECT MIN(id) FROM rentals WHERE dteday = '2011-02-03')"
+        )
+    settings = make_settings(
+        bikeshare=True, usecase__bikeshare__sources__rentals__url=f"sqlite:///{path}"
+    )
+    partition = parse_partition("2011-02-03", "day")
+
+    # When the day is extracted and cleaned
+    raw = {
+        s: extract_partition(settings, "bikeshare", s, partition, "run-1")
+        for s in ("rentals", "weather")
+    }
+    result = clean_partition(settings, "bikeshare", partition, "run-1")
+
+    # Then that hour alone is quarantined, naming the cell
+    bad, _ = lake_for(settings).read(QUARANTINE, dataset("bikeshare", "rentals"), partition.key)
+    assert bad["quarantine_reason"].to_pylist() == ["cnt: cannot be read as int64 (got 'lots')"]
+    assert result.reconciliation["rentals"]["quarantined"] == 1
+    assert result.rows == raw["rentals"].rows - 1 > 0

@@ -292,3 +292,30 @@ def test_a_credential_is_not_echoed_by_the_check() -> None:
     assert [p.key for p in problems] == ["usecase.flights.sources.weather.auth"]
     assert "value must be a reference" in problems[0].reason
     assert "hunter2" not in " ".join(str(p) for p in problems)
+
+
+def test_check_training_rows_counts_the_published_clean_rows_of_the_range(
+    make_stage: Any,
+) -> None:
+    import pyarrow as pa
+
+    from headwater.core import layout
+    from headwater.data.pipeline import CLEAN, lake_for
+    from headwater.ops.checks import NotEnoughData, check_training_rows
+
+    # Given two of three clean days of the minimal use case published, 2 rows each
+    settings = make_stage(usecase__meters__min_training_rows="5")
+    table = pa.table({"n": pa.array([1, 2], pa.int64())})
+    for key in ("date=2013-01-01", "date=2013-01-02"):
+        lake_for(settings).publish(
+            CLEAN, layout.dataset("meters", "readings"), key, [table],
+            schema=table.schema, source="test", run_id="r0",
+        )  # fmt: skip
+
+    # When / then 4 rows are too few for 5, and enough for 4
+    with pytest.raises(
+        NotEnoughData, match=r"'meters' has 4 clean rows in 2013-01-01\.\.2013-01-03"
+    ):
+        check_training_rows(settings, "meters", date(2013, 1, 1), date(2013, 1, 3))
+    enough = make_stage(usecase__meters__min_training_rows="4")
+    assert check_training_rows(enough, "meters", date(2013, 1, 1), date(2013, 1, 3)) == 4

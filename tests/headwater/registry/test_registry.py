@@ -601,8 +601,21 @@ def test_a_holdout_production_trained_on_is_refused_naming_both_windows() -> Non
     ("rows", "days", "message"),
     [
         (30_000, 5, "the holdout has 5 days, fewer than the 28 required (gate.min_holdout_days)"),
-        (400, 60, "the holdout has 400 rows, fewer than the 1000 required (gate.min_holdout_rows)"),
+        (
+            400,
+            60,
+            "the holdout has 400 rows (6.7 a day over 60 days), fewer than the 1000 required "
+            "(gate.min_holdout_rows: set it to fit the use case's grain)",
+        ),
+        # A daily question holds out one row a day: a year is fewer rows than the default.
+        (
+            365,
+            365,
+            "the holdout has 365 rows (1.0 a day over 365 days), fewer than the 1000 required "
+            "(gate.min_holdout_rows: set it to fit the use case's grain)",
+        ),
     ],
+    ids=["days", "rows", "daily-grain"],
 )
 def test_a_holdout_too_small_to_compare_on_is_refused(rows: int, days: int, message: str) -> None:
     candidate, production = windows(NEXT_YEAR, FULL_YEAR)
