@@ -31,6 +31,8 @@ import gunicorn.util
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app, write_nonblock
 
+from headwater.serving.capture import close_all
+
 APP = "api.wsgi:app"
 
 
@@ -83,8 +85,6 @@ class ServerOptions:
 
 def _close_capture(arbiter: Any, worker: Any) -> None:
     """gunicorn's worker_exit hook: flush and close the worker's prediction capture."""
-    from headwater.serving.capture import close_all
-
     close_all()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +20,7 @@ from headwater.model.report import baseline_name, human_key
 from headwater.model.spark_training import PARITY_TOLERANCE
 from headwater.ops.notify import metrics_text
 from headwater.registry.gate import TrainingWindow
+from headwater.registry.prune import delete_version, incomplete_versions, prune_plan
 from headwater.registry.registry import STATUSES, Registry, RegistryError
 from headwater.serving.predictor import load_serving_model
 from headwater.serving.store import ModelStore, ProductionPointer
@@ -144,8 +146,6 @@ def models_list(
 
 def _mention_leftovers(registry: Registry) -> None:
     """Say how many incomplete versions (killed trainings) the registry holds, and the fix."""
-    from headwater.registry.prune import incomplete_versions
-
     with _registry_errors():
         count = len(incomplete_versions(registry))
     if count:
@@ -180,10 +180,6 @@ def models_prune(
     ] = False,
 ) -> None:
     """Delete incomplete versions (no _SUCCESS: killed trainings), never production's."""
-    from datetime import timedelta
-
-    from headwater.registry.prune import delete_version, incomplete_versions, prune_plan
-
     settings = load_stage(stage)
     names = [usecase] if usecase else list(settings.usecases)
     for name in names:

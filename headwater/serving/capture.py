@@ -267,7 +267,7 @@ class FirehoseSink:
     def client(self) -> Any:
         """The Firehose client (created on first use: boto3 only where this sink is chosen)."""
         if self._client is None:
-            import boto3  # lazily: only the firehose sink needs it
+            import boto3  # lazy: only the firehose sink needs boto3 (the API package has none)
 
             self._client = boto3.client(
                 "firehose", region_name=self.region, endpoint_url=self.endpoint_url
