@@ -845,7 +845,7 @@ def production_step(run: TrainingRun) -> Mapping[str, Any]:
         production_scored.unpersist()
     except Exception as exc:  # a model of another feature set cannot score this holdout
         failed = ProductionScore(version, error=f"{type(exc).__name__}: {exc}")
-        run.metrics = replace(metrics, production_on_holdout=failed)
+        run.metrics = replace(run.metrics, production_on_holdout=failed)
         return {"version": version, "error": type(exc).__name__}
     return {"version": version}
 
