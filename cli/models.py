@@ -13,6 +13,7 @@ import typer
 from cli.common import StageOption, fail, load_stage
 from headwater.core.config import ConfigError, Settings
 from headwater.core.layout import DECISION, LINEAGE, METRICS, REPORT, model_parts
+from headwater.core.records import Lineage, TrainingMetrics
 from headwater.data.lake import LakeError
 from headwater.data.pipeline import lake_for, usecase_of
 from headwater.model.comparison import comparison_text
@@ -68,7 +69,7 @@ def _registry_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
 
 
-def _window_cells(lineage: Any) -> tuple[str, str]:
+def _window_cells(lineage: Lineage | None) -> tuple[str, str]:
     """The TRAINED and HOLDOUT cells of a version (``-`` when its lineage has no dates)."""
 
     window = TrainingWindow.of(lineage)
@@ -124,9 +125,7 @@ def models_list(
     named = [human_key(m) for m in metrics[:MAX_METRIC_COLUMNS]]
     header = ["VERSION", "CREATED", "STATUS", "TRAINED", "HOLDOUT", *named]
     with _registry_errors():
-        lineages = {
-            v.version: registry.read_json(v.version, LINEAGE, default=None) for v in versions
-        }
+        lineages = {v.version: registry.read_lineage(v.version) for v in versions}
     rows = [
         [
             info.version,
@@ -234,36 +233,44 @@ def models_show(
         return
 
     spec = usecase_of(settings, registry.name).training
-    for key, text in describe_version(info, files, report, spec):
+    with _registry_errors():  # --json prints the files as they are; this reads their records
+        metrics = registry.read_metrics(version, default=TrainingMetrics())
+        lineage = registry.read_lineage(version)
+    summary = describe_version(info, metrics, lineage, files[DECISION], report, spec)
+    for key, text in summary:
         typer.echo(f"{key + ':':<12}{text}" if key else f"model {registry.name} version {text}")
 
 
 def describe_version(
-    info: Any, files: dict[str, Any], report: str | None, spec: Any = None
+    info: Any,
+    metrics: TrainingMetrics,
+    lineage: Lineage | None,
+    decision: Any,
+    report: str | None,
+    spec: Any = None,
 ) -> list[tuple[str, str]]:
     """(heading, text) lines of ``models show``: a version's facts a person reads first.
 
-    ``spec`` (the use case's TrainingSpec) names the baselines; without it, their keys.
+    ``decision`` is the version's ``decision.json`` (None: none recorded); ``spec`` (the use
+    case's TrainingSpec) names the baselines; without it, their keys.
     """
 
-    metrics = files.get(METRICS) if isinstance(files.get(METRICS), dict) else {}
     created = f"{info.created_at:%Y-%m-%d %H:%M:%S} UTC" if info.created_at else "unknown"
     lines = [("", info.version), ("status", info.status), ("created", created)]
-    trained, holdout = windows(files.get(LINEAGE), metrics)
+    trained, holdout = windows(lineage, metrics)
     lines += [("trained on", trained), ("holdout", holdout)]
-    label = (metrics.get("label") or {}).get("name", "")
-    scores = metrics_text(metrics.get("holdout") or {})
+    label = metrics.label.name if metrics.label else ""
+    scores = metrics_text(metrics.holdout)
     if scores:
         lines.append(("model", f"{label}: {scores}" if label else scores))
-    for name, values in (metrics.get("baselines") or {}).items():
-        text = metrics_text(values if isinstance(values, dict) else {})
+    for name, values in metrics.baselines.items():
+        text = metrics_text(values)
         if text:
             lines.append(("baseline", f"{baseline_name(name, spec)}: {text}"))
-    target = metrics.get("target") or {}
-    regression = metrics_text(metrics.get("regression") or {}, target.get("unit", ""))
+    target = metrics.target
+    regression = metrics_text(metrics.regression, target.unit if target else "")
     if regression:
-        lines.append(("regression", f"{target.get('name', '')}: {regression}".lstrip(": ")))
-    decision = files.get(DECISION)
+        lines.append(("regression", f"{target.name if target else ''}: {regression}".lstrip(": ")))
     if isinstance(decision, dict):
         lines.append(("gate", f"{decision.get('decision')}: {gate_summary(decision)}"))
         lines.append(("reason", str(decision.get("reason", ""))))
@@ -273,7 +280,7 @@ def describe_version(
     return lines
 
 
-def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
+def windows(lineage: Lineage | None, metrics: TrainingMetrics) -> tuple[str, str]:
     """The training window and the holdout of a version, in words ("unknown" when absent)."""
 
     window = TrainingWindow.of(lineage)
@@ -281,9 +288,9 @@ def windows(lineage: Any, metrics: dict[str, Any]) -> tuple[str, str]:
         return "unknown", "unknown"
     trained = f"{window.start}..{window.last_trained} ({window.train_days} days)"
     holdout = f"{window.holdout_from}..{window.end}"
-    counted = metrics.get("holdout_window") or {}
-    if "rows" in counted:
-        holdout += f" ({counted.get('days', '?')} days, {counted['rows']:,} rows)"
+    counted = metrics.holdout_window
+    if counted is not None:
+        holdout += f" ({counted.days} days, {counted.rows:,} rows)"
     return trained, holdout
 
 
@@ -323,9 +330,9 @@ def models_promote(
 def unservable(settings: Settings, registry: Registry, version: str) -> str | None:
     """Why the API could not serve ``version`` (None: it can), loading it as the API does."""
 
-    parity = (registry.read_json(version, METRICS, default=None) or {}).get("export_parity")
+    parity = registry.read_metrics(version, default=TrainingMetrics()).export_parity or {}
     for key in ("max_abs_probability", "max_abs_regression"):
-        value = (parity or {}).get(key)
+        value = parity.get(key)
         if isinstance(value, int | float) and value > PARITY_TOLERANCE:
             return f"its export disagreed with Spark ({key} {value:g})"
     store = ModelStore(

@@ -323,7 +323,7 @@ def model_summary(settings: Settings, usecase: str, version: str) -> ModelSummar
     if not registry.is_complete(version):
         return ModelSummary(version=version, trained=False)
     spec = usecase_of(settings, usecase).training
-    metrics = registry.read_json(version, layout.METRICS)
+    metrics = registry.read_metrics(version)
     decision = registry.read_json(version, layout.DECISION, default={})
     return ModelSummary(
         version=version,
@@ -331,8 +331,8 @@ def model_summary(settings: Settings, usecase: str, version: str) -> ModelSummar
         label=spec.label.name,
         target=spec.target.name,
         unit=spec.target.unit,
-        holdout=dict(metrics.get("holdout", {})),
-        regression=dict(metrics.get("regression", {})),
+        holdout=dict(metrics.holdout),
+        regression=dict(metrics.regression),
         decision=decision.get("decision", ""),
         reason=decision.get("reason", ""),
         interval=comparison_text(decision.get("comparison") or {}),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from headwater.core.layout import REPORT, model_parts
 from headwater.core.logs import get_logger
+from headwater.core.records import Lineage, TrainingMetrics
 from headwater.model.comparison import comparison_text, signed
 from headwater.model.evaluation import (
     HEADLINE_METRICS,
@@ -142,14 +143,14 @@ def baseline_name(name: str, spec: TrainingSpec | None) -> str:
     return name.replace("_", " ")
 
 
-def verdict_table(metrics: Mapping[str, Any], spec: TrainingSpec) -> str:
+def verdict_table(metrics: TrainingMetrics, spec: TrainingSpec) -> str:
     """The model beside production (same holdout, when measured) and each baseline."""
-    model = {**metrics.get("holdout", {}), **metrics.get("regression", {})}
+    model = {**metrics.holdout, **metrics.regression}
     columns: list[tuple[str, Mapping[str, Any]]] = [("this model", model)]
-    production = metrics.get("production_on_holdout") or {}
-    if production and "error" not in production:
-        columns.append((f"production {production.get('version', '')}", production))
-    for name, values in (metrics.get("baselines") or {}).items():
+    production = metrics.production_on_holdout
+    if production is not None and production.error is None:
+        columns.append((f"production {production.version}", production.metrics))
+    for name, values in metrics.baselines.items():
         columns.append((f"baseline: {baseline_name(name, spec)}", values))
     rows = [m for m in HEADLINE_METRICS if any(m in values for _, values in columns)]
     head = "".join(f"<th>{html.escape(title)}</th>" for title, _ in columns)
@@ -224,15 +225,26 @@ def _quantity(quantity: Quantity) -> str:
     return f"{quantity.name}{unit}"
 
 
+def lineage_table(lineage: Lineage) -> dict[str, Any]:
+    """The lineage's scalar facts for the report's table (the range as ``start..end``)."""
+    rows: dict[str, Any] = {}
+    for key, value in lineage.to_dict().items():
+        if key in ("range", "date_range"):
+            rows["date_range"] = str(lineage.range)
+        elif not isinstance(value, list | dict):
+            rows[key] = value
+    return rows
+
+
 def render_report(
     *,
     title: str,
     spec: TrainingSpec,
-    metrics: Mapping[str, Any],
+    metrics: TrainingMetrics,
     roc_points: Sequence[tuple[float, float]],
     calibration: Sequence[Mapping[str, float]],
     top_coefficients: Sequence[tuple[str, float]],
-    lineage: Mapping[str, Any],
+    lineage: Lineage,
     decision: Mapping[str, Any] | None = None,
 ) -> str:
     """Render the whole report as one HTML page (names and units from the use case's spec).
@@ -240,9 +252,7 @@ def render_report(
     It opens with the verdict: the model beside production and the baselines, the interval
     on the gain over production (when measured), and ``decision`` (None: not decided yet).
     """
-    holdout = metrics.get("holdout", {})
-    baselines = metrics.get("baselines", {})
-    regression = metrics.get("regression", {})
+    holdout, baselines, regression = metrics.holdout, metrics.baselines, metrics.regression
     descriptions = {b.name: b.description for b in spec.baselines}
     baseline_html = "".join(
         f"<h3>{html.escape(baseline_name(name, spec))}</h3>"
@@ -260,8 +270,8 @@ def render_report(
         + "</tr>"
         for row in calibration
     )
-    lineage_rows = {k: v for k, v in lineage.items() if not isinstance(v, list | dict)}
-    intervals = (metrics.get("comparison") or {}).get("intervals") or {}
+    lineage_rows = lineage_table(lineage)
+    intervals = (metrics.comparison or {}).get("intervals") or {}
     interval_rows = "".join(
         f"<li>{html.escape(human_key(m))}: difference {signed(i['difference'])}, "
         f"{float(i['confidence']) * 100:g}% interval "
@@ -281,7 +291,7 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padd
 text-align:left}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <section id="verdict"><h2>Verdict</h2>
-<p>On the holdout ({html.escape(str(metrics.get("holdout_from", "")))} on), predicting
+<p>On the holdout ({html.escape(str(metrics.holdout_from or ""))} on), predicting
 {html.escape(spec.label.name)} and {html.escape(_quantity(spec.target))}:</p>
 {verdict_table(metrics, spec)}{interval_html}
 {decision_html(decision)}

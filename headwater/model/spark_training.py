@@ -26,7 +26,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,14 @@ from headwater.core import layout
 from headwater.core.partitions import partitions_between
 from headwater.core.progress import ProgressEvent
 from headwater.core.ranges import default_holdout, splits
+from headwater.core.records import (
+    DateRange,
+    HoldoutWindow,
+    Lineage,
+    ProductionScore,
+    QuantityNames,
+    TrainingMetrics,
+)
 from headwater.data.lake import Lake, LakeError, open_lake, repair_command
 from headwater.data.pipeline import latest_snapshot
 from headwater.model.evaluation import (
@@ -410,7 +418,7 @@ def classification_metrics(
     }
 
 
-def holdout_window(holdout: Any, date_column: str, start: date, end: date) -> dict[str, Any]:
+def holdout_window(holdout: Any, date_column: str, start: date, end: date) -> HoldoutWindow:
     """The holdout the gate compares on: its dates, rows and days with rows (one Spark job)."""
     # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
@@ -418,7 +426,7 @@ def holdout_window(holdout: Any, date_column: str, start: date, end: date) -> di
     row = holdout.agg(
         F.count("*").alias("rows"), F.countDistinct(date_column).alias("days")
     ).first()
-    return {"from": start.isoformat(), "to": end.isoformat(), "rows": row.rows, "days": row.days}
+    return HoldoutWindow(start, end, int(row.rows), int(row.days))
 
 
 def block_histograms(
@@ -608,8 +616,8 @@ def check_parity(
     }
 
 
-def _quantity(quantity: Any) -> dict[str, str]:
-    return {"column": quantity.column, "name": quantity.name, "unit": quantity.unit}
+def _quantity(quantity: Any) -> QuantityNames:
+    return QuantityNames(quantity.column, quantity.name, quantity.unit)
 
 
 # -- the job ---------------------------------------------------------------------------------
@@ -663,10 +671,10 @@ class TrainingRun:
     calibration: Any = None
     roc: Any = None
     regression: dict[str, float] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: TrainingMetrics = field(default_factory=TrainingMetrics)
     export: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, float] = field(default_factory=dict)
-    lineage: dict[str, Any] = field(default_factory=dict)
+    lineage: Lineage = field(default_factory=Lineage)
 
     @property
     def spec(self) -> TrainingSpec:
@@ -772,31 +780,31 @@ def evaluate_step(run: TrainingRun) -> Mapping[str, Any]:
         run.regressor.transform(run.holdout.where(F.col(target).isNotNull() & ~F.isnan(target))),
         target,
     )
-    run.metrics = {
-        "model": name,
-        "usecase": name,
-        "version": run.options.version,
-        "label": _quantity(spec.label),
-        "target": _quantity(spec.target),
-        "holdout_from": run.holdout_from.isoformat(),
-        "holdout": run.holdout_metrics,
-        "regression": run.regression,
-        "baselines": {},  # the baselines step fills it
-        "baseline_descriptions": {b.name: b.description for b in spec.baselines},
-        "calibration": run.calibration,
-        "train_rows": run.train_rows,
-        "threshold": float(run.classifier.stages[-1].getThreshold()),
-    }
-    run.metrics["holdout_window"] = holdout_window(
-        run.holdout, spec.date_column, run.holdout_from, run.options.end
+    run.metrics = TrainingMetrics(
+        model=name,
+        usecase=name,
+        version=run.options.version,
+        label=_quantity(spec.label),
+        target=_quantity(spec.target),
+        holdout_from=run.holdout_from,
+        holdout=run.holdout_metrics,
+        regression=run.regression,
+        baselines={},  # the baselines step fills them
+        baseline_descriptions={b.name: b.description for b in spec.baselines},
+        calibration=tuple(run.calibration),
+        train_rows=run.train_rows,
+        threshold=float(run.classifier.stages[-1].getThreshold()),
+        holdout_window=holdout_window(
+            run.holdout, spec.date_column, run.holdout_from, run.options.end
+        ),
     )
     return {"auc_roc": round(run.holdout_metrics["auc_roc"], 4)}
 
 
 def baselines_step(run: TrainingRun) -> Mapping[str, Any]:
     """The use case's naive baselines on the same holdout."""
-    run.metrics["baselines"] = baselines(run.train, run.holdout, run.spec)
-    return {"baselines": len(run.metrics["baselines"])}
+    run.metrics = replace(run.metrics, baselines=baselines(run.train, run.holdout, run.spec))
+    return {"baselines": len(run.metrics.baselines)}
 
 
 def production_step(run: TrainingRun) -> Mapping[str, Any]:
@@ -812,30 +820,28 @@ def production_step(run: TrainingRun) -> Mapping[str, Any]:
         production = PipelineModel.load(spark_path(run.lake, *production_path))
         production_scored = with_probability(production.transform(run.holdout)).cache()
         production_metrics = classification_metrics(production_scored)
-        metrics["production_on_holdout"] = {"version": version, **production_metrics}
+        run.metrics = replace(
+            metrics, production_on_holdout=ProductionScore(version, production_metrics)
+        )
         # Both scored the same rows: how sure is each difference (bounded, on the cluster)?
         gate_config = dict(run.options.config).get("gate") or {}
         points = {
             key: run.holdout_metrics[key] - production_metrics[key]
             for key in run.holdout_metrics.keys() & production_metrics.keys()
         }
-        metrics["comparison"] = {
-            "version": version,
-            **compare_with_production(
-                run.scored,
-                production_scored,
-                run.spec.date_column,
-                metrics["holdout_window"],
-                points,
-                float(gate_config.get("confidence", 0.95)),
-            ),
-        }
+        comparison = compare_with_production(
+            run.scored,
+            production_scored,
+            run.spec.date_column,
+            metrics.holdout_window.to_dict() if metrics.holdout_window else {},
+            points,
+            float(gate_config.get("confidence", 0.95)),
+        )
+        run.metrics = replace(run.metrics, comparison={"version": version, **comparison})
         production_scored.unpersist()
     except Exception as exc:  # a model of another feature set cannot score this holdout
-        metrics["production_on_holdout"] = {
-            "version": version,
-            "error": f"{type(exc).__name__}: {exc}",
-        }
+        failed = ProductionScore(version, error=f"{type(exc).__name__}: {exc}")
+        run.metrics = replace(run.metrics, production_on_holdout=failed)
         return {"version": version, "error": type(exc).__name__}
     return {"version": version}
 
@@ -857,7 +863,7 @@ def export_step(run: TrainingRun) -> Mapping[str, Any]:
             "features": list(spec.features),
             "categorical": list(spec.categorical),
             "numeric": list(spec.numeric),
-            "threshold": run.metrics["threshold"],
+            "threshold": run.metrics.threshold,
             "trained_at": datetime.now(UTC).isoformat(),
         },
     )
@@ -867,7 +873,8 @@ def export_step(run: TrainingRun) -> Mapping[str, Any]:
 def parity_step(run: TrainingRun) -> Mapping[str, Any]:
     """Check that the export scores as Spark does; refuse a version where it does not."""
     parity = check_parity(run.classifier, run.regressor, run.holdout, run.export)
-    run.parity = run.metrics["export_parity"] = parity
+    run.parity = parity
+    run.metrics = replace(run.metrics, export_parity=parity)
     if max(parity["max_abs_probability"], parity["max_abs_regression"]) > PARITY_TOLERANCE:
         raise RuntimeError(f"portable export disagrees with Spark: {parity}")
     return parity
@@ -884,29 +891,29 @@ def pyspark_version() -> str:
 def write_step(run: TrainingRun) -> Mapping[str, Any]:
     """Write both Spark models, the export, lookups, metrics and lineage."""
     o, name = run.options, run.usecase.name
-    run.lineage = {
-        "model": name,
-        "usecase": name,
-        "version": o.version,
-        "run_id": o.run_id,
-        "code_version": o.code_version,
-        "training_key": o.training_key,
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "date_range": f"{o.start}..{o.end}",
-        "holdout_from": run.holdout_from.isoformat(),
-        "inputs": run.inputs,
-        "config": dict(o.config),
-        "spark_version": run.spark.version,
-        "pyspark_version": pyspark_version(),
-        "python_version": platform.python_version(),
-    }
+    run.lineage = Lineage(
+        model=name,
+        usecase=name,
+        version=o.version,
+        run_id=o.run_id,
+        code_version=o.code_version,
+        training_key=o.training_key,
+        trained_at=datetime.now(UTC).replace(microsecond=0),
+        range=DateRange(o.start, o.end),
+        holdout_from=run.holdout_from,
+        inputs=run.inputs,
+        config=dict(o.config),
+        spark_version=run.spark.version,
+        pyspark_version=pyspark_version(),
+        python_version=platform.python_version(),
+    )
     for head, model in ((layout.CLASSIFIER, run.classifier), (layout.REGRESSOR, run.regressor)):
         model.write().overwrite().save(spark_path(run.lake, *run.version_dir, layout.SPARK, head))
     for file_name, body in (
         (layout.EXPORT, run.export),
         (layout.LOOKUPS, run.lookups.to_dict()),
-        (layout.METRICS, run.metrics),
-        (layout.LINEAGE, run.lineage),
+        (layout.METRICS, run.metrics.to_dict()),
+        (layout.LINEAGE, run.lineage.to_dict()),
     ):
         text = json.dumps(body, indent=1, default=str)
         run.lake.write_bytes(text.encode(), *run.version_dir, file_name)

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from headwater.core.config import GateConfig
+from headwater.core.records import Lineage, RecordError
 from headwater.model.comparison import Interval, signed
 from headwater.model.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.serving.store import DecisionKind
@@ -85,19 +86,16 @@ class TrainingWindow:
         return self.holdout_from - timedelta(days=1)
 
     @classmethod
-    def of(cls, lineage: Mapping[str, Any] | None) -> TrainingWindow | None:
-        """Read ``date_range`` (``start..end``) and ``holdout_from``; None when absent or bad."""
-        if not isinstance(lineage, Mapping):
+    def of(cls, lineage: Lineage | Mapping[str, Any] | None) -> TrainingWindow | None:
+        """A version's range and ``holdout_from`` (its lineage); None when absent or bad."""
+        if isinstance(lineage, Mapping):
+            try:
+                lineage = Lineage.from_dict(lineage)
+            except RecordError:
+                return None
+        if not isinstance(lineage, Lineage) or not (lineage.range and lineage.holdout_from):
             return None
-        try:
-            first, last = str(lineage["date_range"]).split("..")
-            return cls(
-                date.fromisoformat(first),
-                date.fromisoformat(last),
-                date.fromisoformat(str(lineage["holdout_from"])),
-            )
-        except (KeyError, ValueError):
-            return None
+        return cls(lineage.range.start, lineage.range.end, lineage.holdout_from)
 
 
 def higher_is_better(metric: str) -> bool:

@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 
 from headwater.core.layout import DECISION, METRICS, POINTER, SERVING_FILES, SUCCESS, model_parts
 from headwater.core.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
+from headwater.core.records import Lineage, RecordError, TrainingMetrics
 from headwater.data.lake import Lake, LakeError
 from headwater.registry.gate import DecisionKind, Verdict
 from headwater.serving.store import ABSENT, ProductionPointer, decision_kind
@@ -133,8 +134,8 @@ class Registry:
     def version_with_key(self, training_key: str) -> str | None:
         """The newest complete version whose lineage records ``training_key`` (None: no such)."""
         for info in reversed(self.versions()):
-            lineage = self.read_json(info.version, LINEAGE, default=None)
-            if isinstance(lineage, dict) and lineage.get("training_key") == training_key:
+            lineage = self.read_lineage(info.version)
+            if lineage is not None and lineage.training_key == training_key:
                 return info.version
         return None
 
@@ -144,14 +145,13 @@ class Registry:
         return self._info(version, self.production())
 
     def _info(self, version: str, pointer: ProductionPointer | None) -> VersionInfo:
-        metrics = self.read_json(version, METRICS, default=None)
-        holdout = metrics.get("holdout") if isinstance(metrics, dict) else None
+        metrics = self.read_metrics(version, default=TrainingMetrics())
         decision = self.read_json(version, DECISION, default=None)
         return VersionInfo(
             version=version,
             created_at=version_time(version),
             status=_status(version, pointer, decision),
-            metrics=dict(holdout) if isinstance(holdout, dict) else {},
+            metrics=dict(metrics.holdout),
         )
 
     def _require_complete(self, version: str) -> None:
@@ -185,6 +185,27 @@ class Registry:
             return json.loads(data)
         except ValueError as exc:
             raise RegistryError(f"{self.lake.uri_of(*parts)} is not valid JSON: {exc}") from None
+
+    def read_metrics(self, version: str, default: Any = _MISSING) -> TrainingMetrics:
+        """The version's ``metrics.json``; ``default`` when absent (or raise without one).
+
+        A malformed one raises :class:`RegistryError` naming the file and the field.
+        """
+        return self._read_record(version, METRICS, TrainingMetrics.from_dict, default)
+
+    def read_lineage(self, version: str) -> Lineage | None:
+        """The version's ``lineage.json``; None when absent (malformed: :class:`RegistryError`)."""
+        return self._read_record(version, LINEAGE, Lineage.from_dict, None)
+
+    def _read_record(self, version: str, name: str, parse: Any, default: Any) -> Any:
+        data = self.read_json(version, name, default=_MISSING if default is _MISSING else None)
+        if data is None and default is not _MISSING:
+            return default
+        where = self.lake.uri_of(*model_parts(self.name), version, name)
+        try:
+            return parse(data, where)
+        except RecordError as exc:
+            raise RegistryError(str(exc)) from None
 
     def write_json(self, version: str, name: str, body: Any) -> None:
         """Write ``body`` as ``<version>/<name>`` atomically."""

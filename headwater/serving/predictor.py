@@ -34,12 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from headwater.core import layout
 from headwater.core.fields import kind_of, show
+from headwater.core.logs import get_logger
+from headwater.core.records import Lineage, RecordError, TrainingMetrics
 from headwater.serving.scoring import ExportError, PortablePipeline, load_pipelines
 from headwater.serving.store import ModelStore, ModelStoreError, ProductionPointer
 
 if TYPE_CHECKING:
     from headwater.core.usecase import ServingSpec, UseCase
 
+log = get_logger(__name__)
 MAX_PROBLEMS = 50  # reported per request; the message says how many there were in all
 BATCH_EXPECTED = 'a JSON object: one instance, or {"instances": [instance, ...]}'
 
@@ -343,25 +346,43 @@ def _known_categories(export: Mapping[str, Any]) -> dict[str, frozenset[str]]:
     return known
 
 
-def _lineage_summary(lineage: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not isinstance(lineage, Mapping):
+def _record(parse: Any, document: Any, name: str) -> Any:
+    """The typed record of an optional document; None when absent or malformed (logged)."""
+    if document is None:
         return None
-    inputs = lineage.get("inputs") or {}
-    datasets = sorted({key.rsplit("/", 1)[0] for key in inputs})
-    keep = (
-        "run_id",
-        "code_version",
-        "trained_at",
-        "date_range",
-        "holdout_from",
-        "spark_version",
-        "pyspark_version",
-        "python_version",
-    )
+    try:
+        return parse(document, name)
+    except RecordError as exc:  # an info document: the model still serves, its info says null
+        log.warning("model document unreadable", document=name, error=str(exc))
+        return None
+
+
+def _lineage_summary(lineage: Lineage | None) -> dict[str, Any] | None:
+    if lineage is None:
+        return None
     return {
-        **{key: lineage.get(key) for key in keep},
-        "input_partitions": len(inputs),
-        "input_datasets": datasets,
+        "run_id": lineage.run_id,
+        "code_version": lineage.code_version,
+        "trained_at": lineage.trained_at.isoformat() if lineage.trained_at else None,
+        "date_range": str(lineage.range) if lineage.range else None,  # the answer's own form
+        "holdout_from": lineage.holdout_from.isoformat() if lineage.holdout_from else None,
+        "spark_version": lineage.spark_version,
+        "pyspark_version": lineage.pyspark_version,
+        "python_version": lineage.python_version,
+        "input_partitions": len(lineage.inputs),
+        "input_datasets": lineage.input_datasets,
+    }
+
+
+def _metrics_summary(metrics: TrainingMetrics | None) -> dict[str, Any]:
+    if metrics is None:
+        return dict.fromkeys(("holdout_from", "train_rows", "holdout", "regression", "baselines"))
+    return {
+        "holdout_from": metrics.holdout_from.isoformat() if metrics.holdout_from else None,
+        "train_rows": metrics.train_rows,
+        "holdout": dict(metrics.holdout),
+        "regression": dict(metrics.regression),
+        "baselines": {name: dict(values) for name, values in metrics.baselines.items()},
     }
 
 
@@ -374,6 +395,9 @@ def build_serving_model(
     pointer: ProductionPointer | None = None,
 ) -> ServingModel:
     """Assemble a :class:`ServingModel` from a version's documents; fail rather than half-load.
+
+    ``metrics`` and ``lineage`` (``metrics.json``, ``lineage.json``) only describe the version:
+    absent or malformed (logged), its info shows them as null and it still serves.
 
     Raises:
         ExportError: the export is malformed, needs inputs the use case does not derive,
@@ -407,7 +431,8 @@ def build_serving_model(
     # The decision is the classifier stage's own (Spark's); report that threshold.
     threshold = float(classifier_stages[-1].get("threshold", metadata.get("threshold", 0.5)))
     known = _known_categories(export)
-    metrics = metrics if isinstance(metrics, Mapping) else {}
+    metrics_record = _record(TrainingMetrics.from_dict, metrics, layout.METRICS)
+    lineage_record = _record(Lineage.from_dict, lineage, layout.LINEAGE)
     info = {
         "name": usecase.name,
         "title": usecase.title,
@@ -420,13 +445,8 @@ def build_serving_model(
         "target": metadata.get("target") or training.target.column,
         "features": list(metadata.get("features") or classifier.inputs),
         "categories": {column: sorted(known.get(column, ())) for column in spec.listed_categories},
-        "metrics": finite(
-            {
-                key: metrics.get(key)
-                for key in ("holdout_from", "train_rows", "holdout", "regression", "baselines")
-            }
-        ),
-        "lineage": finite(_lineage_summary(lineage)),
+        "metrics": finite(_metrics_summary(metrics_record)),
+        "lineage": finite(_lineage_summary(lineage_record)),
     }
     model = ServingModel(
         name=usecase.name,

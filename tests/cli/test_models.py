@@ -64,7 +64,7 @@ def train(
     replace: dict[str, bytes] | None = None,
 ) -> str:
     version = new_version(T0 + timedelta(minutes=minutes), run_id=f"run{minutes:03d}")
-    holdout = {"log_loss": 0.5, "auc_roc": auc, "rows": 1200, "label": "holdout-2013-02"}
+    holdout = {"log_loss": 0.5, "auc_roc": auc, "rows": 1200}  # numbers only: metrics.json
     registry.write_json(version, METRICS, {"holdout": holdout})
     registry.write_json(version, LINEAGE, {"features": "features/flights/2013-01"})
     export = json.loads((SERVABLE / EXPORT).read_text())
@@ -190,13 +190,19 @@ def test_show_is_a_readable_summary_with_windows_baselines_and_the_report_path(
     assert "{" not in result.stdout
 
 
+# A version's range as the job writes it now (two fields), and as older versions hold it.
+RANGES = {
+    "new": {"range": {"start": "2013-01-01", "end": "2013-12-31"}},
+    "old": {"date_range": "2013-01-01..2013-12-31"},
+}
+
+
+@pytest.mark.parametrize("form", sorted(RANGES))
 def test_list_shows_each_versions_training_window_and_holdout(
-    runner: CliRunner, registry: Registry
+    runner: CliRunner, registry: Registry, form: str
 ) -> None:
     version = train(registry, 0, 0.7301)
-    registry.write_json(
-        version, LINEAGE, {"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01"}
-    )
+    registry.write_json(version, LINEAGE, {**RANGES[form], "holdout_from": "2013-11-01"})
 
     result = models(runner, "list")
 
@@ -205,6 +211,28 @@ def test_list_shows_each_versions_training_window_and_holdout(
         "2013-01-01..2013-10-31",
         "2013-11-01..2013-12-31",
     ]
+
+
+def test_show_reads_a_new_lineages_range(runner: CliRunner, registry: Registry) -> None:
+    version = train(registry, 0, 0.7301)
+    registry.write_json(version, LINEAGE, {**RANGES["new"], "holdout_from": "2013-11-01"})
+
+    result = models(runner, "show", version)
+
+    assert result.exit_code == 0, result.output
+    assert "trained on: 2013-01-01..2013-10-31 (304 days)" in result.stdout.splitlines()
+
+
+def test_show_of_a_malformed_metrics_file_names_the_file_and_field(
+    runner: CliRunner, registry: Registry
+) -> None:
+    version = train(registry, 0, 0.7301)
+    registry.write_json(version, METRICS, {"holdout": {"auc_roc": "high"}})
+
+    result = models(runner, "show", version)
+
+    assert result.exit_code == 2
+    assert f"{version}/metrics.json: holdout.auc_roc is 'high', not a number" in result.output
 
 
 @pytest.mark.parametrize("command", ["show", "promote"])

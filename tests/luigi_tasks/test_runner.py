@@ -803,3 +803,32 @@ def test_a_range_with_no_data_is_refused_before_training_in_one_line(
         "NotEnoughData: use case 'meters' has 0 clean rows in 2020-01-01..2020-01-03, fewer "
         "than the 100 needed to train (usecase.meters.min_training_rows)"
     )
+
+
+def test_the_model_summary_reads_the_versions_metrics(make_stage: Callable[..., Settings]) -> None:
+    from headwater.registry.registry import Registry
+
+    settings = make_stage()
+    registry = Registry(lake_for(settings), "meters")
+    metrics = {"holdout": {"auc_roc": 0.7023, "rows": 90}, "regression": {"rmse": 4.5}}
+    registry.write_json("v1", layout.METRICS, metrics)
+    registry.mark_complete("v1")
+
+    model = model_summary(settings, "meters", "v1")
+
+    assert (model.holdout, model.regression) == (metrics["holdout"], metrics["regression"])
+    assert (model.decision, model.interval) == ("", "")
+
+
+def test_the_model_summary_refuses_a_malformed_metrics_file_naming_it(
+    make_stage: Callable[..., Settings],
+) -> None:
+    from headwater.registry.registry import Registry, RegistryError
+
+    settings = make_stage()
+    registry = Registry(lake_for(settings), "meters")
+    registry.write_json("v1", layout.METRICS, {"holdout": {"auc_roc": "0.70"}})
+    registry.mark_complete("v1")
+
+    with pytest.raises(RegistryError, match=r"v1/metrics.json: holdout.auc_roc is '0.70', not a"):
+        model_summary(settings, "meters", "v1")

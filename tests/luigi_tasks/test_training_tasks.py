@@ -71,7 +71,7 @@ def trained(
     rows, days = holdout
     metrics: dict[str, Any] = {
         "holdout": {"auc_roc": auc, "log_loss": 1.0 - auc, "rows": rows},
-        "holdout_window": {"rows": rows, "days": days},
+        "holdout_window": {"from": "2013-11-01", "to": "2013-12-31", "rows": rows, "days": days},
     }
     if production is not None:
         name, production_auc = production

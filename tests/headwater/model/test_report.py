@@ -2,41 +2,48 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from headwater.core.layout import REPORT, model_parts
+from headwater.core.records import DateRange, Lineage, ProductionScore, TrainingMetrics
 from headwater.data.lake import open_lake
 from headwater.model.report import render_report, with_decision
 from headwater.registry.registry import Registry
 from headwater.usecases.flights.training import TRAINING
 
-METRICS: dict[str, Any] = {
-    "holdout_from": "2013-11-01",
-    "holdout": {"rows": 54145, "auc_roc": 0.7114, "log_loss": 0.4906, "accuracy_at_0_5": 0.78},
-    "regression": {"rmse": 38.96, "mae": 23.29, "r2": 0.057},
-    "baselines": {
-        "base_rate": {"auc_roc": 0.5, "log_loss": 0.5247, "positive_rate": 0.218},
-        "carrier_hour_rate": {"auc_roc": 0.6659, "log_loss": 0.4959},
-        "mean_arr_delay": {"rmse": 40.12, "mae": 24.69},
-    },
-    "production_on_holdout": {"version": "v0", "auc_roc": 0.7091, "log_loss": 0.4921},
-    "comparison": {
-        "version": "v0",
-        "intervals": {
-            "auc_roc": {
-                "metric": "auc_roc",
-                "difference": 0.0023,
-                "lower": -0.0051,
-                "upper": 0.0097,
-                "confidence": 0.95,
-                "blocks": 61,
-            }
+METRICS = TrainingMetrics.from_dict(
+    {
+        "holdout_from": "2013-11-01",
+        "holdout": {"rows": 54145, "auc_roc": 0.7114, "log_loss": 0.4906, "accuracy_at_0_5": 0.78},
+        "regression": {"rmse": 38.96, "mae": 23.29, "r2": 0.057},
+        "baselines": {
+            "base_rate": {"auc_roc": 0.5, "log_loss": 0.5247, "positive_rate": 0.218},
+            "carrier_hour_rate": {"auc_roc": 0.6659, "log_loss": 0.4959},
+            "mean_arr_delay": {"rmse": 40.12, "mae": 24.69},
         },
-    },
-}
-LINEAGE = {"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01", "inputs": []}
+        "production_on_holdout": {"version": "v0", "auc_roc": 0.7091, "log_loss": 0.4921},
+        "comparison": {
+            "version": "v0",
+            "intervals": {
+                "auc_roc": {
+                    "metric": "auc_roc",
+                    "difference": 0.0023,
+                    "lower": -0.0051,
+                    "upper": 0.0097,
+                    "confidence": 0.95,
+                    "blocks": 61,
+                }
+            },
+        },
+    }
+)
+LINEAGE = Lineage.from_dict({"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01"})
 # Where the gate's verdict is rendered in a page.
 DECISION = re.compile(r"<!-- decision -->(.*?)<!-- /decision -->", re.S)
 
@@ -146,3 +153,28 @@ def test_a_version_without_a_report_is_decided_all_the_same(tmp_path: Path) -> N
 
     assert registry.info("v1").status == "rejected"
     assert not registry.lake.exists(*model_parts("flights", "v1", REPORT))
+
+
+@pytest.mark.parametrize(
+    "lineage",
+    [
+        LINEAGE,  # an old version's: the range as one string
+        Lineage(range=DateRange(date(2013, 1, 1), date(2013, 12, 31)), run_id="r1"),
+    ],
+    ids=["old", "new"],
+)
+def test_the_lineage_table_shows_the_range_whatever_its_form(lineage: Lineage) -> None:
+    page = render(lineage=lineage)
+
+    lineage_html = page[page.index("<h2>Lineage</h2>") :]
+    assert "<th>date range</th><td>2013-01-01..2013-12-31</td>" in lineage_html
+    assert "start" not in text_of(lineage_html)
+
+
+def test_a_production_that_could_not_score_the_holdout_is_no_column() -> None:
+    failed = ProductionScore("v0", error="AnalysisException: no column x")
+
+    page = render(metrics=dataclasses.replace(METRICS, production_on_holdout=failed))
+
+    verdict = page[page.index("Verdict") : page.index("Holdout metrics")]
+    assert "production v0" not in verdict and "this model" in verdict

@@ -23,6 +23,7 @@ import pytest
 
 from headwater.core import layout
 from headwater.core.layout import CLEAN, RAW
+from headwater.core.records import HoldoutWindow, Lineage, TrainingMetrics
 from headwater.core.usecase import get_usecase
 from headwater.data.lake import LakeError
 from headwater.data.pipeline import latest_snapshot
@@ -534,6 +535,8 @@ def test_metrics_report_the_holdout_the_baselines_and_the_calibration(trained_mo
     assert parity["rows"] == min(2000, holdout_rows)
     assert max(parity["max_abs_probability"], parity["max_abs_regression"]) <= 1e-9
     assert trained_model.summary["auc_roc"] == holdout["auc_roc"]
+    # what the job wrote is the typed record's own form: it reads back and writes the same
+    assert TrainingMetrics.from_dict(metrics).to_dict() == metrics
 
 
 def test_lineage_names_every_input_by_checksum_and_the_versions_that_ran(
@@ -559,10 +562,13 @@ def test_lineage_names_every_input_by_checksum_and_the_versions_that_ran(
     assert lineage["python_version"] == platform.python_version()
     assert lineage["code_version"] == "test-code"
     assert lineage["run_id"] == "fixture-train"
-    assert lineage["date_range"] == "2013-01-01..2013-03-12"
+    assert lineage["range"] == {"start": "2013-01-01", "end": "2013-03-12"}
+    assert "date_range" not in lineage  # the range is two fields, never a string to split
     assert lineage["holdout_from"] == "2013-03-01"
     assert lineage["config"] == {"stage": "test", "fixture": "trained_model"}
     assert lineage["usecase"] == "flights"
+    # what the job wrote is the typed record's own form: it reads back and writes the same
+    assert Lineage.from_dict(lineage).to_dict() == lineage
 
 
 @pytest.mark.slow
@@ -608,8 +614,8 @@ def test_a_run_inside_one_partition_trains_and_holds_out_only_its_own_days(
         "from": holdout_from.isoformat(), "to": "2013-03-12", "rows": holdout_rows,
         "days": (end - holdout_from).days + 1,
     }  # fmt: skip
-    assert (lineage["date_range"], lineage["holdout_from"]) == (
-        "2013-03-05..2013-03-12",
+    assert (lineage["range"], lineage["holdout_from"]) == (
+        {"start": "2013-03-05", "end": "2013-03-12"},
         holdout_from.isoformat(),
     )
 
@@ -755,7 +761,7 @@ def test_the_holdout_window_counts_rows_and_days_with_rows(spark: Any) -> None:
 
     window = holdout_window(frame, "fl_date", date(2013, 3, 27), date(2013, 3, 31))
 
-    assert window == {"from": "2013-03-27", "to": "2013-03-31", "rows": 6, "days": 2}
+    assert window == HoldoutWindow(date(2013, 3, 27), date(2013, 3, 31), rows=6, days=2)
 
 
 def test_block_histograms_keep_each_days_rows_apart(spark: Any) -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from headwater.core.config import GateConfig
-from headwater.core.layout import DECISION, METRICS, POINTER
+from headwater.core.layout import DECISION, LINEAGE, METRICS, POINTER
+from headwater.core.records import DateRange, Lineage
 from headwater.data.lake import Lake, open_lake
 from headwater.model.comparison import Interval
 from headwater.registry.gate import Decision, TrainingWindow, comparison_problems, decide
@@ -98,6 +99,52 @@ def test_read_json_of_a_missing_file(registry: Registry) -> None:
     assert registry.read_json(version, "lineage.json", default=None) is None
     with pytest.raises(VersionNotFoundError, match="lineage.json does not exist"):
         registry.read_json(version, "lineage.json")
+
+
+def test_metrics_and_lineage_read_as_typed_records(registry: Registry) -> None:
+    # Given a version whose lineage is an old one (its range one string)
+    version = train(registry, 1, auc=0.71)
+    registry.write_json(
+        version, LINEAGE, {**FULL_YEAR, "training_key": "k1", "inputs": {"clean/a/1": "sha256:x"}}
+    )
+
+    metrics, lineage = registry.read_metrics(version), registry.read_lineage(version)
+
+    assert metrics.holdout == {"auc_roc": 0.71, "rows": 1000} and metrics.extra == {"n": 1}
+    assert lineage is not None and lineage.training_key == "k1"
+    assert lineage.range == DateRange(date(2013, 1, 1), date(2013, 12, 31))
+    assert registry.version_with_key("k1") == version and registry.version_with_key("k2") is None
+
+
+def test_missing_metrics_and_lineage(registry: Registry) -> None:
+    version = new_version(T0, run_id="bare")
+    registry.mark_complete(version)
+
+    assert registry.read_lineage(version) is None
+    assert registry.read_metrics(version, default=None) is None
+    with pytest.raises(VersionNotFoundError, match="metrics.json does not exist"):
+        registry.read_metrics(version)
+    assert registry.info(version).metrics == {}  # listed, without metrics
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "field"),
+    [
+        (METRICS, {"holdout": {"auc_roc": "0.7"}}, "holdout.auc_roc is '0.7', not a number"),
+        (LINEAGE, {"date_range": "2013-01-01"}, "date_range is '2013-01-01', not 'start..end'"),
+    ],
+)
+def test_a_malformed_document_is_refused_naming_its_file_and_field(
+    registry: Registry, name: str, body: dict[str, Any], field: str
+) -> None:
+    version = train(registry, 1)
+    registry.write_json(version, name, body)
+    where = registry.lake.uri_of("models", MODEL, version, name)
+
+    with pytest.raises(RegistryError) as raised:
+        registry.read_metrics(version) if name == METRICS else registry.read_lineage(version)
+
+    assert str(raised.value) == f"{where}: {field}"
 
 
 @pytest.mark.parametrize("bad", ["../other", "a/b", ".hidden", POINTER, ""])
@@ -580,6 +627,25 @@ NEXT_YEAR = {"date_range": "2013-01-01..2014-12-31", "holdout_from": "2014-11-01
 
 def windows(candidate: dict[str, str], production: dict[str, str]) -> tuple[Any, Any]:
     return TrainingWindow.of(candidate), TrainingWindow.of(production)
+
+
+def test_a_training_window_reads_the_range_in_either_form() -> None:
+    old = TrainingWindow.of(FULL_YEAR)
+    new = TrainingWindow.of(
+        {"range": {"start": "2013-01-01", "end": "2013-12-31"}, "holdout_from": "2013-11-01"}
+    )
+    record = TrainingWindow.of(Lineage.from_dict(FULL_YEAR))
+
+    assert (
+        old
+        == new
+        == record
+        == TrainingWindow(date(2013, 1, 1), date(2013, 12, 31), date(2013, 11, 1))
+    )
+    assert (
+        TrainingWindow.of({"range": {"start": "2013-01-01"}, "holdout_from": "2013-11-01"}) is None
+    )
+    assert TrainingWindow.of({"date_range": "2013-01-01..2013-12-31"}) is None  # no holdout date
 
 
 def test_a_holdout_production_trained_on_is_refused_naming_both_windows() -> None:

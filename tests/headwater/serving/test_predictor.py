@@ -244,12 +244,45 @@ def test_a_pointer_supplies_promotion_time_and_must_name_the_same_version(
 def test_non_finite_metrics_are_null_in_the_info(model_documents: dict[str, Any]) -> None:
     documents = documents_copy(model_documents)
     documents["metrics.json"]["holdout"]["auc"] = float("nan")
-    documents["metrics.json"]["train_rows"] = float("inf")
+    documents["metrics.json"]["baselines"]["base_rate"]["brier"] = float("inf")
 
     info = build(documents).info
 
-    assert info["metrics"]["holdout"]["auc"] is None and info["metrics"]["train_rows"] is None
+    assert info["metrics"]["holdout"]["auc"] is None
+    assert info["metrics"]["baselines"]["base_rate"]["brier"] is None
+    assert info["metrics"]["train_rows"] == documents["metrics.json"]["train_rows"]
     json.dumps(info, allow_nan=False)  # the answer of GET /v1/flights/model is strict JSON
+
+
+def test_a_new_lineages_range_is_summarised_as_an_old_ones(
+    model: ServingModel, model_documents: dict[str, Any]
+) -> None:
+    # Given the test version's lineage as the job writes it now: the range as two fields
+    documents = documents_copy(model_documents)
+    lineage = documents["lineage.json"]
+    start, end = lineage.pop("date_range").split("..")
+    lineage["range"] = {"start": start, "end": end}
+
+    info = build(documents).info
+
+    # Then the model's info says the same as for the old form
+    assert info["lineage"] == model.info["lineage"]
+    assert info["lineage"]["date_range"] == "2013-01-01..2013-12-31"
+    assert info["lineage"]["trained_at"] == lineage["trained_at"]
+    assert info["lineage"]["input_datasets"] == ["clean/flights", "raw/planes"]
+
+
+def test_malformed_metrics_and_lineage_are_shown_as_nulls_and_the_model_serves(
+    model_documents: dict[str, Any],
+) -> None:
+    documents = documents_copy(model_documents)
+    documents["metrics.json"]["holdout"]["auc_roc"] = "high"
+    documents["lineage.json"]["date_range"] = "2013"
+
+    built = build(documents)
+
+    assert set(built.info["metrics"].values()) == {None} and built.info["lineage"] is None
+    assert predict(built, SPEC.request_model.model_validate(EXAMPLE))["model"] == built.ref
 
 
 def test_missing_metrics_and_lineage_are_shown_as_nulls(model_documents: dict[str, Any]) -> None:
