@@ -32,8 +32,27 @@ import pandas as pd
 from headwater.model.evaluation import ScoreBin
 from headwater.monitoring.drift import NullDistribution, Thresholds, null_distribution
 from headwater.monitoring.estimate import CalibrationMap, calibration_from_bins
-from headwater.monitoring.frames import column_values, profile_frame
+from headwater.monitoring.frames import (
+    SAMPLE_ROWS,
+    column_values,
+    profile_frame,
+    ranges_from_row,
+    spark_range_expressions,
+)
 from headwater.monitoring.profile import Profile, Range, profile_numeric
+
+# The training job's one entry into this package (the contract's declared exception):
+# what its profile step needs, from here.
+__all__ = [
+    "SAMPLE_ROWS",
+    "ModelReference",
+    "MonthlyNull",
+    "model_reference",
+    "monthly_null",
+    "month_of",
+    "ranges_from_row",
+    "spark_range_expressions",
+]
 
 #: The version of profile.json's layout (bumped when a reader must tell layouts apart).
 FORMAT = 1
