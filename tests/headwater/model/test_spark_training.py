@@ -1020,7 +1020,8 @@ def training_features(trained_model: Any) -> pd.DataFrame:
         clean = lake.read(CLEAN, FLIGHTS, key)[0].to_pandas()
         day = pd.to_datetime(clean["flight_date"]).dt.date
         rows = clean[clean["dep_delayed_15"].notna() & (day < HOLDOUT)]
-        frames.append(features_frame(rows, lookups))
+        if len(rows):  # the holdout's month has none
+            frames.append(features_frame(rows, lookups))
     return pd.concat(frames, ignore_index=True)
 
 

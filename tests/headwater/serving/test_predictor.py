@@ -647,3 +647,38 @@ def test_a_malformed_profile_is_an_export_error(model_documents: dict[str, Any])
             documents["lookups.json"],
             profile={"profile": {"features": {"temp_f": {"kind": "numeric"}}}},
         )
+
+
+def test_a_bike_share_hour_in_1900_is_flagged_and_never_a_negative_count(
+    bike_documents: dict[str, Any],
+) -> None:
+    bikeshare = get_usecase("bikeshare")
+    spec = bikeshare.serving
+    # Given the test version with the profile of hours of its training years, 2011 and 2012
+    hours = [
+        {**spec.example, "hour_start": f"{year}-{month:02d}-{day:02d}T{hour:02d}:00"}
+        for year in (2011, 2012)
+        for month in range(1, 13)
+        for day in (1, 15, 28)
+        for hour in range(0, 24, 3)
+    ]
+    profile = training_profile(bike_documents, bikeshare, hours)
+    model = build_serving_model(
+        bikeshare, bike_documents["export.json"], bike_documents["lookups.json"], profile=profile
+    )
+    request = spec.request_model.model_validate({**spec.example, "hour_start": "1900-06-01T17:00"})
+
+    # When an hour in 1900 is asked for
+    answer = predict(model, request)
+    unclipped = predict(dataclasses.replace(model, target=None), request)
+
+    # Then the trend input lies far outside training and is named; the model's own estimate is a
+    # negative count, answered as 0 and said to be clipped
+    assert answer["out_of_range"] == ["years_since_start"]
+    assert unclipped[spec.answer.estimate] < -1000
+    assert answer[spec.answer.estimate] == 0.0
+    assert answer["clipped"] == [spec.answer.estimate]
+    # while the documented example is answered as it was
+    example = predict(model, spec.request_model.model_validate(spec.example))
+    assert example["out_of_range"] == [] and example["clipped"] == []
+    assert bikeshare.training.target.low == 0
