@@ -16,7 +16,8 @@ and the model registry by use case (the model's name is the use case's)::
 
     models/<usecase>/PRODUCTION.json             the production pointer (compare-and-swap)
     models/<usecase>/<version>/                  export.json lookups.json metrics.json
-                                                 lineage.json report.html decision.json
+                                                 lineage.json profile.json report.html
+                                                 decision.json
                                                  spark/{classifier,regressor}/  _SUCCESS last
 
 The training job, the registry (through pyarrow) and the API's stdlib reader
@@ -40,13 +41,19 @@ EXPORT = "export.json"
 LOOKUPS = "lookups.json"
 METRICS = "metrics.json"
 LINEAGE = "lineage.json"
+#: The version's reference for monitoring: input and prediction profiles, calibration, null.
+PROFILE = "profile.json"
 DECISION = "decision.json"
 REPORT = "report.html"
 SPARK = "spark"
 CLASSIFIER, REGRESSOR = "classifier", "regressor"
 #: The files of a version that decide the API's answers: their checksums are taken when the
 #: version is promoted (in the pointer) and verified whenever serving loads them.
-SERVING_FILES = (EXPORT, LOOKUPS)
+#: The API reads the profile for ``out_of_range``, so it is verified like the export.
+SERVING_FILES = (EXPORT, LOOKUPS, PROFILE)
+#: Serving files a version may lack (trained before they existed): it is served without what
+#: they add, provided the file is still absent (one written after promotion is refused).
+OPTIONAL_SERVING_FILES = frozenset({PROFILE})
 
 
 def dataset(usecase: str, name: str) -> str:

@@ -75,11 +75,28 @@ class SourceContext:
 # -- training ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Quantity:
-    """A column the models predict, with its human name and unit (for reports and messages)."""
+    """A column the models predict, with its human name and unit (for reports and messages).
+
+    ``low`` and ``high`` (optional, either or both) bound its plausible values: for the
+    target, the API clips an estimate outside them into them and names it in the answer's
+    ``clipped`` (a linear model extrapolates, e.g. to negative rental counts).
+    """
 
     column: str
     name: str
     unit: str = ""
+    #: The smallest plausible value (None: no lower bound).
+    low: float | None = None
+    #: The largest plausible value (None: no upper bound).
+    high: float | None = None
+
+    def clip(self, value: float) -> float:
+        """``value`` moved into ``low..high`` (itself when it lies within)."""
+        if self.low is not None and value < self.low:
+            return float(self.low)
+        if self.high is not None and value > self.high:
+            return float(self.high)
+        return value
 
 
 @dataclass(frozen=True)

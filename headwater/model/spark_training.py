@@ -24,6 +24,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,12 @@ from headwater.model.evaluation import (
 from headwater.model.options import TrainOptions as TrainOptions  # the job's one argument
 from headwater.model.report import render_report
 from headwater.model.spark_export import export_document, export_pipeline
+from headwater.monitoring.reference import (
+    SAMPLE_ROWS,
+    model_reference,
+    ranges_from_row,
+    spark_range_expressions,
+)
 from headwater.serving.scoring import load_pipelines
 
 if TYPE_CHECKING:
@@ -880,6 +887,62 @@ def parity_step(run: TrainingRun) -> Mapping[str, Any]:
     return parity
 
 
+def bounded_sample(frame: Any, rows: int, limit: int = SAMPLE_ROWS, seed: int = 16) -> Any:
+    """At most ``limit`` rows of ``frame`` (of ``rows`` rows) as pandas, drawn uniformly."""
+    fraction = min(1.0, limit / rows) if rows else 1.0
+    # Bernoulli sampling overshoots by a few hundred rows at most: the limit only trims those.
+    sampled = frame if fraction >= 1.0 else frame.sample(fraction=fraction, seed=seed)
+    with warnings.catch_warnings():
+        # pyspark 3.5's Arrow converter passes astype(copy=False), deprecated by pandas 3.
+        warnings.filterwarnings("ignore", "The copy keyword is deprecated", DeprecationWarning)
+        return sampled.limit(limit).toPandas()
+
+
+def profile_step(run: TrainingRun) -> Mapping[str, Any]:
+    """The version's reference for monitoring (``profile.json``): inputs, predictions, null.
+
+    Exact ranges of the numeric inputs over every training row (one aggregation), a bounded
+    sample of the training rows and of the holdout's predictions (probability and estimate,
+    under the answer's keys), the holdout histogram; the rest is
+    :func:`headwater.monitoring.reference.model_reference`.
+    """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
+    from pyspark.sql import functions as F
+
+    spec, answer = run.spec, run.usecase.serving.answer
+    bounds = []
+    for name, low, high in spark_range_expressions(spec.numeric):
+        # Spark orders NaN above every number: a missing value must not become the maximum.
+        value = F.when(~F.isnan(name), F.col(name))
+        bounds += [F.min(value).alias(low), F.max(value).alias(high)]
+    ranges = ranges_from_row(run.train.agg(*bounds).first().asDict(), spec.numeric)
+    train = bounded_sample(run.train.select(*spec.features, spec.date_column), run.train_rows)
+    # The regressor's last stage on the classifier's features: the heads share their stages.
+    head = run.regressor.stages[-1]
+    estimates = head.copy({head.predictionCol: "estimate"}).transform(run.scored)
+    histogram = score_histogram(run.scored)
+    holdout_rows = int(sum(b.count for b in histogram))
+    predictions = bounded_sample(
+        estimates.select(
+            F.col("p").alias(answer.probability), F.col("estimate").alias(answer.estimate)
+        ),
+        holdout_rows,
+    )
+    reference = model_reference(
+        train,
+        predictions,
+        histogram,
+        features=spec.features,
+        categorical=spec.categorical,
+        date_column=spec.date_column,
+        ranges=ranges,
+        rows={"train": run.train_rows, "holdout": holdout_rows},
+    )
+    text = json.dumps(reference.to_dict(), indent=1)
+    run.lake.write_bytes(text.encode(), *run.version_dir, layout.PROFILE)
+    return {"sampled": len(train), "months": len(reference.null.periods)}
+
+
 def pyspark_version() -> str:
     """The installed pyspark's version (recorded in the lineage)."""
     # lazy: pyspark only on the training host (the API and CLI import this module)
@@ -949,6 +1012,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("compare with production", production_step),
     ("export", export_step),
     ("parity", parity_step),
+    ("profile", profile_step),
     ("write", write_step),
     ("report", report_step),
 )

@@ -29,7 +29,8 @@ def categorical_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str
     ]
 
 
-def _values(series: pd.Series, numeric: bool) -> np.ndarray | list[object]:
+def column_values(series: pd.Series, numeric: bool) -> np.ndarray | list[object]:
+    """A column's values as the profile functions take them: floats (NaN), or objects (None)."""
     if numeric:
         return pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
     # pandas' NA and NaT are not None: make every missing value None before counting.
@@ -63,9 +64,9 @@ def profile_frame(
         raise KeyError(f"columns not in the frame: {', '.join(missing)}")
     kinds = set(categorical_columns(frame, features) if categorical is None else categorical)
     return build_profile(
-        {name: _values(frame[name], name not in kinds) for name in features},
+        {name: column_values(frame[name], name not in kinds) for name in features},
         categorical=kinds,
-        predictions={name: _values(frame[name], True) for name in predictions},
+        predictions={name: column_values(frame[name], True) for name in predictions},
         bins=bins,
         top_k=top_k,
         ranges=ranges,

@@ -37,10 +37,10 @@ from headwater.core.fields import kind_of, show
 from headwater.core.logs import get_logger
 from headwater.core.records import Lineage, RecordError, TrainingMetrics
 from headwater.serving.scoring import ExportError, PortablePipeline, load_pipelines
-from headwater.serving.store import ModelStore, ModelStoreError, ProductionPointer
+from headwater.serving.store import ABSENT, ModelStore, ModelStoreError, ProductionPointer
 
 if TYPE_CHECKING:
-    from headwater.core.usecase import ServingSpec, UseCase
+    from headwater.core.usecase import Quantity, ServingSpec, UseCase
 
 log = get_logger(__name__)
 MAX_PROBLEMS = 50  # reported per request; the message says how many there were in all
@@ -235,6 +235,13 @@ class ModelInfo(BaseModel):
     lineage: dict[str, Any] | None = Field(description="Summary of lineage.json.")
 
 
+def _plausible(quantity: Quantity) -> str:
+    """The plausible range of a quantity, in words (for the answer's documentation)."""
+    low = "-inf" if quantity.low is None else f"{quantity.low:g}"
+    high = "+inf" if quantity.high is None else f"{quantity.high:g}"
+    return f"{low}..{high} (the use case's declared range)"
+
+
 def prediction_model(usecase: UseCase) -> type[BaseModel]:
     """The model of one answer of ``usecase``: keys from its AnswerShape, words from its spec.
 
@@ -273,6 +280,23 @@ def prediction_model(usecase: UseCase) -> type[BaseModel]:
             {
                 "description": "Categorical features whose value the model never saw in "
                 "training (scored as Spark scores them)."
+            },
+        ),
+        (
+            "out_of_range",
+            list[Literal[tuple(training.numeric)]] if training.numeric else list[str],
+            {
+                "description": "Numeric model inputs outside the range seen in training (the "
+                "model extrapolates there); empty when none, or when the version has no "
+                "profile."
+            },
+        ),
+        (
+            "clipped",
+            list[Literal[answer.estimate]],
+            {
+                "description": f"Outputs moved into their plausible range: {answer.estimate} "
+                f"when the model's estimate lies outside {_plausible(target)}."
             },
         ),
         ("model", ModelRef, {"description": "The model version that answered."}),
@@ -319,6 +343,10 @@ class ServingModel:
     info: Mapping[str, Any] = field(default_factory=dict)
     # Set when both heads share their feature stages: the regression head alone.
     regression_head: PortablePipeline | None = None
+    # (input, minimum, maximum) of each numeric model input seen in training (profile.json).
+    ranges: tuple[tuple[str, float, float], ...] = ()
+    # The estimate's plausible range (the use case's target), clipped into at serving.
+    target: Quantity | None = None
 
     @property
     def ref(self) -> dict[str, str]:
@@ -386,6 +414,29 @@ def _metrics_summary(metrics: TrainingMetrics | None) -> dict[str, Any]:
     }
 
 
+def ranges_of(
+    profile: Mapping[str, Any], inputs: tuple[str, ...]
+) -> tuple[tuple[str, float, float], ...]:
+    """The training range of each numeric input among ``inputs``, from ``profile.json``.
+
+    Reads the profile's JSON as :class:`headwater.monitoring.profile.NumericProfile` writes
+    it (the API has no numpy to import that module); checked against it in the tests.
+
+    Raises:
+        ExportError: the profile is malformed.
+    """
+    try:
+        features = profile["profile"]["features"]
+        out = []
+        for name in inputs:
+            body = features.get(name)
+            if body is not None and body["kind"] == "numeric":
+                out.append((name, float(body["minimum"]), float(body["maximum"])))
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ExportError(f"malformed {layout.PROFILE}: {type(exc).__name__}: {exc}") from None
+    return tuple(out)
+
+
 def build_serving_model(
     usecase: UseCase,
     export: Mapping[str, Any],
@@ -393,6 +444,7 @@ def build_serving_model(
     metrics: Mapping[str, Any] | None = None,
     lineage: Mapping[str, Any] | None = None,
     pointer: ProductionPointer | None = None,
+    profile: Mapping[str, Any] | None = None,
 ) -> ServingModel:
     """Assemble a :class:`ServingModel` from a version's documents; fail rather than half-load.
 
@@ -460,6 +512,9 @@ def build_serving_model(
         known=known,
         info=info,
         regression_head=head_only,
+        # computed once here: an answer only compares (a version without a profile: none)
+        ranges=ranges_of(profile, tuple(training.numeric)) if profile is not None else (),
+        target=training.target,
     )
     _probe(model)
     return model
@@ -487,10 +542,18 @@ def load_serving_model(
         )
     recorded = pointer.checksums.get(version, {})
     # The files the registry took checksums of at promotion, verified as they are read.
-    served = {
-        filename: store.read_json(version, filename, recorded.get(filename))
-        for filename in layout.SERVING_FILES
-    }
+    served: dict[str, Any] = {}
+    for filename in layout.SERVING_FILES:
+        checksum = recorded.get(filename)
+        if (
+            filename in layout.OPTIONAL_SERVING_FILES
+            and checksum in (None, ABSENT)
+            and not store.exists(version, filename)
+        ):
+            served[filename] = None  # a version trained before the file existed
+            continue
+        # recorded ABSENT but there now: read_json refuses it (written after promotion)
+        served[filename] = store.read_json(version, filename, checksum)
     optional: dict[str, Any] = {}
     for filename in (layout.METRICS, layout.LINEAGE):
         try:
@@ -504,6 +567,7 @@ def load_serving_model(
         optional[layout.METRICS],
         optional[layout.LINEAGE],
         pointer,
+        served[layout.PROFILE],
     )
 
 
@@ -527,6 +591,9 @@ def predict(model: ServingModel, request: Any) -> dict[str, Any]:
             "check the inputs for extreme values"
         )
     answer = spec.answer
+    clipped: list[str] = []
+    if model.target is not None and (bounded := model.target.clip(estimate)) != estimate:
+        estimate, clipped = bounded, [answer.estimate]
     return {
         answer.echo: spec.describe(request),
         answer.probability: probability,
@@ -537,5 +604,12 @@ def predict(model: ServingModel, request: Any) -> dict[str, Any]:
         "unseen": [
             name for name in model.categorical if features[name] not in model.known.get(name, ())
         ],
+        # NaN and None compare False both ways: a missing value is never out of range
+        "out_of_range": [
+            name
+            for name, low, high in model.ranges
+            if (value := features[name]) is not None and (value < low or value > high)
+        ],
+        "clipped": clipped,
         "model": model.ref,
     }

@@ -231,6 +231,12 @@ class ModelStore:
         """True when the version's ``_SUCCESS`` flag exists (its training run finished)."""
         return self._read(_check_name("version", version), layout.SUCCESS) is not None
 
+    def exists(self, version: str, filename: str) -> bool:
+        """True when ``<version>/<filename>`` exists."""
+        return (
+            self._read(_check_name("version", version), _check_name("file", filename)) is not None
+        )
+
     def decision(self, version: str) -> DecisionKind | None:
         """The kind of the version's latest decision (``decision.json``'s ``decision``: promoted,
         rejected, held, retired), or None when it has none or it cannot be read."""

@@ -30,6 +30,8 @@ def test_an_hour_is_scored_with_the_use_case_s_answer_keys(
         "expected_rentals",
         "defaulted",
         "unseen",
+        "out_of_range",
+        "clipped",
         "model",
     ]
     assert body["hour"] == {"hour_start": "2012-06-01T17:00:00", "holiday": False}
@@ -38,6 +40,15 @@ def test_an_hour_is_scored_with_the_use_case_s_answer_keys(
     assert body["model"] == {"name": "bikeshare", "version": bike_version}
     assert body["defaulted"] == ["holiday", "weather"]
     assert body["unseen"] == []
+    assert body["out_of_range"] == [] and body["clipped"] == []
+
+
+def test_an_hour_in_1900_is_never_answered_a_negative_count(client: FlaskClient) -> None:
+    body = client.post(URL, json={**HOUR, "hour_start": "1900-06-01T17:00"}).get_json()
+
+    # the test version has no profile.json (no range judged), but the count is clipped at 0
+    assert body["expected_rentals"] == 0.0
+    assert body["clipped"] == ["expected_rentals"]
 
 
 def test_rush_hour_is_busier_than_the_night(client: FlaskClient) -> None:

@@ -101,7 +101,8 @@ TRAINING = TrainingSpec(
     date_column="date",
     references=(),
     label=Quantity("high_demand", f"more than {HIGH_DEMAND_THRESHOLD} rentals in the hour"),
-    target=Quantity("rentals", "rentals in the hour", "rentals"),
+    # A count: never below zero (the linear model extrapolates below it at odd hours and dates).
+    target=Quantity("rentals", "rentals in the hour", "rentals", low=0),
     categorical=CATEGORICAL,
     numeric=NUMERIC,
     input_columns=INPUT_COLUMNS,

@@ -45,6 +45,7 @@ def test_the_files_of_a_version_are_distinct_single_path_parts() -> None:
         layout.LOOKUPS,
         layout.METRICS,
         layout.LINEAGE,
+        layout.PROFILE,
         layout.DECISION,
         layout.REPORT,
         layout.SPARK,
@@ -53,7 +54,9 @@ def test_the_files_of_a_version_are_distinct_single_path_parts() -> None:
     assert len(set(names)) == len(names)
     assert not any("/" in name for name in names)
     # what serving verifies is what it reads, and never the files written after promotion
-    assert set(layout.SERVING_FILES) == {layout.EXPORT, layout.LOOKUPS}
+    assert set(layout.SERVING_FILES) == {layout.EXPORT, layout.LOOKUPS, layout.PROFILE}
+    # a version trained before profiles existed still serves: only the profile is optional
+    assert layout.OPTIONAL_SERVING_FILES == {layout.PROFILE}
     assert not {layout.DECISION, layout.REPORT, layout.POINTER} & set(layout.SERVING_FILES)
 
 

@@ -998,3 +998,98 @@ def test_the_training_summary_times_every_step_of_the_job(trained_model: Any) ->
 
     assert list(trained_model.summary["steps"]) == [name for name, _ in STEPS]
     assert all(s >= 0 for s in trained_model.summary["steps"].values())
+
+
+# --- the profile step: the version's reference for monitoring ------------------------------------
+
+
+def test_a_bounded_sample_never_collects_more_than_its_limit(spark: Any) -> None:
+    from headwater.model.spark_training import bounded_sample
+
+    frame = spark.range(5000).withColumnRenamed("id", "n")
+
+    sample = bounded_sample(frame, 5000, limit=400)
+    whole = bounded_sample(frame, 5000, limit=10_000)
+
+    assert 300 < len(sample) <= 400 and sample["n"].is_unique
+    # drawn across the rows, not the first ones
+    assert sample["n"].max() > 4000
+    assert sorted(whole["n"]) == list(range(5000))
+
+
+def training_features(trained_model: Any) -> pd.DataFrame:
+    """The model inputs of the training rows, by the pandas path (labelled, before the holdout)."""
+    lake = trained_model.lake
+    lookups = FeatureLookups.from_dict(trained_model.read_json(layout.LOOKUPS))
+    frames = []
+    for key in lake.partitions(CLEAN, FLIGHTS):
+        clean = lake.read(CLEAN, FLIGHTS, key)[0].to_pandas()
+        day = pd.to_datetime(clean["flight_date"]).dt.date
+        rows = clean[clean["dep_delayed_15"].notna() & (day < HOLDOUT)]
+        if len(rows):  # the holdout's month has none
+            frames.append(features_frame(rows, lookups))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_the_version_records_the_reference_profile_of_every_model_input(
+    trained_model: Any,
+) -> None:
+    from headwater.monitoring.reference import ModelReference
+
+    reference = ModelReference.from_dict(trained_model.read_json(layout.PROFILE))
+    expected = training_features(trained_model)
+
+    # every model input, categorical ones as categories
+    assert list(reference.profile.features) == list(FEATURES)
+    assert {n for n, f in reference.profile.features.items() if f.kind == "categorical"} == set(
+        CATEGORICAL
+    )
+    # each numeric input's range is exact over every training row (NaN is not a maximum)
+    for name in NUMERIC:
+        values = expected[name].astype("float64")
+        got = reference.ranges()[name]
+        assert (got.minimum, got.maximum) == pytest.approx((values.min(), values.max())), name
+    # every training row was profiled (fewer than the sample's bound)
+    assert reference.sample["train"] == {"rows": len(expected), "of": len(expected)}
+    assert reference.profile.features["carrier"].count == len(expected)
+
+
+def test_the_reference_profiles_the_holdouts_answers_and_its_calibration(
+    trained_model: Any,
+) -> None:
+    from headwater.monitoring.reference import ModelReference
+
+    reference = ModelReference.from_dict(trained_model.read_json(layout.PROFILE))
+    metrics = trained_model.read_json(layout.METRICS)
+    answer = get_usecase("flights").serving.answer
+
+    outputs = reference.profile.predictions
+    assert set(outputs) == {answer.probability, answer.estimate}
+    holdout_rows = metrics["holdout"]["rows"]
+    assert outputs[answer.probability].count == holdout_rows == reference.sample["holdout"]["of"]
+    assert 0.0 < outputs[answer.probability].minimum < outputs[answer.probability].maximum < 1.0
+    # the calibration map follows the holdout's calibration table: under-predicting deciles
+    # map to their observed rates
+    calibration = reference.calibration
+    assert calibration.method == "isotonic"
+    assert list(calibration.probabilities) == sorted(calibration.probabilities)
+    assert calibration.scores[0] >= 0.0 and calibration.scores[-1] <= 1.0
+
+
+def test_the_null_holds_each_training_months_drift_against_the_whole_window(
+    trained_model: Any,
+) -> None:
+    from headwater.monitoring.drift import PSI_THRESHOLD
+    from headwater.monitoring.reference import ModelReference
+
+    null = ModelReference.from_dict(trained_model.read_json(layout.PROFILE)).null
+
+    # the training months (the holdout, March, is not one of them)
+    assert null.periods == ("2013-01", "2013-02")
+    assert sum(null.rows.values()) == len(training_features(trained_model))
+    values = null.distribution.values
+    assert set(values) == set(FEATURES)
+    assert all(len(v) == 2 and min(v) >= 0.0 for v in values.values())
+    # month_sin takes one value a month: against a two-month window each month drifts hard
+    assert min(values["month_sin"]) > PSI_THRESHOLD
+    assert null.thresholds.for_feature("month_sin", "psi") == max(values["month_sin"])

@@ -213,13 +213,14 @@ def test_promoting_the_production_version_again_changes_nothing(registry: Regist
 def test_the_pointer_records_the_checksums_of_what_serving_reads(registry: Registry) -> None:
     import hashlib
 
-    from headwater.core.layout import EXPORT, LOOKUPS, SERVING_FILES
+    from headwater.core.layout import EXPORT, LOOKUPS, PROFILE, SERVING_FILES
 
     # Given two versions with their serving files
     v1, v2 = train(registry, 1), train(registry, 2)
     for version in (v1, v2):
         registry.write_json(version, EXPORT, {"version": version})
         registry.write_json(version, LOOKUPS, {"of": version})
+        registry.write_json(version, PROFILE, {"profile": version})
 
     def sums(version: str) -> dict[str, str]:
         return {
@@ -234,7 +235,7 @@ def test_the_pointer_records_the_checksums_of_what_serving_reads(registry: Regis
     pointer = registry.promote(v2, "better")
 
     # Then the pointer holds the checksums of each version it names, taken when promoted
-    assert set(SERVING_FILES) == {EXPORT, LOOKUPS}
+    assert set(SERVING_FILES) == {EXPORT, LOOKUPS, PROFILE}
     assert pointer.checksums == {v2: sums(v2), v1: sums(v1)}
     # And a rollback keeps those of the version it returns to (not recomputed from the files)
     registry.write_json(v1, EXPORT, {"changed": "after promotion"})

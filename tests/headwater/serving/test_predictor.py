@@ -28,6 +28,7 @@ from headwater.serving.predictor import (
     load_serving_model,
     parse_request,
     predict,
+    ranges_of,
 )
 from headwater.serving.scoring import ExportError, load_pipelines
 from headwater.serving.store import ModelStore, ModelStoreError, ProductionPointer
@@ -368,9 +369,13 @@ def test_an_answer_has_the_use_cases_keys_and_its_provenance(model: ServingModel
         "expected_arrival_delay_minutes",
         "defaulted",
         "unseen",
+        "out_of_range",
+        "clipped",
         "model",
     }
     assert answer["flight"]["scheduled_departure"] == "2013-11-04T17:15:00"
+    # a version without a profile judges no range; the example's estimate is plausible
+    assert answer["out_of_range"] == [] and answer["clipped"] == []
     assert 0.0 < answer["delay_probability"] < 1.0
     assert answer["unseen"] == [] and answer["model"] == model.ref
     json.dumps(answer, allow_nan=False)
@@ -481,3 +486,232 @@ def test_load_serves_a_version_without_metrics_or_lineage(lake_uri: str, publish
     info = load_serving_model(store, pointer, FLIGHTS).info
 
     assert info["lineage"] is None and set(info["metrics"].values()) == {None}
+
+
+# -- out of range inputs and plausible estimates ---------------------------------------------
+
+
+def training_profile(
+    documents: dict[str, Any], usecase: Any, requests: list[Any]
+) -> dict[str, Any]:
+    """A profile.json of the inputs of ``requests`` (as training would record them)."""
+    from headwater.monitoring.profile import build_profile
+
+    spec, training = usecase.serving, usecase.training
+    lookups = training.load_lookups(documents["lookups.json"])
+    rows = [
+        spec.features_record(spec.request_model.model_validate(r), lookups)[0] for r in requests
+    ]
+    columns = {name: [row[name] for row in rows] for name in training.features}
+    profile = build_profile(columns, categorical=training.categorical)
+    return {"format": 1, "profile": profile.to_dict()}
+
+
+def flights_profile(documents: dict[str, Any]) -> dict[str, Any]:
+    """Flights at 20 to 80 °F only: the example's weather lies within."""
+    requests = [
+        {**EXAMPLE, "weather": {**EXAMPLE["weather"], "temp_f": float(t)}} for t in range(20, 81)
+    ]
+    return training_profile(documents, FLIGHTS, requests)
+
+
+def test_the_ranges_read_by_the_api_are_the_profiles_own(model_documents: dict[str, Any]) -> None:
+    from headwater.monitoring.profile import Profile
+
+    body = flights_profile(model_documents)
+
+    expected = Profile.from_dict(body["profile"]).ranges()
+    got = ranges_of(body, FLIGHTS.training.numeric)
+    assert {name: (low, high) for name, low, high in got} == {
+        name: (r.minimum, r.maximum) for name, r in expected.items()
+    }
+    assert [name for name, _, _ in got] == [n for n in FLIGHTS.training.numeric if n in expected]
+
+
+@pytest.mark.parametrize(
+    ("temp_f", "flagged"), [(20.0, []), (80.0, []), (19.5, ["temp_f"]), (95.0, ["temp_f"])]
+)
+def test_inputs_outside_the_training_range_are_named(
+    model_documents: dict[str, Any], temp_f: float, flagged: list[str]
+) -> None:
+    from headwater.monitoring.profile import Profile, outside_range
+
+    body = flights_profile(model_documents)
+    model = dataclasses.replace(
+        build(model_documents), ranges=ranges_of(body, FLIGHTS.training.numeric)
+    )
+    request = SPEC.request_model.model_validate(
+        {**EXAMPLE, "weather": {**EXAMPLE["weather"], "temp_f": temp_f}}
+    )
+
+    answer = predict(model, request)
+
+    assert answer["out_of_range"] == flagged
+    # the same judgement as the monitoring's, on the same features
+    features, _ = SPEC.features_record(request, model.lookups)
+    ranges = Profile.from_dict(body["profile"]).ranges()
+    assert answer["out_of_range"] == list(outside_range(ranges, features))
+
+
+def test_an_estimate_outside_the_plausible_range_is_clipped_and_named(
+    model_documents: dict[str, Any],
+) -> None:
+    from headwater.core.usecase import Quantity
+
+    model = build(model_documents)
+    request = SPEC.request_model.model_validate(EXAMPLE)
+    free = predict(dataclasses.replace(model, target=None), request)[
+        "expected_arrival_delay_minutes"
+    ]
+    key = SPEC.answer.estimate
+
+    above = Quantity("arr_delay", "arrival delay", "min", low=free + 1.0)
+    below = Quantity("arr_delay", "arrival delay", "min", high=free - 1.0)
+    within = Quantity("arr_delay", "arrival delay", "min", low=free - 1.0, high=free + 1.0)
+
+    raised = predict(dataclasses.replace(model, target=above), request)
+    lowered = predict(dataclasses.replace(model, target=below), request)
+    kept = predict(dataclasses.replace(model, target=within), request)
+    assert (raised[key], raised["clipped"]) == (free + 1.0, [key])
+    assert (lowered[key], lowered["clipped"]) == (free - 1.0, [key])
+    assert (kept[key], kept["clipped"]) == (free, [])
+    # the use case's own declared range is the one served
+    assert model.target == FLIGHTS.training.target
+
+
+def publish_profile(lake_uri: str, publish: Any, profile: bytes | None) -> str:
+    """Publish the flights test version with ``profile`` as its profile.json, then promote."""
+    from headwater.core.layout import PROFILE, model_parts
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
+
+    version = publish(lake_uri, promote=False)
+    lake = open_lake(lake_uri)
+    if profile is not None:
+        lake.write_bytes(profile, *model_parts("flights", version, PROFILE))
+    Registry(lake, "flights").promote(version, "test")
+    return version
+
+
+def test_load_serves_the_profiles_ranges_verified_like_the_export(
+    lake_uri: str, publish: Any, model_documents: dict[str, Any]
+) -> None:
+    from headwater.core.layout import PROFILE
+
+    body = flights_profile(model_documents)
+    version = publish_profile(lake_uri, publish, json.dumps(body).encode())
+    store = ModelStore(lake_uri, "flights")
+    pointer = store.production()
+    assert pointer is not None and pointer.checksums[version][PROFILE] != "absent"
+
+    loaded = load_serving_model(store, pointer, FLIGHTS)
+
+    assert dict((n, (lo, hi)) for n, lo, hi in loaded.ranges)["temp_f"] == (20.0, 80.0)
+
+
+def test_load_refuses_a_profile_changed_since_promotion(
+    lake_uri: str, publish: Any, model_documents: dict[str, Any]
+) -> None:
+    from headwater.core.layout import PROFILE, model_parts
+    from headwater.data.lake import open_lake
+
+    body = flights_profile(model_documents)
+    version = publish_profile(lake_uri, publish, json.dumps(body).encode())
+    widened = json.dumps(body, indent=1).encode()  # same content, other bytes
+    open_lake(lake_uri).write_bytes(widened, *model_parts("flights", version, PROFILE))
+    store = ModelStore(lake_uri, "flights")
+    pointer = store.production()
+    assert pointer is not None
+
+    with pytest.raises(ModelStoreError, match="changed since it was promoted"):
+        load_serving_model(store, pointer, FLIGHTS)
+
+
+def test_a_version_without_a_profile_still_serves_and_judges_no_range(
+    lake_uri: str, publish: Any
+) -> None:
+    from headwater.core.layout import PROFILE
+
+    version = publish_profile(lake_uri, publish, None)
+    store = ModelStore(lake_uri, "flights")
+    pointer = store.production()
+    assert pointer is not None and pointer.checksums[version][PROFILE] == "absent"
+
+    loaded = load_serving_model(store, pointer, FLIGHTS)
+    # and an older pointer that recorded no checksum of it at all
+    older = load_serving_model(
+        store,
+        ProductionPointer(
+            version,
+            checksums={
+                version: {k: v for k, v in pointer.checksums[version].items() if k != PROFILE}
+            },
+        ),
+        FLIGHTS,
+    )
+
+    assert loaded.ranges == () == older.ranges
+
+
+def test_a_profile_written_after_promotion_is_refused(
+    lake_uri: str, publish: Any, model_documents: dict[str, Any]
+) -> None:
+    from headwater.core.layout import PROFILE, model_parts
+    from headwater.data.lake import open_lake
+
+    version = publish_profile(lake_uri, publish, None)
+    body = json.dumps(flights_profile(model_documents)).encode()
+    open_lake(lake_uri).write_bytes(body, *model_parts("flights", version, PROFILE))
+    store = ModelStore(lake_uri, "flights")
+    pointer = store.production()
+    assert pointer is not None
+
+    with pytest.raises(ModelStoreError, match="absent when version"):
+        load_serving_model(store, pointer, FLIGHTS)
+
+
+def test_a_malformed_profile_is_an_export_error(model_documents: dict[str, Any]) -> None:
+    documents = documents_copy(model_documents)
+
+    with pytest.raises(ExportError, match="malformed profile.json"):
+        build_serving_model(
+            FLIGHTS,
+            documents["export.json"],
+            documents["lookups.json"],
+            profile={"profile": {"features": {"temp_f": {"kind": "numeric"}}}},
+        )
+
+
+def test_a_bike_share_hour_in_1900_is_flagged_and_never_a_negative_count(
+    bike_documents: dict[str, Any],
+) -> None:
+    bikeshare = get_usecase("bikeshare")
+    spec = bikeshare.serving
+    # Given the test version with the profile of hours of its training years, 2011 and 2012
+    hours = [
+        {**spec.example, "hour_start": f"{year}-{month:02d}-{day:02d}T{hour:02d}:00"}
+        for year in (2011, 2012)
+        for month in range(1, 13)
+        for day in (1, 15, 28)
+        for hour in range(0, 24, 3)
+    ]
+    profile = training_profile(bike_documents, bikeshare, hours)
+    model = build_serving_model(
+        bikeshare, bike_documents["export.json"], bike_documents["lookups.json"], profile=profile
+    )
+    request = spec.request_model.model_validate({**spec.example, "hour_start": "1900-06-01T17:00"})
+
+    # When an hour in 1900 is asked for
+    answer = predict(model, request)
+    unclipped = predict(dataclasses.replace(model, target=None), request)
+
+    # Then the trend input lies far outside training and is named; the model's own estimate is a
+    # negative count, answered as 0 and said to be clipped
+    assert answer["out_of_range"] == ["years_since_start"]
+    assert unclipped[spec.answer.estimate] < -1000
+    assert answer[spec.answer.estimate] == 0.0
+    assert answer["clipped"] == [spec.answer.estimate]
+    # while the documented example is answered as it was
+    example = predict(model, spec.request_model.model_validate(spec.example))
+    assert example["out_of_range"] == [] and example["clipped"] == []
+    assert bikeshare.training.target.low == 0
