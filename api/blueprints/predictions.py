@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -11,6 +10,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 
 from api.errors import ApiError
 from api.state import api_state, serving_model
+from headwater.core.logs import get_logger
 from headwater.serving.predictor import (
     MAX_PROBLEMS,
     BatchTooLarge,
@@ -21,7 +21,7 @@ from headwater.serving.predictor import (
 )
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
-logger = logging.getLogger("api")
+log = get_logger("api")
 
 #: How deep a request body may nest (a request is 3 deep; a batch 4): deeper is refused
 #: before it reaches anything recursive (the parser itself overflows near 1,000 levels).
@@ -49,7 +49,7 @@ def _unreadable(reason: BaseException | None) -> ApiError:
         what = "it ended before its declared length"
     else:
         what = str(reason)[:200] or type(reason).__name__
-    logger.info("unreadable request body: %s", what)
+    log.info("unreadable request body", reason=what)
     return ApiError(400, "malformed_body", f"the request body could not be read as sent: {what}")
 
 
