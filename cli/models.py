@@ -12,11 +12,9 @@ import typer
 from cli.common import StageOption, fail, load_stage
 from headwater.core.config import ConfigError, Settings
 from headwater.core.layout import DECISION, LINEAGE, METRICS, REPORT, model_parts
-from headwater.data.lake import LakeError
-from headwater.data.pipeline import lake_for, usecase_of
+from headwater.data.lake import LakeError, lake_for
 from headwater.model.comparison import comparison_text
 from headwater.model.report import baseline_name, human_key
-from headwater.model.spark_training import PARITY_TOLERANCE
 from headwater.ops.notify import metrics_text
 from headwater.registry.gate import TrainingWindow
 from headwater.registry.registry import STATUSES, Registry, RegistryError
@@ -171,6 +169,9 @@ def models_show(
         typer.echo(json.dumps(body, indent=2, sort_keys=True, default=str))
         return
 
+    # lazy: the data pipeline (pandas, pandera) loads the use case; list needs neither
+    from headwater.data.pipeline import usecase_of
+
     spec = usecase_of(settings, registry.name).training
     for key, text in describe_version(info, files, report, spec):
         typer.echo(f"{key + ':':<12}{text}" if key else f"model {registry.name} version {text}")
@@ -260,6 +261,9 @@ def models_promote(
 
 def unservable(settings: Settings, registry: Registry, version: str) -> str | None:
     """Why the API could not serve ``version`` (None: it can), loading it as the API does."""
+    # lazy: spark_training and the data pipeline (pandas, pandera): promote only, not list
+    from headwater.data.pipeline import usecase_of
+    from headwater.model.spark_training import PARITY_TOLERANCE
 
     parity = (registry.read_json(version, METRICS, default=None) or {}).get("export_parity")
     for key in ("max_abs_probability", "max_abs_regression"):
