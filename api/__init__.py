@@ -8,7 +8,6 @@ is loaded once per process and re-checked at most every ``api.reload_seconds``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -21,12 +20,13 @@ from api.errors import register_error_handlers
 from api.model_cache import ModelCache
 from api.state import EXTENSION, ApiState, Served
 from headwater.core.config import load_settings
+from headwater.core.logs import get_logger
 from headwater.core.usecase import get_usecase
 from headwater.serving.capture import create_capture
 from headwater.serving.predictor import load_serving_model
 from headwater.serving.store import ModelStore
 
-logger = logging.getLogger("api")
+log = get_logger("api")
 
 # Flat keys of create_app(config) -> the settings they override.
 _OVERRIDES = {
@@ -104,10 +104,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # first request; a failure is reported by /health and answered 503, never a crash.
     for name, entry in served.items():
         loaded = entry.models.current()
-        logger.info(
-            "headwater api (stage %s) %s: %s",
-            settings.stage,
-            name,
-            f"serving version {loaded.version}" if loaded else "no model loaded",
+        log.info(
+            "headwater api started",
+            stage=settings.stage,
+            usecase=name,
+            version=loaded.version if loaded else None,
         )
     return app

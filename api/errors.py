@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from pydantic import BaseModel, Field
 from werkzeug.exceptions import HTTPException
 
+from headwater.core.logs import get_logger
 from headwater.serving.predictor import Problem
 
-logger = logging.getLogger("api")
+log = get_logger("api")
 
 
 class ErrorBody(BaseModel):
@@ -100,5 +100,5 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def crash(error: Exception) -> Response:
-        logger.exception("unhandled error")
+        log.exception("unhandled error", method=request.method, path=request.path)
         return error_response(500, "internal_error", "internal error: the failure was logged")

@@ -16,7 +16,6 @@ model rather than with whichever version it happened to hold; ``/health`` then r
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,10 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from headwater.core import layout
+from headwater.core.logs import get_logger
 from headwater.serving.predictor import ServingModel
 from headwater.serving.store import DecisionKind, ModelStore, ProductionPointer
 
-logger = logging.getLogger("api.model")
+log = get_logger("api.model")
 
 Loader = Callable[[ModelStore, ProductionPointer], ServingModel]
 #: How many earlier productions a worker tries when the pointer names a version it cannot load
@@ -123,22 +123,23 @@ class ModelCache:
                 model = self._fall_back(pointer)
                 if model is not None:
                     self._model = model
-            logger.error(
-                "model check failed, serving %s: %s",
-                self._model.version if self._model else "no model",
-                self._error,
+            log.error(
+                "model check failed",
+                model=self.store.name,
+                serving=self._model.version if self._model else None,
+                error=self._error,
             )
             return
         finally:
             self._checked_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._model = model  # the swap: one reference assignment, after a complete load
         self._error = None
-        logger.info(
-            "serving %s version %s (was %s), loaded in %.0f ms",
-            model.name,
-            model.version,
-            served.version if served else "none",
-            1000 * (time.perf_counter() - started),
+        log.info(
+            "model swapped in",
+            model=model.name,
+            version=model.version,
+            previous=served.version if served else None,
+            load_ms=round(1000 * (time.perf_counter() - started)),
         )
 
     def _fall_back(self, pointer: ProductionPointer) -> ServingModel | None:
@@ -154,12 +155,21 @@ class ModelCache:
                 earlier = ProductionPointer(version, checksums=pointer.checksums)
                 return self._loader(self.store, earlier)
             except Exception as exc:  # try the one before
-                logger.warning("previous production %s cannot be loaded either: %s", version, exc)
+                log.warning(
+                    "previous production cannot be loaded either",
+                    model=self.store.name,
+                    version=version,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         return None
 
     def _rejected(self, version: str) -> bool:
         # A rollback skips such a version too (headwater.registry.registry): it must not be served.
         if self.store.decision(version) != DecisionKind.REJECTED:
             return False
-        logger.warning("previous production %s was rejected since: not falling back to it", version)
+        log.warning(
+            "previous production was rejected since: not falling back to it",
+            model=self.store.name,
+            version=version,
+        )
         return True

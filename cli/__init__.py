@@ -20,11 +20,7 @@ from headwater.core.config import ConfigError, Settings
 from headwater.core.logs import configure_logging
 from headwater.core.ranges import RangeError, configured, describe, run_ranges
 from headwater.core.usecase import get_usecase
-from headwater.data.pipeline import timezone_of
-from headwater.ops.checks import check_run
 from headwater.ops.console import create_console_handler
-from luigi_tasks.pipeline import RERUN_STEPS
-from luigi_tasks.runner import RunOptions, RunStopped, new_run_id, run_pipeline
 
 app = typer.Typer(
     help="Headwater: raw sources to clean, validated, partitioned data (and on to models).",
@@ -58,6 +54,8 @@ def main_options(
 
 def _check(settings: Settings, usecases: Sequence[str], **kwargs: Any) -> None:
     """Exit 2 listing every configuration problem of a run of ``usecases`` (none: return)."""
+    # lazy: the checks load the data pipeline (pandas, pandera); --help and models do not
+    from headwater.ops.checks import check_run
 
     problems = check_run(settings, usecases, **kwargs)
     if problems:
@@ -129,6 +127,10 @@ def run(
     Without --start and --end, each use case runs over its own range (usecase.<name>.start
     and end). The configuration is checked before any work.
     """
+    # lazy: Luigi and the data pipeline (pandas, pandera) load when a run starts, not for --help
+    from headwater.data.pipeline import timezone_of
+    from luigi_tasks.pipeline import RERUN_STEPS
+    from luigi_tasks.runner import RunOptions, RunStopped, new_run_id, run_pipeline
 
     if until not in ("extract", "clean", "model"):
         raise typer.BadParameter("--until must be 'extract', 'clean' or 'model'")
@@ -268,6 +270,8 @@ def show_config(stage: StageOption = None) -> None:
     The check is the one ``headwater run`` makes before any work, for every enabled use case
     (with its configured range, if any).
     """
+    # lazy: the data pipeline (pandas, pandera) loads the use cases' time zones
+    from headwater.data.pipeline import timezone_of
 
     settings = load_stage(stage)
     typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))

@@ -8,18 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import deploy_steps
 from cli.common import fail
-from cli.deploy_steps import (
-    DeployAwsError,
-    DeployContext,
-    DeployError,
-    DeployRequest,
-    plan_deploy,
-    run_plan,
-    runtime_version,
-    zappa_stage,
-)
 from headwater import aws
 
 # The repository: zappa_settings.json, pyproject.toml, the Dockerfiles and the template.
@@ -78,6 +67,18 @@ def deploy(
     ] = None,
 ) -> None:
     """Build the images and the API package, validate, then deploy the stack and the API."""
+    # lazy: the deploy steps load botocore and pydantic's models when deploying, not for --help
+    from cli import deploy_steps
+    from cli.deploy_steps import (
+        DeployAwsError,
+        DeployContext,
+        DeployError,
+        DeployRequest,
+        plan_deploy,
+        run_plan,
+        runtime_version,
+        zappa_stage,
+    )
 
     try:
         version = runtime_version(zappa_stage(REPO, stage)["runtime"])

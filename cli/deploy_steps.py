@@ -4,8 +4,9 @@
 ``zappa_settings.json``, ``pyproject.toml`` and the stack template alone, so that
 ``--dry-run`` can print it without an AWS account; :func:`run_plan` then runs the
 local steps (images, the API package, validation) and the AWS ones (the stack, the
-API through Zappa, its access control) with injected boto3 clients and an injected
-command runner.
+API through Zappa, its access control) through the AWS adapter (:mod:`headwater.aws`:
+cloudformation, apigateway, lambda_, sns) with injected clients and an injected command
+runner.
 
 Zappa sets what it can per stage (``runtime``, ``api_key_required`` or
 ``iam_authorization``, ``lambda_concurrency`` = reserved concurrency); what it cannot
@@ -26,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from cli.zappa_guard import VENV_STAMP
+from headwater import aws
 from headwater.aws.errors import error_code
 
 ZAPPA_SETTINGS = "zappa_settings.json"
@@ -44,8 +47,6 @@ IMAGE_PARAMETERS = {"functions": "FunctionImageUri", "scheduler": "SchedulerImag
 LAMBDA_VENV = ".venv-lambda"
 # Inside var/: ignored by git and excluded from the package by zappa_settings.json.
 BUILD_DIR = "var/deploy"
-# CloudFormation takes a template body of at most this many bytes inline.
-MAX_TEMPLATE_BODY_BYTES = 51_200
 # Stand-ins for ARNs that exist only once deployed (the Zappa template is linted before).
 PLACEHOLDER_ACCOUNT = "123456789012"
 STEPS = ("images", "api-package", "validate", "stack", "api", "access", "alerts")
@@ -621,97 +622,19 @@ def aws_error_message(plan: DeployPlan, step: str, error: Exception) -> str:
     return " ".join(f"step {step} failed: AWS error {detail}; next: {hint}".split())
 
 
-def apply_stack(
-    cfn: Any,
-    name: str,
-    template_body: str,
-    parameters: Mapping[str, str],
-    poll_seconds: int = 15,
-) -> str:
-    """Create the stack or update it; wait; return created, updated or unchanged."""
-
-    if len(template_body.encode()) > MAX_TEMPLATE_BODY_BYTES:
-        raise DeployError(f"the template is over {MAX_TEMPLATE_BODY_BYTES} bytes: upload it to S3")
-    try:
-        (stack,) = cfn.describe_stacks(StackName=name)["Stacks"]
-    except ClientError as exc:
-        if "does not exist" not in str(exc):
-            raise
-        stack = None
-    if stack and stack["StackStatus"] == "ROLLBACK_COMPLETE":
-        raise DeployError(
-            f"stack {name} is ROLLBACK_COMPLETE (its creation failed): read its events, delete "
-            f"it (aws cloudformation delete-stack --stack-name {name}) and deploy again"
-        )
-    arguments = {
-        "StackName": name,
-        "TemplateBody": template_body,
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        "Capabilities": ["CAPABILITY_NAMED_IAM"],
-    }
-    wait = {"StackName": name, "WaiterConfig": {"Delay": poll_seconds, "MaxAttempts": 240}}
-    if stack is None:
-        cfn.create_stack(**arguments)
-        cfn.get_waiter("stack_create_complete").wait(**wait)
-        return "created"
-    try:
-        cfn.update_stack(**arguments)
-    except ClientError as exc:
-        if "No updates are to be performed" in str(exc):
-            return "unchanged"
-        raise
-    cfn.get_waiter("stack_update_complete").wait(**wait)
-    return "updated"
-
-
-def stack_outputs(cfn: Any, name: str) -> dict[str, str]:
-    """The stack's outputs by key."""
-    (stack,) = cfn.describe_stacks(StackName=name)["Stacks"]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
-def api_exists(lambda_client: Any, function_name: str) -> bool:
-    """Whether Zappa already deployed the stage (its function exists): update, not deploy."""
-    try:
-        lambda_client.get_function(FunctionName=function_name)
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return False
-        raise
-    return True
-
-
-def rest_api_id(apigateway: Any, api_name: str) -> str:
-    """The id of the REST API called ``api_name`` (Zappa names it after the function)."""
-    for page in apigateway.get_paginator("get_rest_apis").paginate():
-        for api in page["items"]:
-            if api["name"] == api_name:
-                return str(api["id"])
-    raise DeployError(f"no REST API named {api_name}: run zappa deploy first")
-
-
-def _throttle_patch(prefix: str, throttle: Throttle) -> list[dict[str, str]]:
-    return [
-        {"op": "replace", "path": f"{prefix}/rateLimit", "value": f"{throttle.rate_limit:g}"},
-        {"op": "replace", "path": f"{prefix}/burstLimit", "value": str(throttle.burst_limit)},
-    ]
-
-
 def wire_access(
-    apigateway: Any, api_name: str, stage: str, access: ApiAccess, api_key: str | None = None
+    apigateway: BaseClient, api_name: str, stage: str, access: ApiAccess, api_key: str | None = None
 ) -> list[str]:
     """Throttle the stage; with API keys, ensure its usage plan and attach the keys. Idempotent.
 
     ``api_key`` is the stage's ``api_key`` setting (an existing key's id); without it, the
     key Zappa created (named ``<stage>_<api id>``) is attached.
     """
-    api_id = rest_api_id(apigateway, api_name)
-    apigateway.update_stage(
-        restApiId=api_id,
-        stageName=stage,
-        patchOperations=_throttle_patch("/*/*/throttling", access.stage_throttle),
-    )
+    api_id = aws.rest_api_id(api_name, client=apigateway)
+    if api_id is None:
+        raise DeployError(f"no REST API named {api_name}: run zappa deploy first")
     throttle = access.stage_throttle
+    aws.throttle_stage(api_id, stage, throttle.rate_limit, throttle.burst_limit, client=apigateway)
     done = [
         f"stage {stage} of {api_name} ({api_id}) throttled to {throttle.rate_limit:g} req/s, "
         f"burst {throttle.burst_limit}"
@@ -720,73 +643,33 @@ def wire_access(
     if access.mode != "api_key" or plan is None:
         return done
     plan_name = f"{api_name}-plan"
-    existing = [
-        p
-        for page in apigateway.get_paginator("get_usage_plans").paginate()
-        for p in page["items"]
-        if p["name"] == plan_name
-    ]
-    limits = {
-        "throttle": {"rateLimit": plan.rate_limit, "burstLimit": plan.burst_limit},
-        "quota": {"limit": plan.quota_limit, "period": plan.quota_period},
-    }
-    if existing:
-        plan_id = existing[0]["id"]
-        operations = [
-            *_throttle_patch("/throttle", plan),
-            {"op": "replace", "path": "/quota/limit", "value": str(plan.quota_limit)},
-            {"op": "replace", "path": "/quota/period", "value": plan.quota_period},
-        ]
-        stages = {(s["apiId"], s["stage"]) for s in existing[0].get("apiStages", [])}
-        if (api_id, stage) not in stages:
-            operations.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{stage}"})
-        apigateway.update_usage_plan(usagePlanId=plan_id, patchOperations=operations)
-        done.append(f"usage plan {plan_name} updated")
-    else:
-        plan_id = apigateway.create_usage_plan(
-            name=plan_name,
-            description=f"Headwater API callers of stage {stage}",
-            apiStages=[{"apiId": api_id, "stage": stage}],
-            **limits,
-        )["id"]
-        done.append(f"usage plan {plan_name} created")
-    done[-1] += f": {plan.rate_limit:g} req/s, burst {plan.burst_limit}, " + (
+    usage_plan = aws.ensure_usage_plan(
+        plan_name,
+        api_id,
+        stage,
+        aws.UsageLimits(**plan.model_dump()),
+        description=f"Headwater API callers of stage {stage}",
+        client=apigateway,
+    )
+    done.append(
+        f"usage plan {plan_name} {'created' if usage_plan.created else 'updated'}: "
+        f"{plan.rate_limit:g} req/s, burst {plan.burst_limit}, "
         f"{plan.quota_limit} per {plan.quota_period.lower()}"
     )
-    if api_key:
-        keys = [api_key]
-    else:
-        keys = [k["id"] for k in apigateway.get_api_keys(nameQuery=f"{stage}_{api_id}")["items"]]
+    keys = [api_key] if api_key else aws.api_key_ids(f"{stage}_{api_id}", client=apigateway)
     if not keys:
         raise DeployError(
             f"no API key {stage}_{api_id}: zappa deploy creates it (api_key_required)"
         )
-    attached = {
-        k["id"]
-        for page in apigateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan_id)
-        for k in page["items"]
-    }
     for key_id in keys:
-        if key_id in attached:
-            done.append(f"API key {key_id} already in the plan")
-        else:
-            apigateway.create_usage_plan_key(usagePlanId=plan_id, keyId=key_id, keyType="API_KEY")
+        if aws.attach_api_key(usage_plan.plan_id, key_id, client=apigateway):
             done.append(
                 f"API key {key_id} attached to the plan (read its value: "
                 f"aws apigateway get-api-key --api-key {key_id} --include-value)"
             )
+        else:
+            done.append(f"API key {key_id} already in the plan")
     return done
-
-
-def pending_confirmations(sns: Any, topic_arn: str) -> list[str]:
-    """The endpoints subscribed to the topic that have not confirmed yet."""
-    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
-    return [
-        s["Endpoint"]
-        for page in pages
-        for s in page["Subscriptions"]
-        if s["SubscriptionArn"] == "PendingConfirmation"
-    ]
 
 
 # ---------------------------------------------------------------------- run
@@ -799,7 +682,7 @@ class DeployContext:
     repo: Path
     python: Path | None
     docker: bool
-    clients: Callable[[str], Any] | None = None
+    clients: Callable[[str], BaseClient] | None = None
     run: Runner = subprocess.run
     echo: Echo = print
     dry_run: bool = False
@@ -892,21 +775,28 @@ def _validate(plan: DeployPlan, step: Step, context: DeployContext, version: str
     context.did(f"cfn-lint clean: {STACK_TEMPLATE}, {zappa_template.name}")
 
 
-def _client(context: DeployContext, service: str) -> Any:
+def _client(context: DeployContext, service: str) -> BaseClient:
     if context.clients is None:
         raise DeployError(f"no AWS client for {service}")
     return context.clients(service)
 
 
 def _stack(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
-    cfn = _client(context, "cloudformation")
-    body = (context.repo / STACK_TEMPLATE).read_text()
-    outcome = apply_stack(cfn, plan.stack_name, body, plan.stack_parameters, context.poll_seconds)
+    try:
+        outcome = aws.apply_stack(
+            plan.stack_name,
+            (context.repo / STACK_TEMPLATE).read_text(),
+            plan.stack_parameters,
+            poll_seconds=context.poll_seconds,
+            client=_client(context, "cloudformation"),
+        )
+    except (aws.TemplateTooLarge, aws.StackNeedsDeletion) as exc:
+        raise DeployError(str(exc)) from None
     context.did(f"stack {plan.stack_name} {outcome}")
 
 
 def _api(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
-    exists = api_exists(_client(context, "lambda"), plan.api_name)
+    exists = aws.function_exists(plan.api_name, client=_client(context, "lambda"))
     verb = "update" if exists else "deploy"
     zappa = str(plan.venv / "bin" / "zappa")
     run_command(
@@ -932,8 +822,9 @@ def _access(plan: DeployPlan, step: Step, context: DeployContext, version: str) 
 
 
 def _alerts(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
-    topic = stack_outputs(_client(context, "cloudformation"), plan.stack_name).get("RunsTopicArn")
-    pending = pending_confirmations(_client(context, "sns"), topic) if topic else []
+    outputs = aws.stack_outputs(plan.stack_name, client=_client(context, "cloudformation"))
+    topic = outputs.get("RunsTopicArn")
+    pending = aws.pending_confirmations(topic, client=_client(context, "sns")) if topic else []
     for endpoint in pending:
         context.did(f"confirm the subscription e-mail sent to {endpoint} (alerts wait for it)")
     if not pending:

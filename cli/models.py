@@ -14,11 +14,9 @@ from cli.common import StageOption, fail, load_stage
 from headwater.core.config import ConfigError, Settings
 from headwater.core.layout import DECISION, LINEAGE, METRICS, REPORT, model_parts
 from headwater.core.records import Lineage, TrainingMetrics
-from headwater.data.lake import LakeError
-from headwater.data.pipeline import lake_for, usecase_of
+from headwater.data.lake import LakeError, lake_for
 from headwater.model.comparison import comparison_text
 from headwater.model.report import baseline_name, human_key
-from headwater.model.spark_training import PARITY_TOLERANCE
 from headwater.ops.notify import metrics_text
 from headwater.registry.gate import TrainingWindow
 from headwater.registry.prune import delete_version, incomplete_versions, prune_plan
@@ -232,6 +230,9 @@ def models_show(
         typer.echo(json.dumps(body, indent=2, sort_keys=True, default=str))
         return
 
+    # lazy: the data pipeline (pandas, pandera) loads the use case; list needs neither
+    from headwater.data.pipeline import usecase_of
+
     spec = usecase_of(settings, registry.name).training
     with _registry_errors():  # --json prints the files as they are; this reads their records
         metrics = registry.read_metrics(version, default=TrainingMetrics())
@@ -329,6 +330,9 @@ def models_promote(
 
 def unservable(settings: Settings, registry: Registry, version: str) -> str | None:
     """Why the API could not serve ``version`` (None: it can), loading it as the API does."""
+    # lazy: spark_training and the data pipeline (pandas, pandera): promote only, not list
+    from headwater.data.pipeline import usecase_of
+    from headwater.model.spark_training import PARITY_TOLERANCE
 
     parity = registry.read_metrics(version, default=TrainingMetrics()).export_parity or {}
     for key in ("max_abs_probability", "max_abs_regression"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
@@ -12,6 +11,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 
 from api.errors import ApiError
 from api.state import api_state, serving_model
+from headwater.core.logs import get_logger
 from headwater.serving.capture import Capture
 from headwater.serving.predictor import (
     MAX_PROBLEMS,
@@ -24,7 +24,7 @@ from headwater.serving.predictor import (
 )
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
-logger = logging.getLogger("api")
+log = get_logger("api")
 
 #: How deep a request body may nest (a request is 3 deep; a batch 4): deeper is refused
 #: before it reaches anything recursive (the parser itself overflows near 1,000 levels).
@@ -52,7 +52,7 @@ def _unreadable(reason: BaseException | None) -> ApiError:
         what = "it ended before its declared length"
     else:
         what = str(reason)[:200] or type(reason).__name__
-    logger.info("unreadable request body: %s", what)
+    log.info("unreadable request body", reason=what)
     return ApiError(400, "malformed_body", f"the request body could not be read as sent: {what}")
 
 
@@ -136,7 +136,7 @@ def _capture(
                 latency_ms=latency_ms,
             )
     except Exception:  # capture must never cost the client its answer
-        logger.exception("capture failed for a %s request", model.name)
+        log.exception("capture failed", usecase=model.name)
 
 
 @bp.post("/<usecase>/predictions")

@@ -1,8 +1,10 @@
 """The single adapter through which Headwater talks to AWS, one module per service.
 
 clients (lazy, cached, injectable boto3 clients), lambda_ (synchronous invocation), sns,
-secrets, s3 (compare-and-swap, uploads, log tails) and emr (one step on a transient
-cluster); errors holds one exception type per failure. The public names are re-exported
+secrets, s3 (compare-and-swap, uploads, log tails), emr (one step on a transient
+cluster), and what a deploy needs: cloudformation (apply a stack, its outputs) and
+apigateway (stage throttles, usage plans, keys); errors holds one exception type per
+failure. The public names are re-exported
 here, so callers write ``from headwater import aws`` and ``aws.LambdaExecutor(...)``.
 Importing this package creates no client and needs neither credentials nor network, and
 loads no service module: a re-exported name imports its module on first use (PEP 562), so
@@ -17,6 +19,15 @@ from typing import Any
 
 #: Service module -> the names this package re-exports from it (the one list of them).
 _EXPORTS: dict[str, tuple[str, ...]] = {
+    "apigateway": (
+        "UsageLimits",
+        "UsagePlanRef",
+        "api_key_ids",
+        "attach_api_key",
+        "ensure_usage_plan",
+        "rest_api_id",
+        "throttle_stage",
+    ),
     "clients": (
         "CONNECT_TIMEOUT_SECONDS",
         "DEFAULT_REGION",
@@ -26,6 +37,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "client",
         "reset_clients",
         "resolve_region",
+    ),
+    "cloudformation": (
+        "MAX_TEMPLATE_BODY_BYTES",
+        "StackOutcome",
+        "apply_stack",
+        "stack_outputs",
+        "stack_status",
     ),
     "emr": (
         "EMR_ACTIVE_CLUSTER_STATES",
@@ -46,14 +64,22 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "LambdaResponseError",
         "PayloadTooLargeError",
         "SecretNotFoundError",
+        "StackNeedsDeletion",
+        "TemplateTooLarge",
     ),
-    "lambda_": ("MAX_SYNC_PAYLOAD_BYTES", "LambdaExecutor", "function_failed_from_payload"),
+    "lambda_": (
+        "MAX_SYNC_PAYLOAD_BYTES",
+        "LambdaExecutor",
+        "function_exists",
+        "function_failed_from_payload",
+    ),
     "s3": ("s3_compare_and_swap", "split_s3_uri", "upload_artifacts"),
     "secrets": ("resolve_secret",),
     "sns": (
         "SNS_MAX_MESSAGE_BYTES",
         "SNS_MAX_SUBJECT_CHARS",
         "SnsNotifier",
+        "pending_confirmations",
         "sns_message",
         "sns_subject",
     ),

@@ -89,3 +89,34 @@ class EmrTimeout(RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.cluster_id, self.step_id, self.state, self.timeout_seconds))
+
+
+class TemplateTooLarge(ValueError):
+    """A CloudFormation template is over the size CloudFormation takes inline."""
+
+    def __init__(self, stack: str, size: int, limit: int) -> None:
+        self.stack = stack
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the template of stack {stack} is {size} bytes, over the {limit} bytes "
+            "CloudFormation takes inline: upload it to S3"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stack, self.size, self.limit))
+
+
+class StackNeedsDeletion(RuntimeError):
+    """The stack's creation failed (it rolled back): it must be deleted before a new one."""
+
+    def __init__(self, stack: str, status: str) -> None:
+        self.stack = stack
+        self.status = status
+        super().__init__(
+            f"stack {stack} is {status} (its creation failed): read its events, delete it "
+            f"(aws cloudformation delete-stack --stack-name {stack}) and deploy again"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stack, self.status))

@@ -95,6 +95,20 @@ def function_failed_from_payload(
     )
 
 
+def function_exists(
+    function_name: str, client: BaseClient | None = None, region: str | None = None
+) -> bool:
+    """Tell whether a Lambda function of that name exists in the region."""
+    lambda_client = client or clients.client("lambda", region)
+    try:
+        lambda_client.get_function(FunctionName=function_name)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
 class LambdaExecutor:
     """Invokes Lambda functions synchronously, retrying throttling and transient faults."""
 

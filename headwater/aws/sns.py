@@ -102,3 +102,17 @@ class SnsNotifier:
         message_id = str(response["MessageId"])
         log.info("SNS message published", message_id=message_id, topic_arn=self.topic_arn)
         return message_id
+
+
+def pending_confirmations(
+    topic_arn: str, client: BaseClient | None = None, region: str | None = None
+) -> list[str]:
+    """Return the endpoints subscribed to the topic that have not confirmed yet."""
+    sns = client or clients.client("sns", region or arn_region(topic_arn))
+    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    return [
+        s["Endpoint"]
+        for page in pages
+        for s in page["Subscriptions"]
+        if s["SubscriptionArn"] == "PendingConfirmation"
+    ]

@@ -11,6 +11,7 @@ data files that no manifest names (left by earlier versions or crashed attempts)
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -30,6 +31,7 @@ import pyarrow.parquet as pq
 
 from headwater import aws
 from headwater.core import layout
+from headwater.core.config import Settings
 from headwater.core.partitions import partition_of_key
 
 MANIFEST = "_manifest.json"
@@ -343,6 +345,16 @@ class _HashingSink(io.RawIOBase):
 
 #: The URI schemes a lake can live at (``lake.uri``).
 SCHEMES: tuple[str, ...] = ("file", "s3")
+
+
+def lake_for(settings: Settings) -> Lake:
+    """Open the lake the settings point at (one filesystem object per process and lake)."""
+    return _lake(settings.lake.uri, settings.aws.region, settings.aws.endpoint_url)
+
+
+@functools.cache
+def _lake(uri: str, region: str | None, endpoint_url: str | None) -> Lake:
+    return open_lake(uri, region=region, endpoint_url=endpoint_url)
 
 
 def open_lake(

@@ -6,7 +6,6 @@ write only through the lake (atomically) and return a small JSON-able result.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from headwater.core.logs import get_logger
 from headwater.core.partitions import Partition
 from headwater.core.usecase import SourceContext, UseCase, get_usecase
 from headwater.data.contracts import REASON, screen_rows
-from headwater.data.lake import Lake, Manifest, open_lake
+from headwater.data.lake import Lake, Manifest, lake_for
 from headwater.data.sources import get_kind, register_usecase_kinds, validate_source
 
 __all__ = ["CLEAN", "QUARANTINE", "RAW"]  # re-exported: callers name the zones through here too
@@ -51,16 +50,6 @@ class PartitionResult:
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-able form."""
         return asdict(self)
-
-
-def lake_for(settings: Settings) -> Lake:
-    """Open the lake the settings point at (one filesystem object per process and lake)."""
-    return _lake(settings.lake.uri, settings.aws.region, settings.aws.endpoint_url)
-
-
-@functools.cache
-def _lake(uri: str, region: str | None, endpoint_url: str | None) -> Lake:
-    return open_lake(uri, region=region, endpoint_url=endpoint_url)
 
 
 def resolve_reference(value: str, settings: Settings) -> str:

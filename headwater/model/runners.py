@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import hashlib
+import importlib.util
 import io
 import json
 import multiprocessing
@@ -28,9 +30,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+from headwater import aws
+from headwater.core import layout
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger
+from headwater.core.partitions import partitions_between
 from headwater.core.progress import ProgressEvent
+from headwater.data.lake import LakeError
+from headwater.data.pipeline import lake_for, latest_snapshot, usecase_of
 from headwater.model.options import TrainOptions
 
 log = get_logger(__name__)
@@ -117,11 +124,6 @@ def training_inputs(settings: Settings, usecase: str, start: date, end: date) ->
     Read from the manifests alone (no Spark), named as the job's lineage names them.
     Raises LakeError when a clean partition of the range or a snapshot is not published.
     """
-    from headwater.core import layout
-    from headwater.core.partitions import partitions_between
-    from headwater.data.lake import LakeError
-    from headwater.data.pipeline import lake_for, latest_snapshot, usecase_of
-
     lake, spec = lake_for(settings), usecase_of(settings, usecase).training
     dataset = layout.dataset(usecase, spec.dataset)
     inputs: dict[str, str] = {}
@@ -145,8 +147,6 @@ def code_digest(settings: Settings, usecase: str, entrypoint: Path) -> str:
 
     Unlike the git commit, it changes with uncommitted edits too.
     """
-    from headwater.data.pipeline import usecase_of
-
     root = Path(__file__).resolve().parents[1]  # the headwater package
     files = sorted(root.rglob("*.py"))
     module = sys.modules.get(type(usecase_of(settings, usecase)).__module__)
@@ -167,8 +167,6 @@ def training_key(
 
     None when an input is not published yet (then there is nothing to reuse).
     """
-    from headwater.data.lake import LakeError
-
     try:
         inputs = training_inputs(settings, usecase, start, end)
     except LakeError:
@@ -252,8 +250,6 @@ class LocalSparkRunner:
     @staticmethod
     def environment() -> dict[str, str]:
         """Spark from the installed pyspark, and this interpreter on driver and workers."""
-        import importlib.util
-
         env = dict(os.environ)
         spec = importlib.util.find_spec("pyspark")
         if spec is not None and spec.origin and "SPARK_HOME" not in env:
@@ -350,8 +346,6 @@ def die_with_parent(sig: int = signal.SIGTERM) -> bool:
     """Have Linux send ``sig`` to this process when its parent exits (False: not supported)."""
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
-
     libc = ctypes.CDLL(None, use_errno=True)
     return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
 
@@ -531,8 +525,6 @@ class EmrTrainingRunner:
         emr_runner: Any = None,
         packages: Sequence[str] = (CODE_PACKAGE,),
     ) -> None:
-        from headwater import aws
-
         self.settings = settings
         self.entrypoint = Path(entrypoint)
         self.packages = tuple(packages)

@@ -27,7 +27,7 @@ from headwater.core.layout import LINEAGE as LINEAGE  # re-exported: callers nam
 from headwater.core.records import Lineage, RecordError, TrainingMetrics
 from headwater.data.lake import Lake, LakeError
 from headwater.registry.gate import DecisionKind, Verdict
-from headwater.serving.store import ABSENT, ProductionPointer, decision_kind
+from headwater.serving.store import ABSENT, ProductionPointer, decision_kind, is_valid_name
 
 Status = Literal["production", "candidate", "rejected", "retired"]
 STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired")
@@ -35,7 +35,6 @@ STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired"
 # How often promote/rollback re-read the pointer after losing a race they may retry.
 MAX_SWAP_ATTEMPTS = 20
 _VERSION_TIME = "%Y%m%dT%H%M%SZ"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class _Unset:
@@ -97,8 +96,8 @@ def _now() -> str:
 
 
 def _check_name(kind: str, name: str) -> str:
-    # Names become path segments: refuse anything that could climb out of the model's folder.
-    if not _NAME.fullmatch(name) or name == POINTER:
+    # The store's rule (names become path segments), and the pointer is no version.
+    if not is_valid_name(name) or name == POINTER:
         error = VersionNotFoundError if kind == "version" else RegistryError
         raise error(f"{name!r} is not a valid {kind} name")
     return name
@@ -125,7 +124,7 @@ class Registry:
         names = [
             name
             for name in self.lake.list_dir(*model_parts(self.name))
-            if name != POINTER and _NAME.fullmatch(name) and self.is_complete(name)
+            if name != POINTER and is_valid_name(name) and self.is_complete(name)
         ]
         infos = [self._info(name, pointer) for name in names]
         oldest = datetime.min.replace(tzinfo=UTC)
@@ -388,7 +387,7 @@ class Registry:
         return hashlib.sha256(data).hexdigest()
 
     def _can_return_to(self, version: str) -> bool:
-        if not (_NAME.fullmatch(version) and self.is_complete(version)):
+        if not (is_valid_name(version) and self.is_complete(version)):
             return False
         decision = self.read_json(version, DECISION, default=None)
         return decision_kind(decision) != DecisionKind.REJECTED

@@ -171,9 +171,14 @@ def decision_kind(body: Any) -> DecisionKind | None:
         return None
 
 
-def _check_name(kind: str, name: str) -> str:
+def is_valid_name(name: object) -> bool:
+    """Tell whether name can be a model, version or file name (the registry's rule too)."""
     # Names become path segments: refuse anything that could climb out of the model's folder.
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not is_valid_name(name):
         raise ModelStoreError(f"{name!r} is not a valid {kind} name")
     return name
 

@@ -8,6 +8,8 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -114,6 +116,55 @@ def test_the_console_script_is_the_cli_package() -> None:
 
     assert pyproject["project"]["scripts"]["headwater"] == "cli:main"
     assert callable(cli.main)
+
+
+#: What the quick commands must not import: the orchestrator and the data pipeline's stack.
+HEAVY = ("luigi", "pandas", "pandera")
+
+
+def heavy_imports_of(*argv: str) -> tuple[list[str], str]:
+    """The HEAVY packages a fresh ``headwater <argv>`` process has imported when it ends,
+    and what it printed."""
+    code = (
+        "import json, sys\n"
+        "import cli\n"
+        "try:\n"
+        "    cli.app(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = {name.split('.')[0] for name in sys.modules}\n"
+        f"print(json.dumps(sorted(loaded & {set(HEAVY)!r})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    *printed, last = done.stdout.strip().splitlines() or [""]
+    assert last.startswith("["), done.stdout + done.stderr
+    return list(json.loads(last)), "\n".join(printed)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [((), "Usage: "), (("--help",), "Usage: "), (("--version",), "headwater ")],
+    ids=["no-arguments", "help", "version"],
+)
+def test_the_quick_commands_load_neither_luigi_nor_pandas(argv: tuple[str, ...], says: str) -> None:
+    heavy, printed = heavy_imports_of(*argv)
+
+    assert says in printed and heavy == []
+
+
+def test_models_list_loads_neither_luigi_nor_pandas(make_stage: Callable[..., Settings]) -> None:
+    # Given a stage whose lake has no model yet (the subprocess inherits its variables)
+    make_stage()
+
+    heavy, printed = heavy_imports_of("models", "list", "--usecase", "flights")
+
+    assert "no versions of model flights" in printed and heavy == []
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -583,7 +634,7 @@ def test_run_passes_the_exploratory_and_window_options_to_the_graph(
         seen.append(runner.main_task(options, ("flights",), "r1", "/tmp/s").requires())
         raise SystemExit(0)
 
-    monkeypatch.setattr(cli, "run_pipeline", fake_run)
+    monkeypatch.setattr(runner, "run_pipeline", fake_run)  # where `headwater run` looks it up
 
     invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights", *flags)
 
@@ -615,7 +666,7 @@ def test_run_passes_rerun_and_retrain_down_to_the_training_and_its_partitions(
         seen.append((train, train.requires()[0].requires()))
         raise SystemExit(0)
 
-    monkeypatch.setattr(cli, "run_pipeline", fake_run)
+    monkeypatch.setattr(runner, "run_pipeline", fake_run)  # where `headwater run` looks it up
 
     invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights", *flags)
 
@@ -647,7 +698,7 @@ def test_a_stopped_run_exits_as_the_signal_says_with_one_line(
     def stopped(settings: Settings, options: Any) -> Any:
         raise runner.RunStopped("terminated (SIGTERM)", sig)
 
-    monkeypatch.setattr(cli, "run_pipeline", stopped)
+    monkeypatch.setattr(runner, "run_pipeline", stopped)  # where `headwater run` looks it up
 
     result = invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights")
 

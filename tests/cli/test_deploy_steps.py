@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import os
 import re
@@ -20,9 +22,7 @@ from cli.deploy_steps import (
     DeployError,
     DeployRequest,
     api_access,
-    api_exists,
     api_requirements,
-    apply_stack,
     find_python,
     lint_templates,
     plan_deploy,
@@ -34,6 +34,7 @@ from cli.deploy_steps import (
     zappa_stage,
     zappa_template_command,
 )
+from headwater import aws
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -320,10 +321,12 @@ def test_apply_stack_creates_then_updates(clients: Any) -> None:
         "Stage": "apply",
     }
 
-    assert apply_stack(cfn, "headwater-apply", body, parameters, poll_seconds=1) == "created"
+    apply = functools.partial(aws.apply_stack, "headwater-apply", body, poll_seconds=1, client=cfn)
+
+    assert apply(parameters) == "created"
     changed = {**parameters, "LogRetentionDays": "30"}
     # moto updates in place; AWS answers "No updates are to be performed" when nothing changed
-    assert apply_stack(cfn, "headwater-apply", body, changed, poll_seconds=1) in (
+    assert apply(changed) in (
         "updated",
         "unchanged",
     )
@@ -335,12 +338,20 @@ def test_apply_stack_creates_then_updates(clients: Any) -> None:
 
 
 def test_a_stack_whose_creation_failed_must_be_deleted_first() -> None:
+    # Given a stack whose creation rolled back
     class Failed:
         def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803
             return {"Stacks": [{"StackStatus": "ROLLBACK_COMPLETE"}]}
 
-    with pytest.raises(DeployError, match="delete-stack --stack-name s"):
-        apply_stack(Failed(), "s", "{}", {})
+    parameters = {"SchedulerSubnetIds": "subnet-1", "SchedulerSecurityGroupIds": "sg-1"}
+    plan = plan_deploy(request(only=("stack",), parameters=parameters))
+    context = DeployContext(
+        repo=REPO, python=None, docker=False, clients=lambda _: Failed(), echo=lambda _: None
+    )
+
+    # Then the stack step stops the deploy (exit 2: the operator acts), saying how to go on
+    with pytest.raises(DeployError, match="delete-stack --stack-name headwater-prod"):
+        run_plan(plan, context)
 
 
 def test_a_deploy_against_moto_creates_then_updates(
@@ -397,7 +408,7 @@ def test_a_deploy_against_moto_creates_then_updates(
 
     # When it is deployed twice
     first = deploy()
-    assert api_exists(clients("lambda"), "headwater-api-mprod")
+    assert aws.function_exists("headwater-api-mprod", client=clients("lambda"))
     second = deploy()
 
     # Then the stack is created, then updated; zappa deploy, then zappa update
@@ -546,3 +557,23 @@ def test_an_iam_stage_needs_the_iam_authorizer_on_every_method(
 
     with pytest.raises(DeployError, match=r"AuthorizationType.*AWS_IAM"):
         validate_with(tmp_path, keyed_only, iam)
+
+
+# ---------------------------------------- AWS calls go through the AWS adapter
+
+
+def test_deploy_calls_no_aws_operation_itself() -> None:
+    # Every AWS call of a deploy goes through headwater.aws (one module per service), which
+    # owns clients, waiting and error handling; cli.deploy_steps only composes the steps.
+    operations = {"get_paginator", "get_waiter"}
+    for service in ("cloudformation", "apigateway", "lambda", "sns"):
+        client = boto3.client(service, region_name=REGION)
+        operations |= set(client.meta.method_to_api_mapping)
+    source = (REPO / "cli" / "deploy_steps.py").read_text()
+    called = {
+        node.func.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+
+    assert called & operations == set()

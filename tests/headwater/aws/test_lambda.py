@@ -450,3 +450,12 @@ def test_one_attempt_means_no_retry(sleeps: SleepRecorder) -> None:
         aws.LambdaExecutor(client=client, max_attempts=1, sleep=sleeps).invoke(FUNCTION, {})
 
     assert (client.calls, sleeps.delays) == (1, [])
+
+
+def test_function_exists_tells_a_deployed_function_from_none(
+    simple_lambda: None, make_function: Callable[..., str]
+) -> None:
+    make_function("headwater-api-prod")
+
+    assert aws.function_exists("headwater-api-prod") is True
+    assert aws.function_exists("headwater-api-dev") is False

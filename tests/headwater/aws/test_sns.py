@@ -139,3 +139,33 @@ def test_sns_message_truncates_on_a_character_boundary() -> None:
     head, note = result.split("\n\n[truncated by Headwater", 1)
     assert head == "a" + "🚀" * (len(head) - 1)
     assert "400001 bytes" in note
+
+
+def test_pending_confirmations_lists_the_unconfirmed_endpoints_of_every_page() -> None:
+    # moto confirms e-mail subscriptions at once, so the pages are those SNS sends
+    pages = [
+        {"Subscriptions": [{"SubscriptionArn": "PendingConfirmation", "Endpoint": "a@b.c"}]},
+        {
+            "Subscriptions": [
+                {"SubscriptionArn": "arn:aws:sns:eu-west-1:1:runs:1", "Endpoint": "ops@b.c"},
+                {"SubscriptionArn": "PendingConfirmation", "Endpoint": "d@b.c"},
+            ]
+        },
+    ]
+    asked: list[dict[str, Any]] = []
+
+    class Paginator:
+        def paginate(self, **arguments: Any) -> list[dict[str, Any]]:
+            asked.append(arguments)
+            return pages
+
+    class Sns:
+        def get_paginator(self, operation: str) -> Paginator:
+            assert operation == "list_subscriptions_by_topic"
+            return Paginator()
+
+    topic = "arn:aws:sns:eu-west-1:1:runs"
+    pending = aws.pending_confirmations(topic, client=Sns())  # type: ignore[arg-type]
+
+    assert pending == ["a@b.c", "d@b.c"]
+    assert asked == [{"TopicArn": topic}]

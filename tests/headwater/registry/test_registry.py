@@ -26,6 +26,7 @@ from headwater.registry.registry import (
     new_version,
     version_time,
 )
+from headwater.serving.store import ModelStore, ModelStoreError, is_valid_name
 
 MODEL = "delay"
 T0 = datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
@@ -151,6 +152,28 @@ def test_a_malformed_document_is_refused_naming_its_file_and_field(
 def test_names_that_would_leave_the_model_folder_are_refused(registry: Registry, bad: str) -> None:
     with pytest.raises(VersionNotFoundError, match="not a valid version name"):
         registry.promote(bad, "why")
+
+
+@pytest.mark.parametrize(
+    "name", ["flights", "m-1.v_2", "../other", "a/b", ".hidden", "", "x y", 7, None]
+)
+def test_the_registry_and_the_store_accept_the_same_model_names(name: Any, tmp_path: Path) -> None:
+    # One rule for both (the API reads what the registry writes); a refusal is each one's error
+    def store_accepts() -> bool:
+        try:
+            ModelStore(f"file://{tmp_path}", name)
+        except ModelStoreError:
+            return False
+        return True
+
+    def registry_accepts() -> bool:
+        try:
+            Registry(open_lake(f"file://{tmp_path}"), name)
+        except RegistryError:
+            return False
+        return True
+
+    assert registry_accepts() == store_accepts() == is_valid_name(name)
 
 
 # --- promote, reject, rollback -----------------------------------------------------------------
