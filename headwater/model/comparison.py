@@ -38,7 +38,8 @@ The choice, and its assumption:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from statistics import NormalDist
 from typing import Any
 
@@ -476,6 +477,53 @@ def paired_bootstrap(
             binned_error=-shift,
         )
     return Bootstrap(intervals, refused, length, blocks)
+
+
+class ComparisonOutcome(StrEnum):
+    """What became of the training job's comparison with production (``comparison.outcome``)."""
+
+    COMPARED = "compared"  # production scored on the holdout, the interval measured (or why not)
+    PRODUCTION_FAILED = "production_failed"  # production could not score the holdout
+    COMPARISON_FAILED = "comparison_failed"  # the comparison itself failed: retrain to retry
+
+
+@dataclass(frozen=True)
+class ProductionComparison:
+    """The training job's comparison of its candidate with production, on the same holdout.
+
+    ``outcome`` says which of three things happened: production scored and the bootstrap
+    ran (``metrics`` and ``numbers`` filled), production could not score the holdout
+    (``error``: a model of another feature set, say), or production scored and the
+    comparison itself failed (``metrics`` and ``error``). Written into ``metrics.json`` by
+    :meth:`to_metrics`; the gate (:mod:`headwater.registry.gate`) reads it back.
+    """
+
+    version: str
+    outcome: ComparisonOutcome
+    #: Production's metrics on the candidate's holdout (empty when it could not score it).
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    #: The bootstrap's numbers: method, confidence, blocks, intervals, refused, no_interval.
+    numbers: Mapping[str, Any] = field(default_factory=dict)
+    #: Why production could not score, or why the comparison failed ("": it did not).
+    error: str = ""
+
+    def to_metrics(self) -> dict[str, Any]:
+        """``production_on_holdout`` and ``comparison``, as ``metrics.json`` holds them."""
+        scored: dict[str, Any] = {"version": self.version, **self.metrics}
+        if self.outcome is ComparisonOutcome.PRODUCTION_FAILED:
+            scored["error"] = self.error
+        comparison = {"version": self.version, "outcome": str(self.outcome), **self.numbers}
+        if self.error:
+            comparison["error"] = self.error
+        return {"production_on_holdout": scored, "comparison": comparison}
+
+
+def comparison_numbers(bootstrap: Bootstrap) -> dict[str, Any]:
+    """The intervals of a bootstrap and, per metric, why it has none (``refused``)."""
+    return {
+        "intervals": {metric: i.to_dict() for metric, i in bootstrap.items()},
+        "refused": dict(bootstrap.refused),
+    }
 
 
 def comparison_text(numbers: Mapping[str, Any]) -> str:
