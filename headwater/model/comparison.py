@@ -11,12 +11,14 @@ The choice, and its assumption:
   holdout is longer): rows of one day share weather and traffic, so they are not
   independent. Neither are days: a difference between the two models can persist for
   several days. So days are resampled in **circular blocks of consecutive days** whose
-  length follows the autocorrelation of the daily differences (the Politis-White rule with
-  its 2009 correction, :func:`optimal_block_length`); the assumption left is that the
-  daily differences are stationary and their dependence dies out within a block. A
-  holdout of too few *effective* blocks (days / block length, :data:`MIN_EFFECTIVE_BLOCKS`)
-  gets no interval, and the interval is widened by ``sqrt(k / (k - 1))`` for ``k``
-  effective blocks (the percentile bootstrap is too narrow on few blocks).
+  length follows the persistence of the gate metric's daily differences
+  (:func:`persistence_of`: a bias-corrected lag-1 autocorrelation raised to its one-sided
+  95% upper bound, and the decay of later lags); the assumption left is that the daily
+  differences are stationary and behave like an AR(1) under day noise. A holdout of too
+  few *effective* blocks (days / variance inflation, :data:`MIN_EFFECTIVE_BLOCKS`) gets no
+  interval; the spread is scaled up to the variance the persistence implies and widened by
+  ``t(k - 1) / z`` for ``k`` effective blocks (the percentile bootstrap is too narrow on
+  few blocks). Politis-White (:func:`optimal_block_length`) is kept for measuring only.
 - **Each day is a pair of score histograms** (:data:`COMPARISON_BINS` bins of the score's
   log-odds over [-:data:`LOGIT_RANGE`, +:data:`LOGIT_RANGE`] per model, so rare-positive
   scores near 0 spread over many bins; sums of :class:`headwater.model.evaluation.ScoreBin`),
@@ -67,7 +69,7 @@ SEED = 20130101
 FIELDS = ("count", "positives", "score_sum", "log_loss_sum", "squared_error_sum", "correct_sum")
 #: The metrics this module can put an interval on.
 METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "accuracy_at_0_5")
-METHOD = "paired block bootstrap (circular blocks of holdout days, Politis-White length)"
+METHOD = "paired block bootstrap (circular blocks of holdout days, length from their persistence)"
 # Replicates summed at once (bounds the memory of one step: chunk x bins x fields floats).
 _CHUNK = 100
 
