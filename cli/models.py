@@ -18,7 +18,7 @@ from headwater.data.lake import LakeError, lake_for
 from headwater.model.comparison import comparison_text
 from headwater.model.report import baseline_name, human_key
 from headwater.ops.notify import metrics_text
-from headwater.registry.gate import TrainingWindow
+from headwater.registry.gate import DecisionKind, TrainingWindow, Verdict, judge
 from headwater.registry.prune import delete_version, incomplete_versions, prune_plan
 from headwater.registry.registry import STATUSES, Registry, RegistryError
 from headwater.serving.predictor import load_serving_model
@@ -309,10 +309,24 @@ def models_promote(
     reason: Annotated[str, typer.Option(help="Why (recorded in decision.json).")] = (
         "promoted by hand (headwater models promote)"
     ),
+    without_evidence: Annotated[
+        bool,
+        typer.Option(
+            "--without-evidence",
+            "--force",
+            help="Promote over production even when the gate's interval does not clear the "
+            "margin, or there is none (recorded in decision.json).",
+        ),
+    ] = False,
     usecase: UseCaseOption = None,
     stage: StageOption = None,
 ) -> None:
-    """Put a version in production by hand (the gate is not consulted)."""
+    """Put a version in production by hand, over production only with the gate's evidence.
+
+    The gate (:func:`headwater.registry.gate.judge`) reads the version's comparison with
+    today's production; its interval is printed, and a version whose lower bound does not
+    clear the margin is refused unless ``--without-evidence`` says otherwise.
+    """
     registry, settings = _registry(stage, usecase)
     with _registry_errors():
         registry.info(version)  # exists and is complete, or says so
@@ -320,12 +334,55 @@ def models_promote(
         if problem:
             raise fail(f"cannot promote {version} of model {registry.name}: {problem}")
         before = registry.production()
-        pointer = registry.promote(version, reason)
-    if before is not None and before.version == pointer.version:
-        typer.echo(f"model {registry.name}: {version} is already in production")
-        return
+        if before is not None and before.version == version:
+            typer.echo(f"model {registry.name}: {version} is already in production")
+            return
+        evidence = gate_evidence(settings, registry, version, before)
+        typer.echo(f"model {registry.name}: the gate on {version}: {evidence.reason}")
+        comparison = dict(evidence.comparison)
+        if before is not None and evidence.kind != DecisionKind.PROMOTED:
+            if not without_evidence:
+                raise fail(
+                    f"not promoting {version} of model {registry.name} over production "
+                    f"{before.version}: the gate's evidence does not support it (see above); "
+                    "--without-evidence promotes it anyway, and says so in decision.json"
+                )
+            reason = f"{reason} (without evidence, --without-evidence: {evidence.reason})"
+            comparison["without_evidence"] = True
+        pointer = registry.promote(
+            version,
+            reason,
+            expected=before.version if before else None,
+            comparison=comparison or None,
+        )
     previous = pointer.history[0] if pointer.history else "none"
     typer.echo(f"model {registry.name}: promoted {version} to production (previous: {previous})")
+
+
+def gate_evidence(
+    settings: Settings, registry: Registry, version: str, production: ProductionPointer | None
+) -> Verdict:
+    """The gate's verdict on ``version`` against ``production``, as the pipeline would judge.
+
+    A version never measured against this production (or whose comparison failed) gets a
+    rejection saying so: a point gain alone is no evidence.
+    """
+    metrics = registry.read_json(version, METRICS, default=None) or {}
+    gate = settings.usecase_config(registry.name).gate
+    current = production.version if production else None
+    try:
+        return judge(
+            metrics,
+            current,
+            gate,
+            candidate_lineage=registry.read_json(version, LINEAGE, default=None),
+            production_lineage=(
+                registry.read_json(current, LINEAGE, default=None) if current else None
+            ),
+        )
+    except (ValueError, KeyError) as exc:  # no comparison with this production to judge
+        why = exc.args[0] if isinstance(exc, ValueError) else f"metrics.json has no {exc}"
+        return Verdict(DecisionKind.REJECTED, f"no evidence: {why}")
 
 
 def unservable(settings: Settings, registry: Registry, version: str) -> str | None:

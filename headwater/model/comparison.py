@@ -11,12 +11,14 @@ The choice, and its assumption:
   holdout is longer): rows of one day share weather and traffic, so they are not
   independent. Neither are days: a difference between the two models can persist for
   several days. So days are resampled in **circular blocks of consecutive days** whose
-  length follows the autocorrelation of the daily differences (the Politis-White rule with
-  its 2009 correction, :func:`optimal_block_length`); the assumption left is that the
-  daily differences are stationary and their dependence dies out within a block. A
-  holdout of too few *effective* blocks (days / block length, :data:`MIN_EFFECTIVE_BLOCKS`)
-  gets no interval, and the interval is widened by ``sqrt(k / (k - 1))`` for ``k``
-  effective blocks (the percentile bootstrap is too narrow on few blocks).
+  length follows the persistence of the gate metric's daily differences
+  (:func:`persistence_of`: a bias-corrected lag-1 autocorrelation raised to its one-sided
+  95% upper bound, and the decay of later lags); the assumption left is that the daily
+  differences are stationary and behave like an AR(1) under day noise. A holdout of too
+  few *effective* blocks (days / variance inflation, :data:`MIN_EFFECTIVE_BLOCKS`) gets no
+  interval; the spread is scaled up to the variance the persistence implies and widened by
+  ``t(k - 1) / z`` for ``k`` effective blocks (the percentile bootstrap is too narrow on
+  few blocks). Politis-White (:func:`optimal_block_length`) is kept for measuring only.
 - **Each day is a pair of score histograms** (:data:`COMPARISON_BINS` bins of the score's
   log-odds over [-:data:`LOGIT_RANGE`, +:data:`LOGIT_RANGE`] per model, so rare-positive
   scores near 0 spread over many bins; sums of :class:`headwater.model.evaluation.ScoreBin`),
@@ -38,7 +40,8 @@ The choice, and its assumption:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from statistics import NormalDist
 from typing import Any
 
@@ -66,7 +69,7 @@ SEED = 20130101
 FIELDS = ("count", "positives", "score_sum", "log_loss_sum", "squared_error_sum", "correct_sum")
 #: The metrics this module can put an interval on.
 METRICS = ("auc_roc", "auc_pr", "log_loss", "brier", "accuracy_at_0_5")
-METHOD = "paired block bootstrap (circular blocks of holdout days, Politis-White length)"
+METHOD = "paired block bootstrap (circular blocks of holdout days, length from their persistence)"
 # Replicates summed at once (bounds the memory of one step: chunk x bins x fields floats).
 _CHUNK = 100
 
@@ -476,6 +479,53 @@ def paired_bootstrap(
             binned_error=-shift,
         )
     return Bootstrap(intervals, refused, length, blocks)
+
+
+class ComparisonOutcome(StrEnum):
+    """What became of the training job's comparison with production (``comparison.outcome``)."""
+
+    COMPARED = "compared"  # production scored on the holdout, the interval measured (or why not)
+    PRODUCTION_FAILED = "production_failed"  # production could not score the holdout
+    COMPARISON_FAILED = "comparison_failed"  # the comparison itself failed: retrain to retry
+
+
+@dataclass(frozen=True)
+class ProductionComparison:
+    """The training job's comparison of its candidate with production, on the same holdout.
+
+    ``outcome`` says which of three things happened: production scored and the bootstrap
+    ran (``metrics`` and ``numbers`` filled), production could not score the holdout
+    (``error``: a model of another feature set, say), or production scored and the
+    comparison itself failed (``metrics`` and ``error``). Written into ``metrics.json`` by
+    :meth:`to_metrics`; the gate (:mod:`headwater.registry.gate`) reads it back.
+    """
+
+    version: str
+    outcome: ComparisonOutcome
+    #: Production's metrics on the candidate's holdout (empty when it could not score it).
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    #: The bootstrap's numbers: method, confidence, blocks, intervals, refused, no_interval.
+    numbers: Mapping[str, Any] = field(default_factory=dict)
+    #: Why production could not score, or why the comparison failed ("": it did not).
+    error: str = ""
+
+    def to_metrics(self) -> dict[str, Any]:
+        """``production_on_holdout`` and ``comparison``, as ``metrics.json`` holds them."""
+        scored: dict[str, Any] = {"version": self.version, **self.metrics}
+        if self.outcome is ComparisonOutcome.PRODUCTION_FAILED:
+            scored["error"] = self.error
+        comparison = {"version": self.version, "outcome": str(self.outcome), **self.numbers}
+        if self.error:
+            comparison["error"] = self.error
+        return {"production_on_holdout": scored, "comparison": comparison}
+
+
+def comparison_numbers(bootstrap: Bootstrap) -> dict[str, Any]:
+    """The intervals of a bootstrap and, per metric, why it has none (``refused``)."""
+    return {
+        "intervals": {metric: i.to_dict() for metric, i in bootstrap.items()},
+        "refused": dict(bootstrap.refused),
+    }
 
 
 def comparison_text(numbers: Mapping[str, Any]) -> str:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+from headwater.core.config import GateConfig
+
 #: The fields held as dates (ISO strings in JSON).
 _DATES = ("start", "end", "holdout_from")
 
@@ -49,6 +51,11 @@ class TrainOptions:
     usecase_module: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
+
+    @property
+    def gate(self) -> GateConfig:
+        """The use case's gate, as recorded in ``config`` (GateConfig's defaults where unset)."""
+        return GateConfig.model_validate(dict(self.config).get("gate") or {})
 
     def to_dict(self) -> dict[str, Any]:
         """The options as JSON-able values (dates as ISO strings)."""

@@ -46,6 +46,19 @@ from headwater.core.records import (
 )
 from headwater.data.lake import Lake, LakeError, open_lake, repair_command
 from headwater.data.pipeline import latest_snapshot
+from headwater.model.comparison import (
+    COMPARISON_BINS,
+    LOGIT_RANGE,
+    METHOD,
+    ComparisonOutcome,
+    ProductionComparison,
+    TooFewBlocks,
+    block_count,
+    block_width,
+    comparison_numbers,
+    histogram_array,
+    paired_bootstrap,
+)
 from headwater.model.evaluation import (
     EPSILON,
     ScoreBin,
@@ -447,14 +460,6 @@ def block_histograms(
     # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
 
-    from headwater.model.comparison import (
-        COMPARISON_BINS,
-        LOGIT_RANGE,
-        block_count,
-        block_width,
-        histogram_array,
-    )
-
     bins, width = COMPARISON_BINS, block_width(days)
     s, y = F.col(score), F.col(LABEL)
     clipped = F.least(F.greatest(s, F.lit(EPSILON)), F.lit(1 - EPSILON))
@@ -491,25 +496,45 @@ def block_histograms(
     return histogram_array([r.asDict() for r in rows], block_count(days), bins)
 
 
-def compare_with_production(
+def score_production(run: TrainingRun, version: str) -> Any:
+    """The holdout scored by production ``version`` as the API serves it (cached, ``p``).
+
+    Production's own lookups (its ``lookups.json``, loaded by the use case's
+    ``training.load_lookups`` as the API loads them) build its features from the holdout's
+    clean rows, and its own Spark classifier scores them: the candidate's lookups would
+    make "production" a model the API does not answer with. The rows are the candidate's
+    holdout rows (the same clean rows, labelled, from the holdout's first day).
+    """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+
+    parts = layout.model_parts(run.usecase.name, version)
+    lookups = run.spec.load_lookups(json.loads(run.lake.read_bytes(*parts, layout.LOOKUPS)))
+    model = PipelineModel.load(spark_path(run.lake, *parts, layout.SPARK, layout.CLASSIFIER))
+    clean = run.clean.where(F.col(run.spec.date_column) >= F.lit(run.holdout_from))
+    features = labelled(feature_table(clean, run.spec, lookups))
+    return with_probability(model.transform(features)).cache()
+
+
+def interval_comparison(
     candidate: Any,
     production: Any,
     date_column: str,
     window: Mapping[str, Any],
     points: Mapping[str, float],
     confidence: float,
+    metric: str = "auc_roc",
 ) -> dict[str, Any]:
     """Intervals on (candidate - production) of each metric, both scored on the same holdout.
 
     ``candidate`` and ``production`` are the scored holdout (``p``, ``label``, the date);
-    ``points`` the exact point differences. A paired block bootstrap over days
-    (:mod:`headwater.model.comparison`: the choice and its assumption are documented there). A
-    holdout of too few days gets no interval: ``no_interval`` says why (the gate refuses).
+    ``points`` the exact point differences; ``metric`` the gate's (its daily differences set
+    the blocks). A paired block bootstrap over days (:mod:`headwater.model.comparison`: the
+    choice and its assumption are documented there). A holdout of too few days gets no
+    interval: ``no_interval`` says why; a metric the bootstrap refused is in ``refused``
+    with its reason (the gate refuses for either).
     """
-    import numpy as np
-
-    from headwater.model.comparison import METHOD, TooFewBlocks, paired_bootstrap
-
     first = date.fromisoformat(window["from"])
     days = (date.fromisoformat(window["to"]) - first).days + 1
     new = block_histograms(candidate, date_column, first, days)
@@ -518,15 +543,61 @@ def compare_with_production(
     out: dict[str, Any] = {
         "method": METHOD,
         "confidence": confidence,
-        "blocks": int(np.count_nonzero(occupied)),
+        "blocks": int(occupied.sum()),
     }
     try:
-        intervals = paired_bootstrap(
-            new[occupied], old[occupied], confidence=confidence, points=points
+        bootstrap = paired_bootstrap(
+            new[occupied], old[occupied], confidence=confidence, points=points, metric=metric
         )
     except TooFewBlocks as exc:
-        return {**out, "intervals": {}, "no_interval": str(exc)}
-    return {**out, "intervals": {metric: i.to_dict() for metric, i in intervals.items()}}
+        return {**out, "intervals": {}, "refused": {}, "no_interval": str(exc)}
+    return {**out, **comparison_numbers(bootstrap)}
+
+
+def compare_with_production(run: TrainingRun, version: str) -> ProductionComparison:
+    """Score the holdout with production ``version`` and put intervals on the gains.
+
+    Returns what happened (:class:`headwater.model.comparison.ProductionComparison`):
+    compared, production failed to score the holdout (a model of another feature set, its
+    lookups missing), or the comparison itself failed once production had scored. The
+    last is the job's own failure, recorded as such: the gate refuses it and a rerun
+    trains again rather than reusing the version.
+    """
+    try:
+        scored = score_production(run, version)
+        metrics = classification_metrics(scored)
+    # Any error here is production's: Spark raises whatever the model's stages or its
+    # lookups raise, late, from the first action.
+    except Exception as exc:
+        return ProductionComparison(
+            version, ComparisonOutcome.PRODUCTION_FAILED, error=f"{type(exc).__name__}: {exc}"
+        )
+    points = {
+        key: run.holdout_metrics[key] - metrics[key]
+        for key in run.holdout_metrics.keys() & metrics.keys()
+    }
+    gate = run.options.gate
+    try:
+        numbers = interval_comparison(
+            run.scored,
+            scored,
+            run.spec.date_column,
+            run.metrics.holdout_window.to_dict() if run.metrics.holdout_window else {},
+            points,
+            gate.confidence,
+            gate.metric,
+        )
+    # Production scored: whatever fails now is the comparison's own failure, not production's.
+    except Exception as exc:
+        return ProductionComparison(
+            version,
+            ComparisonOutcome.COMPARISON_FAILED,
+            metrics,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    finally:
+        scored.unpersist()
+    return ProductionComparison(version, ComparisonOutcome.COMPARED, metrics, numbers)
 
 
 def regression_metrics(scored: Any, target: str) -> dict[str, float]:
@@ -816,41 +887,16 @@ def baselines_step(run: TrainingRun) -> Mapping[str, Any]:
 
 def production_step(run: TrainingRun) -> Mapping[str, Any]:
     """Score the holdout with the production version, if any, and compare (bounded)."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
-    from pyspark.ml import PipelineModel
-
-    version, metrics = run.options.production_version, run.metrics
+    version = run.options.production_version
     if not version:
         return {}
-    production_path = layout.model_parts(run.usecase.name, version, layout.SPARK, layout.CLASSIFIER)
-    try:
-        production = PipelineModel.load(spark_path(run.lake, *production_path))
-        production_scored = with_probability(production.transform(run.holdout)).cache()
-        production_metrics = classification_metrics(production_scored)
-        run.metrics = replace(
-            metrics, production_on_holdout=ProductionScore(version, production_metrics)
-        )
-        # Both scored the same rows: how sure is each difference (bounded, on the cluster)?
-        gate_config = dict(run.options.config).get("gate") or {}
-        points = {
-            key: run.holdout_metrics[key] - production_metrics[key]
-            for key in run.holdout_metrics.keys() & production_metrics.keys()
-        }
-        comparison = compare_with_production(
-            run.scored,
-            production_scored,
-            run.spec.date_column,
-            metrics.holdout_window.to_dict() if metrics.holdout_window else {},
-            points,
-            float(gate_config.get("confidence", 0.95)),
-        )
-        run.metrics = replace(run.metrics, comparison={"version": version, **comparison})
-        production_scored.unpersist()
-    except Exception as exc:  # a model of another feature set cannot score this holdout
-        failed = ProductionScore(version, error=f"{type(exc).__name__}: {exc}")
-        run.metrics = replace(run.metrics, production_on_holdout=failed)
-        return {"version": version, "error": type(exc).__name__}
-    return {"version": version}
+    outcome = compare_with_production(run, version)
+    written = outcome.to_metrics()
+    score = ProductionScore.from_dict(written["production_on_holdout"], "metrics.json")
+    run.metrics = replace(
+        run.metrics, production_on_holdout=score, comparison=written["comparison"]
+    )
+    return {"version": version, "outcome": str(outcome.outcome)}
 
 
 def export_step(run: TrainingRun) -> Mapping[str, Any]:

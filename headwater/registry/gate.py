@@ -17,12 +17,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from enum import StrEnum
 from typing import Any
 
 from headwater.core.config import GateConfig
 from headwater.core.records import Lineage, RecordError
-from headwater.model.comparison import Interval, signed
+from headwater.model.comparison import ComparisonOutcome, Interval, signed
 from headwater.model.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.serving.store import DecisionKind
 
@@ -32,14 +31,6 @@ GATE_METRICS: tuple[str, ...] = ("auc_roc", "auc_pr", "log_loss", "brier")
 LOWER_IS_BETTER = SMALLER_IS_BETTER & frozenset(GATE_METRICS)
 # Metric differences closer than this to the margin count as equal to it (float noise).
 _TOLERANCE = 1e-9
-
-
-class ComparisonOutcome(StrEnum):
-    """What became of the training job's comparison with production (``comparison.outcome``)."""
-
-    COMPARED = "compared"  # production scored on the holdout, the interval measured (or why not)
-    PRODUCTION_FAILED = "production_failed"  # production could not score the holdout
-    COMPARISON_FAILED = "comparison_failed"  # the comparison itself failed: retrain to retry
 
 
 @dataclass(frozen=True)
@@ -246,23 +237,41 @@ def gate_baseline(metrics: Mapping[str, Any], production: str | None) -> dict[st
 def gate_interval(metrics: Mapping[str, Any], production: str, metric: str) -> Interval | None:
     """The training job's interval on (candidate - production) of the gate's metric.
 
-    None when the job said why it has none (``no_interval``: the gate refuses for it).
+    None when the job said why it has none (:func:`why_no_interval`: the gate refuses for
+    it): the holdout as a whole (``no_interval``), or this metric (``refused``, e.g. too
+    many resamples without a positive). Raises ValueError when production could not score
+    the holdout, when the comparison itself failed, or when nothing was measured.
     """
     comparison = metrics.get("comparison") or {}
     intervals = comparison.get("intervals") or {}
-    if comparison.get("version") == production and comparison.get("error"):
+    ours = comparison.get("version") == production
+    outcome = comparison.get("outcome")
+    if ours and outcome == ComparisonOutcome.PRODUCTION_FAILED:
+        raise ValueError(
+            f"cannot compare with production {production}: it could not score the holdout "
+            f"({comparison.get('error', 'no reason recorded')})"
+        )
+    if ours and (outcome == ComparisonOutcome.COMPARISON_FAILED or comparison.get("error")):
         raise ValueError(
             f"cannot compare with production {production}: the comparison failed "
-            f"({comparison['error']}); train again (--retrain) once it is mended"
+            f"({comparison.get('error', 'no reason recorded')}); train again (--retrain) "
+            "once it is mended"
         )
-    if comparison.get("version") == production and comparison.get("no_interval"):
+    if ours and why_no_interval(metrics, metric):
         return None
-    if comparison.get("version") != production or metric not in intervals:
+    if not ours or metric not in intervals:
         raise ValueError(
             f"cannot compare with production {production}: the training job measured no "
             f"confidence interval on the difference of {metric}"
         )
     return Interval.from_dict(intervals[metric])
+
+
+def why_no_interval(metrics: Mapping[str, Any], metric: str) -> str | None:
+    """The job's reason for measuring no interval on ``metric`` (None: it gave none)."""
+    comparison = metrics.get("comparison") or {}
+    refused = comparison.get("refused") or {}
+    return comparison.get("no_interval") or refused.get(metric) or None
 
 
 def comparison_failed(metrics: Mapping[str, Any]) -> bool:
@@ -301,7 +310,7 @@ def judge(
             holdout_rows=int(window.get("rows", metrics["holdout"].get("rows", 0))),
             holdout_days=int(window.get("days", 0)),
             allow_shorter_window=allow_shorter_window,
-            no_interval=None if interval else metrics["comparison"]["no_interval"],
+            no_interval=None if interval else why_no_interval(metrics, gate.metric),
         )
     decision = decide(
         metrics["holdout"], production_metrics, gate, interval=interval, refusals=refusals

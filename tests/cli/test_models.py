@@ -329,7 +329,7 @@ def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
 
     # When both are promoted by hand, the second with a reason
     first = models(runner, "promote", old)
-    second = models(runner, "promote", new, "--reason", "weekly retrain")
+    second = models(runner, "promote", new, "--reason", "weekly retrain", "--without-evidence")
     again = models(runner, "promote", new)
 
     # Then production is the second, the first is in its history, the reason recorded
@@ -339,8 +339,9 @@ def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
     assert f"promoted {new} to production (previous: {old})" in second.stdout
     assert again.exit_code == 0 and f"{new} is already in production" in again.stdout
     pointer = registry.production()
-    assert (pointer.version, pointer.history, pointer.reason) == (new, (old,), "weekly retrain")
-    assert registry.read_json(new, DECISION)["reason"] == "weekly retrain"
+    assert (pointer.version, pointer.history) == (new, (old,))
+    assert pointer.reason.startswith("weekly retrain (without evidence, --without-evidence: ")
+    assert registry.read_json(new, DECISION)["reason"] == pointer.reason
 
     # When production is rolled back
     back = models(runner, "rollback", "--reason", "bad predictions")
@@ -480,3 +481,104 @@ def test_prune_deletes_incomplete_versions_past_the_grace_period_and_list_counts
     assert not folder.exists()
     assert registry.is_complete(production) and registry.production().version == production
     assert "incomplete version" not in models(runner, "list").stdout
+
+
+# --- promote over production: the gate's evidence, or an explicit --without-evidence -----------
+
+YEAR = {"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01"}
+NEXT = {"date_range": "2014-01-01..2014-12-31", "holdout_from": "2014-11-01"}
+
+
+def measured(registry: Registry, version: str, production: str, low: float, high: float) -> None:
+    """Give ``version`` the training job's comparison with ``production``: an AUC interval."""
+    from headwater.model.comparison import Interval
+
+    gain = (low + high) / 2
+    interval = Interval("auc_roc", gain, low, high, 0.95, blocks=61, effective_blocks=20.0)
+    metrics = registry.read_json(version, METRICS)
+    metrics |= {
+        "holdout": {**metrics["holdout"], "auc_roc": 0.70 + gain},
+        "holdout_window": {"from": "2013-11-01", "to": "2013-12-31", "rows": 55_000, "days": 61},
+        "production_on_holdout": {"version": production, "auc_roc": 0.70},
+        "comparison": {
+            "version": production, "outcome": "compared",
+            "intervals": {"auc_roc": interval.to_dict()},
+        },
+    }  # fmt: skip
+    registry.write_json(version, METRICS, metrics)
+    registry.write_json(version, LINEAGE, NEXT)
+    registry.write_json(production, LINEAGE, YEAR)
+
+
+def test_promote_over_production_prints_the_gates_interval_and_records_it(
+    runner: CliRunner, registry: Registry
+) -> None:
+    # Given production and a candidate whose AUC interval clears the margin
+    old, new = train(registry, 0, 0.70), train(registry, 5, 0.72)
+    registry.promote(old, "seeded")
+    measured(registry, new, old, 0.01, 0.03)
+
+    # When it is promoted by hand
+    result = models(runner, "promote", new)
+
+    # Then the evidence is printed in words and recorded with the decision
+    assert result.exit_code == 0, result.output
+    assert "95% interval [+0.0100, +0.0300]" in result.stdout
+    assert "its lower bound clears margin 0.002" in result.stdout
+    assert registry.production().version == new
+    decision = registry.read_json(new, DECISION)
+    assert decision["comparison"]["lower_gain"] == pytest.approx(0.01)
+    assert "without_evidence" not in decision["comparison"]
+
+
+def test_promote_refuses_when_the_interval_does_not_clear_the_margin(
+    runner: CliRunner, registry: Registry
+) -> None:
+    # Given a candidate whose point gain is +0.01 but whose interval reaches below the margin
+    old, new = train(registry, 0, 0.70), train(registry, 5, 0.71)
+    registry.promote(old, "seeded")
+    measured(registry, new, old, -0.004, 0.024)
+
+    # When it is promoted by hand without saying it has no evidence
+    result = models(runner, "promote", new)
+
+    # Then it is refused, the interval quoted, production unchanged
+    assert result.exit_code == 2
+    assert "95% interval [-0.0040, +0.0240]" in result.stdout
+    assert "does not clear margin 0.002" in result.stdout
+    assert f"not promoting {new} of model flights over production {old}" in result.stderr
+    assert "--without-evidence" in result.stderr
+    assert registry.production().version == old
+
+
+def test_promote_without_evidence_says_so_in_the_decision(
+    runner: CliRunner, registry: Registry
+) -> None:
+    old, new = train(registry, 0, 0.70), train(registry, 5, 0.71)
+    registry.promote(old, "seeded")
+    measured(registry, new, old, -0.004, 0.024)
+
+    result = models(runner, "promote", new, "--reason", "hotfix", "--force")
+
+    assert result.exit_code == 0, result.output
+    assert registry.production().version == new
+    decision = registry.read_json(new, DECISION)
+    assert decision["reason"].startswith("hotfix (without evidence, --without-evidence: ")
+    assert "does not clear margin 0.002" in decision["reason"]
+    assert decision["comparison"]["without_evidence"] is True
+    assert decision["comparison"]["lower_gain"] == pytest.approx(-0.004)
+
+
+def test_promote_refuses_a_version_never_measured_against_todays_production(
+    runner: CliRunner, registry: Registry
+) -> None:
+    # Given a candidate measured against an older production, with a clear interval
+    first, old, new = train(registry, 0, 0.69), train(registry, 3, 0.70), train(registry, 5, 0.72)
+    registry.promote(old, "seeded")
+    measured(registry, new, first, 0.01, 0.03)
+
+    result = models(runner, "promote", new)
+
+    assert result.exit_code == 2
+    assert f"no evidence: cannot compare with production {old}" in result.stdout
+    assert registry.production().version == old

@@ -787,7 +787,7 @@ def test_block_histograms_keep_each_days_rows_apart(spark: Any) -> None:
 def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain(
     spark: Any,
 ) -> None:
-    from headwater.model.spark_training import compare_with_production
+    from headwater.model.spark_training import interval_comparison
 
     # Given production and a candidate scoring the same 20 days of rows, the candidate better
     rng = random.Random(7)
@@ -802,7 +802,7 @@ def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain
     new, old = classification_metrics(candidate), classification_metrics(production)
     window = {"from": "2013-03-01", "to": "2013-03-20"}
 
-    comparison = compare_with_production(
+    comparison = interval_comparison(
         candidate,
         production,
         "fl_date",
@@ -819,7 +819,7 @@ def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain
 
 
 def test_a_two_day_holdout_is_compared_without_an_interval_saying_why(spark: Any) -> None:
-    from headwater.model.spark_training import compare_with_production
+    from headwater.model.spark_training import interval_comparison
 
     # Given production and a candidate scoring the same rows of a two-day holdout
     rows = [
@@ -829,7 +829,7 @@ def test_a_two_day_holdout_is_compared_without_an_interval_saying_why(spark: Any
     window = {"from": "2013-03-04", "to": "2013-03-05"}
 
     # When they are compared (the audit's run crashed here with an IndexError)
-    comparison = compare_with_production(
+    comparison = interval_comparison(
         candidate, production, "fl_date", window, {"auc_roc": 0.0}, 0.95
     )
 
@@ -838,6 +838,129 @@ def test_a_two_day_holdout_is_compared_without_an_interval_saying_why(spark: Any
     assert comparison["no_interval"] == (
         "2 day(s) of holdout: too few blocks for an interval (at least 5)"
     )
+
+
+# --- production scored as it serves: its own lookups, a typed outcome ---------------------------
+
+
+@pytest.fixture(scope="module")
+def production_run(spark: Any, trained_model: Any, tmp_path_factory: Any) -> Any:
+    """The trained model's holdout scored as the candidate, against a lake of productions.
+
+    ``v-same`` holds the trained version's files; ``v-other-lookups`` the same classifier
+    with other lookups (no route distances, every route 5,000 miles): the features the API
+    would derive for it differ. The candidate is the trained version as it serves.
+    """
+    import shutil
+
+    from headwater.data.lake import open_lake
+    from headwater.model.spark_training import (
+        holdout_window,
+        read_step,
+        score_production,
+        start_run,
+        verify_step,
+    )
+
+    options = TrainOptions(
+        usecase="flights", lake=trained_model.settings.lake.uri, version="v-candidate",
+        start=trained_model.start, end=trained_model.end, grain="month",
+        holdout_from=trained_model.holdout_from, config={"gate": {"confidence": 0.9}},
+    )  # fmt: skip
+    run = start_run(spark, get_usecase("flights"), options)
+    verify_step(run)
+    read_step(run)
+    lake = open_lake(f"file://{tmp_path_factory.mktemp('productions')}/lake")
+    changes = {"v-same": {}, "v-other-lookups": {"route_distance": {}, "default_distance": 5e3}}
+    for version, change in changes.items():
+        target = lake.path(*layout.model_parts("flights", version))
+        shutil.copytree(trained_model.directory, target)
+        lookups = json.loads(
+            lake.read_bytes(*layout.model_parts("flights", version), "lookups.json")
+        )
+        body = json.dumps(lookups | change).encode()
+        lake.write_bytes(body, *layout.model_parts("flights", version), "lookups.json")
+    run.lake = lake
+    run.scored = score_production(run, "v-same")
+    run.holdout_metrics = classification_metrics(run.scored)
+    run.metrics["holdout_window"] = holdout_window(
+        run.scored, run.spec.date_column, run.holdout_from, run.options.end
+    )
+    return run
+
+
+def test_production_is_scored_with_its_own_lookups_as_the_api_serves_it(
+    production_run: Any,
+) -> None:
+    from headwater.model.comparison import ComparisonOutcome
+    from headwater.model.spark_training import compare_with_production
+
+    # Given production versions with the candidate's classifier: one with the same lookups,
+    # one with other lookups
+    candidate_auc = production_run.holdout_metrics["auc_roc"]
+
+    # When each is compared with the candidate
+    same = compare_with_production(production_run, "v-same")
+    other = compare_with_production(production_run, "v-other-lookups")
+
+    # Then both scored the holdout; the same files score the same, and the other lookups
+    # change production's scores (with the candidate's lookups both would equal the candidate)
+    assert same.outcome is other.outcome is ComparisonOutcome.COMPARED
+    assert same.metrics["auc_roc"] == pytest.approx(candidate_auc, abs=1e-12)
+    for metric in ("auc_roc", "log_loss", "brier"):  # the same files agree to 1e-12
+        assert abs(other.metrics[metric] - production_run.holdout_metrics[metric]) > 1e-6
+    assert other.metrics["rows"] == same.metrics["rows"]  # the same holdout rows
+    # and the interval's level is the gate's, as recorded in the run's options
+    assert other.numbers["confidence"] == 0.9
+
+
+def test_a_production_that_cannot_score_is_recorded_as_production_failing(
+    production_run: Any,
+) -> None:
+    from headwater.model.comparison import ComparisonOutcome
+    from headwater.model.spark_training import compare_with_production
+    from headwater.registry.gate import comparison_failed
+
+    # When the production version named is not in the lake
+    outcome = compare_with_production(production_run, "v-gone")
+
+    # Then production failed to score, with the reason; not the comparison's own failure
+    assert outcome.outcome is ComparisonOutcome.PRODUCTION_FAILED
+    assert "lookups.json" in outcome.error and outcome.metrics == {}
+    written = outcome.to_metrics()
+    assert written["production_on_holdout"]["error"] == outcome.error
+    assert not comparison_failed(written)
+
+
+def test_a_failed_comparison_is_written_as_such_and_not_reused(
+    production_run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from headwater.core.config import GateConfig
+    from headwater.model import spark_training
+    from headwater.registry.gate import comparison_failed, judge
+
+    # Given a comparison that breaks once production has scored the holdout
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise IndexError("boom")
+
+    monkeypatch.setattr(spark_training, "interval_comparison", broken)
+    options = dataclasses.replace(production_run.options, production_version="v-same")
+    run = dataclasses.replace(production_run, options=options, metrics=dict(production_run.metrics))
+
+    # When the job's compare step runs
+    fields = spark_training.production_step(run)
+
+    # Then metrics.json says the comparison failed (production did score), the gate refuses
+    # it as such and a rerun trains again (luigi_tasks.training.comparable)
+    assert fields == {"version": "v-same", "outcome": "comparison_failed"}
+    assert run.metrics["comparison"]["error"] == "IndexError: boom"
+    assert run.metrics["production_on_holdout"]["auc_roc"] > 0.5
+    assert comparison_failed(run.metrics)
+    body = {**run.metrics, "holdout": production_run.holdout_metrics}
+    with pytest.raises(ValueError, match=r"the comparison failed \(IndexError: boom\)"):
+        judge(body, "v-same", GateConfig())
 
 
 # --- inputs are verified against their manifests before training -------------------------------

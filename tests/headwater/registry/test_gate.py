@@ -66,3 +66,39 @@ def test_a_failed_comparison_is_named_as_such_not_as_production_failing() -> Non
 
     with pytest.raises(ValueError, match=r"the comparison failed \(boom\).*--retrain"):
         judge(body, "p", GateConfig(), candidate_lineage=NEXT, production_lineage=YEAR)
+
+
+def test_a_metric_the_bootstrap_refused_reaches_the_gate_with_its_reason() -> None:
+    # Given a comparison whose AUC interval was refused: too many resamples without a positive
+    body = metrics(0.02, 0.005)
+    reason = (
+        "240 of 2000 resamples could not compute auc_roc (more than 1%: too few days with "
+        "positives)"
+    )
+    body["comparison"] |= {"outcome": "compared", "intervals": {}, "refused": {"auc_roc": reason}}
+
+    # When the gate judges it
+    verdict = judge(body, "p", GateConfig(), candidate_lineage=NEXT, production_lineage=YEAR)
+
+    # Then it is rejected for that reason, not for "no interval measured"
+    assert verdict.kind == DecisionKind.REJECTED
+    assert f"no confidence interval on the gain: {reason}" in verdict.reason
+
+
+def test_a_refusal_of_another_metric_does_not_stop_the_gates_own() -> None:
+    body = metrics(0.02, 0.005)
+    body["comparison"]["refused"] = {"auc_pr": "auc_pr cannot be computed on this holdout"}
+
+    verdict = judge(body, "p", GateConfig(), candidate_lineage=NEXT, production_lineage=YEAR)
+
+    assert verdict.kind == DecisionKind.PROMOTED, verdict.reason
+
+
+def test_production_failing_to_score_is_named_by_the_interval_reader_too() -> None:
+    from headwater.registry.gate import gate_interval
+
+    body = metrics(0.02, 0.005)
+    body["comparison"] = {"version": "p", "outcome": "production_failed", "error": "no lookups"}
+
+    with pytest.raises(ValueError, match=r"production p: it could not score the holdout \(no "):
+        gate_interval(body, "p", "auc_roc")
