@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from headwater import aws
 from headwater.core import layout
 from headwater.core.config import load_settings
 from headwater.data.lake import open_lake
+from headwater.model.options import TrainOptions
 from headwater.model.runners import EmrTrainingRunner
 from luigi_tasks.training import training_entrypoint
 
@@ -219,7 +221,14 @@ def job_flow_request(aws_env: None) -> dict[str, Any]:
         bucket = prod.training.emr.artifacts_uri.removeprefix("s3://").split("/")[0]
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
         EmrTrainingRunner(prod, training_entrypoint(), emr_runner=Recorder()).run(
-            ["--version", "v1"], "r1"
+            TrainOptions(
+                usecase="flights",
+                lake=prod.lake.uri,
+                version="v1",
+                start=date(2013, 1, 1),
+                end=date(2013, 12, 31),
+            ),
+            "r1",
         )
     (spec,) = launched
     return aws.build_job_flow_request(spec, "r1")

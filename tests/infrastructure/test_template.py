@@ -28,6 +28,7 @@ from moto.events.models import EventPattern
 from headwater import aws
 from headwater.core.config import load_settings
 from headwater.core.partitions import resolve_date
+from headwater.model.options import TrainOptions
 from headwater.model.runners import EmrTrainingRunner, cluster_name
 from luigi_tasks.training import training_entrypoint
 
@@ -443,7 +444,11 @@ def test_training_clusters_carry_the_tag_the_emr_service_policy_requires(stack: 
     # When prod's runner launches a training run into the stack's buckets and roles
     prod = load_settings("prod")
     runner = EmrTrainingRunner(prod, training_entrypoint(), emr_runner=Recorder())
-    runner.run(["--version", "v1"], "r1")
+    options = TrainOptions(
+        usecase="flights", lake=prod.lake.uri, version="v1", start=date(2013, 1, 1),
+        end=date(2013, 12, 31),
+    )  # fmt: skip
+    runner.run(options, "r1")
 
     # Then the cluster carries the tag, the stack's roles, and a name the failure rule matches
     (spec,) = launched
