@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 
 RAW, CLEAN, QUARANTINE, MODELS = "raw", "clean", "quarantine", "models"
 CAPTURE, PREDICTIONS = "capture", "predictions"
+#: Monitoring records per use case and partition (``monitoring/<usecase>/<partition>/``).
+MONITORING = "monitoring"
 #: The capture folder Firehose delivers to (all use cases together; not a use case's name).
 CAPTURE_STREAM = "_stream"
 

@@ -272,6 +272,7 @@ class Registry:
         reason: str,
         expected: str | None | _Unset = ANY,
         comparison: Mapping[str, Any] | None = None,
+        live: Mapping[str, Any] | None = None,
     ) -> ProductionPointer:
         """Make ``version`` the production version; the previous one heads the history.
 
@@ -279,7 +280,8 @@ class Registry:
         there was none). If production changed meanwhile, raise
         :class:`ConcurrentPromotionError` instead of overriding the other decision. With
         the default :data:`ANY`, a lost race is retried on the new pointer. ``comparison``
-        (the gate's numbers) is recorded in ``decision.json``.
+        (the gate's numbers) is recorded in ``decision.json``, and so is ``live`` (the live
+        shadow-versus-production comparison the promotion cites, or declines to).
         """
         self._require_complete(version)
         for _ in range(MAX_SWAP_ATTEMPTS):
@@ -300,6 +302,8 @@ class Registry:
             pointer = ProductionPointer(version, _now(), reason, history, checksums)
             if self._swap(raw, pointer):
                 extra = {"comparison": dict(comparison)} if comparison else {}
+                if live:
+                    extra["live"] = dict(live)
                 self._record(
                     version, DecisionKind.PROMOTED, reason, replaced=current_version, **extra
                 )
