@@ -2,7 +2,8 @@
 
 ``create_app(config=None)`` builds the app: the stage's settings are read then
 (:func:`headwater.core.config.load_settings`), each enabled use case's production model
-is loaded once per process and re-checked at most every ``api.reload_seconds``.
+is loaded once per process and re-checked at most every ``api.reload_seconds``; so is its
+shadow model (``SHADOW.json``), which the capture thread scores on the same requests.
 ``api.wsgi.app`` is the instance Zappa (Lambda) and gunicorn (``headwater serve``) run.
 """
 
@@ -17,7 +18,7 @@ from flask import Flask
 from api.blueprints import docs, health, model, predictions
 from api.encoding import FiniteJSONProvider
 from api.errors import register_error_handlers
-from api.model_cache import ModelCache
+from api.model_cache import ModelCache, ShadowCache
 from api.state import EXTENSION, ApiState, Served
 from headwater.core.config import load_settings
 from headwater.core.logs import get_logger
@@ -82,13 +83,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             region=settings.aws.region,
             endpoint_url=settings.aws.endpoint_url,
         )
-        cache = ModelCache(
-            store,
-            settings.api.reload_seconds,
-            loader=partial(load_serving_model, usecase=usecase),
-            **({"clock": clock} if clock else {}),
-        )
-        served[name] = Served(usecase, cache)
+        loader = partial(load_serving_model, usecase=usecase)
+        timing = {"clock": clock} if clock else {}
+        cache = ModelCache(store, settings.api.reload_seconds, loader=loader, **timing)
+        shadow = ShadowCache(store, settings.api.reload_seconds, loader=loader, **timing)
+        served[name] = Served(usecase, cache, shadow)
 
     app = Flask(__name__)
     app.config.update(extra)
@@ -104,6 +103,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # first request; a failure is reported by /health and answered 503, never a crash.
     for name, entry in served.items():
         loaded = entry.models.current()
+        if entry.shadow is not None and capture is not None:
+            entry.shadow.current()  # the shadow too: its first load is never a request's
         log.info(
             "headwater api started",
             stage=settings.stage,

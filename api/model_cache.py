@@ -11,6 +11,9 @@ loadable version of the pointer's history (the production before it) not rejecte
 a rollback would choose), so that every worker answers with the same, previously promoted
 model rather than with whichever version it happened to hold; ``/health`` then reports
 ``degraded``, naming both.
+
+:class:`ShadowCache` holds the shadow model (``SHADOW.json``) the same way, beside it: it is
+consulted from the capture thread only, never waits, and never falls back.
 """
 
 from __future__ import annotations
@@ -173,3 +176,96 @@ class ModelCache:
             version=version,
         )
         return True
+
+
+@dataclass(frozen=True)
+class ShadowStatus:
+    """What ``/health`` reports of a use case's shadow: the version named, the model loaded."""
+
+    #: The loaded shadow model (None: off, or the named version cannot be loaded).
+    model: ServingModel | None
+    #: The version ``SHADOW.json`` named at the last check (None: no shadow).
+    version: str | None
+    checked_at: str | None
+    error: str | None
+
+    @property
+    def state(self) -> str:
+        """``off`` (no shadow named), ``loaded`` (scored beside production) or ``failed``."""
+        if self.version is None:
+            return "off"
+        loaded = self.model is not None and self.model.version == self.version
+        return "loaded" if loaded else "failed"
+
+
+class ShadowCache:
+    """Holds the shadow model of one use case: loaded and verified as production's is, swapped
+    when ``SHADOW.json`` moves, dropped when it is switched off.
+
+    Consulted from the capture thread (off the request path), and it never waits for a
+    check under way: the shadow can neither delay nor fail an answer. A version that cannot
+    be loaded is not scored (its error is reported); nothing falls back to an older shadow.
+    """
+
+    def __init__(
+        self,
+        store: ModelStore,
+        reload_seconds: float,
+        *,
+        loader: Loader,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.reload_seconds = reload_seconds
+        self._loader = loader
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._model: ServingModel | None = None
+        self._next_check = float("-inf")
+        self._checked_at: str | None = None
+        self._error: str | None = None
+        self._version: str | None = None
+
+    def current(self) -> ServingModel | None:
+        """Return the shadow model to score with (None: none), checking the pointer if due."""
+        if self._clock() >= self._next_check and self._lock.acquire(blocking=False):
+            try:
+                if self._clock() >= self._next_check:
+                    self._check()
+                    self._next_check = self._clock() + self.reload_seconds
+            finally:
+                self._lock.release()
+        return self._model
+
+    def status(self) -> ShadowStatus:
+        """The shadow named and the model loaded (after a due check), and the last error."""
+        model = self.current()
+        return ShadowStatus(model, self._version, self._checked_at, self._error)
+
+    def _check(self) -> None:
+        served = self._model
+        try:
+            pointer = self.store.shadow()
+        except Exception as exc:  # an unreadable pointer: keep scoring what was loaded
+            self._error = f"{type(exc).__name__}: {exc}"
+            log.error("shadow pointer check failed", error=self._error)
+            return
+        finally:
+            self._checked_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self._version = pointer.version if pointer else None
+        if pointer is None:
+            if served is not None:
+                log.info("shadow switched off", model=served.name, version=served.version)
+            self._model, self._error = None, None
+            return
+        if served is not None and served.version == pointer.version:
+            self._error = None
+            return
+        try:
+            model = self._loader(self.store, pointer.serving_pointer())
+        except Exception as exc:  # the shadow is not scored; production is untouched
+            self._model, self._error = None, f"{type(exc).__name__}: {exc}"
+            log.error("shadow cannot be loaded", version=pointer.version, error=self._error)
+            return
+        self._model, self._error = model, None  # the swap, after a complete load
+        log.info("shadow loaded", model=model.name, version=model.version)

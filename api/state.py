@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from api.errors import ApiError
-from api.model_cache import ModelCache
+from api.model_cache import ModelCache, ShadowCache
 from headwater.core.config import Settings
 from headwater.core.usecase import UseCase
 from headwater.serving.capture import Capture
@@ -19,10 +19,12 @@ EXTENSION = "headwater_api"
 
 @dataclass(frozen=True)
 class Served:
-    """One enabled use case and the cache of its production model."""
+    """One enabled use case, the cache of its production model and that of its shadow."""
 
     usecase: UseCase
     models: ModelCache
+    #: The shadow model (``SHADOW.json``), scored from the capture thread; None: not watched.
+    shadow: ShadowCache | None = None
 
 
 @dataclass(frozen=True)

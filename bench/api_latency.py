@@ -1,6 +1,8 @@
 """Benchmark the prediction API, in one run, and print the figures against the targets.
 
 1. single-prediction latency through the Flask test client (p50, p99), per use case;
+   then with a shadow model on against production alone, both capturing (``--shadow-only``
+   runs this part alone);
 2. cold start: a fresh process importing the app, loading every use case's model,
    answering once per use case (with the time of ``create_app`` alone);
 3. throughput and latency over HTTP on loopback against ``headwater serve`` (gunicorn),
@@ -46,7 +48,7 @@ EXAMPLES = {name: dict(get_usecase(name).serving.example) for name in USECASES}
 FLIGHT = EXAMPLES["flights"]
 STAGE = "bench"
 
-TARGETS = {"p50_ms": 0.5, "cold_s": 0.5, "rps": 1500.0, "ratio": 200.0}
+TARGETS = {"p50_ms": 0.5, "cold_s": 0.5, "rps": 1500.0, "ratio": 200.0, "shadow_ms": 0.2}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -116,6 +118,100 @@ def in_process(lake: str, n: int, usecase: str) -> dict[str, float]:
         "health_p50": percentile([t * 1000 for t in baseline], 50),
         "n": n,
     }
+
+
+# -- 1b. with a shadow model ---------------------------------------------------------------------
+#: The shadow's version in the shadow variant's lake (the same model under another name).
+SHADOW_VERSION = "20991231T000000Z-shadow"
+
+
+def shadow_lake(root: Path) -> str:
+    """The test models' lake plus a second flights version, not yet the shadow."""
+    from headwater.core.layout import model_parts
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
+
+    uri = test_model_lake(root)
+    lake = open_lake(uri)
+    source = ROOT / "tests" / "api" / "model"
+    export = json.loads((source / "export.json").read_text())
+    export["metadata"]["version"] = SHADOW_VERSION
+    files = {"export.json": json.dumps(export).encode()}
+    for name in ("lookups.json", "metrics.json", "lineage.json"):
+        files[name] = (source / name).read_bytes()
+    for name, data in files.items():
+        lake.write_bytes(data, *model_parts("flights", SHADOW_VERSION, name))
+    Registry(lake, "flights").mark_complete(SHADOW_VERSION)
+    return uri
+
+
+def _timed(client: Any, url: str, example: Any, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = client.post(url, json=example)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    return times
+
+
+def in_process_shadow(n: int, rounds: int = 3) -> dict[str, Any]:
+    """Flights p50 with capture on, production alone vs with a shadow, in alternating rounds
+    (each round: ``n`` requests per app) so that load on the machine hits both alike."""
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
+    from headwater.serving.capture import Capture, LogSink
+
+    with tempfile.TemporaryDirectory(prefix="headwater-shadow-") as folder:
+        lake = shadow_lake(Path(folder))
+        sink = open(os.devnull, "w")  # closed below, once both captures are
+        apps = {}
+        from api import create_app
+
+        alone_capture = Capture(LogSink(sink))
+        apps["alone"] = (create_app({"LAKE_URI": lake, "CAPTURE": alone_capture}), alone_capture)
+        Registry(open_lake(lake), "flights").set_shadow(SHADOW_VERSION, "benchmark")
+        shadow_capture = Capture(LogSink(sink))
+        apps["shadow"] = (create_app({"LAKE_URI": lake, "CAPTURE": shadow_capture}), shadow_capture)
+        url, example = "/v1/flights/predictions", EXAMPLES["flights"]
+        clients = {name: app.test_client() for name, (app, _) in apps.items()}
+        for client in clients.values():
+            _timed(client, url, example, 300)
+        p50s: dict[str, list[float]] = {name: [] for name in clients}
+        every: dict[str, list[float]] = {name: [] for name in clients}
+        for _ in range(rounds):
+            for name, client in clients.items():
+                times = _timed(client, url, example, n)
+                p50s[name].append(percentile(times, 50))
+                every[name].extend(times)
+        counters = {}
+        for name, (_, capture) in apps.items():
+            capture.close()
+            counters[name] = capture.counters()
+        sink.close()
+    return {
+        "alone_p50": statistics.median(p50s["alone"]),
+        "shadow_p50": statistics.median(p50s["shadow"]),
+        "alone_p99": percentile(every["alone"], 99),
+        "shadow_p99": percentile(every["shadow"], 99),
+        "rounds": rounds,
+        "n": n,
+        "shadow_scored": counters["shadow"]["shadow_scored"],
+        "shadow_failed": counters["shadow"]["shadow_failed"],
+        "written": counters["shadow"]["written"],
+    }
+
+
+def print_shadow(result: dict[str, Any]) -> None:
+    gap = result["shadow_p50"] - result["alone_p50"]
+    print(
+        f"1b. in-process, flights, capture on: production alone p50 {result['alone_p50']:.3f} "
+        f"ms (p99 {result['alone_p99']:.3f}), with a shadow p50 {result['shadow_p50']:.3f} ms "
+        f"(p99 {result['shadow_p99']:.3f}): {gap:+.3f} ms (median of {result['rounds']} "
+        f"alternating rounds of {result['n']}; shadow scored {result['shadow_scored']}, failed "
+        f"{result['shadow_failed']}, records written {result['written']})  [target <= "
+        f"+{TARGETS['shadow_ms']} ms: {verdict(gap <= TARGETS['shadow_ms'])}]"
+    )
 
 
 # -- 2. cold start -------------------------------------------------------------------------------
@@ -379,7 +475,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (1: sync)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--naive-runs", type=int, default=5)
+    parser.add_argument(
+        "--shadow-only", action="store_true", help="only 1b: a shadow vs production alone"
+    )
     args = parser.parse_args(argv)
+    if args.shadow_only:
+        load = os.getloadavg()
+        print(f"headwater API benchmark, shadow only; load average {load[0]:.2f} at start")
+        print_shadow(in_process_shadow(args.requests))
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        return 0
 
     temp = tempfile.TemporaryDirectory(prefix="headwater-bench-")
     lake = args.lake
@@ -407,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['mean']:.3f} ms (GET /health: p50 {result['health_p50']:.3f} ms)  "
             f"[target p50 <= {TARGETS['p50_ms']} ms: {verdict(result['p50'] <= TARGETS['p50_ms'])}]"
         )
+
+    print_shadow(in_process_shadow(args.requests))
 
     cold = cold_start(lake, args.cold_runs)
     parts = cold["parts"]

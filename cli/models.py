@@ -17,15 +17,21 @@ from headwater.core.records import Lineage, TrainingMetrics
 from headwater.data.lake import LakeError, lake_for
 from headwater.model.comparison import comparison_text
 from headwater.model.report import baseline_name, human_key
+from headwater.monitoring.shadow import ShadowComparison, latest_comparison
 from headwater.ops.notify import metrics_text
 from headwater.registry.gate import DecisionKind, TrainingWindow, Verdict, judge
 from headwater.registry.prune import delete_version, incomplete_versions, prune_plan
-from headwater.registry.registry import STATUSES, Registry, RegistryError
+from headwater.registry.registry import (
+    STATUSES,
+    ConcurrentShadowError,
+    Registry,
+    RegistryError,
+)
 from headwater.serving.predictor import load_serving_model
 from headwater.serving.store import ModelStore, ProductionPointer
 
 models_app = typer.Typer(
-    help="Model versions of a use case in the lake: list, show, promote, roll back.",
+    help="Model versions of a use case in the lake: list, show, shadow, promote, roll back.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -128,7 +134,7 @@ def models_list(
         [
             info.version,
             f"{info.created_at:%Y-%m-%d %H:%M}" if info.created_at else "-",
-            info.status,
+            f"{info.status} (shadow)" if info.shadow else info.status,
             *_window_cells(lineages[info.version]),
             *(_cell(info.metrics.get(m)) for m in metrics[:MAX_METRIC_COLUMNS]),
         ]
@@ -219,10 +225,14 @@ def models_show(
         parts = model_parts(registry.name, version, REPORT)
         report = registry.lake.uri_of(*parts) if registry.lake.exists(*parts) else None
     if as_json:
+        with _registry_errors():
+            live = latest_comparison(registry.lake, registry.name, version) if info.shadow else None
         body = {
             "model": registry.name,
             "version": info.version,
             "status": info.status,
+            "shadow": info.shadow,
+            "live": live.to_dict() if live else None,
             "created_at": info.created_at.isoformat() if info.created_at else None,
             "report": report,
             **{name.removesuffix(".json"): files[name] for name in files},
@@ -238,6 +248,10 @@ def models_show(
         metrics = registry.read_metrics(version, default=TrainingMetrics())
         lineage = registry.read_lineage(version)
     summary = describe_version(info, metrics, lineage, files[DECISION], report, spec)
+    if info.shadow:
+        with _registry_errors():
+            live = latest_comparison(registry.lake, registry.name, version)
+        summary[-1:-1] = shadow_lines(live)
     for key, text in summary:
         typer.echo(f"{key + ':':<12}{text}" if key else f"model {registry.name} version {text}")
 
@@ -281,6 +295,18 @@ def describe_version(
     return lines
 
 
+def shadow_lines(live: ShadowComparison | None) -> list[tuple[str, str]]:
+    """``models show``'s lines of the shadow version: what it is, and its live comparison."""
+    lines = [("shadow", "yes: the API scores it beside production (recorded, never returned)")]
+    if live is None:
+        lines.append(("live", "no comparison with production on served requests yet"))
+    else:
+        lines.append(("live", live.text()))
+        if live.refusals:
+            lines.append(("", "not judged: " + "; ".join(live.refusals)))
+    return lines
+
+
 def windows(lineage: Lineage | None, metrics: TrainingMetrics) -> tuple[str, str]:
     """The training window and the holdout of a version, in words ("unknown" when absent)."""
 
@@ -303,6 +329,46 @@ def gate_summary(decision: dict[str, Any]) -> str:
     )
 
 
+@models_app.command("shadow")
+def models_shadow(
+    version: Annotated[
+        str | None, typer.Argument(help="The version to score beside production.")
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Switch shadow scoring off.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (recorded in SHADOW.json).")] = (
+        "set by hand (headwater models shadow)"
+    ),
+    usecase: UseCaseOption = None,
+    stage: StageOption = None,
+) -> None:
+    """Score a version beside production on the same requests (recorded only), or --off."""
+    if off == (version is not None):
+        raise fail("give a version to shadow, or --off (not both)")
+    registry, settings = _registry(stage, usecase)
+    with _registry_errors():
+        if version is None:
+            was = registry.clear_shadow("switched off by hand (headwater models shadow --off)")
+            typer.echo(
+                f"model {registry.name}: shadow {was} switched off"
+                if was
+                else f"model {registry.name}: no shadow was set"
+            )
+            return
+        registry.info(version)  # exists and is complete, or says so
+        problem = unservable(settings, registry, version)
+        if problem:
+            raise fail(f"cannot shadow {version} of model {registry.name}: {problem}")
+        before = registry.shadow()
+        pointer = registry.set_shadow(version, reason)
+        production = registry.production()
+    replaced = f" (was {before.version})" if before and before.version != version else ""
+    typer.echo(
+        f"model {registry.name}: shadow is {pointer.version}{replaced}; the API scores it beside "
+        f"production {production.version if production else 'none'} on the same requests "
+        "(recorded, never returned)"
+    )
+
+
 @models_app.command("promote")
 def models_promote(
     version: Annotated[str, typer.Argument(help="The version to put in production.")],
@@ -314,17 +380,20 @@ def models_promote(
         typer.Option(
             "--without-evidence",
             "--force",
-            help="Promote over production even when the gate's interval does not clear the "
-            "margin, or there is none (recorded in decision.json).",
+            help="Promote over production even when the evidence (the shadow's live comparison, "
+            "else the gate's interval) does not clear the margin, or there is none (recorded in "
+            "decision.json).",
         ),
     ] = False,
     usecase: UseCaseOption = None,
     stage: StageOption = None,
 ) -> None:
-    """Put a version in production by hand, over production only with the gate's evidence.
+    """Put a version in production by hand, over production only with evidence.
 
-    The gate (:func:`headwater.registry.gate.judge`) reads the version's comparison with
-    today's production; its interval is printed, and a version whose lower bound does not
+    Promoting the shadow cites its live comparison with production (the same requests, once
+    their outcomes arrived) when one exists; otherwise the gate
+    (:func:`headwater.registry.gate.judge`) reads the version's offline comparison with
+    today's production. The evidence is printed, and a version whose lower bound does not
     clear the margin is refused unless ``--without-evidence`` says otherwise.
     """
     registry, settings = _registry(stage, usecase)
@@ -337,24 +406,30 @@ def models_promote(
         if before is not None and before.version == version:
             typer.echo(f"model {registry.name}: {version} is already in production")
             return
-        evidence = gate_evidence(settings, registry, version, before)
-        typer.echo(f"model {registry.name}: the gate on {version}: {evidence.reason}")
-        comparison = dict(evidence.comparison)
-        if before is not None and evidence.kind != DecisionKind.PROMOTED:
-            if not without_evidence:
-                raise fail(
-                    f"not promoting {version} of model {registry.name} over production "
-                    f"{before.version}: the gate's evidence does not support it (see above); "
-                    "--without-evidence promotes it anyway, and says so in decision.json"
-                )
-            reason = f"{reason} (without evidence, --without-evidence: {evidence.reason})"
-            comparison["without_evidence"] = True
+        live = live_evidence(registry, version, without_evidence)
+        comparison: dict[str, Any] = {}
+        if live is None:  # no live comparison: the gate's offline evidence
+            evidence = gate_evidence(settings, registry, version, before)
+            typer.echo(f"model {registry.name}: the gate on {version}: {evidence.reason}")
+            comparison = dict(evidence.comparison)
+            if before is not None and evidence.kind != DecisionKind.PROMOTED:
+                if not without_evidence:
+                    raise fail(
+                        f"not promoting {version} of model {registry.name} over production "
+                        f"{before.version}: the gate's evidence does not support it (see "
+                        "above); --without-evidence promotes it anyway, and says so in "
+                        "decision.json"
+                    )
+                reason = f"{reason} (without evidence, --without-evidence: {evidence.reason})"
+                comparison["without_evidence"] = True
         pointer = registry.promote(
             version,
             reason,
             expected=before.version if before else None,
             comparison=comparison or None,
+            live=live,
         )
+        end_shadow(registry, version)
     previous = pointer.history[0] if pointer.history else "none"
     typer.echo(f"model {registry.name}: promoted {version} to production (previous: {previous})")
 
@@ -383,6 +458,39 @@ def gate_evidence(
     except (ValueError, KeyError) as exc:  # no comparison with this production to judge
         why = exc.args[0] if isinstance(exc, ValueError) else f"metrics.json has no {exc}"
         return Verdict(DecisionKind.REJECTED, f"no evidence: {why}")
+
+
+def live_evidence(registry: Registry, version: str, without: bool) -> dict[str, Any] | None:
+    """What a promotion of ``version`` cites from its live comparison as the shadow (None:
+    it is not the shadow, or has no comparison yet); printed. Refuses (exit 2) when the
+    comparison does not clear the margin, unless ``without`` (--without-evidence)."""
+    shadow = registry.shadow()
+    if shadow is None or shadow.version != version:
+        return None
+    live = latest_comparison(registry.lake, registry.name, version)
+    if live is None:
+        typer.echo(f"model {registry.name}: shadow {version} has no live comparison yet")
+        return None
+    typer.echo(f"model {registry.name}: live evidence: {live.text()}")
+    if live.clears_margin:
+        return {"evidence": True, "shadow_comparison": live.to_dict()}
+    if not without:
+        why = "; ".join(live.refusals) or live.reason
+        raise fail(
+            f"cannot claim live evidence for {version} of model {registry.name}: the paired "
+            f"interval does not clear margin {live.margin:g} ({why}); promote with "
+            "--without-evidence to go ahead without it"
+        )
+    return {"evidence": False, "shadow_comparison": live.to_dict()}
+
+
+def end_shadow(registry: Registry, version: str) -> None:
+    """A shadow promoted to production is no longer the shadow: switch it off (if still it)."""
+    try:
+        if registry.clear_shadow(f"{version} promoted to production", expected=version):
+            typer.echo(f"model {registry.name}: shadow {version} switched off (now production)")
+    except ConcurrentShadowError:
+        pass  # the shadow is another version (or off): nothing of this promotion's to end
 
 
 def unservable(settings: Settings, registry: Registry, version: str) -> str | None:

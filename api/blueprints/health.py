@@ -8,10 +8,23 @@ from typing import Any, Literal
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, Field
 
-from api.state import ApiState, api_state
+from api.state import ApiState, Served, api_state
 from headwater.serving.predictor import ModelRef
 
 bp = Blueprint("health", __name__)
+
+
+class ShadowHealth(BaseModel):
+    """The use case's shadow model: named by ``SHADOW.json``, loaded, scored from capture."""
+
+    state: Literal["off", "loaded", "failed"] = Field(
+        description="off: no shadow; loaded: scored beside production; failed: cannot be loaded."
+    )
+    version: str | None = Field(description="The version the shadow pointer names.")
+    loaded: str | None = Field(description="The shadow version loaded in this process.")
+    scored: bool = Field(description="Whether requests are shadow-scored (capture must be on).")
+    pointer_checked_at: str | None
+    error: str | None = Field(description="The last failed load of the shadow, if any.")
 
 
 class UseCaseHealth(BaseModel):
@@ -23,6 +36,7 @@ class UseCaseHealth(BaseModel):
     pointer_checked_at: str | None
     error: str | None = Field(description="The last failed load, if any.")
     message: str | None
+    shadow: ShadowHealth | None = Field(None, description="The shadow model; never the answer.")
 
 
 class CaptureHealth(BaseModel):
@@ -38,6 +52,8 @@ class CaptureHealth(BaseModel):
     written: int | None = Field(None, ge=0)
     failed: int | None = Field(None, ge=0)
     queued: int | None = Field(None, ge=0)
+    shadow_scored: int | None = Field(None, ge=0)
+    shadow_failed: int | None = Field(None, ge=0)
 
 
 class Health(BaseModel):
@@ -81,6 +97,7 @@ def health() -> Response:
             "pointer_checked_at": status.checked_at,
             "error": status.error,
             "message": message,
+            "shadow": shadow_status(served, scored=state.capture is not None),
         }
     status_text = "degraded" if degraded else "ok"
     body = {"status": status_text, "stage": state.settings.stage, "models": models}
@@ -88,14 +105,29 @@ def health() -> Response:
     return jsonify(body)
 
 
+def shadow_status(served: Served, scored: bool) -> dict[str, Any] | None:
+    """The use case's shadow: the version named, the one loaded, whether it is scored."""
+    if served.shadow is None:
+        return None
+    status = served.shadow.status()
+    return {
+        "state": status.state,
+        "version": status.version,
+        "loaded": status.model.version if status.model else None,
+        "scored": scored and status.state == "loaded",
+        "pointer_checked_at": status.checked_at,
+        "error": status.error,
+    }
+
+
 def capture_status(state: ApiState) -> dict[str, Any]:
     """This process's capture: on or off, where to, and its counters (dropped, failed...)."""
     if state.capture is None:
-        return {"enabled": False}
-    return {
-        "enabled": True,
-        "sink": state.capture.sink.kind,
-        "sample_rate": state.capture.sample_rate,
-        "process": os.getpid(),
+        return CaptureHealth(enabled=False).model_dump()  # every declared key, null when off
+    return CaptureHealth(
+        enabled=True,
+        sink=state.capture.sink.kind,
+        sample_rate=state.capture.sample_rate,
+        process=os.getpid(),
         **state.capture.counters(),
-    }
+    ).model_dump()

@@ -12,7 +12,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 from api.errors import ApiError
 from api.state import api_state, serving_model
 from headwater.core.logs import get_logger
-from headwater.serving.capture import Capture
+from headwater.serving.capture import Capture, ShadowSource
 from headwater.serving.predictor import (
     MAX_PROBLEMS,
     BatchTooLarge,
@@ -119,9 +119,17 @@ def read_json_body() -> Any:
 
 
 def _capture(
-    capture: Capture, model: ServingModel, instances: list[Any], answers: list[Any], started: float
+    capture: Capture,
+    model: ServingModel,
+    instances: list[Any],
+    answers: list[Any],
+    started: float,
+    shadow: ShadowSource | None = None,
 ) -> None:
-    """Hand each answered instance to capture: queued only, never delaying or failing the answer."""
+    """Hand each answered instance to capture: queued only, never delaying or failing the answer.
+
+    With ``shadow``, the capture thread also scores each instance with the shadow model.
+    """
     try:
         latency_ms = (time.perf_counter() - started) * 1000
         served_at, request_id = time.time(), capture.request_id()
@@ -134,6 +142,7 @@ def _capture(
                 instance=i,
                 served_at=served_at,
                 latency_ms=latency_ms,
+                shadow=shadow,
             )
     except Exception:  # capture must never cost the client its answer
         log.exception("capture failed", usecase=model.name)
@@ -144,7 +153,8 @@ def create_predictions(usecase: str) -> Response:
     """Score one instance (answer: one prediction) or a batch (``{"predictions": [...]}``)."""
     started = time.perf_counter()
     state = api_state()
-    spec = state.served(usecase).usecase.serving
+    served = state.served(usecase)
+    spec = served.usecase.serving
     body = read_json_body()
     try:
         instances, batch = parse_request(spec, body, state.settings.api.max_batch)
@@ -170,5 +180,5 @@ def create_predictions(usecase: str) -> Response:
             where = f"instances[{i}]: " if batch else ""
             raise ApiError(422, "unscorable", f"{where}{exc}") from None
     if state.capture is not None:
-        _capture(state.capture, model, instances, answers, started)
+        _capture(state.capture, model, instances, answers, started, served.shadow)
     return jsonify({"predictions": answers} if batch else answers[0])

@@ -15,6 +15,8 @@ captured predictions land first as JSON lines, before collection::
 and the model registry by use case (the model's name is the use case's)::
 
     models/<usecase>/PRODUCTION.json             the production pointer (compare-and-swap)
+    models/<usecase>/SHADOW.json                 the shadow pointer (compare-and-swap; version
+                                                 null once switched off)
     models/<usecase>/<version>/                  export.json lookups.json metrics.json
                                                  lineage.json profile.json report.html
                                                  decision.json
@@ -32,10 +34,16 @@ from urllib.parse import urlparse
 
 RAW, CLEAN, QUARANTINE, MODELS = "raw", "clean", "quarantine", "models"
 CAPTURE, PREDICTIONS = "capture", "predictions"
+#: Monitoring records per use case and partition (``monitoring/<usecase>/<partition>/``).
+MONITORING = "monitoring"
 #: The capture folder Firehose delivers to (all use cases together; not a use case's name).
 CAPTURE_STREAM = "_stream"
 
 POINTER = "PRODUCTION.json"
+#: The version the API scores beside production on the same requests, recorded only.
+SHADOW = "SHADOW.json"
+#: The registry's pointer files beside the versions of a model (never a version's name).
+POINTERS = frozenset({POINTER, SHADOW})
 SUCCESS = "_SUCCESS"
 EXPORT = "export.json"
 LOOKUPS = "lookups.json"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow.fs as pafs
 
-from headwater.core.layout import POINTER, model_parts
+from headwater.core.layout import POINTERS, model_parts
 from headwater.registry.registry import Registry
 
 
@@ -41,7 +41,7 @@ def incomplete_versions(registry: Registry) -> list[Leftover]:
     lake = registry.lake
     found = []
     for name in lake.list_dir(*model_parts(registry.name)):
-        if name == POINTER or name.startswith(".") or name in kept:
+        if name in POINTERS or name.startswith(".") or name in kept:
             continue
         if registry.is_complete(name):
             continue

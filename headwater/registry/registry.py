@@ -1,13 +1,17 @@
 """The model registry: versions of a model in the lake and one production pointer.
 
-Layout (:mod:`headwater.core.layout`): ``models/<name>/<version>/`` holds what one training run
-produced (``metrics.json``, ``lineage.json``, the model files); ``_SUCCESS`` is written last
-and a version without it does not exist for the registry. ``models/<name>/PRODUCTION.json``
-names the version in production and, newest first, the ones before it. The pointer only
-changes through a compare-and-swap, so two promoters racing can neither both win nor drop a
-version from the history. ``<version>/decision.json`` records why a version was promoted,
-held, rejected or retired (:class:`~headwater.registry.gate.DecisionKind`; the gate itself
-is :mod:`headwater.registry.gate`); the pointer, not that file, says which version is in
+Layout (:mod:`headwater.core.layout`): ``models/<name>/<version>/`` holds what one training
+run produced (``metrics.json``, ``lineage.json``, the model files); ``_SUCCESS`` is written
+last and a version without it does not exist for the registry.
+``models/<name>/PRODUCTION.json`` names the version in production and, newest first, the
+ones before it. The pointer only changes through a compare-and-swap, so two promoters racing
+can neither both win nor drop a version from the history. ``models/<name>/SHADOW.json``
+names the version the API scores beside production on the same requests (recorded, never
+returned: shadow scoring), with the checksums of its serving files; it too changes only
+through a compare-and-swap, and holds ``"version": null`` once switched off.
+``<version>/decision.json`` records why a version was promoted, held, rejected or retired
+(:class:`~headwater.registry.gate.DecisionKind`; the gate itself is
+:mod:`headwater.registry.gate`); the pointer, not that file, says which version is in
 production.
 """
 
@@ -22,12 +26,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from headwater.core.layout import DECISION, METRICS, POINTER, SERVING_FILES, SUCCESS, model_parts
+from headwater.core.layout import (
+    DECISION,
+    METRICS,
+    POINTER,
+    POINTERS,
+    SERVING_FILES,
+    SHADOW,
+    SUCCESS,
+    model_parts,
+)
 from headwater.core.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
 from headwater.core.records import Lineage, RecordError, TrainingMetrics
 from headwater.data.lake import Lake, LakeError
 from headwater.registry.gate import DecisionKind, Verdict
-from headwater.serving.store import ABSENT, ProductionPointer, decision_kind, is_valid_name
+from headwater.serving.store import (
+    ABSENT,
+    ProductionPointer,
+    ShadowPointer,
+    decision_kind,
+    is_valid_name,
+)
 
 Status = Literal["production", "candidate", "rejected", "retired"]
 STATUSES: tuple[Status, ...] = ("production", "candidate", "rejected", "retired")
@@ -61,6 +80,10 @@ class ConcurrentPromotionError(RegistryError):
     """The production pointer changed since the caller read it."""
 
 
+class ConcurrentShadowError(RegistryError):
+    """The shadow pointer changed since the caller read it."""
+
+
 class NothingToRollBackError(RegistryError):
     """There is no production version, or none before it."""
 
@@ -73,6 +96,8 @@ class VersionInfo:
     created_at: datetime | None
     status: Status
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: True when the shadow pointer names it (scored beside production, never returned).
+    shadow: bool = False
 
 
 def new_version(now: datetime | None = None, run_id: str | None = None) -> str:
@@ -96,8 +121,8 @@ def _now() -> str:
 
 
 def _check_name(kind: str, name: str) -> str:
-    # The store's rule (names become path segments), and the pointer is no version.
-    if not is_valid_name(name) or name == POINTER:
+    # The store's rule (names become path segments), and a pointer is no version.
+    if not is_valid_name(name) or name in POINTERS:
         error = VersionNotFoundError if kind == "version" else RegistryError
         raise error(f"{name!r} is not a valid {kind} name")
     return name
@@ -120,13 +145,13 @@ class Registry:
 
     def versions(self) -> list[VersionInfo]:
         """Return the complete versions, oldest first."""
-        pointer = self.production()
+        pointer, shadow = self.production(), self.shadow()
         names = [
             name
             for name in self.lake.list_dir(*model_parts(self.name))
-            if name != POINTER and is_valid_name(name) and self.is_complete(name)
+            if name not in POINTERS and is_valid_name(name) and self.is_complete(name)
         ]
-        infos = [self._info(name, pointer) for name in names]
+        infos = [self._info(name, pointer, shadow) for name in names]
         oldest = datetime.min.replace(tzinfo=UTC)
         return sorted(infos, key=lambda info: (info.created_at or oldest, info.version))
 
@@ -141,9 +166,11 @@ class Registry:
     def info(self, version: str) -> VersionInfo:
         """Return one complete version, or raise :class:`VersionNotFoundError`."""
         self._require_complete(version)
-        return self._info(version, self.production())
+        return self._info(version, self.production(), self.shadow())
 
-    def _info(self, version: str, pointer: ProductionPointer | None) -> VersionInfo:
+    def _info(
+        self, version: str, pointer: ProductionPointer | None, shadow: ShadowPointer | None = None
+    ) -> VersionInfo:
         metrics = self.read_metrics(version, default=TrainingMetrics())
         decision = self.read_json(version, DECISION, default=None)
         return VersionInfo(
@@ -151,6 +178,7 @@ class Registry:
             created_at=version_time(version),
             status=_status(version, pointer, decision),
             metrics=dict(metrics.holdout),
+            shadow=shadow is not None and shadow.version == version,
         )
 
     def _require_complete(self, version: str) -> None:
@@ -249,6 +277,7 @@ class Registry:
         reason: str,
         expected: str | None | _Unset = ANY,
         comparison: Mapping[str, Any] | None = None,
+        live: Mapping[str, Any] | None = None,
     ) -> ProductionPointer:
         """Make ``version`` the production version; the previous one heads the history.
 
@@ -256,7 +285,8 @@ class Registry:
         there was none). If production changed meanwhile, raise
         :class:`ConcurrentPromotionError` instead of overriding the other decision. With
         the default :data:`ANY`, a lost race is retried on the new pointer. ``comparison``
-        (the gate's numbers) is recorded in ``decision.json``.
+        (the gate's numbers) is recorded in ``decision.json``, and so is ``live`` (the live
+        shadow-versus-production comparison the promotion cites, or declines to).
         """
         self._require_complete(version)
         for _ in range(MAX_SWAP_ATTEMPTS):
@@ -277,6 +307,8 @@ class Registry:
             pointer = ProductionPointer(version, _now(), reason, history, checksums)
             if self._swap(raw, pointer):
                 extra = {"comparison": dict(comparison)} if comparison else {}
+                if live:
+                    extra["live"] = dict(live)
                 self._record(
                     version, DecisionKind.PROMOTED, reason, replaced=current_version, **extra
                 )
@@ -363,6 +395,92 @@ class Registry:
         raise ConcurrentPromotionError(
             f"cannot roll back model {self.name}: the production pointer kept changing "
             f"({MAX_SWAP_ATTEMPTS} attempts)"
+        )
+
+    # -- shadow pointer ---------------------------------------------------------------
+    def shadow(self) -> ShadowPointer | None:
+        """Return the shadow pointer, or None when no shadow is set (never, or switched off)."""
+        pointer = self._read_shadow()[1]
+        return pointer if pointer is not None and pointer.version is not None else None
+
+    def _read_shadow(self) -> tuple[bytes | None, ShadowPointer | None]:
+        try:
+            raw = self.lake.read_bytes(*model_parts(self.name), SHADOW)
+        except LakeError:
+            return None, None
+        try:
+            return raw, ShadowPointer.from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            where = self.lake.uri_of(*model_parts(self.name), SHADOW)
+            raise RegistryError(f"{where} is corrupt: {exc}") from None
+
+    def set_shadow(
+        self,
+        version: str,
+        reason: str = "set by hand",
+        expected: str | None | _Unset = ANY,
+    ) -> ShadowPointer:
+        """Make ``version`` the shadow: the API scores it beside production and records both.
+
+        The version must be complete and not the production one. ``expected`` is the shadow
+        the caller's decision was based on (None: none); if the pointer changed meanwhile,
+        raise :class:`ConcurrentShadowError`. With the default :data:`ANY`, a lost race is
+        retried. The checksums of its serving files are taken now: the API verifies them.
+        """
+        self._require_complete(version)
+        production = self.production()
+        if production is not None and production.version == version:
+            raise RegistryError(
+                f"version {version} of model {self.name} is in production: a shadow is scored "
+                "beside production, so it must be another version"
+            )
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            raw, current = self._read_shadow()
+            current_version = current.version if current else None
+            if expected is not ANY and current_version != expected:
+                raise ConcurrentShadowError(
+                    f"cannot set the shadow of model {self.name} to {version}: the shadow is "
+                    f"{current_version or 'off'}, not {expected or 'off'} as expected (another "
+                    "change happened meanwhile)"
+                )
+            if current is not None and current.version == version:
+                return current
+            checksums = {name: self._sha256(version, name) for name in SERVING_FILES}
+            pointer = ShadowPointer(version, _now(), reason, checksums)
+            if self._swap_shadow(raw, pointer):
+                return pointer
+        raise ConcurrentShadowError(
+            f"cannot set the shadow of model {self.name}: the shadow pointer kept changing "
+            f"({MAX_SWAP_ATTEMPTS} attempts)"
+        )
+
+    def clear_shadow(
+        self, reason: str = "switched off by hand", expected: str | None | _Unset = ANY
+    ) -> str | None:
+        """Switch shadow scoring off; return the version that was the shadow (None: none was).
+
+        ``expected`` as in :meth:`set_shadow`: a shadow changed meanwhile is not switched off.
+        """
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            raw, current = self._read_shadow()
+            current_version = current.version if current else None
+            if expected is not ANY and current_version != expected:
+                raise ConcurrentShadowError(
+                    f"cannot switch off the shadow of model {self.name}: it is "
+                    f"{current_version or 'off'}, not {expected or 'off'} as expected"
+                )
+            if current_version is None:
+                return None
+            if self._swap_shadow(raw, ShadowPointer(None, _now(), reason)):
+                return current_version
+        raise ConcurrentShadowError(
+            f"cannot switch off the shadow of model {self.name}: the shadow pointer kept "
+            f"changing ({MAX_SWAP_ATTEMPTS} attempts)"
+        )
+
+    def _swap_shadow(self, raw: bytes | None, pointer: ShadowPointer) -> bool:
+        return self.lake.compare_and_swap(
+            *model_parts(self.name), SHADOW, expected=raw, new=pointer.to_json()
         )
 
     def _checksums(

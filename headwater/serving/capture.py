@@ -17,6 +17,15 @@ version's lookups) and hands batches to a sink:
   them to ``capture/_stream/`` in the lake).
 * :class:`FirehoseSink`: ``PutRecordBatch`` to a delivery stream (boto3, imported lazily).
 
+**Shadow scoring.** When a use case has a shadow model (``SHADOW.json``), the API hands its
+source (anything with ``current() -> model | None``) along with each answered instance; the
+capture thread asks it for the shadow model, scores the same validated request with it and
+records its answer as a second record with ``role`` ``shadow`` (same request id and
+instance). Only production's answer is returned to the client: the shadow costs the request
+nothing, and a shadow failure (it cannot load, or cannot score an instance) is counted
+(``shadow_failed``) and logged, never seen by the client. A sampled-out or dropped instance
+is neither captured nor shadow-scored, so every shadow record has its production pair.
+
 A full queue or a failing sink is counted (:meth:`Capture.counters`, shown by ``/health``)
 and logged; the answer never waits for it and never fails because of it. :meth:`Capture.close`
 (atexit, gunicorn's worker exit) drains the queue and closes the files. Standard library only
@@ -313,6 +322,8 @@ class CaptureCounters:
     dropped: int = 0  # the queue was full: counted, not kept
     written: int = 0  # delivered to the sink
     failed: int = 0  # the sink raised for them (or they could not be built)
+    shadow_scored: int = 0  # instances the shadow model scored (its records, once written)
+    shadow_failed: int = 0  # instances the shadow could not score: counted, production unharmed
 
     def to_dict(self) -> dict[str, int]:
         """JSON-able form."""
@@ -329,6 +340,20 @@ def close_all() -> None:
         capture.close()
 
 
+class ShadowSource(Protocol):
+    """Where the capture thread gets a use case's shadow model (``api.model_cache.ShadowCache``)."""
+
+    def current(self) -> Any:
+        """The shadow model to score with now, or None (no shadow, or it cannot be loaded)."""
+
+
+def _predict(model: Any, request: Any) -> Mapping[str, Any]:
+    # lazy: the scorer (pydantic) only where a shadow is scored; the collector imports capture
+    from headwater.serving.predictor import predict
+
+    return predict(model, request)
+
+
 class Capture:
     """Hands answered predictions to a sink from a background thread, bounded and sampled."""
 
@@ -341,8 +366,11 @@ class Capture:
         batch_size: int = 500,
         flush_seconds: float = 0.5,
         rng: Callable[[], float] = random.random,
+        score: Callable[[Any, Any], Mapping[str, Any]] = _predict,
     ) -> None:
         self.sink = sink
+        #: Scores a validated request with a model (the shadow's): the API's own ``predict``.
+        self.score = score
         self.sample_rate = sample_rate
         self.queue_size = queue_size
         self.batch_size = batch_size
@@ -377,8 +405,13 @@ class Capture:
         served_at: float,
         latency_ms: float,
         role: str = PRODUCTION,
+        shadow: ShadowSource | None = None,
     ) -> bool:
-        """Queue one answered instance; never blocks, never raises. True when it was kept."""
+        """Queue one answered instance; never blocks, never raises. True when it was kept.
+
+        ``shadow``: the use case's shadow source; the capture thread scores the same request
+        with its model and records that answer too (role ``shadow``).
+        """
         counters = self.counters_
         counters.offered += 1
         if self._closed:
@@ -397,7 +430,7 @@ class Capture:
                 )
             return False
         self._items.append(
-            (model, request, answer, request_id, instance, served_at, latency_ms, role)
+            (model, request, answer, request_id, instance, served_at, latency_ms, role, shadow)
         )
         self._ensure_thread()
         return True
@@ -424,7 +457,8 @@ class Capture:
 
     def _write(self, items: list[tuple[Any, ...]]) -> None:
         records = []
-        for model, request, answer, request_id, instance, served_at, latency_ms, role in items:
+        for item in items:
+            model, request, answer, request_id, instance, served_at, latency_ms, role, shadow = item
             try:
                 records.append(
                     record_of(
@@ -441,6 +475,11 @@ class Capture:
             except Exception:  # a record that cannot be built must not stop the others
                 self.counters_.failed += 1
                 logger.exception("capture record of %s could not be built", request_id)
+            if shadow is not None:
+                identity = (request_id, instance, served_at)
+                paired = self._shadow_record(shadow, model, request, *identity)
+                if paired is not None:
+                    records.append(paired)
         if not records:
             return
         try:
@@ -456,6 +495,48 @@ class Capture:
             )
         else:
             self.counters_.written += len(records)
+
+    def _shadow_record(
+        self,
+        source: ShadowSource,
+        production: Any,
+        request: Any,
+        request_id: str,
+        instance: int,
+        served_at: float,
+    ) -> CaptureRecord | None:
+        """The shadow's record of the same request (None: no shadow now, or it failed)."""
+        try:
+            model = source.current()
+            if model is None or model.version == production.version:
+                return None  # off, not loaded (its error is on /health), or promoted since
+            started = time.perf_counter()
+            answer = self.score(model, request)
+            record = record_of(
+                model,
+                request,
+                answer,
+                request_id=request_id,
+                instance=instance,
+                served_at=served_at,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                role=SHADOW,
+            )
+        except Exception as exc:  # the shadow's failure is counted; production's record stays
+            counters = self.counters_
+            counters.shadow_failed += 1
+            if counters.shadow_failed == 1 or counters.shadow_failed % 1000 == 0:
+                logger.warning(
+                    "shadow scoring failed for %s instance %d (%d failures so far): %s: %s",
+                    request_id,
+                    instance,
+                    counters.shadow_failed,
+                    type(exc).__name__,
+                    exc,
+                )
+            return None
+        self.counters_.shadow_scored += 1
+        return record
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_seconds):

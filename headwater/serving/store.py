@@ -1,13 +1,13 @@
 """Read-only view of the model registry for serving, with neither pyarrow nor pandas.
 
-:mod:`headwater.registry.registry` writes the registry through :class:`headwater.data.lake.Lake`,
-which needs pyarrow: far too heavy for the prediction API's Lambda package. Serving
-only reads two kinds of objects, the production pointer
-(``models/<name>/PRODUCTION.json``) and the small JSON files of an immutable,
-complete version (``models/<name>/<version>/``), so this module reads them with the
-standard library for ``file://`` lakes and with boto3 (created lazily, on first
-use, and injectable) for ``s3://`` lakes. Paths come from :mod:`headwater.core.layout`,
-as the registry's do.
+:mod:`headwater.registry.registry` writes the registry through
+:class:`headwater.data.lake.Lake`, which needs pyarrow: far too heavy for the prediction
+API's Lambda package. Serving only reads three kinds of objects, the production pointer
+(``models/<name>/PRODUCTION.json``), the shadow pointer (``models/<name>/SHADOW.json``) and
+the small JSON files of an immutable, complete version (``models/<name>/<version>/``), so
+this module reads them with the standard library for ``file://`` lakes and with boto3
+(created lazily, on first use, and injectable) for ``s3://`` lakes. Paths come from
+:mod:`headwater.core.layout`, as the registry's do.
 """
 
 from __future__ import annotations
@@ -76,6 +76,52 @@ class ProductionPointer:
             )
         except ModelStoreError as exc:
             raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class ShadowPointer:
+    """The content of ``SHADOW.json``: the version the API scores beside production on the same
+    requests (recorded, never returned), since when and why, and its serving files' checksums
+    taken when it was set (written by the registry). ``version`` is None once switched off.
+    """
+
+    version: str | None
+    set_at: str = ""
+    reason: str = ""
+    # sha256 of each of the version's serving files (layout.SERVING_FILES), ABSENT if lacking.
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        """Serialise the pointer (stable key order)."""
+        return json.dumps(self.__dict__, sort_keys=True, indent=2).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ShadowPointer:
+        """Parse a pointer written by :meth:`to_json`; raise ValueError, KeyError or TypeError
+        when it is malformed (or names a version that is not a valid path segment)."""
+        body = json.loads(data)
+        checksums = body.get("checksums", {})
+        if not isinstance(checksums, dict) or not all(
+            isinstance(v, str) for v in checksums.values()
+        ):
+            raise TypeError("checksums is not a mapping of file to sha256")
+        version = body["version"]
+        try:
+            return cls(
+                version=None if version is None else _check_name("version", version),
+                set_at=str(body.get("set_at", "")),
+                reason=str(body.get("reason", "")),
+                checksums={str(k): v for k, v in checksums.items()},
+            )
+        except ModelStoreError as exc:
+            raise ValueError(str(exc)) from None
+
+    def serving_pointer(self) -> ProductionPointer:
+        """The pointer :func:`~headwater.serving.predictor.load_serving_model` loads the shadow
+        from: its version, verified against the checksums taken when it was set."""
+        if self.version is None:
+            raise ValueError("the shadow is off: there is no version to load")
+        return ProductionPointer(self.version, checksums={self.version: dict(self.checksums)})
 
 
 class _Backend(Protocol):
@@ -231,6 +277,17 @@ class ModelStore:
             return ProductionPointer.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelStoreError(f"{self.uri(layout.POINTER)} is corrupt: {exc}") from None
+
+    def shadow(self) -> ShadowPointer | None:
+        """Return the shadow pointer, or None when no shadow is set (never, or switched off)."""
+        raw = self._read(layout.SHADOW)
+        if raw is None:
+            return None
+        try:
+            pointer = ShadowPointer.from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelStoreError(f"{self.uri(layout.SHADOW)} is corrupt: {exc}") from None
+        return pointer if pointer.version is not None else None
 
     def is_complete(self, version: str) -> bool:
         """True when the version's ``_SUCCESS`` flag exists (its training run finished)."""

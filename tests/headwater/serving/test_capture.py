@@ -140,6 +140,8 @@ def test_close_writes_everything_queued_and_closes_the_sink() -> None:
         "dropped": 0,
         "written": 50,
         "failed": 0,
+        "shadow_scored": 0,
+        "shadow_failed": 0,
         "queued": 0,
     }
 
