@@ -477,7 +477,7 @@ def monitor_partition(
     if current is None:
         notes.append("no production version: no drift of the clean data")
     elif drift is None and len(clean):
-        notes.append(f"version {current.version} has no reference profile: no drift")
+        notes.append(f"version {current.version} has no profile.json or lookups: no drift")
     return PartitionMonitoring(
         usecase=usecase.name,
         partition=partition,
@@ -653,4 +653,3 @@ def alerts_of(
             f"{previous.predictions:,}: is capture still arriving?",
         )
     return out
-
