@@ -13,13 +13,16 @@ import pytest
 
 from headwater.core import layout
 from headwater.core.config import Settings, load_settings
+from headwater.core.partitions import parse_partition
 from headwater.data.lake import LakeError, open_lake
 from headwater.monitoring.collect import read_predictions
-from headwater.monitoring.published import read_monitoring
+from headwater.monitoring.monitor import PartitionMonitoring, ServedMonitoring
+from headwater.monitoring.published import publish_monitoring, read_monitoring
 from headwater.registry.registry import Registry
 from headwater.serving.capture import CaptureRecord
 from headwater.serving.store import ProductionPointer
 from luigi_tasks.monitoring import CollectCaptured, CollectPredictions, MonitorPartition
+from luigi_tasks.runner import RunOptions, live_summary
 from luigi_tasks.training import RunAll
 
 
@@ -176,3 +179,27 @@ def test_a_run_monitors_its_range_once_production_exists(
     monkeypatch.setattr(Registry, "production", lambda self: pointer)
     monitored = [t.partition for t in wrapper.requires() if t.task_family == "MonitorPartition"]
     assert monitored == ["2013-01-01", "2013-01-02", "2013-01-03"]
+
+
+def test_the_live_summary_alerts_on_the_partitions_this_run_monitored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 2013-03-01 monitored with two answers, then 2013-03-02 with none, by this run
+    settings = stage(tmp_path, monkeypatch, capture=True)
+    lake = open_lake(settings.lake.uri)
+    before = PartitionMonitoring(
+        "flights", "2013-03-01", "2013-03-05T00:00:00", "v1", 10, None,
+        served=(ServedMonitoring("v1", "production", 2, {"matched": 2}),),
+    )  # fmt: skip
+    after = replace(before, partition="2013-03-02", served=())
+    publish_monitoring(lake, before, parse_partition("2013-03-01", "day"), "earlier")
+    publish_monitoring(lake, after, parse_partition("2013-03-02", "day"), "run2")
+    options = RunOptions(start=date(2013, 3, 2), end=date(2013, 3, 2))
+    # When the run sums up the day it ran
+    lines, alerts = live_summary(settings, "flights", options, "run2")
+    # Then the Live section shows that day, and capture stopping is an alert
+    assert lines[0] == "2013-03-02: 0 predictions served, production v1"
+    assert [a.kind for a in alerts] == ["capture"]
+    assert "where 2013-03-01 had 2" in alerts[0].message
+    # and a later run that monitored nothing raises none again
+    assert live_summary(settings, "flights", options, "run3")[1] == []
