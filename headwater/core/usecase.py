@@ -163,7 +163,7 @@ class OutcomeSpec:
     A served prediction is known by its request as the answer echoes it
     (:attr:`ServingSpec.describe`, recorded with each captured prediction); ``key_of_request``
     turns that echo into the values of ``key_columns``, the clean columns identifying one
-    event (one flight, one hour). The realized outcome is the training spec's label and
+    event (one departure, one hour). The realized outcome is the training spec's label and
     target columns of the clean row with that key. It is due ``known_after`` after the event's
     local time (``event_time``): before that, a missing outcome is pending, not missing.
     """

@@ -7,8 +7,8 @@ returns one typed :class:`PartitionMonitoring`:
 
 - per model version and role (production, shadow), the predictions met with their outcomes
   through the use case's :class:`~headwater.core.usecase.OutcomeSpec` (:func:`join_outcomes`):
-  each is ``matched``, ``no_label`` (the event is in the data, its label is not: a cancelled
-  flight), ``pending`` (not yet due: ``known_after`` has not passed), ``missing`` (due, not in
+  each is ``matched``, ``no_label`` (the event is in the data, its label is not: called
+  off), ``pending`` (not yet due: ``known_after`` has not passed), ``missing`` (due, not in
   the data) or ``no_key`` (recorded without the request's echo); never silently dropped;
 - the realized live metrics of the matched ones with their day-block intervals
   (:mod:`headwater.monitoring.live`, days of the events), beside the holdout's;
@@ -504,7 +504,7 @@ def _human(usecase: UseCase | None) -> Callable[[str], str]:
 
 
 def drift_text(drifts: Iterable[FeatureDrift], human: Callable[[str], str]) -> str:
-    """``temperature PSI 0.41 > 0.20, carrier JS 0.15 > 0.10`` (the most drifted first)."""
+    """``temperature PSI 0.41 > 0.20, colour JS 0.15 > 0.10`` (the most drifted first)."""
     parts = []
     for d in list(drifts)[:TOP_DRIFTING]:
         parts.append(f"{human(d.feature)} {d.measure.upper()} {d.value:.2f} > {d.threshold:.2f}")
