@@ -1,15 +1,28 @@
-"""Monitoring tasks of a use case: captured predictions collected into lake partitions."""
+"""Monitoring tasks of a use case: captured predictions collected into lake partitions, and
+each partition monitored (live performance, drift) into ``monitoring/<usecase>/``."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import luigi
 
 from headwater.core import layout
 from headwater.core.logs import log_context
-from headwater.data.pipeline import lake_for, timezone_of
+from headwater.data.pipeline import lake_for, timezone_of, usecase_of
 from headwater.monitoring.collect import captured_partitions, collect_predictions
+from headwater.monitoring.monitor import configured_thresholds
+from headwater.monitoring.published import monitor_published, publish_monitoring
 from luigi_tasks.context import settings_for
-from luigi_tasks.pipeline import LakeTarget, PipelineTask, log, record_path, write_record
+from luigi_tasks.pipeline import (
+    CleanPartition,
+    LakeTarget,
+    PipelineTask,
+    log,
+    record_path,
+    write_record,
+)
 
 
 class CollectPredictions(PipelineTask):
@@ -65,3 +78,56 @@ class CollectCaptured(luigi.WrapperTask):
             )
             for part in parts
         ]
+
+
+class MonitorPartition(PipelineTask):
+    """Monitor one partition: live performance, drift and out-of-range inputs, published as
+    ``monitoring/<usecase>/<partition>/`` once the partition is clean and its predictions are
+    collected."""
+
+    partition: str = luigi.Parameter()
+
+    def requires(self) -> list[luigi.Task]:
+        """The partition's clean data and its collected predictions."""
+        common = {
+            "usecase": self.usecase,
+            "partition": self.partition,
+            "run_id": self.run_id,
+            "state_dir": self.state_dir,
+        }
+        return [CleanPartition(rerun=self.rerun, **common), CollectPredictions(**common)]
+
+    def output(self) -> LakeTarget:
+        """The monitoring partition (final once published after its period, plus settling)."""
+        return LakeTarget(
+            self.settings(),
+            self.usecase,
+            layout.MONITORING,
+            "",  # one dataset per use case: monitoring/<usecase>/<partition>/
+            self.partition_of(self.partition),
+            run_id=self.run_id,
+        )
+
+    def run(self) -> None:
+        """Monitor and publish the partition (atomic; a re-run replaces it whole)."""
+        settings = self.settings()
+        usecase = usecase_of(settings, self.usecase)
+        config = settings.usecase_config(self.usecase).monitoring
+        timezone = timezone_of(settings, self.usecase)
+        as_of = datetime.now(ZoneInfo(timezone)).replace(tzinfo=None)
+        lake = lake_for(settings)
+        partition = self.partition_of(self.partition)
+        with log_context(task=self.task_family, usecase=self.usecase, partition=self.partition):
+            monitoring = monitor_published(
+                lake,
+                usecase,
+                partition,
+                settings.partitioning.grain,
+                configured_thresholds(config.model_dump()),
+                as_of,
+            )
+            manifest = publish_monitoring(lake, monitoring, partition, self.run_id)
+            log.info("partition monitored", **manifest.extra)
+        write_record(
+            record_path(self.state_dir, self.run_id, "done", self.task_id), dict(manifest.extra)
+        )

@@ -25,9 +25,12 @@ from headwater.core.config import ConfigError, Settings
 from headwater.core.logs import get_logger, log_context
 from headwater.core.partitions import partitions_between
 from headwater.core.ranges import describe
+from headwater.data.lake import LakeError
 from headwater.data.pipeline import lake_for, usecase_of
 from headwater.data.sources import get_kind, validate_source
 from headwater.model.comparison import comparison_text
+from headwater.monitoring.monitor import Alert, alerts_of, summary_lines
+from headwater.monitoring.published import monitored_partitions, read_monitoring
 from headwater.ops.notify import (
     ModelSummary,
     RunReport,
@@ -361,6 +364,38 @@ def reused_model_summary(
     return replace(model, decision="unchanged", reason=why)
 
 
+def live_summary(
+    settings: Settings, usecase: str, options: RunOptions, run_id: str
+) -> tuple[list[str], list[Alert]]:
+    """The Live section of a use case (each monitored partition of its range at a glance) and
+    the alerts of the partitions this run monitored (each against the partition before it)."""
+    lake = lake_for(settings)
+    spec = usecase_of(settings, usecase)
+    first, last = options.range_of(usecase)
+    wanted = {p.key for p in partitions_between(first, last, settings.partitioning.grain)}
+    minimum = settings.usecase_config(usecase).monitoring.min_predictions
+    keys = monitored_partitions(lake, usecase)
+    lines: list[str] = []
+    alerts: list[Alert] = []
+    previous = None
+    for index, key in enumerate(keys):
+        if key not in wanted and (index + 1 >= len(keys) or keys[index + 1] not in wanted):
+            continue  # neither in the range nor the partition just before one
+        try:
+            record = read_monitoring(lake, usecase, key)
+        except LakeError as exc:
+            lines.append(f"{key}: unreadable ({exc})")
+            previous = None
+            continue
+        if key in wanted:
+            lines += summary_lines(record, spec)
+            manifest = lake.manifest(layout.MONITORING, layout.dataset(usecase, ""), key)
+            if manifest is not None and manifest.run_id == run_id:
+                alerts += alerts_of(record, previous, spec, min_predictions=minimum)
+        previous = record
+    return lines, alerts
+
+
 def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_dir: str) -> RunAll:
     """The one wrapper task of the run: every use case, over its range, up to ``options.until``."""
     ranges = {
@@ -416,6 +451,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     not_run: list[str] = []
     sections: list[UseCaseSection] = []
     usecases: tuple[str, ...] = ()
+    alerts: list[Alert] = []
     dates = "" if options.start is None else f"{options.start}..{options.end}"
     with log_context(run_id=run_id), run_context(run_id, settings), stops_on_signals():
         try:
@@ -446,6 +482,10 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
             failures = _failures(state)
             succeeded = result.status in OK and not failures
             sections = _sections(settings, usecases, options, run_id, started_now)
+            for index, section in enumerate(sections):
+                live, found = live_summary(settings, section.usecase, options, run_id)
+                sections[index] = replace(section, live=live)
+                alerts += found
         except Exception as exc:  # the run itself broke: still notify, then re-raise
             failures.append(TaskFailure(task="run", error=f"{type(exc).__name__}: {exc}"))
             raise
@@ -468,7 +508,11 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 failures=failures,
                 not_run=not_run,
                 logs=str(log_file.resolve()),
+                alerts=alerts,
             )
-            create_notifier(settings).notify(report)
+            notifier = create_notifier(settings)
+            notifier.notify(report)
+            for alert in alerts:  # each also on its own: one sentence an on-call reads
+                notifier.alert(alert, run_id)
             log.info("run finished", succeeded=succeeded, seconds=report.duration_seconds)
     return report

@@ -14,6 +14,7 @@ import luigi
 from headwater.core import layout
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger, log_context
+from headwater.core.partitions import partitions_between
 from headwater.data.lake import MANIFEST
 from headwater.data.pipeline import extract_snapshot, lake_for, usecase_of
 from headwater.model.runners import (
@@ -27,7 +28,7 @@ from headwater.registry.gate import DecisionKind, comparison_failed, judge
 from headwater.registry.registry import Registry
 from headwater.serving.store import ProductionPointer, decision_kind
 from luigi_tasks.context import settings_for
-from luigi_tasks.monitoring import CollectCaptured
+from luigi_tasks.monitoring import CollectCaptured, MonitorPartition
 from luigi_tasks.pipeline import (
     RERUN_CHOICES,
     Backfill,
@@ -394,4 +395,22 @@ class RunAll(luigi.WrapperTask):
                 tasks.append(
                     CollectCaptured(usecase=name, run_id=self.run_id, state_dir=self.state_dir)
                 )
+            tasks += self.monitoring(name, first, last)
         return tasks
+
+    def monitoring(self, usecase: str, first: date, last: date) -> list[MonitorPartition]:
+        """Every partition of the range monitored, once the use case has a production version
+        (a partition without predictions still gets the drift of its clean data)."""
+        settings = settings_for(self.run_id)
+        if self.until == "extract" or registry_of(settings, usecase).production() is None:
+            return []
+        return [
+            MonitorPartition(
+                usecase=usecase,
+                partition=part.label,
+                run_id=self.run_id,
+                state_dir=self.state_dir,
+                rerun=self.rerun,
+            )
+            for part in partitions_between(first, last, settings.partitioning.grain)
+        ]

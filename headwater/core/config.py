@@ -126,6 +126,22 @@ class GateConfig(_Section):
     allow_shorter_window: bool = False
 
 
+class MonitoringConfig(_Section):
+    """How a use case's served models are watched (``[usecase.<name>.monitoring]``).
+
+    Unset thresholds are the measures' own (``headwater.monitoring.drift``: PSI 0.2,
+    Jensen-Shannon 0.1), raised per input to its largest drift over the version's quiet
+    training months; a feature named in ``features`` keeps the threshold given here.
+    """
+
+    psi: Annotated[float, Field(gt=0)] | None = None
+    js: Annotated[float, Field(gt=0, le=1)] | None = None
+    # Per model input (or served output, e.g. the probability's answer key), its threshold.
+    features: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    # Fewer predictions with an outcome (served, for skew): no performance (skew) alert.
+    min_predictions: Annotated[int, Field(ge=1)] = 100
+
+
 class UseCaseConfig(_Section):
     """The configuration of one use case in a stage: its sources, time zone and gate."""
 
@@ -135,6 +151,7 @@ class UseCaseConfig(_Section):
     timezone: str | None = None
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     gate: GateConfig = GateConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     holdout_from: str | None = None  # ISO date; default: the last sixth of the range
     # Fewer clean rows than this in the range: training is refused, naming them.
     min_training_rows: Annotated[int, Field(ge=1)] = 100

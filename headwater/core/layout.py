@@ -6,6 +6,7 @@ Data zones are namespaced by use case, then by dataset::
     clean/<usecase>/<dataset>/<partition>/
     quarantine/<usecase>/<source>/<partition>/
     predictions/<usecase>/<partition>/          captured predictions, collected (deduplicated)
+    monitoring/<usecase>/<partition>/           live performance and drift of the partition
 
 captured predictions land first as JSON lines, before collection::
 
@@ -34,7 +35,7 @@ from urllib.parse import urlparse
 
 RAW, CLEAN, QUARANTINE, MODELS = "raw", "clean", "quarantine", "models"
 CAPTURE, PREDICTIONS = "capture", "predictions"
-#: Monitoring records per use case and partition (``monitoring/<usecase>/<partition>/``).
+#: Per partition, the monitoring record (headwater.monitoring.monitor.PartitionMonitoring).
 MONITORING = "monitoring"
 #: The capture folder Firehose delivers to (all use cases together; not a use case's name).
 CAPTURE_STREAM = "_stream"

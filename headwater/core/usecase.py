@@ -22,7 +22,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -155,6 +155,30 @@ class TrainingSpec:
         return feature
 
 
+@dataclass(frozen=True)
+class OutcomeSpec:
+    """How a served prediction meets its realized outcome in the clean data: the optional
+    member ``outcome`` of :class:`UseCase` (monitoring of live performance needs it).
+
+    A served prediction is known by its request as the answer echoes it
+    (:attr:`ServingSpec.describe`, recorded with each captured prediction); ``key_of_request``
+    turns that echo into the values of ``key_columns``, the clean columns identifying one
+    event (one departure, one hour). The realized outcome is the training spec's label and
+    target columns of the clean row with that key. It is due ``known_after`` after the event's
+    local time (``event_time``): before that, a missing outcome is pending, not missing.
+    """
+
+    #: The clean columns that identify one event, in order.
+    key_columns: tuple[str, ...]
+    #: The answer's echo of a request -> {key column: value}, values as the clean data holds
+    #: them (a date for a date column, a naive local datetime for a local timestamp).
+    key_of_request: Callable[[Mapping[str, Any]], dict[str, Any]]
+    #: The answer's echo of a request -> the event's local time (naive, the use case's zone).
+    event_time: Callable[[Mapping[str, Any]], datetime]
+    #: How long after the event its outcome is in the clean data.
+    known_after: timedelta
+
+
 # -- serving -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AnswerShape:
@@ -219,6 +243,8 @@ class UseCase(Protocol):
     serving: ServingSpec
     # Optional ``conformance: ConformanceSpec``: the range the conformance suite runs the use
     # case on, and its own words (the suite refuses an enabled use case without it).
+    # Optional ``outcome: OutcomeSpec``: how a served prediction meets its outcome in the
+    # clean data (without it, monitoring measures drift but no live performance).
 
     def source_request(self, source: str) -> Any:
         """What to ask source ``source`` for (kind-specific; None when the kind needs nothing)."""

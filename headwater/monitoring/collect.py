@@ -29,7 +29,7 @@ from headwater.data.lake import Lake, Manifest
 from headwater.serving.capture import LINES_SUFFIX, OPEN_SUFFIX, CaptureRecord
 
 #: The Parquet schema of collected predictions: one column per CaptureRecord field (the
-#: features, whose names are the use case's, as one JSON object).
+#: features and the request's echo, whose names are the use case's, as JSON objects).
 SCHEMA = pa.schema(
     [
         ("request_id", pa.string()),
@@ -47,6 +47,7 @@ SCHEMA = pa.schema(
         ("out_of_range", pa.list_(pa.string())),
         ("latency_ms", pa.float64()),
         ("role", pa.string()),
+        ("echo", pa.string()),
     ]
 )
 #: The source named in the manifests of collected predictions.
@@ -147,7 +148,7 @@ def to_table(records: list[CaptureRecord]) -> pa.Table:
         for name, value in record.to_dict().items():
             if name == "served_at":
                 value = datetime.fromisoformat(value)
-            elif name == "features":
+            elif name in ("features", "echo"):
                 value = json.dumps(value, sort_keys=True, separators=(",", ":"))
             columns[name].append(value)
     return pa.table(columns, schema=SCHEMA)
@@ -159,6 +160,8 @@ def from_table(table: pa.Table) -> list[CaptureRecord]:
     for row in table.to_pylist():
         row["served_at"] = row["served_at"].astimezone(UTC).isoformat(timespec="microseconds")
         row["features"] = json.loads(row["features"])
+        # A partition collected before the echo was recorded has no column for it.
+        row["echo"] = json.loads(row.get("echo") or "{}")
         out.append(CaptureRecord.from_dict(row))
     return out
 

@@ -13,6 +13,7 @@ from headwater import aws
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger
 from headwater.model.evaluation import HEADLINE_METRICS, METRIC_NAMES
+from headwater.monitoring.monitor import Alert
 from headwater.serving.store import DecisionKind
 
 log = get_logger(__name__)
@@ -104,6 +105,9 @@ class UseCaseSection:
     quarantined: int = 0
     quarantined_by_source: dict[str, int] = field(default_factory=dict)
     model: ModelSummary | None = None
+    # The Live section: each monitored partition of the range at a glance
+    # (headwater.monitoring.monitor.summary_lines), oldest first.
+    live: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """The section of the message body."""
@@ -122,6 +126,8 @@ class UseCaseSection:
         lines.append(_line("Quarantined", quarantined))
         if self.model is not None:
             lines += [_line(key, text) for key, text in self.model.lines(self.usecase)]
+        if self.live:
+            lines += ["Live:", *(f"  {line}" for line in self.live)]
         return lines
 
 
@@ -144,6 +150,8 @@ class RunReport:
     not_run: list[str] = field(default_factory=list)
     logs: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # What monitoring found wrong in this run's partitions (each also sent on its own).
+    alerts: list[Alert] = field(default_factory=list)
 
     @property
     def usecases(self) -> list[str]:
@@ -192,6 +200,9 @@ class RunReport:
             lines.append(f"{key}: {value}")
         for section in self.sections:
             lines += ["", *section.lines()]
+        if self.alerts:
+            lines += ["", f"Alerts: {len(self.alerts)}"]
+            lines += [f"  - {alert.message}" for alert in self.alerts]
         if self.failures:
             lines += ["", "Failed tasks:"]
             # A failure's detail (an exception's frames) is indented under its line.
@@ -208,11 +219,19 @@ class RunReport:
 
 
 class Notifier(Protocol):
-    """A channel that delivers the end-of-run report."""
+    """A channel that delivers the end-of-run report, and alerts."""
 
     def notify(self, report: RunReport) -> str:
         """Deliver ``report``; return where it went (a path or a message id)."""
         ...
+
+    def alert(self, alert: Alert, run_id: str) -> str:
+        """Deliver one alert (its sentence); return where it went."""
+        ...
+
+
+#: Alerts go to this folder of the outbox (the run notifications stay one file a run).
+ALERTS = "alerts"
 
 
 class OutboxNotifier:
@@ -231,6 +250,17 @@ class OutboxNotifier:
         log.info("notification", channel="outbox", path=str(path), subject=report.subject)
         return str(path)
 
+    def alert(self, alert: Alert, run_id: str) -> str:
+        """Write ``<outbox>/alerts/<run_id>-<usecase>-<partition>-<kind>.json`` atomically."""
+        folder = self.directory / ALERTS
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{run_id}-{alert.usecase}-{alert.partition}-{alert.kind}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(alert.to_dict(), indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+        log.warning("alert", channel="outbox", path=str(path), message=alert.message)
+        return str(path)
+
 
 class SnsNotification:
     """AWS: publish the report to an SNS topic (email subscribers get subject and body)."""
@@ -242,6 +272,13 @@ class SnsNotification:
         """Publish the report; return the SNS message id."""
         message_id = self._sns.send(report.subject, report.body())
         log.info("notification", channel="sns", message_id=message_id, subject=report.subject)
+        return message_id
+
+    def alert(self, alert: Alert, run_id: str) -> str:
+        """Publish one alert: its sentence is the message (and, shortened, the subject)."""
+        subject = f"Headwater alert: {alert.usecase} {alert.partition} {alert.kind}"
+        message_id = self._sns.send(subject, alert.message)
+        log.warning("alert", channel="sns", message_id=message_id, message=alert.message)
         return message_id
 
 

@@ -93,6 +93,9 @@ class CaptureRecord:
     latency_ms: float = 0.0
     #: Whose answer: ``production`` (returned to the client) or ``shadow`` (recorded only).
     role: str = PRODUCTION
+    #: The answer's echo of the request (``ServingSpec.describe``): what meets the prediction
+    #: with its outcome in the clean data (the use case's ``OutcomeSpec.key_of_request``).
+    echo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -155,6 +158,7 @@ def record_of(
         out_of_range=list(answer.get("out_of_range", ())),
         latency_ms=round(latency_ms, 4),
         role=role,
+        echo=dict(answer.get(keys.echo) or {}),
     )
 
 

@@ -1,19 +1,28 @@
-"""CollectPredictions: captured lines into predictions partitions, through Luigi, idempotently."""
+"""CollectPredictions and MonitorPartition: through Luigi, idempotently, atomically, verified."""
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 
 import luigi
+import pyarrow as pa
 import pytest
 
 from headwater.core import layout
 from headwater.core.config import Settings, load_settings
-from headwater.data.lake import open_lake
+from headwater.core.partitions import parse_partition
+from headwater.data.lake import LakeError, open_lake
 from headwater.monitoring.collect import read_predictions
+from headwater.monitoring.monitor import PartitionMonitoring, ServedMonitoring
+from headwater.monitoring.published import publish_monitoring, read_monitoring
+from headwater.registry.registry import Registry
 from headwater.serving.capture import CaptureRecord
-from luigi_tasks.monitoring import CollectCaptured, CollectPredictions
+from headwater.serving.store import ProductionPointer
+from luigi_tasks.monitoring import CollectCaptured, CollectPredictions, MonitorPartition
+from luigi_tasks.runner import RunOptions, live_summary
 from luigi_tasks.training import RunAll
 
 
@@ -95,3 +104,102 @@ def test_a_full_run_collects_only_when_capture_is_on(
             usecases=("flights",), start=date(2013, 1, 1), end=date(2013, 1, 31), until="clean"
         ).requires()
     ]
+
+
+def served(i: int, flight: int, served_at: str) -> str:
+    """A captured flights answer whose echo names the flight (the outcome's key)."""
+    body = CaptureRecord.from_dict(json.loads(line(i, served_at)))
+    echo = {"carrier": "UA", "flight": flight, "origin": "EWR", "dest": "IAH",
+            "scheduled_departure": "2013-03-01T17:15"}  # fmt: skip
+    return replace(body, echo=echo).to_json()
+
+
+def test_monitor_partition_publishes_once_atomically_and_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a clean day holding one flight's outcome, published by this run, and two answers
+    settings = stage(tmp_path, monkeypatch, capture=True)
+    lake = open_lake(settings.lake.uri)
+    clean = pa.table(
+        {
+            "carrier": ["UA"],
+            "flight": [1545],
+            "origin": ["EWR"],
+            "sched_dep_local": [datetime(2013, 3, 1, 17, 15)],
+            "dep_delayed_15": [True],
+            "arr_delay": [33.0],
+        }
+    )
+    lake.publish(layout.CLEAN, "flights/flights", "date=2013-03-01", [clean],
+                 schema=clean.schema, source="test", run_id="run1")  # fmt: skip
+    at = "2013-03-01T15:00:00.000000+00:00"
+    spool(tmp_path / "lake", "2013-03-01", "15", "a.jsonl", [served(1, 1545, at), served(2, 9, at)])
+    runs = str(tmp_path / "runs")
+    # When the task runs, and again in a later run
+    task = MonitorPartition(
+        usecase="flights", partition="2013-03-01", run_id="run1", state_dir=runs
+    )
+    assert luigi.build([task], local_scheduler=True, workers=1)
+    first = lake.manifest(layout.MONITORING, "flights", "date=2013-03-01")
+    again = MonitorPartition(
+        usecase="flights", partition="2013-03-01", run_id="run2", state_dir=runs
+    )
+    assert luigi.build([again], local_scheduler=True, workers=1)
+    # Then one record, met with its outcome, published once (the settled partition is final)
+    monitoring = read_monitoring(lake, "flights", "date=2013-03-01")
+    (production,) = monitoring.served
+    assert production.predictions == 2
+    assert (production.outcomes["matched"], production.outcomes["missing"]) == (1, 1)
+    assert lake.manifest(layout.MONITORING, "flights", "date=2013-03-01") == first
+    files = [n for n in lake.list_dir(layout.MONITORING, "flights", "date=2013-03-01")]
+    assert sorted(files) == sorted([first.file, "_manifest.json"])
+    # A re-run replaces it whole (same record, one data file)
+    task.run()
+    assert read_monitoring(lake, "flights", "date=2013-03-01").served == monitoring.served
+    assert len(lake.list_dir(layout.MONITORING, "flights", "date=2013-03-01")) == 2
+    # and a damaged file is refused when read
+    manifest = lake.manifest(layout.MONITORING, "flights", "date=2013-03-01")
+    path = tmp_path / "lake" / "monitoring" / "flights" / "date=2013-03-01" / manifest.file
+    path.write_bytes(path.read_bytes()[:-8] + b"XXXXXXXX")
+    with pytest.raises(LakeError, match="checksum mismatch"):
+        read_monitoring(lake, "flights", "date=2013-03-01")
+
+
+def test_a_run_monitors_its_range_once_production_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage(tmp_path, monkeypatch, capture=True)
+    wrapper = RunAll(
+        usecases=("flights",), start=date(2013, 1, 1), end=date(2013, 1, 3), until="clean"
+    )
+    assert "MonitorPartition" not in [t.task_family for t in wrapper.requires()]
+    pointer = ProductionPointer(
+        version="v1", promoted_at="2013-01-01T00:00:00+00:00", reason="test"
+    )
+    monkeypatch.setattr(Registry, "production", lambda self: pointer)
+    monitored = [t.partition for t in wrapper.requires() if t.task_family == "MonitorPartition"]
+    assert monitored == ["2013-01-01", "2013-01-02", "2013-01-03"]
+
+
+def test_the_live_summary_alerts_on_the_partitions_this_run_monitored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 2013-03-01 monitored with two answers, then 2013-03-02 with none, by this run
+    settings = stage(tmp_path, monkeypatch, capture=True)
+    lake = open_lake(settings.lake.uri)
+    before = PartitionMonitoring(
+        "flights", "2013-03-01", "2013-03-05T00:00:00", "v1", 10, None,
+        served=(ServedMonitoring("v1", "production", 2, {"matched": 2}),),
+    )  # fmt: skip
+    after = replace(before, partition="2013-03-02", served=())
+    publish_monitoring(lake, before, parse_partition("2013-03-01", "day"), "earlier")
+    publish_monitoring(lake, after, parse_partition("2013-03-02", "day"), "run2")
+    options = RunOptions(start=date(2013, 3, 2), end=date(2013, 3, 2))
+    # When the run sums up the day it ran
+    lines, alerts = live_summary(settings, "flights", options, "run2")
+    # Then the Live section shows that day, and capture stopping is an alert
+    assert lines[0] == "2013-03-02: 0 predictions served, production v1"
+    assert [a.kind for a in alerts] == ["capture"]
+    assert "where 2013-03-01 had 2" in alerts[0].message
+    # and a later run that monitored nothing raises none again
+    assert live_summary(settings, "flights", options, "run3")[1] == []

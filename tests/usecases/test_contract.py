@@ -351,6 +351,52 @@ def test_every_answer_is_captured_and_collected_once(published: Published) -> No
     assert all(set(usecase.training.features) <= set(r.features) for r in records)
 
 
+def test_every_use_case_is_monitored_from_its_captured_answers(published: Published) -> None:
+    from datetime import datetime
+
+    from api import create_app
+    from headwater.data.pipeline import timezone_of
+    from headwater.monitoring.collect import captured_partitions, collect_predictions
+    from headwater.monitoring.monitor import NO_KEY, configured_thresholds
+    from headwater.monitoring.published import monitor_published
+    from headwater.serving.capture import Capture, SpoolSink
+
+    # Given the use case's example answered and its capture collected
+    settings, name = published.settings, published.name
+    usecase = usecase_of(settings, name)
+    outcome = usecase.outcome  # every use case declares how a prediction meets its outcome
+    example_echo = usecase.serving.describe(
+        usecase.serving.request_model.model_validate(usecase.serving.example)
+    )
+    assert set(outcome.key_of_request(example_echo)) == set(outcome.key_columns)
+    assert set(outcome.key_columns) <= set(usecase.clean_schema().names)
+    root = layout.local_root(settings.lake.uri)
+    assert root is not None
+    capture = Capture(SpoolSink(root))
+    client = create_app({"SETTINGS": settings, "CAPTURE": capture}).test_client()
+    response = client.post(f"/v1/{name}/predictions", json={"instances": [usecase.serving.example]})
+    assert response.status_code == 200
+    capture.close()
+    lake, grain = lake_for(settings), settings.partitioning.grain
+    thresholds = configured_thresholds(settings.usecase_config(name).monitoring.model_dump())
+    now = datetime(2100, 1, 1)
+    served = []
+    for part in captured_partitions(lake, name, grain):
+        collect_predictions(lake, name, part, timezone_of(settings, name), run_id="conformance")
+        served += monitor_published(lake, usecase, part, grain, thresholds, now).served
+    # Then the answer is monitored, its key read from the echo (found, or counted as missing)
+    assert sum(s.predictions for s in served) >= 1
+    assert all(s.outcomes[NO_KEY] == 0 for s in served)
+    assert {s.version for s in served} == {published.version}
+    assert all(s.drift is not None for s in served)  # served inputs against the reference
+    # and a clean partition of the range drifts against production's reference, no traffic
+    first = partitions_between(usecase.conformance.start, usecase.conformance.end, grain)[0]
+    clean = monitor_published(lake, usecase, first, grain, thresholds, now)
+    assert clean.production == published.version
+    assert clean.clean_drift is not None and clean.clean_drift.rows == clean.clean_rows > 0
+    assert {d.feature for d in clean.clean_drift.features} == set(usecase.training.features)
+
+
 def test_the_test_only_use_cases_are_discovered() -> None:
     # The proof needs at least one use case that lives only under tests/usecases/.
     assert TEST_ONLY

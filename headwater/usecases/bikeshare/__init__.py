@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from headwater.core.usecase import CleanResult, ConformanceSpec, DemoReport
+from headwater.core.usecase import CleanResult, ConformanceSpec, DemoReport, OutcomeSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,6 +16,26 @@ if TYPE_CHECKING:
     from headwater.core.partitions import Partition
     from headwater.core.usecase import ServingSpec, TrainingSpec
     from headwater.usecases.bikeshare.weather_server import WeatherServer
+
+
+def hour_start(echo: Mapping[str, Any]) -> datetime:
+    """The local start of a served hour."""
+    return datetime.fromisoformat(str(echo["hour_start"]))
+
+
+def hour_key(echo: Mapping[str, Any]) -> dict[str, Any]:
+    """The clean key of a served hour: its local date and hour."""
+    start = hour_start(echo)
+    return {"date": start.date(), "hour": start.hour}
+
+
+#: An hour's rentals are known once the hour is over.
+OUTCOME = OutcomeSpec(
+    key_columns=("date", "hour"),
+    key_of_request=hour_key,
+    event_time=hour_start,
+    known_after=timedelta(hours=1),
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,8 @@ class BikeshareUseCase:
     conformance: ConformanceSpec = ConformanceSpec(
         date(2011, 1, 1), date(2011, 3, 31), vocabulary=("bike",)
     )
+    #: How a served prediction meets its outcome: the hour's row of the clean data.
+    outcome: OutcomeSpec = OUTCOME
 
     @property
     def serving(self) -> ServingSpec:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from headwater.core.usecase import CleanResult, ConformanceSpec, DemoReport
+from headwater.core.usecase import CleanResult, ConformanceSpec, DemoReport, OutcomeSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +35,30 @@ WEATHER_UNITS = {
 }
 
 
+def flight_key(echo: Mapping[str, Any]) -> dict[str, Any]:
+    """The clean key of a served flight: carrier, number, origin and local scheduled departure."""
+    return {
+        "carrier": str(echo["carrier"]),
+        "flight": int(echo["flight"]),
+        "origin": str(echo["origin"]),
+        "sched_dep_local": departure(echo),
+    }
+
+
+def departure(echo: Mapping[str, Any]) -> datetime:
+    """The local scheduled departure of a served flight."""
+    return datetime.fromisoformat(str(echo["scheduled_departure"]))
+
+
+#: A flight's delay is known the day it flies (cleaned with that day's partition).
+OUTCOME = OutcomeSpec(
+    key_columns=("carrier", "flight", "origin", "sched_dep_local"),
+    key_of_request=flight_key,
+    event_time=departure,
+    known_after=timedelta(days=1),
+)
+
+
 @dataclass(frozen=True)
 class FlightsUseCase:
     """Flights from the SQL source, hourly weather at the origin from the HTTP source."""
@@ -49,6 +73,8 @@ class FlightsUseCase:
     conformance: ConformanceSpec = ConformanceSpec(
         date(2013, 1, 1), date(2013, 1, 31), vocabulary=("flight", "carrier", "nycflights")
     )
+    #: How a served prediction meets its outcome: the flight's row of the clean data.
+    outcome: OutcomeSpec = OUTCOME
 
     @property
     def keys(self) -> Mapping[str, tuple[str, ...]]:

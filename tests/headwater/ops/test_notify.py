@@ -13,6 +13,7 @@ from moto import mock_aws
 from headwater import aws
 from headwater.core.config import NotifyConfig, Settings
 from headwater.model.comparison import comparison_text
+from headwater.monitoring.monitor import Alert
 from headwater.ops.notify import (
     ModelSummary,
     OutboxNotifier,
@@ -442,3 +443,37 @@ def test_create_notifier_rejects_sns_without_a_topic() -> None:
 
     with pytest.raises(ValueError, match="notify.topic_arn is empty"):
         create_notifier(settings)
+
+
+ALERT = Alert(
+    "trips", "2013-01", "drift", "trips 2013-01: the clean data drifted: size PSI 0.41 > 0.20."
+)
+
+
+def test_the_live_section_and_the_alerts_are_in_the_body() -> None:
+    live = ["2013-01: 200 predictions served, production v1", "  realized: AUC 0.650 vs 0.71"]
+    report = make_report(sections=[trips_section(live=live)], alerts=[ALERT])
+
+    body = report.body()
+
+    assert "Live:\n  2013-01: 200 predictions served, production v1\n    realized: AUC" in body
+    assert f"Alerts: 1\n  - {ALERT.message}" in body
+    assert "Live:" not in make_report(sections=[trips_section()]).body()
+
+
+def test_an_alert_lands_in_the_outbox_as_one_sentence(tmp_path: Path) -> None:
+    where = OutboxNotifier(tmp_path).alert(ALERT, "run1")
+
+    assert Path(where).parent == tmp_path / "alerts"
+    assert Alert.from_dict(json.loads(Path(where).read_text())) == ALERT
+    assert list(tmp_path.glob("*.json")) == []  # the run's notifications stay one file a run
+
+
+def test_an_alert_is_published_to_the_topic(sns_topic: tuple[str, str]) -> None:
+    topic_arn, queue_url = sns_topic
+
+    SnsNotification(topic_arn, region=REGION).alert(ALERT, "run1")
+
+    [envelope] = delivered(queue_url)
+    assert envelope["Message"] == ALERT.message
+    assert envelope["Subject"] == "Headwater alert: trips 2013-01 drift"

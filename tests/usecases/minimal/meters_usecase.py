@@ -24,6 +24,7 @@ from headwater.core.usecase import (
     CleanResult,
     ConformanceSpec,
     DemoReport,
+    OutcomeSpec,
     Quantity,
     ServingSpec,
     TrainingSpec,
@@ -191,6 +192,23 @@ SERVING = ServingSpec(
 )
 
 
+def hour_of(echo: Mapping[str, Any]) -> datetime:
+    """The local start of a served meter-hour."""
+    return datetime.fromisoformat(str(echo["hour_start"]))
+
+
+OUTCOME = OutcomeSpec(
+    key_columns=("meter", "date", "hour"),
+    key_of_request=lambda echo: {
+        "meter": str(echo["meter"]),
+        "date": hour_of(echo).date(),
+        "hour": hour_of(echo).hour,
+    },
+    event_time=hour_of,
+    known_after=timedelta(hours=1),
+)
+
+
 @dataclass(frozen=True)
 class MetersUseCase:
     """The minimal use case: one SQL source, no references, no HTTP, no embedded server."""
@@ -204,6 +222,7 @@ class MetersUseCase:
     conformance: ConformanceSpec = ConformanceSpec(FIRST_DAY, date(2013, 3, 2))
     training: TrainingSpec = TRAINING
     serving: ServingSpec = SERVING
+    outcome: OutcomeSpec = OUTCOME
 
     def source_request(self, source: str) -> None:
         """SQL sources need nothing from the use case."""

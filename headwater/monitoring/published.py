@@ -1,0 +1,155 @@
+"""Monitoring records in the lake: ``monitoring/<usecase>/<partition>/``, and what they are
+computed from.
+
+:func:`monitor_published` gathers a partition's inputs (its collected predictions, its clean
+rows and those of the partitions the served events fall in, the registry's production
+pointer and, per version, ``metrics.json``, ``profile.json`` and ``lookups.json``), each read
+through its manifest or the registry and verified, and calls the pure
+:func:`headwater.monitoring.monitor.monitor_partition`. :func:`publish_monitoring` writes the
+record as a one-row Parquet file with its manifest and checksum through
+:meth:`headwater.data.lake.Lake.publish` (atomic: the manifest last; idempotent: a re-run
+replaces the partition whole), and :func:`read_monitoring` reads it back, checksum verified.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import pandas as pd
+import pyarrow as pa
+
+from headwater.core import layout
+from headwater.core.partitions import Grain, Partition, partition_of
+from headwater.core.usecase import UseCase
+from headwater.data.lake import Lake, Manifest
+from headwater.monitoring.collect import read_predictions
+from headwater.monitoring.drift import Thresholds
+from headwater.monitoring.monitor import PartitionMonitoring, VersionInputs, monitor_partition
+from headwater.monitoring.reference import ModelReference
+from headwater.registry.registry import Registry
+
+#: The Parquet schema of a monitoring partition: one row, the record as JSON.
+SCHEMA = pa.schema([("usecase", pa.string()), ("partition", pa.string()), ("record", pa.string())])
+#: The source named in the manifests of monitoring partitions.
+SOURCE = "monitoring"
+
+
+def publish_monitoring(
+    lake: Lake, monitoring: PartitionMonitoring, partition: Partition, run_id: str
+) -> Manifest:
+    """Publish the record as ``monitoring/<usecase>/<partition>/`` (atomic, replaces it whole)."""
+    body = json.dumps(monitoring.to_dict(), sort_keys=True, separators=(",", ":"))
+    table = pa.table(
+        {"usecase": [monitoring.usecase], "partition": [monitoring.partition], "record": [body]},
+        schema=SCHEMA,
+    )
+    return lake.publish(
+        layout.MONITORING,
+        layout.dataset(monitoring.usecase, ""),
+        partition.key,
+        [table],
+        schema=SCHEMA,
+        source=SOURCE,
+        run_id=run_id,
+        extra={
+            "predictions": monitoring.predictions,
+            "clean_rows": monitoring.clean_rows,
+            "production": monitoring.production,
+        },
+    )
+
+
+def read_monitoring(lake: Lake, usecase: str, partition_key: str) -> PartitionMonitoring:
+    """A published monitoring partition's record (checksum and row count verified)."""
+    table, _ = lake.read(layout.MONITORING, layout.dataset(usecase, ""), partition_key)
+    (body,) = table.column("record").to_pylist()
+    return PartitionMonitoring.from_dict(json.loads(body))
+
+
+def monitored_partitions(lake: Lake, usecase: str) -> list[str]:
+    """The published monitoring partitions of ``usecase`` (their keys), sorted."""
+    return lake.partitions(layout.MONITORING, layout.dataset(usecase, ""))
+
+
+def version_inputs(registry: Registry, usecase: UseCase, version: str) -> VersionInputs | None:
+    """What monitoring needs of a version (None: not a complete version of the registry)."""
+    if not registry.is_complete(version):
+        return None
+    metrics = registry.read_metrics(version)
+    profile = registry.read_json(version, layout.PROFILE, default=None)
+    lookups = registry.read_json(version, layout.LOOKUPS, default=None)
+    return VersionInputs(
+        version=version,
+        reference=ModelReference.from_dict(profile) if profile else None,
+        holdout=dict(metrics.holdout),
+        regression=dict(metrics.regression),
+        lookups=usecase.training.load_lookups(lookups) if lookups is not None else None,
+    )
+
+
+def _clean(lake: Lake, usecase: UseCase, key: str) -> pd.DataFrame | None:
+    dataset = layout.dataset(usecase.name, usecase.clean_dataset)
+    if lake.manifest(layout.CLEAN, dataset, key) is None:
+        return None
+    table, _ = lake.read(layout.CLEAN, dataset, key)
+    return table.to_pandas()
+
+
+def monitor_published(
+    lake: Lake,
+    usecase: UseCase,
+    partition: Partition,
+    grain: Grain,
+    thresholds: Thresholds,
+    as_of: datetime,
+) -> PartitionMonitoring:
+    """Monitor a published partition: predictions, clean data and versions read from the lake.
+
+    Outcomes are looked for in the clean partitions the served events fall in (a prediction
+    served this month may be of an event of another), those published.
+    """
+    predictions = []
+    if lake.manifest(layout.PREDICTIONS, layout.dataset(usecase.name, ""), partition.key):
+        predictions = read_predictions(lake, usecase.name, partition.key)
+    clean = _clean(lake, usecase, partition.key)
+    clean = clean if clean is not None else pd.DataFrame()
+    registry = Registry(lake, usecase.name)
+    pointer = registry.production()
+    production = pointer.version if pointer else None
+    versions = {}
+    for version in {r.model_version for r in predictions} | ({production} - {None}):
+        found = version_inputs(registry, usecase, version)
+        if found is not None:
+            versions[version] = found
+    outcomes_from = clean
+    outcome = getattr(usecase, "outcome", None)
+    if outcome is not None:
+        keys = set()
+        for record in predictions:
+            try:
+                day: date = outcome.event_time(record.echo).date()
+            except (KeyError, TypeError, ValueError):
+                continue
+            keys.add(partition_of(day, grain).key)
+        others = [
+            frame
+            for key in sorted(keys - {partition.key})
+            if (frame := _clean(lake, usecase, key)) is not None
+        ]
+        frames = [frame for frame in (clean, *others) if len(frame)]
+        if len(frames) > 1:
+            outcomes_from = pd.concat(frames, ignore_index=True)
+        elif frames:
+            outcomes_from = frames[0]
+    return monitor_partition(
+        usecase,
+        partition.label,
+        predictions,
+        clean,
+        versions,
+        production,
+        thresholds,
+        as_of,
+        outcomes_from=outcomes_from,
+    )

@@ -1,0 +1,257 @@
+"""monitor_partition and its join, against hand-computed values; the alerts it raises."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from headwater.core.usecase import AnswerShape, OutcomeSpec, Quantity, ServingSpec, TrainingSpec
+from headwater.monitoring.drift import Thresholds
+from headwater.monitoring.live import score_bins
+from headwater.monitoring.monitor import (
+    MATCHED,
+    MISSING,
+    NO_KEY,
+    NO_LABEL,
+    PENDING,
+    PartitionMonitoring,
+    VersionInputs,
+    alerts_of,
+    canonical,
+    join_outcomes,
+    monitor_partition,
+    summary_lines,
+)
+from headwater.monitoring.reference import model_reference
+from headwater.serving.capture import SHADOW, CaptureRecord
+
+DAY0 = date(2013, 1, 1)
+
+
+def _event(echo: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(echo["at"])
+
+
+OUTCOME = OutcomeSpec(
+    key_columns=("thing", "day"),
+    key_of_request=lambda echo: {"thing": echo["thing"], "day": _event(echo).date()},
+    event_time=_event,
+    known_after=timedelta(days=1),
+)
+TRAINING = TrainingSpec(
+    dataset="things",
+    date_column="day",
+    references=(),
+    label=Quantity("late", "late thing"),
+    target=Quantity("minutes", "minutes late", "min"),
+    categorical=("c",),
+    numeric=("x",),
+    input_columns=("x", "c"),
+    baselines=(),
+    human_names={"x": "size", "c": "colour"},
+    build_lookups=lambda *a: None,
+    features_frame=lambda frame, lookups: frame[["c", "x"]].copy(),
+    load_lookups=lambda body: body,
+)
+ANSWER = AnswerShape(echo="thing", probability="p_late", decision="late", estimate="minutes")
+
+
+@dataclass(frozen=True)
+class Things:
+    """A use case reduced to what monitoring reads."""
+
+    name: str = "things"
+    training: TrainingSpec = TRAINING
+    serving: ServingSpec = ServingSpec(
+        request_model=object, example={}, answer=ANSWER, features_record=None, describe=None
+    )
+    outcome: OutcomeSpec = OUTCOME
+
+
+def record(thing: str, at: str, p: float, estimate: float = 5.0, **kw: Any) -> CaptureRecord:
+    base = {
+        "request_id": f"{thing}-{at}",
+        "instance": 0,
+        "usecase": "things",
+        "model_version": "v1",
+        "served_at": "2013-01-01T00:00:00.000000+00:00",
+        "features": {"x": 1.0, "c": "red"},
+        "probability": p,
+        "decision": p > 0.5,
+        "estimate": estimate,
+        "threshold": 0.5,
+        "echo": {"thing": thing, "at": at},
+    }
+    return CaptureRecord(**{**base, **kw})
+
+
+def test_canonical_spells_a_key_the_same_on_both_sides() -> None:
+    assert canonical(pd.Timestamp("2013-01-02 05:00")) == canonical(datetime(2013, 1, 2, 5))
+    assert canonical(np.int64(7)) == canonical(7) == canonical(7.0) == "7"
+    assert canonical(date(2013, 1, 2)) == "2013-01-02"
+    assert canonical(None) == canonical(math.nan) == ""
+
+
+def test_join_outcomes_gives_each_prediction_a_status() -> None:
+    # Given a clean day with one labelled thing and one without a label
+    clean = pd.DataFrame(
+        {
+            "thing": ["a", "b"],
+            "day": [DAY0, DAY0],
+            "late": [True, None],
+            "minutes": [42.0, None],
+        }
+    )
+    predictions = [
+        record("a", "2013-01-01T08:00", 0.9),  # in the data, labelled
+        record("b", "2013-01-01T09:00", 0.1),  # in the data, no label
+        record("c", "2013-01-01T10:00", 0.2),  # due (a day after) and absent
+        record("d", "2013-01-03T12:00", 0.3),  # not due until 2013-01-04 12:00
+        replace(record("e", "2013-01-01T10:00", 0.4), echo={}),  # recorded without its echo
+    ]
+    # When they meet on 2013-01-03 at 13:00
+    out = join_outcomes(predictions, clean, OUTCOME, "late", "minutes", datetime(2013, 1, 3, 13))
+    # Then
+    assert out.status == (MATCHED, NO_LABEL, MISSING, PENDING, NO_KEY)
+    assert out.labels[0] == 1.0 and np.isnan(out.labels[1:]).all()
+    assert out.targets[0] == 42.0
+    assert out.days == ("2013-01-01", "2013-01-01", "2013-01-01", "2013-01-03", "")
+
+
+def _reference(rng: np.random.Generator) -> Any:
+    """A version's reference from 600 training rows over three months: x ~ N(0, 1), c in 3."""
+    rows = 600
+    train = pd.DataFrame(
+        {
+            "x": rng.normal(0.0, 1.0, rows),
+            "c": rng.choice(["red", "green", "blue"], rows),
+            "day": [date(2012, 10 + i % 3, 1 + i % 28) for i in range(rows)],
+        }
+    )
+    # The holdout's answers: as the unchanged partition's (0.2 or 0.8; 5 to 195 minutes).
+    scores = rng.choice([0.2, 0.8], rows)
+    labels = (scores > 0.5).astype(float)
+    minutes = 10.0 * rng.integers(0, 20, rows) + 5
+    predictions = pd.DataFrame({"p_late": scores, "minutes": minutes})
+    reference = model_reference(
+        train,
+        predictions,
+        score_bins(scores, labels),
+        features=("c", "x"),
+        categorical=("c",),
+        date_column="day",
+        ranges={},
+    )
+    return reference, train
+
+
+def _partition(degraded: bool, shifted: bool, rng: np.random.Generator) -> PartitionMonitoring:
+    reference, train = _reference(rng)
+    days = [DAY0 + timedelta(days=d) for d in range(10)]
+    rows = []
+    for day in days:
+        for i in range(20):
+            rows.append({"thing": f"t{i}", "day": day, "late": i % 2 == 0, "minutes": 10.0 * i})
+    clean = pd.DataFrame(rows)
+    features = train.sample(len(clean), replace=True, random_state=1).reset_index(drop=True)
+    clean = clean.assign(x=features["x"] + (4.0 if shifted else 0.0), c=features["c"])
+    predictions = []
+    for row in clean.itertuples():
+        # A good model scores the late ones high; a degraded one the other way round.
+        good = 0.8 if row.late else 0.2
+        predictions.append(
+            record(
+                row.thing,
+                f"{row.day.isoformat()}T08:00",
+                1 - good if degraded else good,
+                estimate=row.minutes + 5,  # every estimate 5 minutes too high
+                features={"x": row.x, "c": row.c},
+            )
+        )
+    versions = {
+        "v1": VersionInputs(
+            "v1",
+            reference,
+            holdout={"auc_roc": 0.75, "brier": 0.2},
+            regression={"mae": 5.0},
+            lookups={},
+        )
+    }
+    return monitor_partition(
+        Things(), "2013-01", predictions, clean, versions, "v1", Thresholds(),
+        datetime(2013, 2, 1),
+    )  # fmt: skip
+
+
+def test_monitor_partition_meets_predictions_with_outcomes_and_holdout() -> None:
+    # Given 10 days of 20 served things, every outcome arrived, a model that ranks perfectly
+    monitoring = _partition(degraded=False, shifted=False, rng=np.random.default_rng(0))
+    (served,) = monitoring.served
+    # Then every prediction met its outcome, and the figures are the hand-computed ones
+    assert served.predictions == 200 and served.with_outcome == 200
+    assert served.outcomes[MISSING] == served.outcomes[PENDING] == 0
+    assert served.classification.metrics["auc_roc"] == pytest.approx(1.0)
+    assert served.classification.metrics["brier"] == pytest.approx(0.04)  # 0.2 off, squared
+    assert served.regression.metrics["mae"] == pytest.approx(
+        5.0
+    )  # every estimate 5 minutes too high
+    (auc,) = [a for a in served.holdout if a.metric == "auc_roc"]
+    assert auc.holdout == 0.75 and not auc.significantly_worse
+    assert served.estimate is None  # nothing is left without an outcome
+    assert served.estimate_of_realized.predictions == 200
+    assert monitoring.clean_rows == 200 and monitoring.clean_drift is not None
+
+
+def test_the_record_survives_its_json_form() -> None:
+    monitoring = _partition(degraded=False, shifted=True, rng=np.random.default_rng(0))
+    assert PartitionMonitoring.from_dict(monitoring.to_dict()) == monitoring
+
+
+def test_no_alert_on_an_unchanged_partition() -> None:
+    monitoring = _partition(degraded=False, shifted=False, rng=np.random.default_rng(0))
+    assert alerts_of(monitoring, monitoring, Things(), min_predictions=100) == []
+
+
+def test_a_degraded_partition_raises_a_performance_alert() -> None:
+    monitoring = _partition(degraded=True, shifted=False, rng=np.random.default_rng(0))
+    alerts = alerts_of(monitoring, None, Things(), min_predictions=100)
+    kinds = {a.kind for a in alerts}
+    assert "performance" in kinds
+    (auc,) = [a for a in alerts if "AUC" in a.message]
+    assert auc.message.startswith("things 2013-01: live AUC 0.000")
+    assert "significantly worse" in auc.message
+    # ...but not with fewer predictions with an outcome than configured
+    assert not [
+        a for a in alerts_of(monitoring, None, min_predictions=201) if a.kind == "performance"
+    ]
+
+
+def test_a_shifted_partition_raises_a_drift_alert_naming_the_feature() -> None:
+    monitoring = _partition(degraded=False, shifted=True, rng=np.random.default_rng(0))
+    (drift,) = [
+        a for a in alerts_of(monitoring, None, Things(), min_predictions=100) if a.kind == "drift"
+    ]
+    assert "size PSI" in drift.message  # the feature's human name
+    assert "colour" not in drift.message
+
+
+def test_capture_stopping_raises_an_alert() -> None:
+    before = _partition(degraded=False, shifted=False, rng=np.random.default_rng(0))
+    now = replace(before, partition="2013-02", served=())
+    (alert,) = alerts_of(now, before, min_predictions=100)
+    assert alert.kind == "capture"
+    assert "where 2013-01 had 200" in alert.message
+
+
+def test_shadow_predictions_are_monitored_apart_and_not_counted_as_served() -> None:
+    monitoring = _partition(degraded=False, shifted=False, rng=np.random.default_rng(0))
+    shadow = replace(monitoring.served[0], role=SHADOW)
+    both = replace(monitoring, served=(*monitoring.served, shadow), shadow={"text": "AUC +0.01"})
+    assert both.predictions == 200
+    assert "  shadow vs production: AUC +0.01" in summary_lines(both, Things())
