@@ -7,10 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.common import StageOption, UseCasesOption, load_stage, select
-from headwater.data.lake import LakeError
-from headwater.data.pipeline import lake_for, usecase_of
-from headwater.monitoring.monitor import alerts_of, summary_lines
-from headwater.monitoring.published import monitored_partitions, read_monitoring
+from headwater.data.lake import LakeError, lake_for
 
 
 def monitor(
@@ -21,6 +18,11 @@ def monitor(
     ] = 3,
 ) -> None:
     """Print live performance, drift and alerts of the latest monitored partitions."""
+    # lazy: the use cases and the measures load pandas and numpy; `headwater --help` does not
+    from headwater.data.pipeline import usecase_of
+    from headwater.monitoring.monitor import alerts_of, summary_lines
+    from headwater.monitoring.published import monitored_partitions, read_monitoring
+
     settings = load_stage(stage)
     lake = lake_for(settings)
     for name in select(settings, usecase):

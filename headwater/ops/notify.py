@@ -7,14 +7,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater import aws
 from headwater.core.config import Settings
 from headwater.core.logs import get_logger
 from headwater.model.evaluation import HEADLINE_METRICS, METRIC_NAMES
-from headwater.monitoring.monitor import Alert
 from headwater.serving.store import DecisionKind
+
+if TYPE_CHECKING:  # the measures load pandas; a notification only carries their alerts
+    from headwater.monitoring.monitor import Alert
 
 log = get_logger(__name__)
 
