@@ -73,6 +73,10 @@ def replay_command(
             help="Inject a shift the use case documents (ServingSpec.shifts), e.g. heatwave.",
         ),
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for the API to come up (a server just started)."),
+    ] = 0.0,
     stage: StageOption = None,
 ) -> None:
     """Replay the clean rows of a period through the running API (real HTTP, in batches).
@@ -99,6 +103,7 @@ def replay_command(
         batch_size=batch_size,
         rate=per_second,
         shift=shift,
+        wait=wait,
     )
     shifted = (
         f", shift {shift}: {case.serving.shifts[shift].description}"

@@ -316,6 +316,31 @@ def check_api(transport: Transport, url: str, usecase: str) -> None:
         )
 
 
+def wait_for_api(
+    transport: Transport,
+    url: str,
+    usecase: str,
+    seconds: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float = 0.25,
+) -> None:
+    """:func:`check_api`, retried while the API is not reachable yet, for up to ``seconds``.
+
+    For a server started just before (``headwater serve &``); any other refusal is final.
+    """
+    deadline = clock() + seconds
+    while True:
+        try:
+            check_api(transport, url, usecase)
+            return
+        except ApiUnreachable:
+            if clock() >= deadline:
+                raise
+        sleep(interval)
+
+
 def send(
     batches_: Sequence[Sequence[Mapping[str, Any]]],
     transport: Transport,
@@ -397,6 +422,7 @@ class ReplayOptions:
     batch_size: int = BATCH_SIZE
     rate: float | None = None  # requests per second (None: as fast as the API answers)
     shift: str | None = None
+    wait: float = 0.0  # seconds to wait for the API to come up (0: it must answer at once)
 
 
 def replay(
@@ -410,7 +436,7 @@ def replay(
     """Replay the clean rows of ``options.start..end`` of ``usecase`` through the API."""
     spec = usecase.serving
     shift_of(spec, options.shift)  # an unknown shift fails before any reading
-    check_api(transport, options.url, usecase.name)
+    wait_for_api(transport, options.url, usecase.name, options.wait)
     rows = list(clean_rows(lake, usecase, options.start, options.end, grain))
     if not rows:
         raise ReplayError(

@@ -30,6 +30,7 @@ from headwater.monitoring.replay import (
     replay,
     requests_of_rows,
     send,
+    wait_for_api,
 )
 
 
@@ -371,3 +372,45 @@ def test_http_transport_posts_json_batches_and_reads_the_answers(
         ("/v1/meters/predictions", {"instances": [{"meter": "bad", "hour": 0}]}),
         ("/v1/meters/predictions", {"instances": [{"meter": "m1", "hour": h} for h in range(5)]}),
     ]
+
+
+class Flaky:
+    """An API that is not reachable for its first ``down`` health checks."""
+
+    def __init__(self, down: int) -> None:
+        self.down, self.checks = down, 0
+
+    def get(self, path: str) -> Answer:
+        self.checks += 1
+        if self.checks <= self.down:
+            return Answer(0, error="ConnectionError: refused")
+        return Answer(200, {"models": {"meters": {"loaded": True}}})
+
+
+def test_waiting_for_the_api_retries_until_it_answers() -> None:
+    api, now = Flaky(down=3), [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    wait_for_api(api, "http://x", "meters", 5.0, clock=lambda: now[0], sleep=sleep)
+
+    assert api.checks == 4 and now[0] == 0.75
+
+
+def test_waiting_for_the_api_gives_up_after_its_deadline() -> None:
+    api, now = Flaky(down=100), [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(ApiUnreachable, match="http://x"):
+        wait_for_api(api, "http://x", "meters", 1.0, clock=lambda: now[0], sleep=sleep)
+    assert api.checks == 5
+
+
+def test_waiting_does_not_retry_an_api_that_answers_without_the_use_case() -> None:
+    api = FakeApi(health={"models": {}})
+
+    with pytest.raises(ReplayError, match="does not serve"):
+        wait_for_api(api, "http://x", "meters", 60.0, sleep=lambda s: pytest.fail("retried"))
