@@ -56,7 +56,7 @@ def replay_command(
         typer.Option(metavar="DATE", help="Last date, inclusive (default: the start date)."),
     ] = None,
     url: Annotated[str, typer.Option(help="The API's base URL.")] = DEFAULT_URL,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = (
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests outstanding at once.")] = (
         CONCURRENCY
     ),
     batch_size: Annotated[

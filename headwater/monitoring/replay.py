@@ -29,7 +29,7 @@ from headwater.core.usecase import ServingSpec, UseCase
 
 #: Instances per request: clients batch a few at a time (the API takes up to ``api.max_batch``).
 BATCH_SIZE = 20
-#: Requests in flight at once.
+#: Requests outstanding at once.
 CONCURRENCY = 8
 #: Seconds before a request is given up (counted as failed).
 TIMEOUT_SECONDS = 30.0

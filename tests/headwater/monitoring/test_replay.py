@@ -83,7 +83,7 @@ class FakeApi:
         self.health = health or {"models": {"meters": {"loaded": True}}}
         self.delay = delay
         self.posts: list[tuple[str, list[dict[str, Any]]]] = []
-        self.in_flight = self.most_in_flight = 0
+        self.pending = self.most_pending = 0
         self.lock = threading.Lock()
 
     def get(self, path: str) -> Answer:
@@ -92,12 +92,12 @@ class FakeApi:
 
     def post(self, path: str, body: Mapping[str, Any]) -> Answer:
         with self.lock:
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.pending += 1
+            self.most_pending = max(self.most_pending, self.pending)
             self.posts.append((path, body["instances"]))
         time.sleep(self.delay)
         with self.lock:
-            self.in_flight -= 1
+            self.pending -= 1
         instances = body["instances"]
         if any(i.get("meter") == "bad" for i in instances):
             error = {"status": 400, "code": "invalid_request", "message": "meter: bad"}
@@ -197,13 +197,13 @@ def test_send_counts_answered_rejected_and_failed_instances_and_names_the_errors
     assert sorted(len(instances) for _, instances in api.posts) == [1, 2, 5, 5]
 
 
-def test_send_keeps_at_most_concurrency_requests_in_flight_and_uses_them() -> None:
+def test_send_keeps_at_most_concurrency_requests_pending_and_uses_them() -> None:
     api = FakeApi(delay=0.02)
     work = [[{"meter": "m1", "hour": h}] for h in range(24)]
 
     send(work, api, "/p", concurrency=4)
 
-    assert api.most_in_flight == 4
+    assert api.most_pending == 4
 
 
 def test_progress_is_reported_while_sending_and_once_at_the_end() -> None:
