@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-dev
 # START=YYYY-MM-DD (and END=...) override it for every use case.
 RANGE  := $(if $(START),--start $(START)) $(if $(END),--end $(END))
 
-.PHONY: demo test test-fast lint bench java clean-var api-package deploy deploy-plan checkov openapi-client
+.PHONY: demo demo-monitor test test-fast lint bench java clean-var api-package deploy deploy-plan checkov openapi-client
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -54,6 +54,23 @@ openapi-client: $(OPENAPI_CLIENT_STAMP)
 demo: $(STAMP) java
 	$(BIN)/headwater demo-data
 	$(BIN)/headwater run $(RANGE)
+
+# After `make demo`: the months after each served model's training window (its holdout, never
+# trained on) sent through the running API as clients send them, one month as it was and one
+# with a documented shift, then the normal run ingests and monitors them (docs/monitoring.md,
+# "The demo"). The server is stopped with SIGTERM (capture flushed) however the replays end.
+MONITOR_PORT ?= 8000
+REPLAY := $(BIN)/headwater replay --url http://127.0.0.1:$(MONITOR_PORT) --wait 60
+
+demo-monitor: $(STAMP)
+	@mkdir -p var/logs
+	@$(BIN)/headwater serve --port $(MONITOR_PORT) > var/logs/demo-monitor-serve.log 2>&1 & \
+	server=$$!; trap 'kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
+	$(REPLAY) --usecase flights --start 2013-11-01 --end 2013-11-30 && \
+	$(REPLAY) --usecase flights --start 2013-12-01 --end 2013-12-31 --shift celsius-as-fahrenheit && \
+	$(REPLAY) --usecase bikeshare --start 2012-11-01 --end 2012-11-30 && \
+	$(REPLAY) --usecase bikeshare --start 2012-12-01 --end 2012-12-31 --shift heatwave
+	$(BIN)/headwater run
 
 # Extra pytest options for both test targets, e.g. PYTEST_ARGS='-n 2 --dist loadgroup' (xdist
 # on two workers; loadgroup keeps every spark test on one worker, one SparkSession).

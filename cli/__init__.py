@@ -17,6 +17,7 @@ from cli.common import StageOption, UseCasesOption, fail, load_stage, select
 from cli.deploy import deploy
 from cli.models import models_app
 from cli.monitor import monitor
+from cli.replay import replay_command
 from headwater.core.config import ConfigError, Settings
 from headwater.core.logs import configure_logging
 from headwater.core.ranges import RangeError, configured, describe, run_ranges
@@ -288,6 +289,7 @@ def show_config(stage: StageOption = None) -> None:
 
 
 app.command("deploy")(deploy)
+app.command("replay")(replay_command)
 app.add_typer(models_app, name="models")
 app.command("monitor")(monitor)
 

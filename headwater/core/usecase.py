@@ -213,6 +213,27 @@ class ServingSpec:
     #: categorical features whose known values ``GET /v1/<use case>/model`` lists.
     listed_categories: tuple[str, ...] = ()
     description: str = ""
+    #: Optional: one clean row (column -> value, as the lake reads it) -> the JSON body of the
+    #: instance a client would have sent for it: the inverse of what the API reads, from what
+    #: is known when the request is made (never the label or the target). ``headwater replay``
+    #: sends these; the conformance suite checks that every clean row's request is answered.
+    request_of_row: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    #: Optional: documented shifts ``headwater replay --shift NAME`` can inject, by name.
+    shifts: Mapping[str, Shift] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A documented change injected into replayed requests: the demo's period that really shifts.
+
+    ``apply`` returns a new request body (it never mutates its argument) that the API still
+    accepts: a shift changes what the model sees, not whether the request is valid.
+    """
+
+    #: One sentence saying what changes, for the CLI and the docs.
+    description: str
+    #: request body -> shifted request body.
+    apply: Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 # -- the use case ------------------------------------------------------------------------------

@@ -415,3 +415,32 @@ def test_every_use_case_declares_its_conformance_range(name: str) -> None:
 
 def test_the_enabled_use_cases_come_from_the_stage() -> None:
     assert tuple(ENABLED) == load_settings(STAGE).usecases
+
+
+def test_every_clean_row_becomes_a_request_the_api_answers(
+    published: Published, client: Any
+) -> None:
+    from headwater.monitoring.replay import batches, clean_rows, requests_of_rows
+
+    # Given every clean row of the conformance range, read as a replay reads it
+    usecase = usecase_of(published.settings, published.name)
+    spec = usecase.serving
+    assert spec.request_of_row is not None, "declare ServingSpec.request_of_row (headwater replay)"
+    case = CANDIDATES[published.name].conformance()
+    lake = lake_for(published.settings)
+    rows = list(clean_rows(lake, usecase, case.start, case.end, "month"))
+    assert 0 < len(rows) <= sum(r.rows for r in published.results)  # partitions overhang
+    label, target = usecase.training.label.column, usecase.training.target.column
+    path = f"/v1/{published.name}/predictions"
+    # When each row's request, as it is and under every declared shift, is posted in batches
+    for shift in (None, *spec.shifts):
+        answered = 0
+        for batch in batches(requests_of_rows(rows, spec, shift), 1000):
+            response = client.post(path, json={"instances": batch})
+            # Then the API answers every one: the requests are what its model reads
+            assert response.status_code == 200, (shift, response.get_json())
+            answered += len(response.get_json()["predictions"])
+        assert answered == len(rows), shift
+    # and no request carries the label or the target (known only after the fact)
+    first = spec.request_of_row(rows[0])
+    assert not {label, target} & set(first)

@@ -10,13 +10,14 @@ listed in ``unseen``. Features come from :func:`features.features_record`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from headwater.core.calendar import is_us_holiday
 from headwater.core.fields import local_datetime, measure
-from headwater.core.usecase import AnswerShape, ServingSpec
+from headwater.core.usecase import AnswerShape, ServingSpec, Shift
 from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD, features_record
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
@@ -95,6 +96,45 @@ def describe_hour(request: RentalHourRequest) -> dict[str, Any]:
     }
 
 
+#: The request's weather fields, which are the clean dataset's weather columns.
+WEATHER_FIELDS = ("weather_situation", "temp_c", "feels_like_c", "humidity_pct", "wind_speed_kmh")
+#: How much warmer the "heatwave" shift makes every hour, in degrees Celsius.
+HEATWAVE_C = 8.0
+
+
+def request_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The request a client sends for one clean hour: its local start, the holiday flag (a
+    calendar fact) and the hour's weather; never the rentals."""
+    weather = {name: row[name] for name in WEATHER_FIELDS if row.get(name) is not None}
+    return {
+        "hour_start": f"{row['date'].isoformat()}T{int(row['hour']):02d}:00",
+        "holiday": bool(row["holiday"]),
+        "weather": weather or None,
+    }
+
+
+def heatwave(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Every hour 8 degrees Celsius warmer (air and feels-like temperature), the rest as sent."""
+    weather = request.get("weather")
+    if not weather:
+        return dict(request)
+    shifted = {
+        name: round(value + HEATWAVE_C, 2)
+        if name in ("temp_c", "feels_like_c") and value is not None
+        else value
+        for name, value in weather.items()
+    }
+    return {**request, "weather": shifted}
+
+
+SHIFTS = {
+    "heatwave": Shift(
+        f"every hour {HEATWAVE_C:g} degrees Celsius warmer than it was (air and feels-like)",
+        heatwave,
+    ),
+}
+
+
 SERVING = ServingSpec(
     request_model=RentalHourRequest,
     example=EXAMPLE,
@@ -113,4 +153,6 @@ SERVING = ServingSpec(
         "values not given come from the US federal calendar and the model version's "
         "typical weather for the month, and are listed in `defaulted`."
     ),
+    request_of_row=request_of_row,
+    shifts=SHIFTS,
 )

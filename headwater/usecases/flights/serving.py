@@ -9,12 +9,13 @@ prediction's ``unseen`` list. Features come from :func:`features.features_record
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from headwater.core.fields import WholeNumber, local_datetime, measure
-from headwater.core.usecase import AnswerShape, ServingSpec
+from headwater.core.usecase import AnswerShape, ServingSpec, Shift
 from headwater.usecases.flights.features import WEATHER, WEATHER_RANGES, features_record
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
@@ -119,6 +120,57 @@ def describe_flight(request: FlightRequest) -> dict[str, Any]:
     }
 
 
+def request_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The request a client sends for one clean flight: the schedule, the aircraft and the
+    origin's weather for the scheduled hour; never the delays or the cancellation."""
+    weather = {name: float(row[name]) for name in WEATHER if row.get(name) is not None}
+    return {
+        "carrier": row["carrier"],
+        "flight": int(row["flight"]),
+        "origin": row["origin"],
+        "dest": row["dest"],
+        "scheduled_departure": row["sched_dep_local"].isoformat(timespec="minutes"),
+        "tailnum": row.get("tailnum"),
+        "weather": weather or None,
+    }
+
+
+def _fahrenheit_to_celsius(value: float) -> float:
+    return round((value - 32.0) * 5.0 / 9.0, 1)
+
+
+def celsius_as_fahrenheit(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The temperature and dew point sent in degrees Celsius in the Fahrenheit fields."""
+    weather = request.get("weather")
+    if not weather:
+        return dict(request)
+    shifted = {
+        name: _fahrenheit_to_celsius(value)
+        if name in ("temp_f", "dew_point_f") and value is not None
+        else value
+        for name, value in weather.items()
+    }
+    return {**request, "weather": shifted}
+
+
+def weather_missing(request: Mapping[str, Any]) -> dict[str, Any]:
+    """No weather sent: every weather input comes from the model's defaults."""
+    return {**request, "weather": None}
+
+
+SHIFTS = {
+    "celsius-as-fahrenheit": Shift(
+        "a client sends the temperature and dew point in degrees Celsius where the API reads "
+        "degrees Fahrenheit (a units mix-up: 41 F arrives as 5)",
+        celsius_as_fahrenheit,
+    ),
+    "weather-missing": Shift(
+        "a client stops sending the weather: every weather input is defaulted",
+        weather_missing,
+    ),
+}
+
+
 SERVING = ServingSpec(
     request_model=FlightRequest,
     example=EXAMPLE,
@@ -137,4 +189,6 @@ SERVING = ServingSpec(
         "the model has no entry for come from the model version's lookups and are listed "
         "in `defaulted`; codes the model never saw are scored and listed in `unseen`."
     ),
+    request_of_row=request_of_row,
+    shifts=SHIFTS,
 )

@@ -189,6 +189,10 @@ SERVING = ServingSpec(
     describe=lambda r: {"meter": r.meter, "hour_start": r.hour_start.isoformat()},
     listed_categories=("meter",),
     description="Is a meter overloaded in an hour (load above 8 kW), and its expected load.",
+    request_of_row=lambda row: {
+        "meter": row["meter"],
+        "hour_start": f"{row['date'].isoformat()}T{int(row['hour']):02d}:00",
+    },
 )
 
 
