@@ -13,8 +13,7 @@ import typer
 
 from cli.common import StageOption, fail, load_stage
 from headwater.core.ranges import RangeError, run_ranges
-from headwater.data.lake import LakeError
-from headwater.data.pipeline import lake_for, timezone_of, usecase_of
+from headwater.data.lake import LakeError, lake_for
 from headwater.monitoring.replay import (
     BATCH_SIZE,
     CONCURRENCY,
@@ -84,6 +83,8 @@ def replay_command(
     Each row becomes the request a client would have sent (what is known at request time);
     exit 1 if any request was not answered, 2 if the replay cannot start.
     """
+    # lazy: the use case loads pandas (the data pipeline); `headwater --help` does not
+    from headwater.data.pipeline import timezone_of, usecase_of
 
     per_second = parse_rate(rate)
     settings = load_stage(stage)
