@@ -4,10 +4,11 @@ Everything specific to a question comes from the use case's :class:`TrainingSpec
 clean dataset and its date column, the reference snapshots, the label and the regression
 target, the features (built on the executors by ``spec.features_frame`` through
 ``mapInPandas``, the same definition the API runs per request), the lookups and the
-baselines. The job reads the clean partitions named by their manifests, fits a logistic
-regression (the label) and a linear regression (the target) on shared feature stages,
-evaluates both on a time-based holdout against the baselines, checks that the portable
-export scores as Spark does, and writes one new model version (the paths come from
+baselines. The job reads the clean partitions named by their manifests, adds the use
+case's windows over the whole range (lags, leads, rolling aggregates across partitions),
+fits a logistic regression (the label) and a linear regression (the target) on shared
+feature stages, evaluates both on a time-based holdout against the baselines, checks that
+the portable export scores as Spark does, and writes one new model version (the paths come from
 :mod:`headwater.core.layout`), ``_SUCCESS`` last. Nothing that grows with the data is collected.
 
 The entrypoint (``emr_jobs/train.py``) parses the command line, builds the SparkSession
@@ -249,9 +250,9 @@ def with_windows(clean: Any, windows: Sequence[Window]) -> Any:
     frame = clean
     for order in dict.fromkeys(w.order for w in windows):
         frame = frame.withColumn(f"{t}_{order}", F.unix_micros(F.col(order).cast("timestamp")))
-    bounds = frame.agg(
-        *(F.min(f"{t}_{o}").alias(o) for o in dict.fromkeys(w.order for w in windows))
-    ).first()
+    spans = dict.fromkeys(w.order for w in windows if w.kind.startswith("rolling") and w.span)
+    # the range's first instant, per time column: a rolling span starting before it is partial
+    bounds = frame.agg(*(F.min(f"{t}_{o}").alias(o) for o in spans)).first() if spans else {}
     for w in windows:
         micros = f"{t}_{w.order}"
         by_time = SparkWindow.partitionBy(*w.keys).orderBy(micros)
