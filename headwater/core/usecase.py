@@ -100,9 +100,10 @@ class RegressionBaseline:
     """A naive regression baseline: predict the target with a clean column as it is.
 
     ``column`` is a clean column or a window's name (persistence: "the same hour yesterday"
-    is the window ``rentals_24h_before``); it need not be a model feature. Rows where it is
-    null take the training mean of the target (their count is reported). Evaluated on the
-    model's own holdout (RMSE, MAE) beside the mean-target baseline.
+    is the window ``rentals_24h_before``), read as it is even when a feature has the same
+    name (a feature's default never stands in for it); it need not be a model feature. Rows
+    where it is null take the training mean of the target (their count is reported).
+    Evaluated on the model's own holdout (RMSE, MAE) beside the mean-target baseline.
     """
 
     name: str
@@ -197,13 +198,6 @@ class TrainingSpec:
     windows: tuple[Window, ...] = ()
     #: Regression baselines from a clean column (persistence), beside the mean-target one.
     regression_baselines: tuple[RegressionBaseline, ...] = ()
-
-    @property
-    def baseline_columns(self) -> tuple[str, ...]:
-        """The columns the baselines read: features, or clean columns the job carries along."""
-        columns = [c for b in self.baselines for c in b.columns]
-        columns += [b.column for b in self.regression_baselines]
-        return tuple(dict.fromkeys(columns))
 
     @property
     def features(self) -> tuple[str, ...]:

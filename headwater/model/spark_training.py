@@ -284,6 +284,11 @@ def with_windows(clean: Any, windows: Sequence[Window]) -> Any:
     return frame.drop(*(c for c in frame.columns if c.startswith(t)))
 
 
+def baseline_input(column: str) -> str:
+    """The feature table's copy of the clean column a regression baseline reads."""
+    return f"baseline__{column}"
+
+
 def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
     """Add the model features to clean rows on the executors (pandas batches via Arrow).
 
@@ -302,13 +307,16 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
         T.StructField(LABEL, T.DoubleType()),
         T.StructField(target, T.DoubleType()),
     ]
-    # Baselines may read clean columns that are not features: carried along as they are.
-    carried = [
-        c for c in spec.baseline_columns if c not in {*spec.features, date_column, LABEL, target}
-    ]
-    fields += [T.StructField(c, clean.schema[c].dataType) for c in carried]
+    # Baselines may read clean columns that are not features: carried along as they are. A
+    # regression baseline always reads its clean column (never a feature's filled value).
+    taken = {*spec.features, date_column, LABEL, target}
+    carried = {c: c for b in spec.baselines for c in b.columns if c not in taken}
+    carried |= {baseline_input(b.column): b.column for b in spec.regression_baselines}
+    fields += [T.StructField(name, clean.schema[c].dataType) for name, c in carried.items()]
     schema = T.StructType(fields)
-    columns = list(dict.fromkeys((*spec.input_columns, *carried, date_column, label, target)))
+    columns = list(
+        dict.fromkeys((*spec.input_columns, *carried.values(), date_column, label, target))
+    )
     output = [*spec.features, date_column, LABEL, target, *carried]
     features_frame = spec.features_frame
 
@@ -318,8 +326,8 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
             out[date_column] = frame[date_column]
             out[LABEL] = frame[label].astype("float64")
             out[target] = frame[target].astype("float64")
-            for column in carried:
-                out[column] = frame[column]
+            for name, column in carried.items():
+                out[name] = frame[column]
             yield out[output]
 
     return clean.select(*columns).mapInPandas(batches, schema)
@@ -636,7 +644,7 @@ def baselines(train: Any, holdout: Any, spec: TrainingSpec) -> dict[str, dict[st
     }
     known = holdout.where(F.col(target).isNotNull() & ~F.isnan(target))
     for regression in spec.regression_baselines:
-        value = F.col(regression.column).cast("double")
+        value = F.col(baseline_input(regression.column)).cast("double")
         missing = value.isNull() | F.isnan(value)
         guess = F.when(missing, F.lit(mean_target)).otherwise(value) - F.col(target)
         row = known.agg(

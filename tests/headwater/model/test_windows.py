@@ -16,11 +16,12 @@ import pytest
 
 from headwater.core import layout
 from headwater.core.layout import CLEAN
-from headwater.core.usecase import RegressionBaseline, Window
+from headwater.core.usecase import Baseline, RegressionBaseline, Window
 from headwater.model.spark_training import (
     LABEL,
     TrainingRun,
     TrainOptions,
+    baseline_input,
     baselines,
     read_step,
     verify_step,
@@ -174,7 +175,7 @@ def test_a_persistence_baseline_predicts_the_target_with_its_column_and_counts_t
         baselines=(),
         regression_baselines=(RegressionBaseline("yesterday", "before", "as the day before"),),
     )
-    schema = f"{LABEL} double, rentals double, before double"
+    schema = f"{LABEL} double, rentals double, {baseline_input('before')} double"
     train = spark.createDataFrame([(1.0, 4.0, None), (0.0, 16.0, None)], schema)
     holdout = spark.createDataFrame(
         [(1.0, 12.0, 10.0), (0.0, 6.0, 9.0), (1.0, 20.0, None), (0.0, None, 3.0)], schema
@@ -194,18 +195,42 @@ def test_baseline_columns_that_are_not_features_are_carried_into_the_feature_tab
     from headwater.model.spark_training import feature_table
     from headwater.usecases.bikeshare.training import TRAINING
 
-    # Given a spec whose baselines read clean columns the model does not use
+    # Given a spec whose baselines read clean columns, one the model does not use, one it
+    # uses as a feature (whose default must not stand in for the clean value)
     spec = dataclasses.replace(
         TRAINING,
-        regression_baselines=(RegressionBaseline("yesterday", "casual", "d"),),
+        baselines=(Baseline("by_registered", ("registered",), "d"),),
+        regression_baselines=(
+            RegressionBaseline("casual", "casual", "d"),
+            RegressionBaseline("a_week_before", "rentals_168h_before", "d"),
+        ),
     )
-    assert "casual" not in spec.features and "casual" in spec.baseline_columns
+    assert "registered" not in spec.features and "rentals_168h_before" in spec.features
 
     clean = spark.createDataFrame(
-        [(date(2012, 6, 1), 17, False, "Clear", 25.0, 25.0, 50.0, 10.0, True, 320, 41)],
+        [
+            (
+                date(2012, 6, 1),
+                17,
+                False,
+                "Clear",
+                25.0,
+                25.0,
+                50.0,
+                10.0,
+                True,
+                320,
+                41,
+                279,
+                300,
+                None,
+                None,
+            )
+        ],  # fmt: skip
         "date date, hour int, holiday boolean, weather_situation string, temp_c double, "
         "feels_like_c double, humidity_pct double, wind_speed_kmh double, high_demand boolean, "
-        "rentals bigint, casual bigint",
+        "rentals bigint, casual bigint, registered bigint, rentals_1h_before bigint, "
+        "rentals_24h_before bigint, rentals_168h_before bigint",
     )
     from headwater.usecases.bikeshare.features import FeatureLookups
 
@@ -218,7 +243,10 @@ def test_baseline_columns_that_are_not_features_are_carried_into_the_feature_tab
     lookups = FeatureLookups(default_weather={**typical, "wind_speed_kmh": 9.0})
     row = feature_table(clean, spec, lookups).first()
 
-    assert row.casual == 41 and row[LABEL] == 1.0 and row.rentals == 320.0
+    assert row[LABEL] == 1.0 and row.rentals == 320.0
+    assert row.registered == 279 and row[baseline_input("casual")] == 41
+    # the feature takes the hour's typical rentals; the baseline sees the unknown as unknown
+    assert row.rentals_168h_before == 0.0 and row[baseline_input("rentals_168h_before")] is None
 
 
 # --- a label not yet known is labelled by a later, longer range ---------------------------------
