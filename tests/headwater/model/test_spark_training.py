@@ -334,7 +334,9 @@ def test_feature_stages_keep_unseen_categories_and_missing_numbers() -> None:
 
 FLIGHT_SCHEMA = (
     "origin string, dest string, distance double, flight_date date, month long, "
-    "sched_dep_hour long, " + ", ".join(f"{name} double" for name in WEATHER)
+    "sched_dep_hour long, "
+    + ", ".join(f"{name} double" for name in WEATHER)
+    + ", dep_delayed_15 boolean"
 )
 
 
@@ -346,19 +348,20 @@ def flight(
     hour: int,
     temp: float | None,
     precip: float | None = 0.1,
+    delayed: bool | None = False,
 ) -> tuple[Any, ...]:
     """One clean-flight row for build_lookups (weather: temperature and precipitation vary)."""
     weather = {name: 1.0 for name in WEATHER} | {"temp_f": temp, "precip_in": precip}
-    return (origin, dest, distance, day, day.month, hour, *(weather[n] for n in WEATHER))
+    return (origin, dest, distance, day, day.month, hour, *(weather[n] for n in WEATHER), delayed)
 
 
 def test_build_lookups_keys_and_values_by_hand(spark: Any) -> None:
     # Given a few training flights (Jan 7 and 14 are Mondays), one more scheduled in the holdout,
     flights = spark.createDataFrame(
         [
-            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, 30.0),
-            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, None),
-            flight("JFK", "BOS", 187.0, date(2013, 1, 8), 17, 20.0),
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, 30.0, delayed=True),
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, None, delayed=None),  # cancelled
+            flight("JFK", "BOS", 187.0, date(2013, 1, 8), 17, 20.0, delayed=True),
             flight("EWR", "LAX", 2454.0, date(2013, 1, 14), 8, 40.0),
             flight("LGA", "ATL", 762.0, date(2013, 2, 1), 6, 50.0, precip=None),
         ],
@@ -366,7 +369,8 @@ def test_build_lookups_keys_and_values_by_hand(spark: Any) -> None:
     )
     schedule = flights.union(
         spark.createDataFrame(
-            [flight("EWR", "SFO", 2565.0, date(2013, 3, 4), 8, 45.0)], FLIGHT_SCHEMA
+            [flight("EWR", "SFO", 2565.0, date(2013, 3, 4), 8, 45.0, delayed=True)],
+            FLIGHT_SCHEMA,
         )
     )
     # and planes, one without a build year, one without seats, one without a tail number
@@ -416,6 +420,9 @@ def test_build_lookups_keys_and_values_by_hand(spark: Any) -> None:
         "LGA|4|06": 1.0,
     }
     assert lookups.default_congestion == pytest.approx(6 / 5)
+    # the delay rate of each origin's known outcomes (training flights only), and overall
+    assert lookups.delay_share == {"EWR": 0.5, "JFK": 1.0, "LGA": 0.0}
+    assert lookups.default_delay_share == 0.5  # 2 delayed of 4 known
     assert FeatureLookups.from_dict(json.loads(json.dumps(lookups.to_dict()))) == lookups
 
 
@@ -443,7 +450,7 @@ def test_feature_table_on_spark_equals_the_pandas_path_on_a_real_partition(
         "date", "double", "double"
     ]  # fmt: skip
     # and the rows are exactly what the pandas path gives on the same flights
-    clean = flights.toPandas()
+    clean = pd.DataFrame([row.asDict() for row in flights.collect()])
     assert clean[TRAINING.windows[0].name].notna().sum() > 0.9 * manifest.rows
     expected = features_frame(clean, lookups).assign(
         flight_date=pd.to_datetime(clean["flight_date"]).dt.date,
