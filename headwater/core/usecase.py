@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,13 +113,84 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class RegressionBaseline:
+    """A naive regression baseline: predict the target with a clean column as it is.
+
+    ``column`` is a clean column or a window's name (persistence: "the same hour yesterday"
+    is the window ``rentals_24h_before``), read as it is even when a feature has the same
+    name (a feature's default never stands in for it); it need not be a model feature. Rows
+    where it is null take the training mean of the target (their count is reported).
+    Evaluated on the model's own holdout (RMSE, MAE) beside the mean-target baseline.
+    """
+
+    name: str
+    column: str
+    description: str
+
+
+#: What a :class:`Window` computes over the rows of its key, ordered by time.
+WindowKind = Literal["lag", "lead", "rolling_mean", "rolling_sum", "rolling_count"]
+WINDOW_KINDS: tuple[str, ...] = ("lag", "lead", "rolling_mean", "rolling_sum", "rolling_count")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A column computed over the whole clean range, across partitions, before the features.
+
+    The training job adds ``name`` to the clean rows with a Spark window over the rows of the
+    same ``keys`` (none: one series) ordered by ``order`` (a timestamp column):
+
+    - ``lag`` / ``lead``: ``column`` at ``span`` before / after the row's time (the row whose
+      ``order`` is exactly that instant), or ``rows`` rows before / after;
+    - ``rolling_mean`` / ``rolling_sum`` / ``rolling_count``: the mean, sum or count of the
+      non-null values of ``column`` over the rows in ``[t - span, t - gap)`` (``t`` the row's
+      time: the row itself and rows at the same instant are never in), or the ``rows`` rows
+      before.
+
+    Exactly one of ``span`` and ``rows`` is set. A window that would reach outside the range
+    (before its first instant, after its last) is incomplete and gives null: a ``lead``
+    label that is null is "not yet known" (the row is neither trained on nor held out, and
+    is counted in ``metrics.json``); the next, longer range labels it, from the same clean
+    partitions. A window is a column like any other to ``input_columns``, the label, the
+    target and the baselines.
+    """
+
+    name: str
+    column: str
+    kind: WindowKind
+    order: str
+    keys: tuple[str, ...] = ()
+    span: timedelta | None = None
+    rows: int | None = None
+    #: Rolling windows only: the window closes this long before the row (outcomes not yet known).
+    gap: timedelta = timedelta(0)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in WINDOW_KINDS:
+            raise ValueError(f"window {self.name!r}: kind {self.kind!r} not in {WINDOW_KINDS}")
+        if (self.span is None) == (self.rows is None):
+            raise ValueError(f"window {self.name!r}: set exactly one of span and rows")
+        if self.span is not None and self.span <= timedelta(0):
+            raise ValueError(f"window {self.name!r}: span must be positive, not {self.span}")
+        if self.rows is not None and self.rows < 1:
+            raise ValueError(f"window {self.name!r}: rows must be 1 or more, not {self.rows}")
+        if self.gap and (not self.kind.startswith("rolling") or self.span is None):
+            raise ValueError(f"window {self.name!r}: a gap applies to a rolling span only")
+        if self.span is not None and self.gap >= self.span:
+            raise ValueError(f"window {self.name!r}: the gap {self.gap} leaves no window")
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     """What the generic Spark job needs to train a use case's two models.
 
     The feature table is built on Spark by running ``features_frame`` (pandas, the same
     definition the API's ``features_record`` uses) over ``input_columns`` of the clean
     dataset through ``mapInPandas``. Rows with a null label are neither trained on nor
-    held out; the regression is fitted and evaluated where the target is known.
+    held out; the regression is fitted and evaluated where the target is known. The
+    ``windows`` are added to the clean rows first, over the whole range (across partitions),
+    so ``input_columns``, the label and the baselines may name them.
     """
 
     dataset: str
@@ -139,6 +210,11 @@ class TrainingSpec:
     features_frame: Callable[[pd.DataFrame, Any], pd.DataFrame]
     #: lookups.to_dict() -> lookups (the inverse, for the API and the parity check).
     load_lookups: Callable[[Mapping[str, Any]], Any]
+    #: Columns computed across partitions before the features (labels, lags, rolling
+    #: aggregates): see :class:`Window`. Optional; a use case without windows declares none.
+    windows: tuple[Window, ...] = ()
+    #: Regression baselines from a clean column (persistence), beside the mean-target one.
+    regression_baselines: tuple[RegressionBaseline, ...] = ()
 
     @property
     def features(self) -> tuple[str, ...]:

@@ -4,10 +4,11 @@ Everything specific to a question comes from the use case's :class:`TrainingSpec
 clean dataset and its date column, the reference snapshots, the label and the regression
 target, the features (built on the executors by ``spec.features_frame`` through
 ``mapInPandas``, the same definition the API runs per request), the lookups and the
-baselines. The job reads the clean partitions named by their manifests, fits a logistic
-regression (the label) and a linear regression (the target) on shared feature stages,
-evaluates both on a time-based holdout against the baselines, checks that the portable
-export scores as Spark does, and writes one new model version (the paths come from
+baselines. The job reads the clean partitions named by their manifests, adds the use
+case's windows over the whole range (lags, leads, rolling aggregates across partitions),
+fits a logistic regression (the label) and a linear regression (the target) on shared
+feature stages, evaluates both on a time-based holdout against the baselines, checks that
+the portable export scores as Spark does, and writes one new model version (the paths come from
 :mod:`headwater.core.layout`), ``_SUCCESS`` last. Nothing that grows with the data is collected.
 
 The entrypoint (``emr_jobs/train.py``) parses the command line, builds the SparkSession
@@ -81,7 +82,7 @@ from headwater.monitoring.reference import (
 from headwater.serving.scoring import load_pipelines
 
 if TYPE_CHECKING:
-    from headwater.core.usecase import TrainingSpec, UseCase
+    from headwater.core.usecase import TrainingSpec, UseCase, Window
 
 #: The holdout rows scored by both Spark and the portable export.
 PARITY_SAMPLE_ROWS = 2000
@@ -255,6 +256,67 @@ def in_range(frame: Any, date_column: str, start: date, end: date) -> Any:
     return frame.where(F.col(date_column).between(F.lit(start), F.lit(end)))
 
 
+def _micros(delta: Any) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def with_windows(clean: Any, windows: Sequence[Window]) -> Any:
+    """Add each window's column to the clean rows: Spark window functions over the whole frame.
+
+    The frame is every clean row of the range (all its partitions), so a lag or a lead
+    reaches across partition boundaries. Rows whose window reaches outside the frame (a
+    lead past its last instant, a lag or a rolling span before its first, fewer rows than
+    a rolling ``rows`` count) get null (:class:`~headwater.core.usecase.Window`).
+    """
+    # lazy: pyspark only on the training host (the API and CLI import this module)
+    from pyspark.sql import Window as SparkWindow
+    from pyspark.sql import functions as F
+
+    if not windows:
+        return clean
+    t = "__window_micros"
+    frame = clean
+    for order in dict.fromkeys(w.order for w in windows):
+        frame = frame.withColumn(f"{t}_{order}", F.unix_micros(F.col(order).cast("timestamp")))
+    spans = dict.fromkeys(w.order for w in windows if w.kind.startswith("rolling") and w.span)
+    # the range's first instant, per time column: a rolling span starting before it is partial
+    bounds = frame.agg(*(F.min(f"{t}_{o}").alias(o) for o in spans)).first() if spans else {}
+    for w in windows:
+        micros = f"{t}_{w.order}"
+        by_time = SparkWindow.partitionBy(*w.keys).orderBy(micros)
+        value = F.col(w.column)
+        if w.kind in ("lag", "lead") and w.rows is not None:
+            shift = F.lag if w.kind == "lag" else F.lead
+            column = shift(value, w.rows).over(by_time)
+        elif w.kind in ("lag", "lead"):
+            offset = _micros(w.span) * (-1 if w.kind == "lag" else 1)
+            # the row exactly ``span`` away (null when there is none: past an edge, or a gap)
+            column = F.first(value).over(by_time.rangeBetween(offset, offset))
+        else:
+            if w.span is not None:
+                frame_of = by_time.rangeBetween(-_micros(w.span), -_micros(w.gap) - 1)
+                complete = F.col(micros) - F.lit(_micros(w.span)) >= F.lit(bounds[w.order])
+            else:
+                frame_of = by_time.rowsBetween(-w.rows, -1)  # type: ignore[operator]
+                complete = F.count(F.lit(1)).over(frame_of) >= F.lit(w.rows)
+            number = value.cast("double")
+            aggregate = {
+                "rolling_mean": F.avg(number),
+                "rolling_sum": F.sum(number),
+                "rolling_count": F.count(number),
+            }[w.kind].over(frame_of)
+            if w.kind != "rolling_mean":  # an empty window sums and counts to zero
+                aggregate = F.coalesce(aggregate.cast("double"), F.lit(0.0))
+            column = F.when(complete, aggregate)
+        frame = frame.withColumn(w.name, column)
+    return frame.drop(*(c for c in frame.columns if c.startswith(t)))
+
+
+def baseline_input(column: str) -> str:
+    """The feature table's copy of the clean column a regression baseline reads."""
+    return f"baseline__{column}"
+
+
 def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
     """Add the model features to clean rows on the executors (pandas batches via Arrow).
 
@@ -273,9 +335,17 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
         T.StructField(LABEL, T.DoubleType()),
         T.StructField(target, T.DoubleType()),
     ]
+    # Baselines may read clean columns that are not features: carried along as they are. A
+    # regression baseline always reads its clean column (never a feature's filled value).
+    taken = {*spec.features, date_column, LABEL, target}
+    carried = {c: c for b in spec.baselines for c in b.columns if c not in taken}
+    carried |= {baseline_input(b.column): b.column for b in spec.regression_baselines}
+    fields += [T.StructField(name, clean.schema[c].dataType) for name, c in carried.items()]
     schema = T.StructType(fields)
-    columns = list(dict.fromkeys((*spec.input_columns, date_column, label, target)))
-    output = [*spec.features, date_column, LABEL, target]
+    columns = list(
+        dict.fromkeys((*spec.input_columns, *carried.values(), date_column, label, target))
+    )
+    output = [*spec.features, date_column, LABEL, target, *carried]
     features_frame = spec.features_frame
 
     def batches(frames: Any) -> Any:
@@ -284,6 +354,8 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
             out[date_column] = frame[date_column]
             out[LABEL] = frame[label].astype("float64")
             out[target] = frame[target].astype("float64")
+            for name, column in carried.items():
+                out[name] = frame[column]
             yield out[output]
 
     return clean.select(*columns).mapInPandas(batches, schema)
@@ -622,7 +694,8 @@ def baselines(train: Any, holdout: Any, spec: TrainingSpec) -> dict[str, dict[st
     A baseline without columns is the base rate (a constant); one with columns scores
     each row by its cell's training rate, smoothed towards the base rate
     (:data:`BASELINE_PRIOR`), unseen cells taking the base rate. Cells are bounded, so
-    each has few distinct scores and its metrics are exact.
+    each has few distinct scores and its metrics are exact. A regression baseline predicts
+    the target with its column as it is (null: the training mean target; counted).
     """
     # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import functions as F
@@ -655,6 +728,21 @@ def baselines(train: Any, holdout: Any, spec: TrainingSpec) -> dict[str, dict[st
         "rmse": float(totals.rmse or 0.0),
         "mae": float(totals.mae or 0.0),
     }
+    known = holdout.where(F.col(target).isNotNull() & ~F.isnan(target))
+    for regression in spec.regression_baselines:
+        value = F.col(baseline_input(regression.column)).cast("double")
+        missing = value.isNull() | F.isnan(value)
+        guess = F.when(missing, F.lit(mean_target)).otherwise(value) - F.col(target)
+        row = known.agg(
+            F.sqrt(F.avg(guess * guess)).alias("rmse"),
+            F.avg(F.abs(guess)).alias("mae"),
+            F.sum(missing.cast("long")).alias("defaulted"),
+        ).first()
+        out[regression.name] = {
+            "rmse": float(row.rmse or 0.0),
+            "mae": float(row.mae or 0.0),
+            "rows_defaulted": int(row.defaulted or 0),
+        }
     return out
 
 
@@ -737,6 +825,7 @@ class TrainingRun:
     snapshot_files: SnapshotFiles = field(default_factory=dict)
     clean: Any = None
     references: dict[str, Any] = field(default_factory=dict)
+    windows: dict[str, Any] = field(default_factory=dict)
     lookups: Any = None
     features: Any = None
     train: Any = None
@@ -806,6 +895,25 @@ def read_step(run: TrainingRun) -> Mapping[str, Any]:
     return {"usecase": run.usecase.name, "partitions": partitions, "rows": run.clean.count()}
 
 
+def windows_step(run: TrainingRun) -> Mapping[str, Any]:
+    """Add the use case's windows over the whole range (cached); count the rows left null."""
+    # lazy: pyspark only on the training host (the API and CLI import this module)
+    from pyspark.sql import functions as F
+
+    windows = run.spec.windows
+    if not windows:
+        return {}
+    windowed = with_windows(run.clean, windows).cache()
+    nulls = windowed.agg(
+        *(F.sum(F.col(w.name).isNull().cast("long")).alias(w.name) for w in windows)
+    ).first()
+    run.clean.unpersist()
+    run.clean = windowed
+    # a null lead label is "not yet known": neither trained on nor held out, counted here
+    run.windows = {w.name: {"kind": w.kind, "null_rows": int(nulls[w.name] or 0)} for w in windows}
+    return {w: v["null_rows"] for w, v in run.windows.items()}
+
+
 def lookups_step(run: TrainingRun) -> Mapping[str, Any]:
     """Build the use case's lookups on the days before the holdout."""
     # lazy: pyspark only on the training host (the API and CLI import this module)
@@ -868,10 +976,14 @@ def evaluate_step(run: TrainingRun) -> Mapping[str, Any]:
         holdout=run.holdout_metrics,
         regression=run.regression,
         baselines={},  # the baselines step fills them
-        baseline_descriptions={b.name: b.description for b in spec.baselines},
+        baseline_descriptions={
+            b.name: b.description for b in (*spec.baselines, *spec.regression_baselines)
+        },
         calibration=tuple(run.calibration),
         train_rows=run.train_rows,
         threshold=float(run.classifier.stages[-1].getThreshold()),
+        # null window values (incomplete at the range's edges), per window
+        extra={"windows": run.windows},
         holdout_window=holdout_window(
             run.holdout, spec.date_column, run.holdout_from, run.options.end
         ),
@@ -1049,6 +1161,7 @@ def report_step(run: TrainingRun) -> Mapping[str, Any]:
 STEPS: tuple[tuple[str, Step], ...] = (
     ("verify inputs", verify_step),
     ("read", read_step),
+    ("windows", windows_step),
     ("lookups", lookups_step),
     ("features", features_step),
     ("split", split_step),

@@ -38,7 +38,7 @@ def test_an_hour_is_scored_with_the_use_case_s_answer_keys(
     assert 0.0 < body["high_demand_probability"] < 1.0
     assert body["high_demand"] is (body["high_demand_probability"] > 0.5)
     assert body["model"] == {"name": "bikeshare", "version": bike_version}
-    assert body["defaulted"] == ["holiday", "weather"]
+    assert body["defaulted"] == ["holiday", "weather", "recent_rentals"]
     assert body["unseen"] == []
     assert body["out_of_range"] == [] and body["clipped"] == []
 
@@ -68,7 +68,10 @@ def test_given_inputs_are_not_defaulted_and_holidays_come_from_the_calendar(
         "humidity_pct": 90,
         "wind_speed_kmh": 20,
     }
-    full = client.post(URL, json={**HOUR, "holiday": False, "weather": weather}).get_json()
+    recent = {"rentals_1h_before": 400, "rentals_24h_before": 520, "rentals_168h_before": 480}
+    full = client.post(
+        URL, json={**HOUR, "holiday": False, "weather": weather, "recent_rentals": recent}
+    ).get_json()
     july4 = client.post(URL, json={"hour_start": "2012-07-04T17:00"}).get_json()
 
     assert full["defaulted"] == []

@@ -87,8 +87,8 @@ def test_minimal_flight_reports_what_was_defaulted(client: FlaskClient) -> None:
 
     body = client.post("/v1/flights/predictions", json=request).get_json()
 
-    # Then aircraft, weather and congestion come from the model's defaults, and say so
-    assert body["defaulted"] == ["aircraft", "weather", "congestion"]
+    # Then aircraft, weather, congestion and recent delays come from the defaults, and say so
+    assert body["defaulted"] == ["aircraft", "weather", "congestion", "recent_delays"]
     assert 0.0 < body["delay_probability"] < 1.0
     assert body["unseen"] == []
 

@@ -7,9 +7,12 @@ through ``mapInPandas``); ``features_record`` is the single-record path in plain
 they give bit-identical features; a property test holds them to it on real rows.
 
 Only what is known before the hour is used: the calendar (hour, weekday, month,
-holiday, working day, the trend since the first training year) and the weather of the
+holiday, working day, the trend since the first training year), the weather of the
 hour (forecast or observed; missing values take the training period's monthly
-averages, and ``weather_defaulted`` says so).
+averages, and ``weather_defaulted`` says so) and the rentals of the hours before
+(:data:`WINDOWS`: 1, 24 and 168 hours earlier, computed across partitions by the training
+job; at serving the request carries them; missing ones take the training mean of that hour
+of the day, and ``recent_rentals`` is listed in ``defaulted``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from headwater.core.calendar import is_us_holiday, month_cos, month_sin
+from headwater.core.usecase import Window
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +36,21 @@ HIGH_DEMAND_THRESHOLD = 300
 CATEGORICAL = ("hour", "weekday", "weather_situation", "day_hour")
 WEATHER_NUMBERS = ("temp_c", "feels_like_c", "humidity_pct", "wind_speed_kmh")
 WEATHER = ("weather_situation", *WEATHER_NUMBERS)
+#: Hours back of each lag of the hour's own rentals (the hour before, the day, the week).
+LAG_HOURS = (1, 24, 168)
+#: The lags, computed over the whole range by the training job (across partitions).
+WINDOWS = tuple(
+    Window(
+        f"rentals_{hours}h_before",
+        "rentals",
+        "lag",
+        "hour_start",
+        span=timedelta(hours=hours),
+        description=f"rentals in the hour {hours} h before",
+    )
+    for hours in LAG_HOURS
+)
+LAGS = tuple(w.name for w in WINDOWS)
 NUMERIC = (
     "month_sin",
     "month_cos",
@@ -40,10 +59,11 @@ NUMERIC = (
     "years_since_start",
     *WEATHER_NUMBERS,
     "weather_defaulted",
+    *LAGS,
 )
 FEATURES = (*CATEGORICAL, *NUMERIC)
-#: The clean columns ``features_frame`` reads.
-INPUT_COLUMNS = ("date", "hour", "holiday", *WEATHER)
+#: The clean columns (and windows) ``features_frame`` reads.
+INPUT_COLUMNS = ("date", "hour", "holiday", *WEATHER, *LAGS)
 DAYS_PER_YEAR = 365.25
 
 
@@ -54,13 +74,15 @@ class FeatureLookups:
     ``weather`` holds the typical weather of each month (``"01"`` .. ``"12"``): the
     mean of each number and the most frequent situation; ``default_weather`` the same
     over the whole period (for a month never seen). ``start_year`` is the trend's
-    origin: the first year of the training data.
+    origin: the first year of the training data. ``typical_rentals`` is the mean rentals
+    of each hour of the day (``"00"`` .. ``"23"``), the default of a lag not known.
     """
 
     start_year: int = 2011
     weather: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_weather: dict[str, Any] = field(default_factory=dict)
     weather_situations: list[str] = field(default_factory=list)
+    typical_rentals: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (stored with the model version)."""
@@ -97,6 +119,11 @@ def working_day(weekday: int, holiday: bool) -> float:
     return 1.0 if weekday < 5 and not holiday else 0.0
 
 
+def typical_lag(lookups: FeatureLookups, hour: int, hours_back: int) -> float:
+    """The default of a lag: the training mean rentals of the hour of the day it falls on."""
+    return float(lookups.typical_rentals.get(hour_label((hour - hours_back) % 24), 0.0))
+
+
 def _number(value: Any) -> float | None:
     if value is None:
         return None
@@ -114,6 +141,7 @@ def features_record(
     lookups: FeatureLookups,
     holiday: bool | None = None,
     weather: Mapping[str, Any] | None = None,
+    recent_rentals: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Derive every model feature of one hour; also return which inputs were defaulted.
 
@@ -123,6 +151,8 @@ def features_record(
         holiday: whether the day is a holiday; None takes the US federal calendar.
         weather: the hour's weather (any of :data:`WEATHER`); missing values take the
             month's typical weather.
+        recent_rentals: rentals of the hours before, by lag name (:data:`LAGS`); missing
+            ones take the training mean of the hour of the day they fall on.
 
     Returns:
         ``(features, defaulted)``: the feature values by name, and the names of the
@@ -147,6 +177,15 @@ def features_record(
             if "weather" not in defaulted:
                 defaulted.append("weather")
         numbers[name] = value
+    recent = recent_rentals or {}
+    lags: dict[str, float] = {}
+    for name, hours in zip(LAGS, LAG_HOURS, strict=True):
+        value = _number(recent.get(name))
+        if value is None:
+            value = typical_lag(lookups, hour_start.hour, hours)
+            if "recent_rentals" not in defaulted:
+                defaulted.append("recent_rentals")
+        lags[name] = value
     working = working_day(weekday, bool(holiday))
     features = {
         "hour": hour_label(hour_start.hour),
@@ -160,6 +199,7 @@ def features_record(
         "years_since_start": years_since(day, lookups.start_year),
         **numbers,
         "weather_defaulted": 1.0 if "weather" in defaulted else 0.0,
+        **lags,
     }
     return features, defaulted
 
@@ -175,7 +215,7 @@ def features_frame(rows: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFrame:
     """Vectorised :func:`features_record` over clean rows (same index, FEATURES columns).
 
     ``rows`` needs :data:`INPUT_COLUMNS`: the local ``date``, the local ``hour``, the
-    ``holiday`` flag and the weather columns (nullable).
+    ``holiday`` flag, the weather columns and the lags (nullable).
     """
     # lazy: pandas off the API's cold start (the API imports this module)
     import pandas as pd
@@ -214,4 +254,8 @@ def features_frame(rows: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFrame:
         filler = keys.map(lambda k, n=name: float(typical[k][n])).astype(float)
         out[name] = observed.where(~missing, filler).astype(float)
     out["weather_defaulted"] = any_default.astype(float)
+    for name, hours in zip(LAGS, LAG_HOURS, strict=True):
+        observed = pd.to_numeric(rows[name], errors="coerce").astype(float)
+        filler = _via(hour, lambda h, back=hours: typical_lag(lookups, h, back)).astype(float)
+        out[name] = observed.where(observed.notna(), filler).astype(float)
     return out[list(FEATURES)]

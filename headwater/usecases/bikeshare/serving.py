@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from headwater.core.calendar import is_us_holiday
-from headwater.core.fields import local_datetime, measure
+from headwater.core.fields import WholeNumber, local_datetime, measure
 from headwater.core.usecase import AnswerShape, ServingSpec, Shift
 from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD, features_record
 
@@ -42,6 +42,22 @@ class Weather(BaseModel):
     wind_speed_kmh: float | None = measure(0, 250, "Wind speed in km/h")
 
 
+class RecentRentals(BaseModel):
+    """Rentals of the hours before (the model's lags); what is not given takes the typical hour."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rentals_1h_before: WholeNumber | None = Field(
+        None, ge=0, le=100_000, description="Rentals in the hour before, or null."
+    )
+    rentals_24h_before: WholeNumber | None = Field(
+        None, ge=0, le=100_000, description="Rentals in the same hour the day before, or null."
+    )
+    rentals_168h_before: WholeNumber | None = Field(
+        None, ge=0, le=100_000, description="Rentals in the same hour a week before, or null."
+    )
+
+
 class RentalHourRequest(BaseModel):
     """One hour of rentals to predict."""
 
@@ -65,24 +81,36 @@ class RentalHourRequest(BaseModel):
         description="The hour's weather: an object with any of weather_situation, temp_c, "
         "feels_like_c, humidity_pct, wind_speed_kmh, or null (the month's typical weather).",
     )
+    recent_rentals: RecentRentals | None = Field(
+        None,
+        description="Rentals of the hours before: an object with any of rentals_1h_before, "
+        "rentals_24h_before, rentals_168h_before (whole numbers), or null; what is not given "
+        "takes the training mean of that hour of the day, and is listed in `defaulted`.",
+    )
 
 
 EXAMPLE: dict[str, Any] = {
     "hour_start": "2012-06-01T17:00",
     "holiday": None,
     "weather": {"weather_situation": "Clear", "temp_c": 27.0, "humidity_pct": 45.0},
+    "recent_rentals": {
+        "rentals_1h_before": 320,
+        "rentals_24h_before": 610,
+        "rentals_168h_before": 580,
+    },
 }
 
 
 def hour_features(request: RentalHourRequest, lookups: Any) -> tuple[dict[str, Any], list[str]]:
     """The model features of one validated request, and the inputs that were defaulted."""
 
-    weather = request.weather
+    weather, recent = request.weather, request.recent_rentals
     return features_record(
         hour_start=request.hour_start,
         lookups=lookups,
         holiday=request.holiday,
         weather=None if weather is None else weather.__dict__,
+        recent_rentals=None if recent is None else recent.__dict__,
     )
 
 
@@ -149,9 +177,10 @@ SERVING = ServingSpec(
     listed_categories=("weather_situation",),
     description=(
         f"Will more than {HIGH_DEMAND_THRESHOLD} bikes be rented in this hour (a busy hour: "
-        "bikes to rebalance), and how many rentals to expect. The holiday flag and weather "
-        "values not given come from the US federal calendar and the model version's "
-        "typical weather for the month, and are listed in `defaulted`."
+        "bikes to rebalance), and how many rentals to expect. The holiday flag, weather "
+        "values and recent rentals not given come from the US federal calendar, the model "
+        "version's typical weather for the month and typical rentals for the hour of the "
+        "day, and are listed in `defaulted`."
     ),
     request_of_row=request_of_row,
     shifts=SHIFTS,

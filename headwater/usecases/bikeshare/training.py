@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headwater.core.usecase import Baseline, Quantity, TrainingSpec
+from headwater.core.usecase import Baseline, Quantity, RegressionBaseline, TrainingSpec
 from headwater.usecases.bikeshare.features import (
     CATEGORICAL,
     HIGH_DEMAND_THRESHOLD,
     INPUT_COLUMNS,
+    LAG_HOURS,
     NUMERIC,
     WEATHER_NUMBERS,
+    WINDOWS,
     FeatureLookups,
     features_frame,
+    hour_label,
     month_key,
 )
 
@@ -71,11 +74,13 @@ def build_lookups(train: Any, references: Mapping[str, Any], all_rows: Any) -> F
         if month not in situations:
             typical["weather_situation"] = default_weather["weather_situation"]
         weather[month_key(month)] = typical
+    by_hour = train.groupBy("hour").agg(F.avg("rentals").alias("rentals")).collect()
     return FeatureLookups(
         start_year=int(overall.start_year),
         weather=weather,
         default_weather=default_weather,
         weather_situations=sorted(totals),
+        typical_rentals={hour_label(r.hour): float(r.rentals) for r in sorted(by_hour)},
     )
 
 
@@ -94,6 +99,7 @@ HUMAN_NAMES = {
     "humidity_pct": "relative humidity (%)",
     "wind_speed_kmh": "wind speed (km/h)",
     "weather_defaulted": "weather defaulted",
+    **{f"rentals_{h}h_before": f"rentals {h} h before" for h in LAG_HOURS},
 }
 
 TRAINING = TrainingSpec(
@@ -118,4 +124,17 @@ TRAINING = TrainingSpec(
     build_lookups=build_lookups,
     features_frame=features_frame,
     load_lookups=FeatureLookups.from_dict,
+    windows=WINDOWS,
+    regression_baselines=(
+        RegressionBaseline(
+            "same_hour_yesterday",
+            "rentals_24h_before",
+            "the rentals of the same hour the day before (persistence)",
+        ),
+        RegressionBaseline(
+            "same_hour_last_week",
+            "rentals_168h_before",
+            "the rentals of the same hour a week before (persistence)",
+        ),
+    ),
 )

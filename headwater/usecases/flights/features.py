@@ -7,9 +7,13 @@ same :class:`FeatureLookups`, computed at training time and stored with the mode
 version, and a property test proves they agree on the real data.
 
 Only what is known before departure is used: the schedule, carrier, route,
-aircraft, the weather at the origin for the scheduled hour, and congestion (the
+aircraft, the weather at the origin for the scheduled hour, congestion (the
 number of departures scheduled at the origin in that hour: schedules are published
-in advance).
+in advance) and a now-cast: the share of the origin's departures delayed 15+ minutes among
+those scheduled in the 3 hours before (up to 15 minutes before, when their outcome is known;
+:data:`WINDOWS`, computed across partitions by the training job; at serving the request
+carries it; when unknown it takes the origin's training delay rate and ``recent_delays`` is
+listed in ``defaulted``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from headwater.core.calendar import month_cos, month_sin, us_holidays
+from headwater.core.usecase import Window
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +40,21 @@ WEATHER = (
     "pressure_hpa",
     "visibility_ft",
 )
+#: The now-cast of delays at the origin (a window over its departures, by scheduled time).
+NOWCAST = "origin_delay_share_3h"
+WINDOWS = (
+    Window(
+        NOWCAST,
+        "dep_delayed_15",
+        "rolling_mean",
+        "sched_dep_utc",
+        keys=("origin",),
+        span=timedelta(hours=3),
+        gap=timedelta(minutes=15),
+        description="share of the origin's departures delayed 15+ minutes, scheduled in the "
+        "3 hours before (up to 15 minutes before)",
+    ),
+)
 NUMERIC = (
     "month_sin",
     "month_cos",
@@ -46,6 +66,7 @@ NUMERIC = (
     *WEATHER,
     "weather_defaulted",
     "congestion",
+    NOWCAST,
 )
 FEATURES = (*CATEGORICAL, *NUMERIC)
 
@@ -78,6 +99,9 @@ class FeatureLookups:
     congestion: dict[str, float] = field(default_factory=dict)
     typical_congestion: dict[str, float] = field(default_factory=dict)
     default_congestion: float = 0.0
+    #: The training delay rate of each origin, and overall: the now-cast when not known.
+    delay_share: dict[str, float] = field(default_factory=dict)
+    default_delay_share: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (stored with the model version)."""
@@ -159,6 +183,7 @@ def features_record(
     lookups: FeatureLookups,
     tailnum: str | None = None,
     weather: Mapping[str, Any] | None = None,
+    recent_delay_share: float | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Derive every model feature of one flight; also return which inputs were defaulted.
 
@@ -171,6 +196,8 @@ def features_record(
         tailnum: the aircraft, if known.
         weather: observed weather at the origin (any of :data:`WEATHER`); missing
             values are filled from the origin-and-month defaults.
+        recent_delay_share: the now-cast (:data:`NOWCAST`); None takes the origin's
+            training delay rate.
 
     Returns:
         ``(features, defaulted)``: the feature values by name, and the names of the
@@ -211,6 +238,11 @@ def features_record(
         )
         defaulted.append("congestion")
 
+    nowcast = _number(recent_delay_share)
+    if nowcast is None:
+        nowcast = float(lookups.delay_share.get(origin, lookups.default_delay_share))
+        defaulted.append("recent_delays")
+
     features = {
         "carrier": carrier,
         "origin": origin,
@@ -225,6 +257,7 @@ def features_record(
         **values,
         "weather_defaulted": 1.0 if "weather" in defaulted else 0.0,
         "congestion": float(congestion),
+        NOWCAST: nowcast,
     }
     return features, defaulted
 
@@ -240,7 +273,8 @@ def features_frame(flights: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFra
     """Vectorised :func:`features_record` over clean flights (same index, FEATURES columns).
 
     ``flights`` needs ``carrier``, ``origin``, ``dest``, ``tailnum``,
-    ``sched_dep_local`` and the weather columns of :data:`WEATHER` (nullable).
+    ``sched_dep_local``, the weather columns of :data:`WEATHER` and the now-cast
+    :data:`NOWCAST` (nullable).
     Scalar transforms run once per distinct value through the record path's own
     functions, so both paths give bit-identical numbers.
     """
@@ -293,4 +327,8 @@ def features_frame(flights: pd.DataFrame, lookups: FeatureLookups) -> pd.DataFra
     typical = (origin + "|" + weekday.astype(str) + "|" + hour2).map(lookups.typical_congestion)
     congestion = exact.fillna(typical.astype(float)).fillna(lookups.default_congestion)
     out["congestion"] = congestion.astype(float)
+    typical_share = origin.map(lookups.delay_share).astype(float)
+    typical_share = typical_share.fillna(float(lookups.default_delay_share))
+    nowcast = pd.to_numeric(flights[NOWCAST], errors="coerce").astype(float)
+    out[NOWCAST] = nowcast.where(nowcast.notna(), typical_share).astype(float)
     return out[list(FEATURES)]

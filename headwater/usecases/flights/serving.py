@@ -81,6 +81,17 @@ class FlightRequest(BaseModel):
             "from the model's defaults for the origin and month."
         ),
     )
+    recent_delay_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "The share (0 to 1) of the origin's departures delayed 15 minutes or more among "
+            "those scheduled in the 3 hours before this one (up to 15 minutes before), or "
+            "null: the origin's typical delay rate, listed in `defaulted` as recent_delays."
+        ),
+        examples=[0.25],
+    )
 
 
 EXAMPLE: dict[str, Any] = {
@@ -91,6 +102,7 @@ EXAMPLE: dict[str, Any] = {
     "scheduled_departure": "2013-11-04T17:15",
     "tailnum": "N14228",
     "weather": {"temp_f": 41.0, "wind_speed_mph": 12.7, "precip_in": 0.0},
+    "recent_delay_share": 0.25,
 }
 
 
@@ -106,6 +118,7 @@ def flight_features(request: FlightRequest, lookups: Any) -> tuple[dict[str, Any
         lookups=lookups,
         tailnum=request.tailnum,
         weather=None if weather is None else weather.__dict__,
+        recent_delay_share=request.recent_delay_share,
     )
 
 
@@ -185,7 +198,8 @@ SERVING = ServingSpec(
     listed_categories=("carrier", "origin", "dest"),
     description=(
         "Will a flight leave 15 minutes late or more, and what arrival delay to expect "
-        "(minutes; negative: early). Inputs not given (tail number, weather) and lookups "
+        "(minutes; negative: early). Inputs not given (tail number, weather, the recent "
+        "delays at the origin) and lookups "
         "the model has no entry for come from the model version's lookups and are listed "
         "in `defaulted`; codes the model never saw are scored and listed in `unseen`."
     ),

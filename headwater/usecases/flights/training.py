@@ -14,8 +14,10 @@ from typing import Any
 from headwater.core.usecase import Baseline, Quantity, TrainingSpec
 from headwater.usecases.flights.features import (
     CATEGORICAL,
+    NOWCAST,
     NUMERIC,
     WEATHER,
+    WINDOWS,
     FeatureLookups,
     features_frame,
 )
@@ -89,6 +91,9 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
         cell[1] += 1
     typical = {key: total / n for key, (total, n) in cells.items()}
     default_congestion = sum(r["count"] for r in hourly) / len(hourly) if hourly else 0.0
+    delayed = F.col("dep_delayed_15").cast("double")
+    shares = flights.groupBy("origin").agg(F.avg(delayed).alias("share")).collect()
+    overall_share = flights.agg(F.avg(delayed).alias("share")).first().share
     return FeatureLookups(
         route_distance=route_distance,
         default_distance=float(overall.distance),
@@ -99,6 +104,8 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
         congestion=congestion,
         typical_congestion=typical,
         default_congestion=float(default_congestion),
+        delay_share={r.origin: float(r.share) for r in shares if r.share is not None},
+        default_delay_share=float(overall_share or 0.0),
     )
 
 
@@ -112,7 +119,7 @@ def _finite(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-INPUT_COLUMNS = ("carrier", "origin", "dest", "tailnum", "sched_dep_local", *WEATHER)
+INPUT_COLUMNS = ("carrier", "origin", "dest", "tailnum", "sched_dep_local", *WEATHER, NOWCAST)
 HUMAN_NAMES = {
     "carrier": "airline",
     "origin": "origin airport",
@@ -135,6 +142,7 @@ HUMAN_NAMES = {
     "visibility_ft": "visibility (ft)",
     "weather_defaulted": "weather defaulted",
     "congestion": "departures scheduled in the hour",
+    NOWCAST: "share of the origin's departures delayed in the 3 hours before",
 }
 
 
@@ -165,4 +173,5 @@ TRAINING = TrainingSpec(
     build_lookups=build_training_lookups,
     features_frame=features_frame,
     load_lookups=FeatureLookups.from_dict,
+    windows=WINDOWS,
 )

@@ -40,6 +40,7 @@ from headwater.model.spark_training import (
     score_histogram,
     split_by_time,
     train,
+    with_windows,
 )
 from headwater.usecases.flights.features import (
     CATEGORICAL,
@@ -334,7 +335,9 @@ def test_feature_stages_keep_unseen_categories_and_missing_numbers() -> None:
 
 FLIGHT_SCHEMA = (
     "origin string, dest string, distance double, flight_date date, month long, "
-    "sched_dep_hour long, " + ", ".join(f"{name} double" for name in WEATHER)
+    "sched_dep_hour long, "
+    + ", ".join(f"{name} double" for name in WEATHER)
+    + ", dep_delayed_15 boolean"
 )
 
 
@@ -346,19 +349,20 @@ def flight(
     hour: int,
     temp: float | None,
     precip: float | None = 0.1,
+    delayed: bool | None = False,
 ) -> tuple[Any, ...]:
     """One clean-flight row for build_lookups (weather: temperature and precipitation vary)."""
     weather = {name: 1.0 for name in WEATHER} | {"temp_f": temp, "precip_in": precip}
-    return (origin, dest, distance, day, day.month, hour, *(weather[n] for n in WEATHER))
+    return (origin, dest, distance, day, day.month, hour, *(weather[n] for n in WEATHER), delayed)
 
 
 def test_build_lookups_keys_and_values_by_hand(spark: Any) -> None:
     # Given a few training flights (Jan 7 and 14 are Mondays), one more scheduled in the holdout,
     flights = spark.createDataFrame(
         [
-            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, 30.0),
-            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, None),
-            flight("JFK", "BOS", 187.0, date(2013, 1, 8), 17, 20.0),
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, 30.0, delayed=True),
+            flight("EWR", "LAX", 2454.0, date(2013, 1, 7), 8, None, delayed=None),  # cancelled
+            flight("JFK", "BOS", 187.0, date(2013, 1, 8), 17, 20.0, delayed=True),
             flight("EWR", "LAX", 2454.0, date(2013, 1, 14), 8, 40.0),
             flight("LGA", "ATL", 762.0, date(2013, 2, 1), 6, 50.0, precip=None),
         ],
@@ -366,7 +370,8 @@ def test_build_lookups_keys_and_values_by_hand(spark: Any) -> None:
     )
     schedule = flights.union(
         spark.createDataFrame(
-            [flight("EWR", "SFO", 2565.0, date(2013, 3, 4), 8, 45.0)], FLIGHT_SCHEMA
+            [flight("EWR", "SFO", 2565.0, date(2013, 3, 4), 8, 45.0, delayed=True)],
+            FLIGHT_SCHEMA,
         )
     )
     # and planes, one without a build year, one without seats, one without a tail number
@@ -416,18 +421,22 @@ def test_build_lookups_keys_and_values_by_hand(spark: Any) -> None:
         "LGA|4|06": 1.0,
     }
     assert lookups.default_congestion == pytest.approx(6 / 5)
+    # the delay rate of each origin's known outcomes (training flights only), and overall
+    assert lookups.delay_share == {"EWR": 0.5, "JFK": 1.0, "LGA": 0.0}
+    assert lookups.default_delay_share == 0.5  # 2 delayed of 4 known
     assert FeatureLookups.from_dict(json.loads(json.dumps(lookups.to_dict()))) == lookups
 
 
 def test_feature_table_on_spark_equals_the_pandas_path_on_a_real_partition(
     spark: Any, trained_model: Any
 ) -> None:
-    # Given the clean March partition and the trained version's lookups
+    # Given the clean March partition with its windows, and the trained version's lookups
     lake = trained_model.lake
     manifest = lake.manifest(CLEAN, FLIGHTS, "month=2013-03")
     flights = spark.read.parquet(
         f"file://{lake.path(CLEAN, FLIGHTS, 'month=2013-03', manifest.file)}"
     )
+    flights = with_windows(flights, TRAINING.windows).cache()
     lookups = FeatureLookups.from_dict(trained_model.read_json("lookups.json"))
 
     # When the features are computed on Spark (Arrow batches on the executors)
@@ -442,7 +451,8 @@ def test_feature_table_on_spark_equals_the_pandas_path_on_a_real_partition(
         "date", "double", "double"
     ]  # fmt: skip
     # and the rows are exactly what the pandas path gives on the same flights
-    clean = lake.read(CLEAN, FLIGHTS, "month=2013-03")[0].to_pandas()
+    clean = pd.DataFrame([row.asDict() for row in flights.collect()])
+    assert clean[TRAINING.windows[0].name].notna().sum() > 0.9 * manifest.rows
     expected = features_frame(clean, lookups).assign(
         flight_date=pd.to_datetime(clean["flight_date"]).dt.date,
         label=clean["dep_delayed_15"].astype("float64"),
@@ -522,6 +532,9 @@ def test_metrics_report_the_holdout_the_baselines_and_the_calibration(trained_mo
     assert 0.0 < holdout["positive_rate"] < 1.0
     # the model is compared with naive baselines on the same holdout, and beats the constant one
     assert set(metrics["baselines"]) == {"base_rate", "carrier_hour_rate", "mean_arr_delay"}
+    # the now-cast is null only where no departure's outcome is known in the hours before
+    nowcast = metrics["windows"]["origin_delay_share_3h"]
+    assert nowcast["kind"] == "rolling_mean" and 0 < nowcast["null_rows"] < train_rows / 10
     assert metrics["baselines"]["base_rate"]["rows"] == holdout_rows
     assert metrics["baselines"]["base_rate"]["auc_roc"] == pytest.approx(0.5)
     # the model beats the naive baselines on this data: ranking and arrival-delay error
@@ -718,7 +731,20 @@ def test_the_second_use_case_trains_through_the_same_job(trained_bikeshare: Any)
     assert metrics["target"] == {
         "column": "rentals", "name": "rentals in the hour", "unit": "rentals"
     }  # fmt: skip
-    assert list(metrics["baselines"]) == ["base_rate", "hour_weekday_rate", "mean_rentals"]
+    assert list(metrics["baselines"]) == [
+        "base_rate", "hour_weekday_rate", "mean_rentals", "same_hour_yesterday",
+        "same_hour_last_week",
+    ]  # fmt: skip
+    # persistence predicts rentals from the lags, computed across the May-June boundary
+    assert (
+        0
+        < metrics["baselines"]["same_hour_yesterday"]["rmse"]
+        < (metrics["baselines"]["mean_rentals"]["rmse"])
+    )
+    # the lags reach back from the range's first hour: those rows are null, and counted
+    lag_nulls = {name: w["null_rows"] for name, w in metrics["windows"].items()}
+    assert 1 <= lag_nulls["rentals_1h_before"] < lag_nulls["rentals_24h_before"]
+    assert 100 <= lag_nulls["rentals_168h_before"] < 400  # about the first week
     holdout = metrics["holdout"]
     assert 0.0 < holdout["positive_rate"] < 1.0
     assert holdout["auc_roc"] > metrics["baselines"]["hour_weekday_rate"]["auc_roc"] > 0.5
@@ -737,6 +763,7 @@ def test_the_second_use_case_trains_through_the_same_job(trained_bikeshare: Any)
     # and an hour the API derives from a request is scored by the exported pipelines
     lookups = BikeLookups.from_dict(read(layout.LOOKUPS))
     assert lookups.start_year == 2011 and set(lookups.weather) == {"05", "06"}
+    assert set(lookups.typical_rentals) == {f"{h:02d}" for h in range(24)}
     record, _ = features_record(hour_start=datetime(2011, 6, 20, 17), lookups=lookups)
     pipelines = load_pipelines(export)
     busy = pipelines["classifier"].transform(dict(record))["probability"]

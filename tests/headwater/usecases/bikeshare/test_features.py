@@ -21,6 +21,8 @@ from headwater.usecases.bikeshare.features import (
     CATEGORICAL,
     FEATURES,
     INPUT_COLUMNS,
+    LAG_HOURS,
+    LAGS,
     NUMERIC,
     WEATHER_NUMBERS,
     FeatureLookups,
@@ -43,6 +45,7 @@ LOOKUPS = FeatureLookups(
     weather={"07": TYPICAL_JULY, "03": {**OVERALL, "weather_situation": "Light Rain"}},
     default_weather=OVERALL,
     weather_situations=["Clear", "Light Rain", "Mist"],
+    typical_rentals={f"{h:02d}": 10.0 * h + 1 for h in range(24)},
 )
 
 
@@ -70,6 +73,12 @@ def clean_rows() -> pd.DataFrame:
     """Real clean rows of July 2011 and March 2012, a few weather values knocked out."""
     frame = pd.concat([clean_month(date(2011, 7, 1)), clean_month(date(2012, 3, 1))])
     frame = frame.reset_index(drop=True)
+    # the lags as the training job's windows give them: the rentals exactly so long before,
+    # null before the first hour, across the month's end and where an hour is missing
+    rentals = dict(zip(frame["hour_start"], frame["rentals"], strict=True))
+    for name, hours in zip(LAGS, LAG_HOURS, strict=True):
+        back = frame["hour_start"] - pd.Timedelta(hours=hours)
+        frame[name] = back.map(rentals).astype("Int64")
     frame.loc[frame.index % 7 == 0, "temp_c"] = None
     frame.loc[frame.index % 11 == 0, "weather_situation"] = None
     return frame
@@ -85,8 +94,13 @@ def record_of(row: Any) -> dict[str, Any]:
     weather = {name: row[name] for name in ("weather_situation", *WEATHER_NUMBERS)}
     weather = {k: None if v is None or (isinstance(v, float) and math.isnan(v)) else v
                for k, v in weather.items()}  # fmt: skip
+    recent = {name: None if pd.isna(row[name]) else int(row[name]) for name in LAGS}
     features, _ = features_record(
-        hour_start=local_start(row), lookups=LOOKUPS, holiday=bool(row["holiday"]), weather=weather
+        hour_start=local_start(row),
+        lookups=LOOKUPS,
+        holiday=bool(row["holiday"]),
+        weather=weather,
+        recent_rentals=recent,
     )
     return features
 
@@ -106,6 +120,25 @@ def test_real_clean_rows_have_what_the_features_need(clean_rows: pd.DataFrame) -
     assert len(clean_rows) > 1000
     assert clean_rows["weather_situation"].isna().any()
     assert clean_rows["holiday"].any()  # July 4th
+    assert clean_rows[list(LAGS)].isna().any().all()  # first hours: lags not known
+    assert clean_rows[list(LAGS)].notna().sum().min() > 1000
+
+
+def test_lags_not_given_take_the_typical_rentals_of_the_hour_they_fall_on() -> None:
+    # Given a request at 00:00 with only the lag of the day before
+    features, defaulted = features_record(
+        hour_start=datetime(2012, 7, 2, 0),
+        lookups=LOOKUPS,
+        holiday=False,
+        weather=TYPICAL_JULY,
+        recent_rentals={"rentals_24h_before": 7},
+    )
+
+    # Then the hour before is 23:00's typical rentals, the week before 00:00's; said once
+    assert features["rentals_1h_before"] == 231.0
+    assert features["rentals_24h_before"] == 7.0
+    assert features["rentals_168h_before"] == 1.0
+    assert defaulted == ["recent_rentals"]
 
 
 def test_batch_and_record_paths_agree_on_every_real_row(clean_rows: pd.DataFrame) -> None:
@@ -138,11 +171,18 @@ def test_a_fully_known_hour_uses_no_default() -> None:
     weather = {"weather_situation": "Mist", "temp_c": 21.5, "feels_like_c": 22.0,
                "humidity_pct": 70.0, "wind_speed_kmh": 9.0}  # fmt: skip
 
+    recent = {"rentals_1h_before": 400, "rentals_24h_before": 520, "rentals_168h_before": 480}
+
     features, defaulted = features_record(
-        hour_start=datetime(2012, 7, 6, 17), lookups=LOOKUPS, holiday=False, weather=weather
+        hour_start=datetime(2012, 7, 6, 17),
+        lookups=LOOKUPS,
+        holiday=False,
+        weather=weather,
+        recent_rentals=recent,
     )
 
     assert defaulted == []
+    assert [features[name] for name in LAGS] == [400.0, 520.0, 480.0]
     assert (features["hour"], features["weekday"]) == ("17", "4")  # a Friday
     assert features["weather_situation"] == "Mist"
     assert features["temp_c"] == 21.5
@@ -158,7 +198,7 @@ def test_no_holiday_given_takes_the_federal_calendar_and_says_so() -> None:
 
     assert features["holiday"] == 1.0
     assert features["workingday"] == 0.0  # a Wednesday, but a holiday
-    assert defaulted == ["holiday", "weather"]
+    assert defaulted == ["holiday", "weather", "recent_rentals"]
 
 
 def test_partial_weather_fills_only_the_missing_values_from_the_month() -> None:
@@ -172,7 +212,7 @@ def test_partial_weather_fills_only_the_missing_values_from_the_month() -> None:
     assert features["weather_situation"] == "Clear"
     assert features["weather_defaulted"] == 1.0
     assert features["workingday"] == 0.0  # a Saturday
-    assert defaulted == ["weather"]
+    assert defaulted == ["weather", "recent_rentals"]
 
 
 def test_a_month_never_seen_takes_the_overall_weather() -> None:

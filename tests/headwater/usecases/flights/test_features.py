@@ -123,6 +123,8 @@ def lookups() -> FeatureLookups:
         congestion={"EWR|2013-01-07|08": 31.0},
         typical_congestion={"EWR|0|08": 27.5},
         default_congestion=4.25,
+        delay_share={"EWR": 0.3},
+        default_delay_share=0.2,
     )
 
 
@@ -135,6 +137,7 @@ def record(lookups: FeatureLookups, **changes: Any) -> tuple[dict[str, Any], lis
         "scheduled_departure": MONDAY_8AM,
         "tailnum": "N101",
         "weather": OBSERVED,
+        "recent_delay_share": 0.5,
     }
     return features_record(lookups=lookups, **{**inputs, **changes})
 
@@ -248,9 +251,22 @@ def test_everything_unknown_lists_each_default_once_in_order(lookups: FeatureLoo
         tailnum=None,
         weather=None,
         scheduled_departure=datetime(2014, 2, 3, 23, 0),
+        recent_delay_share=None,
     )
 
-    assert defaulted == ["distance", "aircraft", "weather", "congestion"]
+    assert defaulted == ["distance", "aircraft", "weather", "congestion", "recent_delays"]
+
+
+@pytest.mark.parametrize(("origin", "share"), [("EWR", 0.3), ("ORD", 0.2)])
+def test_recent_delays_not_given_take_the_origins_training_rate_and_say_so(
+    lookups: FeatureLookups, origin: str, share: float
+) -> None:
+    known, known_defaulted = record(lookups, origin=origin)
+    features, defaulted = record(lookups, origin=origin, recent_delay_share=None)
+
+    assert known["origin_delay_share_3h"] == 0.5 and "recent_delays" not in known_defaulted
+    assert features["origin_delay_share_3h"] == share
+    assert defaulted[-1] == "recent_delays"
 
 
 def test_lookups_survive_their_json_form(lookups: FeatureLookups) -> None:
@@ -278,7 +294,11 @@ def clean_flights(trained_model: Any) -> pd.DataFrame:
     frames = [
         lake.read(CLEAN, flights, key)[0].to_pandas() for key in lake.partitions(CLEAN, flights)
     ]
-    return pd.concat(frames, ignore_index=True)
+    flights = pd.concat(frames, ignore_index=True)
+    # the now-cast as the training job's window gives it: a share, null where unknown
+    share = (flights.index % 5) / 4.0
+    flights["origin_delay_share_3h"] = pd.Series(share).where(flights.index % 3 != 0)
+    return flights
 
 
 def _none_if_missing(value: Any) -> Any:
@@ -296,6 +316,7 @@ def record_of(row: dict[str, Any], lookups: FeatureLookups) -> tuple[dict[str, A
         lookups=lookups,
         tailnum=_none_if_missing(row["tailnum"]),
         weather={name: _none_if_missing(row[name]) for name in WEATHER},
+        recent_delay_share=_none_if_missing(row["origin_delay_share_3h"]),
     )
 
 
