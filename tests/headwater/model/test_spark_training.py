@@ -816,9 +816,10 @@ def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain
 ) -> None:
     from headwater.model.spark_training import interval_comparison
 
-    # Given production and a candidate scoring the same 20 days of rows, the candidate better
+    # Given production and a candidate scoring the same 28 days of rows (the gate's minimum
+    # holdout), the candidate better
     rng = random.Random(7)
-    days = [date(2013, 3, 1 + i) for i in range(20)]
+    days = [date(2013, 3, 1 + i) for i in range(28)]
     labels = [(d, int(rng.random() < 0.3)) for d in days for _ in range(60)]
     candidate = dated_scores(
         spark, [(d, min(0.99, 0.3 + 0.4 * y + rng.gauss(0, 0.15) % 0.3), y) for d, y in labels]
@@ -827,7 +828,7 @@ def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain
         spark, [(d, min(0.99, 0.3 + 0.1 * y + rng.gauss(0, 0.15) % 0.3), y) for d, y in labels]
     )
     new, old = classification_metrics(candidate), classification_metrics(production)
-    window = {"from": "2013-03-01", "to": "2013-03-20"}
+    window = {"from": "2013-03-01", "to": "2013-03-28"}
 
     comparison = interval_comparison(
         candidate,
@@ -839,7 +840,7 @@ def test_the_comparison_is_paired_on_the_same_rows_and_centred_on_the_exact_gain
     )
 
     auc = comparison["intervals"]["auc_roc"]
-    assert comparison["blocks"] == 20 and comparison["confidence"] == 0.9
+    assert comparison["blocks"] == 28 and comparison["confidence"] == 0.9
     assert auc["difference"] == pytest.approx(new["auc_roc"] - old["auc_roc"])
     assert 0 < auc["lower"] < auc["difference"] < auc["upper"]
     assert set(comparison["intervals"]) >= {"auc_roc", "log_loss", "brier"}
