@@ -51,6 +51,7 @@ class CollectPredictions(PipelineTask):
                 self.partition_of(self.partition),
                 timezone_of(settings, self.usecase),
                 run_id=self.run_id,
+                outcome=getattr(usecase_of(settings, self.usecase), "outcome", None),
             )
             log.info("predictions collected", **collected.to_dict())
         write_record(
@@ -66,9 +67,16 @@ class CollectCaptured(luigi.WrapperTask):
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
 
     def requires(self) -> list[CollectPredictions]:
-        """One collection per partition the capture folders touch."""
+        """One collection per partition the captured records touch (their events' partitions
+        when the use case declares an outcome, else the days they were served)."""
         settings = settings_for(self.run_id)
-        parts = captured_partitions(lake_for(settings), self.usecase, settings.partitioning.grain)
+        parts = captured_partitions(
+            lake_for(settings),
+            self.usecase,
+            settings.partitioning.grain,
+            timezone_of(settings, self.usecase),
+            getattr(usecase_of(settings, self.usecase), "outcome", None),
+        )
         return [
             CollectPredictions(
                 usecase=self.usecase,

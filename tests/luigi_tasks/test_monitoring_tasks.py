@@ -80,10 +80,11 @@ def test_collect_captured_publishes_each_captured_partition_once(
     for run_id in ("run1", "run2"):
         task = CollectCaptured(usecase="flights", run_id=run_id, state_dir=str(tmp_path / "runs"))
         assert luigi.build([task], local_scheduler=True, workers=1)
-    # Then the days with records hold them once each (a day before is collected, empty)
+    # Then the days with records hold them once each, and only those days are collected
+    # (records without an event in their echo are filed by the local day they were served)
     lake = open_lake(settings.lake.uri)
     published = lake.partitions(layout.PREDICTIONS, "flights")
-    assert published == ["date=2013-02-28", "date=2013-03-01", "date=2013-03-02"]
+    assert published == ["date=2013-03-01", "date=2013-03-02"]
     assert [r.request_id for r in read_predictions(lake, "flights", "date=2013-03-01")] == ["r1"]
     assert [r.request_id for r in read_predictions(lake, "flights", "date=2013-03-02")] == ["r2"]
     # and a settled partition is not collected again (published after its day ended)
