@@ -11,7 +11,11 @@ import luigi
 from headwater.core import layout
 from headwater.core.logs import log_context
 from headwater.data.pipeline import lake_for, timezone_of, usecase_of
-from headwater.monitoring.collect import captured_partitions, collect_predictions
+from headwater.monitoring.collect import (
+    captured_partitions,
+    captured_since,
+    collect_predictions,
+)
 from headwater.monitoring.monitor import configured_thresholds
 from headwater.monitoring.published import monitor_published, publish_monitoring
 from luigi_tasks.context import settings_for
@@ -40,6 +44,19 @@ class CollectPredictions(PipelineTask):
             self.partition_of(self.partition),
             run_id=self.run_id,
         )
+
+    def complete(self) -> bool:
+        """Published (see :meth:`output`), and no capture file changed since: a replay of a
+        past month files its records into a partition that had settled."""
+        if not self.output().exists():
+            return False
+        lake = lake_for(self.settings())
+        manifest = lake.manifest(
+            layout.PREDICTIONS, self.usecase, self.partition_of(self.partition).key
+        )
+        if manifest is None or manifest.run_id == self.run_id:
+            return True  # this run's collection stands for the rest of the run
+        return not captured_since(lake, self.usecase, datetime.fromisoformat(manifest.created_at))
 
     def run(self) -> None:
         """Read, deduplicate and publish the partition's records (atomic; a re-run replaces it)."""
@@ -114,6 +131,21 @@ class MonitorPartition(PipelineTask):
             "",  # one dataset per use case: monitoring/<usecase>/<partition>/
             self.partition_of(self.partition),
             run_id=self.run_id,
+        )
+
+    def complete(self) -> bool:
+        """Published (see :meth:`output`), and after the partition's predictions were last
+        collected (re-collected predictions are monitored again)."""
+        if not self.output().exists():
+            return False
+        lake = lake_for(self.settings())
+        key = self.partition_of(self.partition).key
+        monitored = lake.manifest(layout.MONITORING, layout.dataset(self.usecase, ""), key)
+        collected = lake.manifest(layout.PREDICTIONS, self.usecase, key)
+        if monitored is None or collected is None:
+            return monitored is not None
+        return datetime.fromisoformat(collected.created_at) <= datetime.fromisoformat(
+            monitored.created_at
         )
 
     def run(self) -> None:

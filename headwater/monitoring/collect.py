@@ -129,6 +129,18 @@ def capture_files(
     return found, still_open
 
 
+def captured_since(lake: Lake, usecase: str, since: datetime) -> bool:
+    """True when a capture file of ``usecase`` changed after ``since`` (aware): a partition
+    collected before may miss its records (a replay of a past month files into a settled one)."""
+    files, _ = capture_files(lake, usecase, None, "UTC", stale_seconds=0.0)
+    for parts in files:
+        info = lake.filesystem.get_file_info(lake.path(*parts))
+        # Manifests keep whole seconds: a file of the publishing second counts as read.
+        if info.mtime is not None and info.mtime.astimezone(UTC).replace(microsecond=0) > since:
+            return True
+    return False
+
+
 def filed_at(record: CaptureRecord, timezone: str, outcome: OutcomeSpec | None) -> datetime:
     """The local time (naive, the use case's zone) that files a record: its event's when the
     use case declares an outcome and the echo names the event, else the time it was served."""

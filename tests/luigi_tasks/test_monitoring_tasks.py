@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -89,6 +91,10 @@ def test_collect_captured_publishes_each_captured_partition_once(
     assert [r.request_id for r in read_predictions(lake, "flights", "date=2013-03-02")] == ["r2"]
     # and a settled partition is not collected again (published after its day ended)
     assert CollectPredictions(usecase="flights", partition="2013-03-01").complete()
+    # until a capture file changes after it was collected (a replay of a past day)
+    later = root.joinpath(*layout.capture_parts("flights", "2013-03-01", "15"), "a.jsonl")
+    os.utime(later, (time.time() + 5, time.time() + 5))
+    assert not CollectPredictions(usecase="flights", partition="2013-03-01").complete()
 
 
 @pytest.mark.parametrize("capture", [True, False])
