@@ -39,7 +39,20 @@ def test_a_clean_hour_becomes_its_local_start_holiday_and_weather_never_its_rent
             "feels_like_c": 38.0,
             "wind_speed_kmh": 11.0,
         },
+        "recent_rentals": None,
     }
+    RentalHourRequest.model_validate(request)
+
+
+def test_the_lag_windows_of_a_row_are_sent_as_the_recent_rentals_a_client_knows() -> None:
+    # Given the row with its lag windows (one null: before the range)
+    lags = {"rentals_1h_before": 480.0, "rentals_24h_before": 455, "rentals_168h_before": None}
+    row = {**ROW, **lags}
+
+    request = SERVING.request_of_row(row)
+
+    assert request["recent_rentals"] == {"rentals_1h_before": 480, "rentals_24h_before": 455}
+    assert "rentals" not in request["recent_rentals"]
     RentalHourRequest.model_validate(request)
 
 
