@@ -158,7 +158,20 @@ def heatwave(request: Mapping[str, Any]) -> dict[str, Any]:
     return {**request, "weather": shifted}
 
 
+def humidity_as_fraction(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The relative humidity sent as a fraction in the percent field (46 % arrives as 0.46)."""
+    weather = request.get("weather")
+    if not weather or weather.get("humidity_pct") is None:
+        return dict(request)
+    humidity = round(weather["humidity_pct"] / 100, 4)
+    return {**request, "weather": {**weather, "humidity_pct": humidity}}
+
+
 SHIFTS = {
+    "humidity-as-fraction": Shift(
+        "the relative humidity sent as a fraction in the percent field (46 % arrives as 0.46)",
+        humidity_as_fraction,
+    ),
     "heatwave": Shift(
         f"every hour {HEATWAVE_C:g} degrees Celsius warmer than it was (air and feels-like)",
         heatwave,

@@ -76,3 +76,14 @@ def test_the_heatwave_leaves_an_hour_without_weather_as_it_is() -> None:
 
     assert request["weather"] is None
     assert SERVING.shifts["heatwave"].apply(request) == request
+
+
+def test_humidity_as_fraction_sends_the_percent_divided_by_a_hundred_and_stays_valid() -> None:
+    request = SERVING.request_of_row({**ROW, "humidity_pct": 46.0})
+
+    shifted = SERVING.shifts["humidity-as-fraction"].apply(request)
+
+    assert shifted["weather"]["humidity_pct"] == 0.46
+    assert shifted["weather"]["temp_c"] == 33.5
+    assert request["weather"]["humidity_pct"] == 46.0
+    RentalHourRequest.model_validate(shifted)
