@@ -134,16 +134,21 @@ class MonitorPartition(PipelineTask):
         )
 
     def complete(self) -> bool:
-        """Published (see :meth:`output`), and after the partition's predictions were last
-        collected (re-collected predictions are monitored again)."""
+        """Published (see :meth:`output`), after the partition's predictions were last
+        collected and after the last change of capture (new capture is collected, then
+        monitored, in the same run)."""
         if not self.output().exists():
             return False
         lake = lake_for(self.settings())
         key = self.partition_of(self.partition).key
         monitored = lake.manifest(layout.MONITORING, layout.dataset(self.usecase, ""), key)
         collected = lake.manifest(layout.PREDICTIONS, self.usecase, key)
-        if monitored is None or collected is None:
-            return monitored is not None
+        if monitored is None or monitored.run_id == self.run_id:
+            return monitored is not None  # this run's monitoring stands for the rest of the run
+        if captured_since(lake, self.usecase, datetime.fromisoformat(monitored.created_at)):
+            return False  # its predictions are collected again first (a requirement)
+        if collected is None:
+            return True
         return datetime.fromisoformat(collected.created_at) <= datetime.fromisoformat(
             monitored.created_at
         )

@@ -160,6 +160,19 @@ def test_monitor_partition_publishes_once_atomically_and_verified(
     assert lake.manifest(layout.MONITORING, "flights", "date=2013-03-01") == first
     files = [n for n in lake.list_dir(layout.MONITORING, "flights", "date=2013-03-01")]
     assert sorted(files) == sorted([first.file, "_manifest.json"])
+    # A capture file written after the collection (a late replay): collected and monitored again
+    time.sleep(1.1)  # manifests keep whole seconds
+    late = "2013-03-01T16:00:00.000000+00:00"
+    spool(tmp_path / "lake", "2013-03-01", "16", "b.jsonl", [served(3, 1545, late)])
+    third = MonitorPartition(
+        usecase="flights", partition="2013-03-01", run_id="run3", state_dir=runs
+    )
+    assert not third.complete()
+    assert luigi.build([third], local_scheduler=True, workers=1)
+    (recounted,) = read_monitoring(lake, "flights", "date=2013-03-01").served
+    assert recounted.predictions == 3
+    first = lake.manifest(layout.MONITORING, "flights", "date=2013-03-01")
+    monitoring = read_monitoring(lake, "flights", "date=2013-03-01")
     # A re-run replaces it whole (same record, one data file)
     task.run()
     assert read_monitoring(lake, "flights", "date=2013-03-01").served == monitoring.served
