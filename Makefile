@@ -69,7 +69,7 @@ demo-monitor: $(STAMP)
 	$(REPLAY) --usecase flights --start 2013-11-01 --end 2013-11-30 && \
 	$(REPLAY) --usecase flights --start 2013-12-01 --end 2013-12-31 --shift celsius-as-fahrenheit && \
 	$(REPLAY) --usecase bikeshare --start 2012-11-01 --end 2012-11-30 && \
-	$(REPLAY) --usecase bikeshare --start 2012-12-01 --end 2012-12-31 --shift heatwave
+	$(REPLAY) --usecase bikeshare --start 2012-12-01 --end 2012-12-31 --shift humidity-as-fraction
 	$(BIN)/headwater run
 
 # Extra pytest options for both test targets, e.g. PYTEST_ARGS='-n 2 --dist loadgroup' (xdist

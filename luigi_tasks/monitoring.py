@@ -11,7 +11,11 @@ import luigi
 from headwater.core import layout
 from headwater.core.logs import log_context
 from headwater.data.pipeline import lake_for, timezone_of, usecase_of
-from headwater.monitoring.collect import captured_partitions, collect_predictions
+from headwater.monitoring.collect import (
+    captured_partitions,
+    captured_since,
+    collect_predictions,
+)
 from headwater.monitoring.monitor import configured_thresholds
 from headwater.monitoring.published import monitor_published, publish_monitoring
 from luigi_tasks.context import settings_for
@@ -41,6 +45,19 @@ class CollectPredictions(PipelineTask):
             run_id=self.run_id,
         )
 
+    def complete(self) -> bool:
+        """Published (see :meth:`output`), and no capture file changed since: a replay of a
+        past month files its records into a partition that had settled."""
+        if not self.output().exists():
+            return False
+        lake = lake_for(self.settings())
+        manifest = lake.manifest(
+            layout.PREDICTIONS, self.usecase, self.partition_of(self.partition).key
+        )
+        if manifest is None or manifest.run_id == self.run_id:
+            return True  # this run's collection stands for the rest of the run
+        return not captured_since(lake, self.usecase, datetime.fromisoformat(manifest.created_at))
+
     def run(self) -> None:
         """Read, deduplicate and publish the partition's records (atomic; a re-run replaces it)."""
         settings = self.settings()
@@ -51,6 +68,7 @@ class CollectPredictions(PipelineTask):
                 self.partition_of(self.partition),
                 timezone_of(settings, self.usecase),
                 run_id=self.run_id,
+                outcome=getattr(usecase_of(settings, self.usecase), "outcome", None),
             )
             log.info("predictions collected", **collected.to_dict())
         write_record(
@@ -66,9 +84,16 @@ class CollectCaptured(luigi.WrapperTask):
     state_dir: str = luigi.Parameter(default="var/runs", significant=False)
 
     def requires(self) -> list[CollectPredictions]:
-        """One collection per partition the capture folders touch."""
+        """One collection per partition the captured records touch (their events' partitions
+        when the use case declares an outcome, else the days they were served)."""
         settings = settings_for(self.run_id)
-        parts = captured_partitions(lake_for(settings), self.usecase, settings.partitioning.grain)
+        parts = captured_partitions(
+            lake_for(settings),
+            self.usecase,
+            settings.partitioning.grain,
+            timezone_of(settings, self.usecase),
+            getattr(usecase_of(settings, self.usecase), "outcome", None),
+        )
         return [
             CollectPredictions(
                 usecase=self.usecase,
@@ -106,6 +131,26 @@ class MonitorPartition(PipelineTask):
             "",  # one dataset per use case: monitoring/<usecase>/<partition>/
             self.partition_of(self.partition),
             run_id=self.run_id,
+        )
+
+    def complete(self) -> bool:
+        """Published (see :meth:`output`), after the partition's predictions were last
+        collected and after the last change of capture (new capture is collected, then
+        monitored, in the same run)."""
+        if not self.output().exists():
+            return False
+        lake = lake_for(self.settings())
+        key = self.partition_of(self.partition).key
+        monitored = lake.manifest(layout.MONITORING, layout.dataset(self.usecase, ""), key)
+        collected = lake.manifest(layout.PREDICTIONS, self.usecase, key)
+        if monitored is None or monitored.run_id == self.run_id:
+            return monitored is not None  # this run's monitoring stands for the rest of the run
+        if captured_since(lake, self.usecase, datetime.fromisoformat(monitored.created_at)):
+            return False  # its predictions are collected again first (a requirement)
+        if collected is None:
+            return True
+        return datetime.fromisoformat(collected.created_at) <= datetime.fromisoformat(
+            monitored.created_at
         )
 
     def run(self) -> None:

@@ -1,5 +1,10 @@
 """Collect captured predictions into lake partitions: ``predictions/<usecase>/<partition>/``.
 
+A record is filed by its event's local time when the use case declares an outcome
+(:attr:`headwater.core.usecase.OutcomeSpec.event_time` of the record's echo: a prediction
+served today for an hour of 2013-11 lands in 2013-11, beside that hour's clean data and
+outcome), else, or when its echo names no event, by the time it was served.
+
 The API's capture lands as JSON lines (:mod:`headwater.serving.capture`), locally under
 ``capture/<usecase>/<day>/<hour>/`` and in the cloud, from Firehose, under
 ``capture/_stream/<day>/<hour>/`` (every use case together). :func:`collect_predictions`
@@ -20,11 +25,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from headwater.core import layout
 from headwater.core.partitions import Grain, Partition, partition_of
+from headwater.core.usecase import OutcomeSpec
 from headwater.data.lake import Lake, Manifest
 from headwater.serving.capture import LINES_SUFFIX, OPEN_SUFFIX, CaptureRecord
 
@@ -80,10 +87,14 @@ def _days(first: datetime, last: datetime) -> Iterator[str]:
         day += timedelta(days=1)
 
 
+def _all_days(lake: Lake, source: str) -> list[str]:
+    return sorted(lake.list_dir(layout.CAPTURE, source))
+
+
 def capture_files(
     lake: Lake,
     usecase: str,
-    partition: Partition,
+    partition: Partition | None,
     timezone: str,
     *,
     now: datetime | None = None,
@@ -92,13 +103,17 @@ def capture_files(
     """The capture files that may hold the partition's records, and how many are still open.
 
     The UTC days of the partition's period are read, plus the day after (Firehose files an
-    object by its arrival time, up to its buffering interval later).
+    object by its arrival time, up to its buffering interval later); every day of capture
+    when ``partition`` is None (records filed by their event may have been served any day).
     """
-    lo, hi = partition.utc_bounds(timezone)
     now = now or datetime.now(UTC)
     found, still_open = [], 0
     for source in (usecase, layout.CAPTURE_STREAM):
-        for day in _days(lo, hi):
+        if partition is None:
+            days = _all_days(lake, source)
+        else:
+            days = list(_days(*partition.utc_bounds(timezone)))
+        for day in days:
             for hour in lake.list_dir(layout.CAPTURE, source, day):
                 parts = layout.capture_parts(source, day, hour)
                 for name in lake.list_dir(*parts):
@@ -114,9 +129,51 @@ def capture_files(
     return found, still_open
 
 
-def captured_partitions(lake: Lake, usecase: str, grain: Grain) -> list[Partition]:
-    """The partitions that may hold captured records of ``usecase`` (each UTC day of capture
-    and the day before: a local day straddles two UTC days), sorted."""
+def captured_since(lake: Lake, usecase: str, since: datetime) -> bool:
+    """True when a capture file of ``usecase`` changed after ``since`` (aware): a partition
+    collected before may miss its records (a replay of a past month files into a settled one)."""
+    files, _ = capture_files(lake, usecase, None, "UTC", stale_seconds=0.0)
+    for parts in files:
+        info = lake.filesystem.get_file_info(lake.path(*parts))
+        # Manifests keep whole seconds: a file of the publishing second counts as read.
+        if info.mtime is not None and info.mtime.astimezone(UTC).replace(microsecond=0) > since:
+            return True
+    return False
+
+
+def filed_at(record: CaptureRecord, timezone: str, outcome: OutcomeSpec | None) -> datetime:
+    """The local time (naive, the use case's zone) that files a record: its event's when the
+    use case declares an outcome and the echo names the event, else the time it was served."""
+    if outcome is not None:
+        try:
+            return outcome.event_time(record.echo)
+        except (KeyError, TypeError, ValueError):
+            pass  # an echo without the event: filed when served
+    served = datetime.fromisoformat(record.served_at)
+    return served.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+
+
+def captured_partitions(
+    lake: Lake,
+    usecase: str,
+    grain: Grain,
+    timezone: str = "UTC",
+    outcome: OutcomeSpec | None = None,
+) -> list[Partition]:
+    """The partitions that may hold captured records of ``usecase``, sorted.
+
+    Without an outcome: each UTC day of capture and the day before (a local day straddles two
+    UTC days). With one: the partitions of the captured records' events (their files read).
+    """
+    if outcome is not None:
+        found: set[Partition] = set()
+        files, _ = capture_files(lake, usecase, None, timezone)
+        for parts in files:
+            records, _ = read_lines(lake.read_bytes(*parts))
+            for record in records:
+                if record.usecase == usecase:
+                    found.add(partition_of(filed_at(record, timezone, outcome).date(), grain))
+        return sorted(found, key=lambda p: p.start)
     days: set[date] = set()
     for source in (usecase, layout.CAPTURE_STREAM):
         for name in lake.list_dir(layout.CAPTURE, source):
@@ -173,13 +230,23 @@ def collect_predictions(
     timezone: str,
     *,
     run_id: str,
+    outcome: OutcomeSpec | None = None,
     now: datetime | None = None,
     stale_seconds: float = STALE_SECONDS,
 ) -> Collected:
-    """Publish the partition's captured records of ``usecase``, deduplicated, with a manifest."""
+    """Publish the partition's captured records of ``usecase``, deduplicated, with a manifest.
+
+    With ``outcome``, the records whose event falls in the partition (every capture file
+    read), else those served in its period (see :func:`filed_at`).
+    """
     lo, hi = partition.utc_bounds(timezone)
     files, still_open = capture_files(
-        lake, usecase, partition, timezone, now=now, stale_seconds=stale_seconds
+        lake,
+        usecase,
+        None if outcome is not None else partition,
+        timezone,
+        now=now,
+        stale_seconds=stale_seconds,
     )
     kept: dict[tuple[str, int, str], CaptureRecord] = {}
     lines = torn = duplicates = 0
@@ -190,7 +257,12 @@ def collect_predictions(
         for record in records:
             if record.usecase != usecase:
                 continue
-            if not lo <= datetime.fromisoformat(record.served_at) < hi:
+            if outcome is not None:
+                if partition_of(filed_at(record, timezone, outcome).date(), partition.grain) != (
+                    partition
+                ):
+                    continue
+            elif not lo <= datetime.fromisoformat(record.served_at) < hi:
                 continue
             if record.key in kept:
                 duplicates += 1

@@ -14,14 +14,15 @@ replaces the partition whole), and :func:`read_monitoring` reads it back, checks
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
 
 from headwater.core import layout
 from headwater.core.partitions import Grain, Partition, partition_of
-from headwater.core.usecase import UseCase
+from headwater.core.usecase import UseCase, Window
 from headwater.data.lake import Lake, Manifest
 from headwater.monitoring.collect import read_predictions
 from headwater.monitoring.drift import Thresholds
@@ -96,6 +97,38 @@ def _clean(lake: Lake, usecase: UseCase, key: str) -> pd.DataFrame | None:
     return table.to_pandas()
 
 
+def with_windows(clean: pd.DataFrame, windows: Sequence[Window]) -> pd.DataFrame:
+    """The clean rows with each lag / lead window's column (pandas, over the rows given).
+
+    The same values as the training job's Spark windows for ``lag`` and ``lead`` (by span:
+    the row exactly ``span`` away; by rows: ``rows`` rows away), null past the frame's edges.
+    A rolling window is null here (monitoring computes no rolling aggregate yet).
+    """
+    out = clean.copy()
+    for w in windows:
+        if not len(out):
+            out[w.name] = pd.Series(dtype=float)
+            continue
+        if w.kind not in ("lag", "lead"):
+            out[w.name] = float("nan")
+            continue
+        keys = list(w.keys)
+        if w.rows is not None:
+            ordered = out.sort_values([*keys, w.order])
+            shift = w.rows if w.kind == "lag" else -w.rows
+            group = ordered.groupby(keys, sort=False)[w.column] if keys else ordered[w.column]
+            out[w.name] = group.shift(shift).reindex(out.index)
+            continue
+        delta = w.span if w.kind == "lag" else -w.span
+        times = pd.to_datetime(out[w.order])
+        source = out[[*keys, w.column]].assign(**{"__at": times})
+        source = source.drop_duplicates([*keys, "__at"])
+        wanted = out[keys].assign(**{"__at": times - delta})
+        found = wanted.merge(source, on=[*keys, "__at"], how="left")
+        out[w.name] = found[w.column].to_numpy()
+    return out
+
+
 def monitor_published(
     lake: Lake,
     usecase: UseCase,
@@ -114,6 +147,18 @@ def monitor_published(
         predictions = read_predictions(lake, usecase.name, partition.key)
     clean = _clean(lake, usecase, partition.key)
     clean = clean if clean is not None else pd.DataFrame()
+    windows = tuple(getattr(usecase.training, "windows", ()))
+    if windows and len(clean):
+        # The training job adds its windows over the whole range: here the partition and the
+        # partitions either side (a lag reaches into the month before), then this month's rows.
+        around = [clean]
+        for day in (partition.start - timedelta(days=1), partition.end):
+            neighbour = _clean(lake, usecase, partition_of(day, grain).key)
+            if neighbour is not None and len(neighbour):
+                around.append(neighbour)
+        frame = pd.concat(around, ignore_index=True) if len(around) > 1 else clean
+        own = frame.index < len(clean)
+        clean = with_windows(frame, windows)[own].reset_index(drop=True)
     registry = Registry(lake, usecase.name)
     pointer = registry.production()
     production = pointer.version if pointer else None

@@ -20,12 +20,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
+import pandas as pd
+
 from headwater.core import layout
-from headwater.core.partitions import Grain, partitions_between
+from headwater.core.partitions import Grain, partition_of, partitions_between
 from headwater.core.usecase import ServingSpec, UseCase
+from headwater.monitoring.published import with_windows
 
 #: Instances per request: clients batch a few at a time (the API takes up to ``api.max_batch``).
 BATCH_SIZE = 20
@@ -202,6 +205,10 @@ class Lake(Protocol):
         """A published partition's Arrow table and manifest, its checksum verified."""
         ...
 
+    def manifest(self, zone: str, dataset: str, partition: str) -> Any:
+        """A published partition's manifest, None when it is not published."""
+        ...
+
 
 def clean_rows(
     lake: Lake, usecase: UseCase, start: date, end: date, grain: Grain
@@ -214,9 +221,20 @@ def clean_rows(
     """
     dataset = layout.dataset(usecase.name, usecase.clean_dataset)
     column = usecase.training.date_column
+    windows = tuple(getattr(usecase.training, "windows", ()))
     for part in partitions_between(start, end, grain):
         table, _ = lake.read(layout.CLEAN, dataset, part.key)
-        for row in table.to_pylist():
+        rows = table.to_pylist()
+        if windows:
+            # The use case's windows as the training job computes them (a lag reaches into the
+            # partition before): what a client knows of the hours before, for request_of_row.
+            frame = table.to_pandas()
+            before = partition_of(part.start - timedelta(days=1), grain).key
+            if lake.manifest(layout.CLEAN, dataset, before) is not None:
+                frame = pd.concat([frame, lake.read(layout.CLEAN, dataset, before)[0].to_pandas()])
+            rows = with_windows(frame.reset_index(drop=True), windows).iloc[: len(rows)]
+            rows = rows.astype(object).where(rows.notna(), None).to_dict("records")
+        for row in rows:
             day = row[column]
             if isinstance(day, datetime):
                 day = day.date()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -80,14 +82,19 @@ def test_collect_captured_publishes_each_captured_partition_once(
     for run_id in ("run1", "run2"):
         task = CollectCaptured(usecase="flights", run_id=run_id, state_dir=str(tmp_path / "runs"))
         assert luigi.build([task], local_scheduler=True, workers=1)
-    # Then the days with records hold them once each (a day before is collected, empty)
+    # Then the days with records hold them once each, and only those days are collected
+    # (records without an event in their echo are filed by the local day they were served)
     lake = open_lake(settings.lake.uri)
     published = lake.partitions(layout.PREDICTIONS, "flights")
-    assert published == ["date=2013-02-28", "date=2013-03-01", "date=2013-03-02"]
+    assert published == ["date=2013-03-01", "date=2013-03-02"]
     assert [r.request_id for r in read_predictions(lake, "flights", "date=2013-03-01")] == ["r1"]
     assert [r.request_id for r in read_predictions(lake, "flights", "date=2013-03-02")] == ["r2"]
     # and a settled partition is not collected again (published after its day ended)
     assert CollectPredictions(usecase="flights", partition="2013-03-01").complete()
+    # until a capture file changes after it was collected (a replay of a past day)
+    later = root.joinpath(*layout.capture_parts("flights", "2013-03-01", "15"), "a.jsonl")
+    os.utime(later, (time.time() + 5, time.time() + 5))
+    assert not CollectPredictions(usecase="flights", partition="2013-03-01").complete()
 
 
 @pytest.mark.parametrize("capture", [True, False])
@@ -153,6 +160,19 @@ def test_monitor_partition_publishes_once_atomically_and_verified(
     assert lake.manifest(layout.MONITORING, "flights", "date=2013-03-01") == first
     files = [n for n in lake.list_dir(layout.MONITORING, "flights", "date=2013-03-01")]
     assert sorted(files) == sorted([first.file, "_manifest.json"])
+    # A capture file written after the collection (a late replay): collected and monitored again
+    time.sleep(1.1)  # manifests keep whole seconds
+    late = "2013-03-01T16:00:00.000000+00:00"
+    spool(tmp_path / "lake", "2013-03-01", "16", "b.jsonl", [served(3, 1545, late)])
+    third = MonitorPartition(
+        usecase="flights", partition="2013-03-01", run_id="run3", state_dir=runs
+    )
+    assert not third.complete()
+    assert luigi.build([third], local_scheduler=True, workers=1)
+    (recounted,) = read_monitoring(lake, "flights", "date=2013-03-01").served
+    assert recounted.predictions == 3
+    first = lake.manifest(layout.MONITORING, "flights", "date=2013-03-01")
+    monitoring = read_monitoring(lake, "flights", "date=2013-03-01")
     # A re-run replaces it whole (same record, one data file)
     task.run()
     assert read_monitoring(lake, "flights", "date=2013-03-01").served == monitoring.served

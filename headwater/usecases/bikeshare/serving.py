@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from headwater.core.calendar import is_us_holiday
 from headwater.core.fields import WholeNumber, local_datetime, measure
 from headwater.core.usecase import AnswerShape, ServingSpec, Shift
-from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD, features_record
+from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD, LAGS, features_record
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
 
@@ -134,10 +134,13 @@ def request_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """The request a client sends for one clean hour: its local start, the holiday flag (a
     calendar fact) and the hour's weather; never the rentals."""
     weather = {name: row[name] for name in WEATHER_FIELDS if row.get(name) is not None}
+    # the rentals of the hours before, as a client knows them (the lag windows, when given)
+    recent = {name: int(row[name]) for name in LAGS if row.get(name) is not None}
     return {
         "hour_start": f"{row['date'].isoformat()}T{int(row['hour']):02d}:00",
         "holiday": bool(row["holiday"]),
         "weather": weather or None,
+        "recent_rentals": recent or None,
     }
 
 
@@ -155,7 +158,20 @@ def heatwave(request: Mapping[str, Any]) -> dict[str, Any]:
     return {**request, "weather": shifted}
 
 
+def humidity_as_fraction(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The relative humidity sent as a fraction in the percent field (46 % arrives as 0.46)."""
+    weather = request.get("weather")
+    if not weather or weather.get("humidity_pct") is None:
+        return dict(request)
+    humidity = round(weather["humidity_pct"] / 100, 4)
+    return {**request, "weather": {**weather, "humidity_pct": humidity}}
+
+
 SHIFTS = {
+    "humidity-as-fraction": Shift(
+        "the relative humidity sent as a fraction in the percent field (46 % arrives as 0.46)",
+        humidity_as_fraction,
+    ),
     "heatwave": Shift(
         f"every hour {HEATWAVE_C:g} degrees Celsius warmer than it was (air and feels-like)",
         heatwave,

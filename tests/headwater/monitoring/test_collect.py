@@ -6,15 +6,21 @@ import json
 import os
 import time
 from dataclasses import fields, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from headwater.core import layout
 from headwater.core.partitions import Partition
+from headwater.core.usecase import OutcomeSpec
 from headwater.data.lake import LakeError, open_lake
-from headwater.monitoring.collect import SCHEMA, collect_predictions, read_predictions
+from headwater.monitoring.collect import (
+    SCHEMA,
+    captured_partitions,
+    collect_predictions,
+    read_predictions,
+)
 from headwater.serving.capture import CaptureRecord
 
 DAY = Partition(date(2013, 3, 1), date(2013, 3, 2), "day")
@@ -140,3 +146,39 @@ def test_an_empty_period_publishes_an_empty_partition(lake) -> None:  # noqa: AN
     assert collected.kept == 0 and collected.manifest.rows == 0
     assert read_predictions(lake, "flights", DAY.key) == []
     assert json.loads(json.dumps(collected.to_dict()))["files"] == 0
+
+
+def hour_of(echo: dict) -> datetime:
+    return datetime.fromisoformat(echo["hour"])
+
+
+OUTCOME = OutcomeSpec(
+    key_columns=("hour",),
+    key_of_request=lambda echo: {"hour": hour_of(echo)},
+    event_time=hour_of,
+    known_after=timedelta(hours=1),
+)
+NOVEMBER = Partition(date(2013, 11, 1), date(2013, 12, 1), "month")
+TODAY = Partition(date(2026, 12, 1), date(2027, 1, 1), "month")
+
+
+def test_a_record_served_today_for_an_event_of_2013_11_lands_in_2013_11(lake) -> None:  # noqa: ANN001
+    # Given a record served in 2026-12 for an hour of 2013-11, and one whose echo names no event
+    root = root_of(lake)
+    served = "2026-12-07T04:00:00.000000+00:00"
+    event = record(1, served_at=served, echo={"hour": "2013-11-05T08:00:00"})
+    no_event = record(2, served_at=served)
+    write(root, "flights", "2026-12-07", "04", "a.jsonl", [event.to_json(), no_event.to_json()])
+    # When the use case's event partitions are found and collected
+    parts = captured_partitions(lake, "flights", "month", TZ, OUTCOME)
+    november = collect_predictions(lake, "flights", NOVEMBER, TZ, run_id="r", outcome=OUTCOME)
+    today = collect_predictions(lake, "flights", TODAY, TZ, run_id="r", outcome=OUTCOME)
+    # Then the event's record is in 2013-11, the other where it was served
+    assert [p.label for p in parts] == ["2013-11", "2026-12"]
+    assert read_predictions(lake, "flights", "month=2013-11") == [event]
+    assert read_predictions(lake, "flights", "month=2026-12") == [no_event]
+    assert (november.files, november.kept, today.kept) == (1, 1, 1)
+    # and without an outcome both are filed by the time they were served
+    assert [p.label for p in captured_partitions(lake, "flights", "month")] == ["2026-12"]
+    served_only = collect_predictions(lake, "flights", NOVEMBER, TZ, run_id="r2")
+    assert served_only.kept == 0

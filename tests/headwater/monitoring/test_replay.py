@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from headwater.core import layout
-from headwater.core.usecase import AnswerShape, ServingSpec, Shift
+from headwater.core.usecase import AnswerShape, ServingSpec, Shift, Window
 from headwater.monitoring.replay import (
     Answer,
     ApiUnreachable,
@@ -414,3 +414,29 @@ def test_waiting_does_not_retry_an_api_that_answers_without_the_use_case() -> No
 
     with pytest.raises(ReplayError, match="does not serve"):
         wait_for_api(api, "http://x", "meters", 60.0, sleep=lambda s: pytest.fail("retried"))
+
+
+def test_clean_rows_carry_the_use_cases_lag_windows_across_the_partition_before() -> None:
+    # Given two daily partitions of hourly readings and a one-hour lag window
+    class Training:
+        date_column = "day"
+        windows = (Window("before", "value", "lag", "at", span=timedelta(hours=1)),)
+
+    class Case:
+        name, clean_dataset, training = "meters", "readings", Training
+
+    def rows(day: int) -> list[dict[str, Any]]:
+        return [
+            {"day": date(2013, 1, day), "at": datetime(2013, 1, day, h), "value": 10 * day + h}
+            for h in (0, 23)
+        ]
+
+    class WindowedLake(FakeLake):
+        def manifest(self, zone: str, dataset: str, partition: str) -> object | None:
+            return partition if partition in self.partitions else None
+
+    lake = WindowedLake({"date=2013-01-01": rows(1), "date=2013-01-02": rows(2)})
+    # When the second day is read
+    got = list(clean_rows(lake, Case, date(2013, 1, 2), date(2013, 1, 2), "day"))
+    # Then midnight's lag is the hour before, from the day before; 23:00 has none (22:00 absent)
+    assert [(r["value"], r["before"]) for r in got] == [(20, 33), (43, None)]
