@@ -322,11 +322,14 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
 
     Returns a DataFrame of the features (categorical as strings, numeric as doubles),
     the date column, ``label`` (the use case's label as a double) and the target as a
-    double. Every row is kept; :func:`labelled` drops those without a label.
+    double. Every row is kept; :func:`labelled` drops those without a label. Windows the
+    rows do not carry yet (the job's windows step adds them over the whole range) are
+    computed over these rows, so a frame read straight from the clean zone has them too.
     """
     # lazy: pyspark only on the training host (the API and CLI import this module)
     from pyspark.sql import types as T
 
+    clean = with_windows(clean, [w for w in spec.windows if w.name not in clean.columns])
     date_column, label, target = spec.date_column, spec.label.column, spec.target.column
     fields = [T.StructField(name, T.StringType()) for name in spec.categorical]
     fields += [T.StructField(name, T.DoubleType()) for name in spec.numeric]

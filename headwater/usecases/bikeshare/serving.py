@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from headwater.core.calendar import is_us_holiday
-from headwater.core.fields import WholeNumber, local_datetime, measure
+from headwater.core.fields import local_datetime, measure, whole_number
 from headwater.core.usecase import AnswerShape, ServingSpec, Shift
 from headwater.usecases.bikeshare.features import HIGH_DEMAND_THRESHOLD, LAGS, features_record
 
@@ -42,19 +42,23 @@ class Weather(BaseModel):
     wind_speed_kmh: float | None = measure(0, 250, "Wind speed in km/h")
 
 
+#: A count of rentals in one hour (the bounds shown in the OpenAPI document).
+Rentals = whole_number(0, 100_000)
+
+
 class RecentRentals(BaseModel):
     """Rentals of the hours before (the model's lags); what is not given takes the typical hour."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rentals_1h_before: WholeNumber | None = Field(
-        None, ge=0, le=100_000, description="Rentals in the hour before, or null."
+    rentals_1h_before: Rentals | None = Field(
+        None, description="Rentals in the hour before, or null."
     )
-    rentals_24h_before: WholeNumber | None = Field(
-        None, ge=0, le=100_000, description="Rentals in the same hour the day before, or null."
+    rentals_24h_before: Rentals | None = Field(
+        None, description="Rentals in the same hour the day before, or null."
     )
-    rentals_168h_before: WholeNumber | None = Field(
-        None, ge=0, le=100_000, description="Rentals in the same hour a week before, or null."
+    rentals_168h_before: Rentals | None = Field(
+        None, description="Rentals in the same hour a week before, or null."
     )
 
 

@@ -81,16 +81,12 @@ class FlightRequest(BaseModel):
             "from the model's defaults for the origin and month."
         ),
     )
-    recent_delay_share: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description=(
-            "The share (0 to 1) of the origin's departures delayed 15 minutes or more among "
-            "those scheduled in the 3 hours before this one (up to 15 minutes before), or "
-            "null: the origin's typical delay rate, listed in `defaulted` as recent_delays."
-        ),
-        examples=[0.25],
+    recent_delay_share: float | None = measure(
+        0,
+        1,
+        "The share of the origin's departures delayed 15 minutes or more among those "
+        "scheduled in the 3 hours before this one (up to 15 minutes before); null takes the "
+        "origin's typical delay rate, listed in `defaulted` as recent_delays",
     )
 
 
