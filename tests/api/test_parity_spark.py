@@ -43,18 +43,34 @@ def promote_copy(trained_model: Any, root: Path) -> str:
     return f"file://{root}/lake"
 
 
-def spark_answers(spark: Any, trained_model: Any, path: str) -> dict[tuple, tuple]:
+RAW_KEY = ("carrier", "origin", "dest", "flight_date", "sched_dep_local")
+
+
+def _key(row: Any) -> tuple:
+    """A clean row's key, as the features keep it (the hour of the scheduled departure)."""
+    return (row["carrier"], row["origin"], row["dest"], row["flight_date"],
+            f"{row['sched_dep_local'].hour:02d}")  # fmt: skip
+
+
+def spark_answers(
+    spark: Any, trained_model: Any, path: str, nowcasts: dict[tuple, Any]
+) -> dict[tuple, tuple]:
     """Spark's probability, decision and arrival delay per flight key, on the holdout."""
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
-    from headwater.model.spark_training import feature_table, with_probability
-    from headwater.usecases.flights.features import FeatureLookups
+    from headwater.model.spark_training import feature_table, with_probability, with_windows
+    from headwater.usecases.flights.features import NOWCAST, FeatureLookups
     from headwater.usecases.flights.training import TRAINING
 
     lookups = FeatureLookups.from_dict(trained_model.read_json("lookups.json"))
     flights = spark.read.parquet(f"file://{path}").where(
         ~F.col("cancelled") & (F.col("flight_date") >= F.lit(trained_model.holdout_from))
+    )
+    # the window (the now-cast) over these rows, as the job computes it: a client sends it
+    flights = with_windows(flights, TRAINING.windows).cache()
+    nowcasts.update(
+        (_key(row), row[NOWCAST]) for row in flights.select(*RAW_KEY, NOWCAST).collect()
     )
     features = feature_table(flights, TRAINING, lookups).cache()
     models = trained_model.directory / "spark"
@@ -94,7 +110,8 @@ def test_api_predictions_equal_spark_on_the_holdout(
     ]
 
     # And Spark's answers for them, by the training job's path
-    answers = spark_answers(spark, trained_model, path)
+    nowcasts: dict[tuple, Any] = {}
+    answers = spark_answers(spark, trained_model, path, nowcasts)
 
     # Rows are matched on what the features keep; flights sharing a key are left out.
     def key(row: dict[str, Any]) -> tuple:
@@ -116,6 +133,7 @@ def test_api_predictions_equal_spark_on_the_holdout(
             "scheduled_departure": r["sched_dep_local"].isoformat(),
             "tailnum": r["tailnum"],
             "weather": {name: r[name] for name in WEATHER},
+            "recent_delay_share": nowcasts[key(r)],
         }
         for r in rows
     ]
