@@ -259,6 +259,17 @@ class DisplayHandler(logging.Handler):
         super().close()
 
 
+class _Listener(QueueListener):
+    """A queue listener that ends quietly when the queue's pipe closes under it (at exit)."""
+
+    def dequeue(self, block: bool) -> Any:
+        """The next record, or the end when the pipe closed (was: an EOFError traceback)."""
+        try:
+            return super().dequeue(block)
+        except (EOFError, OSError):  # the process is exiting: nothing more will come
+            return self._sentinel
+
+
 class ConsoleHandler(QueueHandler):
     """Send console records to one display in the process that configured logging.
 
@@ -272,7 +283,7 @@ class ConsoleHandler(QueueHandler):
         super().__init__(multiprocessing.Queue())
         self.owner = os.getpid()
         self.shown = DisplayHandler(display)
-        self.listener = QueueListener(self.queue, self.shown)
+        self.listener = _Listener(self.queue, self.shown)
         self.listener.start()
 
     @property

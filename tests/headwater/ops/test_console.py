@@ -277,3 +277,28 @@ def test_the_phase_of_a_training_is_the_step_its_progress_record_names() -> None
     event = ProgressEvent("compare with production", 30.0, 1.0, {"version": "v1"})
 
     assert phase_of(event) == "compare with production"
+
+
+def test_the_listener_ends_quietly_when_its_queue_closes_at_exit() -> None:
+    import threading
+
+    from headwater.ops.console import _Listener
+
+    # Given a listener on a process queue (as the run's console has), and the thread hook
+    raised: list[BaseException | None] = []
+    saved = threading.excepthook
+    threading.excepthook = lambda args: raised.append(args.exc_value)
+    queue = multiprocessing.Queue()
+    listener = _Listener(queue, logging.NullHandler())
+    listener.start()
+    try:
+        # When the queue's pipe closes under it (the interpreter exiting)
+        queue.close()
+        queue._reader.close()
+        listener._thread.join(5)  # type: ignore[union-attr]
+    finally:
+        threading.excepthook = saved
+
+    # Then it ended without an exception (was: an EOFError traceback after every run)
+    assert not listener._thread.is_alive()  # type: ignore[union-attr]
+    assert raised == []
