@@ -899,7 +899,9 @@ def production_run(spark: Any, trained_model: Any, tmp_path_factory: Any) -> Any
     verify_step(run)
     read_step(run)
     lake = open_lake(f"file://{tmp_path_factory.mktemp('productions')}/lake")
-    changes = {"v-same": {}, "v-other-lookups": {"route_distance": {}, "default_distance": 5e3}}
+    other = {"route_distance": {}, "default_distance": 5e3}
+    other |= {"congestion": {}, "typical_congestion": {}, "default_congestion": 1e3}
+    changes = {"v-same": {}, "v-other-lookups": other}
     for version, change in changes.items():
         target = lake.path(*layout.model_parts("flights", version))
         shutil.copytree(trained_model.directory, target)
@@ -934,8 +936,8 @@ def test_production_is_scored_with_its_own_lookups_as_the_api_serves_it(
     # change production's scores (with the candidate's lookups both would equal the candidate)
     assert same.outcome is other.outcome is ComparisonOutcome.COMPARED
     assert same.metrics["auc_roc"] == pytest.approx(candidate_auc, abs=1e-12)
-    # (the same files agree to 1e-12; distance moves the probabilities, and the ranking a
-    # little: with the now-cast window in the model, AUC by 7e-7)
+    # (the same files agree to 1e-12; distance and congestion move the probabilities; with
+    # the now-cast window in the model, distance alone moved them by 7e-7)
     for metric in ("log_loss", "brier"):
         assert abs(other.metrics[metric] - production_run.holdout_metrics[metric]) > 1e-6
     assert other.metrics["auc_roc"] != production_run.holdout_metrics["auc_roc"]
