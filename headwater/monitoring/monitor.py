@@ -420,7 +420,7 @@ def clean_drift(
     categorical = set(spec.categorical)
     # A rolling window is not computed here (its column is null, so its feature takes its
     # default): its drift would be the default's against the real windows, an alarm every
-    # period (PSI 6.8 on every flights month). It is left to the served inputs' drift.
+    # period (PSI 6.8 on every month of a shipped use case). It is left to the served inputs'.
     rolling = {w.name for w in spec.windows if w.kind.startswith("rolling")}
     profile = replace(
         reference.profile,

@@ -23,12 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-import pandas as pd
-
 from headwater.core import layout
 from headwater.core.partitions import Grain, partition_of, partitions_between
 from headwater.core.usecase import ServingSpec, UseCase
-from headwater.monitoring.published import with_windows
 
 #: Instances per request: clients batch a few at a time (the API takes up to ``api.max_batch``).
 BATCH_SIZE = 20
@@ -219,6 +216,12 @@ def clean_rows(
     partition of the period that is not published raises the lake's error (nothing is replayed
     from a half-built period). Rows of a partition outside the period are skipped.
     """
+    # lazy: pandas only for a replay (the CLI imports this module for its defaults)
+    import pandas as pd
+
+    # lazy: published imports pandas too (the same reason)
+    from headwater.monitoring.published import with_windows
+
     dataset = layout.dataset(usecase.name, usecase.clean_dataset)
     column = usecase.training.date_column
     windows = tuple(getattr(usecase.training, "windows", ()))

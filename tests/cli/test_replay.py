@@ -164,7 +164,10 @@ def test_an_api_not_reachable_is_one_line_naming_the_url_and_headwater_serve(sta
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--shift", "frost"], "unknown shift 'frost' (this use case declares: heatwave)"),
+        (
+            ["--shift", "frost"],
+            "unknown shift 'frost' (this use case declares: heatwave, humidity-as-fraction)",
+        ),
         (["--end", "2012-05-01"], "is before"),
         (["--rate", "fast"], "--rate must be a positive number"),
     ],
