@@ -318,7 +318,8 @@ def test_baselines_smooth_each_carrier_hour_towards_the_base_rate(spark: Any) ->
     assert list(result) == ["base_rate", "carrier_hour_rate", "mean_arr_delay"]
 
 
-def test_feature_stages_keep_unseen_categories_and_missing_numbers() -> None:
+def test_feature_stages_keep_unseen_categories_and_missing_numbers(spark: Any) -> None:
+    # (Spark ML stages need the session's context: the spark fixture, and its marker)
     stages = feature_stages(["carrier", "dest"], ["congestion"]).getStages()
 
     indexer, encoder, assembler, scaler = stages
