@@ -635,3 +635,28 @@ def model_lake(lake_uri: str, publish: Callable[..., str]) -> str:
     publish(lake_uri)
     publish(lake_uri, usecase="bikeshare")
     return lake_uri
+
+
+@pytest.fixture
+def json_log(tmp_path: Path) -> Iterator[Any]:
+    """Logging configured as a run does (JSON file, no console); its records; undone after."""
+    import logging
+
+    import structlog
+
+    from headwater.core.logs import configure_logging
+
+    saved, level = structlog.get_config(), logging.getLogger().level
+    path = tmp_path / "run.log"
+    configure_logging(log_file=path, console=False)
+
+    def records() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    yield records
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_headwater", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+    structlog.configure(**saved)

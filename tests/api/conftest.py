@@ -180,28 +180,3 @@ def server(model_lake: str, tmp_path: Path) -> Iterator[int]:
             process.kill()
             process.wait(5)
         log.close()
-
-
-@pytest.fixture
-def json_log(tmp_path: Path) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """Logging configured as a process of the API does (JSON lines); undone after the test."""
-    import logging
-
-    import structlog
-
-    from headwater.core.logs import configure_logging
-
-    saved, level = structlog.get_config(), logging.getLogger().level
-    path = tmp_path / "api.log"
-    configure_logging(log_file=path, console=False)
-
-    def records() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in path.read_text().splitlines()]
-
-    yield records
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_headwater", False)]:
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(level)
-    structlog.configure(**saved)

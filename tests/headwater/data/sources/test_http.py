@@ -13,9 +13,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-import structlog
 
-from headwater.core.logs import configure_logging
 from headwater.data.sources import HttpAuth
 from headwater.data.sources.http import (
     Credential,
@@ -335,25 +333,6 @@ NOAA_QUERY = {"startdate": "2013-01-01", "enddate": "2013-01-02", "limit": "5"}
 def noaa_param() -> Iterator[NoaaLikeServer]:
     with NoaaLikeServer(token_in="param") as srv:
         yield srv
-
-
-@pytest.fixture
-def json_log(tmp_path) -> Iterator[Any]:
-    """Logging configured as a run does (JSON file, no console); undone after the test."""
-    saved, level = structlog.get_config(), logging.getLogger().level
-    path = tmp_path / "run.log"
-    configure_logging(log_file=path, console=False)
-
-    def records() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in path.read_text().splitlines()]
-
-    yield records
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_headwater", False)]:
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(level)
-    structlog.configure(**saved)
 
 
 def test_a_header_credential_is_sent_on_every_attempt(
