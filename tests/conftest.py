@@ -660,3 +660,81 @@ def json_log(tmp_path: Path) -> Iterator[Any]:
         handler.close()
     root.setLevel(level)
     structlog.configure(**saved)
+
+
+# -- a real browser: Debian's chromium, headless, driven by Selenium through chromium-driver --
+#: Debian's packages (`apt-get install chromium chromium-driver`; .ci/run installs them).
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+#: Set (by .ci/run) where a missing browser is a failure, never a skip.
+BROWSER_REQUIRED = "HEADWATER_REQUIRE_BROWSER"
+# The closed network refuses Chromium's background connections, many at a time: none are made.
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--window-size=1280,1024",
+)  # fmt: skip
+
+
+class Browser:
+    """A headless Chromium: opens a page from a file and tells what the page logged."""
+
+    def __init__(self, driver: Any, folder: Path) -> None:
+        self.driver = driver
+        self.folder = folder
+        self.pages = 0
+
+    def open(self, page: str) -> Any:
+        """Load ``page`` (HTML) from a file, as a report is opened from disk; the driver."""
+        self.driver.get_log("browser")  # drop what earlier pages logged
+        self.pages += 1
+        path = self.folder / f"page-{self.pages}.html"
+        path.write_text(page, encoding="utf-8")
+        self.driver.get(path.as_uri())
+        return self.driver
+
+    def console_errors(self) -> list[str]:
+        """The errors the page logged since it was opened (script errors, failed loads)."""
+        return [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+
+    def fetched(self) -> list[str]:
+        """Every resource the page fetched (a self-contained page fetches none)."""
+        return self.driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+
+
+def browser_missing() -> str | None:
+    """Why no real browser can run here (None: it can)."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[dev]')"
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            return f"{path} is missing (apt-get install chromium chromium-driver)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Debian's Chromium, headless, one for the session; skipped with the reason where it
+    cannot be installed, failed where ``HEADWATER_REQUIRE_BROWSER`` is set (CI)."""
+    missing = browser_missing()
+    if missing is not None:
+        if os.environ.get(BROWSER_REQUIRED):
+            pytest.fail(f"a real browser is required here ({BROWSER_REQUIRED}): {missing}")
+        pytest.skip(f"no real browser: {missing}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        yield Browser(driver, tmp_path_factory.mktemp("pages"))
+    finally:
+        driver.quit()

@@ -7,6 +7,7 @@ Data zones are namespaced by use case, then by dataset::
     quarantine/<usecase>/<source>/<partition>/
     predictions/<usecase>/<partition>/          captured predictions, collected (deduplicated)
     monitoring/<usecase>/<partition>/           live performance and drift of the partition
+    reports/<usecase>/monitoring.html           the monitoring report over every partition
 
 captured predictions land first as JSON lines, before collection::
 
@@ -37,6 +38,9 @@ RAW, CLEAN, QUARANTINE, MODELS = "raw", "clean", "quarantine", "models"
 CAPTURE, PREDICTIONS = "capture", "predictions"
 #: Per partition, the monitoring record (headwater.monitoring.monitor.PartitionMonitoring).
 MONITORING = "monitoring"
+#: Pages rendered for people from the zones above (never read back by the platform).
+REPORTS = "reports"
+MONITORING_REPORT = "monitoring.html"
 #: The capture folder Firehose delivers to (all use cases together; not a use case's name).
 CAPTURE_STREAM = "_stream"
 
@@ -76,6 +80,14 @@ def dataset(usecase: str, name: str) -> str:
 def model_parts(model: str, *rest: str) -> tuple[str, ...]:
     """Path parts of ``models/<model>/...`` (a version and a file name, or the pointer)."""
     return (MODELS, model, *rest)
+
+
+def monitoring_report_parts(usecase: str) -> tuple[str, ...]:
+    """Path parts of a use case's monitoring report: ``reports/<usecase>/monitoring.html``.
+
+    Not below ``monitoring/<usecase>/``: that folder holds only partitions.
+    """
+    return (REPORTS, usecase, MONITORING_REPORT)
 
 
 def local_root(lake_uri: str) -> Path | None:
