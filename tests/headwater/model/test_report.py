@@ -178,3 +178,32 @@ def test_a_production_that_could_not_score_the_holdout_is_no_column() -> None:
 
     verdict = page[page.index("Verdict") : page.index("Holdout metrics")]
     assert "production v0" not in verdict and "this model" in verdict
+
+
+# -- in a real browser ---------------------------------------------------------------------------
+def test_the_report_renders_in_a_browser(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    # Given a decision whose reason carries markup (it is written by people: `promote --reason`)
+    reason = "<b>by hand</b> & 'checked' \"twice\""
+    page = render(decision={"decision": "promote", "reason": reason})
+
+    # When the page is opened in headless Chromium
+    driver = browser.open(page)
+
+    # Then it loaded nothing and logged no error
+    assert browser.fetched() == []
+    assert browser.console_errors() == []
+    # Its three charts are drawn with a size: ROC, calibration, coefficients
+    charts = driver.find_elements(By.CSS_SELECTOR, "svg[role=img]")
+    labels = [c.get_attribute("aria-label") for c in charts]
+    assert labels == ["ROC curve (AUC 0.711)", "Calibration", "largest coefficients"]
+    assert all(c.size["width"] >= 360 and c.size["height"] >= 80 for c in charts)
+    roc = charts[0].find_elements(By.TAG_NAME, "polyline")[-1]
+    assert len(roc.get_attribute("points").split()) == 3  # the three ROC points given
+    # The verdict's columns, read from the DOM, and the reason shown as text, not markup
+    verdict = driver.find_element(By.ID, "verdict")
+    header = [th.text for th in verdict.find_elements(By.CSS_SELECTOR, "table tr:first-child th")]
+    assert header[:3] == ["metric", "this model", "production v0"]
+    assert reason in verdict.text
+    assert not verdict.find_elements(By.TAG_NAME, "b")
