@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from headwater.core.layout import monitoring_report_parts
 from headwater.core.partitions import parse_partition
 from headwater.data.lake import open_lake
 from headwater.monitoring.monitor import PartitionMonitoring, ServedMonitoring
@@ -58,3 +59,34 @@ def test_monitor_says_when_nothing_is_monitored(stage: Path) -> None:
     result = CliRunner().invoke(app, ["monitor", "--stage", "test"])
     assert result.exit_code == 0
     assert "nothing monitored yet" in result.output
+
+
+def test_monitor_writes_the_report_where_asked_and_names_the_runs_copy(stage: Path) -> None:
+    # Given a monitored month
+    lake = open_lake(f"file://{stage}/lake")
+    march = PartitionMonitoring(
+        "flights", "2013-03", "2013-05-01T00:00:00", "v1", 10, None,
+        served=(ServedMonitoring("v1", "production", 250, {"matched": 240, "pending": 10}),),
+    )  # fmt: skip
+    publish_monitoring(lake, march, parse_partition("2013-03", "month"), "r1")
+    # When asked for the report into a folder that does not exist yet
+    folder = stage / "out" / "reports"
+    args = ["monitor", "--stage", "test", "--report", str(folder)]
+    result = CliRunner().invoke(app, args)
+    # Then the page is there, one per use case, and says so
+    assert result.exit_code == 0, result.output
+    page = (folder / "flights.html").read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and "2013-03 to 2013-03 (1)" in page
+    assert f"report written: {folder / 'flights.html'}" in result.output
+    assert [p.name for p in folder.iterdir()] == ["flights.html"]  # no temporary file left
+    # and once a run has published the lake's copy, a plain `monitor` names it
+    assert "report:" not in CliRunner().invoke(app, ["monitor", "--stage", "test"]).output
+    lake.write_bytes(page.encode(), *monitoring_report_parts("flights"))
+    plain = CliRunner().invoke(app, ["monitor", "--stage", "test"])
+    assert f"report: {lake.uri_of(*monitoring_report_parts('flights'))}" in plain.output
+
+
+def test_monitor_help_tells_of_the_report() -> None:
+    result = CliRunner().invoke(app, ["monitor", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "--report" in result.output and "monitoring.html" in result.output
