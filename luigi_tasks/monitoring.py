@@ -1,9 +1,11 @@
-"""Monitoring tasks of a use case: captured predictions collected into lake partitions, and
-each partition monitored (live performance, drift) into ``monitoring/<usecase>/``."""
+"""Monitoring tasks of a use case: captured predictions collected into lake partitions, each
+partition monitored (live performance, drift) into ``monitoring/<usecase>/``, and the use
+case's monitoring report rendered from them into ``reports/<usecase>/monitoring.html``."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import luigi
@@ -18,6 +20,7 @@ from headwater.monitoring.collect import (
 )
 from headwater.monitoring.monitor import configured_thresholds
 from headwater.monitoring.published import monitor_published, publish_monitoring
+from headwater.monitoring.report import publish_monitoring_report
 from luigi_tasks.context import settings_for
 from luigi_tasks.pipeline import (
     CleanPartition,
@@ -176,3 +179,43 @@ class MonitorPartition(PipelineTask):
         write_record(
             record_path(self.state_dir, self.run_id, "done", self.task_id), dict(manifest.extra)
         )
+
+
+class MonitoringReport(PipelineTask):
+    """The use case's monitoring report, rendered once per run after its partitions are
+    monitored: ``reports/<usecase>/monitoring.html`` (every monitored partition, not only
+    those of the run)."""
+
+    partitions: tuple[str, ...] = luigi.ListParameter()
+
+    def requires(self) -> list[MonitorPartition]:
+        """The run's partitions, monitored."""
+        return [
+            MonitorPartition(
+                usecase=self.usecase,
+                partition=partition,
+                run_id=self.run_id,
+                state_dir=self.state_dir,
+                rerun=self.rerun,
+            )
+            for partition in self.partitions
+        ]
+
+    def output(self) -> luigi.LocalTarget:
+        """This run's record of the rendering: each run renders the page once, afresh."""
+        return luigi.LocalTarget(
+            str(record_path(self.state_dir, self.run_id, "done", self.task_id))
+        )
+
+    def run(self) -> None:
+        """Render the page from the lake and write it (atomic: readers see the old or new page)."""
+        settings = self.settings()
+        with log_context(task=self.task_family, usecase=self.usecase):
+            uri = publish_monitoring_report(
+                lake_for(settings),
+                usecase_of(settings, self.usecase),
+                min_predictions=settings.usecase_config(self.usecase).monitoring.min_predictions,
+                generated_at=datetime.now(ZoneInfo("UTC")).isoformat(timespec="seconds"),
+            )
+            log.info("monitoring report written", uri=uri)
+        write_record(Path(self.output().path), {"report": uri})

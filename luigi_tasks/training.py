@@ -28,7 +28,7 @@ from headwater.registry.gate import DecisionKind, comparison_failed, judge
 from headwater.registry.registry import Registry
 from headwater.serving.store import ProductionPointer, decision_kind
 from luigi_tasks.context import settings_for
-from luigi_tasks.monitoring import CollectCaptured, MonitorPartition
+from luigi_tasks.monitoring import CollectCaptured, MonitoringReport, MonitorPartition
 from luigi_tasks.pipeline import (
     RERUN_CHOICES,
     Backfill,
@@ -398,13 +398,14 @@ class RunAll(luigi.WrapperTask):
             tasks += self.monitoring(name, first, last)
         return tasks
 
-    def monitoring(self, usecase: str, first: date, last: date) -> list[MonitorPartition]:
+    def monitoring(self, usecase: str, first: date, last: date) -> list[luigi.Task]:
         """Every partition of the range monitored, once the use case has a production version
-        (a partition without predictions still gets the drift of its clean data)."""
+        (a partition without predictions still gets the drift of its clean data), then the
+        use case's monitoring report."""
         settings = settings_for(self.run_id)
         if self.until == "extract" or registry_of(settings, usecase).production() is None:
             return []
-        return [
+        monitored = [
             MonitorPartition(
                 usecase=usecase,
                 partition=part.label,
@@ -414,3 +415,12 @@ class RunAll(luigi.WrapperTask):
             )
             for part in partitions_between(first, last, settings.partitioning.grain)
         ]
+        # Then the use case's report, from every monitored partition (docs/monitoring.md).
+        report = MonitoringReport(
+            usecase=usecase,
+            partitions=[task.partition for task in monitored],
+            run_id=self.run_id,
+            state_dir=self.state_dir,
+            rerun=self.rerun,
+        )
+        return [*monitored, report]

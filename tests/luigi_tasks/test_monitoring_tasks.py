@@ -23,7 +23,12 @@ from headwater.monitoring.published import publish_monitoring, read_monitoring
 from headwater.registry.registry import Registry
 from headwater.serving.capture import CaptureRecord
 from headwater.serving.store import ProductionPointer
-from luigi_tasks.monitoring import CollectCaptured, CollectPredictions, MonitorPartition
+from luigi_tasks.monitoring import (
+    CollectCaptured,
+    CollectPredictions,
+    MonitoringReport,
+    MonitorPartition,
+)
 from luigi_tasks.runner import RunOptions, live_summary
 from luigi_tasks.training import RunAll
 
@@ -223,3 +228,43 @@ def test_the_live_summary_alerts_on_the_partitions_this_run_monitored(
     assert "where 2013-03-01 had 2" in alerts[0].message
     # and a later run that monitored nothing raises none again
     assert live_summary(settings, "flights", options, "run3")[1] == []
+
+
+def test_a_run_renders_the_monitoring_report_once_after_its_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a use case in production, and a run over three days
+    settings = stage(tmp_path, monkeypatch, capture=False)
+    pointer = ProductionPointer(
+        version="v1", promoted_at="2013-01-01T00:00:00+00:00", reason="test"
+    )
+    monkeypatch.setattr(Registry, "production", lambda self: pointer)
+    wrapper = RunAll(
+        usecases=("flights",), start=date(2013, 1, 1), end=date(2013, 1, 3), until="clean"
+    )
+    # The run's report requires the very partitions the run monitors
+    (report,) = [t for t in wrapper.requires() if isinstance(t, MonitoringReport)]
+    monitored = [t for t in wrapper.requires() if t.task_family == "MonitorPartition"]
+    assert report.requires() == monitored
+    # When the report runs, over a monitored partition (published as MonitorPartition would)
+    lake = open_lake(settings.lake.uri)
+    record = PartitionMonitoring(
+        "flights", "2013-01-02", "2013-01-05T00:00:00", "v1", 10, None,
+        served=(ServedMonitoring("v1", "production", 2, {"matched": 2}),),
+    )  # fmt: skip
+    publish_monitoring(lake, record, parse_partition("2013-01-02", "day"), "run1")
+    runs = str(tmp_path / "runs")
+    first = MonitoringReport(
+        usecase="flights", partitions=["2013-01-02"], run_id="run1", state_dir=runs
+    )
+    assert not first.complete()
+    first.run()
+    # Then the page is in the lake where the layout says, and the run counts it done
+    page = lake.read_bytes(*layout.monitoring_report_parts("flights")).decode("utf-8")
+    assert "2013-01-02 to 2013-01-02 (1)" in page
+    assert first.complete()
+    # and the next run renders it afresh
+    again = MonitoringReport(
+        usecase="flights", partitions=["2013-01-02"], run_id="run2", state_dir=runs
+    )
+    assert not again.complete()
