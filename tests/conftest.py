@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
@@ -664,7 +665,7 @@ def json_log(tmp_path: Path) -> Iterator[Any]:
 
 # -- a real browser: Debian's chromium, headless, driven by Selenium through chromium-driver --
 #: Debian's packages (`apt-get install chromium chromium-driver`; .ci/run installs them).
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+BROWSER_COMMANDS = ("chromium", "chromedriver")
 #: Set (by .ci/run) where a missing browser is a failure, never a skip.
 BROWSER_REQUIRED = "HEADWATER_REQUIRE_BROWSER"
 # The closed network refuses Chromium's background connections, many at a time: none are made.
@@ -709,9 +710,9 @@ def browser_missing() -> str | None:
         import selenium  # noqa: F401
     except ImportError:
         return "selenium is not installed (pip install -e '.[dev]')"
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not path.exists():
-            return f"{path} is missing (apt-get install chromium chromium-driver)"
+    for command in BROWSER_COMMANDS:
+        if shutil.which(command) is None:
+            return f"{command} is not on PATH (apt-get install chromium chromium-driver)"
     return None
 
 
@@ -728,12 +729,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    chromium, chromedriver = (str(shutil.which(command)) for command in BROWSER_COMMANDS)
+    options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
     try:
         yield Browser(driver, tmp_path_factory.mktemp("pages"))
     finally:
