@@ -27,10 +27,11 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from headwater.core import layout
+from headwater.core.records import TrainingMetrics
 from headwater.data.lake import LakeError
 from headwater.model.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.model.report import _axes, _polyline, _xy
@@ -62,6 +63,25 @@ SERVED_CAPTION = "Served inputs and predictions against the serving version's tr
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """What the report shows of a version's holdout (its ``metrics.json``)."""
+
+    #: The classifier's and the regression's holdout metrics, by metric name.
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    #: Mean predicted against observed rate per score decile.
+    calibration: tuple[Mapping[str, float], ...] = ()
+
+    @classmethod
+    def of(cls, metrics: TrainingMetrics) -> Holdout:
+        """The holdout figures of a version's recorded evaluation."""
+        figures = {**metrics.holdout, **metrics.regression}
+        return cls(
+            metrics={k: float(v) for k, v in figures.items() if _finite(v)},
+            calibration=tuple(metrics.calibration or ()),
+        )
+
+
+@dataclass(frozen=True)
 class MetricPoint:
     """One live figure of a partition: realized (with its interval) or estimated (CBPE)."""
 
@@ -89,13 +109,22 @@ def _production(record: PartitionMonitoring) -> list[ServedMonitoring]:
     return [s for s in record.served if s.role == PRODUCTION]
 
 
-def metric_points(records: Sequence[PartitionMonitoring], metric: str) -> list[MetricPoint]:
-    """Each partition's realized and estimated ``metric`` of the production role, in order."""
+def metric_points(
+    records: Sequence[PartitionMonitoring],
+    metric: str,
+    holdouts: Mapping[str, Holdout] | None = None,
+) -> list[MetricPoint]:
+    """Each partition's realized and estimated ``metric`` of the production role, in order.
+
+    The holdout figure is the record's (beside the realized one), else the version's in
+    ``holdouts`` (an estimate has no realized figure for the record to compare).
+    """
     points = []
     for record in records:
         for served in _production(record):
             against = {a.metric: a for a in (*served.holdout, *served.regression_holdout)}
-            holdout = against[metric].holdout if metric in against else None
+            recorded = (holdouts or {}).get(served.version, Holdout()).metrics.get(metric)
+            holdout = against[metric].holdout if metric in against else recorded
             for live in (served.classification, served.regression):
                 value = live.metrics.get(metric) if live is not None else None
                 if live is None or not _finite(value) or not live.with_outcome:
@@ -278,10 +307,11 @@ def drift_table(
     for partition, report in drifts.items():
         for d in (*report.features, *report.predictions):
             rows.setdefault(d.feature, {})[partition] = d
-    head = "".join(f"<th>{_esc(p)}</th>" for p in partitions)
+    head = "".join(f'<th class="partition">{_esc(p)}</th>' for p in partitions)
     body = []
     for feature, cells in rows.items():
-        measure = next(iter(cells.values())).measure.upper()
+        latest = cells[max(cells, key=partitions.index)]
+        measure = f"{latest.measure.upper()} &gt; {latest.threshold:.2f}"
         tds = []
         for partition in partitions:
             d = cells.get(partition)
@@ -307,7 +337,7 @@ def drift_table(
         return f"<p>{_esc(caption)}: nothing measured yet.</p>"
     return (
         f'<table class="drift-table"><caption>{_esc(caption)}</caption><tr><th>feature</th>'
-        f"<th>measure</th>{head}</tr>{''.join(body)}</table>"
+        f"<th>alarm past (latest)</th>{head}</tr>{''.join(body)}</table>"
     )
 
 
@@ -356,7 +386,7 @@ def calibration_chart_svg(
 
 def calibration_section(
     records: Sequence[PartitionMonitoring],
-    holdout_calibration: Mapping[str, Sequence[Mapping[str, float]]],
+    holdouts: Mapping[str, Holdout],
     observed: str,
 ) -> str:
     """The latest partition's live calibration (production, outcomes arrived) and the holdout's."""
@@ -365,7 +395,7 @@ def calibration_section(
             live = served.classification
             if live is None or not live.calibration or not live.with_outcome:
                 continue
-            holdout = list(holdout_calibration.get(served.version) or ())
+            holdout = list(holdouts.get(served.version, Holdout()).calibration)
             by_bin = {int(r["bin"]): r for r in holdout}
             rows = "".join(
                 f"<tr><td>{int(r['bin'])}</td><td>{int(r['count']):,}</td>"
@@ -447,7 +477,7 @@ def render_monitoring_report(
     title: str,
     usecase: UseCase | None = None,
     alerts: Sequence[Alert] = (),
-    holdout_calibration: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
+    holdouts: Mapping[str, Holdout] | None = None,
     generated_at: str = "",
     notes: Sequence[str] = (),
 ) -> str:
@@ -458,7 +488,7 @@ def render_monitoring_report(
         title: the page's title.
         usecase: the use case (human names of features, label and target); None: raw names.
         alerts: the alerts the partitions raise.
-        holdout_calibration: per version, the holdout's calibration table (``metrics.json``).
+        holdouts: per version, its holdout figures and calibration table (``metrics.json``).
         generated_at: when the page was rendered (shown as is).
         notes: what else to tell (a partition that could not be read).
     """
@@ -467,7 +497,7 @@ def render_monitoring_report(
     partitions = [r.partition for r in records]
     charts = []
     for metric in CHART_METRICS:
-        points = metric_points(records, metric)
+        points = metric_points(records, metric, holdouts)
         if points:
             charts.append(
                 f'<h3>{_esc(METRIC_NAMES.get(metric, metric))}</h3><div class="plots">'
@@ -493,7 +523,7 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padd
 text-align:left}}caption{{text-align:left;font-weight:600;padding:.3em 0}}
 .plots{{display:flex;flex-wrap:wrap;gap:1em}}td.alarm{{font-weight:700;outline:2px solid #d1242f}}
 tr.estimated td.kind{{font-style:italic;color:#9a6700}}li.alert{{color:#a40e26}}
-.drift-table{{overflow-x:auto;display:block}}</style></head><body>
+.drift-table{{overflow-x:auto;display:block}}th.partition{{white-space:nowrap}}</style></head><body>
 <h1>{_esc(title)}</h1>
 <p>Monitored partitions: {span} ({len(records)}).{stamp}</p>
 <section id="alerts"><h2>Alerts</h2>
@@ -511,7 +541,7 @@ ratio to the threshold; a marked cell (▲) is past its threshold.</p>
 <section id="out-of-range"><h2>Inputs outside the training range</h2>
 {out_of_range_table(records)}</section>
 <section id="calibration"><h2>Live calibration</h2>
-{calibration_section(records, holdout_calibration or {}, observed)}</section>
+{calibration_section(records, holdouts or {}, observed)}</section>
 <section id="shadow"><h2>Shadow against production</h2>{shadow_section(records)}</section>
 <section id="notes"><h2>Notes</h2>{f"<ul>{told}</ul>" if told else "<p>None.</p>"}</section>
 </body></html>
@@ -539,16 +569,17 @@ def monitoring_report(
         previous = record
     registry = Registry(lake, usecase.name)
     versions = {s.version for r in records for s in r.served} | {r.production for r in records}
-    calibration = {}
-    for version in sorted(versions - {""}):
-        if registry.is_complete(version):
-            calibration[version] = list(registry.read_metrics(version).calibration or ())
+    holdouts = {
+        version: Holdout.of(registry.read_metrics(version))
+        for version in sorted(versions - {""})
+        if registry.is_complete(version)
+    }
     return render_monitoring_report(
         records,
         title=f"Monitoring: {usecase.title}",
         usecase=usecase,
         alerts=alerts,
-        holdout_calibration=calibration,
+        holdouts=holdouts,
         generated_at=generated_at,
         notes=unreadable,
     )

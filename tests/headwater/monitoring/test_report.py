@@ -4,8 +4,8 @@ real browser (headless Chromium: the DOM after rendering, not the HTML string)."
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from headwater.core import layout
@@ -20,6 +20,7 @@ from headwater.monitoring.published import publish_monitoring
 from headwater.monitoring.report import (
     ESTIMATED,
     REALIZED,
+    Holdout,
     metric_points,
     publish_monitoring_report,
     render_monitoring_report,
@@ -33,10 +34,12 @@ LIVE_CALIBRATION = (
     {"bin": 1, "count": 40, "mean_probability": 0.15, "observed_rate": 0.25},
     {"bin": 4, "count": 60, "mean_probability": 0.45, "observed_rate": 0.55},
 )
-HOLDOUT_CALIBRATION = [
+HOLDOUT_CALIBRATION = (
     {"bin": 1, "count": 400, "mean_probability": 0.14, "observed_rate": 0.16},
     {"bin": 4, "count": 600, "mean_probability": 0.44, "observed_rate": 0.46},
-]
+)
+#: The version's recorded holdout: the AUC differs from the record's to tell them apart.
+HOLDOUT = Holdout({"auc_roc": 0.709, "brier": 0.16}, HOLDOUT_CALIBRATION)
 
 
 def drift(feature: str, value: float, threshold: float, measure: str = "psi") -> FeatureDrift:
@@ -119,14 +122,14 @@ def render(**changes: Any) -> str:
     fields: dict[str, Any] = {
         "title": "Monitoring: <flights>",
         "alerts": ALERTS,
-        "holdout_calibration": {"v1": HOLDOUT_CALIBRATION},
+        "holdouts": {"v1": HOLDOUT},
         **changes,
     }
     return render_monitoring_report(RECORDS, **fields)
 
 
 def test_points_tell_the_realized_figure_from_the_estimate() -> None:
-    points = metric_points(RECORDS, "auc_roc")
+    points = metric_points(RECORDS, "auc_roc", {"v1": HOLDOUT})
 
     assert [(p.partition, p.kind, p.value) for p in points] == [
         ("2013-03", REALIZED, 0.652),
@@ -139,6 +142,9 @@ def test_points_tell_the_realized_figure_from_the_estimate() -> None:
     assert realized.significantly_worse and realized.predictions == 100
     assert (estimated.lower, estimated.upper, estimated.significantly_worse) == (None, None, False)
     assert estimated.predictions == 80
+    # The record's holdout figure first; the version's recorded one where the record has none
+    assert (realized.holdout, estimated.holdout) == (0.711, 0.709)
+    assert metric_points(RECORDS, "auc_roc")[1].holdout is None
     # The shadow's figures are not production's (it answered nobody)
     assert all(p.version == "v1" for p in points)
 
@@ -165,9 +171,12 @@ def test_names_come_from_the_use_case() -> None:
     assert flights.training.human("temp_f") != "temp_f"
 
 
-def test_the_report_is_published_where_the_layout_says(tmp_path: Path) -> None:
-    # Given two monitored partitions published in a lake (no registry version: no calibration)
-    lake = open_lake(f"file://{tmp_path}/lake")
+def test_the_report_is_published_where_the_layout_says(
+    lake_uri: str, publish: Callable[..., str], model_documents: dict[str, Any]
+) -> None:
+    # Given two monitored partitions of version v1, in the registry, published in a lake
+    publish(lake_uri, "v1")
+    lake = open_lake(lake_uri)
     for record in RECORDS:
         publish_monitoring(lake, record, parse_partition(record.partition, "month"), "run1")
 
@@ -182,6 +191,12 @@ def test_the_report_is_published_where_the_layout_says(tmp_path: Path) -> None:
     # alerts_of raised these from the records: live AUC below holdout, drift of the clean data
     assert 'data-kind="performance"' in page and 'data-kind="drift"' in page
     assert not [n for n in lake.list_dir(layout.MONITORING, "flights") if n.endswith(".html")]
+    # and v1's metrics.json gave the estimate its holdout figure and the holdout's calibration
+    recorded = model_documents["metrics.json"]
+    assert f"<td>{recorded['holdout']['auc_roc']:.3f}</td><td>80</td>" in page
+    holdout_bins = {row["bin"]: row for row in recorded["calibration"]}
+    for row in LIVE_CALIBRATION:
+        assert f"<td>{holdout_bins[row['bin']]['observed_rate']:.3f}</td></tr>" in page
 
 
 # -- in a real browser ---------------------------------------------------------------------------
@@ -201,7 +216,9 @@ def test_the_report_renders_in_a_browser_with_its_charts(browser: Any) -> None:
     assert [e.get_attribute("data-partition") for e in realized] == ["2013-03"]
     assert [e.get_attribute("data-partition") for e in estimated] == ["2013-04"]
     assert len(chart.find_elements(By.CSS_SELECTOR, "line.interval")) == 1
-    assert chart.find_elements(By.CSS_SELECTOR, "line.holdout")
+    # the holdout drawn at both partitions (the estimate's from the version's metrics.json)
+    holdouts = chart.find_elements(By.CSS_SELECTOR, "line.holdout")
+    assert [h.get_attribute("data-partition") for h in holdouts] == ["2013-03", "2013-04"]
     # Told apart in words too: the table's figure column
     table = driver.find_element(By.CSS_SELECTOR, 'table.metric-table[data-metric="auc_roc"]')
     kinds = [td.text for td in table.find_elements(By.CSS_SELECTOR, "td.kind")]
