@@ -530,7 +530,8 @@ tr.estimated td.kind{{font-style:italic;color:#9a6700}}li.alert{{color:#a40e26}}
 {f"<ul>{alert_items}</ul>" if alert_items else '<p class="no-alert">No alert.</p>'}</section>
 <section id="live"><h2>Live performance against the holdout</h2>
 <p>Realized figures need the outcomes of the served predictions; until they arrive the
-figure is estimated from the served probabilities (CBPE) and drawn hollow.</p>{live}
+figure is estimated from the served probabilities (CBPE) and drawn hollow. A red dot: its
+whole interval is worse than the holdout figure.</p>{live}
 <h3>Predictions and their outcomes</h3>{served_table(records)}</section>
 <section id="drift"><h2>Drift per feature</h2>
 <p>Each cell is the measure of the partition against the training reference, shaded by its
