@@ -191,6 +191,10 @@ def demo_data(
         config = settings.usecase_config(name)
         typer.echo(f"building the demo data of {name} ...")
         report = get_usecase(name, config.module).build_demo_data(config.sources, replace)
+        if not report.url and not report.tables:
+            # A use case reading only APIs: its stand-ins generate their data when they start.
+            typer.echo(f"{name}: nothing to build (no SQL source)")
+            continue
         for table, rows in report.tables.items():
             typer.echo(f"  {table:<12} {rows:>9,} rows")
         typer.echo(f"ready: {report.url}")

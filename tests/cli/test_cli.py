@@ -528,6 +528,25 @@ def test_demo_data_of_every_enabled_use_case_by_default(
     assert result.output.count("ready: ") == 2
 
 
+def test_demo_data_says_so_when_a_use_case_has_nothing_to_build(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a use case whose only sources are APIs: its demo build returns no database
+    make_stage()
+    from headwater.core.usecase import DemoReport, get_usecase
+
+    usecase = get_usecase("meters", "meters_usecase")
+    nothing = DemoReport(url="", tables={})
+    monkeypatch.setattr(type(usecase), "build_demo_data", lambda self, s, r: nothing)
+
+    result = invoke("demo-data", "--usecase", "meters")
+
+    # Then the command says there was nothing to build, not "ready: " and an empty location
+    assert result.exit_code == 0, result.output
+    assert "ready:" not in result.output
+    assert "meters: nothing to build (no SQL source)" in result.output
+
+
 # --- serve-source ------------------------------------------------------------------------------
 
 
