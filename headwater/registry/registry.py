@@ -283,19 +283,28 @@ class Registry:
             raise RegistryError(f"{where} is corrupt: {exc}") from None
 
     def _swap_pointer(
-        self, pointer: _Pointer, change: Callable[[Any], Any], doing: str
+        self,
+        pointer: _Pointer,
+        change: Callable[[Any], Any],
+        doing: str,
+        expected: str | None | _Unset = ANY,
+        refusal: Callable[[str | None], str] = str,
     ) -> tuple[Any, Any]:
         """Replace ``pointer`` by ``change(current)`` through a compare-and-swap on what was
         read; returns (the pointer read, the one written: None when ``change`` said nothing
         needs writing).
 
-        ``change`` refuses by raising (a stale expectation: ``pointer.error``). When another
-        writer swapped in between, the pointer is read again and ``change`` asked again, up to
-        :data:`MAX_SWAP_ATTEMPTS` times; then ``pointer.error`` says so (``doing``: what was
-        attempted, e.g. ``promote v2 of model m``).
+        A pointer that does not name ``expected`` (the version the caller decided on; None:
+        none) is refused with ``pointer.error`` and ``refusal(the version it names)``;
+        ``change`` may refuse too, by raising. When another writer swapped in between, the
+        pointer is read again, up to :data:`MAX_SWAP_ATTEMPTS` times; then ``pointer.error``
+        says so (``doing``: what was attempted, e.g. ``promote v2 of model m``).
         """
         for _ in range(MAX_SWAP_ATTEMPTS):
             raw, current = self._read(pointer)
+            named = current.version if current else None
+            if expected is not ANY and named != expected:
+                raise pointer.error(refusal(named))
             new = change(current)
             if new is None:
                 return current, None
@@ -326,15 +335,10 @@ class Registry:
         """
         self._require_complete(version)
 
+        doing = f"promote {version} of model {self.name}"
+
         def change(current: ProductionPointer | None) -> ProductionPointer | None:
-            current_version = current.version if current else None
-            if expected is not ANY and current_version != expected:
-                raise ConcurrentPromotionError(
-                    f"cannot promote {version} of model {self.name}: production is "
-                    f"{current_version or 'empty'}, not {expected or 'empty'} as expected "
-                    "(another promotion happened meanwhile)"
-                )
-            if current_version == version:
+            if current is not None and current.version == version:
                 return None
             history: tuple[str, ...] = ()
             if current is not None:
@@ -342,8 +346,13 @@ class Registry:
             checksums = self._checksums(version, history, current)
             return ProductionPointer(version, _now(), reason, history, checksums)
 
-        doing = f"promote {version} of model {self.name}"
-        current, pointer = self._swap_pointer(_PRODUCTION, change, doing)
+        def refusal(named: str | None) -> str:
+            return (
+                f"cannot {doing}: production is {named or 'empty'}, not {expected or 'empty'} "
+                "as expected (another promotion happened meanwhile)"
+            )
+
+        current, pointer = self._swap_pointer(_PRODUCTION, change, doing, expected, refusal)
         if pointer is None:
             return current  # already in production: nothing recorded
         extra = {"comparison": dict(comparison)} if comparison else {}
@@ -408,6 +417,8 @@ class Registry:
         def change(current: ProductionPointer | None) -> ProductionPointer:
             if current is None:
                 raise NothingToRollBackError(f"model {self.name} has no production version")
+            # Its own check of ``expected``, after that one: no production is nothing to roll
+            # back, whatever the caller expected.
             if expected is not ANY and current.version != expected:
                 raise ConcurrentPromotionError(
                     f"cannot roll back model {self.name}: production is {current.version}, "
@@ -457,20 +468,20 @@ class Registry:
             )
 
         def change(current: ShadowPointer | None) -> ShadowPointer | None:
-            current_version = current.version if current else None
-            if expected is not ANY and current_version != expected:
-                raise ConcurrentShadowError(
-                    f"cannot set the shadow of model {self.name} to {version}: the shadow is "
-                    f"{current_version or 'off'}, not {expected or 'off'} as expected (another "
-                    "change happened meanwhile)"
-                )
-            if current_version == version:
+            if current is not None and current.version == version:
                 return None
             checksums = {name: self._sha256(version, name) for name in SERVING_FILES}
             return ShadowPointer(version, _now(), reason, checksums)
 
+        def refusal(named: str | None) -> str:
+            return (
+                f"cannot set the shadow of model {self.name} to {version}: the shadow is "
+                f"{named or 'off'}, not {expected or 'off'} as expected (another change "
+                "happened meanwhile)"
+            )
+
         doing = f"set the shadow of model {self.name}"
-        current, pointer = self._swap_pointer(_SHADOW, change, doing)
+        current, pointer = self._swap_pointer(_SHADOW, change, doing, expected, refusal)
         return pointer or current  # None written: it already is the shadow
 
     def clear_shadow(
@@ -481,17 +492,16 @@ class Registry:
         ``expected`` as in :meth:`set_shadow`: a shadow changed meanwhile is not switched off.
         """
 
-        def change(current: ShadowPointer | None) -> ShadowPointer | None:
-            current_version = current.version if current else None
-            if expected is not ANY and current_version != expected:
-                raise ConcurrentShadowError(
-                    f"cannot switch off the shadow of model {self.name}: it is "
-                    f"{current_version or 'off'}, not {expected or 'off'} as expected"
-                )
-            return None if current_version is None else ShadowPointer(None, _now(), reason)
-
         doing = f"switch off the shadow of model {self.name}"
-        current, pointer = self._swap_pointer(_SHADOW, change, doing)
+
+        def change(current: ShadowPointer | None) -> ShadowPointer | None:
+            on = current is not None and current.version is not None
+            return ShadowPointer(None, _now(), reason) if on else None
+
+        def refusal(named: str | None) -> str:
+            return f"cannot {doing}: it is {named or 'off'}, not {expected or 'off'} as expected"
+
+        current, pointer = self._swap_pointer(_SHADOW, change, doing, expected, refusal)
         return current.version if pointer is not None else None
 
     def _checksums(
