@@ -57,8 +57,14 @@ class CacheStatus:
         return self.production is not None and self.production != served
 
 
-class ModelCache:
-    """Holds the served model of one use case and swaps it when its production pointer moves."""
+class PointerCache:
+    """A model of one use case loaded from the pointer it follows, re-read every
+    ``reload_seconds`` by one caller at a time: :class:`ModelCache` follows ``PRODUCTION``,
+    :class:`ShadowCache` ``SHADOW.json``; each says in ``_check`` what it does on a move."""
+
+    #: True: a caller with no model yet waits for the check under way (production: rather
+    #: than answer 503); False: it never waits (the shadow: it must delay nothing).
+    waits_for_first_model = False
 
     def __init__(
         self,
@@ -77,14 +83,12 @@ class ModelCache:
         self._next_check = float("-inf")
         self._checked_at: str | None = None
         self._error: str | None = None
-        self._production: str | None = None
-        self._history: tuple[str, ...] = ()
 
     def current(self) -> ServingModel | None:
-        """Return the model to answer with, checking the pointer first if it is due."""
+        """Return the model to use now (None: none), checking the pointer first if it is due."""
         if self._clock() >= self._next_check:
-            # With no model yet, wait for the check under way rather than answer 503.
-            if self._lock.acquire(blocking=self._model is None):
+            wait = self.waits_for_first_model and self._model is None
+            if self._lock.acquire(blocking=wait):
                 try:
                     if self._clock() >= self._next_check:
                         self._check()
@@ -92,6 +96,19 @@ class ModelCache:
                 finally:
                     self._lock.release()
         return self._model
+
+    def _check(self) -> None:
+        """Read the pointer and load what it names (called under the lock, when due)."""
+        raise NotImplementedError
+
+
+class ModelCache(PointerCache):
+    """Holds the served model of one use case and swaps it when its production pointer moves."""
+
+    waits_for_first_model = True
+    # What the pointer named at the last check (set per instance by _check; immutable defaults).
+    _production: str | None = None
+    _history: tuple[str, ...] = ()
 
     def status(self) -> CacheStatus:
         """The served model (after a due check), when the pointer was read, the last error."""
@@ -198,7 +215,7 @@ class ShadowStatus:
         return "loaded" if loaded else "failed"
 
 
-class ShadowCache:
+class ShadowCache(PointerCache):
     """Holds the shadow model of one use case: loaded and verified as production's is, swapped
     when ``SHADOW.json`` moves, dropped when it is switched off.
 
@@ -207,35 +224,8 @@ class ShadowCache:
     be loaded is not scored (its error is reported); nothing falls back to an older shadow.
     """
 
-    def __init__(
-        self,
-        store: ModelStore,
-        reload_seconds: float,
-        *,
-        loader: Loader,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store = store
-        self.reload_seconds = reload_seconds
-        self._loader = loader
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._model: ServingModel | None = None
-        self._next_check = float("-inf")
-        self._checked_at: str | None = None
-        self._error: str | None = None
-        self._version: str | None = None
-
-    def current(self) -> ServingModel | None:
-        """Return the shadow model to score with (None: none), checking the pointer if due."""
-        if self._clock() >= self._next_check and self._lock.acquire(blocking=False):
-            try:
-                if self._clock() >= self._next_check:
-                    self._check()
-                    self._next_check = self._clock() + self.reload_seconds
-            finally:
-                self._lock.release()
-        return self._model
+    # The version SHADOW.json named at the last check (set per instance by _check).
+    _version: str | None = None
 
     def status(self) -> ShadowStatus:
         """The shadow named and the model loaded (after a due check), and the last error."""

@@ -145,7 +145,8 @@ def training_inputs(settings: Settings, usecase: str, start: date, end: date) ->
 def code_digest(settings: Settings, usecase: str, entrypoint: Path) -> str:
     """A digest of the code a training runs: the library, the job and the use case's module.
 
-    Unlike the git commit, it changes with uncommitted edits too.
+    Unlike the git commit, it changes with uncommitted edits too, and only with them: a commit
+    of tests or docs leaves it as it was.
     """
     root = Path(__file__).resolve().parents[1]  # the headwater package
     files = sorted(root.rglob("*.py"))
@@ -165,6 +166,9 @@ def training_key(
 ) -> str | None:
     """What identifies a training: inputs' checksums, code, configuration, range, use case.
 
+    The code is :func:`code_digest`, what the training runs, not the checkout's commit (which
+    moves with any commit, a test's or a doc's, and then an unchanged rerun trained again); the
+    commit is still recorded in the lineage (``TrainOptions.code_version``).
     None when an input is not published yet (then there is nothing to reuse).
     """
     try:
@@ -175,7 +179,7 @@ def training_key(
         "usecase": usecase,
         "range": [start.isoformat(), end.isoformat()],
         "inputs": inputs,
-        "code": [code_version(), code_digest(settings, usecase, entrypoint)],
+        "code": code_digest(settings, usecase, entrypoint),
         "config": training_config(settings, usecase),
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -86,6 +86,21 @@ class ConcurrentShadowError(RegistryError):
 
 class NothingToRollBackError(RegistryError):
     """There is no production version, or none before it."""
+
+
+@dataclass(frozen=True)
+class _Pointer:
+    """One of a model's pointers: its file, how it is parsed, its name in messages, and the
+    error of a caller whose expectation it no longer meets."""
+
+    file: str
+    parse: Callable[[bytes], Any]
+    word: str
+    error: type[RegistryError]
+
+
+_PRODUCTION = _Pointer(POINTER, ProductionPointer.from_json, "production", ConcurrentPromotionError)
+_SHADOW = _Pointer(SHADOW, ShadowPointer.from_json, "shadow", ConcurrentShadowError)
 
 
 @dataclass(frozen=True)
@@ -253,22 +268,52 @@ class Registry:
     # -- production pointer -----------------------------------------------------------
     def production(self) -> ProductionPointer | None:
         """Return the production pointer, or None when nothing was ever promoted."""
-        return self._read_pointer()[1]
+        return self._read(_PRODUCTION)[1]
 
-    def _read_pointer(self) -> tuple[bytes | None, ProductionPointer | None]:
+    def _read(self, pointer: _Pointer) -> tuple[bytes | None, Any]:
+        """The pointer's bytes as read and its parsed form (None, None: never written)."""
         try:
-            raw = self.lake.read_bytes(*model_parts(self.name), POINTER)
+            raw = self.lake.read_bytes(*model_parts(self.name), pointer.file)
         except LakeError:
             return None, None
         try:
-            return raw, ProductionPointer.from_json(raw)
+            return raw, pointer.parse(raw)
         except (ValueError, KeyError, TypeError) as exc:
-            where = self.lake.uri_of(*model_parts(self.name), POINTER)
+            where = self.lake.uri_of(*model_parts(self.name), pointer.file)
             raise RegistryError(f"{where} is corrupt: {exc}") from None
 
-    def _swap(self, raw: bytes | None, pointer: ProductionPointer) -> bool:
-        return self.lake.compare_and_swap(
-            *model_parts(self.name), POINTER, expected=raw, new=pointer.to_json()
+    def _swap_pointer(
+        self,
+        pointer: _Pointer,
+        change: Callable[[Any], Any],
+        doing: str,
+        expected: str | None | _Unset = ANY,
+        refusal: Callable[[str | None], str] = str,
+    ) -> tuple[Any, Any]:
+        """Replace ``pointer`` by ``change(current)`` through a compare-and-swap on what was
+        read; returns (the pointer read, the one written: None when ``change`` said nothing
+        needs writing).
+
+        A pointer that does not name ``expected`` (the version the caller decided on; None:
+        none) is refused with ``pointer.error`` and ``refusal(the version it names)``;
+        ``change`` may refuse too, by raising. When another writer swapped in between, the
+        pointer is read again, up to :data:`MAX_SWAP_ATTEMPTS` times; then ``pointer.error``
+        says so (``doing``: what was attempted, e.g. ``promote v2 of model m``).
+        """
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            raw, current = self._read(pointer)
+            named = current.version if current else None
+            if expected is not ANY and named != expected:
+                raise pointer.error(refusal(named))
+            new = change(current)
+            if new is None:
+                return current, None
+            parts = model_parts(self.name)
+            if self.lake.compare_and_swap(*parts, pointer.file, expected=raw, new=new.to_json()):
+                return current, new
+        raise pointer.error(
+            f"cannot {doing}: the {pointer.word} pointer kept changing "
+            f"({MAX_SWAP_ATTEMPTS} attempts)"
         )
 
     def promote(
@@ -289,34 +334,33 @@ class Registry:
         shadow-versus-production comparison the promotion cites, or declines to).
         """
         self._require_complete(version)
-        for _ in range(MAX_SWAP_ATTEMPTS):
-            raw, current = self._read_pointer()
-            current_version = current.version if current else None
-            if expected is not ANY and current_version != expected:
-                raise ConcurrentPromotionError(
-                    f"cannot promote {version} of model {self.name}: production is "
-                    f"{current_version or 'empty'}, not {expected or 'empty'} as expected "
-                    "(another promotion happened meanwhile)"
-                )
+
+        doing = f"promote {version} of model {self.name}"
+
+        def change(current: ProductionPointer | None) -> ProductionPointer | None:
             if current is not None and current.version == version:
-                return current
+                return None
             history: tuple[str, ...] = ()
             if current is not None:
                 history = (current.version, *(v for v in current.history if v != version))
             checksums = self._checksums(version, history, current)
-            pointer = ProductionPointer(version, _now(), reason, history, checksums)
-            if self._swap(raw, pointer):
-                extra = {"comparison": dict(comparison)} if comparison else {}
-                if live:
-                    extra["live"] = dict(live)
-                self._record(
-                    version, DecisionKind.PROMOTED, reason, replaced=current_version, **extra
-                )
-                return pointer
-        raise ConcurrentPromotionError(
-            f"cannot promote {version} of model {self.name}: the production pointer kept "
-            f"changing ({MAX_SWAP_ATTEMPTS} attempts)"
-        )
+            return ProductionPointer(version, _now(), reason, history, checksums)
+
+        def refusal(named: str | None) -> str:
+            return (
+                f"cannot {doing}: production is {named or 'empty'}, not {expected or 'empty'} "
+                "as expected (another promotion happened meanwhile)"
+            )
+
+        current, pointer = self._swap_pointer(_PRODUCTION, change, doing, expected, refusal)
+        if pointer is None:
+            return current  # already in production: nothing recorded
+        extra = {"comparison": dict(comparison)} if comparison else {}
+        if live:
+            extra["live"] = dict(live)
+        replaced = current.version if current else None
+        self._record(version, DecisionKind.PROMOTED, reason, replaced=replaced, **extra)
+        return pointer
 
     def reject(
         self, version: str, reason: str, comparison: Mapping[str, Any] | None = None
@@ -369,10 +413,12 @@ class Registry:
 
         History entries rejected or deleted since they were in production are skipped.
         """
-        for _ in range(MAX_SWAP_ATTEMPTS):
-            raw, current = self._read_pointer()
+
+        def change(current: ProductionPointer | None) -> ProductionPointer:
             if current is None:
                 raise NothingToRollBackError(f"model {self.name} has no production version")
+            # Its own check of ``expected``, after that one: no production is nothing to roll
+            # back, whatever the caller expected.
             if expected is not ANY and current.version != expected:
                 raise ConcurrentPromotionError(
                     f"cannot roll back model {self.name}: production is {current.version}, "
@@ -388,31 +434,17 @@ class Registry:
             target = current.history[index]
             history = current.history[index + 1 :]
             checksums = self._checksums(target, history, current)
-            pointer = ProductionPointer(target, _now(), reason, history, checksums)
-            if self._swap(raw, pointer):
-                self._record(current.version, DecisionKind.RETIRED, reason, replaced_by=target)
-                return pointer
-        raise ConcurrentPromotionError(
-            f"cannot roll back model {self.name}: the production pointer kept changing "
-            f"({MAX_SWAP_ATTEMPTS} attempts)"
-        )
+            return ProductionPointer(target, _now(), reason, history, checksums)
+
+        current, pointer = self._swap_pointer(_PRODUCTION, change, f"roll back model {self.name}")
+        self._record(current.version, DecisionKind.RETIRED, reason, replaced_by=pointer.version)
+        return pointer
 
     # -- shadow pointer ---------------------------------------------------------------
     def shadow(self) -> ShadowPointer | None:
         """Return the shadow pointer, or None when no shadow is set (never, or switched off)."""
-        pointer = self._read_shadow()[1]
+        pointer = self._read(_SHADOW)[1]
         return pointer if pointer is not None and pointer.version is not None else None
-
-    def _read_shadow(self) -> tuple[bytes | None, ShadowPointer | None]:
-        try:
-            raw = self.lake.read_bytes(*model_parts(self.name), SHADOW)
-        except LakeError:
-            return None, None
-        try:
-            return raw, ShadowPointer.from_json(raw)
-        except (ValueError, KeyError, TypeError) as exc:
-            where = self.lake.uri_of(*model_parts(self.name), SHADOW)
-            raise RegistryError(f"{where} is corrupt: {exc}") from None
 
     def set_shadow(
         self,
@@ -434,25 +466,23 @@ class Registry:
                 f"version {version} of model {self.name} is in production: a shadow is scored "
                 "beside production, so it must be another version"
             )
-        for _ in range(MAX_SWAP_ATTEMPTS):
-            raw, current = self._read_shadow()
-            current_version = current.version if current else None
-            if expected is not ANY and current_version != expected:
-                raise ConcurrentShadowError(
-                    f"cannot set the shadow of model {self.name} to {version}: the shadow is "
-                    f"{current_version or 'off'}, not {expected or 'off'} as expected (another "
-                    "change happened meanwhile)"
-                )
+
+        def change(current: ShadowPointer | None) -> ShadowPointer | None:
             if current is not None and current.version == version:
-                return current
+                return None
             checksums = {name: self._sha256(version, name) for name in SERVING_FILES}
-            pointer = ShadowPointer(version, _now(), reason, checksums)
-            if self._swap_shadow(raw, pointer):
-                return pointer
-        raise ConcurrentShadowError(
-            f"cannot set the shadow of model {self.name}: the shadow pointer kept changing "
-            f"({MAX_SWAP_ATTEMPTS} attempts)"
-        )
+            return ShadowPointer(version, _now(), reason, checksums)
+
+        def refusal(named: str | None) -> str:
+            return (
+                f"cannot set the shadow of model {self.name} to {version}: the shadow is "
+                f"{named or 'off'}, not {expected or 'off'} as expected (another change "
+                "happened meanwhile)"
+            )
+
+        doing = f"set the shadow of model {self.name}"
+        current, pointer = self._swap_pointer(_SHADOW, change, doing, expected, refusal)
+        return pointer or current  # None written: it already is the shadow
 
     def clear_shadow(
         self, reason: str = "switched off by hand", expected: str | None | _Unset = ANY
@@ -461,27 +491,18 @@ class Registry:
 
         ``expected`` as in :meth:`set_shadow`: a shadow changed meanwhile is not switched off.
         """
-        for _ in range(MAX_SWAP_ATTEMPTS):
-            raw, current = self._read_shadow()
-            current_version = current.version if current else None
-            if expected is not ANY and current_version != expected:
-                raise ConcurrentShadowError(
-                    f"cannot switch off the shadow of model {self.name}: it is "
-                    f"{current_version or 'off'}, not {expected or 'off'} as expected"
-                )
-            if current_version is None:
-                return None
-            if self._swap_shadow(raw, ShadowPointer(None, _now(), reason)):
-                return current_version
-        raise ConcurrentShadowError(
-            f"cannot switch off the shadow of model {self.name}: the shadow pointer kept "
-            f"changing ({MAX_SWAP_ATTEMPTS} attempts)"
-        )
 
-    def _swap_shadow(self, raw: bytes | None, pointer: ShadowPointer) -> bool:
-        return self.lake.compare_and_swap(
-            *model_parts(self.name), SHADOW, expected=raw, new=pointer.to_json()
-        )
+        doing = f"switch off the shadow of model {self.name}"
+
+        def change(current: ShadowPointer | None) -> ShadowPointer | None:
+            on = current is not None and current.version is not None
+            return ShadowPointer(None, _now(), reason) if on else None
+
+        def refusal(named: str | None) -> str:
+            return f"cannot {doing}: it is {named or 'off'}, not {expected or 'off'} as expected"
+
+        current, pointer = self._swap_pointer(_SHADOW, change, doing, expected, refusal)
+        return current.version if pointer is not None else None
 
     def _checksums(
         self, version: str, history: Sequence[str], current: ProductionPointer | None

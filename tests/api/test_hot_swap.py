@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from api.model_cache import ModelCache
+from api.model_cache import ModelCache, ShadowCache
 from headwater.core.usecase import get_usecase
 from headwater.serving.predictor import ServingModel, load_serving_model
-from headwater.serving.store import ModelStore, ProductionPointer
+from headwater.serving.store import ModelStore, ProductionPointer, ShadowPointer
 
 NEW = "20261201T000000Z-second"
 
@@ -365,3 +366,54 @@ def test_a_served_file_absent_at_promotion_and_written_later_is_not_served(
     assert flights["model"]["version"] == base_version
     assert f"{broken}/{LOOKUPS} was absent when version {broken} was promoted" in flights["error"]
     assert "refusing to serve it" in flights["error"]
+
+
+class OnePointer:
+    """A store whose production and shadow pointers both name version ``v1``."""
+
+    name = "flights"
+
+    def production(self) -> ProductionPointer:
+        return ProductionPointer("v1")
+
+    def shadow(self) -> ShadowPointer:
+        return ShadowPointer("v1")
+
+
+@pytest.mark.parametrize(
+    ("cache_type", "waits"),
+    [(ModelCache, True), (ShadowCache, False)],
+    ids=["production", "shadow"],
+)
+def test_only_production_waits_for_its_first_model_while_another_caller_loads_it(
+    cache_type: type[ModelCache | ShadowCache], waits: bool
+) -> None:
+    # Given a first load that takes as long as the test wants, under way in another thread
+    loading, release = threading.Event(), threading.Event()
+    loaded = SimpleNamespace(name="flights", version="v1")
+
+    def slow_loader(store: Any, pointer: ProductionPointer) -> Any:
+        loading.set()
+        release.wait(10)
+        return loaded
+
+    cache = cache_type(OnePointer(), 60, loader=slow_loader)  # type: ignore[arg-type]
+    first = threading.Thread(target=cache.current)
+    first.start()
+    assert loading.wait(10)
+
+    # When another caller asks meanwhile
+    answers: list[Any] = []
+    second = threading.Thread(target=lambda: answers.append(cache.current()))
+    second.start()
+    second.join(0.5)
+
+    # Then a request waits for production's first model (rather than answer 503), while the
+    # capture thread never waits for the shadow's: it goes on without one
+    assert second.is_alive() is waits
+    assert answers == ([] if waits else [None])
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert answers == ([loaded] if waits else [None])
+    assert cache.current() is loaded

@@ -36,12 +36,6 @@ def notifications(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open regression (issue 16 integration, found at the end of session 5): since "
-    "monitoring joined the run graph, the unchanged rerun trains the minimal use case again "
-    "instead of 'training skipped: unchanged inputs'; not yet diagnosed",
-)
 def test_one_run_trains_and_promotes_each_use_case_then_a_rerun_is_gated(
     make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -838,6 +838,27 @@ def test_the_training_key_names_what_a_training_depends_on(settings: Settings) -
     assert training_key(settings, "meters", date(2014, 1, 1), date(2014, 1, 31), entrypoint) is None
 
 
+def test_the_training_key_follows_the_code_not_the_commit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headwater.model import runners
+
+    # Given the minimal use case's clean range and a key taken at one commit
+    publish_meters(settings)
+    entrypoint = training_entrypoint()
+    monkeypatch.setattr(runners, "code_version", lambda *_: "1565b2f")
+    key = runners.training_key(settings, "meters", START, END, entrypoint)
+
+    # When a commit lands that changes none of the code a training runs (a test, a doc: the
+    # unchanged rerun of test_main_job trained again when one landed between its runs)
+    monkeypatch.setattr(runners, "code_version", lambda *_: "ea897ea")
+
+    # Then the key is the same, and it still changes with the code the training runs
+    assert runners.training_key(settings, "meters", START, END, entrypoint) == key
+    monkeypatch.setattr(runners, "code_digest", lambda *_: "another library")
+    assert runners.training_key(settings, "meters", START, END, entrypoint) != key
+
+
 def test_a_range_with_too_few_clean_rows_is_refused_before_training(
     make_stage: MakeStage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

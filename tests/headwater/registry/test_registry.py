@@ -857,3 +857,53 @@ def test_a_refused_comparison_still_quotes_the_interval() -> None:
     assert comparison_text(decision.comparison) == (
         "AUC gain +0.0023, 95% interval [-0.0093, +0.0222] over 6 blocks (margin 0.002)"
     )
+
+
+# --- lost races: both pointers retry from what they read again, a bounded number of times -----
+
+
+def _pointer_change(registry: Registry, operation: str) -> tuple[Any, Any, type[Exception]]:
+    """(the change, what reads its pointer, the error of a race lost too often)."""
+    from headwater.registry.registry import ConcurrentShadowError
+
+    a, b = train(registry, 1), train(registry, 2)
+    registry.promote(a, "first")
+    production, shadow = registry.production, registry.shadow
+    if operation == "promote":
+        return lambda: registry.promote(b, "second"), production, ConcurrentPromotionError
+    if operation == "rollback":
+        registry.promote(b, "second")
+        return lambda: registry.rollback("bad"), production, ConcurrentPromotionError
+    if operation == "set_shadow":
+        return lambda: registry.set_shadow(b), shadow, ConcurrentShadowError
+    registry.set_shadow(b)
+    return lambda: registry.clear_shadow(), shadow, ConcurrentShadowError
+
+
+@pytest.mark.parametrize("operation", ["promote", "rollback", "set_shadow", "clear_shadow"])
+@pytest.mark.parametrize("lost", [1, 20])
+def test_a_pointer_swap_that_loses_a_race_reads_again_and_gives_up_after_20(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, operation: str, lost: int
+) -> None:
+    # Given a change of a pointer, and a lake where another writer wins the first `lost` swaps
+    change, read, error = _pointer_change(registry, operation)
+    before = read()
+    swaps: list[bytes | None] = []
+    real = Lake.compare_and_swap
+
+    def racing(lake: Lake, *parts: str, expected: bytes | None, new: bytes) -> bool:
+        swaps.append(expected)
+        return len(swaps) > lost and real(lake, *parts, expected=expected, new=new)
+
+    monkeypatch.setattr(Lake, "compare_and_swap", racing)  # a frozen dataclass: its class
+
+    # When the change is made
+    if lost < 20:
+        change()
+        # Then it read the pointer again after each lost swap and then swapped
+        assert len(swaps) == lost + 1 and read() != before
+        return
+    with pytest.raises(error, match=r"pointer kept changing \(20 attempts\)"):
+        change()
+    # Then after 20 lost swaps it gave up, saying so, and the pointer is as it was
+    assert len(swaps) == 20 and read() == before

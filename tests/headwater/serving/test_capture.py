@@ -59,8 +59,7 @@ def offer(capture: Capture, i: int = 0, request_id: str = "r1", **kwargs: Any) -
         request_id=request_id,
         instance=i,
         served_at=1_700_000_000.5,
-        latency_ms=0.3,
-        **kwargs,
+        **{"latency_ms": 0.3, **kwargs},
     )
 
 
@@ -144,6 +143,30 @@ def test_close_writes_everything_queued_and_closes_the_sink() -> None:
         "shadow_failed": 0,
         "queued": 0,
     }
+
+
+def test_the_shadows_record_is_of_the_same_answer_with_its_own_model_score_and_latency() -> None:
+    # Given a shadow (v2) that scores fast, and production's answer that took 500 ms
+    shadow_model = fake_model(version="v2")
+    source = SimpleNamespace(current=lambda: shadow_model)
+    sink = ListSink()
+    capture = Capture(sink, flush_seconds=5, score=lambda model, request: answer(0.9))
+
+    # When the answer is offered with the shadow source, and written
+    assert offer(capture, 4, "r7", shadow=source, latency_ms=500.0) is True
+    capture.close()
+
+    # Then both records share the request's identity and time; the shadow's has its own
+    # version, answer and latency (its scoring alone, not the request's)
+    production, shadow = sink.records
+    assert (production.role, shadow.role) == ("production", "shadow")
+    assert shadow.key == ("r7", 4, "shadow") and production.key == ("r7", 4, "production")
+    assert shadow.served_at == production.served_at == "2023-11-14T22:13:20.500000+00:00"
+    assert (production.model_version, shadow.model_version) == ("v1", "v2")
+    assert (production.probability, shadow.probability) == (0.25, 0.9)
+    assert shadow.features == production.features == {"x": 3, "double": 6}
+    assert production.latency_ms == 500.0 and 0 <= shadow.latency_ms < 500.0
+    assert capture.counters()["shadow_scored"] == 1
 
 
 def test_a_full_queue_drops_and_counts_without_waiting() -> None:
