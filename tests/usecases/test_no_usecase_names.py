@@ -120,7 +120,6 @@ STILL_NAMING = (
     "tests/api/test_shadow.py",
     "tests/api/test_zappa.py",
     "tests/cli/test_cli.py",
-    "tests/cli/test_replay.py",
     "tests/conftest.py",
     "tests/events/clean.json",
     "tests/events/extract_bad_partition.json",
