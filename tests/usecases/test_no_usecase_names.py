@@ -123,7 +123,6 @@ STILL_NAMING = (
     "tests/events/extract_bad_partition.json",
     "tests/events/extract_flights.json",
     "tests/events/extract_weather.json",
-    "tests/functions/test_lambda_runtime.py",
     "tests/headwater/core/test_calendar.py",
     "tests/headwater/core/test_layout.py",
     "tests/headwater/core/test_records.py",
