@@ -117,7 +117,6 @@ STILL_NAMING = (
     "tests/api/test_serve.py",
     "tests/api/test_shadow.py",
     "tests/api/test_zappa.py",
-    "tests/cli/test_cli.py",
     "tests/conftest.py",
     "tests/events/clean.json",
     "tests/events/extract_bad_partition.json",
