@@ -91,6 +91,28 @@ def empty_client(lake_uri: str) -> FlaskClient:
     return _make_app(lake_uri).test_client()
 
 
+@pytest.fixture(scope="session")
+def model_usecase() -> str:
+    """The use case of the test model ``publish`` writes by default (tests/conftest.py)."""
+    from tests.conftest import MODEL
+
+    return MODEL
+
+
+@pytest.fixture
+def example(model_usecase: str) -> dict[str, Any]:
+    """One valid request to the test model: its use case's documented example."""
+    from headwater.core.usecase import get_usecase
+
+    return copy.deepcopy(dict(get_usecase(model_usecase).serving.example))
+
+
+@pytest.fixture
+def predictions_url(model_usecase: str) -> str:
+    """Where the test model answers."""
+    return f"/v1/{model_usecase}/predictions"
+
+
 @pytest.fixture
 def flight(spark_cases: list[dict[str, Any]]) -> dict[str, Any]:
     """One valid flight request (a real holdout flight, with all its inputs)."""
