@@ -110,7 +110,6 @@ STILL_NAMING = (
     "tests/api/test_input_limits.py",
     "tests/api/test_openapi.py",
     "tests/api/test_predictions.py",
-    "tests/api/test_serve.py",
     "tests/api/test_shadow.py",
     "tests/api/test_zappa.py",
     "tests/conftest.py",
