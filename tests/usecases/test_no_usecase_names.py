@@ -106,7 +106,6 @@ STILL_NAMING = (
     "tests/api/test_capture_serve.py",
     "tests/api/test_errors.py",
     "tests/api/test_generated_client.py",
-    "tests/api/test_hot_swap.py",
     "tests/api/test_input_limits.py",
     "tests/api/test_openapi.py",
     "tests/api/test_predictions.py",
