@@ -108,7 +108,6 @@ STILL_NAMING = (
     "tests/api/test_generated_client.py",
     "tests/api/test_input_limits.py",
     "tests/api/test_openapi.py",
-    "tests/api/test_predictions.py",
     "tests/api/test_shadow.py",
     "tests/api/test_zappa.py",
     "tests/conftest.py",
