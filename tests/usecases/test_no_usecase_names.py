@@ -105,7 +105,6 @@ STILL_NAMING = (
     "tests/api/test_errors.py",
     "tests/api/test_input_limits.py",
     "tests/api/test_openapi.py",
-    "tests/api/test_shadow.py",
     "tests/api/test_zappa.py",
     "tests/conftest.py",
     "tests/events/clean.json",
