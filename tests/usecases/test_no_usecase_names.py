@@ -102,7 +102,6 @@ STILL_NAMING = (
     "tests/api/model/lineage.json",
     "tests/api/model/metrics.json",
     "tests/api/model/spark_predictions.json",
-    "tests/api/test_openapi.py",
     "tests/api/test_zappa.py",
     "tests/conftest.py",
     "tests/events/clean.json",
