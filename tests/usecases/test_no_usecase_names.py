@@ -90,8 +90,6 @@ OWN_FOLDERS = tuple(f"tests/headwater/usecases/{name}/" for name in sorted(SHIPP
 #: that no longer names one must leave it (test below), and no file may join it.
 STILL_NAMING = (
     "tests/api/conftest.py",
-    "tests/api/events/apigw_v1_bad_prediction.json",
-    "tests/api/events/apigw_v1_prediction.json",
     "tests/api/model/bikeshare/export.json",
     "tests/api/model/bikeshare/generate.py",
     "tests/api/model/bikeshare/lineage.json",
@@ -102,7 +100,6 @@ STILL_NAMING = (
     "tests/api/model/lineage.json",
     "tests/api/model/metrics.json",
     "tests/api/model/spark_predictions.json",
-    "tests/api/test_zappa.py",
     "tests/conftest.py",
     "tests/events/clean.json",
     "tests/events/extract_bad_partition.json",
