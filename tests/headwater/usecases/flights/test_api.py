@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 # The API tests' fixtures (tests/api/conftest.py), api_env autouse as there.
-from tests.api.conftest import api_env, app, client, flight, spark_cases  # noqa: F401
+from tests.api.conftest import api_env, app, client  # noqa: F401
 
 # ruff: noqa: F811 (those fixtures are the tests' arguments)
 

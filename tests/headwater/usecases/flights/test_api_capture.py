@@ -13,7 +13,7 @@ from headwater.core.usecase import get_usecase
 from headwater.serving.capture import Capture
 
 # The API tests' fixtures (tests/api/conftest.py), api_env autouse as there.
-from tests.api.conftest import api_env, app_for, flight, spark_cases  # noqa: F401
+from tests.api.conftest import api_env, app_for  # noqa: F401
 from tests.api.test_capture import ListSink
 
 # ruff: noqa: F811 (those fixtures are the tests' arguments)

@@ -10,14 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 # The API tests' fixtures (tests/api/conftest.py), api_env autouse as there.
-from tests.api.conftest import (  # noqa: F401
-    api_env,
-    app,
-    client,
-    empty_client,
-    flight,
-    spark_cases,
-)
+from tests.api.conftest import api_env, app, client, empty_client  # noqa: F401
 from tests.api.test_openapi import conforms
 
 # ruff: noqa: F811 (those fixtures are the tests' arguments)
