@@ -89,6 +89,9 @@ OWN_FOLDERS = tuple(f"tests/headwater/usecases/{name}/" for name in sorted(SHIPP
 #: run on the test-only use case or on every registered one. This list only shrinks: a file
 #: that no longer names one must leave it (test below), and no file may join it.
 STILL_NAMING = (
+    # The shipped use cases' test models, read by tests/conftest.py (MODEL_DIRS) and by
+    # tests/headwater/{core/test_records,serving/test_predictor}.py: to move with those readers
+    # into tests/headwater/usecases/<name>/model/.
     "tests/api/model/bikeshare/export.json",
     "tests/api/model/bikeshare/generate.py",
     "tests/api/model/bikeshare/lineage.json",
@@ -100,10 +103,14 @@ STILL_NAMING = (
     "tests/api/model/metrics.json",
     "tests/api/model/spark_predictions.json",
     "tests/conftest.py",
+    # Sample events of tests/headwater/data/{test_events,test_executors}.py: the test-only use
+    # case's are beside them (extract_readings.json, clean_meters.json, ...), then these go.
     "tests/events/clean.json",
     "tests/events/extract_bad_partition.json",
     "tests/events/extract_flights.json",
     "tests/events/extract_weather.json",
+    # Platform tests still on a shipped use case (a test that checks its own figures moves to
+    # its folder; the others run on the test-only use case or on every registered one).
     "tests/headwater/core/test_calendar.py",
     "tests/headwater/core/test_layout.py",
     "tests/headwater/core/test_records.py",
