@@ -1,11 +1,10 @@
 """Fixtures of the API tests: a model version per use case, published in a tmp lake.
 
-``tests/api/model`` holds a real export, trimmed lookups and real metrics of a
-Spark-trained flights version, plus flights Spark itself scored with that version
-(``spark_predictions.json``); ``generate.py`` there rebuilds them.
-``tests/api/model/bikeshare`` holds a tiny hand-made bike-share version in the same
-format (its ``generate.py`` writes it). Versions are published and promoted with the
-real registry under ``models/<use case>/``, so the API reads exactly what training writes.
+The test models are tests/conftest.py's (``MODEL_DIRS``: one version per use case, each
+folder's ``generate.py`` rebuilding it); the API's test stage serves exactly those use cases.
+Versions are published and promoted with the real registry under ``models/<use case>/``, so
+the API reads exactly what training writes. A request to the test model is its use case's
+documented example (``example``); a shipped use case's own requests are in its folder.
 """
 
 from __future__ import annotations
@@ -28,19 +27,18 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-MODEL_DIR = Path(__file__).parent / "model"
+from tests.conftest import MODEL_DIRS
+
 EVENTS_DIR = Path(__file__).parent / "events"
 
-#: The stage file of the tests (stage ``test``): both use cases enabled, no sources needed.
-TEST_STAGE = """
-usecases = ["flights", "bikeshare"]
+#: The stage file of the tests (stage ``test``): every use case with a test model enabled, no
+#: sources needed.
+TEST_STAGE = f"""
+usecases = {json.dumps(list(MODEL_DIRS))}
 
 [lake]
 uri = "file:///nonexistent/lake"
-
-[usecase.flights]
-[usecase.bikeshare]
-"""
+""" + "".join(f"[usecase.{name}]\n" for name in MODEL_DIRS)
 
 
 @pytest.fixture(autouse=True)
@@ -53,12 +51,6 @@ def api_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     (folder / "test.toml").write_text(TEST_STAGE, encoding="utf-8")
     monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(folder))
     return folder
-
-
-@pytest.fixture(scope="session")
-def spark_cases() -> list[dict[str, Any]]:
-    """Real holdout flights as API requests, with the probability and delay Spark gave them."""
-    return json.loads((MODEL_DIR / "spark_predictions.json").read_text())["cases"]
 
 
 def _make_app(lake: str, **config: Any) -> Flask:
@@ -91,10 +83,26 @@ def empty_client(lake_uri: str) -> FlaskClient:
     return _make_app(lake_uri).test_client()
 
 
+@pytest.fixture(scope="session")
+def model_usecase() -> str:
+    """The use case of the test model ``publish`` writes by default (tests/conftest.py)."""
+    from tests.conftest import MODEL
+
+    return MODEL
+
+
 @pytest.fixture
-def flight(spark_cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """One valid flight request (a real holdout flight, with all its inputs)."""
-    return copy.deepcopy(spark_cases[0]["request"])
+def example(model_usecase: str) -> dict[str, Any]:
+    """One valid request to the test model: its use case's documented example."""
+    from headwater.core.usecase import get_usecase
+
+    return copy.deepcopy(dict(get_usecase(model_usecase).serving.example))
+
+
+@pytest.fixture
+def predictions_url(model_usecase: str) -> str:
+    """Where the test model answers."""
+    return f"/v1/{model_usecase}/predictions"
 
 
 class FakeClock:

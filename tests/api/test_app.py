@@ -10,8 +10,14 @@ import pytest
 from headwater.core.config import ConfigError
 
 
+def first_served(app: Any) -> tuple[str, dict[str, Any]]:
+    """The app's first served use case (the test stage's own) and its documented example."""
+    name, served = next(iter(app.extensions["headwater_api"].usecases.items()))
+    return name, dict(served.usecase.serving.example)
+
+
 def test_settings_are_read_when_the_app_is_created(
-    monkeypatch: pytest.MonkeyPatch, model_lake: str, flight: dict[str, Any]
+    monkeypatch: pytest.MonkeyPatch, model_lake: str
 ) -> None:
     from api import create_app
 
@@ -22,7 +28,8 @@ def test_settings_are_read_when_the_app_is_created(
     monkeypatch.setenv("HEADWATER_API__MAX_BATCH", "4")
 
     # Then the app keeps what it read, and a new app reads the new value
-    over = app.test_client().post("/v1/flights/predictions", json={"instances": [flight] * 4})
+    name, example = first_served(app)
+    over = app.test_client().post(f"/v1/{name}/predictions", json={"instances": [example] * 4})
     assert over.status_code == 400 and over.get_json()["error"]["code"] == "batch_too_large"
     assert create_app().extensions["headwater_api"].settings.api.max_batch == 4
 
@@ -75,19 +82,29 @@ def test_an_enabled_use_case_that_does_not_exist_is_refused(api_env: Path, model
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("post", "/v1/ghost/predictions"), ("get", "/v1/ghost/model"), ("get", "/v1/FLIGHTS/model")],
+    [("post", "/v1/ghost/predictions"), ("get", "/v1/ghost/model"), ("get", "/v1/{NAME}/model")],
 )
 def test_an_unknown_use_case_is_a_404_naming_the_known_ones(
-    client: Any, method: str, path: str
+    app: Any, client: Any, method: str, path: str
 ) -> None:
-    response = getattr(client, method)(path, json={})
+    # Given the use cases the test stage serves (a name in capitals is not one of them)
+    known = list(app.extensions["headwater_api"].usecases)
+    assert len(known) > 1
+
+    response = getattr(client, method)(path.format(NAME=known[0].upper()), json={})
+
     assert response.status_code == 404
     error = response.get_json()["error"]
     assert error["code"] == "unknown_usecase"
-    assert "known: flights" in error["message"]
+    assert f"(known: {', '.join(known)})" in error["message"]
 
 
 def test_only_the_enabled_use_cases_are_served(app_for: Any, model_lake: str) -> None:
-    app = app_for(model_lake, USECASES=["flights"])
-    assert list(app.extensions["headwater_api"].usecases) == ["flights"]
-    assert list(app.test_client().get("/health").get_json()["models"]) == ["flights"]
+    # Given the test stage serving more than one use case
+    name, *others = app_for(model_lake).extensions["headwater_api"].usecases
+    assert others
+
+    app = app_for(model_lake, USECASES=[name])
+
+    assert list(app.extensions["headwater_api"].usecases) == [name]
+    assert list(app.test_client().get("/health").get_json()["models"]) == [name]

@@ -2,7 +2,7 @@
 
 The real server (gunicorn, gevent workers, two processes) with capture spooling into the
 lake; 32 concurrent clients; a graceful stop (SIGTERM) then collection: every answered
-instance is in ``predictions/flights/``, once. A ``kill -9`` of the whole server mid-load loses
+instance is in ``predictions/<use case>/``, once. A ``kill -9`` of the whole server mid-load loses
 at most what the docs state: per worker, the records not yet written (at most
 ``api.capture.queue_size``).
 """
@@ -27,8 +27,10 @@ from typing import Any
 import pytest
 
 from headwater.core import layout
+from headwater.core.usecase import get_usecase
 from headwater.data.lake import open_lake
 from headwater.monitoring.collect import captured_partitions, collect_predictions, read_predictions
+from tests.conftest import MODEL  # the test model's use case: the one loaded here
 
 N = 2000
 CONCURRENCY = 32
@@ -117,7 +119,7 @@ def load(port: int, body: dict[str, Any], n: int, stop: threading.Event | None =
                 opened.append(local.connection)
             local.connection.request(
                 "POST",
-                "/v1/flights/predictions",
+                f"/v1/{MODEL}/predictions",
                 payload,
                 {"Content-Type": "application/json"},
             )
@@ -140,17 +142,18 @@ def load(port: int, body: dict[str, Any], n: int, stop: threading.Event | None =
 def collected(lake_uri: str, **options: Any) -> list[Any]:
     lake = open_lake(lake_uri)
     records = []
-    for partition in captured_partitions(lake, "flights", "day"):
-        collect_predictions(lake, "flights", partition, "America/New_York", run_id="t", **options)
-        records += read_predictions(lake, "flights", partition.key)
+    timezone = get_usecase(MODEL).timezone
+    for partition in captured_partitions(lake, MODEL, "day"):
+        collect_predictions(lake, MODEL, partition, timezone, run_id="t", **options)
+        records += read_predictions(lake, MODEL, partition.key)
     return records
 
 
 def test_every_answer_under_load_is_in_the_lake_after_a_graceful_stop(
-    serve: Server, model_lake: str, flight: dict[str, Any]
+    serve: Server, model_lake: str, example: dict[str, Any]
 ) -> None:
     # When N predictions are answered at c32, then the server stops gracefully
-    answered = load(serve.port, flight, N)
+    answered = load(serve.port, example, N)
     serve.stop(signal.SIGTERM)
     assert serve.process.returncode == 0, serve.log.read_text()[-2000:]
     # Then collection finds N records, each once, none left open
@@ -160,16 +163,16 @@ def test_every_answer_under_load_is_in_the_lake_after_a_graceful_stop(
     records = collected(model_lake)
     assert len(records) == N
     assert len({r.key for r in records}) == N
-    assert {r.usecase for r in records} == {"flights"}
+    assert {r.usecase for r in records} == {MODEL}
 
 
 def test_a_kill_minus_9_loses_at_most_the_unwritten_queue(
-    serve: Server, model_lake: str, flight: dict[str, Any]
+    serve: Server, model_lake: str, example: dict[str, Any]
 ) -> None:
     # Given load running, When the whole server is killed mid-load
     stop = threading.Event()
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(load(serve.port, flight, N, stop)))
+    thread = threading.Thread(target=lambda: result.append(load(serve.port, example, N, stop)))
     thread.start()
     time.sleep(0.8)
     serve.stop(signal.SIGKILL)

@@ -12,7 +12,6 @@ import pytest
 from tests.api.test_input_limits import BrokenStream
 
 API = Path(__file__).resolve().parents[2] / "api"
-URL = "/v1/flights/predictions"
 
 JsonLog = Callable[[], list[dict[str, Any]]]
 
@@ -35,18 +34,23 @@ def test_no_api_module_logs_through_the_standard_library(path: Path) -> None:
 
 
 def test_the_start_names_stage_use_case_and_version(
-    app_for: Any, model_lake: str, base_version: str, json_log: JsonLog
+    app_for: Any, model_lake: str, model_usecase: str, base_version: str, json_log: JsonLog
 ) -> None:
     app_for(model_lake)
 
     started = {line["usecase"]: line for line in lines_of(json_log, "headwater api started")}
-    assert started["flights"]["stage"] == "test"
-    assert started["flights"]["version"] == base_version
-    assert started["flights"]["logger"] == "api" and started["flights"]["level"] == "info"
+    line = started[model_usecase]
+    assert line["stage"] == "test" and line["version"] == base_version
+    assert line["logger"] == "api" and line["level"] == "info"
 
 
 def test_a_failed_model_check_names_the_model_what_is_served_and_why(
-    app_for: Any, model_lake: str, publish: Any, base_version: str, json_log: JsonLog
+    app_for: Any,
+    model_lake: str,
+    publish: Any,
+    model_usecase: str,
+    base_version: str,
+    json_log: JsonLog,
 ) -> None:
     # Given a broken version promoted over the working one
     broken = publish(model_lake, "20261203T000000Z-broken", skip=("lookups.json",))
@@ -56,14 +60,16 @@ def test_a_failed_model_check_names_the_model_what_is_served_and_why(
 
     # Then the JSON log says which model failed, why, and what is served instead
     (failed,) = lines_of(json_log, "model check failed")
-    assert failed["model"] == "flights" and failed["serving"] == base_version
+    assert failed["model"] == model_usecase and failed["serving"] == base_version
     assert broken in failed["error"] and failed["level"] == "error"
     assert failed["logger"] == "api.model"
 
 
-def test_an_unreadable_body_logs_its_reason(app: Any, json_log: JsonLog) -> None:
+def test_an_unreadable_body_logs_its_reason(
+    app: Any, predictions_url: str, json_log: JsonLog
+) -> None:
     app.test_client().post(
-        URL,
+        predictions_url,
         input_stream=BrokenStream(OSError("connection reset")),
         content_type="application/json",
         headers={"Transfer-Encoding": "chunked"},
@@ -77,18 +83,19 @@ def test_an_unreadable_body_logs_its_reason(app: Any, json_log: JsonLog) -> None
 def test_a_crash_logs_the_request_and_the_traceback(
     app_for: Any,
     model_lake: str,
-    flight: dict[str, Any],
+    example: dict[str, Any],
+    predictions_url: str,
     json_log: JsonLog,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import api.blueprints.predictions as predictions
 
-    def broken(model: Any, flight: Any) -> Any:
+    def broken(model: Any, request: Any) -> Any:
         raise RuntimeError("scoring bug")
 
     monkeypatch.setattr(predictions, "predict", broken)
-    app_for(model_lake).test_client().post(URL, json=flight)
+    app_for(model_lake).test_client().post(predictions_url, json=example)
 
     (line,) = lines_of(json_log, "unhandled error")
-    assert line["method"] == "POST" and line["path"] == URL
+    assert line["method"] == "POST" and line["path"] == predictions_url
     assert "RuntimeError: scoring bug" in line["exception"]

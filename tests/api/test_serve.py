@@ -14,14 +14,19 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import request
+from tests.conftest import MODEL
+
+#: Where the test model (its use case: tests/conftest.py's MODEL) answers, as text and bytes.
+URL = f"/v1/{MODEL}/predictions"
+POST = b"POST %s HTTP/1.1\r\nHost: x\r\n" % URL.encode()
 
 
-def test_serve_answers_over_http(server: int, flight: dict[str, Any], base_version: str) -> None:
+def test_serve_answers_over_http(server: int, example: dict[str, Any], base_version: str) -> None:
     status, _, health = request(server, "GET", "/health")
-    assert status == 200 and health["models"]["flights"]["model"]["version"] == base_version
+    assert status == 200 and health["models"][MODEL]["model"]["version"] == base_version
     assert health["stage"] == "test"
 
-    status, content_type, prediction = request(server, "POST", "/v1/flights/predictions", flight)
+    status, content_type, prediction = request(server, "POST", URL, example)
     assert status == 200 and content_type == "application/json"
     assert prediction["model"]["version"] == base_version
 
@@ -95,10 +100,9 @@ def test_server_errors_are_json(server: int, data: bytes, status: int) -> None:
 def test_a_chunked_body_over_the_limit_is_a_413_over_http(server: int) -> None:
     # Given a body of 5 MiB (the limit is 4 MiB) sent in chunks, without Content-Length
     piece = b" " * 65536
-    chunks = [b'{"carrier": "UA"', *[piece] * 80, b"}"]
+    chunks = [b'{"field": "value"', *[piece] * 80, b"}"]
     data = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
-    head = (
-        b"POST /v1/flights/predictions HTTP/1.1\r\nHost: x\r\n"
+    head = POST + (
         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
     try:
@@ -113,7 +117,7 @@ SLOW_CLIENTS = 16
 BOUND = 5.0  # seconds; with gthread workers these requests stalled past 10 s
 
 
-def test_slow_clients_do_not_starve_the_server(server: int, flight: dict[str, Any]) -> None:
+def test_slow_clients_do_not_starve_the_server(server: int, example: dict[str, Any]) -> None:
     import threading
 
     # Given 16 connections trickling their headers, one line every half second
@@ -121,7 +125,7 @@ def test_slow_clients_do_not_starve_the_server(server: int, flight: dict[str, An
     sockets = []
     for _ in range(SLOW_CLIENTS):
         sock = socket.create_connection(("127.0.0.1", server), timeout=5)
-        sock.sendall(b"POST /v1/flights/predictions HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(POST)
         sockets.append(sock)
 
     def trickle() -> None:
@@ -139,7 +143,7 @@ def test_slow_clients_do_not_starve_the_server(server: int, flight: dict[str, An
         # When a normal client asks, several times
         for _ in range(5):
             started = time.monotonic()
-            status, _, prediction = request(server, "POST", "/v1/flights/predictions", flight)
+            status, _, prediction = request(server, "POST", URL, example)
             elapsed = time.monotonic() - started
             # Then it is answered promptly
             assert status == 200 and "model" in prediction
@@ -151,10 +155,7 @@ def test_slow_clients_do_not_starve_the_server(server: int, flight: dict[str, An
             sock.close()
 
 
-CHUNKED_HEAD = (
-    b"POST /v1/flights/predictions HTTP/1.1\r\nHost: x\r\n"
-    b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-)
+CHUNKED_HEAD = POST + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 @pytest.mark.parametrize(
@@ -180,15 +181,12 @@ def test_malformed_chunked_framing_is_a_400_over_http(
 
 
 def test_a_body_shorter_than_its_content_length_is_a_400_over_http(
-    server: int, flight: dict[str, Any]
+    server: int, example: dict[str, Any]
 ) -> None:
     # Given a complete JSON instance announced 50 bytes longer than it is, the client then
     # closing its side (before: gunicorn handed the short body over and it was scored, a 200)
-    body = json.dumps(flight).encode()
-    head = (
-        b"POST /v1/flights/predictions HTTP/1.1\r\nHost: x\r\n"
-        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (len(body) + 50)
-    )
+    body = json.dumps(example).encode()
+    head = POST + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (len(body) + 50)
     with socket.create_connection(("127.0.0.1", server), timeout=10) as sock:
         sock.sendall(head + body)
         sock.shutdown(socket.SHUT_WR)

@@ -1,19 +1,25 @@
-"""Shadow scoring: the shadow answers the same requests, recorded only; it never costs an answer."""
+"""Shadow scoring: the shadow answers the same requests, recorded only; it never costs an answer.
+
+On the test model (its use case: tests/conftest.py's MODEL) and its documented example.
+"""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask
 
 from headwater.core.layout import EXPORT, model_parts
+from headwater.core.usecase import get_usecase
 from headwater.data.lake import open_lake
 from headwater.registry.registry import Registry
 from headwater.serving.capture import PRODUCTION, SHADOW, Capture, CaptureRecord
+from tests.conftest import MODEL
 
 SHADOW_VERSION = "20261201T000000Z-shadow"
+URL = f"/v1/{MODEL}/predictions"
+PROBABILITY = get_usecase(MODEL).serving.answer.probability  # the answer's probability key
 
 
 class ListSink:
@@ -30,11 +36,11 @@ class ListSink:
 
 
 def registry_of(lake_uri: str) -> Registry:
-    return Registry(open_lake(lake_uri), "flights")
+    return Registry(open_lake(lake_uri), MODEL)
 
 
 def with_shadow(lake_uri: str, publish: Callable[..., str], shift: float = 1.0) -> str:
-    """Publish a second flights version (its intercept moved) and make it the shadow."""
+    """Publish a second version (its intercept moved) and make it the shadow."""
     publish(lake_uri, SHADOW_VERSION, shift=shift, promote=False)
     registry_of(lake_uri).set_shadow(SHADOW_VERSION, "try it live")
     return SHADOW_VERSION
@@ -48,20 +54,19 @@ def test_both_models_are_recorded_and_only_production_answers(
     app_for: Callable[..., Flask],
     model_lake: str,
     publish: Callable[..., str],
-    flight: dict[str, Any],
+    example: dict[str, Any],
     base_version: str,
 ) -> None:
     # Given production (the base version) and a shadow whose intercept is 1.0 higher
-    alone = app_for(model_lake).test_client().post("/v1/flights/predictions", json=flight)
+    alone = app_for(model_lake).test_client().post(URL, json=example)
     with_shadow(model_lake, publish)
     sink = ListSink()
     capture = Capture(sink)
     client = app_for(model_lake, CAPTURE=capture).test_client()
-    other = copy.deepcopy(flight) | {"carrier": "ZZ"}
 
     # When a batch of two and a single instance are answered
-    batch = client.post("/v1/flights/predictions", json={"instances": [flight, other]})
-    single = client.post("/v1/flights/predictions", json=flight)
+    batch = client.post(URL, json={"instances": [example, example]})
+    single = client.post(URL, json=example)
     capture.close()
 
     # Then the answers are production's, exactly as without a shadow
@@ -78,7 +83,7 @@ def test_both_models_are_recorded_and_only_production_answers(
     for mine, theirs in zip(production, shadow, strict=True):
         assert theirs.probability > mine.probability
         assert theirs.features == mine.features
-    assert production[2].probability == single.get_json()["delay_probability"]
+    assert production[2].probability == single.get_json()[PROBABILITY]
     assert capture.counters()["shadow_scored"] == 3
 
 
@@ -90,10 +95,11 @@ def test_health_names_the_shadow_and_says_it_is_scored(
     health = app_for(model_lake, CAPTURE=capture).test_client().get("/health").get_json()
     capture.close()
 
-    shadow = health["models"]["flights"]["shadow"]
+    shadow = health["models"][MODEL]["shadow"]
     assert shadow["state"] == "loaded" and shadow["scored"] is True
     assert shadow["version"] == shadow["loaded"] == SHADOW_VERSION
-    assert health["models"]["bikeshare"]["shadow"]["state"] == "off"
+    others = [m for name, m in health["models"].items() if name != MODEL]
+    assert others and {m["shadow"]["state"] for m in others} == {"off"}
     assert health["status"] == "ok"
 
 
@@ -101,19 +107,19 @@ def test_a_shadow_that_cannot_load_is_reported_and_production_answers(
     app_for: Callable[..., Flask],
     model_lake: str,
     publish: Callable[..., str],
-    flight: dict[str, Any],
+    example: dict[str, Any],
     base_version: str,
 ) -> None:
     # Given a shadow whose export changed after it was set (its checksum no longer matches)
     with_shadow(model_lake, publish)
     lake = open_lake(model_lake)
-    lake.write_bytes(b"{}", *model_parts("flights", SHADOW_VERSION, EXPORT))
+    lake.write_bytes(b"{}", *model_parts(MODEL, SHADOW_VERSION, EXPORT))
     sink = ListSink()
     capture = Capture(sink)
     client = app_for(model_lake, CAPTURE=capture).test_client()
 
     # When a request is answered
-    response = client.post("/v1/flights/predictions", json=flight)
+    response = client.post(URL, json=example)
     health = client.get("/health").get_json()
     capture.close()
 
@@ -121,7 +127,7 @@ def test_a_shadow_that_cannot_load_is_reported_and_production_answers(
     assert response.status_code == 200
     assert response.get_json()["model"]["version"] == base_version
     assert [r.role for r in sink.records] == [PRODUCTION]
-    shadow = health["models"]["flights"]["shadow"]
+    shadow = health["models"][MODEL]["shadow"]
     assert shadow["state"] == "failed" and shadow["loaded"] is None
     assert "changed since it was promoted" in shadow["error"]
     assert health["status"] == "ok"  # production is fine
@@ -131,7 +137,7 @@ def test_a_shadow_that_cannot_score_is_counted_and_production_is_recorded(
     app_for: Callable[..., Flask],
     model_lake: str,
     publish: Callable[..., str],
-    flight: dict[str, Any],
+    example: dict[str, Any],
 ) -> None:
     # Given a shadow whose scoring raises
     with_shadow(model_lake, publish)
@@ -144,7 +150,7 @@ def test_a_shadow_that_cannot_score_is_counted_and_production_is_recorded(
     client = app_for(model_lake, CAPTURE=capture).test_client()
 
     # When two requests are answered
-    answers = [client.post("/v1/flights/predictions", json=flight) for _ in range(2)]
+    answers = [client.post(URL, json=example) for _ in range(2)]
     capture.flush()
     health = client.get("/health").get_json()
     capture.close()
@@ -160,7 +166,7 @@ def test_the_shadow_is_swapped_in_and_switched_off_like_production(
     app_for: Callable[..., Flask],
     model_lake: str,
     publish: Callable[..., str],
-    flight: dict[str, Any],
+    example: dict[str, Any],
     clock: Any,
 ) -> None:
     # Given an app started without a shadow
@@ -170,7 +176,7 @@ def test_the_shadow_is_swapped_in_and_switched_off_like_production(
 
     def roles_of_one_request() -> list[str]:
         sink.records.clear()
-        client.post("/v1/flights/predictions", json=flight)
+        client.post(URL, json=example)
         capture.flush()
         return sorted(r.role for r in sink.records)
 
@@ -185,7 +191,7 @@ def test_the_shadow_is_swapped_in_and_switched_off_like_production(
     registry_of(model_lake).clear_shadow()
     clock.advance(30)
     assert roles_of_one_request() == [PRODUCTION]
-    assert client.get("/health").get_json()["models"]["flights"]["shadow"]["state"] == "off"
+    assert client.get("/health").get_json()["models"][MODEL]["shadow"]["state"] == "off"
     capture.close()
 
 
@@ -193,7 +199,7 @@ def test_a_shadow_promoted_to_production_is_not_scored_twice(
     app_for: Callable[..., Flask],
     model_lake: str,
     publish: Callable[..., str],
-    flight: dict[str, Any],
+    example: dict[str, Any],
     clock: Any,
 ) -> None:
     with_shadow(model_lake, publish)
@@ -203,7 +209,7 @@ def test_a_shadow_promoted_to_production_is_not_scored_twice(
     registry_of(model_lake).promote(SHADOW_VERSION, "it won live")
     clock.advance(5)
 
-    client.post("/v1/flights/predictions", json=flight)
+    client.post(URL, json=example)
     capture.close()
 
     assert [(r.role, r.model_version) for r in sink.records] == [(PRODUCTION, SHADOW_VERSION)]

@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,32 @@ from cli.deploy_steps import (
     zappa_template_command,
 )
 from cli.zappa_guard import VENV_STAMP
+from headwater.core.usecase import get_usecase
+from tests.conftest import MODEL
+from tests.usecases.registered import packaged
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = REPO / "zappa_settings.json"
 EVENTS = Path(__file__).parent / "events"
+
+
+def api_gateway_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """An API Gateway (REST, v1) proxy event for ``method path``: the recorded health event
+    (events/apigw_v1_health.json) readdressed, with a JSON body if given."""
+    event = json.loads((EVENTS / "apigw_v1_health.json").read_text(encoding="utf-8"))
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+    event["path"] = path
+    event["pathParameters"] = {"proxy": path.lstrip("/")}
+    event["requestContext"]["path"] = f"/prod{path}"
+    if body is not None:
+        event["body"] = json.dumps(body)
+        length = str(len(event["body"].encode()))
+        headers = {"Content-Type": "application/json", "Content-Length": length}
+        event["headers"].update(headers)
+        event["multiValueHeaders"].update({k: [v] for k, v in headers.items()})
+    return event
+
+
 MAX_PACKAGE_BYTES = 8 * 1024 * 1024
 # What the Lambda Python runtime provides: boto3 and its dependencies.
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
@@ -183,12 +206,11 @@ def test_exclude_list_keeps_the_heavy_stack_out_and_botocore_data_in() -> None:
         "handler.py",
         "scoring.py",
         "usecases",
-        "flights",
+        *packaged(),  # every use-case package
         "features.py",
         "serving.py",
         "calendar.py",
         "layout.py",
-        "bikeshare",
         "pydantic",
         "pydantic_core",
         "annotated_types",
@@ -302,8 +324,10 @@ def test_zappa_package_runs_on_lambda(
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint)
     if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=bucket)
-    publish(lake, region="us-east-1", endpoint_url=moto_endpoint)
-    publish(lake, usecase="bikeshare", region="us-east-1", endpoint_url=moto_endpoint)
+    served = tomllib.loads((REPO / "config" / "prod.toml").read_text())["usecases"]
+    assert MODEL in served and len(served) > 1
+    for name in served:  # the test model of each use case prod serves
+        publish(lake, usecase=name, region="us-east-1", endpoint_url=moto_endpoint)
 
     # When Zappa packages the prod stage from a venv of the runtime's Python (the fixture),
     # marked as the lean one: the settings callback let it through
@@ -354,9 +378,13 @@ def test_zappa_package_runs_on_lambda(
         "AWS_EC2_METADATA_DISABLED": "true",
         "HEADWATER_AWS__ENDPOINT_URL": moto_endpoint,  # the only thing not from the package
     }
-    events = [
-        str(EVENTS / f"apigw_v1_{name}.json") for name in ("health", "prediction", "bad_prediction")
-    ]
+    usecase = get_usecase(MODEL)
+    url = f"/v1/{MODEL}/predictions"
+    example = dict(usecase.serving.example)
+    events = [str(EVENTS / "apigw_v1_health.json")]
+    for name, body in (("prediction", example), ("bad_prediction", {})):
+        events.append(str(tmp_path / f"apigw_v1_{name}.json"))
+        Path(events[-1]).write_text(json.dumps(api_gateway_event("POST", url, body)))
     ran = subprocess.run(
         [str(lambda_python), "-I", "-S", "-c", INVOKE, str(package), str(runtime), *events],
         cwd=package,
@@ -380,19 +408,20 @@ def test_zappa_package_runs_on_lambda(
 
     assert health["statusCode"] == 200
     models = json.loads(health["body"])["models"]
-    assert models["flights"]["model"] == {"name": "flights", "version": base_version}
-    assert models["bikeshare"]["loaded"] is True
+    assert models[MODEL]["model"] == {"name": MODEL, "version": base_version}
+    assert all(models[name]["loaded"] for name in served)
     assert prediction["statusCode"] == 200
     body = json.loads(prediction["body"])
-    assert 0.0 < body["delay_probability"] < 1.0
+    assert 0.0 < body[usecase.serving.answer.probability] < 1.0
     assert body["model"]["version"] == base_version
     assert bad["statusCode"] == 400
     problems = json.loads(bad["body"])["error"]["problems"]
-    assert {p["field"] for p in problems} >= {"origin", "dest", "flight", "scheduled_departure"}
+    required = {n for n, f in usecase.serving.request_model.model_fields.items() if f.is_required()}
+    assert required and {p["field"] for p in problems} >= required
     # prod's capture (the log sink) wrote the answered prediction as one line on stdout
     captured = [
         json.loads(line)
         for line in [*before.splitlines(), *later]
         if line.startswith('{"capture":')
     ]
-    assert [(c["usecase"], c["model_version"]) for c in captured] == [("flights", base_version)]
+    assert [(c["usecase"], c["model_version"]) for c in captured] == [(MODEL, base_version)]

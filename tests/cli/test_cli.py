@@ -1,4 +1,9 @@
-"""The ``headwater`` command line, driven through typer's CliRunner."""
+"""The ``headwater`` command line, driven through typer's CliRunner.
+
+A run, a configuration check or a model command names the test-only use case
+(tests/usecases/minimal); where a test needs the stage's enabled use cases, it reads them from
+the stage. What needs a shipped use case's HTTP source is in its folder (tests/headwater/usecases/).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import structlog
 from typer.testing import CliRunner, Result
 
 import cli
 from cli import app
 from headwater.core.config import ConfigError, Settings
+
+USECASE = "meters"  # the test-only use case
+SETTING = f"usecase__{USECASE}__"  # its settings' prefix as an override: SETTING + "start"
 
 
 def invoke(*args: str) -> Result:
@@ -162,9 +169,9 @@ def test_models_list_loads_neither_luigi_nor_pandas(make_stage: Callable[..., Se
     # Given a stage whose lake has no model yet (the subprocess inherits its variables)
     make_stage()
 
-    heavy, printed = heavy_imports_of("models", "list", "--usecase", "flights")
+    heavy, printed = heavy_imports_of("models", "list", "--usecase", USECASE)
 
-    assert "no versions of model flights" in printed and heavy == []
+    assert f"no versions of model {USECASE}" in printed and heavy == []
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -187,13 +194,13 @@ def test_models_list_loads_neither_luigi_nor_pandas(make_stage: Callable[..., Se
         (["--start", "2013-01-01", "--workers", "0"], "Invalid value for '--workers'"),
         (
             [],
-            "error: use case 'flights' has no date range: give --start (and --end), "
-            "or set usecase.flights.start (and end) in config/test.toml",
+            f"error: use case '{USECASE}' has no date range: give --start (and --end), "
+            f"or set usecase.{USECASE}.start (and end) in config/test.toml",
         ),
-        (["--end", "2013-01-04"], "use case 'flights' has no date range"),
+        (["--end", "2013-01-04"], f"use case '{USECASE}' has no date range"),
         (
             ["--start", "2013-01-01", "--usecase", "tides"],
-            "error: use case 'tides' is not configured (configured: flights, meters)",
+            "error: use case 'tides' is not configured (configured: {configured})",
         ),
     ],
     ids=[
@@ -211,12 +218,12 @@ def test_models_list_loads_neither_luigi_nor_pandas(make_stage: Callable[..., Se
 def test_run_rejects_bad_arguments_before_running_anything(
     make_stage: Callable[..., Settings], args: list[str], message: str
 ) -> None:
-    settings = make_stage()
+    settings = make_stage(usecases=(USECASE,))
 
     result = invoke("run", *args)
 
     assert result.exit_code == 2
-    assert message in flat(result.output)
+    assert message.format(configured=", ".join(settings.usecase)) in flat(result.output)
     assert not Path(settings.notify.outbox).exists()
     assert not Path(settings.lake.uri.removeprefix("file://"), "raw").exists()
 
@@ -268,48 +275,30 @@ def test_run_one_day_of_every_enabled_use_case_prints_the_report_and_exits_0(
     assert result.exit_code == 0, result.output
     [note] = [json.loads(p.read_text()) for p in Path(settings.notify.outbox).iterdir()]
     output = result.output
-    assert f"run {note['run_id']}: flights, meters 2013-01-01..2013-01-01 on stage test" in output
+    enabled = list(settings.usecases)
+    assert len(enabled) == 2
+    assert f"run {note['run_id']}: {', '.join(enabled)} 2013-01-01..2013-01-01 on stage test" in (
+        output
+    )
     assert note["subject"] in output
-    assert [s["usecase"] for s in note["sections"]] == ["flights", "meters"]
-    assert "== flights" in output and "== meters" in output
+    assert [s["usecase"] for s in note["sections"]] == enabled
+    assert all(f"== {name}" in output for name in enabled)
     log_file = Path(note["logs"])
     assert log_file == Path(settings.run.log_dir).resolve() / f"{note['run_id']}.log"
     assert f"Logs: {log_file}" in output
-
-
-@pytest.mark.slow
-def test_run_with_a_failed_task_exits_1_naming_it(
-    make_stage: Callable[..., Settings], restore_logging: None
-) -> None:
-    # Given a weather API that refuses connections
-    port = free_port()
-    make_stage(
-        usecase__flights__sources__weather__base_url=f"http://127.0.0.1:{port}/v1/archive",
-        usecase__flights__sources__weather__max_retries=0,
-    )
-
-    # When a day of flights runs
-    result = invoke("run", "--start", "2013-01-01", "--until", "extract", "--usecase", "flights")
-
-    # Then the command fails and the printed report names the task and the error
-    assert result.exit_code == 1, result.output
-    assert "FAILED: 1 task(s) failed, flights," in result.output
-    failed = re.findall(r"^  - (ExtractPartition [^:]+): (.*)$", result.output, flags=re.MULTILINE)
-    assert [task for task, _ in failed] == ["ExtractPartition flights weather 2013-01-01"]
-    assert f"127.0.0.1:{port}" in failed[0][1]
 
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
         (
-            {"usecase__flights__gate__metric": "auc"},
-            "usecase.flights.gate.metric = 'auc': is not a metric the gate compares; "
+            {SETTING + "gate__metric": "auc"},
+            f"usecase.{USECASE}.gate.metric = 'auc': is not a metric the gate compares; "
             "use one of: auc_roc,",
         ),
         (
-            {"usecase__meters__timezone": "Mars/Olympus_Mons"},
-            "usecase.meters.timezone = 'Mars/Olympus_Mons': is not a known time zone",
+            {SETTING + "timezone": "Mars/Olympus_Mons"},
+            f"usecase.{USECASE}.timezone = 'Mars/Olympus_Mons': is not a known time zone",
         ),
         (
             {"lake__uri": "hdfs://namenode/lake"},
@@ -317,18 +306,18 @@ def test_run_with_a_failed_task_exits_1_naming_it(
             "use file://PATH or s3://BUCKET/PREFIX",
         ),
         (
-            {"usecase__flights__holdout_from": "2013-02-01"},
-            "usecase.flights.holdout_from = '2013-02-01': is outside the run's range "
+            {SETTING + "holdout_from": "2013-02-01"},
+            f"usecase.{USECASE}.holdout_from = '2013-02-01': is outside the run's range "
             "2013-01-01..2013-01-03",
         ),
         (
-            {"usecase__flights__sources__weather__window_days": "0"},
-            "usecase.flights.sources.weather.window_days = '0': Input should be greater than "
-            "or equal to 1",
+            {SETTING + "sources__readings__chunk_rows": "0"},
+            f"usecase.{USECASE}.sources.readings.chunk_rows = '0': Input should be greater than "
+            "0; see the keys of kind 'sql' in docs/configuration.md",
         ),
         (
-            {"usecase__flights__sources__planes__kind": "ftp"},
-            "usecase.flights.sources.planes.kind = 'ftp': unknown source kind 'ftp'",
+            {SETTING + "sources__readings__kind": "ftp"},
+            f"usecase.{USECASE}.sources.readings.kind = 'ftp': unknown source kind 'ftp'",
         ),
     ],
     ids=["gate-metric", "timezone", "lake-scheme", "holdout", "source-option", "source-kind"],
@@ -358,12 +347,12 @@ def test_bad_configuration_exits_2_before_any_work_naming_key_and_value(
 def test_a_bad_holdout_only_matters_when_training(
     make_stage: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    make_stage(usecase__flights__holdout_from="2013-02-01", usecase__flights__timezone="Nowhere")
+    make_stage(**{SETTING + "holdout_from": "2013-02-01", SETTING + "timezone": "Nowhere"})
 
     result = invoke("run", "--start", "2013-01-01", "--until", "clean")
 
     assert result.exit_code == 2, result.output
-    assert "usecase.flights.timezone = 'Nowhere'" in result.output
+    assert f"usecase.{USECASE}.timezone = 'Nowhere'" in result.output
     assert "holdout_from" not in result.output
 
 
@@ -371,11 +360,14 @@ def test_a_bad_holdout_only_matters_when_training(
 def test_run_without_dates_runs_each_use_case_over_its_configured_range(
     make_stage: Callable[..., Settings], restore_logging: None
 ) -> None:
-    # Given a stage giving each use case its own default range
+    # Given a stage giving each of its two use cases its own default range
+    first, second = make_stage().usecases
     settings = make_stage(
-        usecase__flights__start="2013-01-01",
-        usecase__flights__end="2013-01-02",
-        usecase__meters__start="2013-01-03",
+        **{
+            f"usecase__{first}__start": "2013-01-01",
+            f"usecase__{first}__end": "2013-01-02",
+            f"usecase__{second}__start": "2013-01-03",
+        }
     )
 
     # When a run names no dates
@@ -384,13 +376,13 @@ def test_run_without_dates_runs_each_use_case_over_its_configured_range(
     # Then each use case ran over its own range, in one run with one notification
     assert result.exit_code == 0, result.output
     assert (
-        ": flights, meters flights 2013-01-01..2013-01-02, meters 2013-01-03..2013-01-03 on "
+        f": {first}, {second} {first} 2013-01-01..2013-01-02, {second} 2013-01-03..2013-01-03 on "
         "stage test" in result.output
     )
     [note] = [json.loads(p.read_text()) for p in Path(settings.notify.outbox).iterdir()]
     assert [(s["usecase"], s["date_range"]) for s in note["sections"]] == [
-        ("flights", "2013-01-01..2013-01-02"),
-        ("meters", "2013-01-03..2013-01-03"),
+        (first, "2013-01-01..2013-01-02"),
+        (second, "2013-01-03..2013-01-03"),
     ]
 
 
@@ -410,27 +402,29 @@ def test_config_of_a_missing_stage_exits_2_naming_the_file(
 
 
 def test_config_checks_the_stage_as_run_does(make_stage: Callable[..., Settings]) -> None:
-    make_stage(usecase__flights__gate__metric="auc", usecase__flights__start="2013-01-01")
+    make_stage(**{SETTING + "gate__metric": "auc", SETTING + "start": "2013-01-01"})
 
     result = invoke("config")
 
     assert result.exit_code == 2
-    assert "usecase.flights.gate.metric = 'auc'" in result.output
+    assert f"usecase.{USECASE}.gate.metric = 'auc'" in result.output
 
 
 def test_config_checks_a_holdout_against_the_configured_range(
     make_stage: Callable[..., Settings],
 ) -> None:
     make_stage(
-        usecase__flights__start="2013-01-01",
-        usecase__flights__end="2013-12-31",
-        usecase__flights__holdout_from="2014-01-01",
+        **{
+            SETTING + "start": "2013-01-01",
+            SETTING + "end": "2013-12-31",
+            SETTING + "holdout_from": "2014-01-01",
+        }
     )
 
     result = invoke("config")
 
     assert result.exit_code == 2
-    assert "usecase.flights.holdout_from = '2014-01-01': is outside the run's range" in (
+    assert f"usecase.{USECASE}.holdout_from = '2014-01-01': is outside the run's range" in (
         result.output
     )
 
@@ -441,10 +435,10 @@ def test_a_run_of_one_day_that_would_train_exits_2_before_any_work(
     settings = make_stage()
 
     # --end defaults to --start: one day cannot be split into training and holdout days
-    result = invoke("run", "--start", "2013-03-05", "--usecase", "flights", "--no-promote")
+    result = invoke("run", "--start", "2013-03-05", "--usecase", USECASE, "--no-promote")
 
     assert result.exit_code == 2, result.output
-    assert "usecase.flights = '2013-03-05..2013-03-05': the run's range has 1 day" in flat(
+    assert f"usecase.{USECASE} = '2013-03-05..2013-03-05': the run's range has 1 day" in flat(
         result.output
     )
     assert "run a range of at least 2 days" in flat(result.output)
@@ -454,12 +448,12 @@ def test_a_run_of_one_day_that_would_train_exits_2_before_any_work(
 def test_config_checks_that_the_configured_range_can_be_split(
     make_stage: Callable[..., Settings],
 ) -> None:
-    make_stage(usecase__flights__start="2013-03-05")
+    make_stage(**{SETTING + "start": "2013-03-05"})
 
     result = invoke("config")
 
     assert result.exit_code == 2
-    assert "usecase.flights = '2013-03-05..2013-03-05': the run's range has 1 day" in flat(
+    assert f"usecase.{USECASE} = '2013-03-05..2013-03-05': the run's range has 1 day" in flat(
         result.output
     )
 
@@ -473,7 +467,7 @@ def test_config_prints_the_resolved_stage_as_json(make_stage: Callable[..., Sett
     shown = json.loads(result.output)
     assert shown["stage"] == "test"
     assert shown["run"]["workers"] == 3
-    assert shown["usecases"] == ["flights", "meters"]
+    assert shown["usecases"] == list(settings.usecases) and USECASE in shown["usecases"]
     assert shown["lake"]["uri"] == settings.lake.uri
 
 
@@ -484,11 +478,11 @@ def test_demo_data_builds_each_selected_use_cases_sources(
     make_stage: Callable[..., Settings], tmp_path: Path
 ) -> None:
     # Given the minimal use case's source pointing at a database that does not exist yet
-    url = f"sqlite:///{tmp_path}/demo/meters.sqlite"
-    make_stage(usecase__meters__sources__readings__url=url)
+    url = f"sqlite:///{tmp_path}/demo/{USECASE}.sqlite"
+    settings = make_stage(**{SETTING + "sources__readings__url": url})
 
     # When its demo data is built
-    result = invoke("demo-data", "--usecase", "meters")
+    result = invoke("demo-data", "--usecase", USECASE)
 
     # Then the use case built it where the configuration points, and the counts are printed
     assert result.exit_code == 0, result.output
@@ -496,9 +490,10 @@ def test_demo_data_builds_each_selected_use_cases_sources(
     with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
         count = conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
     assert printed == {"readings": f"{count:,}"}
-    assert "building the demo data of meters" in result.output
+    assert f"building the demo data of {USECASE}" in result.output
     assert f"ready: {url}" in result.output
-    assert "flights" not in result.output
+    others = [name for name in settings.usecases if name != USECASE]
+    assert others and not any(f"demo data of {name}" in result.output for name in others)
 
 
 def test_demo_data_of_every_enabled_use_case_by_default(
@@ -521,9 +516,9 @@ def test_demo_data_of_every_enabled_use_case_by_default(
     result = invoke("demo-data", "--replace")
 
     assert result.exit_code == 0, result.output
+    assert len(settings.usecases) == 2
     assert calls == [
-        ("flights", ["flights", "planes", "weather"], True),
-        ("meters", ["readings"], True),
+        (name, sorted(settings.usecase_config(name).sources), True) for name in settings.usecases
     ]
     assert result.output.count("ready: ") == 2
 
@@ -550,41 +545,12 @@ def test_demo_data_says_so_when_a_use_case_has_nothing_to_build(
 # --- serve-source ------------------------------------------------------------------------------
 
 
-def test_serve_source_serves_a_use_cases_http_source_until_interrupted(
-    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given the flights weather source, and a wait that asks the server, then is interrupted
-    # (patching time.sleep itself would reach every thread of the process)
-    make_stage()
-    port = free_port()
-    answers: list[Any] = []
-
-    def interrupted() -> None:
-        answers.append(requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json())
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli, "wait_until_interrupted", interrupted)
-
-    # When it is served on a port
-    result = invoke(
-        "serve-source", "--usecase", "flights", "--source", "weather", "--port", str(port)
-    )
-
-    # Then it answered while serving, and stopped on Ctrl-C
-    assert result.exit_code == 0, result.output
-    assert answers == [{"status": "ok"}]
-    assert f"serving http://127.0.0.1:{port}" in result.output
-    assert "stopped" in result.output
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--usecase", "flights", "--source", "tides"], "source 'tides' of use case 'flights'"),
-        (["--usecase", "flights", "--source", "flights"], "has no base_url: not an HTTP source"),
-        (["--usecase", "tides", "--source", "weather"], "use case 'tides' is not configured"),
+        (["--usecase", USECASE, "--source", "tides"], f"source 'tides' of use case '{USECASE}'"),
+        (["--usecase", USECASE, "--source", "readings"], "has no base_url: not an HTTP source"),
+        (["--usecase", "tides", "--source", "readings"], "use case 'tides' is not configured"),
     ],
     ids=["unknown-source", "sql-source", "unknown-usecase"],
 )
@@ -615,8 +581,8 @@ def test_serve_names_the_use_cases_and_lake_then_runs_the_api(
 
     assert result.exit_code == 0, result.output
     assert (
-        f"serving the models of flights, meters from {settings.lake.uri} (stage test) "
-        "on http://127.0.0.1:8123 with 1 worker(s)"
+        f"serving the models of {', '.join(settings.usecases)} from {settings.lake.uri} "
+        "(stage test) on http://127.0.0.1:8123 with 1 worker(s)"
     ) in result.output
     [options] = started
     assert (options.port, options.workers) == (8123, 1)
@@ -650,12 +616,12 @@ def test_run_passes_the_exploratory_and_window_options_to_the_graph(
     seen: list[Any] = []
 
     def fake_run(settings: Settings, options: Any) -> Any:
-        seen.append(runner.main_task(options, ("flights",), "r1", "/tmp/s").requires())
+        seen.append(runner.main_task(options, (USECASE,), "r1", "/tmp/s").requires())
         raise SystemExit(0)
 
     monkeypatch.setattr(runner, "run_pipeline", fake_run)  # where `headwater run` looks it up
 
-    invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights", *flags)
+    invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", USECASE, *flags)
 
     [[gate]] = seen
     assert isinstance(gate, PromoteModel)
@@ -680,14 +646,14 @@ def test_run_passes_rerun_and_retrain_down_to_the_training_and_its_partitions(
     seen: list[Any] = []
 
     def fake_run(settings: Settings, options: Any) -> Any:
-        [gate] = runner.main_task(options, ("flights",), "r1", "/tmp/s").requires()
+        [gate] = runner.main_task(options, (USECASE,), "r1", "/tmp/s").requires()
         train = gate.requires()
         seen.append((train, train.requires()[0].requires()))
         raise SystemExit(0)
 
     monkeypatch.setattr(runner, "run_pipeline", fake_run)  # where `headwater run` looks it up
 
-    invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights", *flags)
+    invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", USECASE, *flags)
 
     [(train, partitions)] = seen
     assert (train.rerun, train.retrain) == expected
@@ -719,7 +685,7 @@ def test_a_stopped_run_exits_as_the_signal_says_with_one_line(
 
     monkeypatch.setattr(runner, "run_pipeline", stopped)  # where `headwater run` looks it up
 
-    result = invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", "flights")
+    result = invoke("run", "--start", "2013-01-01", "--end", "2013-01-02", "--usecase", USECASE)
 
     assert result.exit_code == code
     assert "notified; run the same command again to finish" in result.output

@@ -19,12 +19,13 @@ from headwater.data.pipeline import lake_for
 from headwater.registry.registry import DECISION, LINEAGE, METRICS, Registry, new_version
 
 T0 = datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
+USECASE = "meters"  # the test-only use case (tests/usecases/minimal): its registry is the one used
 # The metrics of a version as the training job writes them (the parts `models show` reads).
 FULL_METRICS = {
-    "label": {"column": "dep_delayed_15", "name": "departure delayed 15+ minutes", "unit": ""},
-    "target": {"column": "arr_delay", "name": "arrival delay", "unit": "min"},
+    "label": {"column": "overload", "name": "overloaded hour", "unit": ""},
+    "target": {"column": "load_kw", "name": "load", "unit": "kW"},
     "holdout": {"auc_roc": 0.7301, "log_loss": 0.5, "rows": 55000},
-    "baselines": {"base_rate": {"auc_roc": 0.5}, "mean_arr_delay": {"rmse": 40.12, "mae": 24.69}},
+    "baselines": {"base_rate": {"auc_roc": 0.5}, "mean_load_kw": {"rmse": 40.12, "mae": 24.69}},
     "regression": {"rmse": 41.2},
     "holdout_window": {"from": "2013-11-01", "to": "2013-12-31", "rows": 55000, "days": 61},
 }
@@ -42,16 +43,16 @@ def settings(make_stage: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 def registry(settings: Settings) -> Registry:
-    return Registry(lake_for(settings), "flights")
+    return Registry(lake_for(settings), USECASE)
 
 
-def models(runner: CliRunner, *args: str, usecase: str | None = "flights") -> Any:
+def models(runner: CliRunner, *args: str, usecase: str | None = USECASE) -> Any:
     """Invoke ``headwater models <args> --usecase <usecase>``."""
     return runner.invoke(app, ["models", *args, *(["--usecase", usecase] if usecase else [])])
 
 
-# A servable flights model (the API tests' one): promoting by hand loads it first.
-SERVABLE = Path(__file__).resolve().parents[1] / "api" / "model"
+# A servable model of the use case (the API tests' one): promoting by hand loads it first.
+SERVABLE = Path(__file__).resolve().parents[1] / "api" / "model" / USECASE
 
 
 def train(
@@ -62,17 +63,20 @@ def train(
     complete: bool = True,
     skip: tuple[str, ...] = (),
     replace: dict[str, bytes] | None = None,
+    export_change: Callable[[dict[str, Any]], None] | None = None,
 ) -> str:
     version = new_version(T0 + timedelta(minutes=minutes), run_id=f"run{minutes:03d}")
     holdout = {"log_loss": 0.5, "auc_roc": auc, "rows": 1200}  # numbers only: metrics.json
     registry.write_json(version, METRICS, {"holdout": holdout})
-    registry.write_json(version, LINEAGE, {"features": "features/flights/2013-01"})
+    registry.write_json(version, LINEAGE, {"features": f"features/{USECASE}/2013-01"})
     export = json.loads((SERVABLE / EXPORT).read_text())
     export["metadata"]["version"] = version
+    if export_change is not None:
+        export_change(export)
     documents = {EXPORT: json.dumps(export).encode(), LOOKUPS: (SERVABLE / LOOKUPS).read_bytes()}
     for name, data in {**documents, **(replace or {})}.items():
         if name not in skip:
-            registry.lake.write_bytes(data, *model_parts("flights", version, name))
+            registry.lake.write_bytes(data, *model_parts(USECASE, version, name))
     if complete:
         registry.mark_complete(version)
     return version
@@ -82,7 +86,7 @@ def test_list_an_empty_registry(runner: CliRunner, settings: Settings) -> None:
     result = models(runner, "list")
 
     assert result.exit_code == 0, result.output
-    assert "no versions of model flights in file://" in result.stdout
+    assert f"no versions of model {USECASE} in file://" in result.stdout
 
 
 def test_list_shows_complete_versions_with_status_and_gate_metric_first(
@@ -99,7 +103,7 @@ def test_list_shows_complete_versions_with_status_and_gate_metric_first(
     # Then the table has one row per complete version, oldest first, gate metric first
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("model flights in file://")
+    assert lines[0].startswith(f"model {USECASE} in file://")
     assert re.split(r"\s{2,}", lines[1].strip()) == [
         "VERSION",
         "CREATED",
@@ -145,7 +149,7 @@ def test_show_prints_metrics_lineage_and_decision(runner: CliRunner, registry: R
 
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert f"model flights version {version}" in out
+    assert f"model {USECASE} version {version}" in out
     assert "status:     rejected" in out and "created:    2026-11-24 02:15:00 UTC" in out
     assert "model:      AUC 0.7301, log loss 0.5000" in out
     assert "reason:     worse than production" in out
@@ -155,7 +159,7 @@ def test_show_prints_metrics_lineage_and_decision(runner: CliRunner, registry: R
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert body["metrics"]["holdout"]["auc_roc"] == 0.7301
-    assert body["lineage"] == {"features": "features/flights/2013-01"}
+    assert body["lineage"] == {"features": f"features/{USECASE}/2013-01"}
     assert body["decision"]["reason"] == "worse than production"
     assert body["status"] == "rejected" and body["report"] is None
 
@@ -169,7 +173,7 @@ def test_show_is_a_readable_summary_with_windows_baselines_and_the_report_path(
     registry.write_json(
         version, LINEAGE, {"date_range": "2013-01-01..2013-12-31", "holdout_from": "2013-11-01"}
     )
-    registry.lake.write_bytes(b"<html></html>", *model_parts("flights", version, REPORT))
+    registry.lake.write_bytes(b"<html></html>", *model_parts(USECASE, version, REPORT))
 
     # When it is shown
     result = models(runner, "show", version)
@@ -177,15 +181,15 @@ def test_show_is_a_readable_summary_with_windows_baselines_and_the_report_path(
     # Then a person reads what it is, without JSON
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == f"model flights version {version}"
+    assert lines[0] == f"model {USECASE} version {version}"
     assert "trained on: 2013-01-01..2013-10-31 (304 days)" in lines
     assert "holdout:    2013-11-01..2013-12-31 (61 days, 55,000 rows)" in lines
-    assert "model:      departure delayed 15+ minutes: AUC 0.7301, log loss 0.5000" in lines
+    assert "model:      overloaded hour: AUC 0.7301, log loss 0.5000" in lines
     assert "baseline:   base rate: AUC 0.5000" in lines
-    assert "baseline:   mean arrival delay: RMSE 40.12, MAE 24.69" in lines
-    assert "regression: arrival delay: RMSE 41.20 min" in lines
+    assert "baseline:   mean load: RMSE 40.12, MAE 24.69" in lines
+    assert "regression: load: RMSE 41.20 kW" in lines
     assert "gate:       no decision recorded" in lines
-    report = registry.lake.uri_of(*model_parts("flights", version, REPORT))
+    report = registry.lake.uri_of(*model_parts(USECASE, version, REPORT))
     assert f"report:     {report}" in lines
     assert "{" not in result.stdout
 
@@ -242,7 +246,7 @@ def test_unknown_version_exits_2_with_a_message(
     result = models(runner, command, "20990101T000000Z-nope")
 
     assert result.exit_code == 2
-    assert "error: model flights has no version 20990101T000000Z-nope" in result.stderr
+    assert f"error: model {USECASE} has no version 20990101T000000Z-nope" in result.stderr
     assert "Traceback" not in result.output
     assert registry.production() is None
 
@@ -253,8 +257,13 @@ def test_promote_refuses_an_incomplete_version(runner: CliRunner, registry: Regi
     result = models(runner, "promote", unfinished)
 
     assert result.exit_code == 2
-    assert f"error: version {unfinished} of model flights is incomplete" in result.stderr
+    assert f"error: version {unfinished} of model {USECASE} is incomplete" in result.stderr
     assert registry.production() is None
+
+
+def drop_a_coefficient(export: dict[str, Any]) -> None:
+    """The classifier one coefficient short: the version loads, then fails on any request."""
+    export["pipelines"]["classifier"]["stages"][-1]["coefficients"].pop()
 
 
 @pytest.mark.parametrize(
@@ -262,7 +271,7 @@ def test_promote_refuses_an_incomplete_version(runner: CliRunner, registry: Regi
     [
         ({"skip": (LOOKUPS,)}, "lookups.json does not exist"),
         ({"skip": (EXPORT,)}, "export.json does not exist"),
-        ({"replace": {LOOKUPS: b'{"default_weather": {}}'}}, "cannot score the use case"),
+        ({"export_change": drop_a_coefficient}, "cannot score the use case"),
     ],
     ids=["missing lookups", "missing export", "failing probe"],
 )
@@ -276,7 +285,7 @@ def test_promote_refuses_a_version_the_api_could_not_serve(
     result = models(runner, "promote", broken)
 
     assert result.exit_code == 2
-    assert f"error: cannot promote {broken} of model flights: the API could not serve it:" in (
+    assert f"error: cannot promote {broken} of model {USECASE}: the API could not serve it:" in (
         result.stderr
     )
     assert why in result.stderr
@@ -357,7 +366,7 @@ def test_promote_then_rollback(runner: CliRunner, registry: Registry) -> None:
     # And a second rollback has nowhere to go
     nothing = models(runner, "rollback")
     assert nothing.exit_code == 2
-    assert "error: model flights has no earlier production version" in nothing.stderr
+    assert f"error: model {USECASE} has no earlier production version" in nothing.stderr
     assert "Traceback" not in nothing.output
 
 
@@ -365,7 +374,7 @@ def test_rollback_without_production_exits_2(runner: CliRunner, settings: Settin
     result = models(runner, "rollback")
 
     assert result.exit_code == 2
-    assert "error: model flights has no production version" in result.stderr
+    assert f"error: model {USECASE} has no production version" in result.stderr
 
 
 def test_invalid_version_name_exits_2(runner: CliRunner, settings: Settings) -> None:
@@ -388,63 +397,64 @@ def test_the_gate_metric_column_is_the_use_cases_own(
     runner: CliRunner, make_stage: Callable[..., Settings]
 ) -> None:
     # Given the minimal use case gated on log loss
-    settings = make_stage(usecase__meters__gate__metric="log_loss")
-    version = train(Registry(lake_for(settings), "meters"), 0, 0.8)
+    settings = make_stage(**{f"usecase__{USECASE}__gate__metric": "log_loss"})
+    version = train(Registry(lake_for(settings), USECASE), 0, 0.8)
 
-    result = models(runner, "list", usecase="meters")
+    result = models(runner, "list")
 
     # Then its registry (named after it) is listed with log loss first
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("model meters in file://") and lines[0].endswith("/models/meters")
+    assert lines[0].startswith(f"model {USECASE} in file://")
+    assert lines[0].endswith(f"/models/{USECASE}")
     assert re.split(r"\s{2,}", lines[1].strip())[5:7] == ["log loss", "AUC"]
     assert version in result.stdout
 
 
-def test_use_cases_have_separate_registries(runner: CliRunner, registry: Registry) -> None:
+def test_use_cases_have_separate_registries(
+    runner: CliRunner, settings: Settings, registry: Registry
+) -> None:
+    # Given a version of one use case, and another use case the stage enables
+    (other,) = [name for name in settings.usecases if name != USECASE]
     version = train(registry, 0, 0.8)
 
-    flights = models(runner, "list")
-    meters = models(runner, "list", usecase="meters")
+    mine, theirs = models(runner, "list"), models(runner, "list", usecase=other)
 
-    assert version in flights.stdout
-    assert "no versions of model meters" in meters.stdout
+    assert version in mine.stdout
+    assert f"no versions of model {other}" in theirs.stdout
 
 
 @pytest.mark.parametrize(
     ("enabled", "usecase", "code", "message"),
     [
-        (
-            ("flights", "meters"),
-            None,
-            2,
-            "error: --usecase is required: stage test enables flights, meters",
-        ),
-        (("meters",), None, 0, "no versions of model meters"),
-        (("flights",), "tides", 2, "error: use case 'tides' is not configured"),
+        (None, None, 2, "error: --usecase is required: stage test enables {enabled}"),
+        ((USECASE,), None, 0, f"no versions of model {USECASE}"),
+        ((USECASE,), "tides", 2, "error: use case 'tides' is not configured"),
     ],
     ids=["two-enabled", "one-enabled", "unknown"],
 )
 def test_which_use_case_without_or_with_a_bad_option(
     runner: CliRunner,
     make_stage: Callable[..., Settings],
-    enabled: tuple[str, ...],
+    enabled: tuple[str, ...] | None,
     usecase: str | None,
     code: int,
     message: str,
 ) -> None:
-    make_stage(usecases=enabled)
+    # Given a stage enabling those use cases (None: the test stage's own, two of them)
+    settings = make_stage() if enabled is None else make_stage(usecases=enabled)
+    assert len(settings.usecases) == (2 if enabled is None else len(enabled))
 
     result = models(runner, "list", usecase=usecase)
 
     assert result.exit_code == code
-    assert message in result.output
+    assert message.format(enabled=", ".join(settings.usecases)) in result.output
 
 
 def killed(registry: Registry, minutes: int) -> str:
     """A version whose training was killed: its folder holds only ``spark/``."""
     version = new_version(T0 + timedelta(minutes=minutes), run_id=f"run{minutes:03d}")
-    registry.lake.write_bytes(b"{}", *model_parts("flights", version, "spark", "metadata"))
+    registry.lake.write_bytes(b"{}", *model_parts(USECASE, version, "spark", "metadata"))
     return version
 
 
@@ -455,7 +465,7 @@ def test_prune_deletes_incomplete_versions_past_the_grace_period_and_list_counts
     production = train(registry, 0, 0.7)
     registry.promote(production, "seeded")
     leftover = killed(registry, 5)
-    folder = Path(registry.lake.path(*model_parts("flights", leftover)))
+    folder = Path(registry.lake.path(*model_parts(USECASE, leftover)))
 
     # When the versions are listed, then the leftover is counted and the command named
     listed = models(runner, "list")
@@ -546,7 +556,7 @@ def test_promote_refuses_when_the_interval_does_not_clear_the_margin(
     assert result.exit_code == 2
     assert "95% interval [-0.0040, +0.0240]" in result.stdout
     assert "does not clear margin 0.002" in result.stdout
-    assert f"not promoting {new} of model flights over production {old}" in result.stderr
+    assert f"not promoting {new} of model {USECASE} over production {old}" in result.stderr
     assert "--without-evidence" in result.stderr
     assert registry.production().version == old
 

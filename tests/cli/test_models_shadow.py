@@ -19,7 +19,8 @@ from headwater.monitoring.shadow import ShadowPair, compare_shadow
 from headwater.registry.registry import DECISION, METRICS, Registry, new_version
 
 T0 = datetime(2026, 11, 24, 2, 15, tzinfo=UTC)
-SERVABLE = Path(__file__).resolve().parents[1] / "api" / "model"
+USECASE = "meters"  # the test-only use case (tests/usecases/minimal)
+SERVABLE = Path(__file__).resolve().parents[1] / "api" / "model" / USECASE
 
 
 @pytest.fixture
@@ -29,23 +30,23 @@ def runner() -> CliRunner:
 
 @pytest.fixture
 def registry(make_stage: Callable[..., Settings]) -> Registry:
-    return Registry(lake_for(make_stage()), "flights")
+    return Registry(lake_for(make_stage()), USECASE)
 
 
 def models(runner: CliRunner, *args: str) -> Any:
-    return runner.invoke(app, ["models", *args, "--usecase", "flights"])
+    return runner.invoke(app, ["models", *args, "--usecase", USECASE])
 
 
 def train(registry: Registry, minutes: int, *, servable: bool = True) -> str:
-    """A complete flights version the API can serve (the API tests' model), or one it cannot."""
+    """A complete version the API can serve (the API tests' model), or one it cannot."""
     version = new_version(T0 + timedelta(minutes=minutes), run_id=f"run{minutes:03d}")
     registry.write_json(version, METRICS, {"holdout": {"auc_roc": 0.7, "rows": 1200}})
     export = json.loads((SERVABLE / EXPORT).read_text())
     export["metadata"]["version"] = version
-    registry.lake.write_bytes(json.dumps(export).encode(), *model_parts("flights", version, EXPORT))
+    registry.lake.write_bytes(json.dumps(export).encode(), *model_parts(USECASE, version, EXPORT))
     if servable:
         lookups = (SERVABLE / LOOKUPS).read_bytes()
-        registry.lake.write_bytes(lookups, *model_parts("flights", version, LOOKUPS))
+        registry.lake.write_bytes(lookups, *model_parts(USECASE, version, LOOKUPS))
     registry.mark_complete(version)
     return version
 
@@ -62,7 +63,7 @@ def monitor(registry: Registry, partition: str, production: str, shadow: str, li
     section = compare_shadow(pairs, gate, production_version=production, shadow_version=shadow)
     body = {"partition": partition, "shadow": section.to_dict()}
     registry.lake.write_bytes(
-        json.dumps(body).encode(), MONITORING, "flights", partition, "monitoring.json"
+        json.dumps(body).encode(), MONITORING, USECASE, partition, "monitoring.json"
     )
 
 
@@ -117,11 +118,10 @@ def test_shadow_refuses_production_and_what_the_api_cannot_serve(
     itself = models(runner, "shadow", production)
     unservable = models(runner, "shadow", broken)
 
-    assert itself.exit_code == 2 and f"version {production} of model flights is in production" in (
-        itself.stderr
-    )
+    assert itself.exit_code == 2
+    assert f"version {production} of model {USECASE} is in production" in itself.stderr
     assert unservable.exit_code == 2
-    assert f"cannot shadow {broken} of model flights: the API could not serve it" in (
+    assert f"cannot shadow {broken} of model {USECASE}: the API could not serve it" in (
         unservable.stderr
     )
     assert registry.shadow() is None and "Traceback" not in itself.output + unservable.output

@@ -10,9 +10,10 @@ import pytest
 
 import emr_jobs.train as entrypoint
 from headwater.model.options import TrainOptions
+from tests.conftest import MINIMAL_USECASE_MODULE
 
 OPTIONS = TrainOptions(
-    usecase="bikeshare",
+    usecase="meters",
     usecase_module="my.module",
     lake="file:///l",
     version="v1",
@@ -50,15 +51,15 @@ def test_the_options_are_required() -> None:
         entrypoint.parse_args(["--master", "local[1]"])
 
 
-def options_json(usecase: str, version: str) -> str:
+def options_json(usecase: str, version: str, module: str | None = None) -> str:
     return TrainOptions(
-        usecase=usecase, lake="file:///l", version=version, start=date(2013, 1, 1),
-        end=date(2013, 2, 1),
+        usecase=usecase, usecase_module=module, lake="file:///l", version=version,
+        start=date(2013, 1, 1), end=date(2013, 2, 1),
     ).to_json()  # fmt: skip
 
 
 def test_main_trains_the_named_use_case_and_prints_one_summary_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], meters_module: Any
 ) -> None:
     # Given a session and a job that record what they are given
     seen: dict[str, Any] = {}
@@ -74,12 +75,12 @@ def test_main_trains_the_named_use_case_and_prints_one_summary_line(
     monkeypatch.setattr(entrypoint, "create_spark", lambda *args: Session())
     monkeypatch.setattr("headwater.model.spark_training.train", fake_train)
 
-    # When main runs for the flights use case
-    code = entrypoint.main(["--options-json", options_json("flights", "v9")])
+    # When main runs for the test-only use case (its module named, as a stage file names it)
+    code = entrypoint.main(["--options-json", options_json("meters", "v9", MINIMAL_USECASE_MODULE)])
 
     # Then the job got that use case and its options, the session was stopped, one summary line
     assert code == 0
-    assert seen["usecase"] == "flights" and seen["options"].version == "v9"
+    assert seen["usecase"] == "meters" and seen["options"].version == "v9"
     assert seen["stopped"] is True
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(line) == {"headwater_train": {"version": "v9", "auc_roc": 0.7}}

@@ -23,14 +23,14 @@ def resources() -> dict[str, Any]:
     return body["Resources"]
 
 
-def record(i: int, usecase: str = "flights") -> CaptureRecord:
+def record(i: int, usecase: str = "meters") -> CaptureRecord:
     return CaptureRecord(
         request_id=f"r{i}",
         instance=0,
         usecase=usecase,
         model_version="v1",
         served_at="2013-03-01T15:00:00.000000+00:00",
-        features={"carrier": "UA"},
+        features={"meter": "m1"},
         probability=0.3,
         decision=False,
         estimate=2.0,
@@ -81,7 +81,7 @@ def test_firehose_delivers_the_lines_and_collection_reads_them(
     )
     # When capture lines are put (as the subscription does once Firehose has unzipped them),
     # one of another use case and one twice
-    lines = [record(1), record(2), record(2), record(3, "bikeshare")]
+    lines = [record(1), record(2), record(2), record(3, "another")]
     FirehoseSink("headwater-test-capture", client=firehose).write(lines)
     # Then one object holds them, as JSON lines (moto does not evaluate !{timestamp:...})
     client = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
@@ -89,12 +89,12 @@ def test_firehose_delivers_the_lines_and_collection_reads_them(
     assert key.startswith("capture/_stream/")
     data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert [CaptureRecord.from_dict(json.loads(x)) for x in data.splitlines()] == lines
-    # And, filed where Firehose's prefix puts it, collection publishes the flights records once
+    # And, filed where Firehose's prefix puts it, collection publishes the meters records once
     lake_prefix = s3_lake_uri.removeprefix(f"s3://{bucket}").strip("/")
     target = "/".join([lake_prefix, *layout.capture_parts("_stream", "2013-03-01", "15"), "obj"])
     client.put_object(Bucket=bucket, Key=target.strip("/"), Body=data)
     lake = open_lake(s3_lake_uri, region=REGION, endpoint_url=moto_endpoint)
     day = Partition(date(2013, 3, 1), date(2013, 3, 2), "day")
-    collected = collect_predictions(lake, "flights", day, "America/New_York", run_id="t")
+    collected = collect_predictions(lake, "meters", day, "America/New_York", run_id="t")
     assert (collected.kept, collected.duplicates) == (2, 1)
-    assert [r.request_id for r in read_predictions(lake, "flights", day.key)] == ["r1", "r2"]
+    assert [r.request_id for r in read_predictions(lake, "meters", day.key)] == ["r1", "r2"]

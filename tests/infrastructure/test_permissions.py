@@ -159,9 +159,9 @@ def test_the_training_job_may_write_every_key_it_writes(job_keys: list[str]) -> 
     [
         # EMRFS marks the directories it creates with <dir>_$folder$ objects
         "models_$folder$",
-        "models/flights_$folder$",
-        "models/flights/20261124T063000Z-ab12cd_$folder$",
-        "models/flights/20261124T063000Z-ab12cd/spark/classifier_$folder$",
+        "models/meters_$folder$",
+        "models/meters/20261124T063000Z-ab12cd_$folder$",
+        "models/meters/20261124T063000Z-ab12cd/spark/classifier_$folder$",
     ],
 )
 def test_the_training_job_may_write_emrfs_directory_markers(key: str) -> None:
@@ -172,12 +172,12 @@ def test_the_training_job_may_write_emrfs_directory_markers(key: str) -> None:
 @pytest.mark.parametrize(
     "key",
     [
-        "models/flights/PRODUCTION.json",
-        "models/bikeshare/PRODUCTION.json",
-        "raw/flights/flights/month=2013-01/_manifest.json",
-        "clean/flights/flights/month=2013-01/part-1.parquet",
-        "quarantine/flights/weather/month=2013-01/_manifest.json",
-        "models/flights/not-a-version/export.json",
+        "models/meters/PRODUCTION.json",
+        "models/another/PRODUCTION.json",
+        "raw/meters/readings/month=2013-01/_manifest.json",
+        "clean/meters/readings/month=2013-01/part-1.parquet",
+        "quarantine/meters/weather/month=2013-01/_manifest.json",
+        "models/meters/not-a-version/export.json",
     ],
 )
 def test_the_training_job_may_not_touch_a_pointer_or_anything_but_versions(
@@ -187,7 +187,7 @@ def test_the_training_job_may_not_touch_a_pointer_or_anything_but_versions(
 
 
 def test_the_pointer_is_switched_by_the_scheduler_and_only_there() -> None:
-    pointer = f"{LAKE}/{'/'.join(layout.model_parts('flights', layout.POINTER))}"
+    pointer = f"{LAKE}/{'/'.join(layout.model_parts('meters', layout.POINTER))}"
 
     assert allowed("SchedulerTaskRole", "s3:PutObject", pointer)
     assert not allowed("EmrInstanceRole", "s3:PutObject", pointer)
@@ -196,11 +196,11 @@ def test_the_pointer_is_switched_by_the_scheduler_and_only_there() -> None:
 
 @pytest.mark.parametrize("zone", [layout.RAW, layout.CLEAN, layout.QUARANTINE])
 def test_the_functions_write_the_data_zones_and_read_the_models(zone: str) -> None:
-    key = f"{LAKE}/{zone}/flights/flights/month=2013-01/_manifest.json"
+    key = f"{LAKE}/{zone}/meters/readings/month=2013-01/_manifest.json"
 
     assert allowed("FunctionRole", "s3:PutObject", key)
-    assert allowed("FunctionRole", "s3:GetObject", f"{LAKE}/models/flights/v1/export.json")
-    assert not allowed("FunctionRole", "s3:PutObject", f"{LAKE}/models/flights/v1/export.json")
+    assert allowed("FunctionRole", "s3:GetObject", f"{LAKE}/models/meters/v1/export.json")
+    assert not allowed("FunctionRole", "s3:PutObject", f"{LAKE}/models/meters/v1/export.json")
 
 
 # -- EMR: the scheduler launches and ends only its stage's tagged training clusters ----------
@@ -222,7 +222,7 @@ def job_flow_request(aws_env: None) -> dict[str, Any]:
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
         EmrTrainingRunner(prod, training_entrypoint(), emr_runner=Recorder()).run(
             TrainOptions(
-                usecase="flights",
+                usecase=prod.usecases[0],  # any use case prod enables
                 lake=prod.lake.uri,
                 version="v1",
                 start=date(2013, 1, 1),

@@ -445,7 +445,7 @@ def test_training_clusters_carry_the_tag_the_emr_service_policy_requires(stack: 
     prod = load_settings("prod")
     runner = EmrTrainingRunner(prod, training_entrypoint(), emr_runner=Recorder())
     options = TrainOptions(
-        usecase="flights", lake=prod.lake.uri, version="v1", start=date(2013, 1, 1),
+        usecase=prod.usecases[0], lake=prod.lake.uri, version="v1", start=date(2013, 1, 1),
         end=date(2013, 12, 31),
     )  # fmt: skip
     runner.run(options, "r1")

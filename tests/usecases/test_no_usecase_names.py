@@ -1,11 +1,17 @@
-"""Outside headwater/usecases/, the platform names no use case (the acceptance grep of issue 8).
+"""Outside headwater/usecases/, the platform names no use case (the acceptance grep of issue 8);
+outside a use case's own test folder, the tests name none either (issue 17).
 
 The words are the registered use cases' own (tests/usecases/registered.py): every package
 under headwater/usecases/, every use case the local stage enables and every test-only one,
-each by its name and the ``vocabulary`` its ``conformance`` member declares.
+each by its name and the ``vocabulary`` its ``conformance`` member declares. In ``tests/``
+the test-only use cases (tests/usecases/*/) are the suite's own: a platform test runs on
+them, so their words are free there; a shipped use case's words belong in its folder
+``tests/headwater/usecases/<name>/``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +78,134 @@ def test_no_platform_file_names_a_use_case(where: str) -> None:
     ]
 
     assert found == []
+
+
+# -- tests/: a shipped use case is named only in its own test folder ----------------------------
+SHIPPED = {**packaged(), **enabled()}
+SHIPPED_NAMES = words_pattern(vocabulary(SHIPPED))
+#: Each shipped use case's own test folder: the only place in tests/ that may name it.
+OWN_FOLDERS = tuple(f"tests/headwater/usecases/{name}/" for name in sorted(SHIPPED))
+#: Files that still name a shipped use case, each to move into that use case's folder or to
+#: run on the test-only use case or on every registered one. This list only shrinks: a file
+#: that no longer names one must leave it (test below), and no file may join it.
+STILL_NAMING = (
+    # The shipped use cases' test models, read by tests/conftest.py (MODEL_DIRS) and by
+    # tests/headwater/{core/test_records,serving/test_predictor}.py: to move with those readers
+    # into tests/headwater/usecases/<name>/model/.
+    "tests/api/model/bikeshare/export.json",
+    "tests/api/model/bikeshare/generate.py",
+    "tests/api/model/bikeshare/lineage.json",
+    "tests/api/model/bikeshare/lookups.json",
+    "tests/api/model/bikeshare/metrics.json",
+    "tests/api/model/export.json",
+    "tests/api/model/generate.py",
+    "tests/api/model/lineage.json",
+    "tests/api/model/metrics.json",
+    "tests/api/model/spark_predictions.json",
+    "tests/conftest.py",
+    # Sample events of tests/headwater/data/{test_events,test_executors}.py: the test-only use
+    # case's are beside them (extract_readings.json, clean_meters.json, ...), then these go.
+    "tests/events/clean.json",
+    "tests/events/extract_bad_partition.json",
+    "tests/events/extract_flights.json",
+    "tests/events/extract_weather.json",
+    # Platform tests still on a shipped use case (a test that checks its own figures moves to
+    # its folder; the others run on the test-only use case or on every registered one).
+    "tests/headwater/core/test_calendar.py",
+    "tests/headwater/core/test_layout.py",
+    "tests/headwater/core/test_records.py",
+    "tests/headwater/data/sources/test_http.py",
+    "tests/headwater/data/sources/test_json_pages.py",
+    "tests/headwater/data/sources/test_openmeteo.py",
+    "tests/headwater/data/sources/test_sql.py",
+    "tests/headwater/data/sources/test_sql_postgres.py",
+    "tests/headwater/data/test_contracts.py",
+    "tests/headwater/data/test_events.py",
+    "tests/headwater/data/test_executors.py",
+    "tests/headwater/data/test_lake.py",
+    "tests/headwater/data/test_pipeline.py",
+    "tests/headwater/model/test_options.py",
+    "tests/headwater/model/test_report.py",
+    "tests/headwater/model/test_runners.py",
+    "tests/headwater/model/test_spark_training.py",
+    "tests/headwater/model/test_windows.py",
+    "tests/headwater/monitoring/test_collect.py",
+    "tests/headwater/monitoring/test_drift.py",
+    "tests/headwater/monitoring/test_estimate.py",
+    "tests/headwater/monitoring/test_frames.py",
+    "tests/headwater/monitoring/test_monitor.py",
+    "tests/headwater/monitoring/test_profile.py",
+    "tests/headwater/monitoring/test_reference.py",
+    "tests/headwater/monitoring/test_replay.py",
+    "tests/headwater/monitoring/test_shadow.py",
+    "tests/headwater/ops/test_checks.py",
+    "tests/headwater/ops/test_console.py",
+    "tests/headwater/registry/test_prune.py",
+    "tests/headwater/registry/test_registry.py",
+    "tests/headwater/serving/test_capture.py",
+    "tests/headwater/serving/test_predictor.py",
+    "tests/headwater/serving/test_scoring.py",
+    "tests/headwater/serving/test_store.py",
+    "tests/luigi_tasks/test_central_scheduler.py",
+    "tests/luigi_tasks/test_main_job.py",
+    "tests/luigi_tasks/test_monitoring_tasks.py",
+    "tests/luigi_tasks/test_pipeline_tasks.py",
+    "tests/luigi_tasks/test_runner.py",
+    "tests/luigi_tasks/test_training_tasks.py",
+)
+
+
+def files_in_tests() -> list[str]:
+    """Every file under tests/ but the shipped use cases' own folders and this one (its list)."""
+    this = Path(__file__).resolve().relative_to(REPO).as_posix()
+    files = []
+    for path in sorted((REPO / "tests").rglob("*")):
+        where = path.relative_to(REPO).as_posix()
+        if (
+            path.is_file()
+            and "__pycache__" not in path.parts
+            and not where.startswith(OWN_FOLDERS)
+            and where != this
+        ):
+            files.append(where)
+    return files
+
+
+def naming(where: str) -> list[str]:
+    """Where the file ``where`` names a shipped use case: its path, then its lines."""
+    found = [f"{where}: (its path)"] if SHIPPED_NAMES.search(where) else []
+    try:
+        text = (REPO / where).read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # a binary fixture holds no words
+        return found
+    return found + [
+        f"{where}:{number}: {line.strip()}"
+        for number, line in enumerate(text.splitlines(), 1)
+        if SHIPPED_NAMES.search(line)
+    ]
+
+
+def test_the_shipped_use_cases_have_each_a_folder_and_a_word() -> None:
+    assert SHIPPED, "no shipped use case found"
+    for name in SHIPPED:
+        assert f"tests/headwater/usecases/{name}/" in OWN_FOLDERS
+        assert SHIPPED_NAMES.search(f"test_{name}.py"), name
+    for name in only_in_tests():  # the suite's own: free in tests/
+        assert not SHIPPED_NAMES.search(name), name
+
+
+def test_no_test_outside_a_use_cases_folder_names_one() -> None:
+    allowed = set(STILL_NAMING)
+
+    found = [hit for where in files_in_tests() if where not in allowed for hit in naming(where)]
+
+    assert found == [], (
+        "move these into tests/headwater/usecases/<name>/ or run them on every registered "
+        "use case (tests/usecases/registered.py) or on the test-only one"
+    )
+
+
+@pytest.mark.parametrize("where", STILL_NAMING)
+def test_a_file_allowed_to_name_a_use_case_still_does(where: str) -> None:
+    assert (REPO / where).is_file(), f"{where} is gone: strike it from STILL_NAMING"
+    assert naming(where), f"{where} names no use case any more: strike it from STILL_NAMING"

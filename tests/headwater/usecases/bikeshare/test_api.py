@@ -8,6 +8,12 @@ import pytest
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 
+# The API tests' fixtures (tests/api/conftest.py), api_env autouse as there: the same app,
+# stage and published models as the platform's API tests.
+from tests.api.conftest import api_env, app, app_for, client, clock  # noqa: F401
+
+# ruff: noqa: F811 (those fixtures are the tests' arguments)
+
 URL = "/v1/bikeshare/predictions"
 HOUR = {"hour_start": "2012-06-01T17:00", "weather": {"weather_situation": "Clear"}}
 
@@ -154,6 +160,14 @@ def test_each_use_case_swaps_its_own_model(
     models = client.get("/health").get_json()["models"]
     assert models["flights"]["model"]["version"] == base_version
     assert models["bikeshare"]["model"]["version"] == "20261202T000000Z-bike02"
+
+
+@pytest.fixture
+def flight() -> dict[str, Any]:
+    """A valid request to the other use case of the test stage: its documented example."""
+    from headwater.core.usecase import get_usecase
+
+    return dict(get_usecase("flights").serving.example)
 
 
 def test_one_use_case_without_a_model_does_not_stop_the_other(

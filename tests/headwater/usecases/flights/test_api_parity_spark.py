@@ -20,6 +20,11 @@ import pytest
 from headwater.core import layout
 from headwater.usecases.flights.features import WEATHER
 
+# The API tests' fixtures (tests/api/conftest.py), api_env autouse as there.
+from tests.api.conftest import api_env, app_for  # noqa: F401
+
+# ruff: noqa: F811 (those fixtures are the tests' arguments)
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
