@@ -68,7 +68,7 @@ def test_monitor_writes_the_report_where_asked_and_names_the_runs_copy(stage: Pa
     # Given a monitored month
     lake = open_lake(f"file://{stage}/lake")
     march = PartitionMonitoring(
-        "flights", "2013-03", "2013-05-01T00:00:00", "v1", 10, None,
+        "meters", "2013-03", "2013-05-01T00:00:00", "v1", 10, None,
         served=(ServedMonitoring("v1", "production", 250, {"matched": 240, "pending": 10}),),
     )  # fmt: skip
     publish_monitoring(lake, march, parse_partition("2013-03", "month"), "r1")
@@ -78,15 +78,15 @@ def test_monitor_writes_the_report_where_asked_and_names_the_runs_copy(stage: Pa
     result = CliRunner().invoke(app, args)
     # Then the page is there, one per use case, and says so
     assert result.exit_code == 0, result.output
-    page = (folder / "flights.html").read_text(encoding="utf-8")
+    page = (folder / "meters.html").read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>") and "2013-03 to 2013-03 (1)" in page
-    assert f"report written: {folder / 'flights.html'}" in result.output
-    assert [p.name for p in folder.iterdir()] == ["flights.html"]  # no temporary file left
+    assert f"report written: {folder / 'meters.html'}" in result.output
+    assert [p.name for p in folder.iterdir()] == ["meters.html"]  # no temporary file left
     # and once a run has published the lake's copy, a plain `monitor` names it
     assert "report:" not in CliRunner().invoke(app, ["monitor", "--stage", "test"]).output
-    lake.write_bytes(page.encode(), *monitoring_report_parts("flights"))
+    lake.write_bytes(page.encode(), *monitoring_report_parts("meters"))
     plain = CliRunner().invoke(app, ["monitor", "--stage", "test"])
-    assert f"report: {lake.uri_of(*monitoring_report_parts('flights'))}" in plain.output
+    assert f"report: {lake.uri_of(*monitoring_report_parts('meters'))}" in plain.output
 
 
 def test_monitor_help_tells_of_the_report() -> None:

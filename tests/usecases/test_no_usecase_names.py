@@ -136,6 +136,7 @@ STILL_NAMING = (
     "tests/headwater/monitoring/test_monitor.py",
     "tests/headwater/monitoring/test_profile.py",
     "tests/headwater/monitoring/test_reference.py",
+    "tests/headwater/monitoring/test_report.py",
     "tests/headwater/monitoring/test_replay.py",
     "tests/headwater/monitoring/test_shadow.py",
     "tests/headwater/ops/test_checks.py",
