@@ -30,13 +30,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from headwater.core import layout
-from headwater.core.config import Settings, load_settings
+from headwater.core.config import Settings, SourceConfig, load_settings
 from headwater.core.partitions import partitions_between
 from headwater.core.usecase import ConformanceSpec, DemoReport
 from headwater.data.pipeline import (
@@ -46,6 +45,8 @@ from headwater.data.pipeline import (
     lake_for,
     usecase_of,
 )
+from headwater.data.sources import register_usecase_kinds, validate_source
+from headwater.data.sources.embedded import serve_stand_in
 from headwater.model.spark_training import PARITY_TOLERANCE, TrainOptions, train
 from headwater.registry.gate import decide
 from headwater.registry.registry import Registry, new_version
@@ -65,21 +66,24 @@ def _local_sqlite(url: str, root: Path) -> str:
 
 
 def _sources(
-    candidate: Candidate, root: Path, stack: contextlib.ExitStack
+    candidate: Candidate, root: Path, stack: contextlib.ExitStack, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, dict[str, Any]]:
     """The use case's configured sources: SQLite under ``root``, embedded servers started."""
     usecase = candidate.usecase()
+    register_usecase_kinds(usecase)
     sources = {}
     for name, config in candidate.table.get("sources", {}).items():
         config = dict(config)
         if "url" in config:
             config["url"] = _local_sqlite(str(config["url"]), root)
         if config.get("embedded_server"):
-            # The use case's own server on a free port, at the configured path.
-            rate = float(config.get("embedded_server_rate_limit", 0.0) or 0.0)
-            server = stack.enter_context(usecase.embedded_server(name, "127.0.0.1", 0, rate))
-            netloc = urlparse(server.url).netloc
-            config["base_url"] = urlparse(config["base_url"])._replace(netloc=netloc).geturl()
+            # The use case's own server on a free port, checking the source's credential
+            # (generated, as a run does, when its env: variable is unset).
+            options = validate_source(SourceConfig.model_validate(config), name)
+            stand_in = stack.enter_context(serve_stand_in(usecase, name, options))
+            config["base_url"] = stand_in.url
+            for variable, value in stand_in.environment.items():
+                monkeypatch.setenv(variable, value)
         sources[name] = config
     return sources
 
@@ -106,7 +110,7 @@ def published(
     with pytest.MonkeyPatch.context() as monkeypatch, contextlib.ExitStack() as stack:
         if candidate.directory is not None:
             monkeypatch.syspath_prepend(str(candidate.directory))
-        sources = _sources(candidate, root, stack)
+        sources = _sources(candidate, root, stack, monkeypatch)
         yield _publish(spark, candidate.name, case, root, sources, candidate.table.get("module"))
 
 
