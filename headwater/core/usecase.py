@@ -366,7 +366,12 @@ class UseCase(Protocol):
     def embedded_server(
         self, source: str, host: str, port: int, rate_limit: float
     ) -> AbstractContextManager[Any]:
-        """A local HTTP server answering as source ``source`` does (a context manager)."""
+        """A local HTTP server answering as source ``source`` does (a context manager).
+
+        The platform starts it through ``headwater.data.sources.embedded.serve_stand_in``,
+        which hands it the credential the source sends (``auth``) to check: build it on
+        ``LoopbackJsonServer``.
+        """
         ...
 
 

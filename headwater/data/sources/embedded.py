@@ -306,7 +306,6 @@ class LoopbackJsonServer:
             return refused
         return self.answer(parts.path, query)
 
-
     def _check_credential(
         self, headers: Mapping[str, str], query: Mapping[str, Sequence[str]]
     ) -> Reply | None:
@@ -367,7 +366,7 @@ def stand_in_credential(
 def serve_stand_in(
     usecase: Any,
     source: str,
-    options: HttpSourceOptions,
+    options: HttpSourceOptions | Any,
     *,
     port: int = 0,
     rate_limit: float | None = None,
@@ -386,8 +385,10 @@ def serve_stand_in(
     """
     configured = urlparse(options.base_url)
     host = configured.hostname or "127.0.0.1"
-    limit = options.embedded_server_rate_limit if rate_limit is None else rate_limit
-    credential, environment = stand_in_credential(options.auth, resolve, environ)
+    # getattr: a use case's own kind may offer embedded servers without the HTTP base keys.
+    configured_limit = float(getattr(options, "embedded_server_rate_limit", 0.0) or 0.0)
+    limit = configured_limit if rate_limit is None else rate_limit
+    credential, environment = stand_in_credential(getattr(options, "auth", None), resolve, environ)
     server = usecase.embedded_server(source, host, port, limit)
     if credential is not None:
         expect = getattr(server, "expect_credential", None)
