@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -211,23 +212,42 @@ def serve_source(
     stage: StageOption = None,
 ) -> None:
     """Serve a use case's HTTP source locally, as its embedded server does during a run."""
+    # lazy: the HTTP stand-in's modules load only for this command
+    from headwater.data.pipeline import resolve_reference, usecase_of
+    from headwater.data.sources import HttpSourceOptions, SourceOptionsError, validate_source
+    from headwater.data.sources.embedded import serve_stand_in
 
     settings = load_stage(stage)
     try:
         config = settings.source(usecase, source)
-    except ConfigError as exc:
+        case = usecase_of(settings, usecase)  # registers the kinds the use case brings
+        options = validate_source(config, f"source {source!r} of use case {usecase!r}")
+    except (ConfigError, SourceOptionsError, ValueError) as exc:
         raise fail(str(exc)) from None
-    base_url = config.options().get("base_url")
-    if not base_url:
+    if not isinstance(options, HttpSourceOptions):
         raise fail(f"source {source!r} of use case {usecase!r} has no base_url: not an HTTP source")
-    url = urlparse(str(base_url))
-    host = url.hostname or "127.0.0.1"
-    module = settings.usecase_config(usecase).module
-    server = get_usecase(usecase, module).embedded_server(
-        source, host, (url.port or 80) if port is None else port, rate_limit
-    )
-    with server as running:
+    configured = urlparse(options.base_url).port or 80
+    with contextlib.ExitStack() as stack:
+        try:
+            running = stack.enter_context(
+                serve_stand_in(
+                    case,
+                    source,
+                    options,
+                    port=configured if port is None else port,
+                    rate_limit=rate_limit,
+                    resolve=lambda value: resolve_reference(value, settings),
+                )
+            )
+        except (TypeError, ValueError, OSError) as exc:
+            raise fail(str(exc)) from None
         typer.echo(f"serving {running.url} (Ctrl-C to stop)")
+        if (auth := options.auth) is not None:
+            where = f"header {auth.header!r}" if auth.header else f"query parameter {auth.param!r}"
+            # A generated credential is this session's own, not a secret: clients need it.
+            told = "; ".join(f"{name}={value}" for name, value in running.environment.items())
+            origin = f"generated: export {told}" if told else auth.value
+            typer.echo(f"it asks for the credential in the {where} ({origin})")
         try:
             wait_until_interrupted()
         except KeyboardInterrupt:

@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import ParseResult, urlparse
 
 import luigi
 import luigi.execution_summary
@@ -26,8 +25,9 @@ from headwater.core.logs import get_logger, log_context
 from headwater.core.partitions import partitions_between
 from headwater.core.ranges import describe
 from headwater.data.lake import LakeError
-from headwater.data.pipeline import lake_for, usecase_of
+from headwater.data.pipeline import lake_for, resolve_reference, usecase_of
 from headwater.data.sources import get_kind, validate_source
+from headwater.data.sources.embedded import serve_stand_in
 from headwater.model.comparison import comparison_text
 from headwater.monitoring.monitor import Alert, alerts_of, summary_lines
 from headwater.monitoring.published import monitored_partitions, read_monitoring
@@ -171,14 +171,12 @@ def configure_luigi(settings: Settings) -> None:
     config.set("scheduler", "record_task_history", "false")
 
 
-def _embedded_servers(settings: Settings, usecase: str) -> Iterator[tuple[str, ParseResult, float]]:
-    """(source, configured URL, rate limit) of each source of ``usecase`` asking for a server."""
+def _embedded_servers(settings: Settings, usecase: str) -> Iterator[tuple[str, Any]]:
+    """(source, validated options) of each source of ``usecase`` asking for a server."""
     for name, source in settings.usecase_config(usecase).sources.items():
         options = validate_source(source, f"source {name!r} of use case {usecase!r}")
-        if not getattr(options, "embedded_server", False):
-            continue
-        rate = float(getattr(options, "embedded_server_rate_limit", 0.0) or 0.0)
-        yield name, urlparse(options.base_url), rate
+        if getattr(options, "embedded_server", False):
+            yield name, options
 
 
 def base_url_variable(usecase: str, source: str) -> str:
@@ -208,22 +206,32 @@ def embedded_services(settings: Settings, usecases: Sequence[str]) -> Iterator[d
     A fixed port would collide with another run (or a test) on the same machine, so each
     server binds a free one; its URL (the configured one on that port) reaches the
     extractions as the source's ``base_url`` override in the environment, which the
-    handlers read as on Lambda. Yields those overrides, variable -> URL.
+    handlers read as on Lambda. A server checks the credential its source sends (``auth``);
+    an ``env:`` one whose variable is unset is generated for the run and exported with the
+    URLs (:func:`~headwater.data.sources.embedded.serve_stand_in`). Yields those overrides,
+    variable -> value.
     """
     with contextlib.ExitStack() as stack:
-        urls: dict[str, str] = {}
+        overrides: dict[str, str] = {}
         for usecase in usecases:
-            for source, configured, rate in _embedded_servers(settings, usecase):
-                host = configured.hostname or "127.0.0.1"
-                server = stack.enter_context(
-                    usecase_of(settings, usecase).embedded_server(source, host, 0, rate)
+            for source, options in _embedded_servers(settings, usecase):
+                stand_in = stack.enter_context(
+                    serve_stand_in(
+                        usecase_of(settings, usecase),
+                        source,
+                        options,
+                        resolve=lambda value: resolve_reference(value, settings),
+                        # Two sources reading one variable are given one generated value.
+                        environ={**os.environ, **overrides},
+                    )
                 )
-                port = urlparse(server.url).port
-                url = configured._replace(netloc=f"{host}:{port}").geturl()
-                urls[base_url_variable(usecase, source)] = url
-                log.info("embedded server started", usecase=usecase, source=source, url=url)
-        stack.enter_context(_environment(urls))
-        yield urls
+                overrides[base_url_variable(usecase, source)] = stand_in.url
+                overrides.update(stand_in.environment)
+                log.info(
+                    "embedded server started", usecase=usecase, source=source, url=stand_in.url
+                )
+        stack.enter_context(_environment(overrides))
+        yield overrides
 
 
 def warm_up(settings: Settings, usecases: Sequence[str]) -> None:

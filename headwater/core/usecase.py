@@ -341,7 +341,9 @@ class UseCase(Protocol):
     # Optional ``conformance: ConformanceSpec``: the range the conformance suite runs the use
     # case on, and its own words (the suite refuses an enabled use case without it).
     # Optional ``outcome: OutcomeSpec``: how a served prediction meets its outcome in the
-    # clean data (without it, monitoring measures drift but no live performance).
+    # clean data. A use case whose outcome never arrives leaves it out: monitoring still
+    # measures drift (served inputs, clean data) and says :data:`NO_OUTCOME`; the conformance
+    # suite skips its outcome checks with that reason (see :func:`outcome_of`).
 
     def source_request(self, source: str) -> Any:
         """What to ask source ``source`` for (kind-specific; None when the kind needs nothing)."""
@@ -364,8 +366,33 @@ class UseCase(Protocol):
     def embedded_server(
         self, source: str, host: str, port: int, rate_limit: float
     ) -> AbstractContextManager[Any]:
-        """A local HTTP server answering as source ``source`` does (a context manager)."""
+        """A local HTTP server answering as source ``source`` does (a context manager).
+
+        The platform starts it through ``headwater.data.sources.embedded.serve_stand_in``,
+        which hands it the credential the source sends (``auth``) to check: build it on
+        ``LoopbackJsonServer``.
+        """
         ...
+
+
+#: What monitoring says of a use case that declares no ``outcome`` (and the suite's skip reason).
+NO_OUTCOME = "no outcomes: live performance not measured"
+
+
+def outcome_of(usecase: Any) -> OutcomeSpec | None:
+    """The use case's optional ``outcome``, or None when it declares none.
+
+    Raises:
+        TypeError: ``outcome`` is declared but is not an :class:`OutcomeSpec`.
+    """
+    outcome = getattr(usecase, "outcome", None)
+    if outcome is None or isinstance(outcome, OutcomeSpec):
+        return outcome
+    raise TypeError(
+        f"use case {getattr(usecase, 'name', '?')!r}: outcome must be an OutcomeSpec "
+        f"(headwater.core.usecase), not {type(outcome).__name__}; leave it out when outcomes "
+        "never arrive (monitoring then measures drift only)"
+    )
 
 
 #: The package under which use cases are found by name (unless configuration names a module).

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from headwater.core.usecase import OutcomeSpec, UseCase
+from headwater.core.usecase import NO_OUTCOME, OutcomeSpec, UseCase, outcome_of
 from headwater.model.evaluation import METRIC_NAMES
 from headwater.monitoring.drift import (
     DriftReport,
@@ -458,10 +458,10 @@ def monitor_partition(
         outcomes_from: the clean rows outcomes are looked for in (default: ``clean``; the
             caller adds the partitions the served events fall in).
     """
-    spec, outcome = usecase.training, getattr(usecase, "outcome", None)
+    spec, outcome = usecase.training, outcome_of(usecase)
     notes = []
     if outcome is None:
-        notes.append("the use case declares no outcome: no live performance")
+        notes.append(NO_OUTCOME)
     groups: dict[tuple[str, str], list[CaptureRecord]] = {}
     for record in predictions:
         groups.setdefault((record.model_version, record.role), []).append(record)
@@ -534,12 +534,18 @@ def summary_lines(monitoring: PartitionMonitoring, usecase: UseCase | None = Non
     lines = [head]
     for served in monitoring.served:
         counts = served.outcomes
-        lines.append(
-            f"  {served.role} {served.version}: {served.predictions:,} predictions, "
-            f"{counts.get(MATCHED, 0):,} with outcome, {counts.get(PENDING, 0):,} pending, "
-            f"{counts.get(MISSING, 0) + counts.get(NO_KEY, 0):,} never arrived, "
-            f"{counts.get(NO_LABEL, 0):,} without label"
-        )
+        if NO_OUTCOME in monitoring.notes:  # no count of outcomes that can never arrive
+            lines.append(
+                f"  {served.role} {served.version}: {served.predictions:,} predictions, "
+                f"{NO_OUTCOME}"
+            )
+        else:
+            lines.append(
+                f"  {served.role} {served.version}: {served.predictions:,} predictions, "
+                f"{counts.get(MATCHED, 0):,} with outcome, {counts.get(PENDING, 0):,} pending, "
+                f"{counts.get(MISSING, 0) + counts.get(NO_KEY, 0):,} never arrived, "
+                f"{counts.get(NO_LABEL, 0):,} without label"
+            )
         realized = [a.text() for a in served.holdout]
         realized += [_in_unit(a, unit) for a in served.regression_holdout]
         if realized:

@@ -19,6 +19,7 @@ from headwater.core.usecase import PACKAGE
 from headwater.data.lake import SCHEMES
 from headwater.data.pipeline import CLEAN, lake_for, usecase_of
 from headwater.data.sources import UnknownSourceKind, get_kind, known_kinds
+from headwater.data.sources.http import missing_credential_variable, missing_variable
 from headwater.registry.gate import GATE_METRICS
 
 CONFIG_DOC = "docs/configuration.md"
@@ -123,7 +124,7 @@ def _sources(settings: Settings, name: str) -> Iterator[Problem]:
             yield Problem(f"{key}.kind", config.kind, str(exc), fix)
             continue
         try:
-            kind.Config.model_validate(config.options())
+            options = kind.Config.model_validate(config.options())
         except ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"])
@@ -139,6 +140,11 @@ def _sources(settings: Settings, name: str) -> Iterator[Problem]:
                     error["msg"],
                     f"see the keys of kind {config.kind!r} in {CONFIG_DOC}",
                 )
+            continue
+        if variable := missing_credential_variable(options):
+            # Found before any partition: every extraction of the source would fail on it.
+            reason, fix = missing_variable(options.auth, variable)  # type: ignore[attr-defined]
+            yield Problem(f"{key}.auth.value", f"env:{variable}", reason, fix)
 
 
 def _gate(settings: Settings, name: str) -> Iterator[Problem]:

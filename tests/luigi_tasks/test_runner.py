@@ -704,6 +704,33 @@ def test_embedded_services_come_from_the_use_cases_only_during_the_run(
             requests.get(f"{url}/health", timeout=5)
 
 
+def test_an_embedded_server_checks_its_sources_credential_generated_for_the_run(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the flights weather source sending a token from a variable nobody exported
+    monkeypatch.delenv("HEADWATER_TEST_WEATHER_TOKEN", raising=False)
+    settings = make_stage(
+        usecase__flights__sources__weather__base_url=f"http://127.0.0.1:{closed_port()}/v1/archive",
+        usecase__flights__sources__weather__embedded_server="true",
+        usecase__flights__sources__weather__auth__header="X-Weather-Token",
+        usecase__flights__sources__weather__auth__value="env:HEADWATER_TEST_WEATHER_TOKEN",
+    )
+
+    # When the run starts its servers (before: the extraction failed on the unset variable)
+    with embedded_services(settings, ["flights"]) as overrides:
+        # Then the run exports a generated token, and the server asks for exactly that one
+        token = os.environ["HEADWATER_TEST_WEATHER_TOKEN"]
+        assert overrides["HEADWATER_TEST_WEATHER_TOKEN"] == token
+        url = overrides["HEADWATER_USECASE__FLIGHTS__SOURCES__WEATHER__BASE_URL"]
+        query = {"latitude": "40.64", "longitude": "-73.78", "start_date": "2013-01-01",
+                 "end_date": "2013-01-01", "hourly": "temperature_2m"}  # fmt: skip
+        assert requests.get(url, params=query, timeout=5).status_code == 401
+        sent = requests.get(url, params=query, headers={"X-Weather-Token": token}, timeout=5)
+        assert sent.status_code == 200, sent.text
+    # and the variable is gone after the run
+    assert "HEADWATER_TEST_WEATHER_TOKEN" not in os.environ
+
+
 def test_an_embedded_server_whose_port_is_taken_binds_a_free_one_for_the_extraction(
     make_stage: Callable[..., Settings],
 ) -> None:

@@ -30,15 +30,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from headwater.core import layout
-from headwater.core.config import Settings, load_settings
+from headwater.core.config import Settings, SourceConfig, load_settings
 from headwater.core.partitions import partitions_between
-from headwater.core.usecase import ConformanceSpec, DemoReport
+from headwater.core.usecase import NO_OUTCOME, ConformanceSpec, DemoReport, outcome_of
 from headwater.data.pipeline import (
     clean_partition,
     extract_partition,
@@ -46,6 +45,8 @@ from headwater.data.pipeline import (
     lake_for,
     usecase_of,
 )
+from headwater.data.sources import register_usecase_kinds, validate_source
+from headwater.data.sources.embedded import serve_stand_in
 from headwater.model.spark_training import PARITY_TOLERANCE, TrainOptions, train
 from headwater.registry.gate import decide
 from headwater.registry.registry import Registry, new_version
@@ -65,21 +66,24 @@ def _local_sqlite(url: str, root: Path) -> str:
 
 
 def _sources(
-    candidate: Candidate, root: Path, stack: contextlib.ExitStack
+    candidate: Candidate, root: Path, stack: contextlib.ExitStack, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, dict[str, Any]]:
     """The use case's configured sources: SQLite under ``root``, embedded servers started."""
     usecase = candidate.usecase()
+    register_usecase_kinds(usecase)
     sources = {}
     for name, config in candidate.table.get("sources", {}).items():
         config = dict(config)
         if "url" in config:
             config["url"] = _local_sqlite(str(config["url"]), root)
         if config.get("embedded_server"):
-            # The use case's own server on a free port, at the configured path.
-            rate = float(config.get("embedded_server_rate_limit", 0.0) or 0.0)
-            server = stack.enter_context(usecase.embedded_server(name, "127.0.0.1", 0, rate))
-            netloc = urlparse(server.url).netloc
-            config["base_url"] = urlparse(config["base_url"])._replace(netloc=netloc).geturl()
+            # The use case's own server on a free port, checking the source's credential
+            # (generated, as a run does, when its env: variable is unset).
+            options = validate_source(SourceConfig.model_validate(config), name)
+            stand_in = stack.enter_context(serve_stand_in(usecase, name, options))
+            config["base_url"] = stand_in.url
+            for variable, value in stand_in.environment.items():
+                monkeypatch.setenv(variable, value)
         sources[name] = config
     return sources
 
@@ -106,7 +110,7 @@ def published(
     with pytest.MonkeyPatch.context() as monkeypatch, contextlib.ExitStack() as stack:
         if candidate.directory is not None:
             monkeypatch.syspath_prepend(str(candidate.directory))
-        sources = _sources(candidate, root, stack)
+        sources = _sources(candidate, root, stack, monkeypatch)
         yield _publish(spark, candidate.name, case, root, sources, candidate.table.get("module"))
 
 
@@ -351,25 +355,30 @@ def test_every_answer_is_captured_and_collected_once(published: Published) -> No
     assert all(set(usecase.training.features) <= set(r.features) for r in records)
 
 
-def test_every_use_case_is_monitored_from_its_captured_answers(published: Published) -> None:
+@dataclass(frozen=True)
+class WithoutOutcome:
+    """A use case with its ``outcome`` left out: one whose outcomes never arrive."""
+
+    usecase: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "outcome":
+            raise AttributeError(name)
+        return getattr(self.usecase, name)
+
+
+def _monitored(published: Published, usecase: Any) -> tuple[list[Any], set[str]]:
+    """The use case's example answered, captured, collected and monitored: served, notes."""
     from datetime import datetime
 
     from api import create_app
     from headwater.data.pipeline import timezone_of
     from headwater.monitoring.collect import captured_partitions, collect_predictions
-    from headwater.monitoring.monitor import NO_KEY, configured_thresholds
+    from headwater.monitoring.monitor import configured_thresholds
     from headwater.monitoring.published import monitor_published
     from headwater.serving.capture import Capture, SpoolSink
 
-    # Given the use case's example answered and its capture collected
     settings, name = published.settings, published.name
-    usecase = usecase_of(settings, name)
-    outcome = usecase.outcome  # every use case declares how a prediction meets its outcome
-    example_echo = usecase.serving.describe(
-        usecase.serving.request_model.model_validate(usecase.serving.example)
-    )
-    assert set(outcome.key_of_request(example_echo)) == set(outcome.key_columns)
-    assert set(outcome.key_columns) <= set(usecase.clean_schema().names)
     root = layout.local_root(settings.lake.uri)
     assert root is not None
     capture = Capture(SpoolSink(root))
@@ -379,25 +388,69 @@ def test_every_use_case_is_monitored_from_its_captured_answers(published: Publis
     capture.close()
     lake, grain = lake_for(settings), settings.partitioning.grain
     thresholds = configured_thresholds(settings.usecase_config(name).monitoring.model_dump())
-    now = datetime(2100, 1, 1)
-    served = []
+    served, notes = [], set()
     for part in captured_partitions(lake, name, grain):
         collect_predictions(lake, name, part, timezone_of(settings, name), run_id="conformance")
-        served += monitor_published(lake, usecase, part, grain, thresholds, now).served
-    # Then the answer is monitored, its key read from the echo (found, or counted as missing)
+        monitored = monitor_published(lake, usecase, part, grain, thresholds, datetime(2100, 1, 1))
+        served += monitored.served
+        notes |= set(monitored.notes)
+    return served, notes
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["as-declared", "outcome-left-out"])
+def test_every_use_case_is_monitored_from_its_captured_answers(
+    published: Published, declared: bool
+) -> None:
+    from datetime import datetime
+
+    from headwater.monitoring.monitor import configured_thresholds
+    from headwater.monitoring.published import monitor_published
+
+    # Given the use case as declared, or with its outcome left out (outcomes never arrive)
+    settings, name = published.settings, published.name
+    usecase = usecase_of(settings, name)
+    usecase = usecase if declared else WithoutOutcome(usecase)
+
+    # When its example is answered, collected and monitored
+    served, notes = _monitored(published, usecase)
+
+    # Then the answer is monitored, its inputs against the reference, outcomes or not
     assert sum(s.predictions for s in served) >= 1
-    assert all(s.outcomes[NO_KEY] == 0 for s in served)
     assert {s.version for s in served} == {published.version}
-    assert all(s.drift is not None for s in served)  # served inputs against the reference
+    assert all(s.drift is not None for s in served)
+    if outcome_of(usecase) is None:  # and monitoring says why there is no live performance
+        assert NO_OUTCOME in notes
+        assert all(s.classification is None and s.regression is None for s in served)
     # and a clean partition of the range drifts against production's reference, no traffic
+    lake, grain = lake_for(settings), settings.partitioning.grain
+    thresholds = configured_thresholds(settings.usecase_config(name).monitoring.model_dump())
     first = partitions_between(usecase.conformance.start, usecase.conformance.end, grain)[0]
-    clean = monitor_published(lake, usecase, first, grain, thresholds, now)
+    clean = monitor_published(lake, usecase, first, grain, thresholds, datetime(2100, 1, 1))
     assert clean.production == published.version
     assert clean.clean_drift is not None and clean.clean_drift.rows == clean.clean_rows > 0
     # every input but a rolling window (monitoring computes none: its drift is the served one)
     rolling = {w.name for w in usecase.training.windows if w.kind.startswith("rolling")}
     judged = set(usecase.training.features) - rolling
     assert {d.feature for d in clean.clean_drift.features} == judged
+
+
+def test_a_served_prediction_meets_its_outcome_by_key(published: Published) -> None:
+    from headwater.monitoring.monitor import NO_KEY
+
+    # Given a use case declaring how a prediction meets its outcome (optional: else skipped)
+    usecase = usecase_of(published.settings, published.name)
+    outcome = outcome_of(usecase)
+    if outcome is None:
+        pytest.skip(NO_OUTCOME)
+    # Then the example's echo gives the outcome's key, in clean columns
+    example_echo = usecase.serving.describe(
+        usecase.serving.request_model.model_validate(usecase.serving.example)
+    )
+    assert set(outcome.key_of_request(example_echo)) == set(outcome.key_columns)
+    assert set(outcome.key_columns) <= set(usecase.clean_schema().names)
+    # and every monitored answer's key is read from its echo (found, or counted as missing)
+    served, _ = _monitored(published, usecase)
+    assert served and all(s.outcomes[NO_KEY] == 0 for s in served)
 
 
 def test_the_test_only_use_cases_are_discovered() -> None:

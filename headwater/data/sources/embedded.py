@@ -6,26 +6,37 @@ its own rate limit (429 + ``Retry-After`` above it) and, for tests, replays queu
 faults: ``timeout``, ``disconnect``, ``badjson`` or an HTTP status with an optional
 Retry-After (``"429:0.2"``), one per request. :func:`serve_standalone` is the command-line
 entry point every such server shares.
+
+:func:`serve_stand_in` is how the platform starts a use case's stand-in for a source (the
+run's embedded servers, ``headwater serve-source``, the conformance suite): on a free port,
+checking the same credential the source's client sends (its ``auth``). A local stage needs no
+real secret: an ``env:NAME`` credential whose variable is unset is generated for the
+stand-in and handed to the clients in ``NAME`` (:func:`stand_in_credential`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hmac
 import ipaddress
 import json
 import math
+import os
+import secrets
 import signal
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlparse, urlsplit
 
 from headwater.core.logs import configure_logging, get_logger
-from headwater.data.sources.http import TokenBucket
+from headwater.data.sources import HttpAuth, HttpSourceOptions
+from headwater.data.sources.http import Credential, TokenBucket, resolve_credential
 
 log = get_logger(__name__)
 
@@ -118,6 +129,8 @@ class LoopbackJsonServer:
 
     #: The endpoint's path, for :attr:`url`.
     path = "/"
+    #: The status of a request without the expected credential (NOAA, say, answers 400).
+    credential_status = 401
 
     def __init__(
         self,
@@ -148,6 +161,16 @@ class LoopbackJsonServer:
         self._stopping = threading.Event()
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._credential: Credential | None = None
+
+    def expect_credential(self, credential: Credential | None) -> None:
+        """Refuse every request that does not carry ``credential`` (None: ask for none).
+
+        The platform calls it with the credential the source's client sends (its ``auth``),
+        so the stand-in checks what the real API would; a refusal is
+        :attr:`credential_status` in the API's error shape (:meth:`error`), never retried.
+        """
+        self._credential = credential
 
     def load(self) -> None:
         """Load what the server answers from (called once by :meth:`start`)."""
@@ -273,10 +296,113 @@ class LoopbackJsonServer:
                     (("Retry-After", str(max(1, math.ceil(wait)))),),
                 )
         query = parse_qs(parts.query, keep_blank_values=True)
+        refused = self._check_credential(headers or {}, query)
+        if refused is not None:
+            return refused
+        if self._credential is not None and self._credential.param is not None:
+            query.pop(self._credential.param, None)  # the platform's, not the API's parameter
         refused = self.authorize(headers or {}, query)
         if refused is not None:
             return refused
         return self.answer(parts.path, query)
+
+    def _check_credential(
+        self, headers: Mapping[str, str], query: Mapping[str, Sequence[str]]
+    ) -> Reply | None:
+        """The refusal of a request without the expected credential, or None."""
+        expected = self._credential
+        if expected is None:
+            return None
+        if expected.header is not None:
+            where = f"header {expected.header!r}"
+            lowered = expected.header.lower()
+            sent = [v for k, v in headers.items() if k.lower() == lowered]
+        else:
+            where = f"query parameter {expected.param!r}"
+            sent = list(query.get(str(expected.param), ()))
+        if not sent:
+            return self.error(self.credential_status, f"Missing credential: send the {where}.")
+        if len(sent) > 1 or not hmac.compare_digest(sent[0].encode(), expected.value.encode()):
+            return self.error(self.credential_status, f"Invalid credential in the {where}.")
+        return None
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """A started stand-in of a source: the server, its URL, the environment its clients need."""
+
+    server: Any
+    #: The source's ``base_url`` on the port the stand-in bound.
+    url: str
+    #: Variables the extractions must see (a generated credential's ``env:`` variable).
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+def stand_in_credential(
+    auth: HttpAuth | None,
+    resolve: Callable[[str], str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    generate: Callable[[], str] = lambda: "local-" + secrets.token_urlsafe(18),
+) -> tuple[Credential | None, dict[str, str]]:
+    """The credential a stand-in checks, and the variables to export so the client sends it.
+
+    It is the one the source's client will send: ``env:NAME`` read from ``environ`` (default
+    the process's), ``ssm:``/``secretsmanager:`` references through ``resolve``. When ``NAME``
+    is unset or empty, a local credential is generated and returned as ``{NAME: value}``: a
+    local stage runs offline with no real secret.
+    """
+    if auth is None:
+        return None, {}
+    environ = os.environ if environ is None else environ
+    name = auth.value.removeprefix("env:") if auth.value.startswith("env:") else None
+    if name is not None and not environ.get(name):
+        value = generate()
+        return Credential(value=value, header=auth.header, param=auth.param), {name: value}
+    return resolve_credential(auth, resolve, environ), {}
+
+
+@contextlib.contextmanager
+def serve_stand_in(
+    usecase: Any,
+    source: str,
+    options: HttpSourceOptions | Any,
+    *,
+    port: int = 0,
+    rate_limit: float | None = None,
+    resolve: Callable[[str], str] = str,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[StandIn]:
+    """Start ``usecase``'s embedded server for ``source``, checking the source's credential.
+
+    It binds the host of the source's ``base_url`` on ``port`` (0: a free one; two runs never
+    collide) with the server-side rate limit ``rate_limit`` (default the source's
+    ``embedded_server_rate_limit``), and is stopped when the block ends.
+
+    Raises:
+        TypeError: the source sends a credential and the use case's server cannot check one
+            (it is not a :class:`LoopbackJsonServer`).
+    """
+    configured = urlparse(options.base_url)
+    host = configured.hostname or "127.0.0.1"
+    # getattr: a use case's own kind may offer embedded servers without the HTTP base keys.
+    configured_limit = float(getattr(options, "embedded_server_rate_limit", 0.0) or 0.0)
+    limit = configured_limit if rate_limit is None else rate_limit
+    credential, environment = stand_in_credential(getattr(options, "auth", None), resolve, environ)
+    server = usecase.embedded_server(source, host, port, limit)
+    if credential is not None:
+        expect = getattr(server, "expect_credential", None)
+        if expect is None:
+            raise TypeError(
+                f"source {source!r} of use case {usecase.name!r} sends a credential (auth), "
+                f"but its embedded server ({type(server).__name__}) cannot check one: "
+                "build it on headwater.data.sources.embedded.LoopbackJsonServer"
+            )
+        expect(credential)
+    with server as running:
+        bound = urlparse(running.url).port
+        url = configured._replace(netloc=f"{host}:{bound}").geturl()
+        yield StandIn(server=running, url=url, environment=environment)
 
 
 def serve_standalone(

@@ -102,15 +102,39 @@ def resolve_credential(
         name = reference.removeprefix("env:")
         value = (os.environ if environ is None else environ).get(name, "")
         if not value:
-            raise HttpSourceError(
-                f"the credential of {auth.header or auth.param!r} is read from the environment "
-                f"variable {name!r}, which is not set or empty"
-            )
+            raise HttpSourceError(": ".join(missing_variable(auth, name)))
     else:
         value = resolve(reference)
         if not value:
             raise HttpSourceError(f"the credential reference {reference!r} resolved to ''")
     return Credential(value=value, header=auth.header, param=auth.param)
+
+
+def missing_variable(auth: Any, name: str) -> tuple[str, str]:
+    """Why an ``env:NAME`` credential cannot be read, and the next step."""
+    where = f"header {auth.header!r}" if auth.header else f"query parameter {auth.param!r}"
+    reason = (
+        f"the credential sent as {where} is read from the environment variable {name}, "
+        "which is not set or empty"
+    )
+    fix = (
+        f"export {name}=<the API's credential> where the run extracts, or reference a secret "
+        "(auth.value = 'ssm:/path' or 'secretsmanager:name'); a local stage with "
+        "embedded_server = true needs neither (the run generates one for its stand-in)"
+    )
+    return reason, fix
+
+
+def missing_credential_variable(options: Any, environ: Mapping[str, str] | None = None) -> str:
+    """The unset ``env:`` variable an HTTP source's credential needs ('' when none is missing).
+
+    A source served by its embedded server needs none: the run generates the credential.
+    """
+    auth = getattr(options, "auth", None)
+    if auth is None or not auth.value.startswith("env:") or options.embedded_server:
+        return ""
+    name = auth.value.removeprefix("env:")
+    return "" if (os.environ if environ is None else environ).get(name) else name
 
 
 class HttpSourceError(Exception):

@@ -21,13 +21,16 @@ client (rate limit, 429/Retry-After, backoff, timeouts, the source's credential)
 
 The use case's ``source_request(source)`` returns a :class:`PagedRequest`: the Arrow
 schema records are converted to (fields absent from a record are null, others ignored)
-and any fixed query parameters. Each page becomes one Arrow table, so memory is bounded
-by the page size; a malformed page fails naming its number and URL.
+and any fixed query parameters; the stage's ``params`` key adds or overrides fixed
+parameters. A list value repeats its parameter, once per item and in order (as requests
+sends it): ``{"stationid": ["A", "B"]}`` is ``stationid=A&stationid=B``. Each page becomes
+one Arrow table, so memory is bounded by the page size; a malformed page fails naming its
+number and URL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -65,12 +68,41 @@ class CountChanged(InvalidPage):
     """The total count the API reports changed between two pages of one query."""
 
 
+#: A fixed query parameter's value: a string, or a list of them to repeat the parameter.
+ParamValue = str | Sequence[str]
+
+
+def check_params(params: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """Fixed query parameters, checked: a string, or a non-empty list of strings (repeated)."""
+    checked: dict[str, str | list[str]] = {}
+    for name, value in params.items():
+        if isinstance(value, str):
+            checked[name] = value
+            continue
+        items = list(value) if isinstance(value, list | tuple) else None
+        if not items or not all(isinstance(item, str) for item in items):
+            raise ValueError(
+                f"query parameter {name!r}: give a string, or a non-empty list of strings to "
+                f"repeat the parameter ({name}=A&{name}=B), not {value!r}"
+            )
+        checked[name] = items
+    return checked
+
+
 @dataclass(frozen=True)
 class PagedRequest:
-    """What a use case asks a ``json_pages`` source for: the record schema, fixed parameters."""
+    """What a use case asks a ``json_pages`` source for: the record schema, fixed parameters.
+
+    A list value repeats its parameter: ``{"stationid": ["A", "B"]}`` sends
+    ``stationid=A&stationid=B``.
+    """
 
     schema: pa.Schema
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a value that is neither a string nor a non-empty list of strings."""
+        check_params(self.params)
 
 
 class JsonPagesOptions(HttpSourceOptions):
@@ -94,6 +126,10 @@ class JsonPagesOptions(HttpSourceOptions):
     # With dates: the end is the partition's last date (inclusive), not the day after.
     end_inclusive: bool = False
     limit_param: _Name = "limit"
+    # Fixed query parameters of the stage (over the use case's own); a list repeats one.
+    params: Mapping[_Name, str | Annotated[list[str], Field(min_length=1)]] = Field(
+        default_factory=dict
+    )
     page_size: Annotated[int, Field(ge=1, le=100_000)] = 500
     # A safety limit: an API that never stops paginating fails the extraction.
     max_pages: Annotated[int, Field(ge=1)] = 10_000
@@ -110,7 +146,23 @@ class JsonPagesOptions(HttpSourceOptions):
                 "end_inclusive applies to time_format = 'date' only "
                 "(an instant end is always exclusive)"
             )
+        check_params(self.params)
+        own = set(self.kind_params())
+        if taken := sorted(own & set(self.params)):
+            raise ValueError(
+                f"params names {', '.join(map(repr, taken))}, which the kind sends itself "
+                "(range, page size, pagination): remove it from params"
+            )
         return self
+
+    def kind_params(self) -> tuple[str, ...]:
+        """The query parameters the kind sends itself: range bounds, page size, pagination."""
+        walk = {
+            "cursor": self.cursor_param,
+            "offset": self.offset_param,
+            "page": self.page_param,
+        }[self.pagination]
+        return (self.start_param, self.end_param, self.limit_param, walk)
 
 
 def format_time(instant: datetime) -> str:
@@ -191,7 +243,7 @@ def _first_bad(values: list[Any], kind: pa.DataType) -> tuple[int, Any] | None:
 def iter_pages(
     client: JsonHttpClient,
     base_url: str,
-    params: Mapping[str, str],
+    params: Mapping[str, ParamValue],
     schema: pa.Schema,
     options: JsonPagesOptions,
     *,
@@ -207,7 +259,7 @@ def iter_pages(
 def _get_page(
     client: JsonHttpClient,
     base_url: str,
-    query: Mapping[str, str],
+    query: Mapping[str, ParamValue],
     number: int,
     options: JsonPagesOptions,
     credential: Credential | None,
@@ -227,7 +279,7 @@ def _get_page(
 def _by_cursor(
     client: JsonHttpClient,
     base_url: str,
-    params: Mapping[str, str],
+    params: Mapping[str, ParamValue],
     schema: pa.Schema,
     options: JsonPagesOptions,
     credential: Credential | None,
@@ -236,7 +288,7 @@ def _by_cursor(
     cursor: str | None = None
     seen: set[str] = set()
     for number in range(1, options.max_pages + 1):
-        query = dict(params)
+        query: dict[str, ParamValue] = dict(params)
         if cursor is not None:
             query[options.cursor_param] = cursor
         where, payload, records = _get_page(client, base_url, query, number, options, credential)
@@ -258,7 +310,7 @@ def _by_cursor(
 def _by_position(
     client: JsonHttpClient,
     base_url: str,
-    params: Mapping[str, str],
+    params: Mapping[str, ParamValue],
     schema: pa.Schema,
     options: JsonPagesOptions,
     source: str,
@@ -268,7 +320,7 @@ def _by_position(
     total: int | None = None
     read = 0
     for number in range(1, options.max_pages + 1):
-        query = dict(params)
+        query: dict[str, ParamValue] = dict(params)
         if options.pagination == "offset":
             query[options.offset_param] = str(options.first_offset + read)
         else:
@@ -307,7 +359,9 @@ def _total(payload: Mapping[str, Any], path: str, where: str) -> int:
     return count
 
 
-def _too_many(base_url: str, params: Mapping[str, str], options: JsonPagesOptions) -> TooManyPages:
+def _too_many(
+    base_url: str, params: Mapping[str, ParamValue], options: JsonPagesOptions
+) -> TooManyPages:
     return TooManyPages(
         f"GET {page_url(base_url, params)}: still paginating after max_pages="
         f"{options.max_pages} pages (raise max_pages if the partition really is that large)"
@@ -327,7 +381,8 @@ class JsonPagesKind:
         """Records between the partition's bounds, converted to the use case's schema."""
         request = request_of(ctx, PagedRequest, "json_pages")
         params = {
-            **request.params,
+            **check_params(request.params),
+            **config.params,
             **range_params(config, partition, ctx.timezone),
             config.limit_param: str(config.page_size),
         }

@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from headwater.core.usecase import AnswerShape, OutcomeSpec, Quantity, ServingSpec, TrainingSpec
+from headwater.core.usecase import (
+    NO_OUTCOME,
+    AnswerShape,
+    OutcomeSpec,
+    Quantity,
+    ServingSpec,
+    TrainingSpec,
+)
 from headwater.monitoring.drift import Thresholds
 from headwater.monitoring.live import score_bins
 from headwater.monitoring.monitor import (
@@ -151,7 +158,9 @@ def _reference(rng: np.random.Generator) -> Any:
     return reference, train
 
 
-def _partition(degraded: bool, shifted: bool, rng: np.random.Generator) -> PartitionMonitoring:
+def _partition(
+    degraded: bool, shifted: bool, rng: np.random.Generator, usecase: Any = None
+) -> PartitionMonitoring:
     reference, train = _reference(rng)
     days = [DAY0 + timedelta(days=d) for d in range(10)]
     rows = []
@@ -184,7 +193,7 @@ def _partition(degraded: bool, shifted: bool, rng: np.random.Generator) -> Parti
         )
     }
     return monitor_partition(
-        Things(), "2013-01", predictions, clean, versions, "v1", Thresholds(),
+        usecase or Things(), "2013-01", predictions, clean, versions, "v1", Thresholds(),
         datetime(2013, 2, 1),
     )  # fmt: skip
 
@@ -206,6 +215,24 @@ def test_monitor_partition_meets_predictions_with_outcomes_and_holdout() -> None
     assert served.estimate is None  # nothing is left without an outcome
     assert served.estimate_of_realized.predictions == 200
     assert monitoring.clean_rows == 200 and monitoring.clean_drift is not None
+
+
+def test_a_use_case_without_an_outcome_is_monitored_for_drift_and_says_why_no_performance() -> None:
+    # Given a use case whose outcomes never arrive (it declares no outcome)
+    usecase = replace(Things(), outcome=None)
+
+    monitoring = _partition(False, True, np.random.default_rng(0), usecase)
+
+    # Then its answers and clean data are still judged for drift, with no live performance
+    (served,) = monitoring.served
+    assert served.predictions == 200 and served.drift is not None
+    assert served.classification is None and served.regression is None
+    assert monitoring.clean_drift is not None and monitoring.clean_drift.drifted()
+    assert NO_OUTCOME in monitoring.notes
+    # and the summary says so, rather than counting 200 outcomes that "never arrived"
+    lines = summary_lines(monitoring, usecase)
+    assert f"  production v1: 200 predictions, {NO_OUTCOME}" in lines
+    assert not any("never arrived" in line for line in lines)
 
 
 def test_the_record_survives_its_json_form() -> None:

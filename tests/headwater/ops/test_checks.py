@@ -294,6 +294,31 @@ def test_a_credential_is_not_echoed_by_the_check() -> None:
     assert "hunter2" not in " ".join(str(p) for p in problems)
 
 
+@pytest.mark.parametrize("embedded", [False, True])
+def test_an_unset_credential_variable_is_a_problem_before_any_work_unless_a_stand_in_serves(
+    monkeypatch: pytest.MonkeyPatch, embedded: bool
+) -> None:
+    # Given an HTTP source sending a token read from a variable nobody exported
+    monkeypatch.delenv("HEADWATER_TEST_UNSET_TOKEN", raising=False)
+    auth = {"header": "token", "value": "env:HEADWATER_TEST_UNSET_TOKEN"}
+    weather = {"auth": auth, "embedded_server": embedded}
+    settings = stage(**flights(sources={"weather": weather}))
+
+    problems = check_run(settings, ["flights"], train=False)
+
+    if embedded:  # the run generates the stand-in's credential: nothing to export
+        assert problems == []
+        return
+    # Then the check names the key, the variable and the next step
+    [problem] = problems
+    assert problem.key == "usecase.flights.sources.weather.auth.value"
+    assert "environment variable HEADWATER_TEST_UNSET_TOKEN, which is not set" in problem.reason
+    assert problem.fix.startswith("export HEADWATER_TEST_UNSET_TOKEN=")
+    # and once exported, there is none
+    monkeypatch.setenv("HEADWATER_TEST_UNSET_TOKEN", "t")
+    assert check_run(settings, ["flights"], train=False) == []
+
+
 def test_check_training_rows_counts_the_published_clean_rows_of_the_range(
     make_stage: Any,
 ) -> None:

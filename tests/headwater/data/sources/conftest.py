@@ -6,6 +6,8 @@
 ``?token=`` when built with ``token_in="param"``). ``?page=P`` is read instead of the offset
 when built with ``by_page=True``; ``offset_base=0`` makes offsets 0-based. ``count_drift`` is
 added to the count after the first page, as an archive being written to while it is read.
+``stations`` are served (one by default); ``stationid``, repeatable as on NOAA, keeps those
+named.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class NoaaLikeServer(LoopbackJsonServer):
         by_page: bool = False,
         offset_base: int = 1,
         count_drift: int = 0,
+        stations: Sequence[str] = ("GHCND:USW00094728",),
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -56,9 +59,10 @@ class NoaaLikeServer(LoopbackJsonServer):
             {
                 "date": f"{FIRST_DAY + timedelta(days=d)}T00:00:00",
                 "datatype": datatype,
-                "station": "GHCND:USW00094728",
+                "station": station,
                 "value": (d * 7 + i * 3) % 41,
             }
+            for station in stations
             for d in range(DAYS)
             for i, datatype in enumerate(DATATYPES)
         ]
@@ -90,7 +94,12 @@ class NoaaLikeServer(LoopbackJsonServer):
                 offset = int(_one(query, "offset", str(self.offset_base))) - self.offset_base + 1
         except ValueError as exc:
             return self.error(400, str(exc))
-        inside = [r for r in self.records if first <= date.fromisoformat(r["date"][:10]) <= last]
+        wanted = set(query.get("stationid", ())) or {r["station"] for r in self.records}
+        inside = [
+            r
+            for r in self.records
+            if first <= date.fromisoformat(r["date"][:10]) <= last and r["station"] in wanted
+        ]
         page = inside[offset - 1 : offset - 1 + limit]
         count = len(inside) + (self.count_drift if offset > 1 else 0)
         return json_reply(

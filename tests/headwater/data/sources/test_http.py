@@ -445,7 +445,7 @@ def test_a_credential_is_read_each_time_not_once(monkeypatch: pytest.MonkeyPatch
     assert first is not None and first.value == "first"
     assert resolve_credential(auth, lambda v: v) == Credential("rotated", param="api_key")
     monkeypatch.delenv("HW_TEST_KEY")
-    with pytest.raises(HttpSourceError, match="environment variable 'HW_TEST_KEY'"):
+    with pytest.raises(HttpSourceError, match="variable HW_TEST_KEY, .*: export HW_TEST_KEY="):
         resolve_credential(auth, lambda v: v)
 
 

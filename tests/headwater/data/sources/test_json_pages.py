@@ -184,6 +184,63 @@ def test_offset_pages_one_based_until_the_total_count(
     assert set(_sent(noaa, "datasetid")) == {"GHCND"} and set(_sent(noaa, "limit")) == {"25"}
 
 
+STATIONS = ("GHCND:USW00094728", "GHCND:USW00094789", "GHCND:USW00014732")
+
+
+def test_a_list_value_repeats_its_parameter_in_the_use_cases_request(noaa_token: None) -> None:
+    # Given an archive of three stations, and a request for two of them
+    with NoaaLikeServer(stations=STATIONS) as server:
+        options = validate_source(SourceConfig(kind="json_pages", base_url=server.url, **NOAA_KEYS))
+        wanted = list(STATIONS[::2])
+        request = PagedRequest(NOAA_SCHEMA, {"datasetid": "GHCND", "stationid": wanted})
+        ctx = SourceContext("rain", "daily", "America/New_York", request, lambda v: v)
+        # When January is extracted
+        _, batches = get_kind("json_pages").extract(options, ctx, JANUARY)
+        table = pa.concat_tables(list(batches))
+
+    # Then every page asked for both, in order, and both stations' 62 records came
+    assert {tuple(q["stationid"]) for q in server.queries} == {STATIONS[::2]}
+    assert sorted(set(table["station"].to_pylist())) == sorted(STATIONS[::2])
+    assert table.num_rows == 2 * 62
+
+
+def test_the_stages_params_repeat_a_parameter_and_override_the_use_cases(
+    noaa_token: None,
+) -> None:
+    # Given the stage's own params: one station, then a list of two (TOML arrays)
+    with NoaaLikeServer(stations=STATIONS) as server:
+        one, _ = _noaa_extract(server, params={"stationid": STATIONS[1]})
+        two, _ = _noaa_extract(server, params={"stationid": list(STATIONS[:2])})
+
+    assert set(one["station"].to_pylist()) == {STATIONS[1]} and one.num_rows == 62
+    assert sorted(set(two["station"].to_pylist())) == sorted(STATIONS[:2])
+    assert two.num_rows == 124
+    # and the use case's own fixed parameter is still sent beside them
+    assert {tuple(q["datasetid"]) for q in server.queries} == {("GHCND",)}
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"stationid": []}, "params.stationid.list[str]: List should have at least 1 item"),
+        ({"stationid": ["A", 3]}, "params.stationid.list[str].1: Input should be a valid str"),
+        ({"limit": "5"}, "params names 'limit', which the kind sends itself"),
+        ({"offset": "5"}, "params names 'offset'"),
+    ],
+)
+def test_params_the_kind_cannot_send_are_refused_with_the_configuration(
+    params: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(SourceOptionsError, match="params") as refused:
+        _options("http://x", **NOAA_KEYS, params=params)
+    assert words in str(refused.value)
+
+
+def test_a_request_value_that_is_not_a_string_or_a_list_of_strings_is_refused() -> None:
+    with pytest.raises(ValueError, match="'stationid': give a string, or a non-empty list"):
+        PagedRequest(NOAA_SCHEMA, {"stationid": 7})  # type: ignore[dict-item]
+
+
 def test_a_count_that_ends_on_a_full_page_asks_no_empty_page(
     noaa: NoaaLikeServer, noaa_token: None
 ) -> None:

@@ -86,3 +86,38 @@ def test_an_option_of_the_http_source_kind_is_refused_naming_key_and_value(
         "or equal to 1"
     ) in result.output
     assert not (tmp_path / "lake").exists()
+
+
+def test_serve_source_checks_the_sources_credential_and_says_where(
+    make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the weather source sending a token from a variable nobody exported
+    monkeypatch.delenv("HEADWATER_TEST_SERVE_TOKEN", raising=False)
+    make_stage(
+        usecase__flights__sources__weather__auth__header="X-Weather-Token",
+        usecase__flights__sources__weather__auth__value="env:HEADWATER_TEST_SERVE_TOKEN",
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1/archive"
+    query = {"latitude": "40.64", "longitude": "-73.78", "start_date": "2013-01-01",
+             "end_date": "2013-01-01", "hourly": "temperature_2m"}  # fmt: skip
+    statuses: list[int] = []
+    tokens: list[str] = []
+
+    def interrupted() -> None:
+        statuses.append(requests.get(url, params=query, timeout=5).status_code)
+        printed = [line for line in tokens if "export" in line]
+        token = printed[0].rpartition("HEADWATER_TEST_SERVE_TOKEN=")[2].rstrip(")")
+        sent = requests.get(url, params=query, headers={"X-Weather-Token": token}, timeout=5)
+        statuses.append(sent.status_code)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "wait_until_interrupted", interrupted)
+    monkeypatch.setattr(cli.typer, "echo", lambda text="", **kw: tokens.append(str(text)))
+
+    # When it is served
+    invoke("serve-source", "--usecase", "flights", "--source", "weather", "--port", str(port))
+
+    # Then it says where the credential goes and the generated value, and checks it
+    assert any("header 'X-Weather-Token' (generated: export" in line for line in tokens), tokens
+    assert statuses == [401, 200]
