@@ -193,6 +193,19 @@ shuffle_partitions = 2
 
 
 @pytest.fixture
+def make_minimal_stage(stage_writer: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Write a ``test`` stage with only the test-only use case (meters); make it current.
+
+    ``overrides`` become ``HEADWATER_<KEY>`` variables, e.g. ``usecase__meters__gate__margin=0.01``.
+    """
+
+    def make(grain: str = "day", **overrides: Any) -> Settings:
+        return stage_writer(grain, ["meters"], ["meters"], overrides)
+
+    return make
+
+
+@pytest.fixture
 def lambda_context() -> LocalContext:
     """A Lambda context object as the runtime passes it."""
     return LocalContext(function_name="headwater-test")
