@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from headwater.data.sources.embedded import LoopbackJsonServer, Reply, json_reply
+from headwater.data.sources.embedded import Headers, LoopbackJsonServer, Reply, json_reply
 
 TOKEN = "noaa-t0ken/with+chars"
 FIRST_DAY, DAYS = date(2013, 1, 1), 90
@@ -120,6 +120,10 @@ class CursorServer(LoopbackJsonServer):
     path = "/v1/observations"
     first = datetime(2011, 3, 1, tzinfo=UTC)
     hours = 31 * 24
+
+    def error(self, status: int, reason: str, headers: Headers = ()) -> Reply:
+        """Errors as ``{"message": ...}``, the shape the client reads its reason from."""
+        return json_reply(status, {"message": reason}, headers)
 
     def answer(self, path: str, query: Mapping[str, Sequence[str]]) -> Reply:
         """One page of the observations inside [start, end)."""
