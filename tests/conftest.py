@@ -358,7 +358,7 @@ def meters_db(meters_module: Any, tmp_path_factory: pytest.TempPathFactory) -> s
 FILES = ("export.json", "lookups.json", "metrics.json", "lineage.json")
 
 
-def test_model_dirs() -> dict[str, Path]:
+def model_directories() -> dict[str, Path]:
     """Each use case's test model directory, from its fixtures.py."""
     import importlib
 
@@ -375,7 +375,7 @@ def test_models() -> dict[str, dict[str, Any]]:
     """Every use case's test model: its documents by file name (do not mutate: copy first)."""
     return {
         name: {file: json.loads((directory / file).read_text()) for file in FILES}
-        for name, directory in test_model_dirs().items()
+        for name, directory in model_directories().items()
     }
 
 
