@@ -327,18 +327,26 @@ MINIMAL_USECASE_FILE = Path(__file__).parent / "usecases" / "minimal" / "meters_
 MINIMAL_USECASE_MODULE = "meters_usecase"  # the file's own name: Spark ships it by file
 
 
-@pytest.fixture(scope="session")
-def meters_module() -> Any:
-    """The minimal use case (tests/usecases/minimal), importable as MINIMAL_USECASE_MODULE."""
+def minimal_usecase() -> Any:
+    """The minimal use case's module (tests/usecases/minimal), importable as
+    MINIMAL_USECASE_MODULE once loaded (by a test module at import, or the fixture below)."""
     import importlib.util
     import sys
 
+    if MINIMAL_USECASE_MODULE in sys.modules:
+        return sys.modules[MINIMAL_USECASE_MODULE]
     spec = importlib.util.spec_from_file_location(MINIMAL_USECASE_MODULE, MINIMAL_USECASE_FILE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[MINIMAL_USECASE_MODULE] = module  # forked Luigi workers inherit it
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def meters_module() -> Any:
+    """The minimal use case (tests/usecases/minimal), importable as MINIMAL_USECASE_MODULE."""
+    return minimal_usecase()
 
 
 @pytest.fixture(scope="session")
