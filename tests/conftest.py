@@ -206,6 +206,18 @@ def make_minimal_stage(stage_writer: Callable[..., Settings]) -> Callable[..., S
 
 
 @pytest.fixture
+def make_every_stage(stage_writer: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Write a ``test`` stage enabling every use case that has a stage table (each use case
+    folder's fixtures.py, and the test-only one) on its demo sources; make it current."""
+
+    def make(grain: str = "day", **overrides: Any) -> Settings:
+        names = [*USECASE_FIXTURES, "meters"]
+        return stage_writer(grain, names, names, overrides)
+
+    return make
+
+
+@pytest.fixture
 def lambda_context() -> LocalContext:
     """A Lambda context object as the runtime passes it."""
     return LocalContext(function_name="headwater-test")
