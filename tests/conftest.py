@@ -378,6 +378,20 @@ def meters_db(meters_module: Any, tmp_path_factory: pytest.TempPathFactory) -> s
 FILES = ("export.json", "lookups.json", "metrics.json", "lineage.json")
 
 
+def _default_model() -> str:
+    """The use case whose fixtures.py defines ``publish`` (its test model by default)."""
+    import importlib
+
+    [name] = [
+        n for n, m in USECASE_FIXTURES.items() if hasattr(importlib.import_module(m), "publish")
+    ]
+    return name
+
+
+#: The use case of the test model ``publish`` writes by default (found, not named).
+MODEL = _default_model()
+
+
 def model_directories() -> dict[str, Path]:
     """Each use case's test model directory, from its fixtures.py."""
     import importlib
