@@ -388,8 +388,13 @@ def _default_model() -> str:
     return name
 
 
-#: The use case of the test model ``publish`` writes by default (found, not named).
-MODEL = _default_model()
+def __getattr__(name: str) -> Any:
+    """``MODEL``: the use case of the test model ``publish`` writes by default (found, not
+    named). Computed on first use: importing the fixtures modules here, before pytest loads
+    them as plugins, would leave their asserts unrewritten."""
+    if name == "MODEL":
+        return _default_model()
+    raise AttributeError(name)
 
 
 def model_directories() -> dict[str, Path]:
