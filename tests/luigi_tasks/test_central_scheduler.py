@@ -15,7 +15,7 @@ import requests
 
 from headwater.core import layout
 from headwater.core.config import Settings
-from headwater.data.pipeline import lake_for
+from headwater.data.pipeline import lake_for, usecase_of
 from luigi_tasks.runner import RunOptions, run_pipeline
 
 
@@ -77,7 +77,9 @@ def test_run_through_a_central_scheduler_records_both_use_cases_tasks_there(
     # Then it succeeds, the lake holds both days of each, and the scheduler knows the tasks
     assert report.succeeded, report.body()
     lake = lake_for(settings)
-    for usecase, dataset in (("flights", "flights"), ("meters", "readings")):
+    assert len(settings.usecases) == 2
+    for usecase in settings.usecases:
+        dataset = usecase_of(settings, usecase).clean_dataset
         assert lake.partitions(layout.CLEAN, layout.dataset(usecase, dataset)) == [
             "date=2013-01-01",
             "date=2013-01-02",
@@ -88,4 +90,4 @@ def test_run_through_a_central_scheduler_records_both_use_cases_tasks_there(
     families = {task["name"] for task in done.values()}
     assert {"ExtractPartition", "CleanPartition", "Backfill", "RunAll"} <= families
     cleans = [t for t in done.values() if t["name"] == "CleanPartition"]
-    assert sorted(t["params"]["usecase"] for t in cleans) == ["flights"] * 2 + ["meters"] * 2
+    assert sorted(t["params"]["usecase"] for t in cleans) == sorted(settings.usecases * 2)

@@ -14,7 +14,7 @@ from headwater.core import layout
 from headwater.core.config import Settings
 from headwater.core.partitions import parse_partition, partition_of
 from headwater.data.lake import MANIFEST
-from headwater.data.pipeline import lake_for
+from headwater.data.pipeline import lake_for, usecase_of
 from luigi_tasks import context
 from luigi_tasks.pipeline import (
     HTTP_RESOURCE,
@@ -24,13 +24,12 @@ from luigi_tasks.pipeline import (
     LakeTarget,
 )
 
-SOURCES = {"flights": {"flights", "weather"}, "meters": {"readings"}}
-CLEAN = {"flights": "flights", "meters": "readings"}
+SOURCES = {"meters": {"readings"}}  # the test-only use case's one source
 
 
 @pytest.fixture
-def settings(make_stage: Callable[..., Settings]) -> Settings:
-    return make_stage()
+def settings(make_minimal_stage: Callable[..., Settings]) -> Settings:
+    return make_minimal_stage()
 
 
 def publish_rows(
@@ -50,47 +49,54 @@ def publish_rows(
     )
 
 
-@pytest.mark.parametrize("usecase", ["flights", "meters"])
 def test_clean_partition_requires_one_extraction_per_source_of_its_use_case(
-    settings: Settings, usecase: str
+    make_every_stage: Callable[..., Settings],
 ) -> None:
-    # Given a clean task of a use case carrying its run's id and state directory
-    task = CleanPartition(
-        usecase=usecase, partition="2013-01-01", run_id="run-7", state_dir="/tmp/state-7"
-    )
+    # Given every use case enabled, some with several sources
+    settings = make_every_stage()
+    assert any(len(usecase_of(settings, name).sources) > 1 for name in settings.usecases)
+    for usecase in settings.usecases:
+        # Given a clean task of a use case carrying its run's id and state directory
+        task = CleanPartition(
+            usecase=usecase, partition="2013-01-01", run_id="run-7", state_dir="/tmp/state-7"
+        )
 
-    # When its dependencies are listed
-    required = task.requires()
+        # When its dependencies are listed
+        required = task.requires()
 
-    # Then there is one extraction per source of that use case, same partition and run
-    assert all(isinstance(t, ExtractPartition) for t in required)
-    assert {t.source for t in required} == SOURCES[usecase]
-    assert {(t.usecase, t.partition, t.run_id, t.state_dir) for t in required} == {
-        (usecase, "2013-01-01", "run-7", "/tmp/state-7")
-    }
+        # Then there is one extraction per source the use case declares, same partition and run
+        assert all(isinstance(t, ExtractPartition) for t in required)
+        assert {t.source for t in required} == set(usecase_of(settings, usecase).sources)
+        assert {(t.usecase, t.partition, t.run_id, t.state_dir) for t in required} == {
+            (usecase, "2013-01-01", "run-7", "/tmp/state-7")
+        }
 
 
 @pytest.mark.parametrize(
-    ("usecase", "source", "resources"),
+    ("source", "resources"),
     [
-        ("flights", "weather", {HTTP_RESOURCE: 1}),  # kind openmeteo: HTTP
-        ("flights", "flights", {}),  # kind sql
-        ("meters", "readings", {}),  # kind sql
+        ("sky", {HTTP_RESOURCE: 1}),  # kind openmeteo: HTTP
+        ("readings", {}),  # kind sql
     ],
 )
 def test_only_extractions_from_http_kinds_use_the_http_budget(
-    settings: Settings, usecase: str, source: str, resources: dict[str, int]
+    make_minimal_stage: Callable[..., Settings], source: str, resources: dict[str, int]
 ) -> None:
-    task = ExtractPartition(usecase=usecase, source=source, partition="2013-01-01")
+    # Given the minimal use case with an Open-Meteo source beside its SQL one
+    make_minimal_stage(
+        usecase__meters__sources__sky__kind="openmeteo",
+        usecase__meters__sources__sky__base_url="http://127.0.0.1:1/v1/archive",
+    )
+    task = ExtractPartition(usecase="meters", source=source, partition="2013-01-01")
 
     assert task.resources == resources
 
 
 def test_a_new_http_kind_shares_the_budget_without_a_branch_for_it(
-    make_stage: Callable[..., Settings],
+    make_minimal_stage: Callable[..., Settings],
 ) -> None:
     # Given the paginated JSON kind configured as a source of the minimal use case
-    make_stage(
+    make_minimal_stage(
         usecase__meters__sources__feed__kind="json_pages",
         usecase__meters__sources__feed__base_url="http://127.0.0.1:1/v1/feed",
     )
@@ -101,9 +107,9 @@ def test_a_new_http_kind_shares_the_budget_without_a_branch_for_it(
 
 
 def test_extraction_of_an_unconfigured_source_names_the_known_ones(settings: Settings) -> None:
-    task = ExtractPartition(usecase="flights", source="tides", partition="2013-01-01")
+    task = ExtractPartition(usecase="meters", source="tides", partition="2013-01-01")
 
-    message = "source 'tides' of use case 'flights' is not configured (known: flights, planes"
+    message = "source 'tides' of use case 'meters' is not configured (known: readings)"
     with pytest.raises(ValueError, match=re.escape(message)):
         _ = task.resources
 
@@ -112,22 +118,10 @@ def test_extraction_of_an_unconfigured_source_names_the_known_ones(settings: Set
     ("task", "zone", "usecase", "dataset"),
     [
         (
-            ExtractPartition(usecase="flights", source="weather", partition="2013-01-02"),
-            layout.RAW,
-            "flights",
-            "weather",
-        ),
-        (
             ExtractPartition(usecase="meters", source="readings", partition="2013-01-02"),
             layout.RAW,
             "meters",
             "readings",
-        ),
-        (
-            CleanPartition(usecase="flights", partition="2013-01-02"),
-            layout.CLEAN,
-            "flights",
-            "flights",
         ),
         (
             CleanPartition(usecase="meters", partition="2013-01-02"),
@@ -136,7 +130,7 @@ def test_extraction_of_an_unconfigured_source_names_the_known_ones(settings: Set
             "readings",
         ),
     ],
-    ids=["extract-flights-weather", "extract-meters", "clean-flights", "clean-meters"],
+    ids=["extract", "clean"],
 )
 def test_task_is_complete_once_its_use_cases_partition_is_published(
     settings: Settings,
@@ -152,7 +146,7 @@ def test_task_is_complete_once_its_use_cases_partition_is_published(
     assert not task.complete()
 
     # When the same dataset of the OTHER use case is published, nothing changes
-    other = "meters" if usecase == "flights" else "flights"
+    other = "other"
     publish_rows(settings, zone, other, dataset, "2013-01-02")
     assert not task.complete()
 
@@ -169,26 +163,26 @@ def test_task_is_complete_once_its_use_cases_partition_is_published(
 def test_a_data_file_without_a_manifest_is_not_a_published_partition(settings: Settings) -> None:
     # Given a crashed publish: a data file was written but no manifest
     lake = lake_for(settings)
-    dataset = layout.dataset("flights", "flights")
+    dataset = layout.dataset("meters", "readings")
     directory = lake.path(layout.RAW, dataset, "date=2013-01-05")
     lake.filesystem.create_dir(directory, recursive=True)
     pq.write_table(pa.table({"n": [1, 2]}), f"{directory}/part-crashed.parquet")
     target = LakeTarget(
-        settings, "flights", layout.RAW, "flights", parse_partition("2013-01-05", "day")
+        settings, "meters", layout.RAW, "readings", parse_partition("2013-01-05", "day")
     )
 
     # Then the target does not exist until the manifest is written
     assert not target.exists()
-    publish_rows(settings, layout.RAW, "flights", "flights", "2013-01-05")
+    publish_rows(settings, layout.RAW, "meters", "readings", "2013-01-05")
     assert target.exists()
     assert MANIFEST in lake.list_dir(layout.RAW, dataset, "date=2013-01-05")
 
 
 def test_a_partition_published_before_its_period_ended_is_run_again(
-    make_stage: Callable[..., Settings],
+    make_minimal_stage: Callable[..., Settings],
 ) -> None:
     # Given month partitions: this month's (published today, while the month runs) and an old one
-    settings = make_stage(grain="month")
+    settings = make_minimal_stage(grain="month")
     this_month = partition_of(datetime.now(UTC).date() + timedelta(days=2), "month")
     publish_rows(settings, layout.CLEAN, "meters", "readings", this_month.label)
     publish_rows(settings, layout.CLEAN, "meters", "readings", "2013-01")
@@ -202,23 +196,23 @@ def test_a_partition_published_before_its_period_ended_is_run_again(
 
 @pytest.mark.parametrize(("settle_days", "complete"), [(400, False), (0, True)])
 def test_settle_hours_hold_a_recent_partition_open_for_late_data(
-    make_stage: Callable[..., Settings], settle_days: int, complete: bool
+    make_minimal_stage: Callable[..., Settings], settle_days: int, complete: bool
 ) -> None:
     # Given a month that ended weeks ago in any time zone, published now
-    settings = make_stage(grain="month", partitioning__settle_hours=24 * settle_days)
+    settings = make_minimal_stage(grain="month", partitioning__settle_hours=24 * settle_days)
     last_month = partition_of(datetime.now(UTC).date() - timedelta(days=35), "month")
-    publish_rows(settings, layout.CLEAN, "flights", "flights", last_month.label)
+    publish_rows(settings, layout.CLEAN, "meters", "readings", last_month.label)
 
     # Then it is re-run while data may still arrive late; with no settle time it is done
-    assert CleanPartition(usecase="flights", partition=last_month.label).complete() is complete
+    assert CleanPartition(usecase="meters", partition=last_month.label).complete() is complete
 
 
 def test_the_run_context_settings_are_used_not_the_stage_file(
-    make_stage: Callable[..., Settings],
+    make_minimal_stage: Callable[..., Settings],
 ) -> None:
     # Given a run registered with month-grain settings while the stage file says day
-    month = make_stage(grain="month")
-    make_stage(grain="day")
+    month = make_minimal_stage(grain="month")
+    make_minimal_stage(grain="day")
     context.register("r-month", month)
 
     # Then the run's tasks target month partitions; a task of another run reads the stage
@@ -237,11 +231,11 @@ def test_the_run_context_settings_are_used_not_the_stage_file(
     [
         (
             "extract",
-            "flights",
+            "meters",
             {
                 ("ExtractPartition", label, source)
                 for label in ("2013-01-30", "2013-01-31", "2013-02-01")
-                for source in SOURCES["flights"]
+                for source in SOURCES["meters"]
             },
         ),
         (
@@ -278,11 +272,11 @@ def test_backfill_requires_each_partition_of_its_use_case_up_to_the_given_step(
 
 
 def test_backfill_in_month_grain_requires_each_month_touched(
-    make_stage: Callable[..., Settings],
+    make_minimal_stage: Callable[..., Settings],
 ) -> None:
-    make_stage(grain="month")
+    make_minimal_stage(grain="month")
 
-    required = Backfill(usecase="flights", start=date(2013, 1, 15), end=date(2013, 3, 1)).requires()
+    required = Backfill(usecase="meters", start=date(2013, 1, 15), end=date(2013, 3, 1)).requires()
 
     assert [t.partition for t in required] == ["2013-01", "2013-02", "2013-03"]
 
@@ -291,17 +285,17 @@ def test_backfill_in_month_grain_requires_each_month_touched(
     "make_task",
     [
         lambda run_id, state: ExtractPartition(
-            usecase="flights",
-            source="weather",
+            usecase="meters",
+            source="readings",
             partition="2013-01-01",
             run_id=run_id,
             state_dir=state,
         ),
         lambda run_id, state: CleanPartition(
-            usecase="flights", partition="2013-01-01", run_id=run_id, state_dir=state
+            usecase="meters", partition="2013-01-01", run_id=run_id, state_dir=state
         ),
         lambda run_id, state: Backfill(
-            usecase="flights",
+            usecase="meters",
             start=date(2013, 1, 1),
             end=date(2013, 1, 4),
             run_id=run_id,
@@ -322,12 +316,12 @@ def test_run_id_and_state_dir_are_not_part_of_a_tasks_identity(
 
 def test_use_case_partition_and_source_are_part_of_a_tasks_identity() -> None:
     ids = {
-        ExtractPartition(usecase="flights", source="weather", partition="2013-01-01").task_id,
+        ExtractPartition(usecase="meters", source="weather", partition="2013-01-01").task_id,
         ExtractPartition(usecase="other", source="weather", partition="2013-01-01").task_id,
-        ExtractPartition(usecase="flights", source="flights", partition="2013-01-01").task_id,
-        ExtractPartition(usecase="flights", source="weather", partition="2013-01-02").task_id,
-        CleanPartition(usecase="flights", partition="2013-01-01").task_id,
+        ExtractPartition(usecase="meters", source="readings", partition="2013-01-01").task_id,
+        ExtractPartition(usecase="meters", source="weather", partition="2013-01-02").task_id,
         CleanPartition(usecase="meters", partition="2013-01-01").task_id,
+        CleanPartition(usecase="other", partition="2013-01-01").task_id,
     }
 
     assert len(ids) == 6

@@ -17,7 +17,6 @@ import pytest
 from headwater.core import layout
 from headwater.core.config import Settings
 from headwater.core.partitions import partitions_between
-from headwater.data.lake import MANIFEST
 from headwater.data.pipeline import lake_for
 from headwater.model.comparison import Interval
 from headwater.model.options import TrainOptions
@@ -25,11 +24,8 @@ from headwater.ops.checks import NotEnoughData
 from headwater.registry.gate import gate_baseline
 from headwater.registry.registry import Registry
 from luigi_tasks import training as tasks
-from luigi_tasks.pipeline import Backfill
 from luigi_tasks.training import (
-    ExtractSnapshot,
     PromoteModel,
-    RunAll,
     TrainModel,
     training_entrypoint,
 )
@@ -40,12 +36,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def settings(make_stage: MakeStage) -> Settings:
+def settings(make_minimal_stage: MakeStage) -> Settings:
     # The stand-in range holds 9 clean rows: below the default minimum training size.
-    return make_stage(grain="month", usecase__meters__min_training_rows="1")
+    return make_minimal_stage(grain="month", usecase__meters__min_training_rows="1")
 
 
-def registry_of(settings: Settings, usecase: str = "flights") -> Registry:
+def registry_of(settings: Settings, usecase: str = "meters") -> Registry:
     return Registry(lake_for(settings), usecase)
 
 
@@ -58,7 +54,7 @@ def trained(
     version: str,
     auc: float,
     production: tuple[str, float] | None = None,
-    usecase: str = "flights",
+    usecase: str = "meters",
     *,
     window: dict[str, str] = YEAR,
     holdout: tuple[int, int] = (5000, 61),
@@ -95,7 +91,7 @@ def trained(
     return version
 
 
-def gate(version: str, tmp_path: Path, usecase: str = "flights", **options: Any) -> PromoteModel:
+def gate(version: str, tmp_path: Path, usecase: str = "meters", **options: Any) -> PromoteModel:
     """Run the gate's task body directly (its training dependency is not run)."""
     task = PromoteModel(
         usecase=usecase,
@@ -162,7 +158,7 @@ def test_the_first_version_is_promoted_in_its_use_cases_registry(
     assert pointer is not None and pointer.version == first
     assert pointer.reason == "no production model yet: candidate AUC 0.7123 goes first"
     assert registry_of(settings).read_json(first, layout.DECISION)["decision"] == "promoted"
-    assert registry_of(settings, "meters").production() is None  # another use case's registry
+    assert registry_of(settings, "other").production() is None  # another use case's registry
 
 
 def test_a_worse_candidate_is_rejected_with_both_numbers(
@@ -183,36 +179,6 @@ def test_a_worse_candidate_is_rejected_with_both_numbers(
 
 
 @pytest.mark.parametrize(
-    ("candidate_auc", "promoted"),
-    [(0.725, False), (0.730, False), (0.7301, True), (0.74, True)],
-    ids=["gain below margin", "gain equal to margin", "gain just above", "clear gain"],
-)
-def test_the_margin_is_the_use_cases_own(
-    make_stage: MakeStage, tmp_path: Path, candidate_auc: float, promoted: bool
-) -> None:
-    # Given a margin of 0.01 for the minimal use case only
-    settings = make_stage(grain="month", usecase__meters__gate__margin="0.01")
-    for usecase in ("flights", "meters"):
-        production = trained(settings, "20130312T000000Z-prod", 0.72, usecase=usecase)
-        registry_of(settings, usecase).promote(production, "seeded")
-        trained(
-            settings, "20130313T000000Z-cand", candidate_auc, (production, 0.72), usecase=usecase
-        )
-
-    # When each use case's gate runs on the same numbers
-    for usecase in ("flights", "meters"):
-        gate("20130313T000000Z-cand", tmp_path, usecase=usecase)
-
-    # Then the minimal use case applied its margin, flights its own (none: any gain promotes)
-    meters = registry_of(settings, "meters")
-    assert (meters.production().version == "20130313T000000Z-cand") is promoted
-    assert "margin 0.01" in meters.read_json("20130313T000000Z-cand", layout.DECISION)["reason"]
-    assert registry_of(settings).production().version == (
-        "20130313T000000Z-cand" if candidate_auc > 0.72 else "20130312T000000Z-prod"
-    )
-
-
-@pytest.mark.parametrize(
     ("metric", "production_loss", "candidate_loss", "promoted"),
     [
         ("log_loss", 0.50, 0.40, True),
@@ -222,14 +188,14 @@ def test_the_margin_is_the_use_cases_own(
     ],
 )
 def test_a_loss_as_gate_metric_promotes_the_lower_one(
-    make_stage: MakeStage,
+    make_minimal_stage: MakeStage,
     tmp_path: Path,
     metric: str,
     production_loss: float,
     candidate_loss: float,
     promoted: bool,
 ) -> None:
-    settings = make_stage(grain="month", usecase__flights__gate__metric=metric)
+    settings = make_minimal_stage(grain="month", usecase__meters__gate__metric=metric)
     production = trained(settings, "20130312T000000Z-prod", 0.5)
     registry = registry_of(settings)
     registry.promote(production, "seeded")
@@ -267,7 +233,7 @@ def test_a_candidate_not_measured_against_production_fails_the_gate(
     candidate = trained(settings, "20130313T000000Z-cand", 0.99)  # production never scored
 
     task = PromoteModel(
-        usecase="flights", start=START, end=END, version=candidate, state_dir=str(tmp_path)
+        usecase="meters", start=START, end=END, version=candidate, state_dir=str(tmp_path)
     )
     with pytest.raises(ValueError, match="cannot compare with production 20130312T000000Z-prod"):
         task.run()
@@ -350,7 +316,7 @@ def test_a_candidate_without_an_interval_is_not_compared(
     registry_of(settings).write_json(candidate, layout.METRICS, metrics)
 
     task = PromoteModel(
-        usecase="flights", start=START, end=END, version=candidate, state_dir=str(tmp_path)
+        usecase="meters", start=START, end=END, version=candidate, state_dir=str(tmp_path)
     )
     with pytest.raises(ValueError, match="no confidence interval on the difference"):
         task.run()
@@ -359,12 +325,12 @@ def test_a_candidate_without_an_interval_is_not_compared(
 
 
 def test_a_holdout_too_short_for_an_interval_is_refused_in_plain_words(
-    make_stage: MakeStage, tmp_path: Path
+    make_minimal_stage: MakeStage, tmp_path: Path
 ) -> None:
     # Given a gate whose holdout minimums allow 2 days, and a candidate far ahead on 2 days
-    settings = make_stage(
-        grain="month", usecase__flights__gate__min_holdout_days=1,
-        usecase__flights__gate__min_holdout_rows=1,
+    settings = make_minimal_stage(
+        grain="month", usecase__meters__gate__min_holdout_days=1,
+        usecase__meters__gate__min_holdout_rows=1,
     )  # fmt: skip
     production = trained(settings, "20130312T000000Z-prod", 0.70)
     registry_of(settings).promote(production, "seeded")
@@ -391,10 +357,10 @@ def test_a_holdout_too_short_for_an_interval_is_refused_in_plain_words(
     ids=["refused", "--allow-shorter-window", "gate.allow_shorter_window"],
 )
 def test_a_much_shorter_window_needs_an_explicit_override(
-    make_stage: MakeStage, tmp_path: Path, how: Any, promoted: bool
+    make_minimal_stage: MakeStage, tmp_path: Path, how: Any, promoted: bool
 ) -> None:
-    overrides = {"usecase__flights__gate__allow_shorter_window": "true"} if how == "config" else {}
-    settings = make_stage(grain="month", **overrides)
+    overrides = {"usecase__meters__gate__allow_shorter_window": "true"} if how == "config" else {}
+    settings = make_minimal_stage(grain="month", **overrides)
     production = trained(settings, "20131231T000000Z-year", 0.70)
     registry = registry_of(settings)
     registry.promote(production, "seeded")
@@ -437,105 +403,6 @@ def test_an_exploratory_run_never_touches_the_production_pointer(
         "exploratory run (--no-promote): production untouched; the gate would have promoted it: "
     )
     assert registry.info(candidate).status == "candidate"
-
-
-def test_run_all_threads_the_exploratory_and_override_options_to_each_gate(
-    settings: Settings,
-) -> None:
-    wrapper = RunAll(
-        usecases=("flights", "meters"),
-        start=START,
-        end=END,
-        run_id="r1",
-        no_promote=True,
-        allow_shorter_window=True,
-    )
-
-    gates = wrapper.requires()
-
-    assert [(g.no_promote, g.allow_shorter_window) for g in gates] == [(True, True)] * 2
-    assert [
-        (g.no_promote, g.allow_shorter_window)
-        for g in RunAll(usecases=("flights",), start=START, end=END, run_id="r1").requires()
-    ] == [(False, False)]
-
-
-# --- wiring ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("usecase", "references"), [("flights", ["planes"]), ("meters", [])])
-def test_train_model_requires_the_clean_range_and_the_use_cases_snapshots(
-    settings: Settings, usecase: str, references: list[str]
-) -> None:
-    task = TrainModel(
-        usecase=usecase, start=START, end=END, version="v1", run_id="r1", state_dir="/tmp/s"
-    )
-
-    backfill, *snapshots = task.requires()
-
-    assert isinstance(backfill, Backfill)
-    assert (backfill.usecase, backfill.start, backfill.end, backfill.until) == (
-        usecase,
-        START,
-        END,
-        "clean",
-    )
-    assert [(type(s), s.usecase, s.source, s.as_of) for s in snapshots] == [
-        (ExtractSnapshot, usecase, name, END) for name in references
-    ]
-    assert {t.run_id for t in (backfill, *snapshots)} == {"r1"}
-    assert task.output().parts == ("models", usecase, "v1", "_SUCCESS")
-    assert task.resources == {"training": 1}
-
-
-def test_run_all_goes_through_each_use_cases_gate(settings: Settings) -> None:
-    wrapper = RunAll(usecases=("flights", "meters"), start=START, end=END, run_id="r1")
-
-    gates = wrapper.requires()
-
-    assert [type(g) for g in gates] == [PromoteModel, PromoteModel]
-    assert [(g.usecase, g.version) for g in gates] == [("flights", "r1"), ("meters", "r1")]
-    assert [g.output().parts for g in gates] == [
-        ("models", "flights", "r1", layout.DECISION),
-        ("models", "meters", "r1", layout.DECISION),
-    ]
-    assert all(isinstance(g.requires(), TrainModel) for g in gates)
-
-
-def test_extract_snapshot_publishes_a_reference_table_under_its_use_case(
-    settings: Settings,
-) -> None:
-    task = ExtractSnapshot(usecase="flights", source="planes", as_of=END, run_id="r1")
-    dataset = layout.dataset("flights", "planes")
-    assert task.output().parts == (layout.RAW, dataset, "snapshot=2013-03-12", MANIFEST)
-    assert not task.complete()
-
-    task.run()
-
-    assert task.complete()
-    table, manifest = lake_for(settings).read(layout.RAW, dataset, "snapshot=2013-03-12")
-    assert manifest.rows == table.num_rows > 3000
-
-
-@pytest.mark.parametrize(("rerun", "redone"), [("extract", True), ("clean", False), ("", False)])
-def test_a_rerun_of_extract_replaces_the_snapshot_too(
-    settings: Settings, rerun: str, redone: bool
-) -> None:
-    # Given the snapshot of the range's end, published by an earlier run
-    ExtractSnapshot(usecase="flights", source="planes", as_of=END, run_id="r1").run()
-
-    # When run r2 redoes the range from ``rerun`` on
-    task = ExtractSnapshot(usecase="flights", source="planes", as_of=END, run_id="r2", rerun=rerun)
-
-    # Then the snapshot is extracted again only when extraction is redone, and replaced whole
-    assert task.complete() is not redone
-    if redone:
-        task.run()
-        assert task.complete()
-        manifest = lake_for(settings).manifest(
-            layout.RAW, layout.dataset("flights", "planes"), layout.snapshot_key(END)
-        )
-        assert manifest is not None and manifest.run_id == "r2"
 
 
 def test_the_training_entrypoint_is_the_repositorys_job() -> None:
@@ -860,11 +727,11 @@ def test_the_training_key_follows_the_code_not_the_commit(
 
 
 def test_a_range_with_too_few_clean_rows_is_refused_before_training(
-    make_stage: MakeStage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    make_minimal_stage: MakeStage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Given the minimal use case's range published with no clean row at all (bike share over
-    # 2013: before, the job failed inside build_lookups with a TypeError)
-    settings = make_stage(grain="month")
+    # Given the minimal use case's range published with no clean row at all (a shipped use case
+    # over a year before its data: before, the job failed inside build_lookups with a TypeError)
+    settings = make_minimal_stage(grain="month")
     publish_meters(settings, rows=0)
     fake = FakeRunner(settings)
     monkeypatch.setattr(tasks, "create_training_runner", lambda *_: fake)

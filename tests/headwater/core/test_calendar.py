@@ -18,7 +18,7 @@ MONDAY, THURSDAY = 0, 3
 @pytest.mark.parametrize(
     ("year", "expected"),
     [
-        # 2013, the flights demo's year
+        # 2013: January 1st a Tuesday (MLK Day the 21st)
         (2013, [(1, 21), (2, 18), (5, 27), (9, 2), (10, 14), (11, 28)]),
         # 2012: a leap year, and November 1st a Thursday (Thanksgiving on the 22nd, not 29th)
         (2012, [(1, 16), (2, 20), (5, 28), (9, 3), (10, 8), (11, 22)]),

@@ -16,22 +16,22 @@ VERSION = "20130312T000000Z-run"
 
 
 def test_datasets_are_namespaced_by_use_case_below_a_zone() -> None:
-    assert layout.dataset("flights", "weather") == "flights/weather"
+    assert layout.dataset("meters", "weather") == "meters/weather"
     # the same source name in two use cases is two datasets
-    assert layout.dataset("flights", "weather") != layout.dataset("bikeshare", "weather")
+    assert layout.dataset("meters", "weather") != layout.dataset("other", "weather")
     assert len({layout.RAW, layout.CLEAN, layout.QUARANTINE, layout.MODELS}) == 4
 
 
 def test_model_parts_are_below_the_models_zone_and_the_use_cases_folder() -> None:
-    assert layout.model_parts("flights") == ("models", "flights")
-    assert layout.model_parts("flights", layout.POINTER) == ("models", "flights", "PRODUCTION.json")
-    assert layout.model_parts("flights", VERSION, layout.EXPORT) == (
+    assert layout.model_parts("meters") == ("models", "meters")
+    assert layout.model_parts("meters", layout.POINTER) == ("models", "meters", "PRODUCTION.json")
+    assert layout.model_parts("meters", VERSION, layout.EXPORT) == (
         "models",
-        "flights",
+        "meters",
         VERSION,
         "export.json",
     )
-    assert layout.model_parts("flights", VERSION, layout.SPARK, layout.CLASSIFIER)[-2:] == (
+    assert layout.model_parts("meters", VERSION, layout.SPARK, layout.CLASSIFIER)[-2:] == (
         "spark",
         "classifier",
     )
@@ -92,13 +92,13 @@ def test_the_store_and_the_lake_put_a_version_file_at_the_same_place(tmp_path: P
     from headwater.serving.store import ModelStore
 
     uri = f"file://{tmp_path}/lake"
-    lake, store = open_lake(uri), ModelStore(uri, "flights")
+    lake, store = open_lake(uri), ModelStore(uri, "meters")
 
     # When the lake writes the export at the layout's place
-    lake.write_bytes(b"{}", *layout.model_parts("flights", VERSION, layout.EXPORT))
+    lake.write_bytes(b"{}", *layout.model_parts("meters", VERSION, layout.EXPORT))
 
     # Then the store reads it there, and names it with the same URI
     assert store.read_json(VERSION, layout.EXPORT) == {}
     store_uri = store.uri(VERSION, layout.EXPORT)
-    lake_uri = lake.uri_of(*layout.model_parts("flights", VERSION, layout.EXPORT))
+    lake_uri = lake.uri_of(*layout.model_parts("meters", VERSION, layout.EXPORT))
     assert store_uri.removeprefix("file://") == lake_uri.removeprefix("file://")

@@ -19,9 +19,9 @@ from headwater.core.records import (
     RecordError,
     TrainingMetrics,
 )
+from tests.conftest import model_directories
 
-MODELS = Path(__file__).parents[2] / "api" / "model"
-ON_DISK = [MODELS, MODELS / "bikeshare"]
+ON_DISK = model_directories()  # every use case's test model
 
 
 def read(folder: Path, name: str) -> dict[str, Any]:
@@ -29,55 +29,24 @@ def read(folder: Path, name: str) -> dict[str, Any]:
 
 
 # -- versions already on disk -----------------------------------------------------------------
-@pytest.mark.parametrize("folder", ON_DISK, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", ON_DISK.values(), ids=list(ON_DISK))
 def test_metrics_on_disk_round_trip_unchanged(folder: Path) -> None:
     document = read(folder, "metrics.json")
 
     assert TrainingMetrics.from_dict(document).to_dict() == document
 
 
-@pytest.mark.parametrize("folder", ON_DISK, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", ON_DISK.values(), ids=list(ON_DISK))
 def test_lineage_on_disk_round_trips_unchanged(folder: Path) -> None:
     document = read(folder, "lineage.json")
 
     assert Lineage.from_dict(document).to_dict() == document
 
 
-def test_an_old_lineage_range_string_reads_as_a_typed_pair() -> None:
-    # Given a lineage written before the range was two fields
-    document = read(MODELS, "lineage.json")
-    assert document["date_range"] == "2013-01-01..2013-12-31"
-
-    lineage = Lineage.from_dict(document)
-
-    assert lineage.range == DateRange(date(2013, 1, 1), date(2013, 12, 31))
-    assert lineage.holdout_from == date(2013, 11, 1)
-    assert lineage.trained_at == datetime(2026, 11, 24, 2, 42, 33, tzinfo=UTC)
-    assert lineage.input_datasets == ["clean/flights", "raw/planes"]
-    # the same facts as a new document's: equal records
-    new = {k: v for k, v in document.items() if k != "date_range"}
-    assert Lineage.from_dict({**new, "range": lineage.range.to_dict()}) == lineage
-
-
-def test_the_metrics_on_disk_read_as_typed_fields() -> None:
-    metrics = TrainingMetrics.from_dict(read(MODELS, "metrics.json"))
-
-    assert metrics.holdout_from == date(2013, 11, 1)
-    assert metrics.holdout["rows"] == 54145 and metrics.train_rows == 274376
-    assert metrics.baselines["mean_arrival_delay"] == {
-        "rmse": 40.12416009926686,
-        "mae": 24.69171559092345,
-    }
-    assert metrics.calibration is not None and metrics.calibration[7]["observed_rate"] == 1.0
-    assert metrics.export_parity is not None and metrics.export_parity["rows"] == 2000
-    assert metrics.label is None and metrics.holdout_window is None  # older than both
-    assert metrics.extra == {}
-
-
 # -- what the job writes now ------------------------------------------------------------------
 NEW_LINEAGE = Lineage(
-    model="flights",
-    usecase="flights",
+    model="meters",
+    usecase="meters",
     version="20261124T023915Z-794e11",
     run_id="r1",
     code_version="abc",
@@ -85,7 +54,7 @@ NEW_LINEAGE = Lineage(
     trained_at=datetime(2026, 11, 24, 2, 42, 33, tzinfo=UTC),
     range=DateRange(date(2013, 1, 1), date(2013, 12, 31)),
     holdout_from=date(2013, 11, 1),
-    inputs={"clean/flights/month=2013-01": "sha256:ab"},
+    inputs={"clean/meters/month=2013-01": "sha256:ab"},
     config={"gate": {"metric": "auc_roc"}},
     spark_version="3.5.1",
     pyspark_version="3.5.1",
@@ -93,8 +62,8 @@ NEW_LINEAGE = Lineage(
 )
 
 NEW_METRICS = TrainingMetrics(
-    model="flights",
-    usecase="flights",
+    model="meters",
+    usecase="meters",
     version="v2",
     label=QuantityNames("dep_delayed_15", "departure delayed 15 min", ""),
     target=QuantityNames("arr_delay", "arrival delay", "min"),
@@ -187,12 +156,12 @@ def test_bad_metrics_name_the_document_and_the_field(
     document: Any, field: str, problem: str
 ) -> None:
     with pytest.raises(RecordError) as raised:
-        TrainingMetrics.from_dict(document, "s3://lake/models/flights/v1/metrics.json")
+        TrainingMetrics.from_dict(document, "s3://lake/models/meters/v1/metrics.json")
 
     error = raised.value
-    assert (error.document, error.field) == ("s3://lake/models/flights/v1/metrics.json", field)
+    assert (error.document, error.field) == ("s3://lake/models/meters/v1/metrics.json", field)
     assert problem in error.problem
-    assert str(error).startswith(f"s3://lake/models/flights/v1/metrics.json: {field} is ")
+    assert str(error).startswith(f"s3://lake/models/meters/v1/metrics.json: {field} is ")
 
 
 @pytest.mark.parametrize(

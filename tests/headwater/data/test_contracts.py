@@ -15,7 +15,7 @@ TINY = pa.DataFrameSchema(
         "origin": pa.Column(str, pa.Check.isin(["EWR", "JFK", "LGA"])),
         "distance": pa.Column("float64", [pa.Check.gt(0), pa.Check.le(5000)]),
         "month": pa.Column("int64", pa.Check.in_range(1, 12)),
-        "flight_date": pa.Column("datetime64[ns]", coerce=True),
+        "reading_date": pa.Column("datetime64[ns]", coerce=True),
     },
     name="tiny",
 )
@@ -28,7 +28,7 @@ def _frame() -> pd.DataFrame:
             "origin": ["EWR", "JFK", "LGA", "EWR"],
             "distance": [1400.0, 1089.0, 762.0, 719.0],
             "month": [1, 1, 2, 12],
-            "flight_date": ["2013-01-01", "2013-01-01", "2013-02-01", "2013-12-31"],
+            "reading_date": ["2013-01-01", "2013-01-01", "2013-02-01", "2013-12-31"],
         },
         index=[10, 11, 12, 13],
     )
@@ -43,8 +43,8 @@ def test_valid_rows_pass_through_coerced_and_nothing_is_rejected() -> None:
 
     # Then every row is valid, coerced to the contract's types, and the rejects are empty
     assert list(split.valid.index) == [10, 11, 12, 13]
-    assert split.valid["flight_date"].dtype == "datetime64[ns]"
-    assert split.valid["flight_date"].iloc[3] == pd.Timestamp("2013-12-31")
+    assert split.valid["reading_date"].dtype == "datetime64[ns]"
+    assert split.valid["reading_date"].iloc[3] == pd.Timestamp("2013-12-31")
     assert split.rejected.empty
     assert list(split.rejected.columns) == [*frame.columns, REASON]
 
@@ -59,9 +59,9 @@ def test_valid_rows_pass_through_coerced_and_nothing_is_rejected() -> None:
         ("origin", None, "origin: not_nullable (got nan)"),
         ("month", 13, "month: in_range(1, 12) (got 13)"),
         (
-            "flight_date",
+            "reading_date",
             "2013-02-30",
-            "flight_date: cannot be read as datetime64[ns] (got '2013-02-30')",
+            "reading_date: cannot be read as datetime64[ns] (got '2013-02-30')",
         ),
     ],
     ids=["isin", "gt", "le", "null-float", "null-str", "in_range", "coerce"],

@@ -16,7 +16,7 @@ from headwater.core.partitions import parse_partition, partition_of
 from headwater.data.events import CleanEvent, ExtractEvent
 
 EVENTS = Path(__file__).parents[2] / "events"
-EXTRACT = {"run_id": "run-1", "usecase": "flights", "source": "weather", "partition": "2013-01-02"}
+EXTRACT = {"run_id": "run-1", "usecase": "meters", "source": "readings", "partition": "2013-01-02"}
 CLEAN = {key: value for key, value in EXTRACT.items() if key != "source"}
 
 
@@ -38,9 +38,19 @@ def test_an_event_survives_the_wire_unchanged(model: type[Any], event: dict[str,
     assert model.model_validate_json(parsed.model_dump_json()) == parsed
 
 
-def test_the_sample_events_are_the_kinds_the_functions_expect() -> None:
-    assert ExtractEvent.model_validate(sample("extract_flights")).source == "flights"
-    assert ExtractEvent.model_validate(sample("extract_weather")).source == "weather"
+EXTRACT_SAMPLES = sorted(
+    path.stem for path in EVENTS.glob("extract_*.json") if not path.stem.endswith("bad_partition")
+)
+
+
+@pytest.mark.parametrize("name", EXTRACT_SAMPLES)
+def test_the_sample_extract_events_are_what_the_function_expects(name: str) -> None:
+    # each sample is named for the source it extracts
+    assert name == f"extract_{ExtractEvent.model_validate(sample(name)).source}"
+
+
+def test_the_sample_clean_event_is_what_the_function_expects() -> None:
+    assert len(EXTRACT_SAMPLES) >= 2
     assert CleanEvent.model_validate(sample("clean")).partition == "2013-01-02"
 
 
@@ -86,11 +96,11 @@ def test_a_partition_that_is_not_a_label_is_refused(partition: str) -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("usecase", "Flights"),
-        ("usecase", "1flights"),
-        ("usecase", "flights-2"),
-        ("usecase", "flights\n"),
-        ("usecase", "fl\u0131ghts"),  # a dotless i: only ASCII names
+        ("usecase", "Meters"),
+        ("usecase", "1meters"),
+        ("usecase", "meters-2"),
+        ("usecase", "meters\n"),
+        ("usecase", "m\u0131nimal"),  # a dotless i: only ASCII names
         ("usecase", "a" * 65),
         ("source", ""),
         ("source", "../weather"),
@@ -129,7 +139,7 @@ def test_every_partition_label_is_a_valid_event_partition(day: date, grain: str)
     # The runner sends Partition.label; the function parses it back with parse_partition
     label = partition_of(day, grain).label  # type: ignore[arg-type]
 
-    event = CleanEvent(run_id="r", usecase="flights", partition=label)
+    event = CleanEvent(run_id="r", usecase="meters", partition=label)
 
     assert parse_partition(event.partition, grain) == partition_of(day, grain)  # type: ignore[arg-type]
 

@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -25,12 +24,6 @@ from headwater.data.executors import (
     create_executor,
     resolve_handler,
 )
-
-EVENTS = Path(__file__).parents[2] / "events"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
 
 
 class FakeHandlers:
@@ -73,7 +66,7 @@ def test_the_event_and_result_round_trip_through_json(
 ) -> None:
     # Given an event holding a tuple (JSON has only arrays)
     handlers, executor = fake
-    event = {"run_id": "r1", "partition": "2013-01-02", "sources": ("flights", "weather")}
+    event = {"run_id": "r1", "partition": "2013-01-02", "sources": ("readings", "weather")}
 
     # When it is invoked in-process
     result = executor.invoke("echo", event)
@@ -82,7 +75,7 @@ def test_the_event_and_result_round_trip_through_json(
     # untouched, and the result is JSON as well
     ((received, context),) = handlers.calls
     assert received is not event
-    assert received["sources"] == ["flights", "weather"]
+    assert received["sources"] == ["readings", "weather"]
     assert "seen" not in event
     assert isinstance(context, LocalContext) and context.function_name == "echo"
     assert 0 < context.get_remaining_time_in_millis() <= 900_000
@@ -90,7 +83,7 @@ def test_the_event_and_result_round_trip_through_json(
         "event": {
             "run_id": "r1",
             "partition": "2013-01-02",
-            "sources": ["flights", "weather"],
+            "sources": ["readings", "weather"],
             "seen": True,
         },
         "function": "echo",
@@ -174,25 +167,25 @@ REAL_HANDLERS = {
 }
 
 
-def test_the_real_handlers_run_in_process(make_stage: Callable[..., Settings]) -> None:
+def test_the_real_handlers_run_in_process(make_minimal_stage: Callable[..., Settings]) -> None:
     # Given the test stage and the default in-process executor, given the real handlers
-    executor = create_executor(make_stage(), REAL_HANDLERS)
+    executor = create_executor(make_minimal_stage(), REAL_HANDLERS)
     assert isinstance(executor, InProcessExecutor)
+    event = {"run_id": "r1", "usecase": "meters", "source": "readings", "partition": "2013-01-02"}
 
-    # When the sample events are invoked through it
-    good = executor.invoke("extract", load_event("extract_weather"))
+    # When events are invoked through it
+    good = executor.invoke("extract", event)
     with pytest.raises(FunctionFailed) as bad_partition:
-        executor.invoke("extract", load_event("extract_bad_partition"))
+        executor.invoke("extract", {**event, "partition": "2013-13-01"})
     with pytest.raises(FunctionFailed) as no_source:
-        executor.invoke(
-            "extract", {k: v for k, v in load_event("extract_flights").items() if k != "source"}
-        )
+        executor.invoke("extract", {k: v for k, v in event.items() if k != "source"})
 
-    # Then a good one answers JSON, and bad ones fail with the handler's error type
+    # Then a good one answers JSON (a day of three meters' hours), and bad ones fail with the
+    # handler's error type
     assert (good["dataset"], good["partition"], good["rows"]) == (
-        "flights/weather",
+        "meters/readings",
         "date=2013-01-02",
-        72,
+        3 * 24,
     )
     assert bad_partition.value.error_type == "ValueError"
     assert "2013-13-01" in bad_partition.value.message
@@ -272,10 +265,10 @@ class RecordingLambda:
     ("kind", "function"), [("extract", "hw-x-extract"), ("clean", "hw-x-clean")]
 )
 def test_lambda_functions_invokes_the_configured_function_of_each_kind(
-    make_stage: Callable[..., Settings], kind: str, function: str
+    make_minimal_stage: Callable[..., Settings], kind: str, function: str
 ) -> None:
     # Given a stage naming its deployed functions, and a recording Lambda client
-    stage = make_stage(
+    stage = make_minimal_stage(
         EXECUTOR__EXTRACT_FUNCTION="hw-x-extract", EXECUTOR__CLEAN_FUNCTION="hw-x-clean"
     )
     recorder = RecordingLambda()
@@ -290,9 +283,11 @@ def test_lambda_functions_invokes_the_configured_function_of_each_kind(
     assert result == {"rows": 842, "function": function}
 
 
-def test_lambda_functions_refuses_an_unknown_kind(make_stage: Callable[..., Settings]) -> None:
+def test_lambda_functions_refuses_an_unknown_kind(
+    make_minimal_stage: Callable[..., Settings],
+) -> None:
     recorder = RecordingLambda()
-    functions = LambdaFunctions(make_stage(), lambda_executor=recorder)
+    functions = LambdaFunctions(make_minimal_stage(), lambda_executor=recorder)
 
     with pytest.raises(KeyError, match="train"):
         functions.invoke("train", {})
@@ -311,10 +306,10 @@ class FakeLambdaClient:
 
 
 def test_create_executor_builds_lambda_functions_without_calling_aws(
-    aws_env: None, make_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+    aws_env: None, make_minimal_stage: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a stage asking for Lambda, and any AWS client creation made to fail loudly
-    stage = make_stage(EXECUTOR__KIND="lambda", AWS__REGION="eu-west-1")
+    stage = make_minimal_stage(EXECUTOR__KIND="lambda", AWS__REGION="eu-west-1")
 
     def no_aws(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"an AWS client was created: {args} {kwargs}")
@@ -347,11 +342,11 @@ def test_create_executor_builds_lambda_functions_without_calling_aws(
 
 
 def test_create_executor_defaults_to_in_process_with_the_handlers_given(
-    make_stage: Callable[..., Settings],
+    make_minimal_stage: Callable[..., Settings],
 ) -> None:
     handlers = FakeHandlers()
 
-    executor = create_executor(make_stage(), {"echo": handlers.echo})
+    executor = create_executor(make_minimal_stage(), {"echo": handlers.echo})
 
     assert isinstance(executor, InProcessExecutor)
     assert executor.invoke("echo", {"n": 1})["function"] == "echo"

@@ -13,7 +13,7 @@ import pytest
 
 from headwater.data.lake import MANIFEST, Lake, LakeError, Manifest, open_lake
 
-ZONE, DATASET, PART = "raw", "flights", "date=2013-01-01"
+ZONE, DATASET, PART = "raw", "meters", "date=2013-01-01"
 SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string())])
 
 
@@ -23,7 +23,7 @@ def rows(ids: list[int]) -> pa.Table:
 
 def publish(lake: Lake, batches: object, run_id: str = "run1", partition: str = PART) -> Manifest:
     return lake.publish(
-        ZONE, DATASET, partition, batches, schema=SCHEMA, source="test:flights", run_id=run_id
+        ZONE, DATASET, partition, batches, schema=SCHEMA, source="test:readings", run_id=run_id
     )
 
 
@@ -56,7 +56,7 @@ def test_manifest_describes_the_published_file(lake: Lake) -> None:
         PART,
         [rows([1, 2, 3, 4])],
         schema=SCHEMA,
-        source="sql:flights",
+        source="sql:readings",
         run_id="run-42",
         extra={"inputs": {"a": 1}},
     )
@@ -68,7 +68,7 @@ def test_manifest_describes_the_published_file(lake: Lake) -> None:
     assert (stored["zone"], stored["dataset"], stored["partition"]) == (ZONE, DATASET, PART)
     assert stored["rows"] == 4
     assert stored["schema"] == {"id": "int64", "name": "string"}
-    assert stored["source"] == "sql:flights"
+    assert stored["source"] == "sql:readings"
     assert stored["run_id"] == "run-42"
     assert stored["extra"] == {"inputs": {"a": 1}}
     assert stored["file"] in data_files(lake)
@@ -200,8 +200,8 @@ def test_data_file_replaced_by_another_valid_file_fails_its_checksum(lake: Lake)
     ("zone", "dataset", "partition", "command"),
     [
         (
-            "clean", "flights/flights", "month=2013-02",
-            "headwater run --usecase flights --start 2013-02-01 --end 2013-02-28 --rerun clean "
+            "clean", "meters/readings", "month=2013-02",
+            "headwater run --usecase meters --start 2013-02-01 --end 2013-02-28 --rerun clean "
             "--until clean",
         ),
         (
@@ -210,13 +210,13 @@ def test_data_file_replaced_by_another_valid_file_fails_its_checksum(lake: Lake)
             "--until clean",
         ),
         (
-            "raw", "flights/weather", "hour=7",
-            "headwater run --usecase flights --start FIRST_DATE --end LAST_DATE --rerun extract "
+            "raw", "meters/weather", "hour=7",
+            "headwater run --usecase meters --start FIRST_DATE --end LAST_DATE --rerun extract "
             "--until clean",
         ),
         (
-            "raw", "flights/planes", "snapshot=2013-03-12",
-            "headwater run --usecase flights --start FIRST_DATE --end 2013-03-12 --rerun extract",
+            "raw", "meters/sites", "snapshot=2013-03-12",
+            "headwater run --usecase meters --start FIRST_DATE --end 2013-03-12 --rerun extract",
         ),
     ],
     ids=["clean-month", "raw-day", "raw-other-key", "raw-snapshot"],
@@ -236,8 +236,8 @@ def test_a_snapshot_is_repaired_over_the_run_that_reads_it() -> None:
 
     run = (date(2013, 1, 1), date(2013, 3, 12))
 
-    assert repair_command("raw", "flights/planes", "snapshot=2013-03-12", run) == (
-        "headwater run --usecase flights --start 2013-01-01 --end 2013-03-12 --rerun extract"
+    assert repair_command("raw", "meters/sites", "snapshot=2013-03-12", run) == (
+        "headwater run --usecase meters --start 2013-01-01 --end 2013-03-12 --rerun extract"
     )
 
 
@@ -334,11 +334,11 @@ def test_file_uri_is_resolved_and_created(tmp_path: Path) -> None:
     assert (tmp_path / "lake").is_dir()
     assert lake.is_local
     assert lake.uri == f"file://{tmp_path}/lake"
-    assert lake.uri_of("raw", "flights") == f"file://{tmp_path}/lake/raw/flights"
+    assert lake.uri_of("raw", "meters") == f"file://{tmp_path}/lake/raw/meters"
 
 
 def test_s3_uri_keeps_bucket_and_prefix(moto_endpoint: str, aws_env: None) -> None:
     lake = open_lake("s3://my-bucket/some/prefix/", region="us-east-1", endpoint_url=moto_endpoint)
     assert not lake.is_local
     assert (lake.uri, lake.root) == ("s3://my-bucket/some/prefix", "my-bucket/some/prefix")
-    assert lake.path("raw", "/flights/") == "my-bucket/some/prefix/raw/flights"
+    assert lake.path("raw", "/meters/") == "my-bucket/some/prefix/raw/meters"

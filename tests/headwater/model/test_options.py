@@ -10,7 +10,7 @@ from headwater.model.options import TrainOptions
 
 def options(config: dict) -> TrainOptions:
     return TrainOptions(
-        "flights", "file:///lake", "v1", date(2013, 1, 1), date(2013, 3, 31), config=config
+        "meters", "file:///lake", "v1", date(2013, 1, 1), date(2013, 3, 31), config=config
     )
 
 

@@ -15,8 +15,9 @@ from headwater.core.records import DateRange, Lineage, ProductionScore, Training
 from headwater.data.lake import open_lake
 from headwater.model.report import render_report, with_decision
 from headwater.registry.registry import Registry
-from headwater.usecases.flights.training import TRAINING
+from tests.conftest import minimal_usecase
 
+TRAINING = minimal_usecase().TRAINING  # the test-only use case's spec: its human names
 METRICS = TrainingMetrics.from_dict(
     {
         "holdout_from": "2013-11-01",
@@ -24,8 +25,8 @@ METRICS = TrainingMetrics.from_dict(
         "regression": {"rmse": 38.96, "mae": 23.29, "r2": 0.057},
         "baselines": {
             "base_rate": {"auc_roc": 0.5, "log_loss": 0.5247, "positive_rate": 0.218},
-            "carrier_hour_rate": {"auc_roc": 0.6659, "log_loss": 0.4959},
-            "mean_arr_delay": {"rmse": 40.12, "mae": 24.69},
+            "meter_rate": {"auc_roc": 0.6659, "log_loss": 0.4959},
+            "mean_load_kw": {"rmse": 40.12, "mae": 24.69},
         },
         "production_on_holdout": {"version": "v0", "auc_roc": 0.7091, "log_loss": 0.4921},
         "comparison": {
@@ -50,12 +51,12 @@ DECISION = re.compile(r"<!-- decision -->(.*?)<!-- /decision -->", re.S)
 
 def render(**changes: Any) -> str:
     fields: dict[str, Any] = {
-        "title": "Flight delays: model flights v1",
+        "title": "Meter overload: model meters v1",
         "spec": TRAINING,
         "metrics": METRICS,
         "roc_points": [(0.0, 0.0), (0.5, 0.7), (1.0, 1.0)],
         "calibration": [{"bin": 0, "count": 10, "mean_probability": 0.1, "observed_rate": 0.12}],
-        "top_coefficients": [("dep_hour_ohe_06", -0.384), ("carrier_ohe_EV", 0.232)],
+        "top_coefficients": [("hour_of_day_ohe_06", -0.384), ("meter_ohe_m1", 0.232)],
         "lineage": LINEAGE,
         **changes,
     }
@@ -80,8 +81,8 @@ def test_the_report_opens_with_the_verdict_model_beside_production_and_baselines
         "this model",
         "production v0",
         "baseline: base rate",
-        "baseline: carrier hour rate",
-        "baseline: mean arrival delay",
+        "baseline: meter rate",
+        "baseline: mean load",
     ]
     auc_row = re.search(r"<tr><th>AUC</th>(.*?)</tr>", verdict)
     assert auc_row is not None
@@ -100,10 +101,10 @@ def test_the_report_opens_with_the_verdict_model_beside_production_and_baselines
 def test_the_report_uses_human_names_everywhere() -> None:
     text = text_of(render())
 
-    assert "scheduled departure hour = 06" in text and "airline = EV" in text
-    for raw in ("dep_hour_ohe_06", "carrier_ohe", "auc_roc", "accuracy_at_0_5", "date_range"):
+    assert "hour of day = 06" in text and "meter = m1" in text
+    for raw in ("hour_of_day_ohe_06", "meter_ohe", "auc_roc", "accuracy_at_0_5", "date_range"):
         assert raw not in text, raw
-    assert "base_rate" not in text and "positive_rate" not in text and "arr_delay" not in text
+    assert "base_rate" not in text and "positive_rate" not in text and "load_kw" not in text
 
 
 def test_the_decision_part_is_rewritten_and_the_rest_kept() -> None:
@@ -119,8 +120,8 @@ def test_the_decision_part_is_rewritten_and_the_rest_kept() -> None:
 def test_every_decision_recorded_by_the_registry_shows_in_the_report(tmp_path: Path) -> None:
     # Given a version whose report the training job wrote (before any decision)
     lake = open_lake(f"file://{tmp_path}/lake")
-    registry = Registry(lake, "flights")
-    lake.write_bytes(render().encode(), *model_parts("flights", "v1", REPORT))
+    registry = Registry(lake, "meters")
+    lake.write_bytes(render().encode(), *model_parts("meters", "v1", REPORT))
     registry.mark_complete("v1")
     numbers = {
         "metric": "auc_roc",
@@ -133,9 +134,9 @@ def test_every_decision_recorded_by_the_registry_shows_in_the_report(tmp_path: P
 
     # When the gate rejects it, then it is promoted by hand
     registry.reject("v1", "its lower bound does not clear margin 0.002", numbers)
-    rejected = lake.read_bytes(*model_parts("flights", "v1", REPORT)).decode()
+    rejected = lake.read_bytes(*model_parts("meters", "v1", REPORT)).decode()
     registry.promote("v1", "promoted by hand")
-    promoted = lake.read_bytes(*model_parts("flights", "v1", REPORT)).decode()
+    promoted = lake.read_bytes(*model_parts("meters", "v1", REPORT)).decode()
 
     # Then the report said each decision in turn, with the gate's numbers
     gate = DECISION.search(rejected).group(1)  # type: ignore[union-attr]
@@ -146,13 +147,13 @@ def test_every_decision_recorded_by_the_registry_shows_in_the_report(tmp_path: P
 
 
 def test_a_version_without_a_report_is_decided_all_the_same(tmp_path: Path) -> None:
-    registry = Registry(open_lake(f"file://{tmp_path}/lake"), "flights")
+    registry = Registry(open_lake(f"file://{tmp_path}/lake"), "meters")
     registry.mark_complete("v1")
 
     registry.reject("v1", "worse")
 
     assert registry.info("v1").status == "rejected"
-    assert not registry.lake.exists(*model_parts("flights", "v1", REPORT))
+    assert not registry.lake.exists(*model_parts("meters", "v1", REPORT))
 
 
 @pytest.mark.parametrize(

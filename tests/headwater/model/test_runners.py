@@ -29,6 +29,7 @@ from headwater.model.runners import (
     job_arguments,
     training_options,
 )
+from tests.usecases.registered import packaged
 
 REPO = Path(__file__).resolve().parents[3]
 ENTRYPOINT = REPO / "emr_jobs" / "train.py"
@@ -118,9 +119,9 @@ def test_the_local_stage_runs_the_callers_entrypoint() -> None:
 def test_the_code_zip_holds_the_core_library_and_any_package_asked_for() -> None:
     names = zipfile.ZipFile(io.BytesIO(build_code_zip(REPO))).namelist()
 
-    assert {"headwater/model/spark_training.py", "headwater/usecases/bikeshare/features.py"} <= set(
-        names
-    )
+    usecases = {f"headwater/usecases/{name}/__init__.py" for name in packaged()}
+    assert usecases
+    assert {"headwater/model/spark_training.py", *usecases} <= set(names)
     assert not any(n.startswith("emr_jobs/") for n in names)  # the entrypoint ships on its own
     # operations code, the CLI and the API stay home: the job imports none of them
     assert not any(n.startswith(("headwater/ops/", "cli/", "api/")) for n in names)

@@ -16,7 +16,7 @@ import pytest
 
 from headwater.core import layout
 from headwater.core.layout import CLEAN
-from headwater.core.usecase import Baseline, RegressionBaseline, Window
+from headwater.core.usecase import RegressionBaseline, Window
 from headwater.model.spark_training import (
     LABEL,
     TrainingRun,
@@ -165,17 +165,16 @@ def test_a_window_that_cannot_be_computed_is_refused_when_declared(
 
 # --- regression baselines over clean columns ----------------------------------------------------
 def test_a_persistence_baseline_predicts_the_target_with_its_column_and_counts_the_defaults(
-    spark: Any,
+    spark: Any, meters_module: Any
 ) -> None:
-    from headwater.usecases.bikeshare.training import TRAINING
-
-    # Given a training mean of 10 and a holdout whose column is yesterday's value (one unknown)
+    # Given the test-only use case's spec, a training mean of 10 and a holdout whose column is
+    # yesterday's value (one unknown)
     spec = dataclasses.replace(
-        TRAINING,
+        meters_module.TRAINING,
         baselines=(),
         regression_baselines=(RegressionBaseline("yesterday", "before", "as the day before"),),
     )
-    schema = f"{LABEL} double, rentals double, {baseline_input('before')} double"
+    schema = f"{LABEL} double, load_kw double, {baseline_input('before')} double"
     train = spark.createDataFrame([(1.0, 4.0, None), (0.0, 16.0, None)], schema)
     holdout = spark.createDataFrame(
         [(1.0, 12.0, 10.0), (0.0, 6.0, 9.0), (1.0, 20.0, None), (0.0, None, 3.0)], schema
@@ -189,89 +188,29 @@ def test_a_persistence_baseline_predicts_the_target_with_its_column_and_counts_t
     assert out["yesterday"]["rows_defaulted"] == 1
 
 
-def test_baseline_columns_that_are_not_features_are_carried_into_the_feature_table(
-    spark: Any,
-) -> None:
-    from headwater.model.spark_training import feature_table
-    from headwater.usecases.bikeshare.training import TRAINING
-
-    # Given a spec whose baselines read clean columns, one the model does not use, one it
-    # uses as a feature (whose default must not stand in for the clean value)
-    spec = dataclasses.replace(
-        TRAINING,
-        baselines=(Baseline("by_registered", ("registered",), "d"),),
-        regression_baselines=(
-            RegressionBaseline("casual", "casual", "d"),
-            RegressionBaseline("a_week_before", "rentals_168h_before", "d"),
-        ),
-    )
-    assert "registered" not in spec.features and "rentals_168h_before" in spec.features
-
-    clean = spark.createDataFrame(
-        [
-            (
-                date(2012, 6, 1),
-                17,
-                False,
-                "Clear",
-                25.0,
-                25.0,
-                50.0,
-                10.0,
-                True,
-                320,
-                41,
-                279,
-                300,
-                None,
-                None,
-            )
-        ],  # fmt: skip
-        "date date, hour int, holiday boolean, weather_situation string, temp_c double, "
-        "feels_like_c double, humidity_pct double, wind_speed_kmh double, high_demand boolean, "
-        "rentals bigint, casual bigint, registered bigint, rentals_1h_before bigint, "
-        "rentals_24h_before bigint, rentals_168h_before bigint",
-    )
-    from headwater.usecases.bikeshare.features import FeatureLookups
-
-    typical = {
-        "weather_situation": "Clear",
-        "temp_c": 20.0,
-        "feels_like_c": 20.0,
-        "humidity_pct": 50.0,
-    }
-    lookups = FeatureLookups(default_weather={**typical, "wind_speed_kmh": 9.0})
-    row = feature_table(clean, spec, lookups).first()
-
-    assert row[LABEL] == 1.0 and row.rentals == 320.0
-    assert row.registered == 279 and row[baseline_input("casual")] == 41
-    # the feature takes the hour's typical rentals; the baseline sees the unknown as unknown
-    assert row.rentals_168h_before == 0.0 and row[baseline_input("rentals_168h_before")] is None
-
-
 # --- a label not yet known is labelled by a later, longer range ---------------------------------
-RENTALS = layout.dataset("bikeshare", "rentals")
+READINGS = layout.dataset("meters", "readings")
 
 
 def publish_days(lake: Any, key: str, first: date, days: int) -> None:
-    """Publish one clean partition of daily rows: the day and its rentals (the day's number)."""
+    """Publish one clean partition of daily rows: the day and its load (the day's number)."""
     stamps = [datetime(first.year, first.month, first.day) + timedelta(days=i) for i in range(days)]
     table = pa.table(
         {
             "hour_start": pa.array(stamps, pa.timestamp("us", tz="UTC")),
             "date": pa.array([s.date() for s in stamps], pa.date32()),
-            "rentals": pa.array([s.day for s in stamps], pa.int64()),
+            "load_kw": pa.array([s.day for s in stamps], pa.int64()),
         }
     )
-    lake.publish(CLEAN, RENTALS, key, [table], schema=table.schema, source="t", run_id="t")
+    lake.publish(CLEAN, READINGS, key, [table], schema=table.schema, source="t", run_id="t")
 
 
 def windowed_rows(
     spark: Any, lake: Any, spec: Any, start: date, end: date
 ) -> tuple[dict[date, Any], dict[str, Any]]:
     """The clean rows of ``start..end`` after the job's windows step, and what it counted."""
-    usecase = SimpleNamespace(name="bikeshare", training=spec)
-    options = TrainOptions(usecase="bikeshare", lake=lake.uri, version="v", start=start, end=end)
+    usecase = SimpleNamespace(name="meters", training=spec)
+    options = TrainOptions(usecase="meters", lake=lake.uri, version="v", start=start, end=end)
     run = TrainingRun(spark, usecase, options, lake, holdout_from=end)  # type: ignore[arg-type]
     for step in (verify_step, read_step, windows_step):
         step(run)
@@ -281,22 +220,21 @@ def windowed_rows(
 
 
 def test_a_lead_label_unknown_at_a_ranges_end_is_labelled_by_a_longer_range_without_republishing(
-    spark: Any, tmp_path: Any
+    spark: Any, tmp_path: Any, meters_module: Any
 ) -> None:
     from headwater.data.lake import open_lake
-    from headwater.usecases.bikeshare.training import TRAINING
 
-    # Given January and February published, and a label that is the next day's rentals
+    # Given January and February published, and a label that is the next day's load
     lake = open_lake(f"file://{tmp_path}/lake")
     publish_days(lake, "month=2011-01", date(2011, 1, 1), 31)
     publish_days(lake, "month=2011-02", date(2011, 2, 1), 28)
-    manifests = {k: lake.manifest(CLEAN, RENTALS, k) for k in ("month=2011-01", "month=2011-02")}
-    lead = Window("tomorrow", "rentals", "lead", "hour_start", span=timedelta(days=1))
-    spec = dataclasses.replace(TRAINING, windows=(lead,))
+    manifests = {k: lake.manifest(CLEAN, READINGS, k) for k in ("month=2011-01", "month=2011-02")}
+    lead = Window("tomorrow", "load_kw", "lead", "hour_start", span=timedelta(days=1))
+    spec = dataclasses.replace(meters_module.TRAINING, windows=(lead,))
 
     # When a training's range ends mid-February, then its last day's label is not yet known
     early, counted = windowed_rows(spark, lake, spec, date(2011, 1, 1), date(2011, 2, 14))
-    assert early[date(2011, 1, 31)] == 1  # across the month's end: February 1st's rentals
+    assert early[date(2011, 1, 31)] == 1  # across the month's end: February 1st's load
     assert early[date(2011, 2, 14)] is None
     assert counted == {"tomorrow": {"kind": "lead", "null_rows": 1}}
 
@@ -306,4 +244,4 @@ def test_a_lead_label_unknown_at_a_ranges_end_is_labelled_by_a_longer_range_with
     # Then that day is labelled, and no clean partition was republished
     assert later[date(2011, 2, 14)] == 15
     assert later[date(2011, 2, 28)] is None
-    assert {k: lake.manifest(CLEAN, RENTALS, k) for k in manifests} == manifests
+    assert {k: lake.manifest(CLEAN, READINGS, k) for k in manifests} == manifests

@@ -33,10 +33,10 @@ def record(
     body = dict(
         request_id=f"r{i}",
         instance=0,
-        usecase="flights",
+        usecase="meters",
         model_version="v1",
         served_at=served_at,
-        features={"carrier": "UA", "distance": float(i)},
+        features={"meter": "m1", "distance": float(i)},
         probability=0.1 * (i % 10),
         decision=False,
         estimate=3.5,
@@ -76,36 +76,36 @@ def test_collection_keeps_the_partitions_records_once_and_round_trips_them(lake)
     inside = [record(i) for i in range(5)]
     # Given two closed spool files (one repeating a record), a Firehose object with another
     # use case's line, and records outside the local day
-    write(root, "flights", "2013-03-01", "12", "a.jsonl", [r.to_json() for r in inside[:3]])
-    write(root, "flights", "2013-03-01", "12", "b.jsonl", [r.to_json() for r in inside[2:]])
-    other = replace(record(9), usecase="bikeshare")
+    write(root, "meters", "2013-03-01", "12", "a.jsonl", [r.to_json() for r in inside[:3]])
+    write(root, "meters", "2013-03-01", "12", "b.jsonl", [r.to_json() for r in inside[2:]])
+    other = replace(record(9), usecase="other")
     write(root, "_stream", "2013-03-01", "13", "obj-1", [other.to_json()])
     early = record(7, served_at="2013-03-01T04:59:59.000000+00:00")  # 23:59 local, Feb 28
     late = record(8, served_at="2013-03-02T04:59:59.000000+00:00")  # 23:59 local, Mar 1
-    write(root, "flights", "2013-03-01", "04", "c.jsonl", [early.to_json()])
-    write(root, "flights", "2013-03-02", "04", "d.jsonl", [late.to_json()])
+    write(root, "meters", "2013-03-01", "04", "c.jsonl", [early.to_json()])
+    write(root, "meters", "2013-03-02", "04", "d.jsonl", [late.to_json()])
     # When the day is collected
-    collected = collect_predictions(lake, "flights", DAY, TZ, run_id="run1")
+    collected = collect_predictions(lake, "meters", DAY, TZ, run_id="run1")
     # Then every record of the day, once, comes back exactly through the manifest
     assert collected.duplicates == 1 and collected.kept == 6
-    back = read_predictions(lake, "flights", DAY.key)
+    back = read_predictions(lake, "meters", DAY.key)
     assert sorted(r.request_id for r in back) == sorted([*(r.request_id for r in inside), "r8"])
     assert {r.request_id: r for r in back}["r3"] == inside[3]
-    manifest = lake.manifest(layout.PREDICTIONS, "flights", DAY.key)
+    manifest = lake.manifest(layout.PREDICTIONS, "meters", DAY.key)
     assert manifest.rows == 6 and manifest.checksum.startswith("sha256:")
     assert manifest.extra["duplicates"] == 1
 
 
 def test_a_rerun_publishes_the_same_rows_and_no_duplicates(lake) -> None:  # noqa: ANN001
     root = root_of(lake)
-    write(root, "flights", "2013-03-01", "12", "a.jsonl", [record(i).to_json() for i in range(4)])
-    first = collect_predictions(lake, "flights", DAY, TZ, run_id="run1")
+    write(root, "meters", "2013-03-01", "12", "a.jsonl", [record(i).to_json() for i in range(4)])
+    first = collect_predictions(lake, "meters", DAY, TZ, run_id="run1")
     # a crash after the data file, before the manifest: a stray part file
-    stray = Path(lake.partition_dir(layout.PREDICTIONS, "flights", DAY.key)) / "part-x.parquet"
+    stray = Path(lake.partition_dir(layout.PREDICTIONS, "meters", DAY.key)) / "part-x.parquet"
     stray.write_bytes(b"half")
-    again = collect_predictions(lake, "flights", DAY, TZ, run_id="run2")
+    again = collect_predictions(lake, "meters", DAY, TZ, run_id="run2")
     assert again.kept == first.kept == 4
-    assert len(read_predictions(lake, "flights", DAY.key)) == 4
+    assert len(read_predictions(lake, "meters", DAY.key)) == 4
     files = os.listdir(stray.parent)
     assert "part-x.parquet" not in files and sum(f.endswith(".parquet") for f in files) == 1
 
@@ -113,38 +113,38 @@ def test_a_rerun_publishes_the_same_rows_and_no_duplicates(lake) -> None:  # noq
 def test_the_role_keeps_a_shadow_record_beside_production(lake) -> None:  # noqa: ANN001
     root = root_of(lake)
     production, shadow = record(1), replace(record(1), role="shadow", model_version="v2")
-    write(root, "flights", "2013-03-01", "12", "a.jsonl", [production.to_json(), shadow.to_json()])
-    assert collect_predictions(lake, "flights", DAY, TZ, run_id="r").kept == 2
+    write(root, "meters", "2013-03-01", "12", "a.jsonl", [production.to_json(), shadow.to_json()])
+    assert collect_predictions(lake, "meters", DAY, TZ, run_id="r").kept == 2
 
 
 def test_a_file_being_written_waits_and_a_killed_writers_file_is_read(lake) -> None:  # noqa: ANN001
     root = root_of(lake)
     lines = [record(i).to_json() for i in range(3)]
     # Given a file still open (being written) whose last line is torn
-    path = write(root, "flights", "2013-03-01", "12", "w.jsonl.open", [*lines, '{"capture": "head'])
+    path = write(root, "meters", "2013-03-01", "12", "w.jsonl.open", [*lines, '{"capture": "head'])
     # Then it is not read while fresh
-    fresh = collect_predictions(lake, "flights", DAY, TZ, run_id="r1")
+    fresh = collect_predictions(lake, "meters", DAY, TZ, run_id="r1")
     assert fresh.kept == 0 and fresh.skipped_open == 1
     # And once stale (its writer is gone), its whole lines are, the torn one counted
     old = time.time() - 7200
     os.utime(path, (old, old))
-    stale = collect_predictions(lake, "flights", DAY, TZ, run_id="r2")
+    stale = collect_predictions(lake, "meters", DAY, TZ, run_id="r2")
     assert stale.kept == 3 and stale.torn == 1 and stale.skipped_open == 0
 
 
 def test_reading_verifies_the_checksum(lake) -> None:  # noqa: ANN001
-    write(root_of(lake), "flights", "2013-03-01", "12", "a.jsonl", [record(1).to_json()])
-    manifest = collect_predictions(lake, "flights", DAY, TZ, run_id="r").manifest
-    data = Path(lake.partition_dir(layout.PREDICTIONS, "flights", DAY.key)) / manifest.file
+    write(root_of(lake), "meters", "2013-03-01", "12", "a.jsonl", [record(1).to_json()])
+    manifest = collect_predictions(lake, "meters", DAY, TZ, run_id="r").manifest
+    data = Path(lake.partition_dir(layout.PREDICTIONS, "meters", DAY.key)) / manifest.file
     data.write_bytes(data.read_bytes()[:-1] + b"X")
     with pytest.raises(LakeError, match="checksum mismatch"):
-        read_predictions(lake, "flights", DAY.key)
+        read_predictions(lake, "meters", DAY.key)
 
 
 def test_an_empty_period_publishes_an_empty_partition(lake) -> None:  # noqa: ANN001
-    collected = collect_predictions(lake, "flights", DAY, TZ, run_id="r")
+    collected = collect_predictions(lake, "meters", DAY, TZ, run_id="r")
     assert collected.kept == 0 and collected.manifest.rows == 0
-    assert read_predictions(lake, "flights", DAY.key) == []
+    assert read_predictions(lake, "meters", DAY.key) == []
     assert json.loads(json.dumps(collected.to_dict()))["files"] == 0
 
 
@@ -168,17 +168,17 @@ def test_a_record_served_today_for_an_event_of_2013_11_lands_in_2013_11(lake) ->
     served = "2026-12-07T04:00:00.000000+00:00"
     event = record(1, served_at=served, echo={"hour": "2013-11-05T08:00:00"})
     no_event = record(2, served_at=served)
-    write(root, "flights", "2026-12-07", "04", "a.jsonl", [event.to_json(), no_event.to_json()])
+    write(root, "meters", "2026-12-07", "04", "a.jsonl", [event.to_json(), no_event.to_json()])
     # When the use case's event partitions are found and collected
-    parts = captured_partitions(lake, "flights", "month", TZ, OUTCOME)
-    november = collect_predictions(lake, "flights", NOVEMBER, TZ, run_id="r", outcome=OUTCOME)
-    today = collect_predictions(lake, "flights", TODAY, TZ, run_id="r", outcome=OUTCOME)
+    parts = captured_partitions(lake, "meters", "month", TZ, OUTCOME)
+    november = collect_predictions(lake, "meters", NOVEMBER, TZ, run_id="r", outcome=OUTCOME)
+    today = collect_predictions(lake, "meters", TODAY, TZ, run_id="r", outcome=OUTCOME)
     # Then the event's record is in 2013-11, the other where it was served
     assert [p.label for p in parts] == ["2013-11", "2026-12"]
-    assert read_predictions(lake, "flights", "month=2013-11") == [event]
-    assert read_predictions(lake, "flights", "month=2026-12") == [no_event]
+    assert read_predictions(lake, "meters", "month=2013-11") == [event]
+    assert read_predictions(lake, "meters", "month=2026-12") == [no_event]
     assert (november.files, november.kept, today.kept) == (1, 1, 1)
     # and without an outcome both are filed by the time they were served
-    assert [p.label for p in captured_partitions(lake, "flights", "month")] == ["2026-12"]
-    served_only = collect_predictions(lake, "flights", NOVEMBER, TZ, run_id="r2")
+    assert [p.label for p in captured_partitions(lake, "meters", "month")] == ["2026-12"]
+    served_only = collect_predictions(lake, "meters", NOVEMBER, TZ, run_id="r2")
     assert served_only.kept == 0

@@ -97,7 +97,7 @@ def test_thresholds_default_per_measure_and_are_overridden_per_feature() -> None
 
     assert thresholds.for_feature("temperature", "psi") == 0.5
     assert thresholds.for_feature("distance", "psi") == PSI_THRESHOLD
-    assert thresholds.for_feature("carrier", "js") == 0.2
+    assert thresholds.for_feature("meter", "js") == 0.2
     assert Thresholds.from_dict(thresholds.to_dict()) == thresholds
     with pytest.raises(ValueError, match="psl"):
         Thresholds.from_dict({"psl": 0.1})
@@ -108,8 +108,8 @@ def test_thresholds_default_per_measure_and_are_overridden_per_feature() -> None
 @pytest.fixture
 def profile() -> Profile:
     return build_profile(
-        {"hour": list(range(24)) * 10, "carrier": ["UA", "AA", "DL", "B6"] * 60},
-        categorical={"carrier"},
+        {"hour": list(range(24)) * 10, "meter": ["m1", "m2", "m3", "m4"] * 60},
+        categorical={"meter"},
         predictions={"probability": np.linspace(0.0, 0.5, 240)},
     )
 
@@ -119,18 +119,18 @@ def test_a_report_covers_every_input_and_counts_rows_with_any_input_out_of_range
 ) -> None:
     report = drift_report(
         profile,
-        {"hour": [0, 25, 3, -1, None], "carrier": ["UA", "UA", "ZZ", "AA", "UA"]},
+        {"hour": [0, 25, 3, -1, None], "meter": ["m1", "m1", "m9", "m2", "m1"]},
         predictions={"probability": [0.9, 0.9, 0.8, 0.95, 0.9]},
-        thresholds=Thresholds(features={"carrier": 0.99}),
+        thresholds=Thresholds(features={"meter": 0.99}),
     )
 
-    assert [d.feature for d in report.features] == ["hour", "carrier"]
+    assert [d.feature for d in report.features] == ["hour", "meter"]
     assert (report.rows, report.rows_out_of_range) == (5, 2)
     assert report.out_of_range_share == 0.4
     # Every served probability is above the training predictions' range: a large PSI.
     (prediction,) = report.predictions
     assert prediction.feature == "probability" and prediction.value > 1.0
-    # The carrier's override keeps it quiet; hour and the probability drift.
+    # The meter's override keeps it quiet; hour and the probability drift.
     assert {d.feature for d in report.drifted()} == {"hour", "probability"}
     assert report.drifted()[0].value / report.drifted()[0].threshold >= (
         report.drifted()[1].value / report.drifted()[1].threshold
@@ -141,12 +141,12 @@ def test_a_report_covers_every_input_and_counts_rows_with_any_input_out_of_range
 def test_a_report_refuses_a_sample_without_an_input_or_with_ragged_columns(
     profile: Profile,
 ) -> None:
-    with pytest.raises(ValueError, match="carrier"):
+    with pytest.raises(ValueError, match="meter"):
         drift_report(profile, {"hour": [1]})
-    with pytest.raises(ValueError, match="carrier"):
-        drift_report(profile, {"hour": [1, 2], "carrier": ["UA"]})
+    with pytest.raises(ValueError, match="meter"):
+        drift_report(profile, {"hour": [1, 2], "meter": ["m1"]})
     with pytest.raises(ValueError, match="estimate"):
-        drift_report(profile, {"hour": [1], "carrier": ["UA"]}, predictions={"estimate": [1]})
+        drift_report(profile, {"hour": [1], "meter": ["m1"]}, predictions={"estimate": [1]})
 
 
 def test_feature_drift_survives_json() -> None:
@@ -157,11 +157,11 @@ def test_feature_drift_survives_json() -> None:
 
 def test_the_null_sets_thresholds_at_its_quantile_never_below_the_rule_of_thumb() -> None:
     null = NullDistribution(
-        measures={"temperature": "psi", "distance": "psi", "carrier": "js"},
+        measures={"temperature": "psi", "distance": "psi", "meter": "js"},
         values={
             "temperature": (0.1, 0.3, 0.5, 0.7, 0.9),
             "distance": (0.01, 0.02, 0.03, 0.04, 0.05),
-            "carrier": (0.0, 0.0, 0.0, 0.0, 0.5),
+            "meter": (0.0, 0.0, 0.0, 0.0, 0.5),
         },
     )
 
@@ -170,13 +170,13 @@ def test_the_null_sets_thresholds_at_its_quantile_never_below_the_rule_of_thumb(
     # The 75% quantile of 5 values sits at position 3: 0.7 for temperature.
     assert thresholds.for_feature("temperature", "psi") == pytest.approx(0.7)
     assert thresholds.for_feature("distance", "psi") == PSI_THRESHOLD
-    assert thresholds.for_feature("carrier", "js") == JS_THRESHOLD
+    assert thresholds.for_feature("meter", "js") == JS_THRESHOLD
     assert null.false_alarm_rate(thresholds) == {
         "temperature": 0.2,
         "distance": 0.0,
-        "carrier": 0.2,
+        "meter": 0.2,
     }
-    # Period 5 alarms on temperature and carrier at once: one period in five.
+    # Period 5 alarms on temperature and meter at once: one period in five.
     assert null.period_false_alarm_rate(thresholds) == 0.2
     assert NullDistribution.from_dict(json.loads(json.dumps(null.to_dict()))) == null
 
@@ -188,20 +188,20 @@ ROWS = 1500
 
 def month_of(rng: np.random.Generator, month: int, year_offset: float, shift: float = 0.0) -> dict:
     """One month of synthetic rows: a seasonal temperature, a seasonal precipitation type,
-    a stationary distance and carrier; ``year_offset`` moves a whole year's temperatures."""
+    a stationary distance and meter; ``year_offset`` moves a whole year's temperatures."""
     season = math.sin(2 * math.pi * (month - 1) / 12)
     snow = max(0.0, -season) * 0.5
     return {
         "temperature": 15 + 10 * season + year_offset + shift + rng.normal(0, 3, ROWS),
         "distance": rng.lognormal(6.5, 0.6, ROWS),
         "precipitation": rng.choice(["none", "rain", "snow"], ROWS, p=[0.7 - snow, 0.3, snow]),
-        "carrier": rng.choice(["UA", "AA", "DL", "B6"], ROWS, p=[0.4, 0.3, 0.2, 0.1]),
+        "meter": rng.choice(["m1", "m2", "m3", "m4"], ROWS, p=[0.4, 0.3, 0.2, 0.1]),
     }
 
 
 def profile_of(months: list[dict]) -> Profile:
     joined = {k: np.concatenate([m[k] for m in months]) for k in months[0]}
-    return build_profile(joined, categorical={"precipitation", "carrier"})
+    return build_profile(joined, categorical={"precipitation", "meter"})
 
 
 @pytest.fixture(scope="module")

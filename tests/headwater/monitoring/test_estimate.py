@@ -136,7 +136,7 @@ def test_on_calibrated_populations_the_estimate_tracks_the_realized_auc() -> Non
 
 def test_the_holdout_calibration_map_corrects_an_under_predicting_model() -> None:
     # Given a model that serves 0.75 x the true probability (it under-predicts, as the
-    # flights holdout does in every decile),
+    # holdout of a shipped use case does in every decile),
     raw = errors(range(30, 40), scale=0.75, calibrate=False)
     mapped = errors(range(30, 40), scale=0.75, calibrate=True)
 

@@ -20,7 +20,7 @@ def frame() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "distance": pd.array([100, 200, None, 400], dtype="Int64"),
-            "carrier": pd.array(["UA", None, "UA", "DL"], dtype="string"),
+            "meter": pd.array(["m1", None, "m1", "m3"], dtype="string"),
             "holiday": [True, False, False, False],
             "p": [0.1, 0.2, 0.3, 0.4],
         }
@@ -28,7 +28,7 @@ def frame() -> pd.DataFrame:
 
 
 def test_kinds_come_from_dtypes_and_booleans_are_categories(frame: pd.DataFrame) -> None:
-    assert categorical_columns(frame, ["distance", "carrier", "holiday"]) == ["carrier", "holiday"]
+    assert categorical_columns(frame, ["distance", "meter", "holiday"]) == ["meter", "holiday"]
 
 
 def test_a_frame_profile_equals_the_profile_of_its_columns_with_pandas_nulls_as_nulls(
@@ -36,25 +36,25 @@ def test_a_frame_profile_equals_the_profile_of_its_columns_with_pandas_nulls_as_
 ) -> None:
     before = frame.copy()
 
-    profile = profile_frame(frame, ["distance", "carrier", "holiday"], predictions=["p"], bins=2)
+    profile = profile_frame(frame, ["distance", "meter", "holiday"], predictions=["p"], bins=2)
 
     assert frame.equals(before)
     expected = build_profile(
         {
             "distance": [100.0, 200.0, None, 400.0],
-            "carrier": ["UA", None, "UA", "DL"],
+            "meter": ["m1", None, "m1", "m3"],
             "holiday": [True, False, False, False],
         },
-        categorical={"carrier", "holiday"},
+        categorical={"meter", "holiday"},
         predictions={"p": [0.1, 0.2, 0.3, 0.4]},
         bins=2,
     )
     assert profile == expected
     assert isinstance(profile.features["distance"], NumericProfile)
     assert profile.features["distance"].nulls == 1
-    carrier = profile.features["carrier"]
-    assert isinstance(carrier, CategoricalProfile)
-    assert (carrier.categories, carrier.nulls) == (("UA", "DL"), 1)
+    meter = profile.features["meter"]
+    assert isinstance(meter, CategoricalProfile)
+    assert (meter.categories, meter.nulls) == (("m1", "m3"), 1)
 
 
 def test_declared_kinds_override_dtypes(frame: pd.DataFrame) -> None:

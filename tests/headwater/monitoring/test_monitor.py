@@ -308,6 +308,6 @@ def test_clean_drift_leaves_out_a_rolling_window_it_cannot_compute() -> None:
     report = clean_drift(usecase, clean.assign(minutes=1.0), inputs, Thresholds())
 
     # Then x is not judged (its default against the real windows drifted every period:
-    # PSI 6.8 on every flights month), and the inputs it can compute still are
+    # PSI 6.8 on every month of a shipped use case), and the inputs it can compute still are
     assert report is not None
     assert [f.feature for f in report.features] == ["c"]

@@ -101,16 +101,16 @@ def test_build_profile_profiles_declared_categoricals_as_categories_and_the_rest
     None
 ):
     profile = build_profile(
-        {"distance": [100, 200, 300, 400], "carrier": ["UA", "AA", "UA", "DL"]},
-        categorical={"carrier"},
+        {"distance": [100, 200, 300, 400], "meter": ["m1", "m2", "m1", "m3"]},
+        categorical={"meter"},
         predictions={"probability": [0.1, 0.2, 0.3, 0.4]},
         bins=2,
         ranges={"distance": Range(17.0, 4983.0)},
     )
 
     assert isinstance(profile.features["distance"], NumericProfile)
-    assert isinstance(profile.features["carrier"], CategoricalProfile)
-    assert profile.features["carrier"].categories[0] == "UA"
+    assert isinstance(profile.features["meter"], CategoricalProfile)
+    assert profile.features["meter"].categories[0] == "m1"
     assert profile.predictions["probability"].edges == (pytest.approx(0.25),)
     assert profile.ranges() == {"distance": Range(17.0, 4983.0)}
 

@@ -24,7 +24,7 @@ def training_sample(rng: np.random.Generator) -> pd.DataFrame:
                 {
                     "day": [date(2013, month, 1 + i % 28) for i in range(1000)],
                     "distance": rng.normal(shift, 1.0, 1000),
-                    "carrier": rng.choice(["UA", "DL"], 1000),
+                    "meter": rng.choice(["m1", "m3"], 1000),
                 }
             )
         )
@@ -43,8 +43,8 @@ def reference() -> ModelReference:
         sample,
         predictions,
         histogram,
-        features=["carrier", "distance"],
-        categorical=["carrier"],
+        features=["meter", "distance"],
+        categorical=["meter"],
         date_column="day",
         ranges={"distance": Range(-40.0, 90.0)},
         rows={"train": 3_000_000, "holdout": 500},
@@ -56,7 +56,7 @@ def test_the_range_of_an_input_is_the_exact_one_spark_measured_not_the_samples(
 ) -> None:
     # a sample of normals never reaches -40 or 90: the range is the one passed in
     assert reference.ranges() == {"distance": Range(-40.0, 90.0)}
-    assert reference.profile.features["carrier"].kind == "categorical"
+    assert reference.profile.features["meter"].kind == "categorical"
 
 
 def test_predictions_are_profiled_under_the_answers_keys(reference: ModelReference) -> None:
@@ -82,7 +82,7 @@ def test_the_null_holds_each_months_drift_against_the_whole_window(
     values = null.distribution.values["distance"]
     # the shifted March drifts most; each value is that month's drift report against the profile
     assert values[2] == max(values) > values[0]
-    assert null.distribution.measures == {"carrier": "js", "distance": "psi"}
+    assert null.distribution.measures == {"meter": "js", "distance": "psi"}
     # the thresholds are the largest quiet drift, never below the rule of thumb
     assert null.thresholds.for_feature("distance", "psi") == max(max(values), PSI_THRESHOLD)
 
@@ -94,7 +94,7 @@ def test_a_months_null_value_is_its_drift_report_against_the_reference(
     january = training_sample(rng).iloc[:1000]
     report = drift_report(
         reference.profile,
-        {"distance": january["distance"].to_numpy(), "carrier": list(january["carrier"])},
+        {"distance": january["distance"].to_numpy(), "meter": list(january["meter"])},
     )
     by_feature = {d.feature: d.value for d in report.features}
     assert reference.null.distribution.values["distance"][0] == pytest.approx(

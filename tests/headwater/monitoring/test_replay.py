@@ -272,9 +272,9 @@ def test_an_api_that_does_not_answer_names_its_url_and_headwater_serve() -> None
 
 
 def test_an_api_that_serves_another_use_case_says_what_it_serves() -> None:
-    api = FakeApi(health={"models": {"flights": {"loaded": True}}})
+    api = FakeApi(health={"models": {"other": {"loaded": True}}})
 
-    with pytest.raises(ReplayError, match=r"does not serve 'meters' \(it serves: flights\)"):
+    with pytest.raises(ReplayError, match=r"does not serve 'meters' \(it serves: other\)"):
         check_api(api, "http://x", "meters")
 
 

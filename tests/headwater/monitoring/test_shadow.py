@@ -119,7 +119,7 @@ def test_the_record_survives_its_json_form() -> None:
 
 def record(request_id: str, instance: int, role: str, probability: float) -> CaptureRecord:
     return CaptureRecord(
-        request_id, instance, "flights", role[0], "2026-01-01T00:00:00.000000+00:00", {},
+        request_id, instance, "meters", role[0], "2026-01-01T00:00:00.000000+00:00", {},
         probability, probability > 0.5, 0.0, 0.5, role=role,
     )  # fmt: skip
 

@@ -17,7 +17,7 @@ from headwater.core.logs import configure_logging, get_logger, log_context
 from headwater.core.progress import ProgressEvent
 from headwater.ops.console import RunDisplay, console_line, create_console_handler, phase_of
 
-URI = "file:///tmp/lake/clean/flights/flights/month=2013-03/part-20261202T073153Z-8b1c4c.parquet"
+URI = "file:///tmp/lake/clean/meters/readings/month=2013-03/part-20261202T073153Z-8b1c4c.parquet"
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def text_console(tmp_path: Path) -> Iterator[Path]:
 
 def log_step() -> None:
     """What a clean task logs: the function's own line, then the task's line."""
-    with log_context(run_id="r1", usecase="flights", partition="2013-03", task="CleanPartition"):
+    with log_context(run_id="r1", usecase="meters", partition="2013-03", task="CleanPartition"):
         get_logger("headwater.data.pipeline").info("cleaned", rows=27003, uri=URI)
         get_logger("headwater.progress").info(
             "clean done", rows=27003, quarantined=12, seconds=0.41
@@ -53,7 +53,7 @@ def test_a_finished_step_is_one_short_line_on_the_console_and_everything_in_the_
 
     # Then the console has one short line, without the URI or the context
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["flights 2013-03 clean  27,003 rows  12 quarantined  0.4 s"]
+    assert lines == ["meters 2013-03 clean  27,003 rows  12 quarantined  0.4 s"]
     # And the JSON log keeps both lines, with every field
     records = [json.loads(line) for line in text_console.read_text().splitlines()]
     cleaned = next(r for r in records if r["event"] == "cleaned")
@@ -69,7 +69,7 @@ def test_a_failure_is_one_line_naming_the_task_and_the_traceback_stays_in_the_fi
         raise RuntimeError("extract failed: HttpRetriesExhausted: GET http://x\nsecond line")
     except RuntimeError:
         logging.getLogger("luigi-interface").exception("[pid 1] Worker failed    Extract(...)")
-    where = {"usecase": "flights", "partition": "2013-05", "source": "weather"}
+    where = {"usecase": "meters", "partition": "2013-05", "source": "weather"}
     with log_context(run_id="r1", task="ExtractPartition", **where):
         get_logger("headwater.progress").error(
             "task failed", error="extract failed: HttpRetriesExhausted: GET http://x\nsecond line"
@@ -78,7 +78,7 @@ def test_a_failure_is_one_line_naming_the_task_and_the_traceback_stays_in_the_fi
     # Then the console shows one line: the task and the error's first line, no traceback
     err = capsys.readouterr().err
     assert err.splitlines() == [
-        "FAILED flights 2013-05 ExtractPartition weather  "
+        "FAILED meters 2013-05 ExtractPartition weather  "
         "extract failed: HttpRetriesExhausted: GET http://x"
     ]
     assert "Traceback" not in err
@@ -110,7 +110,7 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
 
     # Then this process showed the child's line
     assert child.exitcode == 0
-    assert "flights 2013-03 clean  27,003 rows  12 quarantined  0.4 s" in capsys.readouterr().err
+    assert "meters 2013-03 clean  27,003 rows  12 quarantined  0.4 s" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -119,33 +119,33 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
         (
             {
                 "event": "extract done",
-                "usecase": "flights",
+                "usecase": "meters",
                 "partition": "2013-03",
                 "source": "weather",
                 "rows": 2232,
                 "quarantined": 0,
                 "seconds": 0.58,
             },
-            "flights 2013-03 extract weather  2,232 rows  0.6 s",
+            "meters 2013-03 extract weather  2,232 rows  0.6 s",
         ),
         (
-            {"event": "planned", "usecase": "flights", "partitions": 12, "published": 12},
-            "flights  12 partitions (12 already published, skipped)",
+            {"event": "planned", "usecase": "meters", "partitions": 12, "published": 12},
+            "meters  12 partitions (12 already published, skipped)",
         ),
-        ({"event": "planned", "usecase": "flights", "partitions": 12}, "flights  12 partitions"),
+        ({"event": "planned", "usecase": "meters", "partitions": 12}, "meters  12 partitions"),
         (
-            {"event": "planned", "usecase": "flights", "partitions": 1, "published": 1},
-            "flights  1 partition (1 already published, skipped)",
+            {"event": "planned", "usecase": "meters", "partitions": 1, "published": 1},
+            "meters  1 partition (1 already published, skipped)",
         ),
         (
             {
                 "event": "read",
-                "usecase": "flights",
+                "usecase": "meters",
                 **ProgressEvent(
-                    "read", 9.5, 2.04, {"usecase": "flights", "partitions": 12}
+                    "read", 9.5, 2.04, {"usecase": "meters", "partitions": 12}
                 ).log_fields(),
             },
-            "flights training: read partitions=12  2.0 s",
+            "meters training: read partitions=12  2.0 s",
         ),
         (
             {
@@ -158,23 +158,23 @@ def test_a_line_logged_in_a_forked_worker_reaches_the_console_of_the_run(
         (
             {
                 "event": "write",
-                "usecase": "flights",
+                "usecase": "meters",
                 **ProgressEvent(
                     "write",
                     40.0,
                     None,
                     {
-                        "uri": "file:///tmp/lake/models/flights/v1",
+                        "uri": "file:///tmp/lake/models/meters/v1",
                         "rows": 2000,
                         "max_abs_probability": 1.6653345369377348e-15,
                     },
                 ).log_fields(),
             },
-            "flights training: write rows=2000",
+            "meters training: write rows=2000",
         ),
         (
-            {"event": "model trained", "usecase": "flights", "auc_roc": 0.7330104985295827},
-            "flights model trained  auc_roc=0.733",
+            {"event": "model trained", "usecase": "meters", "auc_roc": 0.7330104985295827},
+            "meters model trained  auc_roc=0.733",
         ),
         (
             {
@@ -200,16 +200,16 @@ BAR = "━"
 
 
 def events() -> list[dict[str, object]]:
-    """A run of two partitions of flights (one already published), then its training."""
-    step = {"usecase": "flights", "partition": "2013-02"}
+    """A run of two partitions of meters (one already published), then its training."""
+    step = {"usecase": "meters", "partition": "2013-02"}
     return [
-        {"event": "planned", "usecase": "flights", "partitions": 2, "published": 1, "steps": 3},
-        {"event": "extract done", "source": "flights", "rows": 5, "seconds": 0.1, **step},
+        {"event": "planned", "usecase": "meters", "partitions": 2, "published": 1, "steps": 3},
+        {"event": "extract done", "source": "readings", "rows": 5, "seconds": 0.1, **step},
         {"event": "extract done", "source": "weather", "rows": 5, "seconds": 0.1, **step},
         {"event": "clean done", "rows": 5, "quarantined": 1, "seconds": 0.1, **step},
-        {"event": "training started", "usecase": "flights", "runner": "local"},
+        {"event": "training started", "usecase": "meters", "runner": "local"},
         {"event": "fit", **ProgressEvent("fit", 12.0, 3.25, {"iterations": 15}).log_fields()},
-        {"event": "model trained", "usecase": "flights", "auc_roc": 0.7},
+        {"event": "model trained", "usecase": "meters", "auc_roc": 0.7},
     ]
 
 
@@ -241,13 +241,13 @@ def test_nothing_is_drawn_when_the_console_is_not_a_terminal() -> None:
     assert display.progress is None
     assert BAR not in text and "\x1b[" not in text
     assert text.splitlines() == [
-        "flights  2 partitions (1 already published, skipped)",
-        "flights 2013-02 extract flights  5 rows  0.1 s",
-        "flights 2013-02 extract weather  5 rows  0.1 s",
-        "flights 2013-02 clean  5 rows  1 quarantined  0.1 s",
-        "flights training started  runner=local",
+        "meters  2 partitions (1 already published, skipped)",
+        "meters 2013-02 extract readings  5 rows  0.1 s",
+        "meters 2013-02 extract weather  5 rows  0.1 s",
+        "meters 2013-02 clean  5 rows  1 quarantined  0.1 s",
+        "meters training started  runner=local",
         "training: fit iterations=15  3.2 s",
-        "flights model trained  auc_roc=0.7",
+        "meters model trained  auc_roc=0.7",
     ]
 
 
@@ -261,15 +261,15 @@ def test_a_terminal_gets_a_partitions_bar_per_use_case_and_the_training_phase() 
 
     # The skipped partition counts whole, the other one after its three steps
     (partitions, training) = progress.tasks
-    assert partitions.description == "flights partitions"
+    assert partitions.description == "meters partitions"
     assert (partitions.completed, partitions.total) == (2, 2)
     display.handle(events()[5])
-    assert training.description == "flights training: fit"
+    assert training.description == "meters training: fit"
 
     display.handle(events()[6])
     display.handle({"event": "run finished"})
-    assert [t.description for t in progress.tasks] == ["flights partitions"]
-    assert BAR in out.getvalue() and "flights partitions" in out.getvalue()
+    assert [t.description for t in progress.tasks] == ["meters partitions"]
+    assert BAR in out.getvalue() and "meters partitions" in out.getvalue()
     assert display.progress is None
 
 

@@ -46,7 +46,7 @@ def answer(p: float = 0.25) -> dict[str, Any]:
         "threshold": 0.5,
         "minutes": 12.5,
         "defaulted": ["weather"],
-        "unseen": ["carrier"],
+        "unseen": ["meter"],
         "model": {"name": "demo", "version": "v1"},
     }
 
@@ -98,7 +98,7 @@ def test_the_record_holds_the_features_the_model_saw_and_the_answer() -> None:
     # Then it carries the derived features (not the raw body) and the answer's own values
     assert record.features == {"x": 3, "double": 6}
     assert (record.probability, record.decision, record.estimate) == (0.75, True, 12.5)
-    assert (record.defaulted, record.unseen, record.out_of_range) == (["weather"], ["carrier"], [])
+    assert (record.defaulted, record.unseen, record.out_of_range) == (["weather"], ["meter"], [])
     assert record.served_at == "2023-11-14T22:13:20.500000+00:00"
     assert record.model_version == "v1" and record.usecase == "demo"
     assert record.role == "production" and record.key == ("r9", 2, "production")

@@ -8,8 +8,15 @@ from typing import Any
 import pytest
 
 from headwater.serving.store import DecisionKind, ModelStore, ModelStoreError, decision_kind
+from tests.conftest import model_directories
 
 REGION = "us-east-1"
+
+
+@pytest.fixture(params=sorted(model_directories()))
+def usecase(request: pytest.FixtureRequest) -> str:
+    """Each use case that has a test model."""
+    return str(request.param)
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -22,38 +29,39 @@ def store_lake(request: pytest.FixtureRequest, lake_uri: str) -> dict[str, Any]:
 
 
 def test_reads_what_the_registry_wrote(
-    store_lake: dict[str, Any], publish: Any, model_documents: dict[str, Any]
+    store_lake: dict[str, Any], publish_model: Any, test_models: dict[str, Any], usecase: str
 ) -> None:
     uri, options = store_lake["uri"], {k: v for k, v in store_lake.items() if k != "uri"}
-    store = ModelStore(uri, "flights", **options)
+    store = ModelStore(uri, usecase, **options)
     assert store.production() is None
 
-    version = publish(uri, **options)
+    version = publish_model(uri, usecase=usecase, **options)
 
     pointer = store.production()
     assert pointer is not None and pointer.version == version and pointer.promoted_at
     assert store.is_complete(version)
-    assert store.read_json(version, "metrics.json") == model_documents["metrics.json"]
+    assert store.read_json(version, "metrics.json") == test_models[usecase]["metrics.json"]
     with pytest.raises(ModelStoreError, match="decision.txt does not exist"):
         store.read_json(version, "decision.txt")
     assert not store.is_complete("20200101T000000Z-absent")
 
 
 def test_decision_is_the_kind_of_the_latest_decision_or_none(
-    store_lake: dict[str, Any], publish: Any
+    store_lake: dict[str, Any], publish_model: Any, usecase: str
 ) -> None:
     from headwater.core.layout import DECISION, model_parts
     from headwater.data.lake import open_lake
     from headwater.registry.registry import Registry
 
     uri, options = store_lake["uri"], {k: v for k, v in store_lake.items() if k != "uri"}
-    store = ModelStore(uri, "flights", **options)
-    first = publish(uri, **options)
-    second = publish(uri, "20261201T000000Z-second", promote=False, **options)
-    third = publish(uri, "20261202T000000Z-third", promote=False, **options)
+    store = ModelStore(uri, usecase, **options)
+    first = publish_model(uri, usecase=usecase, **options)
+    later = {"usecase": usecase, "promote": False, **options}
+    second = publish_model(uri, "20261201T000000Z-second", **later)
+    third = publish_model(uri, "20261202T000000Z-third", **later)
     lake = open_lake(uri, **options)
-    Registry(lake, "flights").reject(second, "worse")
-    lake.write_bytes(b"{not json", *model_parts("flights", third, DECISION))
+    Registry(lake, usecase).reject(second, "worse")
+    lake.write_bytes(b"{not json", *model_parts(usecase, third, DECISION))
 
     assert store.decision(first) is DecisionKind.PROMOTED
     assert store.decision(second) is DecisionKind.REJECTED
@@ -72,11 +80,11 @@ def test_decision_kinds_are_read_as_the_enum_and_an_unknown_kind_as_none() -> No
 
 
 def test_relative_file_uri_is_relative_to_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, publish: Any
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, publish_model: Any, usecase: str
 ) -> None:
-    version = publish(f"file://{tmp_path}/var/lake")
+    version = publish_model(f"file://{tmp_path}/var/lake", usecase=usecase)
     monkeypatch.chdir(tmp_path)
-    assert ModelStore("file://var/lake", "flights").production().version == version
+    assert ModelStore("file://var/lake", usecase).production().version == version
 
 
 @pytest.mark.parametrize(
@@ -105,7 +113,7 @@ def test_unsupported_uri(uri: str) -> None:
 
 
 def test_serving_verifies_every_serving_file_the_layout_names(
-    model_lake: str, base_version: str, monkeypatch: pytest.MonkeyPatch
+    model_lake: str, test_models: dict[str, Any], usecase: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dataclasses import replace
 
@@ -115,7 +123,8 @@ def test_serving_verifies_every_serving_file_the_layout_names(
 
     # Given one more serving file in the layout, recorded in the pointer with another checksum
     monkeypatch.setattr(layout, "SERVING_FILES", (*layout.SERVING_FILES, layout.METRICS))
-    store = ModelStore(model_lake, "flights")
+    store = ModelStore(model_lake, usecase)
+    base_version = test_models[usecase]["export.json"]["metadata"]["version"]
     pointer = store.production()
     assert pointer is not None and pointer.version == base_version
     recorded = {**pointer.checksums[base_version], layout.METRICS: "0" * 64}
@@ -123,7 +132,7 @@ def test_serving_verifies_every_serving_file_the_layout_names(
 
     # When serving loads the version, then it verifies that file too (the tuple is the one list)
     with pytest.raises(ModelStoreError, match="metrics.json changed since it was promoted"):
-        load_serving_model(store, pointer, get_usecase("flights"))
+        load_serving_model(store, pointer, get_usecase(usecase))
 
 
 @pytest.mark.parametrize("name", ["../m", "", "a/b"])

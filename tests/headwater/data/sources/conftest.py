@@ -13,12 +13,12 @@ named.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from headwater.data.sources.embedded import LoopbackJsonServer, Reply, json_reply
+from headwater.data.sources.embedded import Headers, LoopbackJsonServer, Reply, json_reply
 
 TOKEN = "noaa-t0ken/with+chars"
 FIRST_DAY, DAYS = date(2013, 1, 1), 90
@@ -116,3 +116,46 @@ def noaa() -> Iterator[NoaaLikeServer]:
     """The NOAA-shaped API, token in a header."""
     with NoaaLikeServer() as server:
         yield server
+
+
+class CursorServer(LoopbackJsonServer):
+    """Hourly observations paginated by an opaque cursor, as many REST APIs page.
+
+    ``GET /v1/observations?start=<UTC ISO>&end=<UTC ISO>[&limit=N][&cursor=C]`` answers
+    ``{"observations": [{"observed_at", "temp_c"}, ...], "next": "<cursor>" | null}`` for
+    ``start <= observed_at < end`` in time order; an unknown cursor is a 400.
+    """
+
+    path = "/v1/observations"
+    first = datetime(2011, 3, 1, tzinfo=UTC)
+    hours = 31 * 24
+
+    def error(self, status: int, reason: str, headers: Headers = ()) -> Reply:
+        """Errors as ``{"message": ...}``, the shape the client reads its reason from."""
+        return json_reply(status, {"message": reason}, headers)
+
+    def answer(self, path: str, query: Mapping[str, Sequence[str]]) -> Reply:
+        """One page of the observations inside [start, end)."""
+        if path != self.path:
+            return self.error(404, f"no endpoint {path}")
+        try:
+            start = datetime.fromisoformat(_one(query, "start"))
+            end = datetime.fromisoformat(_one(query, "end"))
+            limit = int(_one(query, "limit", "100"))
+            cursor = _one(query, "cursor", "")
+            position = int(cursor.removeprefix("c-")) if cursor else 0
+        except ValueError as exc:
+            return self.error(400, str(exc))
+        stamps = [self.first + timedelta(hours=h) for h in range(self.hours)]
+        inside = [t for t in stamps if start <= t < end]
+        page = inside[position : position + limit]
+        following = position + limit
+        return json_reply(
+            200,
+            {
+                "observations": [
+                    {"observed_at": t.isoformat(), "temp_c": t.hour / 2} for t in page
+                ],
+                "next": f"c-{following}" if following < len(inside) else None,
+            },
+        )

@@ -1,4 +1,4 @@
-"""JsonHttpClient against a real local HTTP server (WeatherServer with injected faults)."""
+"""JsonHttpClient against a real local HTTP server (a cursor-paged API with injected faults)."""
 
 from __future__ import annotations
 
@@ -28,23 +28,15 @@ from headwater.data.sources.http import (
     redact_url,
     resolve_credential,
 )
-from headwater.usecases.flights.weather_server import WeatherServer
-from tests.headwater.data.sources.conftest import TOKEN, NoaaLikeServer
+from tests.headwater.data.sources.conftest import TOKEN, CursorServer, NoaaLikeServer
 
-QUERY = {
-    "latitude": "40.6925",
-    "longitude": "-74.168667",
-    "start_date": "2013-01-01",
-    "end_date": "2013-01-01",
-    "hourly": "temperature_2m",
-    "temperature_unit": "fahrenheit",
-}
+QUERY = {"start": "2011-03-01T00:00:00Z", "end": "2011-03-02T00:00:00Z"}
 FAST = {"rate_limit_per_second": 1000.0, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
 
 
 @pytest.fixture
-def server() -> Iterator[WeatherServer]:
-    with WeatherServer(timeout_fault_seconds=1.0) as srv:
+def server() -> Iterator[CursorServer]:
+    with CursorServer(timeout_fault_seconds=1.0) as srv:
         yield srv
 
 
@@ -91,27 +83,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_ok_returns_decoded_json(server: WeatherServer, make_client) -> None:
+def test_ok_returns_decoded_json(server: CursorServer, make_client) -> None:
     payload = make_client().get_json(server.url, QUERY)
 
-    assert payload["hourly_units"]["temperature_2m"] == "°F"
-    assert len(payload["hourly"]["time"]) == 24
+    assert len(payload["observations"]) == 24 and payload["next"] is None
     assert server.request_count == 1
 
 
-def test_429_waits_for_retry_after_then_succeeds(server: WeatherServer, make_client) -> None:
+def test_429_waits_for_retry_after_then_succeeds(server: CursorServer, make_client) -> None:
     server.inject_faults(["429:0.3"])
     fake = FakeTime()
     client = make_client(fake)
 
     payload = client.get_json(server.url, QUERY)
 
-    assert payload["hourly"]["time"][0] == "2013-01-01T00:00"
+    assert payload["observations"][0]["observed_at"] == "2011-03-01T00:00:00+00:00"
     assert server.request_count == 2
     assert fake.sleeps == [pytest.approx(0.3)]  # the server's Retry-After, once
 
 
-def test_retry_after_is_capped_by_policy(server: WeatherServer, make_client) -> None:
+def test_retry_after_is_capped_by_policy(server: CursorServer, make_client) -> None:
     server.inject_faults(["429:30"])
     fake = FakeTime()
     client = make_client(fake, max_retry_after_seconds=0.1)
@@ -123,14 +114,14 @@ def test_retry_after_is_capped_by_policy(server: WeatherServer, make_client) -> 
 
 
 def test_5xx_is_retried_with_logged_backoff(
-    server: WeatherServer, make_client, caplog: pytest.LogCaptureFixture
+    server: CursorServer, make_client, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.inject_faults(["500", "503"])
     caplog.set_level(logging.WARNING, logger="headwater.data.sources.http")
 
     payload = make_client().get_json(server.url, QUERY)
 
-    assert "hourly" in payload
+    assert "observations" in payload
     assert server.request_count == 3
     retries = [r.msg for r in caplog.records if r.name == "headwater.data.sources.http"]
     assert [r["attempt"] for r in retries] == [1, 2]
@@ -139,26 +130,26 @@ def test_5xx_is_retried_with_logged_backoff(
     assert retries[0]["max_attempts"] == 6
 
 
-def test_timeout_is_retried_then_succeeds(server: WeatherServer, make_client) -> None:
+def test_timeout_is_retried_then_succeeds(server: CursorServer, make_client) -> None:
     server.inject_faults(["timeout"])
     client = make_client(timeout_seconds=0.2)
 
     started = time.perf_counter()
     payload = client.get_json(server.url, QUERY)
 
-    assert "hourly" in payload
+    assert "observations" in payload
     assert server.request_count == 2
     assert time.perf_counter() - started >= 0.2
 
 
-def test_dropped_connection_is_retried(server: WeatherServer, make_client) -> None:
+def test_dropped_connection_is_retried(server: CursorServer, make_client) -> None:
     server.inject_faults(["disconnect"])
 
-    assert "hourly" in make_client().get_json(server.url, QUERY)
+    assert "observations" in make_client().get_json(server.url, QUERY)
     assert server.request_count == 2
 
 
-def test_404_is_not_retried(server: WeatherServer, make_client) -> None:
+def test_404_is_not_retried(server: CursorServer, make_client) -> None:
     with pytest.raises(HttpClientError) as caught:
         make_client().get_json(server.base_url + "/v1/nowhere", QUERY)
 
@@ -168,10 +159,10 @@ def test_404_is_not_retried(server: WeatherServer, make_client) -> None:
 
 
 def test_400_carries_the_server_reason_and_is_not_retried(
-    server: WeatherServer, make_client
+    server: CursorServer, make_client
 ) -> None:
     with pytest.raises(HttpClientError) as caught:
-        make_client().get_json(server.url, {**QUERY, "hourly": "snow_in_july"})
+        make_client().get_json(server.url, {**QUERY, "start": "snow_in_july"})
 
     error = caught.value
     assert error.status == 400
@@ -181,7 +172,7 @@ def test_400_carries_the_server_reason_and_is_not_retried(
     assert server.request_count == 1
 
 
-def test_injected_4xx_is_final_even_with_retry_budget(server: WeatherServer, make_client) -> None:
+def test_injected_4xx_is_final_even_with_retry_budget(server: CursorServer, make_client) -> None:
     server.inject_faults(["403"])
 
     with pytest.raises(HttpClientError, match="HTTP 403: Injected fault"):
@@ -189,9 +180,7 @@ def test_injected_4xx_is_final_even_with_retry_budget(server: WeatherServer, mak
     assert server.request_count == 1
 
 
-def test_retries_exhausted_names_url_status_and_attempts(
-    server: WeatherServer, make_client
-) -> None:
+def test_retries_exhausted_names_url_status_and_attempts(server: CursorServer, make_client) -> None:
     server.inject_faults(["503", "503", "503"])
 
     with pytest.raises(HttpRetriesExhausted) as caught:
@@ -200,7 +189,7 @@ def test_retries_exhausted_names_url_status_and_attempts(
     error = caught.value
     assert (error.attempts, error.last_status, error.status) == (3, 503, 503)
     message = str(error)
-    assert server.url in message and "start_date=2013-01-01" in message
+    assert server.url in message and "start=2011-03-01" in message
     assert "after 3 attempt(s)" in message and "HTTP 503" in message
     assert server.request_count == 3
 
@@ -216,7 +205,7 @@ def test_connection_refused_exhausts_retries(make_client) -> None:
     assert "ConnectionError" in str(caught.value) and url in str(caught.value)
 
 
-def test_invalid_json_in_200_is_a_clear_error(server: WeatherServer, make_client) -> None:
+def test_invalid_json_in_200_is_a_clear_error(server: CursorServer, make_client) -> None:
     server.inject_faults(["badjson"])
 
     with pytest.raises(InvalidJsonResponse, match="not JSON") as caught:
@@ -225,7 +214,7 @@ def test_invalid_json_in_200_is_a_clear_error(server: WeatherServer, make_client
     assert server.request_count == 1
 
 
-def test_client_rate_limit_throttles_sequential_calls(server: WeatherServer, make_client) -> None:
+def test_client_rate_limit_throttles_sequential_calls(server: CursorServer, make_client) -> None:
     fake = FakeTime()
     client = make_client(fake, rate_limit_per_second=20)
 
@@ -236,7 +225,7 @@ def test_client_rate_limit_throttles_sequential_calls(server: WeatherServer, mak
     assert fake.sleeps == [pytest.approx(0.05)] * 9
 
 
-def test_client_rate_limit_holds_across_threads(server: WeatherServer, make_client) -> None:
+def test_client_rate_limit_holds_across_threads(server: CursorServer, make_client) -> None:
     # A clock that stands still while ten calls from five threads queue for tokens
     fake = FakeTime(moves=False)
     client = make_client(fake, rate_limit_per_second=20)
@@ -270,7 +259,7 @@ def test_token_bucket_spaces_reservations_with_a_fake_clock() -> None:
 
 
 def test_secrets_are_redacted_from_errors_and_logs(
-    server: WeatherServer, make_client, caplog: pytest.LogCaptureFixture
+    server: CursorServer, make_client, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="headwater.data.sources.http")
     secret_params = {**QUERY, "apikey": "s3cr3t-value", "access_token": "tok/en+1"}
@@ -470,7 +459,7 @@ def test_auth_keys_are_checked_with_the_source(keys: dict[str, Any], words: str)
 
 
 def test_a_retry_reaches_the_json_log_with_its_url_attempt_and_wait(
-    server: WeatherServer, make_client, json_log
+    server: CursorServer, make_client, json_log
 ) -> None:
     # Given a server that fails once with a 503
     server.inject_faults(["503"])

@@ -1,4 +1,4 @@
-"""The json_pages kind against a real paginated server on loopback (the bike share API)."""
+"""The json_pages kind against real paginated servers on loopback (cursor and NOAA shapes)."""
 
 from __future__ import annotations
 
@@ -28,17 +28,23 @@ from headwater.data.sources.json_pages import (
     read_path,
     records_to_table,
 )
-from headwater.usecases.bikeshare.cleaning import RAW_WEATHER_SCHEMA
-from headwater.usecases.bikeshare.weather_server import WeatherServer
-from tests.headwater.data.sources.conftest import TOKEN, NoaaLikeServer
+from tests.headwater.data.sources.conftest import TOKEN, CursorServer, NoaaLikeServer
 
 TZ = "America/New_York"
 DAY = partition_of(date(2011, 3, 13), "day")  # the spring DST change: 23 local hours
 
 
+OBSERVED = pa.schema(
+    [
+        pa.field("observed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("temp_c", pa.float64()),
+    ]
+)
+
+
 @pytest.fixture
-def server() -> Iterator[WeatherServer]:
-    with WeatherServer("127.0.0.1", 0) as running:
+def server() -> Iterator[CursorServer]:
+    with CursorServer("127.0.0.1", 0) as running:
         yield running
 
 
@@ -47,14 +53,14 @@ def _options(url: str, **extra: Any) -> JsonPagesOptions:
     return validate_source(SourceConfig(kind="json_pages", base_url=url, **keys))
 
 
-def _extract(server: WeatherServer, partition: Any = DAY, **extra: Any) -> pa.Table:
-    ctx = SourceContext("bikeshare", "weather", TZ, PagedRequest(RAW_WEATHER_SCHEMA), lambda v: v)
+def _extract(server: CursorServer, partition: Any = DAY, **extra: Any) -> pa.Table:
+    ctx = SourceContext("meters", "weather", TZ, PagedRequest(OBSERVED), lambda v: v)
     schema, batches = get_kind("json_pages").extract(_options(server.url, **extra), ctx, partition)
-    assert schema == RAW_WEATHER_SCHEMA
+    assert schema == OBSERVED
     return pa.concat_tables(list(batches))
 
 
-def test_follows_the_cursor_over_every_page(server: WeatherServer) -> None:
+def test_follows_the_cursor_over_every_page(server: CursorServer) -> None:
     table = _extract(server, page_size=5)
     times = table["observed_at"].to_pandas()
     lo, hi = (pd.Timestamp(t) for t in DAY.utc_bounds(TZ))
@@ -64,11 +70,11 @@ def test_follows_the_cursor_over_every_page(server: WeatherServer) -> None:
     assert server.request_count == 5  # ceil(23 / 5) pages
 
 
-def test_page_size_does_not_change_the_records(server: WeatherServer) -> None:
+def test_page_size_does_not_change_the_records(server: CursorServer) -> None:
     assert _extract(server, page_size=3).equals(_extract(server, page_size=1000))
 
 
-def test_429_is_retried_after_retry_after(server: WeatherServer) -> None:
+def test_429_is_retried_after_retry_after(server: CursorServer) -> None:
     server.inject_faults(["429:0.05", "ok", "429:0.05"])
     table = _extract(server, page_size=10)
     assert table.num_rows == 23
@@ -76,19 +82,19 @@ def test_429_is_retried_after_retry_after(server: WeatherServer) -> None:
 
 
 def test_the_servers_own_rate_limit_is_survived() -> None:
-    with WeatherServer("127.0.0.1", 0, rate_limit_per_second=10) as limited:
+    with CursorServer("127.0.0.1", 0, rate_limit_per_second=10) as limited:
         table = _extract(limited, page_size=1)
         assert table.num_rows == 23
         assert limited.throttled_count > 0  # throttling really ran, and was recovered from
 
 
-def test_retries_are_bounded(server: WeatherServer) -> None:
+def test_retries_are_bounded(server: CursorServer) -> None:
     server.inject_faults(["503"] * 3)
     with pytest.raises(HttpRetriesExhausted, match="3 attempt"):
         _extract(server, max_retries=2)
 
 
-def test_a_malformed_page_names_its_number_and_url(server: WeatherServer) -> None:
+def test_a_malformed_page_names_its_number_and_url(server: CursorServer) -> None:
     options = _options(server.url, items_field="records", page_size=5)
     client = JsonHttpClient(HttpPolicy(rate_limit_per_second=500))
     with pytest.raises(InvalidPage, match=r"page 1 \(GET http://127\.0\.0\.1:\d+/v1/observations"):
@@ -97,14 +103,14 @@ def test_a_malformed_page_names_its_number_and_url(server: WeatherServer) -> Non
                 client,
                 server.url,
                 {"start": "2011-03-13T05:00:00Z", "end": "2011-03-14T04:00:00Z"},
-                RAW_WEATHER_SCHEMA,
+                OBSERVED,
                 options,
             )
         )
     client.close()
 
 
-def test_page_limit_stops_an_endless_api(server: WeatherServer) -> None:
+def test_page_limit_stops_an_endless_api(server: CursorServer) -> None:
     with pytest.raises(TooManyPages, match="max_pages=2"):
         _extract(server, page_size=1, max_pages=2)
 

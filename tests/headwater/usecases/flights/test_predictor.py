@@ -1,7 +1,8 @@
 """The generic serving model without Flask: request parsing, problems, building and predicting.
 
-Runs on the flights test version of the root conftest (``model_documents``, a real export of a
-Spark-trained version) and, for loading, on versions published with the real registry.
+Runs on the flights test version of this folder's fixtures.py (``model_documents``, a real
+export of a Spark-trained version) and, for loading, on versions published with the real registry
+(moved from tests/headwater/serving/test_predictor.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import copy
 import dataclasses
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,8 +32,9 @@ from headwater.serving.predictor import (
 )
 from headwater.serving.scoring import ExportError, load_pipelines
 from headwater.serving.store import ModelStore, ModelStoreError, ProductionPointer
+from tests.headwater.usecases.flights.fixtures import TEST_MODEL
 
-SPARK_CASES = Path(__file__).parents[2] / "api" / "model" / "spark_predictions.json"
+SPARK_CASES = TEST_MODEL / "spark_predictions.json"
 FLIGHTS = get_usecase("flights")
 SPEC = FLIGHTS.serving
 EXAMPLE = dict(SPEC.example)
