@@ -6,16 +6,16 @@ import re
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from werkzeug.exceptions import HTTPException
 
 from headwater.core.logs import get_logger
-from headwater.serving.predictor import Problem
+from headwater.serving.predictor import AnswerModel, Problem
 
 log = get_logger("api")
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(AnswerModel):
     """What went wrong: the HTTP status, a stable code, a message, and the input's problems."""
 
     status: int
@@ -26,7 +26,7 @@ class ErrorBody(BaseModel):
     )
 
 
-class Error(BaseModel):
+class Error(AnswerModel):
     """Every error the API answers (never HTML)."""
 
     error: ErrorBody

@@ -4,7 +4,10 @@
    then with a shadow model on against production alone, both capturing (``--shadow-only``
    runs this part alone);
 2. cold start: a fresh process importing the app, loading every use case's model,
-   answering once per use case (with the time of ``create_app`` alone);
+   answering once per use case (with the time of ``create_app`` alone); then the same as
+   the Lambda package runs it: without the packages ``zappa_settings.json`` leaves out
+   (rich, which structlog imports when installed, among them) and without bytecode (the
+   package ships none, so every module is compiled at every cold start);
 3. throughput and latency over HTTP on loopback against ``headwater serve`` (gunicorn),
    driven by ``wrk`` when installed (apt-get install wrk), else by a small threaded
    client (which shares the two cores with the server: a lower bound);
@@ -216,7 +219,18 @@ def print_shadow(result: dict[str, Any]) -> None:
 
 # -- 2. cold start -------------------------------------------------------------------------------
 COLD = """
-import json, sys, time
+import json, os, sys, time
+if os.environ.get("HEADWATER_BENCH_LEFT_OUT"):
+    import importlib.abc
+    left_out = set(json.loads(os.environ["HEADWATER_BENCH_LEFT_OUT"]))
+
+    class NotInPackage(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] in left_out:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    sys.meta_path.insert(0, NotInPackage())
 started = time.perf_counter()
 from api import create_app
 imported = time.perf_counter()
@@ -230,22 +244,43 @@ answered = time.perf_counter()
 print(json.dumps({"import": imported - started, "load": loaded - imported,
                   "first": answered - loaded}))
 """
+#: What the Lambda runtime provides although zappa_settings.json leaves it out of the package.
+RUNTIME_MODULES = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"}
 
 
-def cold_start(lake: str, runs: int, usecases: tuple[str, ...] = USECASES) -> dict[str, Any]:
+def left_out_of_package() -> list[str]:
+    """The top-level modules the prod stage's Lambda package leaves out (zappa_settings.json)."""
+    exclude = json.loads((ROOT / "zappa_settings.json").read_text())["prod"]["exclude"]
+    names = {n.removesuffix(".py") for n in exclude if re.fullmatch(r"\w+(\.py)?", n)}
+    return sorted(names - RUNTIME_MODULES)
+
+
+def cold_start(
+    lake: str, runs: int, usecases: tuple[str, ...] = USECASES, as_package: bool = False
+) -> dict[str, Any]:
+    """Fresh processes to first answer. ``as_package``: as the Lambda package runs, without
+    the modules it leaves out (rich among them, which structlog imports when installed) and
+    without bytecode (it ships none: every module is compiled at every cold start)."""
     walls, parts = [], []
     examples = {name: EXAMPLES[name] for name in usecases}
-    for _ in range(runs):
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", COLD, lake, json.dumps(examples)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        walls.append(time.perf_counter() - started)
-        parts.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="headwater-no-bytecode-") as empty:
+        if as_package:
+            env["HEADWATER_BENCH_LEFT_OUT"] = json.dumps(left_out_of_package())
+            env["PYTHONPYCACHEPREFIX"] = empty  # bytecode is looked for there only: none
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for _ in range(runs):
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", COLD, lake, json.dumps(examples)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            walls.append(time.perf_counter() - started)
+            parts.append(json.loads(done.stdout.strip().splitlines()[-1]))
     middle = sorted(range(runs), key=lambda i: walls[i])[runs // 2]
     return {
         "median": statistics.median(walls),
@@ -254,6 +289,17 @@ def cold_start(lake: str, runs: int, usecases: tuple[str, ...] = USECASES) -> di
         "parts": parts[middle],
         "runs": runs,
     }
+
+
+def print_cold(label: str, cold: dict[str, Any]) -> None:
+    parts = cold["parts"]
+    print(
+        f"2. {label} ({cold['runs']} runs): median "
+        f"{cold['median']:.3f} s (min {cold['min']:.3f}, max {cold['max']:.3f}; inside: import "
+        f"{parts['import']:.3f} s, create_app + load {len(USECASES)} models {parts['load']:.3f} s, "
+        f"first request per use case {parts['first'] * 1000:.1f} ms)  [target <= "
+        f"{TARGETS['cold_s']} s: {verdict(cold['median'] <= TARGETS['cold_s'])}]"
+    )
 
 
 # -- 3. HTTP against gunicorn --------------------------------------------------------------------
@@ -515,15 +561,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print_shadow(in_process_shadow(args.requests))
 
-    cold = cold_start(lake, args.cold_runs)
-    parts = cold["parts"]
-    print(
-        f"2. cold start, fresh process to first answer ({cold['runs']} runs): median "
-        f"{cold['median']:.3f} s (min {cold['min']:.3f}, max {cold['max']:.3f}; inside: import "
-        f"{parts['import']:.3f} s, create_app + load {len(USECASES)} models {parts['load']:.3f} s, "
-        f"first request per use case {parts['first'] * 1000:.1f} ms)  [target <= "
-        f"{TARGETS['cold_s']} s: "
-        f"{verdict(cold['median'] <= TARGETS['cold_s'])}]"
+    bytecode = "none for the project's modules" if sys.dont_write_bytecode else "cached"
+    print_cold(
+        f"cold start, fresh process to first answer, this environment (bytecode: {bytecode})",
+        cold_start(lake, args.cold_runs),
+    )
+    print_cold(
+        "cold start as the Lambda package runs it (without the packages zappa_settings.json "
+        "leaves out, rich among them; no bytecode anywhere, as the package ships none)",
+        cold_start(lake, args.cold_runs, as_package=True),
     )
 
     for usecase in USECASES:

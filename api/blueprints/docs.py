@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from api.openapi import docs_page, openapi_document
 from api.state import api_state
 
 bp = Blueprint("docs", __name__)
@@ -17,6 +16,9 @@ def _document() -> dict[str, Any]:
     """The app's document, generated on first use and kept (it never changes in a process)."""
     document = current_app.extensions.get(DOCUMENT)
     if document is None:
+        # lazy: only /openapi.json and /docs build the document, not a cold start
+        from api.openapi import openapi_document
+
         state = api_state()
         usecases = {name: served.usecase for name, served in state.usecases.items()}
         document = openapi_document(usecases, state.settings.api.max_batch)
@@ -33,4 +35,6 @@ def openapi() -> Response:
 @bp.get("/docs")
 def docs() -> Response:
     """A plain HTML rendering of the same document."""
+    from api.openapi import docs_page  # lazy: as openapi_document in _document
+
     return Response(docs_page(_document()), mimetype="text/html")

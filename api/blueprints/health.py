@@ -6,15 +6,15 @@ import os
 from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.state import ApiState, Served, api_state
-from headwater.serving.predictor import ModelRef
+from headwater.serving.predictor import AnswerModel, ModelRef
 
 bp = Blueprint("health", __name__)
 
 
-class ShadowHealth(BaseModel):
+class ShadowHealth(AnswerModel):
     """The use case's shadow model: named by ``SHADOW.json``, loaded, scored from capture."""
 
     state: Literal["off", "loaded", "failed"] = Field(
@@ -27,7 +27,7 @@ class ShadowHealth(BaseModel):
     error: str | None = Field(description="The last failed load of the shadow, if any.")
 
 
-class UseCaseHealth(BaseModel):
+class UseCaseHealth(AnswerModel):
     """Whether (and which) model of one use case is loaded, and what its pointer names."""
 
     loaded: bool
@@ -39,7 +39,7 @@ class UseCaseHealth(BaseModel):
     shadow: ShadowHealth | None = Field(None, description="The shadow model; never the answer.")
 
 
-class CaptureHealth(BaseModel):
+class CaptureHealth(AnswerModel):
     """This process's prediction capture: on or off, where to, counters since it started."""
 
     enabled: bool
@@ -56,7 +56,7 @@ class CaptureHealth(BaseModel):
     shadow_failed: int | None = Field(None, ge=0)
 
 
-class Health(BaseModel):
+class Health(AnswerModel):
     """Liveness, and per use case whether (and which) model is loaded."""
 
     status: Literal["ok", "degraded"] = Field(

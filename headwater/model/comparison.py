@@ -298,8 +298,6 @@ def persistence_of(series: np.ndarray) -> Persistence:
 def t_quantile(p: float, df: float) -> float:
     """Student's t quantile (Cornish-Fisher expansion from the normal's; within 0.3% for
     ``df >= 4``), without scipy on the cluster's driver."""
-    from statistics import NormalDist
-
     z = NormalDist().inv_cdf(p)
     return float(
         z

@@ -130,7 +130,7 @@ def verify_inputs(
     match (or is missing), with both checksums and the command that republishes it
     (``run``: the training's dates, for a snapshot).
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
@@ -250,7 +250,7 @@ def in_range(frame: Any, date_column: str, start: date, end: date) -> Any:
     column holds that zone's calendar date, so a run shorter than its partitions reads rows
     of days outside its range: they are neither trained on nor held out.
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     return frame.where(F.col(date_column).between(F.lit(start), F.lit(end)))
@@ -268,7 +268,7 @@ def with_windows(clean: Any, windows: Sequence[Window]) -> Any:
     lead past its last instant, a lag or a rolling span before its first, fewer rows than
     a rolling ``rows`` count) get null (:class:`~headwater.core.usecase.Window`).
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import Window as SparkWindow
     from pyspark.sql import functions as F
 
@@ -326,7 +326,7 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
     rows do not carry yet (the job's windows step adds them over the whole range) are
     computed over these rows, so a frame read straight from the clean zone has them too.
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import types as T
 
     clean = with_windows(clean, [w for w in spec.windows if w.name not in clean.columns])
@@ -366,7 +366,7 @@ def feature_table(clean: Any, spec: TrainingSpec, lookups: Any) -> Any:
 
 def labelled(features: Any) -> Any:
     """The rows with a label (the others are neither trained on nor held out)."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     return features.where(F.col(LABEL).isNotNull() & ~F.isnan(LABEL))
@@ -374,7 +374,7 @@ def labelled(features: Any) -> Any:
 
 def split_by_time(features: Any, date_column: str, holdout_from: date) -> tuple[Any, Any]:
     """Train on labelled rows before ``holdout_from``, hold out the rest (never a random split)."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     rows, cutoff = labelled(features), F.lit(holdout_from)
@@ -383,7 +383,7 @@ def split_by_time(features: Any, date_column: str, holdout_from: date) -> tuple[
 
 def with_probability(predictions: Any, column: str = "probability") -> Any:
     """Add ``p``: the probability of the positive class as a double column."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
@@ -392,7 +392,7 @@ def with_probability(predictions: Any, column: str = "probability") -> Any:
 
 def feature_stages(categorical: Sequence[str], numeric: Sequence[str]) -> Any:
     """Index, one-hot encode, assemble and standardise: the stages both models share."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
 
@@ -421,7 +421,7 @@ def fit_models(
     regression on ``target``, where known) share the fitted feature stages, so they
     are exported and served from one definition.
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.ml import PipelineModel
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.regression import LinearRegression
@@ -450,7 +450,7 @@ def score_histogram(scored: Any, score: str = "p", bins: int = HISTOGRAM_BINS) -
     Each bin carries its count, positives and the sums of the score, the log loss, the
     squared error and the correct decisions at 0.5, so the holdout's means are exact.
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     s, y = F.col(score), F.col(LABEL)
@@ -475,7 +475,7 @@ def score_histogram(scored: Any, score: str = "p", bins: int = HISTOGRAM_BINS) -
 
 def exact_histogram(scored: Any, score: str = "p") -> list[ScoreBin]:
     """One bin per distinct score: for baselines, whose scores take few values."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     rows = (
@@ -497,7 +497,7 @@ def classification_metrics(
     The means come from the bounded histogram (computed here unless given); both AUCs
     are Spark's exact ones.
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
 
     if histogram is None:
@@ -515,7 +515,7 @@ def classification_metrics(
 
 def holdout_window(holdout: Any, date_column: str, start: date, end: date) -> HoldoutWindow:
     """The holdout the gate compares on: its dates, rows and days with rows (one Spark job)."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     row = holdout.agg(
@@ -532,7 +532,7 @@ def block_histograms(
     Returns an array ``(blocks, COMPARISON_BINS, fields)`` (:mod:`headwater.model.comparison`):
     at most ``MAX_BLOCKS x COMPARISON_BINS`` small rows are collected, whatever the rows.
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     bins, width = COMPARISON_BINS, block_width(days)
@@ -580,7 +580,7 @@ def score_production(run: TrainingRun, version: str) -> Any:
     make "production" a model the API does not answer with. The rows are the candidate's
     holdout rows (the same clean rows, labelled, from the holdout's first day).
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
@@ -677,7 +677,7 @@ def compare_with_production(run: TrainingRun, version: str) -> ProductionCompari
 
 def regression_metrics(scored: Any, target: str) -> dict[str, float]:
     """RMSE, MAE and R² of a scored holdout, in one pass over it."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     err = F.col("prediction") - F.col(target)
@@ -700,7 +700,7 @@ def baselines(train: Any, holdout: Any, spec: TrainingSpec) -> dict[str, dict[st
     each has few distinct scores and its metrics are exact. A regression baseline predicts
     the target with its column as it is (null: the training mean target; counted).
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     target = spec.target.column
@@ -900,7 +900,7 @@ def read_step(run: TrainingRun) -> Mapping[str, Any]:
 
 def windows_step(run: TrainingRun) -> Mapping[str, Any]:
     """Add the use case's windows over the whole range (cached); count the rows left null."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     windows = run.spec.windows
@@ -919,7 +919,7 @@ def windows_step(run: TrainingRun) -> Mapping[str, Any]:
 
 def lookups_step(run: TrainingRun) -> Mapping[str, Any]:
     """Build the use case's lookups on the days before the holdout."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     before = run.clean.where(F.col(run.spec.date_column) < F.lit(run.holdout_from))
@@ -956,7 +956,7 @@ def fit_step(run: TrainingRun) -> Mapping[str, Any]:
 
 def evaluate_step(run: TrainingRun) -> Mapping[str, Any]:
     """Score the holdout with both heads: the metrics, calibration, ROC and holdout window."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     spec, name, target = run.spec, run.usecase.name, run.spec.target.column
@@ -1067,7 +1067,7 @@ def profile_step(run: TrainingRun) -> Mapping[str, Any]:
     under the answer's keys), the holdout histogram; the rest is
     :func:`headwater.monitoring.reference.model_reference`.
     """
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import functions as F
 
     spec, answer = run.spec, run.usecase.serving.answer
@@ -1106,7 +1106,7 @@ def profile_step(run: TrainingRun) -> Mapping[str, Any]:
 
 def pyspark_version() -> str:
     """The installed pyspark's version (recorded in the lineage)."""
-    # lazy: pyspark only on the training host (the API and CLI import this module)
+    # lazy: pyspark only on the training host (the CLI imports this module without it)
     import pyspark
 
     return str(pyspark.__version__)

@@ -39,6 +39,7 @@ from headwater.core.layout import (
 from headwater.core.layout import LINEAGE as LINEAGE  # re-exported: callers name a version's files
 from headwater.core.records import Lineage, RecordError, TrainingMetrics
 from headwater.data.lake import Lake, LakeError
+from headwater.model.report import refresh_report
 from headwater.registry.gate import DecisionKind, Verdict
 from headwater.serving.store import (
     ABSENT,
@@ -543,8 +544,6 @@ class Registry:
         body = {"decision": str(decision), "reason": reason, "decided_at": _now(), **extra}
         self.write_json(version, DECISION, {**body, "previous": previous})
         # The version's report shows the latest decision (it was written before any).
-        from headwater.model.report import refresh_report
-
         refresh_report(self.lake, self.name, version, body)
 
 

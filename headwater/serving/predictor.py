@@ -197,14 +197,21 @@ def parse_request(spec: ServingSpec, body: Any, max_batch: int) -> tuple[list[An
 
 
 # -- the answers' shapes (the OpenAPI document's) ------------------------------------------------
-class ModelRef(BaseModel):
+class AnswerModel(BaseModel):
+    """The base of every answer's shape: its schema is built when first used (the OpenAPI
+    document, a test), not when the module is imported by a cold start that never needs it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ModelRef(AnswerModel):
     """The model version that answers: its name (the use case's) and version."""
 
     name: str
     version: str
 
 
-class ModelMetrics(BaseModel):
+class ModelMetrics(AnswerModel):
     """Holdout metrics of the training run (metrics.json)."""
 
     holdout_from: str | None
@@ -214,7 +221,7 @@ class ModelMetrics(BaseModel):
     baselines: dict[str, Any] | None
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(AnswerModel):
     """The model in service: version, training date, holdout metrics, lineage, features."""
 
     name: str = Field(description="The use case (the model's name).")

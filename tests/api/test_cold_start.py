@@ -1,0 +1,168 @@
+"""What a cold start of the API loads: nothing the Lambda package leaves out, no OpenAPI schema.
+
+A fresh interpreter imports the app, builds it and answers one prediction per use case, as
+Lambda's init phase and first request (or a gunicorn worker's start) do, with every package
+that ``zappa_settings.json`` keeps out of the Lambda package made unimportable (rich among
+them). Where rich is installed, the cold start still does not import it (structlog would,
+for a console renderer nothing here uses). Only ``/openapi.json`` and ``/docs`` need the
+document, so the cold start neither imports its generator (:mod:`api.openapi`) nor
+builds the schema of any answer model. Counted, not timed: ``bench/api_latency.py`` times it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headwater.core.usecase import get_usecase
+
+REPO = Path(__file__).resolve().parents[2]
+# What the Lambda runtime provides although the package leaves it out (tests/api/test_zappa.py).
+RUNTIME_MODULES = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"}
+
+
+def excluded_from_package() -> list[str]:
+    """The importable top-level names the prod stage's Lambda package leaves out."""
+    exclude = json.loads((REPO / "zappa_settings.json").read_text())["prod"]["exclude"]
+    names = {
+        name.removesuffix(".py")
+        for name in exclude
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.py)?", name)
+    }
+    return sorted(names - RUNTIME_MODULES)
+
+
+COLD = r"""
+import importlib.abc, json, sys
+
+excluded = set(json.loads(sys.argv[1]))
+
+
+class NotInPackage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in excluded:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the package)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInPackage())
+from pydantic import BaseModel
+
+from api import create_app
+
+client = create_app({"STAGE": "test", "LAKE_URI": sys.argv[2]}).test_client()
+for usecase, example in json.loads(sys.argv[3]).items():
+    response = client.post(f"/v1/{usecase}/predictions", json=example)
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def subclasses(model):
+    for sub in model.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+
+
+# the answers' shapes: declared beside the code that builds the answers
+answers = ("headwater.serving.predictor", "api.errors", "api.blueprints.health")
+built = sorted(
+    m.__name__ for m in subclasses(BaseModel) if m.__module__ in answers and m.__pydantic_complete__
+)
+modules = sorted(sys.modules)
+document = client.get("/openapi.json")
+print(json.dumps({
+    "modules": modules,
+    "built": built,
+    "openapi": document.status_code,
+    "schemas": len(document.get_json()["components"]["schemas"]),
+}))
+"""
+
+
+@pytest.fixture
+def cold_start(model_lake: str, api_env: Path) -> dict[str, Any]:
+    """What a fresh interpreter loaded to answer once per use case, then its /openapi.json."""
+    examples = {name: dict(get_usecase(name).serving.example) for name in ("flights", "bikeshare")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            COLD,
+            json.dumps(excluded_from_package()),
+            model_lake,
+            json.dumps(examples),
+        ],
+        cwd=REPO,
+        env={**os.environ, "HEADWATER_CONFIG_DIR": str(api_env)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_api_answers_without_any_package_the_lambda_package_leaves_out(
+    cold_start: dict[str, Any],
+) -> None:
+    # Given the excluded packages unimportable, the app started and answered (the fixture);
+    # then it loaded no code of another layer's deployables either (no Spark, report, console,
+    # deploy, registry or monitoring code)
+    ours = [m for m in cold_start["modules"] if m.startswith(("headwater.", "api"))]
+    assert [m for m in ours if m.startswith(("headwater.model", "headwater.ops"))] == []
+    assert [m for m in ours if m.startswith(("headwater.registry", "headwater.monitoring"))] == []
+    assert "rich" in excluded_from_package() and "pandas" in excluded_from_package()
+
+
+def test_a_cold_start_neither_imports_the_openapi_generator_nor_builds_answer_schemas(
+    cold_start: dict[str, Any],
+) -> None:
+    # Then answering predictions needed neither the document's generator nor the schemas
+    # of the answers (ModelInfo, Health, Error...: built when the document is)
+    assert "api.openapi" not in cold_start["modules"]
+    assert cold_start["built"] == []
+    # and the document is still there when asked for, generated on first use
+    assert cold_start["openapi"] == 200 and cold_start["schemas"] > 10
+
+
+WITH_RICH = r"""
+import importlib.util, json, sys
+
+from api import create_app
+
+client = create_app({"STAGE": "test", "LAKE_URI": sys.argv[1]}).test_client()
+response = client.post("/v1/flights/predictions", json=json.loads(sys.argv[2]))
+loaded = sorted(m for m in ("rich", "pygments", "attr") if m in sys.modules)
+import rich.console  # the CLI's console still has it
+
+print(json.dumps({"status": response.status_code, "loaded": loaded, "installed": True}))
+"""
+
+
+def test_a_cold_start_where_rich_is_installed_does_not_import_it(
+    model_lake: str, api_env: Path
+) -> None:
+    # Given a fresh interpreter of this environment, where rich is installed (structlog would
+    # import it, with pygments and attrs, for a console renderer nothing here uses)
+    example = dict(get_usecase("flights").serving.example)
+    done = subprocess.run(
+        [sys.executable, "-c", WITH_RICH, model_lake, json.dumps(example)],
+        cwd=REPO,
+        env={**os.environ, "HEADWATER_CONFIG_DIR": str(api_env)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Then the app answered without importing any of them, and rich is importable afterwards
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"status": 200, "loaded": [], "installed": True}
