@@ -1,6 +1,6 @@
 """Fixtures of the API tests: a model version per use case, published in a tmp lake.
 
-The test models are tests/conftest.py's (``MODEL_DIRS``: one version per use case, each
+The test models are tests/conftest.py's (``model_directories()``: one version per use case, each
 folder's ``generate.py`` rebuilding it); the API's test stage serves exactly those use cases.
 Versions are published and promoted with the real registry under ``models/<use case>/``, so
 the API reads exactly what training writes. A request to the test model is its use case's
@@ -27,9 +27,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import MODEL_DIRS
+from tests.conftest import model_directories
 
 EVENTS_DIR = Path(__file__).parent / "events"
+#: Every use case with a test model (its fixtures.py's TEST_MODEL), by name.
+MODEL_DIRS = model_directories()
 
 #: The stage file of the tests (stage ``test``): every use case with a test model enabled, no
 #: sources needed.

@@ -89,7 +89,7 @@ OWN_FOLDERS = tuple(f"tests/headwater/usecases/{name}/" for name in sorted(SHIPP
 #: run on the test-only use case or on every registered one. This list only shrinks: a file
 #: that no longer names one must leave it (test below), and no file may join it.
 STILL_NAMING = (
-    # The shipped use cases' test models, read by tests/conftest.py (MODEL_DIRS) and by
+    # The shipped use cases' test models, read by tests/conftest.py (model_directories) and by
     # tests/headwater/{core/test_records,serving/test_predictor}.py: to move with those readers
     # into tests/headwater/usecases/<name>/model/.
     "tests/api/model/bikeshare/export.json",
