@@ -14,35 +14,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-
-def _import_structlog_without_rich() -> Any:
-    """structlog, imported as if rich were not installed (rich stays importable afterwards).
-
-    structlog imports rich when it finds it, for the tracebacks of its console renderer
-    (``structlog.dev``, ``structlog.tracebacks``), which no line here goes through: the JSON
-    log formats exceptions as text, the CLI's console handler renders with rich itself. Where
-    rich is installed (a dev or CLI host) that import alone was 11 % of the API's cold start
-    (docs/benchmarks.md); the Lambda package has no rich at all. A process that has already
-    imported rich gets structlog as usual.
-    """
-    if "rich" in sys.modules or "structlog" in sys.modules:
-        import structlog  # lazy: the ordinary import, rich or not (see the docstring)
-
-        return structlog
-    sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
-    try:
-        import structlog  # lazy: without rich (see the docstring)
-    finally:
-        del sys.modules["rich"]
-    return structlog
-
-
-if TYPE_CHECKING:
-    import structlog
-else:
-    structlog = _import_structlog_without_rich()
+import structlog
 
 _PRE_CHAIN: list[Any] = [
     structlog.contextvars.merge_contextvars,
