@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -418,14 +418,7 @@ def clean_drift(
         return None
     features = spec.features_frame(clean[list(spec.input_columns)], inputs.lookups)
     categorical = set(spec.categorical)
-    # A rolling window is not computed here (its column is null, so its feature takes its
-    # default): its drift would be the default's against the real windows, an alarm every
-    # period (PSI 6.8 on every month of a shipped use case). It is left to the served inputs'.
-    rolling = {w.name for w in spec.windows if w.kind.startswith("rolling")}
-    profile = replace(
-        reference.profile,
-        features={k: v for k, v in reference.profile.features.items() if k not in rolling},
-    )
+    profile = reference.profile
     columns = {
         name: column_values(features[name], name not in categorical) for name in profile.features
     }

@@ -257,22 +257,18 @@ def test_shadow_predictions_are_monitored_apart_and_not_counted_as_served() -> N
     assert "  shadow vs production: AUC +0.01" in summary_lines(both, Things())
 
 
-def test_clean_drift_leaves_out_a_rolling_window_it_cannot_compute() -> None:
+def test_clean_drift_judges_a_rolling_window_input_like_any_other() -> None:
     import dataclasses
 
     from headwater.core.usecase import Window
     from headwater.monitoring.monitor import clean_drift
 
-    # Given a version whose input x is a rolling window (the pandas path cannot compute it:
-    # its feature takes a default, here the constant 0), and clean rows like its training
+    # Given a version whose input x is a rolling window, and clean rows like its training
+    # whose window column is computed (monitor_published adds the windows as training does)
     rng = np.random.default_rng(0)
     reference, train = _reference(rng)
     window = Window("x", "minutes", "rolling_mean", "day", span=timedelta(hours=3))
-    spec = dataclasses.replace(
-        TRAINING,
-        windows=(window,),
-        features_frame=lambda frame, lookups: frame[["c"]].assign(x=0.0),
-    )
+    spec = dataclasses.replace(TRAINING, windows=(window,))
     usecase = dataclasses.replace(Things(), training=spec)
     clean = train.sample(200, replace=True, random_state=1).reset_index(drop=True)
     inputs = VersionInputs("v1", reference, holdout={}, regression={}, lookups={})
@@ -280,7 +276,7 @@ def test_clean_drift_leaves_out_a_rolling_window_it_cannot_compute() -> None:
     # When the clean data's drift is measured against the version's reference
     report = clean_drift(usecase, clean.assign(minutes=1.0), inputs, Thresholds())
 
-    # Then x is not judged (its default against the real windows drifted every period:
-    # PSI 6.8 on every flights month), and the inputs it can compute still are
+    # Then the window input is judged too, and like its training it has not drifted
     assert report is not None
-    assert [f.feature for f in report.features] == ["c"]
+    assert [f.feature for f in report.features] == ["c", "x"]
+    assert not report.drifted()
