@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from headwater.core import layout
 from headwater.core.partitions import Grain, Partition, partition_of
+from headwater.core.records import DateRange, Lineage
 from headwater.core.usecase import UseCase
 from headwater.data.lake import Lake, Manifest
 from headwater.monitoring.collect import read_predictions
@@ -86,7 +87,19 @@ def version_inputs(registry: Registry, usecase: UseCase, version: str) -> Versio
         holdout=dict(metrics.holdout),
         regression=dict(metrics.regression),
         lookups=usecase.training.load_lookups(lookups) if lookups is not None else None,
+        trained=trained_days(registry.read_lineage(version)),
     )
+
+
+def trained_days(lineage: Lineage | None) -> DateRange | None:
+    """The days a version trained on: its range's start to the day before its holdout (None:
+    unknown)."""
+    if lineage is None or lineage.range is None:
+        return None
+    last = lineage.range.end
+    if lineage.holdout_from is not None:
+        last = min(last, lineage.holdout_from - timedelta(days=1))
+    return DateRange(lineage.range.start, last) if last >= lineage.range.start else None
 
 
 def _clean(lake: Lake, usecase: UseCase, key: str) -> pd.DataFrame | None:

@@ -133,6 +133,7 @@ def test_monitor_partition_publishes_once_atomically_and_verified(
             "flight": [1545],
             "origin": ["EWR"],
             "sched_dep_local": [datetime(2013, 3, 1, 17, 15)],
+            "sched_dep_utc": [datetime(2013, 3, 1, 22, 15)],  # the now-cast window's order
             "dep_delayed_15": [True],
             "arr_delay": [33.0],
         }
