@@ -28,7 +28,7 @@ returns one typed :class:`PartitionMonitoring`:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -427,6 +427,7 @@ def _served(
     inputs: VersionInputs | None,
     outcomes: Outcomes | None,
     thresholds: Thresholds,
+    calendar: Collection[str] = (),
 ) -> ServedMonitoring:
     answer = usecase.serving.answer
     reference = inputs.reference if inputs else None
@@ -468,6 +469,7 @@ def _served(
             _inputs_of(records, reference),
             {k: v for k, v in outputs.items() if k in reference.profile.predictions},
             thresholds,
+            calendar=calendar,
         )
     return ServedMonitoring(
         version=version,
@@ -485,19 +487,35 @@ def _served(
     )
 
 
+def calendar_of(usecase: UseCase, clean: pd.DataFrame, inputs: VersionInputs) -> frozenset[str]:
+    """The version's calendar inputs (:func:`calendar_inputs`), told on ``clean``'s rows."""
+    spec = usecase.training
+    if inputs.lookups is None or len(clean) < 2:
+        return frozenset()
+    rows = clean[list(spec.input_columns)]
+    features = spec.features_frame(rows, inputs.lookups)
+    return calendar_inputs(spec.features_frame, rows, inputs.lookups, features)
+
+
 def clean_drift(
-    usecase: UseCase, clean: pd.DataFrame, inputs: VersionInputs, thresholds: Thresholds
+    usecase: UseCase,
+    clean: pd.DataFrame,
+    inputs: VersionInputs,
+    thresholds: Thresholds,
+    calendar: Collection[str] | None = None,
 ) -> DriftReport | None:
     """The clean rows through the version's features, against the version's reference.
 
-    Calendar inputs (:func:`calendar_inputs`) are measured and marked, never drifted.
+    Calendar inputs (``calendar``; None: :func:`calendar_inputs` on these rows) are measured
+    and marked, never drifted.
     """
     reference, spec = inputs.reference, usecase.training
     if reference is None or inputs.lookups is None or not len(clean):
         return None
     rows = clean[list(spec.input_columns)]
     features = spec.features_frame(rows, inputs.lookups)
-    calendar = calendar_inputs(spec.features_frame, rows, inputs.lookups, features)
+    if calendar is None:
+        calendar = calendar_inputs(spec.features_frame, rows, inputs.lookups, features)
     categorical = set(spec.categorical)
     profile = reference.profile
     columns = {
@@ -536,6 +554,10 @@ def monitor_partition(
     notes = []
     if outcome is None:
         notes.append("the use case declares no outcome: no live performance")
+    current = versions.get(production or "")
+    # Which inputs are the calendar's is the features' business, the same for every version
+    # (told with production's lookups on the partition's rows): for served and clean drift.
+    calendar = calendar_of(usecase, clean, current) if current else frozenset()
     groups: dict[tuple[str, str], list[CaptureRecord]] = {}
     for record in predictions:
         groups.setdefault((record.model_version, record.role), []).append(record)
@@ -551,11 +573,10 @@ def monitor_partition(
             else None
         )
         applied = thresholds_for(thresholds, inputs.reference if inputs else None)
-        served.append(_served(usecase, version, role, records, inputs, joined, applied))
-    current = versions.get(production or "")
+        served.append(_served(usecase, version, role, records, inputs, joined, applied, calendar))
     applied = thresholds_for(thresholds, current.reference if current else None)
     fresh = untrained_rows(clean, spec.date_column, current.trained if current else None)
-    drift = clean_drift(usecase, clean[fresh], current, applied) if current else None
+    drift = clean_drift(usecase, clean[fresh], current, applied, calendar) if current else None
     if current is None:
         notes.append("no production version: no drift of the clean data")
     elif drift is None and fresh.any():

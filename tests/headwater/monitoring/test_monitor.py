@@ -429,3 +429,50 @@ def test_the_live_section_says_a_run_of_partitions_with_nothing_to_say_in_one_li
     assert lines[2] == "2013-01: 0 predictions served, production v1"
     assert "over threshold: size PSI" in lines[3]
     assert len(lines) == 4
+
+
+def test_served_inputs_drift_leaves_the_calendar_inputs_undrifted_too() -> None:
+    import dataclasses
+
+    # Given a use case with a calendar input m (the month of the day), trained on Oct-Dec
+    def features(frame: pd.DataFrame, lookups: Any) -> pd.DataFrame:
+        month = pd.to_datetime(frame["day"]).dt.month.astype(float)
+        return frame[["c", "x"]].assign(m=month)
+
+    spec = dataclasses.replace(
+        TRAINING, numeric=("x", "m"), input_columns=("x", "c", "day"), features_frame=features
+    )
+    usecase = dataclasses.replace(Things(), training=spec)
+    rng = np.random.default_rng(0)
+    _, train = _reference(rng)
+    train = train.assign(m=pd.to_datetime(train["day"]).dt.month.astype(float))
+    reference = model_reference(
+        train,
+        pd.DataFrame({"p_late": rng.uniform(size=2000)}),
+        score_bins(rng.uniform(size=50), rng.integers(0, 2, 50).astype(float)),
+        features=("c", "x", "m"),
+        categorical=("c",),
+        date_column="day",
+        ranges={},
+    )
+    inputs = {"v1": VersionInputs("v1", reference, lookups={})}
+    # and January served (m = 1 in every answer, against a reference of months 10 to 12)
+    clean = _clean_month(train, date(2013, 1, 1))
+    clean = clean.assign(thing=[f"t{i}" for i in range(len(clean))], late=False, minutes=1.0)
+    served = [
+        record(f"t{i}", f"{row.day.isoformat()}T08:00", float(rng.uniform()),
+               features={"x": row.x, "c": row.c, "m": 1.0})
+        for i, row in enumerate(clean.itertuples())
+    ]  # fmt: skip
+
+    # When the partition is monitored
+    monitoring = monitor_partition(
+        usecase, "2013-01", served, clean, inputs, "v1", Thresholds(), datetime(2013, 3, 1)
+    )
+
+    # Then m is measured (far off) but drifts neither in the served inputs nor the clean data
+    (production,) = monitoring.served
+    (m,) = [d for d in production.drift.features if d.feature == "m"]
+    assert m.calendar and m.value > 1.0
+    assert production.drift.drifted() == () and monitoring.clean_drift.drifted() == ()
+    assert alerts_of(monitoring, usecase=usecase, min_predictions=1) == []
