@@ -224,3 +224,25 @@ def test_the_live_summary_alerts_on_the_partitions_this_run_monitored(
     assert "where 2013-03-01 had 2" in alerts[0].message
     # and a later run that monitored nothing raises none again
     assert live_summary(settings, "flights", options, "run3")[1] == []
+
+
+def test_the_live_summary_says_partitions_with_nothing_to_say_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three days of production's training window monitored (nothing served, not judged)
+    settings = stage(tmp_path, monkeypatch, capture=True)
+    lake = open_lake(settings.lake.uri)
+    for day in ("2013-03-01", "2013-03-02", "2013-03-03"):
+        record = PartitionMonitoring(
+            "flights", day, "2013-03-05T00:00:00", "v1", 10, None, trained_rows=10
+        )
+        publish_monitoring(lake, record, parse_partition(day, "day"), "run1")
+    options = RunOptions(start=date(2013, 3, 1), end=date(2013, 3, 3))
+    # When the run sums them up
+    lines, alerts = live_summary(settings, "flights", options, "run1")
+    # Then one line says so for all three, and nothing alerts
+    assert lines == [
+        "2013-03-01..2013-03-03 (3 partitions): none served, production v1; production's "
+        "training data: drift not judged (its months set the thresholds)"
+    ]
+    assert alerts == []
