@@ -19,7 +19,9 @@ whole-year reference every year. Two remedies, both here: compare a period with 
 season's reference (:class:`References`), and set each feature's threshold at a high
 quantile of its drift on quiet periods, where nothing changed (:class:`NullDistribution`);
 :meth:`NullDistribution.false_alarm_rate` measures the false-alarm rate of any thresholds on
-quiet periods held out from that choice.
+quiet periods held out from that choice. A calendar input (a function of the date alone: month
+sine, a trend in years) is measured but never drifts (:attr:`FeatureDrift.calendar`): its
+distribution over a period is fixed by the period's dates.
 """
 
 from __future__ import annotations
