@@ -29,7 +29,7 @@ from headwater.data.pipeline import lake_for, resolve_reference, usecase_of
 from headwater.data.sources import get_kind, validate_source
 from headwater.data.sources.embedded import serve_stand_in
 from headwater.model.comparison import comparison_text
-from headwater.monitoring.monitor import Alert, alerts_of, summary_lines
+from headwater.monitoring.monitor import Alert, PartitionMonitoring, alerts_of, live_lines
 from headwater.monitoring.published import monitored_partitions, read_monitoring
 from headwater.ops.notify import (
     ModelSummary,
@@ -385,6 +385,7 @@ def live_summary(
     keys = monitored_partitions(lake, usecase)
     lines: list[str] = []
     alerts: list[Alert] = []
+    shown: list[PartitionMonitoring] = []  # consecutive readable ones, in one go (live_lines)
     previous = None
     for index, key in enumerate(keys):
         if key not in wanted and (index + 1 >= len(keys) or keys[index + 1] not in wanted):
@@ -392,16 +393,18 @@ def live_summary(
         try:
             record = read_monitoring(lake, usecase, key)
         except LakeError as exc:
+            lines += live_lines(shown, spec)
+            shown = []
             lines.append(f"{key}: unreadable ({exc})")
             previous = None
             continue
         if key in wanted:
-            lines += summary_lines(record, spec)
+            shown.append(record)
             manifest = lake.manifest(layout.MONITORING, layout.dataset(usecase, ""), key)
             if manifest is not None and manifest.run_id == run_id:
                 alerts += alerts_of(record, previous, spec, min_predictions=minimum)
         previous = record
-    return lines, alerts
+    return lines + live_lines(shown, spec), alerts
 
 
 def main_task(options: RunOptions, usecases: Sequence[str], run_id: str, state_dir: str) -> RunAll:

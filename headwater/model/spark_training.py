@@ -260,13 +260,49 @@ def _micros(delta: Any) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@dataclass(frozen=True)
+class WindowFrame:
+    """The rows a :class:`~headwater.core.usecase.Window` reads, relative to each row: the one
+    definition of a window's frame, from which the Spark columns (:func:`with_windows`, training)
+    and the pandas ones (:func:`headwater.monitoring.windows.with_windows`, monitoring) derive.
+
+    The rows of the same ``keys``, ordered by ``order``; ``start`` and ``end`` (both inclusive)
+    are microseconds from the row's time when ``by_time``, else rows from the row's position.
+    """
+
+    by_time: bool
+    start: int
+    end: int
+    #: ``value`` (lag / lead: the one row's value), ``mean``, ``sum`` or ``count`` (non-null
+    #: values; an empty frame's sum and count are 0, its mean null).
+    aggregate: str
+    #: Rolling windows: the least number of rows the frame must reach back (by rows), or null
+    #: when the frame starts before the range's first instant (by time). Lag / lead: null when
+    #: the row the frame names is not there (past an edge, or a gap).
+    rolling: bool
+
+
+def window_frame(w: Window) -> WindowFrame:
+    """The frame of ``w`` (see :class:`WindowFrame`)."""
+    sign = -1 if w.kind == "lag" else 1
+    if w.kind in ("lag", "lead"):
+        offset = sign * (w.rows if w.rows is not None else _micros(w.span))
+        return WindowFrame(w.rows is None, offset, offset, "value", rolling=False)
+    aggregate = w.kind.removeprefix("rolling_")
+    if w.span is not None:
+        # [t - span, t - gap): the row itself and rows at the same instant are never in
+        return WindowFrame(True, -_micros(w.span), -_micros(w.gap) - 1, aggregate, rolling=True)
+    return WindowFrame(False, -int(w.rows or 0), -1, aggregate, rolling=True)
+
+
 def with_windows(clean: Any, windows: Sequence[Window]) -> Any:
     """Add each window's column to the clean rows: Spark window functions over the whole frame.
 
     The frame is every clean row of the range (all its partitions), so a lag or a lead
     reaches across partition boundaries. Rows whose window reaches outside the frame (a
     lead past its last instant, a lag or a rolling span before its first, fewer rows than
-    a rolling ``rows`` count) get null (:class:`~headwater.core.usecase.Window`).
+    a rolling ``rows`` count) get null (:class:`~headwater.core.usecase.Window`); each
+    window's rows are :func:`window_frame`'s.
     """
     # lazy: pyspark only on the training host (the CLI imports this module without it)
     from pyspark.sql import Window as SparkWindow
@@ -278,34 +314,31 @@ def with_windows(clean: Any, windows: Sequence[Window]) -> Any:
     frame = clean
     for order in dict.fromkeys(w.order for w in windows):
         frame = frame.withColumn(f"{t}_{order}", F.unix_micros(F.col(order).cast("timestamp")))
-    spans = dict.fromkeys(w.order for w in windows if w.kind.startswith("rolling") and w.span)
+    spans = dict.fromkeys(w.order for w in windows if window_frame(w).rolling and w.span)
     # the range's first instant, per time column: a rolling span starting before it is partial
     bounds = frame.agg(*(F.min(f"{t}_{o}").alias(o) for o in spans)).first() if spans else {}
     for w in windows:
-        micros = f"{t}_{w.order}"
+        micros, rows = f"{t}_{w.order}", window_frame(w)
         by_time = SparkWindow.partitionBy(*w.keys).orderBy(micros)
         value = F.col(w.column)
-        if w.kind in ("lag", "lead") and w.rows is not None:
-            shift = F.lag if w.kind == "lag" else F.lead
-            column = shift(value, w.rows).over(by_time)
-        elif w.kind in ("lag", "lead"):
-            offset = _micros(w.span) * (-1 if w.kind == "lag" else 1)
+        if not rows.rolling and not rows.by_time:
+            shift = F.lag if rows.start < 0 else F.lead
+            column = shift(value, abs(rows.start)).over(by_time)
+        elif not rows.rolling:
             # the row exactly ``span`` away (null when there is none: past an edge, or a gap)
-            column = F.first(value).over(by_time.rangeBetween(offset, offset))
+            column = F.first(value).over(by_time.rangeBetween(rows.start, rows.end))
         else:
-            if w.span is not None:
-                frame_of = by_time.rangeBetween(-_micros(w.span), -_micros(w.gap) - 1)
-                complete = F.col(micros) - F.lit(_micros(w.span)) >= F.lit(bounds[w.order])
+            if rows.by_time:
+                frame_of = by_time.rangeBetween(rows.start, rows.end)
+                complete = F.col(micros) + F.lit(rows.start) >= F.lit(bounds[w.order])
             else:
-                frame_of = by_time.rowsBetween(-w.rows, -1)  # type: ignore[operator]
-                complete = F.count(F.lit(1)).over(frame_of) >= F.lit(w.rows)
+                frame_of = by_time.rowsBetween(rows.start, rows.end)
+                complete = F.count(F.lit(1)).over(frame_of) >= F.lit(-rows.start)
             number = value.cast("double")
-            aggregate = {
-                "rolling_mean": F.avg(number),
-                "rolling_sum": F.sum(number),
-                "rolling_count": F.count(number),
-            }[w.kind].over(frame_of)
-            if w.kind != "rolling_mean":  # an empty window sums and counts to zero
+            aggregate = {"mean": F.avg(number), "sum": F.sum(number), "count": F.count(number)}[
+                rows.aggregate
+            ].over(frame_of)
+            if rows.aggregate != "mean":  # an empty window sums and counts to zero
                 aggregate = F.coalesce(aggregate.cast("double"), F.lit(0.0))
             column = F.when(complete, aggregate)
         frame = frame.withColumn(w.name, column)

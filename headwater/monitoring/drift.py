@@ -19,13 +19,15 @@ whole-year reference every year. Two remedies, both here: compare a period with 
 season's reference (:class:`References`), and set each feature's threshold at a high
 quantile of its drift on quiet periods, where nothing changed (:class:`NullDistribution`);
 :meth:`NullDistribution.false_alarm_rate` measures the false-alarm rate of any thresholds on
-quiet periods held out from that choice.
+quiet periods held out from that choice. A calendar input (a function of the date alone: month
+sine, a trend in years) is measured but never drifts (:attr:`FeatureDrift.calendar`): its
+distribution over a period is fixed by the period's dates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -147,11 +149,15 @@ class FeatureDrift:
     unseen: int = 0
     #: Categoricals: distinct categories the reference does not list (new ones if complete).
     new_categories: int = 0
+    #: A function of the row's date alone (month sine, a trend in years): its distribution over
+    #: a period is fixed by the period's dates, so its value is recorded but is not data drift
+    #: (never over its threshold, never ranked); its out-of-range values still count.
+    calendar: bool = False
 
     @property
     def drifted(self) -> bool:
-        """Whether the measure is beyond the threshold."""
-        return self.value is not None and self.value > self.threshold
+        """Whether the measure is beyond the threshold (a calendar input never is)."""
+        return not self.calendar and self.value is not None and self.value > self.threshold
 
     @property
     def out_of_range_share(self) -> float:
@@ -263,6 +269,19 @@ class DriftReport:
         """Share of the rows with at least one input outside the training range."""
         return self.rows_out_of_range / self.rows if self.rows else 0.0
 
+    def out_of_range_inputs(self) -> tuple[FeatureDrift, ...]:
+        """The inputs with values outside their training range, the largest share first."""
+        outside = [d for d in self.features if d.out_of_range]
+        return tuple(sorted(outside, key=lambda d: -d.out_of_range_share))
+
+    def largest(self) -> tuple[FeatureDrift, ...]:
+        """The measured inputs and outputs by drift relative to their threshold, the largest
+        first; calendar inputs left out (:attr:`FeatureDrift.calendar`)."""
+        measured = [
+            d for d in (*self.features, *self.predictions) if d.value is not None and not d.calendar
+        ]
+        return tuple(sorted(measured, key=lambda d: -(d.value or 0.0) / (d.threshold or 1e-12)))
+
     def drifted(self) -> tuple[FeatureDrift, ...]:
         """Inputs and outputs beyond their threshold, the most drifted (value/threshold) first."""
         over = [d for d in (*self.features, *self.predictions) if d.drifted]
@@ -293,6 +312,7 @@ def drift_report(
     columns: Mapping[str, Iterable[Any] | np.ndarray],
     predictions: Mapping[str, Iterable[Any] | np.ndarray] | None = None,
     thresholds: Thresholds | None = None,
+    calendar: Collection[str] = (),
 ) -> DriftReport:
     """The drift of a sample against a reference profile: every input, and each output given.
 
@@ -302,6 +322,8 @@ def drift_report(
             the same length (one value per row).
         predictions: output name -> the served values (prediction drift), optional.
         thresholds: the use case's thresholds (default: :class:`Thresholds`'s).
+        calendar: the inputs that are a function of the row's date alone (marked
+            :attr:`FeatureDrift.calendar`: measured, never drifted).
     """
     thresholds = thresholds or Thresholds()
     missing = [name for name in profile.features if name not in columns]
@@ -323,7 +345,8 @@ def drift_report(
         if rows is not None and len(values) != rows:
             raise ValueError(f"input {name!r} has {len(values)} values, the others {rows}")
         rows = len(values)
-        features.append(feature_drift(name, reference, values, thresholds))
+        measured = feature_drift(name, reference, values, thresholds)
+        features.append(replace(measured, calendar=True) if name in calendar else measured)
     outputs = tuple(
         numeric_drift(name, profile.predictions[name], values, thresholds.for_feature(name, PSI))
         for name, values in (predictions or {}).items()

@@ -28,14 +28,15 @@ returns one typed :class:`PartitionMonitoring`:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from headwater.core.records import DateRange
 from headwater.core.usecase import NO_OUTCOME, OutcomeSpec, UseCase, outcome_of
 from headwater.model.evaluation import METRIC_NAMES
 from headwater.monitoring.drift import (
@@ -177,6 +178,75 @@ class VersionInputs:
     regression: Mapping[str, float] = field(default_factory=dict)
     #: The version's lookups (``load_lookups`` of lookups.json): the clean data's features.
     lookups: Any = None
+    #: The days it trained on (``lineage.json``: its range's start to the day before its
+    #: holdout; None: unknown, every row is monitored).
+    trained: DateRange | None = None
+
+
+def untrained_rows(clean: pd.DataFrame, date_column: str, trained: DateRange | None) -> pd.Series:
+    """Which clean rows are outside the training window ``trained`` (all when it is None).
+
+    A version's training rows are its null (each training month's drift sets its thresholds):
+    their drift is not news; monitoring judges what came after (its holdout included) or before.
+    """
+    if trained is None or not len(clean):
+        return pd.Series(True, index=clean.index)
+    days = pd.to_datetime(clean[date_column]).dt.date
+    return ~days.between(trained.start, trained.end)
+
+
+#: Days the date columns are moved by to tell calendar inputs (:func:`calendar_inputs`): whole
+#: days (an hour of the day is the data's, a schedule), neither whole weeks nor whole years.
+CALENDAR_SHIFT_DAYS = 200
+
+
+def _shifted(column: pd.Series) -> pd.Series | None:
+    """A date or timestamp column moved by :data:`CALENDAR_SHIFT_DAYS` (None: not one)."""
+    shift = timedelta(days=CALENDAR_SHIFT_DAYS)
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column + pd.Timedelta(shift)
+    present = column.dropna()
+    if len(present) and all(isinstance(v, date) for v in present.iloc[:100]):
+        return column.map(lambda v: v + shift if isinstance(v, date) else v)
+    return None
+
+
+def calendar_inputs(
+    features_frame: Callable[[pd.DataFrame, Any], pd.DataFrame],
+    inputs: pd.DataFrame,
+    lookups: Any,
+    features: pd.DataFrame,
+) -> frozenset[str]:
+    """The model inputs that are a function of the row's date alone (the period's calendar).
+
+    ``features`` are ``features_frame(inputs, lookups)``. An input is the calendar's when it is
+    unchanged with every other column shuffled across the rows, and changed with the dates
+    moved (:data:`CALENDAR_SHIFT_DAYS`): month sine and cosine, a trend in years, a holiday's
+    nearness; not the hour of a schedule, nor anything read from the data. Their drift against
+    a whole-window reference is the period's place in the year (PSI 7 to 9.6 on every month of
+    the demo), not news.
+    """
+    if len(inputs) < 2:
+        return frozenset()
+    moved = {name: _shifted(inputs[name]) for name in inputs.columns}
+    times = [name for name, column in moved.items() if column is not None]
+    if not times:
+        return frozenset()
+    order = np.random.default_rng(0).permutation(len(inputs))
+    shuffled = inputs.assign(
+        **{n: inputs[n].iloc[order].to_numpy() for n in inputs.columns if n not in times}
+    )
+    later = inputs.assign(**{n: moved[n] for n in times})
+    by_shuffle, by_date = features_frame(shuffled, lookups), features_frame(later, lookups)
+
+    def same(a: pd.Series, b: pd.Series) -> bool:
+        return a.reset_index(drop=True).equals(b.reset_index(drop=True))
+
+    return frozenset(
+        name
+        for name in features.columns
+        if same(features[name], by_shuffle[name]) and not same(features[name], by_date[name])
+    )
 
 
 def configured_thresholds(settings: Mapping[str, Any]) -> Thresholds:
@@ -289,7 +359,8 @@ class PartitionMonitoring:
     production: str
     #: Clean rows of the partition.
     clean_rows: int
-    #: The clean data (through the production version's features) against its reference.
+    #: The clean data (through the production version's features) against its reference: the
+    #: rows outside production's training window (None: none, or nothing to compare with).
     clean_drift: DriftReport | None
     #: One entry per model version and role that served in the partition.
     served: tuple[ServedMonitoring, ...] = ()
@@ -300,6 +371,9 @@ class PartitionMonitoring:
     shadow: Mapping[str, Any] | None = None
     #: Why something is missing.
     notes: tuple[str, ...] = ()
+    #: Clean rows inside production's training window: its training data (their months set its
+    #: thresholds), not judged for drift.
+    trained_rows: int = 0
 
     @property
     def predictions(self) -> int:
@@ -319,6 +393,7 @@ class PartitionMonitoring:
             "thresholds": self.thresholds.to_dict(),
             "shadow": dict(self.shadow) if self.shadow else None,
             "notes": list(self.notes),
+            "trained_rows": self.trained_rows,
         }
 
     @classmethod
@@ -336,6 +411,7 @@ class PartitionMonitoring:
             thresholds=Thresholds.from_dict(body.get("thresholds") or {}),
             shadow=dict(body["shadow"]) if body.get("shadow") else None,
             notes=tuple(str(n) for n in body.get("notes", ())),
+            trained_rows=int(body.get("trained_rows", 0)),
         )
 
 
@@ -351,6 +427,7 @@ def _served(
     inputs: VersionInputs | None,
     outcomes: Outcomes | None,
     thresholds: Thresholds,
+    calendar: Collection[str] = (),
 ) -> ServedMonitoring:
     answer = usecase.serving.answer
     reference = inputs.reference if inputs else None
@@ -392,6 +469,7 @@ def _served(
             _inputs_of(records, reference),
             {k: v for k, v in outputs.items() if k in reference.profile.predictions},
             thresholds,
+            calendar=calendar,
         )
     return ServedMonitoring(
         version=version,
@@ -409,27 +487,41 @@ def _served(
     )
 
 
+def calendar_of(usecase: UseCase, clean: pd.DataFrame, inputs: VersionInputs) -> frozenset[str]:
+    """The version's calendar inputs (:func:`calendar_inputs`), told on ``clean``'s rows."""
+    spec = usecase.training
+    if inputs.lookups is None or len(clean) < 2:
+        return frozenset()
+    rows = clean[list(spec.input_columns)]
+    features = spec.features_frame(rows, inputs.lookups)
+    return calendar_inputs(spec.features_frame, rows, inputs.lookups, features)
+
+
 def clean_drift(
-    usecase: UseCase, clean: pd.DataFrame, inputs: VersionInputs, thresholds: Thresholds
+    usecase: UseCase,
+    clean: pd.DataFrame,
+    inputs: VersionInputs,
+    thresholds: Thresholds,
+    calendar: Collection[str] | None = None,
 ) -> DriftReport | None:
-    """The clean rows through the version's features, against the version's reference."""
+    """The clean rows through the version's features, against the version's reference.
+
+    Calendar inputs (``calendar``; None: :func:`calendar_inputs` on these rows) are measured
+    and marked, never drifted.
+    """
     reference, spec = inputs.reference, usecase.training
     if reference is None or inputs.lookups is None or not len(clean):
         return None
-    features = spec.features_frame(clean[list(spec.input_columns)], inputs.lookups)
+    rows = clean[list(spec.input_columns)]
+    features = spec.features_frame(rows, inputs.lookups)
+    if calendar is None:
+        calendar = calendar_inputs(spec.features_frame, rows, inputs.lookups, features)
     categorical = set(spec.categorical)
-    # A rolling window is not computed here (its column is null, so its feature takes its
-    # default): its drift would be the default's against the real windows, an alarm every
-    # period (PSI 6.8 on every month of a shipped use case). It is left to the served inputs'.
-    rolling = {w.name for w in spec.windows if w.kind.startswith("rolling")}
-    profile = replace(
-        reference.profile,
-        features={k: v for k, v in reference.profile.features.items() if k not in rolling},
-    )
+    profile = reference.profile
     columns = {
         name: column_values(features[name], name not in categorical) for name in profile.features
     }
-    return drift_report(profile, columns, thresholds=thresholds)
+    return drift_report(profile, columns, thresholds=thresholds, calendar=calendar)
 
 
 def monitor_partition(
@@ -462,6 +554,10 @@ def monitor_partition(
     notes = []
     if outcome is None:
         notes.append(NO_OUTCOME)
+    current = versions.get(production or "")
+    # Which inputs are the calendar's is the features' business, the same for every version
+    # (told with production's lookups on the partition's rows): for served and clean drift.
+    calendar = calendar_of(usecase, clean, current) if current else frozenset()
     groups: dict[tuple[str, str], list[CaptureRecord]] = {}
     for record in predictions:
         groups.setdefault((record.model_version, record.role), []).append(record)
@@ -477,13 +573,13 @@ def monitor_partition(
             else None
         )
         applied = thresholds_for(thresholds, inputs.reference if inputs else None)
-        served.append(_served(usecase, version, role, records, inputs, joined, applied))
-    current = versions.get(production or "")
+        served.append(_served(usecase, version, role, records, inputs, joined, applied, calendar))
     applied = thresholds_for(thresholds, current.reference if current else None)
-    drift = clean_drift(usecase, clean, current, applied) if current else None
+    fresh = untrained_rows(clean, spec.date_column, current.trained if current else None)
+    drift = clean_drift(usecase, clean[fresh], current, applied, calendar) if current else None
     if current is None:
         notes.append("no production version: no drift of the clean data")
-    elif drift is None and len(clean):
+    elif drift is None and fresh.any():
         notes.append(f"version {current.version} has no profile.json or lookups: no drift")
     return PartitionMonitoring(
         usecase=usecase.name,
@@ -495,6 +591,7 @@ def monitor_partition(
         served=tuple(served),
         thresholds=applied,
         notes=tuple(notes),
+        trained_rows=int((~fresh).sum()),
     )
 
 
@@ -518,10 +615,14 @@ def drift_text(drifts: Iterable[FeatureDrift], human: Callable[[str], str]) -> s
     return ", ".join(parts)
 
 
-def _top(report: DriftReport) -> list[FeatureDrift]:
-    """The inputs and outputs by drift relative to their threshold, the largest first."""
-    measured = [d for d in (*report.features, *report.predictions) if d.value is not None]
-    return sorted(measured, key=lambda d: -(d.value or 0.0) / (d.threshold or 1e-12))
+def out_of_range_text(report: DriftReport, human: Callable[[str], str]) -> str:
+    """``out of range 1.9% of rows (pressure 1.9%)``: the share of rows, and which inputs."""
+    text = f"out of range {report.out_of_range_share:.1%} of rows"
+    inputs = report.out_of_range_inputs()[:TOP_DRIFTING]
+    if inputs:
+        named = ", ".join(f"{human(d.feature)} {d.out_of_range_share:.1%}" for d in inputs)
+        text += f" ({named})"
+    return text
 
 
 def summary_lines(monitoring: PartitionMonitoring, usecase: UseCase | None = None) -> list[str]:
@@ -560,15 +661,84 @@ def summary_lines(monitoring: PartitionMonitoring, usecase: UseCase | None = Non
     drift = monitoring.clean_drift
     if drift is not None:
         drifted = drift.drifted()
-        top = drift_text(drifted or _top(drift), human)
+        top = drift_text(drifted or drift.largest(), human)
         state = "over threshold" if drifted else "none over its threshold; largest"
-        lines.append(
-            f"  clean data drift ({monitoring.clean_rows:,} rows): {state}: {top}; "
-            f"out of range {drift.out_of_range_share:.1%} of rows"
+        trained = (
+            f", {monitoring.trained_rows:,} trained on left out" if monitoring.trained_rows else ""
         )
+        lines.append(
+            f"  clean data drift ({drift.rows:,} rows{trained}): {state}: {top}; "
+            f"{out_of_range_text(drift, human)}"
+        )
+    elif monitoring.trained_rows and monitoring.trained_rows == monitoring.clean_rows:
+        lines.append(f"  clean data: {TRAINED}")
     if monitoring.shadow and monitoring.shadow.get("text"):
         lines.append(f"  shadow vs production: {monitoring.shadow['text']}")
     lines += [f"  note: {note}" for note in monitoring.notes]
+    return lines
+
+
+#: What a partition of production's training window says of its clean data.
+TRAINED = "production's training data: drift not judged (its months set the thresholds)"
+
+
+def quiet(monitoring: PartitionMonitoring) -> str | None:
+    """What a partition with nothing to say says, in a few words (None: it has something).
+
+    Nothing to say: no prediction served in any role, no shadow or note, and its clean data
+    either production's training data or judged with nothing over its threshold and nothing
+    out of range.
+    """
+    if monitoring.served or monitoring.shadow or monitoring.notes:
+        return None
+    drift = monitoring.clean_drift
+    if drift is None:
+        if monitoring.clean_rows and monitoring.trained_rows == monitoring.clean_rows:
+            return TRAINED
+        return None
+    if drift.drifted() or drift.rows_out_of_range or monitoring.trained_rows:
+        return None
+    return "clean data: nothing over its drift threshold, nothing out of range"
+
+
+def live_lines(records: Sequence[PartitionMonitoring], usecase: UseCase | None = None) -> list[str]:
+    """The Live section: each partition at a glance (:func:`summary_lines`), oldest first, a
+    run of consecutive partitions with nothing to say (:func:`quiet`) in one line."""
+    lines: list[str] = []
+    run: list[PartitionMonitoring] = []
+
+    def close() -> None:
+        if not run:
+            return
+        first, last = run[0], run[-1]
+        what = quiet(first)
+        if len(run) == 1:
+            head = f"{first.partition}: 0 predictions served"
+        else:
+            head = f"{first.partition}..{last.partition} ({len(run)} partitions): none served"
+        production = f", production {first.production}" if first.production else ""
+        lines.append(f"{head}{production}; {what}")
+        run.clear()
+
+    for record in records:
+        what = quiet(record)
+        if (
+            what is not None
+            and run
+            and (quiet(run[0]), run[0].production)
+            == (
+                what,
+                record.production,
+            )
+        ):
+            run.append(record)
+            continue
+        close()
+        if what is not None:
+            run.append(record)
+        else:
+            lines += summary_lines(record, usecase)
+    close()
     return lines
 
 

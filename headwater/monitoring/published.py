@@ -14,7 +14,6 @@ replaces the partition whole), and :func:`read_monitoring` reads it back, checks
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -22,12 +21,14 @@ import pyarrow as pa
 
 from headwater.core import layout
 from headwater.core.partitions import Grain, Partition, partition_of
-from headwater.core.usecase import UseCase, Window
+from headwater.core.records import DateRange, Lineage
+from headwater.core.usecase import UseCase
 from headwater.data.lake import Lake, Manifest
 from headwater.monitoring.collect import read_predictions
 from headwater.monitoring.drift import Thresholds
 from headwater.monitoring.monitor import PartitionMonitoring, VersionInputs, monitor_partition
 from headwater.monitoring.reference import ModelReference
+from headwater.monitoring.windows import with_windows
 from headwater.registry.registry import Registry
 
 #: The Parquet schema of a monitoring partition: one row, the record as JSON.
@@ -86,7 +87,19 @@ def version_inputs(registry: Registry, usecase: UseCase, version: str) -> Versio
         holdout=dict(metrics.holdout),
         regression=dict(metrics.regression),
         lookups=usecase.training.load_lookups(lookups) if lookups is not None else None,
+        trained=trained_days(registry.read_lineage(version)),
     )
+
+
+def trained_days(lineage: Lineage | None) -> DateRange | None:
+    """The days a version trained on: its range's start to the day before its holdout (None:
+    unknown)."""
+    if lineage is None or lineage.range is None:
+        return None
+    last = lineage.range.end
+    if lineage.holdout_from is not None:
+        last = min(last, lineage.holdout_from - timedelta(days=1))
+    return DateRange(lineage.range.start, last) if last >= lineage.range.start else None
 
 
 def _clean(lake: Lake, usecase: UseCase, key: str) -> pd.DataFrame | None:
@@ -95,38 +108,6 @@ def _clean(lake: Lake, usecase: UseCase, key: str) -> pd.DataFrame | None:
         return None
     table, _ = lake.read(layout.CLEAN, dataset, key)
     return table.to_pandas()
-
-
-def with_windows(clean: pd.DataFrame, windows: Sequence[Window]) -> pd.DataFrame:
-    """The clean rows with each lag / lead window's column (pandas, over the rows given).
-
-    The same values as the training job's Spark windows for ``lag`` and ``lead`` (by span:
-    the row exactly ``span`` away; by rows: ``rows`` rows away), null past the frame's edges.
-    A rolling window is null here (monitoring computes no rolling aggregate yet).
-    """
-    out = clean.copy()
-    for w in windows:
-        if not len(out):
-            out[w.name] = pd.Series(dtype=float)
-            continue
-        if w.kind not in ("lag", "lead"):
-            out[w.name] = float("nan")
-            continue
-        keys = list(w.keys)
-        if w.rows is not None:
-            ordered = out.sort_values([*keys, w.order])
-            shift = w.rows if w.kind == "lag" else -w.rows
-            group = ordered.groupby(keys, sort=False)[w.column] if keys else ordered[w.column]
-            out[w.name] = group.shift(shift).reindex(out.index)
-            continue
-        delta = w.span if w.kind == "lag" else -w.span
-        times = pd.to_datetime(out[w.order])
-        source = out[[*keys, w.column]].assign(**{"__at": times})
-        source = source.drop_duplicates([*keys, "__at"])
-        wanted = out[keys].assign(**{"__at": times - delta})
-        found = wanted.merge(source, on=[*keys, "__at"], how="left")
-        out[w.name] = found[w.column].to_numpy()
-    return out
 
 
 def monitor_published(

@@ -219,8 +219,8 @@ def clean_rows(
     # lazy: pandas only for a replay (the CLI imports this module for its defaults)
     import pandas as pd
 
-    # lazy: published imports pandas too (the same reason)
-    from headwater.monitoring.published import with_windows
+    # lazy: the windows module imports pandas too (the same reason)
+    from headwater.monitoring.windows import with_windows
 
     dataset = layout.dataset(usecase.name, usecase.clean_dataset)
     column = usecase.training.date_column

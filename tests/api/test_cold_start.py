@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from headwater.core.usecase import get_usecase
+from tests.conftest import model_directories
 
 REPO = Path(__file__).resolve().parents[2]
 # What the Lambda runtime provides although the package leaves it out (tests/api/test_zappa.py).
@@ -87,7 +88,7 @@ print(json.dumps({
 @pytest.fixture
 def cold_start(model_lake: str, api_env: Path) -> dict[str, Any]:
     """What a fresh interpreter loaded to answer once per use case, then its /openapi.json."""
-    examples = {name: dict(get_usecase(name).serving.example) for name in ("flights", "bikeshare")}
+    examples = {name: dict(get_usecase(name).serving.example) for name in model_directories()}
     done = subprocess.run(
         [
             sys.executable,

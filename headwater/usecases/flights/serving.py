@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from headwater.core.fields import WholeNumber, local_datetime, measure
 from headwater.core.usecase import AnswerShape, ServingSpec, Shift
-from headwater.usecases.flights.features import WEATHER, WEATHER_RANGES, features_record
+from headwater.usecases.flights.features import NOWCAST, WEATHER, WEATHER_RANGES, features_record
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
 
@@ -133,6 +133,9 @@ def request_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """The request a client sends for one clean flight: the schedule, the aircraft and the
     origin's weather for the scheduled hour; never the delays or the cancellation."""
     weather = {name: float(row[name]) for name in WEATHER if row.get(name) is not None}
+    # the origin's recent delays, as a client on the airport knows them (the now-cast window,
+    # when the row carries it: without it the model loses its strongest input)
+    recent = row.get(NOWCAST)
     return {
         "carrier": row["carrier"],
         "flight": int(row["flight"]),
@@ -141,6 +144,7 @@ def request_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "scheduled_departure": row["sched_dep_local"].isoformat(timespec="minutes"),
         "tailnum": row.get("tailnum"),
         "weather": weather or None,
+        **({"recent_delay_share": float(recent)} if recent is not None else {}),
     }
 
 

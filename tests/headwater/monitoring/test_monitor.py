@@ -284,22 +284,18 @@ def test_shadow_predictions_are_monitored_apart_and_not_counted_as_served() -> N
     assert "  shadow vs production: AUC +0.01" in summary_lines(both, Things())
 
 
-def test_clean_drift_leaves_out_a_rolling_window_it_cannot_compute() -> None:
+def test_clean_drift_judges_a_rolling_window_input_like_any_other() -> None:
     import dataclasses
 
     from headwater.core.usecase import Window
     from headwater.monitoring.monitor import clean_drift
 
-    # Given a version whose input x is a rolling window (the pandas path cannot compute it:
-    # its feature takes a default, here the constant 0), and clean rows like its training
+    # Given a version whose input x is a rolling window, and clean rows like its training
+    # whose window column is computed (monitor_published adds the windows as training does)
     rng = np.random.default_rng(0)
     reference, train = _reference(rng)
     window = Window("x", "minutes", "rolling_mean", "day", span=timedelta(hours=3))
-    spec = dataclasses.replace(
-        TRAINING,
-        windows=(window,),
-        features_frame=lambda frame, lookups: frame[["c"]].assign(x=0.0),
-    )
+    spec = dataclasses.replace(TRAINING, windows=(window,))
     usecase = dataclasses.replace(Things(), training=spec)
     clean = train.sample(200, replace=True, random_state=1).reset_index(drop=True)
     inputs = VersionInputs("v1", reference, holdout={}, regression={}, lookups={})
@@ -307,7 +303,203 @@ def test_clean_drift_leaves_out_a_rolling_window_it_cannot_compute() -> None:
     # When the clean data's drift is measured against the version's reference
     report = clean_drift(usecase, clean.assign(minutes=1.0), inputs, Thresholds())
 
-    # Then x is not judged (its default against the real windows drifted every period:
-    # PSI 6.8 on every month of a shipped use case), and the inputs it can compute still are
+    # Then the window input is judged too, and like its training it has not drifted
     assert report is not None
-    assert [f.feature for f in report.features] == ["c"]
+    assert [f.feature for f in report.features] == ["c", "x"]
+    assert not report.drifted()
+
+
+# -- production's training window, calendar inputs, what the Live section says -------------------
+def _clean_month(train: pd.DataFrame, month: date, rows: int = 200) -> pd.DataFrame:
+    """Clean rows of ``month`` drawn from the training rows (nothing changed)."""
+    clean = train.sample(rows, replace=True, random_state=1).reset_index(drop=True)
+    return clean.assign(day=[month + timedelta(days=i % 28) for i in range(rows)])
+
+
+def test_production_training_rows_are_not_judged_and_the_rows_after_are() -> None:
+    from headwater.core.records import DateRange
+
+    # Given a production version trained on 2012-10..2012-11 (its holdout from 2012-12), and
+    # a partition half in its training window (November), half after it, shifted (December)
+    reference, train = _reference(np.random.default_rng(0))
+    trained = DateRange(date(2012, 10, 1), date(2012, 11, 30))
+    inputs = VersionInputs("v1", reference, lookups={}, trained=trained)
+    november = _clean_month(train, date(2012, 11, 1))
+    december = _clean_month(train, date(2012, 12, 1)).assign(x=lambda f: f["x"] + 4.0)
+    clean = pd.concat([november, december], ignore_index=True)
+
+    def monitor(rows: pd.DataFrame) -> PartitionMonitoring:
+        return monitor_partition(
+            Things(), "2012-11", [], rows, {"v1": inputs}, "v1", Thresholds(), datetime(2013, 1, 1)
+        )
+
+    # When the training month alone, then both, are monitored
+    training_month, both = monitor(november), monitor(clean)
+
+    # Then the training month's rows are left out (not judged: no drift, no alert) ...
+    assert training_month.clean_drift is None and training_month.trained_rows == 200
+    assert alerts_of(training_month, min_predictions=1) == []
+    assert training_month.notes == ()
+    # ... and of both, only December's rows are judged (its shift is caught)
+    assert both.trained_rows == 200 and both.clean_drift.rows == 200
+    assert [d.feature for d in both.clean_drift.drifted()] == ["x"]
+    assert PartitionMonitoring.from_dict(both.to_dict()) == both
+
+
+def _calendar_features(frame: pd.DataFrame, lookups: Any) -> pd.DataFrame:
+    """Features of a use case: calendar ones from the date, the rest from the data."""
+    at = pd.to_datetime(frame["at"])
+    return pd.DataFrame(
+        {
+            "month_sin": np.sin(2 * np.pi * at.dt.month / 12),
+            "trend": (at - pd.Timestamp("2011-01-01")).dt.days / 365.25,
+            "hour": at.dt.hour.astype(float),  # the schedule's: the data's, not the calendar's
+            "x": frame["x"].astype(float),
+            "flag": frame["flag"].astype(float),  # constant in this sample: still the data's
+            "x_by_month": frame["x"] * at.dt.month,  # the date and the data
+        },
+        index=frame.index,
+    )
+
+
+def test_calendar_inputs_are_those_fixed_by_the_date_alone() -> None:
+    from headwater.monitoring.monitor import calendar_inputs
+
+    # Given a month of hourly rows with a data column and a constant data flag
+    rng = np.random.default_rng(0)
+    at = pd.date_range("2012-03-01", periods=300, freq="h")
+    inputs = pd.DataFrame({"at": at, "x": rng.normal(size=300), "flag": 0.0})
+    features = _calendar_features(inputs, None)
+
+    # When the calendar inputs are told apart
+    calendar = calendar_inputs(_calendar_features, inputs, None, features)
+
+    # Then they are the month's and the trend's, nothing read from the data or the schedule
+    assert calendar == {"month_sin", "trend"}
+    # and a date column of Python dates is moved as well as a timestamp
+    days = inputs.assign(at=[t.date() for t in at])
+    assert calendar_inputs(_calendar_features, days, None, _calendar_features(days, None)) == {
+        "month_sin",
+        "trend",
+    }
+
+
+def test_a_calendar_input_is_measured_but_never_drifted_nor_ranked() -> None:
+    from headwater.monitoring.drift import drift_report
+    from headwater.monitoring.profile import build_profile
+
+    # Given a reference over a year of months, and one month (its month sine at one value)
+    months = np.arange(1, 13).repeat(30)
+    reference = build_profile({"month_sin": np.sin(2 * np.pi * months / 12)})
+    one_month = {"month_sin": np.full(30, np.sin(2 * np.pi * 3 / 12))}
+
+    # When its drift is measured with and without it marked as calendar
+    plain = drift_report(reference, one_month)
+    marked = drift_report(reference, one_month, calendar={"month_sin"})
+
+    # Then the value is the same (large: one month against the year) and only the plain one
+    # drifted; the marked one is recorded, not ranked among the largest
+    assert plain.features[0].value == marked.features[0].value > 5.0
+    assert [d.feature for d in plain.drifted()] == ["month_sin"]
+    assert marked.drifted() == () and marked.largest() == ()
+    assert marked.features[0].calendar
+
+
+def test_the_summary_names_the_inputs_out_of_range() -> None:
+    # Given a partition after training whose x is past its training range in every row
+    reference, train = _reference(np.random.default_rng(0))
+    clean = _clean_month(train, date(2013, 1, 1)).assign(x=100.0)
+    inputs = VersionInputs("v1", reference, lookups={})
+    monitoring = monitor_partition(
+        Things(), "2013-01", [], clean, {"v1": inputs}, "v1", Thresholds(), datetime(2013, 2, 1)
+    )
+
+    # When it is summarised
+    (line,) = [line for line in summary_lines(monitoring, Things()) if "clean data" in line]
+
+    # Then the line says which input is out of range, and in how many rows
+    assert line.endswith("out of range 100.0% of rows (size 100.0%)")
+
+
+def test_the_live_section_says_a_run_of_partitions_with_nothing_to_say_in_one_line() -> None:
+    from headwater.core.records import DateRange
+    from headwater.monitoring.monitor import live_lines
+
+    # Given production trained on 2012-10..2012-11, two training months, then a quiet month
+    # after, then a shifted one
+    reference, train = _reference(np.random.default_rng(0))
+    trained = DateRange(date(2012, 10, 1), date(2012, 11, 30))
+    inputs = {"v1": VersionInputs("v1", reference, lookups={}, trained=trained)}
+
+    def monitor(month: date, shift: float) -> PartitionMonitoring:
+        clean = _clean_month(train, month).assign(x=lambda f: f["x"] + shift)
+        return monitor_partition(
+            Things(), month.strftime("%Y-%m"), [], clean, inputs, "v1", Thresholds(),
+            datetime(2013, 3, 1),
+        )  # fmt: skip
+
+    records = [
+        monitor(date(2012, 10, 1), 0.0),
+        monitor(date(2012, 11, 1), 0.0),
+        monitor(date(2012, 12, 1), 0.0),
+        monitor(date(2013, 1, 1), 4.0),
+    ]
+
+    # When the Live section is written
+    lines = live_lines(records, Things())
+
+    # Then the two training months are one line, the quiet month one, the shifted one in full
+    assert lines[0].startswith("2012-10..2012-11 (2 partitions): none served, production v1; ")
+    assert "training data: drift not judged" in lines[0]
+    assert lines[1].startswith("2012-12: 0 predictions served, production v1; ")
+    assert "nothing over its drift threshold" in lines[1]
+    assert lines[2] == "2013-01: 0 predictions served, production v1"
+    assert "over threshold: size PSI" in lines[3]
+    assert len(lines) == 4
+
+
+def test_served_inputs_drift_leaves_the_calendar_inputs_undrifted_too() -> None:
+    import dataclasses
+
+    # Given a use case with a calendar input m (the month of the day), trained on Oct-Dec
+    def features(frame: pd.DataFrame, lookups: Any) -> pd.DataFrame:
+        month = pd.to_datetime(frame["day"]).dt.month.astype(float)
+        return frame[["c", "x"]].assign(m=month)
+
+    spec = dataclasses.replace(
+        TRAINING, numeric=("x", "m"), input_columns=("x", "c", "day"), features_frame=features
+    )
+    usecase = dataclasses.replace(Things(), training=spec)
+    rng = np.random.default_rng(0)
+    _, train = _reference(rng)
+    train = train.assign(m=pd.to_datetime(train["day"]).dt.month.astype(float))
+    reference = model_reference(
+        train,
+        pd.DataFrame({"p_late": rng.uniform(size=2000)}),
+        score_bins(rng.uniform(size=50), rng.integers(0, 2, 50).astype(float)),
+        features=("c", "x", "m"),
+        categorical=("c",),
+        date_column="day",
+        ranges={},
+    )
+    inputs = {"v1": VersionInputs("v1", reference, lookups={})}
+    # and January served (m = 1 in every answer, against a reference of months 10 to 12)
+    clean = _clean_month(train, date(2013, 1, 1))
+    clean = clean.assign(thing=[f"t{i}" for i in range(len(clean))], late=False, minutes=1.0)
+    served = [
+        record(f"t{i}", f"{row.day.isoformat()}T08:00", float(rng.uniform()),
+               features={"x": row.x, "c": row.c, "m": 1.0})
+        for i, row in enumerate(clean.itertuples())
+    ]  # fmt: skip
+
+    # When the partition is monitored
+    monitoring = monitor_partition(
+        usecase, "2013-01", served, clean, inputs, "v1", Thresholds(), datetime(2013, 3, 1)
+    )
+
+    # Then m is measured (far off) but drifts neither in the served inputs nor the clean data
+    (production,) = monitoring.served
+    (m,) = [d for d in production.drift.features if d.feature == "m"]
+    assert m.calendar and m.value > 1.0
+    assert production.drift.drifted() == () and monitoring.clean_drift.drifted() == ()
+    assert alerts_of(monitoring, usecase=usecase, min_predictions=1) == []

@@ -81,3 +81,14 @@ def test_weather_missing_drops_the_weather() -> None:
 
     assert shifted["weather"] is None and shifted["carrier"] == "UA"
     FlightRequest.model_validate(shifted)
+
+
+def test_a_flight_with_its_now_cast_sends_it_as_a_client_on_the_airport_knows_it() -> None:
+    # Given the clean row with the now-cast window computed (replay adds the windows)
+    row = {**ROW, "origin_delay_share_3h": 0.25}
+
+    request = SERVING.request_of_row(row)
+
+    # Then the request carries it, so the API does not default the model's strongest input
+    assert request["recent_delay_share"] == 0.25
+    FlightRequest.model_validate(request)

@@ -560,13 +560,13 @@ def test_the_training_summary_times_every_step_of_the_job(trained_model: Any) ->
 def training_features(trained_model: Any) -> pd.DataFrame:
     """The model inputs of the training rows, by the pandas path (labelled, before the holdout)."""
     lake = trained_model.lake
-    from headwater.monitoring.published import with_windows as pandas_windows
+    from headwater.monitoring.windows import with_windows as pandas_windows
 
     lookups = FeatureLookups.from_dict(trained_model.read_json(layout.LOOKUPS))
     frames = []
     for key in lake.partitions(CLEAN, FLIGHTS):
-        # the window columns exist (null: pandas computes no rolling window; Spark's values
-        # are checked by the windows tests), so the features take their defaults there
+        # the windows over this partition alone (a window reaching into the month before is
+        # null here, not in Spark: the windowed inputs' ranges are left out below)
         clean = pandas_windows(lake.read(CLEAN, FLIGHTS, key)[0].to_pandas(), TRAINING.windows)
         day = pd.to_datetime(clean["flight_date"]).dt.date
         rows = clean[clean["dep_delayed_15"].notna() & (day < HOLDOUT)]
