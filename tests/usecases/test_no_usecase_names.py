@@ -102,12 +102,6 @@ STILL_NAMING = (
     "tests/api/model/lineage.json",
     "tests/api/model/metrics.json",
     "tests/api/model/spark_predictions.json",
-    # Sample events of tests/headwater/data/{test_events,test_executors}.py: the test-only use
-    # case's are beside them (extract_readings.json, clean_meters.json, ...), then these go.
-    "tests/events/clean.json",
-    "tests/events/extract_bad_partition.json",
-    "tests/events/extract_flights.json",
-    "tests/events/extract_weather.json",
     # Platform tests still on a shipped use case (a test that checks its own figures moves to
     # its folder; the others run on the test-only use case or on every registered one).
     "tests/headwater/monitoring/test_report.py",
