@@ -16,9 +16,9 @@
     python bench/api_latency.py [--lake file://var/lake] [--seconds 10] [--naive-runs 5]
 
 The models are the lake's production versions (default: ``var/lake`` after ``make demo``;
-without it, the test models of ``tests/api/model``, which have no Spark model, so the
-naive comparison is skipped). The app reads a stage file written for the run (stage
-``bench``: both use cases enabled), as on Lambda.
+without it, the test models of ``tests/headwater/usecases/<name>/model``, which have no
+Spark model, so the naive comparison is skipped). The app reads a stage file written for the
+run (stage ``bench``: both use cases enabled), as on Lambda.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def verdict(ok: bool) -> str:
 
 
 def test_model_lake(root: Path) -> str:
-    """Publish the test models of tests/api/model as the production versions of a new lake."""
+    """Publish each use case's test model (tests/headwater/usecases/<name>/model) as the
+    production versions of a new lake."""
     from headwater.core.layout import model_parts
     from headwater.data.lake import open_lake
     from headwater.registry.registry import Registry
@@ -73,8 +74,7 @@ def test_model_lake(root: Path) -> str:
     uri = f"file://{root}/lake"
     lake = open_lake(uri)
     for usecase in USECASES:
-        source = ROOT / "tests" / "api" / "model"
-        source = source / usecase if usecase != "flights" else source
+        source = ROOT / "tests" / "headwater" / "usecases" / usecase / "model"
         version = json.loads((source / "export.json").read_text())["metadata"]["version"]
         for name in ("export.json", "lookups.json", "metrics.json", "lineage.json"):
             lake.write_bytes((source / name).read_bytes(), *model_parts(usecase, version, name))
@@ -136,7 +136,7 @@ def shadow_lake(root: Path) -> str:
 
     uri = test_model_lake(root)
     lake = open_lake(uri)
-    source = ROOT / "tests" / "api" / "model"
+    source = ROOT / "tests" / "headwater" / "usecases" / "flights" / "model"
     export = json.loads((source / "export.json").read_text())
     export["metadata"]["version"] = SHADOW_VERSION
     files = {"export.json": json.dumps(export).encode()}

@@ -89,19 +89,6 @@ OWN_FOLDERS = tuple(f"tests/headwater/usecases/{name}/" for name in sorted(SHIPP
 #: run on the test-only use case or on every registered one. This list only shrinks: a file
 #: that no longer names one must leave it (test below), and no file may join it.
 STILL_NAMING = (
-    # The shipped use cases' test models, read by tests/conftest.py (model_directories) and by
-    # tests/headwater/{core/test_records,serving/test_predictor}.py: to move with those readers
-    # into tests/headwater/usecases/<name>/model/.
-    "tests/api/model/bikeshare/export.json",
-    "tests/api/model/bikeshare/generate.py",
-    "tests/api/model/bikeshare/lineage.json",
-    "tests/api/model/bikeshare/lookups.json",
-    "tests/api/model/bikeshare/metrics.json",
-    "tests/api/model/export.json",
-    "tests/api/model/generate.py",
-    "tests/api/model/lineage.json",
-    "tests/api/model/metrics.json",
-    "tests/api/model/spark_predictions.json",
     # Platform tests still on a shipped use case (a test that checks its own figures moves to
     # its folder; the others run on the test-only use case or on every registered one).
     "tests/headwater/monitoring/test_report.py",

@@ -16,7 +16,7 @@ NAME = "bikeshare"
 # Two winter months and the spring DST change of 2011.
 BIKE_FIRST, BIKE_LAST = date(2011, 2, 1), date(2011, 3, 31)
 #: A tiny hand-made version (its generate.py rebuilds it).
-TEST_MODEL = Path(__file__).resolve().parents[3] / "api" / "model" / "bikeshare"
+TEST_MODEL = Path(__file__).resolve().parent / "model"
 
 
 @pytest.fixture(scope="session")

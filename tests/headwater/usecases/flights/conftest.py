@@ -1,5 +1,5 @@
 """Fixtures of the flights tests through the API: real holdout flights Spark scored with the
-flights test model (tests/api/model, its ``generate.py`` rebuilding ``spark_predictions.json``)."""
+flights test model (model/ here, its ``generate.py`` rebuilding ``spark_predictions.json``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-SPARK_PREDICTIONS = Path(__file__).parents[3] / "api" / "model" / "spark_predictions.json"
+SPARK_PREDICTIONS = Path(__file__).parent / "model" / "spark_predictions.json"
 
 
 @pytest.fixture(scope="session")

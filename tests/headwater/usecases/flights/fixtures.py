@@ -21,8 +21,8 @@ NAME = "flights"
 # Small but real fixtures: the first ten days of 2013, plus the DST change in March.
 DEMO_FIRST, DEMO_LAST = date(2013, 1, 1), date(2013, 3, 12)
 #: A real export, trimmed lookups and real metrics of a Spark-trained version
-#: (tests/api/model/generate.py rebuilds it).
-TEST_MODEL = Path(__file__).resolve().parents[3] / "api" / "model"
+#: (model/generate.py beside this file rebuilds it).
+TEST_MODEL = Path(__file__).resolve().parent / "model"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Regenerate the API's test model from a real, Spark-trained version (run by hand, rarely).
 
-    .venv/bin/python tests/api/model/generate.py [--lake var/lake]
+    .venv/bin/python tests/headwater/usecases/flights/model/generate.py [--lake var/lake]
 
 Copies the production version's ``export.json``, ``metrics.json`` and ``lineage.json``
 (real numbers from a full-year training run), picks holdout flights, scores them with

@@ -1,6 +1,6 @@
 """Write the API's bike-share test model: a tiny hand-made version (run by hand, rarely).
 
-    .venv/bin/python tests/api/model/bikeshare/generate.py
+    .venv/bin/python tests/headwater/usecases/bikeshare/model/generate.py
 
 The export has the stages, shapes and conventions the Spark job exports
 (``headwater.model.spark_export``'s format: string indexers with ``handleInvalid='keep'``,
