@@ -92,7 +92,6 @@ STILL_NAMING = (
     # Platform tests still on a shipped use case (a test that checks its own figures moves to
     # its folder; the others run on the test-only use case or on every registered one).
     "tests/headwater/monitoring/test_report.py",
-    "tests/luigi_tasks/test_main_job.py",
 )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.luigi_tasks.conftest import fresh_run_context  # noqa: F401 (autouse: Luigi tests here)
+
 SPARK_PREDICTIONS = Path(__file__).parent / "model" / "spark_predictions.json"
 
 

@@ -16,7 +16,6 @@ from headwater.core import layout
 from headwater.core.config import Settings, load_settings
 from headwater.core.partitions import partitions_between
 from headwater.data.pipeline import lake_for
-from luigi_tasks import context
 from luigi_tasks.pipeline import CleanPartition
 from luigi_tasks.runner import (
     RunOptions,
@@ -40,12 +39,6 @@ from tests.luigi_tasks.test_runner import (
 
 pytestmark = pytest.mark.slow
 crash = runner_tests.crash  # the fixture that makes a function crash in a forked worker
-
-
-@pytest.fixture(autouse=True)
-def fresh_run_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Forget the settings earlier tests' runs registered or loaded (as tests/luigi_tasks)."""
-    monkeypatch.setattr(context, "_RUNS", {})
 
 
 def flights_rows(db_url: str, first: date, last: date) -> int:

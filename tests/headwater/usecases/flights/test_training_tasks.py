@@ -22,14 +22,6 @@ from luigi_tasks.training import (
 from tests.luigi_tasks.test_training_tasks import END, START, MakeStage, gate, registry_of, trained
 
 
-@pytest.fixture(autouse=True)
-def fresh_run_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Forget the settings earlier tests' runs registered or loaded (as tests/luigi_tasks)."""
-    from luigi_tasks import context
-
-    monkeypatch.setattr(context, "_RUNS", {})
-
-
 @pytest.fixture
 def settings(make_stage: MakeStage) -> Settings:
     """Flights and the test-only use case, month grain."""

@@ -21,11 +21,12 @@ from headwater.core.config import Settings
 from headwater.data.pipeline import lake_for
 from headwater.registry.registry import Registry
 from luigi_tasks.runner import RunOptions, run_pipeline
+from tests.conftest import MINIMAL_USECASE_FILE
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]  # spark-submit, local[2]
 
 FIRST, LAST = date(2013, 1, 1), date(2013, 3, 12)
-MINIMAL = Path(__file__).parents[1] / "usecases" / "minimal"
+MINIMAL = MINIMAL_USECASE_FILE.parent  # the test-only use case's folder
 
 
 def notifications(settings: Settings) -> dict[str, dict[str, Any]]:
