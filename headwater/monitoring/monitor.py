@@ -781,6 +781,25 @@ class Alert:
         return cls(**{k: str(body[k]) for k in ("usecase", "partition", "kind", "message")})
 
 
+def _expected_text(against: AgainstHoldout, estimate: Estimate | None) -> str:
+    """What the served scores alone expected of a metric (CBPE on the same predictions), and
+    what that says of a drop: within the live interval, the drop follows what was asked (the
+    mix of requests moved; the model scores as it did on its holdout); beyond it, the model
+    does worse than its own scores promise (its relation to the outcome changed)."""
+    expected = estimate.metrics.get(against.metric) if estimate is not None else None
+    if expected is None or against.lower is None or against.upper is None:
+        return ""
+    if against.lower <= expected <= against.upper:
+        return (
+            f"; its scores alone expected {expected:.3f} (CBPE): the drop follows the mix of "
+            "requests, the model scores as on its holdout"
+        )
+    return (
+        f"; its scores alone expected {expected:.3f} (CBPE): the model does worse than its "
+        "own scores promise"
+    )
+
+
 def alerts_of(
     monitoring: PartitionMonitoring,
     previous: PartitionMonitoring | None = None,
@@ -811,7 +830,8 @@ def alerts_of(
                     alert(
                         "performance",
                         f"live {against.text()} for version {served.version}, "
-                        f"over {served.with_outcome:,} predictions with outcome.",
+                        f"over {served.with_outcome:,} predictions with outcome"
+                        f"{_expected_text(against, served.estimate_of_realized)}.",
                     )
         if served.drift is not None and served.predictions >= min_predictions:
             drifted = served.drift.drifted()

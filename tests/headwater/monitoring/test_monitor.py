@@ -259,6 +259,34 @@ def test_a_degraded_partition_raises_a_performance_alert() -> None:
     ]
 
 
+def test_a_performance_alert_says_whether_the_scores_alone_expected_the_drop() -> None:
+    # Given a degraded model: confident scores (CBPE expects a high AUC) ranking the wrong way
+    monitoring = _partition(degraded=True, shifted=False, rng=np.random.default_rng(0))
+    (served,) = monitoring.served
+
+    def auc_alert(partition: PartitionMonitoring) -> str:
+        alerts = alerts_of(partition, None, Things(), min_predictions=100)
+        (message,) = [a.message for a in alerts if a.kind == "performance" and "AUC" in a.message]
+        return message
+
+    # Then the alert says the model does worse than its own scores promise
+    expected = served.estimate_of_realized.metrics["auc_roc"]
+    assert expected > 0.9
+    assert f"its scores alone expected {expected:.3f} (CBPE): the model does worse" in (
+        auc_alert(monitoring)
+    )
+    # and where the scores alone expected the live figure (the mix of requests moved), it says so
+    mix = replace(
+        served,
+        estimate_of_realized=replace(
+            served.estimate_of_realized, metrics={**served.estimate_of_realized.metrics,
+                                                  "auc_roc": 0.0}
+        ),
+    )  # fmt: skip
+    message = auc_alert(replace(monitoring, served=(mix,)))
+    assert "its scores alone expected 0.000 (CBPE): the drop follows the mix of requests" in message
+
+
 def test_a_shifted_partition_raises_a_drift_alert_naming_the_feature() -> None:
     monitoring = _partition(degraded=False, shifted=True, rng=np.random.default_rng(0))
     (drift,) = [
