@@ -34,14 +34,14 @@ from headwater.core import layout
 from headwater.core.records import TrainingMetrics
 from headwater.data.lake import LakeError
 from headwater.model.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
-from headwater.model.report import _axes, _polyline, _xy
+from headwater.model.report import chart_axes, chart_polyline, chart_xy
 from headwater.monitoring.drift import DriftReport, FeatureDrift
 from headwater.monitoring.monitor import (
     Alert,
     PartitionMonitoring,
     ServedMonitoring,
-    _human,
     alerts_of,
+    human_names,
 )
 from headwater.monitoring.published import monitored_partitions, read_monitoring
 from headwater.monitoring.shadow import ShadowComparison
@@ -366,14 +366,14 @@ def calibration_chart_svg(
     live: Sequence[Mapping[str, float]], holdout: Sequence[Mapping[str, float]], observed: str
 ) -> str:
     """Reliability diagram: the live bins beside the holdout's (mean predicted, observed)."""
-    parts = _axes("Calibration, live and holdout", "mean predicted probability", observed)
+    parts = chart_axes("Calibration, live and holdout", "mean predicted probability", observed)
     for rows, colour, kind in ((holdout, HOLDOUT_COLOUR, "holdout"), (live, LIVE_COLOUR, "live")):
         points = [(float(r["mean_probability"]), float(r["observed_rate"])) for r in rows]
         if not points:
             continue
-        parts.append(_polyline(points, colour).replace("<polyline", f'<polyline class="{kind}"'))
+        parts.append(chart_polyline(points, colour, kind))
         for px, py in points:
-            cx, cy = _xy(px, py)
+            cx, cy = chart_xy(px, py)
             parts.append(
                 f'<circle class="{kind}" cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{colour}"/>'
             )
@@ -492,7 +492,7 @@ def render_monitoring_report(
         generated_at: when the page was rendered (shown as is).
         notes: what else to tell (a partition that could not be read).
     """
-    human = _human(usecase)
+    human = human_names(usecase)
     observed = f"observed rate: {usecase.training.label.name}" if usecase else "observed rate"
     partitions = [r.partition for r in records]
     charts = []

@@ -3,9 +3,11 @@ real browser (headless Chromium: the DOM after rendering, not the HTML string)."
 
 from __future__ import annotations
 
+import ast
 import html
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from headwater.core import layout
@@ -197,6 +199,21 @@ def test_the_report_is_published_where_the_layout_says(
     holdout_bins = {row["bin"]: row for row in recorded["calibration"]}
     for row in LIVE_CALIBRATION:
         assert f"<td>{holdout_bins[row['bin']]['observed_rate']:.3f}</td></tr>" in page
+
+
+def test_the_report_borrows_no_private_helper() -> None:
+    # The chart primitives and the human names are public where they live (one definition)
+    import headwater.monitoring.report as report
+
+    tree = ast.parse(Path(report.__file__).read_text(encoding="utf-8"))
+    borrowed = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert borrowed == []
 
 
 # -- in a real browser ---------------------------------------------------------------------------
