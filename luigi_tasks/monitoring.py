@@ -173,6 +173,7 @@ class MonitorPartition(PipelineTask):
                 settings.partitioning.grain,
                 configured_thresholds(config.model_dump()),
                 as_of,
+                gate=settings.usecase_config(self.usecase).gate,
             )
             manifest = publish_monitoring(lake, monitoring, partition, self.run_id)
             log.info("partition monitored", **manifest.extra)

@@ -24,7 +24,11 @@ ALLOWED = ("headwater.core", "headwater.model.evaluation", "headwater.monitoring
 ALSO_ALLOWED = {
     "collect": ("headwater.data.lake", "headwater.serving.capture"),
     "monitor": ("headwater.serving.capture",),
-    "published": ("headwater.data.lake", "headwater.registry.registry"),
+    "published": (
+        "headwater.data.lake",
+        "headwater.registry.registry",
+        "headwater.serving.capture",
+    ),
     # the report draws with the model report's chart primitives and reads versions' metrics
     "report": (
         "headwater.data.lake",
