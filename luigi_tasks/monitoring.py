@@ -4,6 +4,7 @@ case's monitoring report rendered from them into ``reports/<usecase>/monitoring.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import luigi
 
 from headwater.core import layout
+from headwater.core.config import Settings
 from headwater.core.logs import log_context
 from headwater.data.pipeline import lake_for, timezone_of, usecase_of
 from headwater.monitoring.collect import (
@@ -180,6 +182,18 @@ class MonitorPartition(PipelineTask):
         write_record(
             record_path(self.state_dir, self.run_id, "done", self.task_id), dict(manifest.extra)
         )
+
+
+def report_locations(settings: Settings, usecases: Sequence[str]) -> dict[str, str]:
+    """Where each use case's monitoring report is (its lake URI), for those that have one: the
+    lines the run's notification lists among its outputs."""
+    lake = lake_for(settings)
+    parts = {usecase: layout.monitoring_report_parts(usecase) for usecase in usecases}
+    return {
+        f"Monitoring report ({usecase})": lake.uri_of(*path)
+        for usecase, path in parts.items()
+        if lake.exists(*path)
+    }
 
 
 class MonitoringReport(PipelineTask):
