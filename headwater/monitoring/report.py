@@ -324,14 +324,15 @@ def drift_table(
                 f"{'>' if alarm else '≤'} threshold {d.threshold:.3f}; {d.count:,} values, "
                 f"nulls {d.null_share:.1%} (reference {d.reference_null_share:.1%})"
             )
-            marker = ' <span class="marker" aria-label="over threshold">▲</span>' if alarm else ""
+            marker = '<span class="marker" aria-label="over threshold">▲</span>' if alarm else ""
             tds.append(
                 f'<td class="drift{" alarm" if alarm else ""}" data-feature="{_esc(feature)}" '
                 f'data-partition="{_esc(partition)}" title="{_esc(title)}"{_shade(d)}>'
                 f"{_num(d.value, 2)}{marker}</td>"
             )
         body.append(
-            f'<tr><th scope="row">{_esc(human(feature))}</th><td>{measure}</td>{"".join(tds)}</tr>'
+            f'<tr><th scope="row">{_esc(human(feature))}</th><td class="measure">{measure}</td>'
+            f"{''.join(tds)}</tr>"
         )
     if not body:
         return f"<p>{_esc(caption)}: nothing measured yet.</p>"
@@ -523,7 +524,13 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padd
 text-align:left}}caption{{text-align:left;font-weight:600;padding:.3em 0}}
 .plots{{display:flex;flex-wrap:wrap;gap:1em}}td.alarm{{font-weight:700;outline:2px solid #d1242f}}
 tr.estimated td.kind{{font-style:italic;color:#9a6700}}li.alert{{color:#a40e26}}
-.drift-table{{overflow-x:auto;display:block}}th.partition{{white-space:nowrap}}</style></head><body>
+.drift-table{{overflow-x:auto;display:block}}.drift-table td,.drift-table th{{padding:2px 4px}}
+.drift-table td.drift{{font-size:11px;text-align:right;font-variant-numeric:tabular-nums}}
+th.partition{{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;
+font-weight:400;font-size:11px}}td.measure{{white-space:nowrap;font-size:11px}}
+.drift-table th[scope=row]{{max-width:11em;font-size:13px;overflow-wrap:anywhere}}
+td.drift{{position:relative;padding:7px 4px 2px}}
+.marker{{font-size:8px;line-height:1;position:absolute;top:0;right:1px}}</style></head><body>
 <h1>{_esc(title)}</h1>
 <p>Monitored partitions: {span} ({len(records)}).{stamp}</p>
 <section id="alerts"><h2>Alerts</h2>

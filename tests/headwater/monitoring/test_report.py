@@ -276,3 +276,28 @@ def test_calibration_shadow_and_alerts_in_a_browser(browser: Any) -> None:
     assert "v2 vs v1" in shadow.text and "better" in shadow.text
     alerts = driver.find_elements(By.CSS_SELECTOR, "#alerts li.alert")
     assert [a.text for a in alerts] == [f"drift: {ALERTS[0].message}"]
+
+
+def test_two_years_of_drift_fit_the_page_latest_month_in_view(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    # Given 24 monthly partitions of three features (a demo's two years)
+    months = [f"{year}-{month:02d}" for year in (2011, 2012) for month in range(1, 13)]
+    report = DriftReport(
+        features=(drift(NASTY, 0.41, 0.20), drift("carrier", 0.02, 0.10, "js"),
+                  drift("a feature with a long human name", 8.51, 9.61)),
+        rows=100,
+    )  # fmt: skip
+    records = [replace(RECORDS[1], partition=m, clean_drift=report) for m in months]
+
+    driver = browser.open(render_monitoring_report(records, title="t"))
+
+    # Then the heat map needs no scrolling: every month's column, the latest too, is in view
+    table = driver.find_element(By.CSS_SELECTOR, "table.drift-table")
+    assert driver.execute_script("return arguments[0].scrollWidth", table) <= table.size["width"]
+    page = driver.execute_script("return document.documentElement.clientWidth")
+    latest = table.find_element(By.CSS_SELECTOR, f'td[data-partition="{months[-1]}"]')
+    assert latest.location["x"] + latest.size["width"] <= page
+    # and each month is still named in its column's head
+    heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "th.partition")]
+    assert heads == months
