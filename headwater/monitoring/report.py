@@ -166,6 +166,14 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def charted_partitions(partitions: Sequence[str], points: Sequence[MetricPoint]) -> list[str]:
+    """The chart's axis: from the first partition with a figure to the last monitored one
+    (the months before any traffic would squeeze the figures into the chart's edge)."""
+    shown = {p.partition for p in points}
+    first = next((i for i, partition in enumerate(partitions) if partition in shown), 0)
+    return list(partitions[first:])
+
+
 def metric_chart_svg(metric: str, partitions: Sequence[str], points: Sequence[MetricPoint]) -> str:
     """``metric`` per partition: realized dots with intervals, estimated diamonds, holdout line."""
     name = METRIC_NAMES.get(metric, metric)
@@ -204,7 +212,7 @@ def metric_chart_svg(metric: str, partitions: Sequence[str], points: Sequence[Me
     for i, partition in enumerate(partitions):
         if i % every == 0:
             parts.append(
-                f'<text x="{x(partition):.1f}" y="{bottom + 14}" font-size="10" '
+                f'<text class="partition" x="{x(partition):.1f}" y="{bottom + 14}" font-size="10" '
                 f'text-anchor="middle">{_esc(partition)}</text>'
             )
     # The holdout figure of the version that served each partition (a version may change).
@@ -502,7 +510,7 @@ def render_monitoring_report(
         if points:
             charts.append(
                 f'<h3>{_esc(METRIC_NAMES.get(metric, metric))}</h3><div class="plots">'
-                f"{metric_chart_svg(metric, partitions, points)}</div>"
+                f"{metric_chart_svg(metric, charted_partitions(partitions, points), points)}</div>"
                 f"{metric_table(metric, points)}"
             )
     live = "".join(charts) or "<p>No live figure yet: no prediction served in production.</p>"

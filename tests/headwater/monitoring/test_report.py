@@ -301,3 +301,25 @@ def test_two_years_of_drift_fit_the_page_latest_month_in_view(browser: Any) -> N
     # and each month is still named in its column's head
     heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "th.partition")]
     assert heads == months
+
+
+def test_the_live_chart_starts_at_the_first_partition_with_a_figure(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    # Given ten monitored months before any traffic, then the two months of RECORDS
+    quiet = [
+        replace(RECORDS[1], partition=f"2012-{month:02d}", served=(), shadow=None)
+        for month in range(3, 13)
+    ]
+    records = [*quiet, *RECORDS]
+
+    driver = browser.open(render_monitoring_report(records, title="t"))
+
+    # Then the chart's axis names only the months from the first figure on, and the two
+    # figures spread over the chart instead of crowding its right edge
+    chart = driver.find_element(By.CSS_SELECTOR, 'svg.metric-chart[data-metric="auc_roc"]')
+    labels = [t.text for t in chart.find_elements(By.CSS_SELECTOR, "text.partition")]
+    assert labels == ["2013-03", "2013-04"]
+    dots = chart.find_elements(By.CSS_SELECTOR, "circle.realized, polygon.estimated")
+    xs = sorted(d.location["x"] - chart.location["x"] for d in dots)
+    assert xs[0] < chart.size["width"] / 2 < xs[-1]
