@@ -254,7 +254,7 @@ def metric_chart_svg(metric: str, partitions: Sequence[str], points: Sequence[Me
                 f'<polygon class="estimated" data-partition="{_esc(p.partition)}" '
                 f'data-value="{p.value:.6g}" points="{diamond}" fill="white" '
                 f'stroke="{ESTIMATED_COLOUR}" stroke-width="2" stroke-dasharray="2 1.5">'
-                f"<title>{_esc(tip)} (CBPE, no outcome yet)</title></polygon>"
+                f"<title>{_esc(tip)} (CBPE, predictions without their outcome)</title></polygon>"
             )
     legend_y = CHART_HEIGHT - 12
     parts += [
@@ -264,8 +264,8 @@ def metric_chart_svg(metric: str, partitions: Sequence[str], points: Sequence[Me
         f'<polygon points="{left + 250},{legend_y - 10} {left + 256},{legend_y - 4} '
         f'{left + 250},{legend_y + 2} {left + 244},{legend_y - 4}" fill="white" '
         f'stroke="{ESTIMATED_COLOUR}" stroke-width="2"/>',
-        f'<text x="{left + 262}" y="{legend_y}" font-size="11">estimated (CBPE, no outcome '
-        "yet)</text>",
+        f'<text x="{left + 262}" y="{legend_y}" font-size="11">estimated (CBPE, without '
+        "outcome)</text>",
         f'<line x1="{left + 470}" x2="{left + 495}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
         f'stroke="{HOLDOUT_COLOUR}" stroke-width="2" stroke-dasharray="5 3"/>',
         f'<text x="{left + 500}" y="{legend_y}" font-size="11">holdout (at training)</text>',
@@ -281,7 +281,7 @@ def metric_table(metric: str, points: Sequence[MetricPoint]) -> str:
     """The chart's figures as a table: one row per partition and kind."""
     rows = []
     for p in points:
-        kind = "realized" if p.kind == REALIZED else "estimated (CBPE, no outcome yet)"
+        kind = "realized" if p.kind == REALIZED else "estimated (CBPE, without outcome)"
         band = f"[{_num(p.lower)}, {_num(p.upper)}]" if p.lower is not None else "–"
         flag = " significantly worse" if p.significantly_worse else ""
         rows.append(
@@ -544,9 +544,10 @@ td.drift{{position:relative;padding:7px 4px 2px}}
 <section id="alerts"><h2>Alerts</h2>
 {f"<ul>{alert_items}</ul>" if alert_items else '<p class="no-alert">No alert.</p>'}</section>
 <section id="live"><h2>Live performance against the holdout</h2>
-<p>Realized figures need the outcomes of the served predictions; until they arrive the
-figure is estimated from the served probabilities (CBPE) and drawn hollow. A red dot: its
-whole interval is worse than the holdout figure.</p>{live}
+<p>Realized figures need the outcomes of the served predictions; the predictions without
+one (pending, or whose outcome never arrives) have their figure estimated from the served
+probabilities (CBPE), drawn hollow. A red dot: its whole interval is worse than the holdout
+figure.</p>{live}
 <h3>Predictions and their outcomes</h3>{served_table(records)}</section>
 <section id="drift"><h2>Drift per feature</h2>
 <p>Each cell is the measure of the partition against the training reference, shaded by its
