@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from headwater.core import layout
 from headwater.core.records import TrainingMetrics
 from headwater.data.lake import LakeError
+from headwater.model.comparison import signed
 from headwater.model.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
 from headwater.model.report import chart_axes, chart_polyline, chart_xy
 from headwater.monitoring.drift import DriftReport, FeatureDrift
@@ -440,20 +441,27 @@ def shadow_section(records: Sequence[PartitionMonitoring]) -> str:
             text = record.shadow.get("text", "")
             rows.append(f'<tr><td>{_esc(record.partition)}</td><td colspan="8">{_esc(text)}</td>')
             continue
-        band = f"[{_num(c.lower, 4)}, {_num(c.upper, 4)}]" if c.lower is not None else "–"
+        gain = signed(c.gain) if c.gain is not None else "–"
+        if c.lower is not None and c.upper is not None:
+            gain += f", {c.confidence * 100:g}% [{signed(c.lower)}, {signed(c.upper)}]"
+        waiting = f", {c.without_outcome:,} without outcome" if c.without_outcome else ""
+        # the numbers are in the row: the verdict cell says why only when no verdict was put
+        why = "".join(f"<br><small>{_esc(r)}</small>" for r in c.refusals)
         rows.append(
-            f'<tr class="shadow {_esc(c.verdict)}"><td>{_esc(record.partition)}</td>'
+            f'<tr class="shadow {_esc(c.verdict)}" title="{_esc(c.reason)}">'
+            f"<td>{_esc(record.partition)}</td>"
             f"<td>{_esc(c.shadow_version)} vs {_esc(c.production_version)}</td>"
-            f"<td>{_esc(METRIC_NAMES.get(c.metric, c.metric))}</td><td>{_num(c.shadow)}</td>"
-            f"<td>{_num(c.production)}</td><td>{_num(c.gain, 4)} {band}</td>"
-            f"<td>{c.margin:g}</td><td>{c.days} days, {c.pairs:,} pairs</td>"
-            f"<td>{_esc(str(c.verdict).replace('_', ' '))}: {_esc(c.reason)}</td></tr>"
+            f"<td>{_esc(METRIC_NAMES.get(c.metric, c.metric))}</td><td>{_num(c.shadow, 4)}</td>"
+            f'<td>{_num(c.production, 4)}</td><td class="gain">{gain}</td>'
+            f"<td>{c.margin:g}</td><td>{c.days} days, {c.pairs:,} pairs{waiting}</td>"
+            f'<td class="verdict"><strong>{_esc(str(c.verdict).replace("_", " "))}</strong>'
+            f"{why}</td></tr>"
         )
     if not rows:
         return "<p>No shadow model served in these partitions.</p>"
     return (
         '<table class="shadow"><tr><th>partition</th><th>models</th><th>metric</th>'
-        "<th>shadow</th><th>production</th><th>gain (shadow better: positive), interval</th>"
+        "<th>shadow</th><th>production</th><th>gain (shadow better: +), interval</th>"
         f"<th>margin</th><th>compared</th><th>verdict</th></tr>{''.join(rows)}</table>"
     )
 

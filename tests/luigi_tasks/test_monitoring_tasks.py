@@ -19,6 +19,7 @@ from headwater.core import layout
 from headwater.core.config import Settings, load_settings
 from headwater.core.partitions import parse_partition
 from headwater.data.lake import LakeError, open_lake
+from headwater.model.comparison import signed
 from headwater.monitoring.collect import read_predictions
 from headwater.monitoring.monitor import PartitionMonitoring, ServedMonitoring, summary_lines
 from headwater.monitoring.published import latest_comparison, publish_monitoring, read_monitoring
@@ -352,7 +353,8 @@ def test_a_shadow_is_compared_live_and_its_comparison_reaches_the_report(
     assert any("shadow vs production: shadow v2" in x for x in summary_lines(record))
     # and the report's shadow section shows the paired gain and its interval
     assert "No shadow model served" not in page
-    assert f"{found.gain:.4f} [{found.lower:.4f}, {found.upper:.4f}]" in page
+    interval = f"95% [{signed(found.lower)}, {signed(found.upper)}]"
+    assert f"{signed(found.gain)}, {interval}</td>" in page
 
 
 def test_the_published_shadow_comparison_renders_in_a_browser(
@@ -369,6 +371,6 @@ def test_the_published_shadow_comparison_renders_in_a_browser(
     (row,) = driver.find_elements(By.CSS_SELECTOR, "#shadow table.shadow tr.shadow")
     cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
     assert cells[0] == "2013-03" and cells[1] == "v2 vs v1"
-    assert f"[{found.lower:.4f}, {found.upper:.4f}]" in " ".join(cells)
+    assert f"[{signed(found.lower)}, {signed(found.upper)}]" in " ".join(cells)
     assert row.is_displayed() and row.size["height"] > 0
     assert "better" in row.get_attribute("class").split()

@@ -32,6 +32,7 @@ ALSO_ALLOWED = {
     # the report draws with the model report's chart primitives and reads versions' metrics
     "report": (
         "headwater.data.lake",
+        "headwater.model.comparison",
         "headwater.model.report",
         "headwater.registry.registry",
         "headwater.serving.capture",

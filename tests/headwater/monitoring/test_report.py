@@ -201,6 +201,25 @@ def test_the_report_is_published_where_the_layout_says(
         assert f"<td>{holdout_bins[row['bin']]['observed_rate']:.3f}</td></tr>" in page
 
 
+def test_an_undecided_shadow_says_why_and_a_decided_one_only_its_verdict() -> None:
+    decided = ShadowComparison.from_dict(RECORDS[0].shadow or {})
+    undecided = replace(
+        decided, verdict=ShadowVerdict.UNDECIDED, lower=None, upper=None, days=3,
+        refusals=["3 days of paired outcomes, fewer than the 28 <the gate> requires"],
+    )  # fmt: skip
+    records = [replace(RECORDS[0], shadow=c.to_dict()) for c in (decided, undecided)]
+
+    decided_page, undecided_page = (
+        render_monitoring_report([r], title="t").split('id="shadow"')[1] for r in records
+    )
+
+    assert '<td class="verdict"><strong>better</strong></td>' in decided_page
+    assert "3 days of paired outcomes, fewer than the 28 &lt;the gate&gt; requires" in (
+        undecided_page
+    )
+    assert '<td class="gain">+0.0190</td>' in undecided_page  # no interval to show
+
+
 def test_the_report_borrows_no_private_helper() -> None:
     # The chart primitives and the human names are public where they live (one definition)
     import headwater.monitoring.report as report
@@ -275,6 +294,10 @@ def test_calibration_shadow_and_alerts_in_a_browser(browser: Any) -> None:
     assert len(svg.find_elements(By.CSS_SELECTOR, "circle.holdout")) == len(HOLDOUT_CALIBRATION)
     shadow = driver.find_element(By.CSS_SELECTOR, "#shadow table.shadow")
     assert "v2 vs v1" in shadow.text and "better" in shadow.text
+    # the gain signed as the gate prints it, the verdict short (its numbers are in the row)
+    gain = shadow.find_element(By.CSS_SELECTOR, "td.gain").text
+    assert gain == "+0.0190, 95% [+0.0040, +0.0330]"
+    assert shadow.find_element(By.CSS_SELECTOR, "td.verdict").text == "better"
     alerts = driver.find_elements(By.CSS_SELECTOR, "#alerts li.alert")
     assert [a.text for a in alerts] == [f"drift: {ALERTS[0].message}"]
 
