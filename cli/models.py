@@ -17,7 +17,8 @@ from headwater.core.records import Lineage, TrainingMetrics
 from headwater.data.lake import LakeError, lake_for
 from headwater.model.comparison import comparison_text
 from headwater.model.report import baseline_name, human_key
-from headwater.monitoring.shadow import ShadowComparison, latest_comparison
+from headwater.monitoring.published import latest_comparison
+from headwater.monitoring.shadow import ShadowComparison
 from headwater.ops.notify import metrics_text
 from headwater.registry.gate import DecisionKind, TrainingWindow, Verdict, judge
 from headwater.registry.prune import delete_version, incomplete_versions, prune_plan

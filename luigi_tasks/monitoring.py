@@ -4,6 +4,7 @@ case's monitoring report rendered from them into ``reports/<usecase>/monitoring.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,7 +12,9 @@ from zoneinfo import ZoneInfo
 import luigi
 
 from headwater.core import layout
+from headwater.core.config import Settings
 from headwater.core.logs import log_context
+from headwater.core.usecase import outcome_of
 from headwater.data.pipeline import lake_for, timezone_of, usecase_of
 from headwater.monitoring.collect import (
     captured_partitions,
@@ -71,7 +74,7 @@ class CollectPredictions(PipelineTask):
                 self.partition_of(self.partition),
                 timezone_of(settings, self.usecase),
                 run_id=self.run_id,
-                outcome=getattr(usecase_of(settings, self.usecase), "outcome", None),
+                outcome=outcome_of(usecase_of(settings, self.usecase)),
             )
             log.info("predictions collected", **collected.to_dict())
         write_record(
@@ -95,7 +98,7 @@ class CollectCaptured(luigi.WrapperTask):
             self.usecase,
             settings.partitioning.grain,
             timezone_of(settings, self.usecase),
-            getattr(usecase_of(settings, self.usecase), "outcome", None),
+            outcome_of(usecase_of(settings, self.usecase)),
         )
         return [
             CollectPredictions(
@@ -173,12 +176,25 @@ class MonitorPartition(PipelineTask):
                 settings.partitioning.grain,
                 configured_thresholds(config.model_dump()),
                 as_of,
+                gate=settings.usecase_config(self.usecase).gate,
             )
             manifest = publish_monitoring(lake, monitoring, partition, self.run_id)
             log.info("partition monitored", **manifest.extra)
         write_record(
             record_path(self.state_dir, self.run_id, "done", self.task_id), dict(manifest.extra)
         )
+
+
+def report_locations(settings: Settings, usecases: Sequence[str]) -> dict[str, str]:
+    """Where each use case's monitoring report is (its lake URI), for those that have one: the
+    lines the run's notification lists among its outputs."""
+    lake = lake_for(settings)
+    parts = {usecase: layout.monitoring_report_parts(usecase) for usecase in usecases}
+    return {
+        f"Monitoring report ({usecase})": lake.uri_of(*path)
+        for usecase, path in parts.items()
+        if lake.exists(*path)
+    }
 
 
 class MonitoringReport(PipelineTask):

@@ -39,6 +39,7 @@ from headwater.ops.notify import (
     create_notifier,
 )
 from luigi_tasks.context import run_context
+from luigi_tasks.monitoring import report_locations
 from luigi_tasks.pipeline import (
     HTTP_RESOURCE,
     LakeTarget,
@@ -463,6 +464,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
     sections: list[UseCaseSection] = []
     usecases: tuple[str, ...] = ()
     alerts: list[Alert] = []
+    outputs: dict[str, str] = {}  # where the run's reports are (lake URIs)
     dates = "" if options.start is None else f"{options.start}..{options.end}"
     with log_context(run_id=run_id), run_context(run_id, settings), stops_on_signals():
         try:
@@ -497,6 +499,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 live, found = live_summary(settings, section.usecase, options, run_id)
                 sections[index] = replace(section, live=live)
                 alerts += found
+            outputs = report_locations(settings, usecases)
         except Exception as exc:  # the run itself broke: still notify, then re-raise
             failures.append(TaskFailure(task="run", error=f"{type(exc).__name__}: {exc}"))
             raise
@@ -520,6 +523,7 @@ def run_pipeline(settings: Settings, options: RunOptions) -> RunReport:
                 not_run=not_run,
                 logs=str(log_file.resolve()),
                 alerts=alerts,
+                extra=outputs,
             )
             notifier = create_notifier(settings)
             notifier.notify(report)

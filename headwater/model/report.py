@@ -39,13 +39,16 @@ DECISION_START, DECISION_END = "<!-- decision -->", "<!-- /decision -->"
 WIDTH, HEIGHT, PAD = 360, 300, 40
 
 
-def _xy(x: float, y: float) -> tuple[float, float]:
+def chart_xy(x: float, y: float) -> tuple[float, float]:
+    """The SVG position of the unit-square point ``(x, y)`` in a :func:`chart_axes` chart."""
     return PAD + x * (WIDTH - 2 * PAD), HEIGHT - PAD - y * (HEIGHT - 2 * PAD)
 
 
-def _axes(title: str, xlabel: str, ylabel: str) -> list[str]:
-    x0, y0 = _xy(0, 0)
-    x1, y1 = _xy(1, 1)
+def chart_axes(title: str, xlabel: str, ylabel: str) -> list[str]:
+    """An open ``<svg>`` with a unit-square frame, titles, ticks and the diagonal (the
+    caller appends its marks and closes it)."""
+    x0, y0 = chart_xy(0, 0)
+    x1, y1 = chart_xy(1, 1)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'role="img" aria-label="{html.escape(title)}">',
@@ -58,8 +61,8 @@ def _axes(title: str, xlabel: str, ylabel: str) -> list[str]:
         f'text-anchor="middle">{html.escape(ylabel)}</text>',
     ]
     for tick in (0.0, 0.5, 1.0):
-        tx, _ = _xy(tick, 0)
-        _, ty = _xy(0, tick)
+        tx, _ = chart_xy(tick, 0)
+        _, ty = chart_xy(0, tick)
         parts.append(
             f'<text x="{tx}" y="{y0 + 14}" font-size="10" text-anchor="middle">{tick:g}</text>'
         )
@@ -71,25 +74,27 @@ def _axes(title: str, xlabel: str, ylabel: str) -> list[str]:
     return parts
 
 
-def _polyline(points: Sequence[tuple[float, float]], colour: str) -> str:
-    coords = " ".join("{:.1f},{:.1f}".format(*_xy(x, y)) for x, y in points)
-    return f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"/>'
+def chart_polyline(points: Sequence[tuple[float, float]], colour: str, css_class: str = "") -> str:
+    """A line through unit-square ``points`` in a :func:`chart_axes` chart."""
+    coords = " ".join("{:.1f},{:.1f}".format(*chart_xy(x, y)) for x, y in points)
+    named = f' class="{html.escape(css_class)}"' if css_class else ""
+    return f'<polyline{named} points="{coords}" fill="none" stroke="{colour}" stroke-width="2"/>'
 
 
 def roc_svg(points: Sequence[tuple[float, float]], auc: float) -> str:
     """ROC curve (false positive rate, true positive rate) as SVG."""
-    parts = _axes(f"ROC curve (AUC {auc:.3f})", "false positive rate", "true positive rate")
-    parts.append(_polyline(points, "#1f6feb"))
+    parts = chart_axes(f"ROC curve (AUC {auc:.3f})", "false positive rate", "true positive rate")
+    parts.append(chart_polyline(points, "#1f6feb"))
     return "".join(parts) + "</svg>"
 
 
 def calibration_svg(rows: Sequence[Mapping[str, float]], observed: str = "observed rate") -> str:
     """Reliability diagram: mean predicted probability against observed rate per bin."""
-    parts = _axes("Calibration", "mean predicted probability", observed)
+    parts = chart_axes("Calibration", "mean predicted probability", observed)
     points = [(float(r["mean_probability"]), float(r["observed_rate"])) for r in rows]
-    parts.append(_polyline(points, "#d1242f"))
+    parts.append(chart_polyline(points, "#d1242f"))
     for x, y in points:
-        cx, cy = _xy(x, y)
+        cx, cy = chart_xy(x, y)
         parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="#d1242f"/>')
     return "".join(parts) + "</svg>"
 

@@ -596,7 +596,8 @@ def monitor_partition(
 
 
 # -- telling people ------------------------------------------------------------------------------
-def _human(usecase: UseCase | None) -> Callable[[str], str]:
+def human_names(usecase: UseCase | None) -> Callable[[str], str]:
+    """Names for people of a use case's inputs and outputs (as is without a use case)."""
     if usecase is None:
         return lambda name: name
     spec = usecase.training
@@ -627,7 +628,7 @@ def out_of_range_text(report: DriftReport, human: Callable[[str], str]) -> str:
 
 def summary_lines(monitoring: PartitionMonitoring, usecase: UseCase | None = None) -> list[str]:
     """The partition at a glance: served, realized and estimated against holdout, drift."""
-    human = _human(usecase)
+    human = human_names(usecase)
     unit = usecase.training.target.unit if usecase is not None else ""
     head = f"{monitoring.partition}: {monitoring.predictions:,} predictions served"
     if monitoring.production:
@@ -814,7 +815,7 @@ def alerts_of(
     Performance needs ``min_predictions`` predictions with an outcome, skew as many served
     (``[usecase.<name>.monitoring] min_predictions``).
     """
-    human = _human(usecase)
+    human = human_names(usecase)
     where = f"{monitoring.usecase} {monitoring.partition}"
     out = []
 

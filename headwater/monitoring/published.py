@@ -14,22 +14,33 @@ replaces the partition whole), and :func:`read_monitoring` reads it back, checks
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
 
 from headwater.core import layout
+from headwater.core.config import GateConfig
 from headwater.core.partitions import Grain, Partition, partition_of
 from headwater.core.records import DateRange, Lineage
-from headwater.core.usecase import UseCase
-from headwater.data.lake import Lake, Manifest
+from headwater.core.usecase import UseCase, outcome_of
+from headwater.data.lake import Lake, LakeError, Manifest
 from headwater.monitoring.collect import read_predictions
 from headwater.monitoring.drift import Thresholds
-from headwater.monitoring.monitor import PartitionMonitoring, VersionInputs, monitor_partition
+from headwater.monitoring.monitor import (
+    PartitionMonitoring,
+    VersionInputs,
+    join_outcomes,
+    monitor_partition,
+)
 from headwater.monitoring.reference import ModelReference
+from headwater.monitoring.shadow import ShadowComparison, ShadowPair, compare_shadow, pair_records
 from headwater.monitoring.windows import with_windows
 from headwater.registry.registry import Registry
+from headwater.serving.capture import CaptureRecord
 
 #: The Parquet schema of a monitoring partition: one row, the record as JSON.
 SCHEMA = pa.schema([("usecase", pa.string()), ("partition", pa.string()), ("record", pa.string())])
@@ -74,6 +85,22 @@ def monitored_partitions(lake: Lake, usecase: str) -> list[str]:
     return lake.partitions(layout.MONITORING, layout.dataset(usecase, ""))
 
 
+def latest_comparison(lake: Lake, usecase: str, shadow_version: str) -> ShadowComparison | None:
+    """The newest published ``shadow`` section of ``shadow_version`` (partitions newest first;
+    an unreadable partition is passed over), or None."""
+    for key in reversed(monitored_partitions(lake, usecase)):
+        try:
+            section = read_monitoring(lake, usecase, key).shadow
+        except LakeError:
+            continue
+        if section and section.get("shadow_version") == shadow_version:
+            try:
+                return ShadowComparison.from_dict(section)
+            except ValueError:
+                continue
+    return None
+
+
 def version_inputs(registry: Registry, usecase: UseCase, version: str) -> VersionInputs | None:
     """What monitoring needs of a version (None: not a complete version of the registry)."""
     if not registry.is_complete(version):
@@ -110,6 +137,47 @@ def _clean(lake: Lake, usecase: UseCase, key: str) -> pd.DataFrame | None:
     return table.to_pandas()
 
 
+def shadow_of(
+    predictions: Sequence[CaptureRecord],
+    outcomes_from: pd.DataFrame,
+    usecase: UseCase,
+    gate: GateConfig,
+    as_of: datetime,
+) -> ShadowComparison | None:
+    """The live comparison of the shadow against production on the partition's paired answers
+    (None: no request was answered by both, or the use case declares no outcome).
+
+    The pairs of the latest (production, shadow) versions served are compared (a promotion
+    or a new shadow within the partition starts another pair); each pair's day is its
+    event's (the live metrics' blocks), else the day it was served.
+    """
+    outcome = outcome_of(usecase)
+    pairs = pair_records(predictions)
+    if outcome is None or not pairs:
+        return None
+    latest = max(pairs, key=lambda pair: pair[0].served_at)
+    versions = (latest[0].model_version, latest[1].model_version)
+    pairs = [p for p in pairs if (p[0].model_version, p[1].model_version) == versions]
+    spec = usecase.training
+    joined = join_outcomes(
+        [p for p, _ in pairs], outcomes_from, outcome, spec.label.column, spec.target.column, as_of
+    )
+    compared = [
+        ShadowPair(
+            request_id=p.request_id,
+            instance=p.instance,
+            day=day or p.served_at[:10],
+            production=p.probability,
+            shadow=s.probability,
+            outcome=None if math.isnan(label) else bool(label),
+        )
+        for (p, s), day, label in zip(pairs, joined.days, joined.labels, strict=True)
+    ]
+    return compare_shadow(
+        compared, gate, production_version=versions[0], shadow_version=versions[1]
+    )
+
+
 def monitor_published(
     lake: Lake,
     usecase: UseCase,
@@ -117,11 +185,13 @@ def monitor_published(
     grain: Grain,
     thresholds: Thresholds,
     as_of: datetime,
+    gate: GateConfig | None = None,
 ) -> PartitionMonitoring:
     """Monitor a published partition: predictions, clean data and versions read from the lake.
 
     Outcomes are looked for in the clean partitions the served events fall in (a prediction
-    served this month may be of an event of another), those published.
+    served this month may be of an event of another), those published. With the use case's
+    ``gate``, the shadow's paired answers are compared with production's (:func:`shadow_of`).
     """
     predictions = []
     if lake.manifest(layout.PREDICTIONS, layout.dataset(usecase.name, ""), partition.key):
@@ -149,7 +219,7 @@ def monitor_published(
         if found is not None:
             versions[version] = found
     outcomes_from = clean
-    outcome = getattr(usecase, "outcome", None)
+    outcome = outcome_of(usecase)
     if outcome is not None:
         keys = set()
         for record in predictions:
@@ -168,7 +238,7 @@ def monitor_published(
             outcomes_from = pd.concat(frames, ignore_index=True)
         elif frames:
             outcomes_from = frames[0]
-    return monitor_partition(
+    monitoring = monitor_partition(
         usecase,
         partition.label,
         predictions,
@@ -179,3 +249,8 @@ def monitor_published(
         as_of,
         outcomes_from=outcomes_from,
     )
+    shadow = shadow_of(predictions, outcomes_from, usecase, gate, as_of) if gate else None
+    if shadow is None:
+        return monitoring
+    # its text too: the run's Live section prints the record's shadow line as is
+    return replace(monitoring, shadow={**shadow.to_dict(), "text": shadow.text()})

@@ -33,15 +33,16 @@ from typing import TYPE_CHECKING, Any
 from headwater.core import layout
 from headwater.core.records import TrainingMetrics
 from headwater.data.lake import LakeError
+from headwater.model.comparison import signed
 from headwater.model.evaluation import METRIC_NAMES, SMALLER_IS_BETTER
-from headwater.model.report import _axes, _polyline, _xy
+from headwater.model.report import chart_axes, chart_polyline, chart_xy
 from headwater.monitoring.drift import DriftReport, FeatureDrift
 from headwater.monitoring.monitor import (
     Alert,
     PartitionMonitoring,
     ServedMonitoring,
-    _human,
     alerts_of,
+    human_names,
 )
 from headwater.monitoring.published import monitored_partitions, read_monitoring
 from headwater.monitoring.shadow import ShadowComparison
@@ -166,6 +167,14 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def charted_partitions(partitions: Sequence[str], points: Sequence[MetricPoint]) -> list[str]:
+    """The chart's axis: from the first partition with a figure to the last monitored one
+    (the months before any traffic would squeeze the figures into the chart's edge)."""
+    shown = {p.partition for p in points}
+    first = next((i for i, partition in enumerate(partitions) if partition in shown), 0)
+    return list(partitions[first:])
+
+
 def metric_chart_svg(metric: str, partitions: Sequence[str], points: Sequence[MetricPoint]) -> str:
     """``metric`` per partition: realized dots with intervals, estimated diamonds, holdout line."""
     name = METRIC_NAMES.get(metric, metric)
@@ -204,7 +213,7 @@ def metric_chart_svg(metric: str, partitions: Sequence[str], points: Sequence[Me
     for i, partition in enumerate(partitions):
         if i % every == 0:
             parts.append(
-                f'<text x="{x(partition):.1f}" y="{bottom + 14}" font-size="10" '
+                f'<text class="partition" x="{x(partition):.1f}" y="{bottom + 14}" font-size="10" '
                 f'text-anchor="middle">{_esc(partition)}</text>'
             )
     # The holdout figure of the version that served each partition (a version may change).
@@ -246,7 +255,7 @@ def metric_chart_svg(metric: str, partitions: Sequence[str], points: Sequence[Me
                 f'<polygon class="estimated" data-partition="{_esc(p.partition)}" '
                 f'data-value="{p.value:.6g}" points="{diamond}" fill="white" '
                 f'stroke="{ESTIMATED_COLOUR}" stroke-width="2" stroke-dasharray="2 1.5">'
-                f"<title>{_esc(tip)} (CBPE, no outcome yet)</title></polygon>"
+                f"<title>{_esc(tip)} (CBPE, predictions without their outcome)</title></polygon>"
             )
     legend_y = CHART_HEIGHT - 12
     parts += [
@@ -256,8 +265,8 @@ def metric_chart_svg(metric: str, partitions: Sequence[str], points: Sequence[Me
         f'<polygon points="{left + 250},{legend_y - 10} {left + 256},{legend_y - 4} '
         f'{left + 250},{legend_y + 2} {left + 244},{legend_y - 4}" fill="white" '
         f'stroke="{ESTIMATED_COLOUR}" stroke-width="2"/>',
-        f'<text x="{left + 262}" y="{legend_y}" font-size="11">estimated (CBPE, no outcome '
-        "yet)</text>",
+        f'<text x="{left + 262}" y="{legend_y}" font-size="11">estimated (CBPE, without '
+        "outcome)</text>",
         f'<line x1="{left + 470}" x2="{left + 495}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
         f'stroke="{HOLDOUT_COLOUR}" stroke-width="2" stroke-dasharray="5 3"/>',
         f'<text x="{left + 500}" y="{legend_y}" font-size="11">holdout (at training)</text>',
@@ -273,7 +282,7 @@ def metric_table(metric: str, points: Sequence[MetricPoint]) -> str:
     """The chart's figures as a table: one row per partition and kind."""
     rows = []
     for p in points:
-        kind = "realized" if p.kind == REALIZED else "estimated (CBPE, no outcome yet)"
+        kind = "realized" if p.kind == REALIZED else "estimated (CBPE, without outcome)"
         band = f"[{_num(p.lower)}, {_num(p.upper)}]" if p.lower is not None else "–"
         flag = " significantly worse" if p.significantly_worse else ""
         rows.append(
@@ -324,14 +333,15 @@ def drift_table(
                 f"{'>' if alarm else '≤'} threshold {d.threshold:.3f}; {d.count:,} values, "
                 f"nulls {d.null_share:.1%} (reference {d.reference_null_share:.1%})"
             )
-            marker = ' <span class="marker" aria-label="over threshold">▲</span>' if alarm else ""
+            marker = '<span class="marker" aria-label="over threshold">▲</span>' if alarm else ""
             tds.append(
                 f'<td class="drift{" alarm" if alarm else ""}" data-feature="{_esc(feature)}" '
                 f'data-partition="{_esc(partition)}" title="{_esc(title)}"{_shade(d)}>'
                 f"{_num(d.value, 2)}{marker}</td>"
             )
         body.append(
-            f'<tr><th scope="row">{_esc(human(feature))}</th><td>{measure}</td>{"".join(tds)}</tr>'
+            f'<tr><th scope="row">{_esc(human(feature))}</th><td class="measure">{measure}</td>'
+            f"{''.join(tds)}</tr>"
         )
     if not body:
         return f"<p>{_esc(caption)}: nothing measured yet.</p>"
@@ -366,14 +376,14 @@ def calibration_chart_svg(
     live: Sequence[Mapping[str, float]], holdout: Sequence[Mapping[str, float]], observed: str
 ) -> str:
     """Reliability diagram: the live bins beside the holdout's (mean predicted, observed)."""
-    parts = _axes("Calibration, live and holdout", "mean predicted probability", observed)
+    parts = chart_axes("Calibration, live and holdout", "mean predicted probability", observed)
     for rows, colour, kind in ((holdout, HOLDOUT_COLOUR, "holdout"), (live, LIVE_COLOUR, "live")):
         points = [(float(r["mean_probability"]), float(r["observed_rate"])) for r in rows]
         if not points:
             continue
-        parts.append(_polyline(points, colour).replace("<polyline", f'<polyline class="{kind}"'))
+        parts.append(chart_polyline(points, colour, kind))
         for px, py in points:
-            cx, cy = _xy(px, py)
+            cx, cy = chart_xy(px, py)
             parts.append(
                 f'<circle class="{kind}" cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{colour}"/>'
             )
@@ -431,20 +441,27 @@ def shadow_section(records: Sequence[PartitionMonitoring]) -> str:
             text = record.shadow.get("text", "")
             rows.append(f'<tr><td>{_esc(record.partition)}</td><td colspan="8">{_esc(text)}</td>')
             continue
-        band = f"[{_num(c.lower, 4)}, {_num(c.upper, 4)}]" if c.lower is not None else "–"
+        gain = signed(c.gain) if c.gain is not None else "–"
+        if c.lower is not None and c.upper is not None:
+            gain += f", {c.confidence * 100:g}% [{signed(c.lower)}, {signed(c.upper)}]"
+        waiting = f", {c.without_outcome:,} without outcome" if c.without_outcome else ""
+        # the numbers are in the row: the verdict cell says why only when no verdict was put
+        why = "".join(f"<br><small>{_esc(r)}</small>" for r in c.refusals)
         rows.append(
-            f'<tr class="shadow {_esc(c.verdict)}"><td>{_esc(record.partition)}</td>'
+            f'<tr class="shadow {_esc(c.verdict)}" title="{_esc(c.reason)}">'
+            f"<td>{_esc(record.partition)}</td>"
             f"<td>{_esc(c.shadow_version)} vs {_esc(c.production_version)}</td>"
-            f"<td>{_esc(METRIC_NAMES.get(c.metric, c.metric))}</td><td>{_num(c.shadow)}</td>"
-            f"<td>{_num(c.production)}</td><td>{_num(c.gain, 4)} {band}</td>"
-            f"<td>{c.margin:g}</td><td>{c.days} days, {c.pairs:,} pairs</td>"
-            f"<td>{_esc(str(c.verdict).replace('_', ' '))}: {_esc(c.reason)}</td></tr>"
+            f"<td>{_esc(METRIC_NAMES.get(c.metric, c.metric))}</td><td>{_num(c.shadow, 4)}</td>"
+            f'<td>{_num(c.production, 4)}</td><td class="gain">{gain}</td>'
+            f"<td>{c.margin:g}</td><td>{c.days} days, {c.pairs:,} pairs{waiting}</td>"
+            f'<td class="verdict"><strong>{_esc(str(c.verdict).replace("_", " "))}</strong>'
+            f"{why}</td></tr>"
         )
     if not rows:
         return "<p>No shadow model served in these partitions.</p>"
     return (
         '<table class="shadow"><tr><th>partition</th><th>models</th><th>metric</th>'
-        "<th>shadow</th><th>production</th><th>gain (shadow better: positive), interval</th>"
+        "<th>shadow</th><th>production</th><th>gain (shadow better: +), interval</th>"
         f"<th>margin</th><th>compared</th><th>verdict</th></tr>{''.join(rows)}</table>"
     )
 
@@ -492,7 +509,7 @@ def render_monitoring_report(
         generated_at: when the page was rendered (shown as is).
         notes: what else to tell (a partition that could not be read).
     """
-    human = _human(usecase)
+    human = human_names(usecase)
     observed = f"observed rate: {usecase.training.label.name}" if usecase else "observed rate"
     partitions = [r.partition for r in records]
     charts = []
@@ -501,7 +518,7 @@ def render_monitoring_report(
         if points:
             charts.append(
                 f'<h3>{_esc(METRIC_NAMES.get(metric, metric))}</h3><div class="plots">'
-                f"{metric_chart_svg(metric, partitions, points)}</div>"
+                f"{metric_chart_svg(metric, charted_partitions(partitions, points), points)}</div>"
                 f"{metric_table(metric, points)}"
             )
     live = "".join(charts) or "<p>No live figure yet: no prediction served in production.</p>"
@@ -523,15 +540,22 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ddd;padd
 text-align:left}}caption{{text-align:left;font-weight:600;padding:.3em 0}}
 .plots{{display:flex;flex-wrap:wrap;gap:1em}}td.alarm{{font-weight:700;outline:2px solid #d1242f}}
 tr.estimated td.kind{{font-style:italic;color:#9a6700}}li.alert{{color:#a40e26}}
-.drift-table{{overflow-x:auto;display:block}}th.partition{{white-space:nowrap}}</style></head><body>
+.drift-table{{overflow-x:auto;display:block}}.drift-table td,.drift-table th{{padding:2px 4px}}
+.drift-table td.drift{{font-size:11px;text-align:right;font-variant-numeric:tabular-nums}}
+th.partition{{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;
+font-weight:400;font-size:11px}}td.measure{{white-space:nowrap;font-size:11px}}
+.drift-table th[scope=row]{{max-width:11em;font-size:13px;overflow-wrap:anywhere}}
+td.drift{{position:relative;padding:7px 4px 2px}}
+.marker{{font-size:8px;line-height:1;position:absolute;top:0;right:1px}}</style></head><body>
 <h1>{_esc(title)}</h1>
 <p>Monitored partitions: {span} ({len(records)}).{stamp}</p>
 <section id="alerts"><h2>Alerts</h2>
 {f"<ul>{alert_items}</ul>" if alert_items else '<p class="no-alert">No alert.</p>'}</section>
 <section id="live"><h2>Live performance against the holdout</h2>
-<p>Realized figures need the outcomes of the served predictions; until they arrive the
-figure is estimated from the served probabilities (CBPE) and drawn hollow. A red dot: its
-whole interval is worse than the holdout figure.</p>{live}
+<p>Realized figures need the outcomes of the served predictions; the predictions without
+one (pending, or whose outcome never arrives) have their figure estimated from the served
+probabilities (CBPE), drawn hollow. A red dot: its whole interval is worse than the holdout
+figure.</p>{live}
 <h3>Predictions and their outcomes</h3>{served_table(records)}</section>
 <section id="drift"><h2>Drift per feature</h2>
 <p>Each cell is the measure of the partition against the training reference, shaded by its

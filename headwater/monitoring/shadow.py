@@ -22,17 +22,18 @@ The contract with the monitoring partitions (``monitoring/<usecase>/<partition>/
   ``(production, shadow)`` record pairs from captured records; the caller joins outcomes.
 * call: ``compare_shadow(pairs, gate, production_version=..., shadow_version=...)`` with the
   use case's :class:`~headwater.core.config.GateConfig`; pure (no lake, no clock), seeded.
-* output: a :class:`ShadowComparison`; store ``to_dict()`` under ``"shadow"`` of a JSON object
-  in the partition's folder, read it back with :meth:`ShadowComparison.from_dict`
-  (:func:`latest_comparison` finds the newest one of a shadow version: ``models show`` and
-  ``models promote`` cite it). ``gain``, ``lower`` and ``upper`` are oriented so
-  that positive means the shadow is better (for a loss, production minus shadow). ``verdict``
-  is ``better`` only when ``lower`` clears ``margin`` and nothing was refused.
+* output: a :class:`ShadowComparison`; its ``to_dict()`` is the ``shadow`` section of the
+  partition's published record, read back with :meth:`ShadowComparison.from_dict`
+  (:func:`headwater.monitoring.published.shadow_of` computes it for the monitoring task, and
+  :func:`headwater.monitoring.published.latest_comparison` finds the newest one of a shadow
+  version in the published records: ``models show`` and ``models promote`` cite it).
+  ``gain``, ``lower`` and ``upper`` are oriented so that positive means the shadow is better
+  (for a loss, production minus shadow). ``verdict`` is ``better`` only when ``lower`` clears
+  ``margin`` and nothing was refused.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,8 +43,6 @@ from typing import Any
 import numpy as np
 
 from headwater.core.config import GateConfig
-from headwater.core.layout import MONITORING
-from headwater.data.lake import Lake, LakeError
 from headwater.model.comparison import (
     COMPARISON_BINS,
     FIELDS,
@@ -320,24 +319,3 @@ def compare_shadow(
         refusals=list(refusals),
         block_length=length,
     )
-
-
-def latest_comparison(lake: Lake, usecase: str, shadow_version: str) -> ShadowComparison | None:
-    """The newest ``shadow`` section of ``shadow_version`` in the use case's monitoring
-    partitions (``monitoring/<usecase>/<partition>/*.json``, partitions newest first), or None.
-    """
-    for partition in reversed(lake.list_dir(MONITORING, usecase)):
-        for name in lake.list_dir(MONITORING, usecase, partition):
-            if not name.endswith(".json"):
-                continue
-            try:
-                body = json.loads(lake.read_bytes(MONITORING, usecase, partition, name))
-            except (LakeError, ValueError):
-                continue  # not this module's record: another file of the partition
-            section = body.get("shadow") if isinstance(body, dict) else None
-            if isinstance(section, dict) and section.get("shadow_version") == shadow_version:
-                try:
-                    return ShadowComparison.from_dict(section)
-                except ValueError:
-                    continue
-    return None

@@ -13,8 +13,11 @@ from typer.testing import CliRunner
 
 from cli import app
 from headwater.core.config import GateConfig, Settings
-from headwater.core.layout import EXPORT, LOOKUPS, MONITORING, model_parts
+from headwater.core.layout import EXPORT, LOOKUPS, model_parts
+from headwater.core.partitions import parse_partition
 from headwater.data.pipeline import lake_for
+from headwater.monitoring.monitor import PartitionMonitoring
+from headwater.monitoring.published import publish_monitoring
 from headwater.monitoring.shadow import ShadowPair, compare_shadow
 from headwater.registry.registry import DECISION, METRICS, Registry, new_version
 
@@ -52,8 +55,9 @@ def train(registry: Registry, minutes: int, *, servable: bool = True) -> str:
 
 
 def monitor(registry: Registry, partition: str, production: str, shadow: str, lift: float) -> None:
-    """A monitoring partition whose record carries the shadow section (as the monitoring task
-    writes it): five days where the shadow's scores are ``lift`` better separated."""
+    """A published monitoring partition whose record carries the shadow section (as the
+    monitoring task publishes it): five days where the shadow's scores are ``lift`` better
+    separated."""
     pairs = [
         ShadowPair(f"r{d}", i, f"2026-12-0{d + 1}", 0.5, 0.5 + (lift if y else -lift), y)
         for d in range(5)
@@ -61,10 +65,11 @@ def monitor(registry: Registry, partition: str, production: str, shadow: str, li
     ]
     gate = GateConfig(min_holdout_days=5, min_holdout_rows=0)
     section = compare_shadow(pairs, gate, production_version=production, shadow_version=shadow)
-    body = {"partition": partition, "shadow": section.to_dict()}
-    registry.lake.write_bytes(
-        json.dumps(body).encode(), MONITORING, USECASE, partition, "monitoring.json"
-    )
+    record = PartitionMonitoring(
+        USECASE, partition, f"{partition}T00:00:00", production, 0, None,
+        shadow=section.to_dict(),
+    )  # fmt: skip
+    publish_monitoring(registry.lake, record, parse_partition(partition, "day"), "run")
 
 
 def test_shadow_on_and_off_and_list_marks_it(runner: CliRunner, registry: Registry) -> None:

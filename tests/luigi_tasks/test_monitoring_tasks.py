@@ -270,3 +270,6 @@ def test_a_run_renders_the_monitoring_report_once_after_its_partitions(
         usecase="meters", partitions=["2013-01-02"], run_id="run2", state_dir=runs
     )
     assert not again.complete()
+
+
+# -- shadow against production, from served answers to the report ------------------------------

@@ -211,6 +211,26 @@ def test_usecase_option_runs_only_the_named_use_case(make_stage: Callable[..., S
     assert [s["usecase"] for s in note["sections"]] == ["meters"]
 
 
+def test_the_notification_says_where_each_monitoring_report_is(
+    make_stage: Callable[..., Settings],
+) -> None:
+    # Given a lake where meters has a monitoring report and the other use case none
+    settings = make_stage()
+    lake = lake_for(settings)
+    lake.write_bytes(b"<!doctype html>", *layout.monitoring_report_parts("meters"))
+
+    # When a run over both ends
+    report = run_pipeline(settings, RunOptions(FIRST, FIRST))
+
+    # Then its summary lists the one report's lake URI, on a line naming its use case
+    assert report.succeeded, report.body()
+    uri = lake.uri_of(*layout.monitoring_report_parts("meters"))
+    (line,) = [x for x in report.body().splitlines() if "monitoring.html" in x]
+    assert "meters" in line and line.endswith(uri)
+    [note] = notifications(settings)
+    assert uri in note["extra"].values()
+
+
 def test_an_unknown_use_case_fails_the_run_and_still_notifies_once(
     make_stage: Callable[..., Settings],
 ) -> None:

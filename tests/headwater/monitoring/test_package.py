@@ -26,9 +26,15 @@ ALLOWED = ("headwater.core", "headwater.model.evaluation", "headwater.monitoring
 ALSO_ALLOWED = {
     "collect": ("headwater.data.lake", "headwater.serving.capture"),
     "monitor": ("headwater.serving.capture",),
-    "published": ("headwater.data.lake", "headwater.registry.registry"),
+    "published": (
+        "headwater.data.lake",
+        "headwater.registry.registry",
+        "headwater.serving.capture",
+    ),
     "windows": ("headwater.model.spark_training",),
+    # the report draws with the model report's chart primitives and reads versions' metrics
     "report": (
+        "headwater.model.comparison",
         "headwater.model.report",
         "headwater.data.lake",
         "headwater.registry.registry",
@@ -75,7 +81,18 @@ def test_the_package_imports_only_the_core_and_the_evaluation(path: Path) -> Non
 
 @pytest.mark.parametrize(
     "name",
-    ["profile", "drift", "estimate", "live", "frames", "shadow", "monitor", "published", "windows"],
+    [
+        "profile",
+        "drift",
+        "estimate",
+        "live",
+        "frames",
+        "shadow",
+        "monitor",
+        "published",
+        "windows",
+        "report",
+    ],
 )
 def test_every_public_function_and_method_has_a_one_line_docstring(name: str) -> None:
     module = __import__(f"headwater.monitoring.{name}", fromlist=["_"])

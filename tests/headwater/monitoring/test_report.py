@@ -3,9 +3,11 @@ real browser (headless Chromium: the DOM after rendering, not the HTML string)."
 
 from __future__ import annotations
 
+import ast
 import html
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from headwater.core import layout
@@ -199,6 +201,40 @@ def test_the_report_is_published_where_the_layout_says(
         assert f"<td>{holdout_bins[row['bin']]['observed_rate']:.3f}</td></tr>" in page
 
 
+def test_an_undecided_shadow_says_why_and_a_decided_one_only_its_verdict() -> None:
+    decided = ShadowComparison.from_dict(RECORDS[0].shadow or {})
+    undecided = replace(
+        decided, verdict=ShadowVerdict.UNDECIDED, lower=None, upper=None, days=3,
+        refusals=["3 days of paired outcomes, fewer than the 28 <the gate> requires"],
+    )  # fmt: skip
+    records = [replace(RECORDS[0], shadow=c.to_dict()) for c in (decided, undecided)]
+
+    decided_page, undecided_page = (
+        render_monitoring_report([r], title="t").split('id="shadow"')[1] for r in records
+    )
+
+    assert '<td class="verdict"><strong>better</strong></td>' in decided_page
+    assert "3 days of paired outcomes, fewer than the 28 &lt;the gate&gt; requires" in (
+        undecided_page
+    )
+    assert '<td class="gain">+0.0190</td>' in undecided_page  # no interval to show
+
+
+def test_the_report_borrows_no_private_helper() -> None:
+    # The chart primitives and the human names are public where they live (one definition)
+    import headwater.monitoring.report as report
+
+    tree = ast.parse(Path(report.__file__).read_text(encoding="utf-8"))
+    borrowed = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert borrowed == []
+
+
 # -- in a real browser ---------------------------------------------------------------------------
 def test_the_report_renders_in_a_browser_with_its_charts(browser: Any) -> None:
     from selenium.webdriver.common.by import By
@@ -222,7 +258,8 @@ def test_the_report_renders_in_a_browser_with_its_charts(browser: Any) -> None:
     # Told apart in words too: the table's figure column
     table = driver.find_element(By.CSS_SELECTOR, 'table.metric-table[data-metric="auc_roc"]')
     kinds = [td.text for td in table.find_elements(By.CSS_SELECTOR, "td.kind")]
-    assert kinds == ["realized", "estimated (CBPE, no outcome yet)"]
+    # (an estimate covers predictions pending and those whose outcome never comes: no "yet")
+    assert kinds == ["realized", "estimated (CBPE, without outcome)"]
 
 
 def test_the_drift_alarm_cell_is_marked_and_names_survive_escaping(browser: Any) -> None:
@@ -257,5 +294,56 @@ def test_calibration_shadow_and_alerts_in_a_browser(browser: Any) -> None:
     assert len(svg.find_elements(By.CSS_SELECTOR, "circle.holdout")) == len(HOLDOUT_CALIBRATION)
     shadow = driver.find_element(By.CSS_SELECTOR, "#shadow table.shadow")
     assert "v2 vs v1" in shadow.text and "better" in shadow.text
+    # the gain signed as the gate prints it, the verdict short (its numbers are in the row)
+    gain = shadow.find_element(By.CSS_SELECTOR, "td.gain").text
+    assert gain == "+0.0190, 95% [+0.0040, +0.0330]"
+    assert shadow.find_element(By.CSS_SELECTOR, "td.verdict").text == "better"
     alerts = driver.find_elements(By.CSS_SELECTOR, "#alerts li.alert")
     assert [a.text for a in alerts] == [f"drift: {ALERTS[0].message}"]
+
+
+def test_two_years_of_drift_fit_the_page_latest_month_in_view(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    # Given 24 monthly partitions of three features (a demo's two years)
+    months = [f"{year}-{month:02d}" for year in (2011, 2012) for month in range(1, 13)]
+    report = DriftReport(
+        features=(drift(NASTY, 0.41, 0.20), drift("carrier", 0.02, 0.10, "js"),
+                  drift("a feature with a long human name", 8.51, 9.61)),
+        rows=100,
+    )  # fmt: skip
+    records = [replace(RECORDS[1], partition=m, clean_drift=report) for m in months]
+
+    driver = browser.open(render_monitoring_report(records, title="t"))
+
+    # Then the heat map needs no scrolling: every month's column, the latest too, is in view
+    table = driver.find_element(By.CSS_SELECTOR, "table.drift-table")
+    assert driver.execute_script("return arguments[0].scrollWidth", table) <= table.size["width"]
+    page = driver.execute_script("return document.documentElement.clientWidth")
+    latest = table.find_element(By.CSS_SELECTOR, f'td[data-partition="{months[-1]}"]')
+    assert latest.location["x"] + latest.size["width"] <= page
+    # and each month is still named in its column's head
+    heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "th.partition")]
+    assert heads == months
+
+
+def test_the_live_chart_starts_at_the_first_partition_with_a_figure(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    # Given ten monitored months before any traffic, then the two months of RECORDS
+    quiet = [
+        replace(RECORDS[1], partition=f"2012-{month:02d}", served=(), shadow=None)
+        for month in range(3, 13)
+    ]
+    records = [*quiet, *RECORDS]
+
+    driver = browser.open(render_monitoring_report(records, title="t"))
+
+    # Then the chart's axis names only the months from the first figure on, and the two
+    # figures spread over the chart instead of crowding its right edge
+    chart = driver.find_element(By.CSS_SELECTOR, 'svg.metric-chart[data-metric="auc_roc"]')
+    labels = [t.text for t in chart.find_elements(By.CSS_SELECTOR, "text.partition")]
+    assert labels == ["2013-03", "2013-04"]
+    dots = chart.find_elements(By.CSS_SELECTOR, "circle.realized, polygon.estimated")
+    xs = sorted(d.location["x"] - chart.location["x"] for d in dots)
+    assert xs[0] < chart.size["width"] / 2 < xs[-1]
