@@ -424,6 +424,7 @@ def print_package_cold(
     if not archive.is_file() or not venv.is_dir():
         print(f"2. cold start of the Lambda package: skipped (no {archive}: make api-package)")
         return
+    # lazy: only this part needs the deploy code (and its botocore)
     from cli.deploy_steps import find_python, runtime_version, zappa_stage
 
     runtime_name = zappa_stage(ROOT, "prod")["runtime"]
