@@ -266,7 +266,7 @@ def cold_start(
 ) -> dict[str, Any]:
     """Fresh processes to first answer. ``as_package``: as the Lambda package runs, without
     the modules it leaves out (rich among them, which structlog imports when installed) and
-    without bytecode (it ships none: every module is compiled at every cold start)."""
+    without bytecode (as it was before it carried its own: every module compiled at each start)."""
     walls, parts = [], []
     examples = {name: EXAMPLES[name] for name in usecases}
     env = dict(os.environ)

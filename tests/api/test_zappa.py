@@ -5,7 +5,9 @@ virtual environment of the Lambda runtime's Python (``runtime`` of the stage, 3.
 per session. It unzips it into an empty directory and calls its ``handler.lambda_handler``
 with API Gateway (REST, v1 proxy) events in a fresh interpreter of that same Python whose
 path is only that directory plus boto3 (which the Lambda runtime provides), reading the
-model from S3 (the moto server) under the prod stage's own environment.
+model from S3 (the moto server) under the prod stage's own environment. The package carries
+the runtime's bytecode (zappa_settings.json's zip callback): that interpreter, writing none,
+must load every module the handler imports from it.
 
 Access control is checked on what Zappa generates (``zappa template``): every method of
 every stage's API requires a key or IAM auth. ``zappa template`` runs from this (3.11) venv
