@@ -101,7 +101,8 @@ clean-var:
 STAGE ?= prod
 
 # The API's Lambda package, built in .venv-lambda with the Lambda runtime's Python
-# (zappa_settings.json's runtime); fails naming the interpreter if it is missing.
+# (zappa_settings.json's runtime); fails naming the interpreter if it is missing. Zappa's zip
+# callback (cli/zappa_guard.py) adds that Python's bytecode of every module it ships.
 api-package: $(STAMP)
 	$(BIN)/headwater deploy --stage $(STAGE) --dry-run --only api-package
 

@@ -7,13 +7,18 @@
    answering once per use case (with the time of ``create_app`` alone); then the same as
    the Lambda package runs it: without the packages ``zappa_settings.json`` leaves out
    (rich, which structlog imports when installed, among them) and without bytecode (the
-   package ships none, so every module is compiled at every cold start);
+   package shipped none before its bytecode, so every module was compiled at every cold
+   start); then the built package itself (``make api-package``), unzipped, under the
+   runtime's Python (3.13) beside the runtime's boto3, with its bytecode and without it
+   (``--package-only`` runs this part alone);
 3. throughput and latency over HTTP on loopback against ``headwater serve`` (gunicorn),
    driven by ``wrk`` when installed (apt-get install wrk), else by a small threaded
    client (which shares the two cores with the server: a lower bound);
 4. the naive way: load the Spark ``PipelineModel`` and call ``transform`` per request.
 
     python bench/api_latency.py [--lake file://var/lake] [--seconds 10] [--naive-runs 5]
+    python bench/api_latency.py --package-only [--package var/deploy/headwater-api-prod.zip]
+        [--lambda-venv .venv-lambda] [--callgrind]
 
 The models are the lake's production versions (default: ``var/lake`` after ``make demo``;
 without it, the test models of ``tests/headwater/usecases/<name>/model``, which have no
@@ -37,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +266,7 @@ def cold_start(
 ) -> dict[str, Any]:
     """Fresh processes to first answer. ``as_package``: as the Lambda package runs, without
     the modules it leaves out (rich among them, which structlog imports when installed) and
-    without bytecode (it ships none: every module is compiled at every cold start)."""
+    without bytecode (as it was before it carried its own: every module compiled at each start)."""
     walls, parts = [], []
     examples = {name: EXAMPLES[name] for name in usecases}
     env = dict(os.environ)
@@ -289,6 +295,161 @@ def cold_start(
         "parts": parts[middle],
         "runs": runs,
     }
+
+
+#: The package's own run, as Lambda runs it: its folder and the runtime's boto3 on a path without
+#: site-packages, Zappa's handler answering API Gateway events. The stage's lake and name are
+#: swapped for the bench's in the settings Zappa's handler copies into the environment.
+PACKAGE_COLD = """
+import json, sys, time
+sys.path[:0] = sys.argv[3:5]
+started = time.perf_counter()
+import handler, zappa_settings
+zappa_settings.ENVIRONMENT_VARIABLES.update(json.loads(sys.argv[1]))
+imported = time.perf_counter()
+
+class Context:
+    function_name = aws_request_id = "bench"
+    memory_limit_in_mb = 1024
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+health, *predictions = json.loads(sys.argv[2])
+answer = handler.lambda_handler(health, Context())
+assert answer["statusCode"] == 200, answer
+loaded = time.perf_counter()
+for event in predictions:
+    answer = handler.lambda_handler(event, Context())
+    assert answer["statusCode"] == 200, answer
+answered = time.perf_counter()
+print(json.dumps({"import": imported - started, "load": loaded - imported,
+                  "first": answered - loaded}))
+"""
+EVENT = ROOT / "tests" / "api" / "events" / "apigw_v1_health.json"
+
+
+def api_gateway_events() -> list[dict[str, Any]]:
+    """GET /health, then one prediction per use case: API Gateway (REST, v1) proxy events."""
+    events = []
+    for usecase in (None, *USECASES):
+        event = json.loads(EVENT.read_text(encoding="utf-8"))
+        if usecase is not None:
+            path, body = f"/v1/{usecase}/predictions", json.dumps(EXAMPLES[usecase])
+            event.update(httpMethod="POST", path=path, body=body)
+            event["pathParameters"] = {"proxy": path.lstrip("/")}
+            event["requestContext"].update(httpMethod="POST", path=f"/prod{path}")
+            headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+            event["headers"].update(headers)
+            event["multiValueHeaders"].update({k: [v] for k, v in headers.items()})
+        events.append(event)
+    return events
+
+
+#: What ``make api-package`` (headwater deploy's api-package step) builds, and where from.
+PACKAGE = ROOT / "var" / "deploy" / "headwater-api-prod.zip"
+LAMBDA_VENV = ROOT / ".venv-lambda"
+
+
+def unzip_package(archive: Path, folder: Path, venv: Path) -> tuple[Path, Path, Path]:
+    """The package unzipped into ``folder/task``, again without its bytecode (as Zappa alone
+    builds it) into ``folder/source``, and ``folder/runtime``: the lean venv's boto3 and its
+    dependencies (their bytecode too), which the Lambda runtime provides beside the package."""
+    task, source, runtime = folder / "task", folder / "source", folder / "runtime"
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(task)
+        zipped.extractall(source, [n for n in zipped.namelist() if "/__pycache__/" not in f"/{n}"])
+    runtime.mkdir()
+    (site_packages,) = (venv / "lib").glob("python3.*/site-packages")
+    for name in sorted(RUNTIME_MODULES):
+        found = [p for p in (site_packages / name, site_packages / f"{name}.py") if p.exists()]
+        if not found:
+            raise SystemExit(f"{name} is not in {site_packages}: run make api-package")
+        os.symlink(found[0], runtime / found[0].name)
+    return task, source, runtime
+
+
+def run_package(
+    lake: str, python: Path, task: Path, runtime: Path, wrapper: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """One fresh process of the runtime's Python running the unzipped package to first answer:
+    ``-I -S`` (nothing but the package and boto3), ``-B`` (Lambda's disk is read-only)."""
+    stage = json.dumps({"HEADWATER_STAGE": STAGE, "HEADWATER_LAKE__URI": lake})
+    events = json.dumps(api_gateway_events())
+    done = subprocess.run(
+        [*wrapper, str(python), "-I", "-S", "-B", "-c", PACKAGE_COLD, stage, events]
+        + [str(task), str(runtime)],
+        cwd=task,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"the package's cold start failed:\n{done.stderr[-3000:]}")
+    return done
+
+
+def package_instructions(lake: str, python: Path, task: Path, runtime: Path) -> int:
+    """The instructions of one such process, counted by callgrind (the load does not move it)."""
+    with tempfile.TemporaryDirectory(prefix="headwater-callgrind-") as out:
+        wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out")
+        done = run_package(lake, python, task, runtime, wrapper)
+    return int(re.findall(r"Collected : (\d+)", done.stderr)[-1])
+
+
+def package_cold_start(
+    lake: str, runs: int, python: Path, task: Path, runtime: Path
+) -> dict[str, Any]:
+    """``runs`` fresh processes of :func:`run_package`, timed from start to exit."""
+    walls, parts = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = run_package(lake, python, task, runtime)
+        walls.append(time.perf_counter() - started)
+        parts.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    middle = sorted(range(runs), key=lambda i: walls[i])[runs // 2]
+    return {
+        "median": statistics.median(walls),
+        "min": min(walls),
+        "max": max(walls),
+        "parts": parts[middle],
+        "runs": runs,
+    }
+
+
+def print_package_cold(
+    lake: str, runs: int, archive: Path, venv: Path, callgrind: bool = False
+) -> None:
+    """The unzipped Lambda package's cold start, with its bytecode and without."""
+    if not archive.is_file() or not venv.is_dir():
+        print(f"2. cold start of the Lambda package: skipped (no {archive}: make api-package)")
+        return
+    # lazy: only this part needs the deploy code (and its botocore)
+    from cli.deploy_steps import find_python, runtime_version, zappa_stage
+
+    runtime_name = zappa_stage(ROOT, "prod")["runtime"]
+    python = find_python(runtime_version(runtime_name))
+    if python is None:
+        print(f"2. cold start of the Lambda package: skipped (no {runtime_name} interpreter)")
+        return
+    size = archive.stat().st_size / 2**20
+    with tempfile.TemporaryDirectory(prefix="headwater-package-") as folder:
+        task, source, runtime = unzip_package(archive, Path(folder), venv)
+        for root, how in ((task, "with its bytecode"), (source, "its .pyc left out (as before)")):
+            cold = package_cold_start(lake, runs, python, root, runtime)
+            parts = cold["parts"]
+            print(
+                f"2. cold start of the Lambda package ({archive.name}, {size:.2f} MiB, "
+                f"unzipped; {python.name} -I -S -B beside the runtime's boto3), {how} "
+                f"({cold['runs']} runs): median {cold['median']:.3f} s (min {cold['min']:.3f}, "
+                f"max {cold['max']:.3f}; inside: import handler {parts['import']:.3f} s, GET "
+                f"/health (app imported, {len(USECASES)} models loaded) {parts['load']:.3f} s, "
+                f"one prediction per use case {parts['first'] * 1000:.1f} ms)  [target <= "
+                f"{TARGETS['cold_s']} s: {verdict(cold['median'] <= TARGETS['cold_s'])}]"
+            )
+            if callgrind:
+                counted = package_instructions(lake, python, root, runtime)
+                print(f"   the same, one run under callgrind: {counted / 1e9:.3f} G instructions")
 
 
 def print_cold(label: str, cold: dict[str, Any]) -> None:
@@ -524,6 +685,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shadow-only", action="store_true", help="only 1b: a shadow vs production alone"
     )
+    parser.add_argument("--package", type=Path, default=PACKAGE, help="the API's Lambda zip")
+    parser.add_argument("--lambda-venv", type=Path, default=LAMBDA_VENV, help="its boto3's venv")
+    parser.add_argument(
+        "--package-only", action="store_true", help="only 2: the Lambda package's cold start"
+    )
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count the package's cold start (valgrind)"
+    )
     args = parser.parse_args(argv)
     if args.shadow_only:
         load = os.getloadavg()
@@ -547,6 +716,11 @@ def main(argv: list[str] | None = None) -> int:
         f"headwater API benchmark: lake {lake}; {os.cpu_count()} cores, load average "
         f"{load[0]:.2f} at start"
     )
+    if args.package_only:
+        print_package_cold(lake, args.cold_runs, args.package, args.lambda_venv, args.callgrind)
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        temp.cleanup()
+        return 0
 
     for usecase in USECASES:
         result = in_process(lake, args.requests, usecase)
@@ -567,10 +741,11 @@ def main(argv: list[str] | None = None) -> int:
         cold_start(lake, args.cold_runs),
     )
     print_cold(
-        "cold start as the Lambda package runs it (without the packages zappa_settings.json "
-        "leaves out, rich among them; no bytecode anywhere, as the package ships none)",
+        "cold start as the Lambda package ran before it carried bytecode (without the packages "
+        "zappa_settings.json leaves out, rich among them; no bytecode anywhere)",
         cold_start(lake, args.cold_runs, as_package=True),
     )
+    print_package_cold(lake, args.cold_runs, args.package, args.lambda_venv, args.callgrind)
 
     for usecase in USECASES:
         alone = cold_start(lake, args.cold_runs, (usecase,))

@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from cli.zappa_guard import VENV_STAMP
+from cli.zappa_guard import VENV_STAMP, bytecode_gaps, cache_tag
 from headwater import aws
 from headwater.aws.errors import error_code
 
@@ -741,11 +742,34 @@ def _images(plan: DeployPlan, step: Step, context: DeployContext, version: str) 
         context.did(" ".join(command))
 
 
+def package_bytecode(package: Path, runtime: str) -> int:
+    """How many modules of ``package`` carry the runtime's bytecode; a DeployError if one lacks it.
+
+    Lambda's disk is read-only and Zappa ships no ``__pycache__``: a module without its .pyc
+    is compiled again at every cold start (zappa_settings.json's zip callback adds them).
+    """
+    tag = cache_tag(runtime)
+    with zipfile.ZipFile(package) as zipped:
+        names = zipped.namelist()
+    missing = bytecode_gaps(names, tag)
+    if missing:
+        raise DeployError(
+            f"{package.name} ships {len(missing)} module(s) without {tag} bytecode (e.g. "
+            f"{', '.join(missing[:3])}): each cold start would compile them; zappa_settings.json's "
+            "zip callback (cli.zappa_guard.compile_package) adds it when Zappa packages"
+        )
+    return sum(name.endswith(".py") for name in names)
+
+
 def _api_package(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:
     python = require_python(version, context.python)
     build_api_package(context.repo, plan.stage, python, plan.package, plan.venv, context.run)
     size = plan.package.stat().st_size / 2**20
-    context.did(f"API package {plan.package} ({size:.2f} MiB) built with {python}")
+    modules = package_bytecode(plan.package, plan.runtime)
+    context.did(
+        f"API package {plan.package} ({size:.2f} MiB, {cache_tag(plan.runtime)} bytecode of "
+        f"{modules} modules) built with {python}"
+    )
 
 
 def _validate(plan: DeployPlan, step: Step, context: DeployContext, version: str) -> None:

@@ -5,7 +5,9 @@ virtual environment of the Lambda runtime's Python (``runtime`` of the stage, 3.
 per session. It unzips it into an empty directory and calls its ``handler.lambda_handler``
 with API Gateway (REST, v1 proxy) events in a fresh interpreter of that same Python whose
 path is only that directory plus boto3 (which the Lambda runtime provides), reading the
-model from S3 (the moto server) under the prod stage's own environment.
+model from S3 (the moto server) under the prod stage's own environment. The package carries
+the runtime's bytecode (zappa_settings.json's zip callback): that interpreter, writing none,
+must load every module the handler imports from it.
 
 Access control is checked on what Zappa generates (``zappa template``): every method of
 every stage's API requires a key or IAM auth. ``zappa template`` runs from this (3.11) venv
@@ -35,7 +37,7 @@ from cli.deploy_steps import (
     runtime_version,
     zappa_template_command,
 )
-from cli.zappa_guard import VENV_STAMP
+from cli.zappa_guard import VENV_STAMP, bytecode_gaps, cache_tag
 from headwater.core.usecase import get_usecase
 from tests.conftest import MODEL
 from tests.usecases.registered import packaged
@@ -300,6 +302,9 @@ out["seconds"] = time.perf_counter() - started
 out["python"] = "%d.%d" % sys.version_info[:2]
 for module in ("flask", "zappa", "api", "headwater", "boto3"):
     out["origins"][module] = importlib.util.find_spec(module).origin
+out["modules"] = sorted(m.__file__ for m in list(sys.modules.values())
+                       if (getattr(m, "__file__", None) or "").startswith(package)
+                       and m.__file__.endswith(".py"))
 out["absent"] = [m for m in ("pandas", "numpy", "pyarrow", "pyspark", "pandera", "gunicorn",
                              "troposphere", "tenacity") if importlib.util.find_spec(m) is None]
 print("RESULT " + json.dumps(out))
@@ -363,6 +368,28 @@ def test_zappa_package_runs_on_lambda(
     }
     assert not tops & forbidden
 
+    # And every module it ships carries the runtime's bytecode (Lambda's disk is read-only:
+    # without it each cold start compiles them all), hash-based and unchecked (zip times are
+    # 1980's), of the runtime's magic number
+    runtime_python = runtime_version(stage_settings("prod")["runtime"])
+    tag = cache_tag(stage_settings("prod")["runtime"])
+    assert bytecode_gaps(names, tag) == []
+    magic = subprocess.run(
+        [
+            str(lambda_python),
+            "-c",
+            "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    compiled = [n for n in names if n.endswith(f".{tag}.pyc")]
+    assert len(compiled) == sum(n.endswith(".py") for n in names) > 300
+    with zipfile.ZipFile(archive) as zipped:
+        headers = {zipped.open(name).read(8).hex() for name in compiled}
+    assert headers == {magic + "01000000"}
+
     # And, unzipped alone beside boto3, its Lambda handler answers API Gateway events
     package = tmp_path / "task"
     zipfile.ZipFile(archive).extractall(package)
@@ -386,7 +413,9 @@ def test_zappa_package_runs_on_lambda(
         events.append(str(tmp_path / f"apigw_v1_{name}.json"))
         Path(events[-1]).write_text(json.dumps(api_gateway_event("POST", url, body)))
     ran = subprocess.run(
-        [str(lambda_python), "-I", "-S", "-c", INVOKE, str(package), str(runtime), *events],
+        # -B: writes no bytecode (Lambda's disk is read-only); -v: says where each code came from
+        [str(lambda_python), "-I", "-S", "-B", "-v", "-c", INVOKE, str(package), str(runtime)]
+        + events,
         cwd=package,
         env=lambda_env,
         capture_output=True,
@@ -404,6 +433,20 @@ def test_zappa_package_runs_on_lambda(
     assert result["origins"]["boto3"].startswith(str(runtime))
     assert result["python"] == runtime_version(stage_settings("prod")["runtime"])
     assert len(result["absent"]) == 8  # nothing else of this venv is importable there
+    # every module of the package it imported came from the package's bytecode, none compiled
+    loaded = [
+        line.removeprefix("# code object from ").strip("'")
+        for line in ran.stderr.splitlines()
+        if line.startswith("# code object from") and str(package) in line
+    ]
+    expected = {
+        str(Path(f).parent / "__pycache__" / f"{Path(f).stem}.{tag}.pyc") for f in result["modules"]
+    }
+    assert len(expected) > 100 and expected <= set(loaded)
+    assert all(path.endswith(f".{tag}.pyc") for path in loaded), [
+        path for path in loaded if not path.endswith(".pyc")
+    ][:5]
+    assert runtime_python == result["python"]
     health, prediction, bad = (result["responses"][name] for name in events)
 
     assert health["statusCode"] == 200

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from cli.deploy_steps import (
     api_requirements,
     find_python,
     lint_templates,
+    package_bytecode,
     plan_deploy,
     require_python,
     run_plan,
@@ -110,8 +112,8 @@ def test_a_dry_run_runs_only_local_steps_and_builds_with_the_runtimes_python(
         calls.append(command)
         if command[1:3] == ["-m", "venv"]:
             Path(command[-1]).mkdir()
-        if command[1:2] == ["package"]:
-            Path(command[-1]).write_bytes(b"zip")
+        if command[1:2] == ["package"]:  # Zappa, its zip callback included
+            zappa_package(Path(command[-1]), with_bytecode=True)
         return subprocess.CompletedProcess(command, 0, "", "")
 
     plan = plan_deploy(request(only=("api-package", "stack", "api", "access")))
@@ -129,7 +131,31 @@ def test_a_dry_run_runs_only_local_steps_and_builds_with_the_runtimes_python(
         f"{tmp_path}/v/bin/zappa",
     ]
     assert len(done) == 1 and "built with /py313" in done[0]
+    assert "cpython-313 bytecode of 2 modules" in done[0]
     assert sum("dry run, not done" in line for line in lines) == 3  # stack, api, access
+
+
+def zappa_package(archive: Path, with_bytecode: bool) -> Path:
+    """A two-module zip as Zappa writes it, with the zip callback's bytecode or without."""
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("handler.py", "")
+        zipped.writestr("api/__init__.py", "")
+        zipped.writestr("api/openapi.json", "{}")
+        if with_bytecode:
+            zipped.writestr("__pycache__/handler.cpython-313.pyc", "")
+            zipped.writestr("api/__pycache__/__init__.cpython-313.pyc", "")
+    return archive
+
+
+def test_a_package_without_the_runtimes_bytecode_is_refused(tmp_path: Path) -> None:
+    # Zappa's own zip, the callback not run (or another Python's bytecode)
+    bare = zappa_package(tmp_path / "bare.zip", with_bytecode=False)
+    with pytest.raises(DeployError, match=r"2 module\(s\) without cpython-313 bytecode.*handler"):
+        package_bytecode(bare, "python3.13")
+    built = zappa_package(tmp_path / "built.zip", with_bytecode=True)
+    with pytest.raises(DeployError, match="without cpython-314 bytecode"):
+        package_bytecode(built, "python3.14")
+    assert package_bytecode(built, "python3.13") == 2
 
 
 def test_a_missing_runtime_python_is_a_clear_error() -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +23,12 @@ from cli.zappa_guard import (
     REFUSED_EXIT,
     VENV_STAMP,
     ZappaCall,
+    add_bytecode,
+    bytecode_gaps,
+    bytecode_name,
+    cache_tag,
     check,
+    compile_package,
     refusal,
     zappa_call,
 )
@@ -154,14 +160,15 @@ def test_the_guard_imports_only_the_standard_library() -> None:
 
 
 @pytest.mark.parametrize("stage", ["prod", "dev"])
+@pytest.mark.parametrize(("position", "doc"), [("settings", "settings"), ("zip", "zip")])
 def test_every_stage_names_the_guard_as_zappa_loads_it(
-    stage: str, monkeypatch: pytest.MonkeyPatch
+    stage: str, position: str, doc: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = json.loads((REPO / "zappa_settings.json").read_text())
     body = settings[stage]
     while "callbacks" not in body and "extends" in body:  # Zappa's merge is shallow
         body = settings[body["extends"]]
-    target = body["callbacks"]["settings"]
+    target = body["callbacks"][position]
     # Zappa: "a.b.func" is the file a/b.py of the working directory, loaded as module "b"
     module_path, function = target.rsplit(".", 1)
     *folders, name = module_path.split(".")
@@ -170,7 +177,7 @@ def test_every_stage_names_the_guard_as_zappa_loads_it(
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, name, module)  # as Zappa's loader registers it
     spec.loader.exec_module(module)
-    assert getattr(module, function).__doc__.startswith("Zappa's settings callback")
+    assert getattr(module, function).__doc__.startswith(f"Zappa's {doc} callback")
 
 
 def run_zappa(arguments: list[str], venv: Path) -> subprocess.CompletedProcess[str]:
@@ -225,3 +232,128 @@ def test_zappa_from_the_projects_venv_refuses_in_one_line(
     assert f"{sys.prefix} is not the lean Lambda venv" in line
     assert works in line
     assert not output.exists() and "Package created" not in done.stdout
+
+
+# -- the zip callback: the runtime's bytecode in the package ---------------------------------
+
+TAG = sys.implementation.cache_tag
+SOURCES = {
+    "top.py": "VALUE = 'top'\n",
+    "pkg/__init__.py": "",
+    "pkg/mod.py": "VALUE = 'from the package'\n",
+    "broken.py": "def (:\n",  # another Python's syntax: shipped, never imported
+    "pkg/data.json": "{}",
+}
+# Zappa's entries: fixed 1980 times, deflated, rwxr-xr-x
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    """A small zip written as Zappa writes its package."""
+    archive = tmp_path / "headwater-api-prod.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for name, text in SOURCES.items():
+            entry = zipfile.ZipInfo(name, ZIP_TIME)
+            entry.create_system, entry.external_attr = 3, 0o755 << 16
+            zipped.writestr(entry, text, zipfile.ZIP_DEFLATED)
+    return archive
+
+
+@pytest.mark.parametrize(
+    ("source", "tag", "expected"),
+    [
+        ("pkg/mod.py", "cpython-313", "pkg/__pycache__/mod.cpython-313.pyc"),
+        ("top.py", "cpython-313", "__pycache__/top.cpython-313.pyc"),
+        ("a/b/__init__.py", "cpython-311", "a/b/__pycache__/__init__.cpython-311.pyc"),
+    ],
+)
+def test_bytecode_is_named_where_the_interpreter_looks(
+    source: str, tag: str, expected: str, tmp_path: Path
+) -> None:
+    assert bytecode_name(source, tag) == expected
+    # the interpreter's own answer, for this Python
+    cached = importlib.util.cache_from_source(str(tmp_path / source))
+    assert Path(cached).relative_to(tmp_path).as_posix() == bytecode_name(source, TAG)
+
+
+def test_the_runtimes_cache_tag() -> None:
+    assert cache_tag("python3.13") == "cpython-313"
+    assert cache_tag(f"python{THIS_PYTHON}") == TAG
+
+
+def test_each_module_gets_unchecked_hash_bytecode_of_this_python(package: Path) -> None:
+    # When the zip callback compiles the package
+    compiled, failed = add_bytecode(package, THIS_PYTHON)
+
+    # Then every module that compiles has this Python's bytecode where imports look for it,
+    # its header this interpreter's magic number, "hash-based, unchecked" and the source's hash
+    assert compiled == 3 and failed == ["broken.py"]
+    with zipfile.ZipFile(package) as zipped:
+        names = zipped.namelist()
+        assert bytecode_gaps(names, TAG) == ["broken.py"]
+        for source in ("top.py", "pkg/__init__.py", "pkg/mod.py"):
+            entry = zipped.getinfo(bytecode_name(source, TAG))
+            pyc = zipped.read(entry)
+            assert pyc[:4] == importlib.util.MAGIC_NUMBER
+            assert int.from_bytes(pyc[4:8], "little") == 0b01
+            assert pyc[8:16] == importlib.util.source_hash(SOURCES[source].encode())
+            assert entry.compress_type == zipfile.ZIP_DEFLATED
+            assert entry.external_attr == 0o755 << 16
+        # and what Zappa wrote is there as it was
+        for name, text in SOURCES.items():
+            assert zipped.read(name) == text.encode()
+        assert len(names) == len(SOURCES) + 3
+
+
+def test_compiling_twice_adds_nothing_twice(package: Path) -> None:
+    add_bytecode(package)
+    first = package.read_bytes()
+    add_bytecode(package)
+    assert package.read_bytes() == first
+
+
+def test_bytecode_of_another_python_is_refused_and_the_zip_left_alone(package: Path) -> None:
+    before = package.read_bytes()
+    with pytest.raises(ValueError, match=f"Python 3.99 cannot be compiled by Python {THIS_PYTHON}"):
+        add_bytecode(package, "3.99")
+    assert package.read_bytes() == before
+    assert [p.name for p in package.parent.iterdir()] == [package.name]  # no partial zip
+
+
+USE = """
+import sys
+sys.path[:0] = [sys.argv[1]]
+import top, pkg.mod
+print(pkg.mod.VALUE)
+"""
+
+
+def test_a_fresh_interpreter_uses_the_bytecode_whatever_the_files_times(
+    package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the package through the zip callback, extracted (times as unzipped: now), and a
+    # source edited afterwards, which a timestamp or checked .pyc would notice
+    compile_package(SimpleNamespace(zip_path=str(package), runtime=f"python{THIS_PYTHON}"))
+    assert f"bytecode ({TAG}) added to {package.name}: 3; 1 not compiled: broken.py" in (
+        capsys.readouterr().out
+    )
+    task = tmp_path / "task"
+    zipfile.ZipFile(package).extractall(task)
+    (task / "pkg" / "mod.py").write_text("VALUE = 'compiled from source'\n")
+
+    # When a fresh interpreter that writes no bytecode (Lambda's read-only disk) imports it
+    ran = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-v", "-c", USE, str(task)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Then the modules come from the package's bytecode, never compiled from their source
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "from the package\n"
+    loaded = [line for line in ran.stderr.splitlines() if line.startswith("# code object from")]
+    ours = [line for line in loaded if str(task) in line]
+    assert len(ours) == 3 and all(line.endswith(f".{TAG}.pyc'") for line in ours)
