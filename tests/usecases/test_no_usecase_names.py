@@ -85,18 +85,10 @@ SHIPPED = {**packaged(), **enabled()}
 SHIPPED_NAMES = words_pattern(vocabulary(SHIPPED))
 #: Each shipped use case's own test folder: the only place in tests/ that may name it.
 OWN_FOLDERS = tuple(f"tests/headwater/usecases/{name}/" for name in sorted(SHIPPED))
-#: Files that still name a shipped use case, each to move into that use case's folder or to
-#: run on the test-only use case or on every registered one. This list only shrinks: a file
-#: that no longer names one must leave it (test below), and no file may join it.
-STILL_NAMING = (
-    # Platform tests still on a shipped use case (a test that checks its own figures moves to
-    # its folder; the others run on the test-only use case or on every registered one).
-    "tests/headwater/monitoring/test_report.py",
-)
 
 
 def files_in_tests() -> list[str]:
-    """Every file under tests/ but the shipped use cases' own folders and this one (its list)."""
+    """Every file under tests/ but the shipped use cases' own folders and this one."""
     this = Path(__file__).resolve().relative_to(REPO).as_posix()
     files = []
     for path in sorted((REPO / "tests").rglob("*")):
@@ -135,17 +127,9 @@ def test_the_shipped_use_cases_have_each_a_folder_and_a_word() -> None:
 
 
 def test_no_test_outside_a_use_cases_folder_names_one() -> None:
-    allowed = set(STILL_NAMING)
-
-    found = [hit for where in files_in_tests() if where not in allowed for hit in naming(where)]
+    found = [hit for where in files_in_tests() for hit in naming(where)]
 
     assert found == [], (
         "move these into tests/headwater/usecases/<name>/ or run them on every registered "
         "use case (tests/usecases/registered.py) or on the test-only one"
     )
-
-
-@pytest.mark.parametrize("where", STILL_NAMING)
-def test_a_file_allowed_to_name_a_use_case_still_does(where: str) -> None:
-    assert (REPO / where).is_file(), f"{where} is gone: strike it from STILL_NAMING"
-    assert naming(where), f"{where} names no use case any more: strike it from STILL_NAMING"

@@ -28,6 +28,7 @@ from headwater.monitoring.report import (
     render_monitoring_report,
 )
 from headwater.monitoring.shadow import ShadowComparison, ShadowVerdict
+from tests.conftest import MODEL, minimal_usecase
 
 #: A feature name that must be escaped everywhere it is written: unescaped, a browser would
 #: draw an element and decode the entity, and the name would not read back as itself.
@@ -77,13 +78,13 @@ def realized_partition() -> PartitionMonitoring:
         reason="shadow AUC 0.671 vs production 0.652",
     )  # fmt: skip
     return PartitionMonitoring(
-        usecase="flights",
+        usecase=MODEL,
         partition="2013-03",
         as_of="2013-04-10T00:00:00",
         production="v1",
         clean_rows=1000,
         clean_drift=DriftReport(
-            features=(drift(NASTY, 0.41, 0.20), drift("carrier", 0.02, 0.10, "js")),
+            features=(drift(NASTY, 0.41, 0.20), drift("meter", 0.02, 0.10, "js")),
             rows=1000,
             rows_out_of_range=30,
         ),
@@ -103,13 +104,13 @@ def estimated_partition() -> PartitionMonitoring:
         estimate=Estimate({"auc_roc": 0.702, "brier": 0.15}, 0.5, 80, "isotonic"),
     )
     return PartitionMonitoring(
-        usecase="flights",
+        usecase=MODEL,
         partition="2013-04",
         as_of="2013-04-10T00:00:00",
         production="v1",
         clean_rows=900,
         clean_drift=DriftReport(
-            features=(drift(NASTY, 0.05, 0.20), drift("carrier", 0.03, 0.10, "js")), rows=900
+            features=(drift(NASTY, 0.05, 0.20), drift("meter", 0.03, 0.10, "js")), rows=900
         ),
         served=(served,),
         notes=("a <note> & more",),
@@ -117,12 +118,12 @@ def estimated_partition() -> PartitionMonitoring:
 
 
 RECORDS = (realized_partition(), estimated_partition())
-ALERTS = (Alert("flights", "2013-03", "drift", f"flights 2013-03: {NASTY} PSI 0.41 > 0.20."),)
+ALERTS = (Alert(MODEL, "2013-03", "drift", f"{MODEL} 2013-03: {NASTY} PSI 0.41 > 0.20."),)
 
 
 def render(**changes: Any) -> str:
     fields: dict[str, Any] = {
-        "title": "Monitoring: <flights>",
+        "title": "Monitoring: <use case>",
         "alerts": ALERTS,
         "holdouts": {"v1": HOLDOUT},
         **changes,
@@ -154,23 +155,23 @@ def test_points_tell_the_realized_figure_from_the_estimate() -> None:
 def test_everything_from_data_is_escaped() -> None:
     page = render()
 
-    for raw in (NASTY, "<flights>", "<note>"):
+    for raw in (NASTY, "<use case>", "<note>"):
         assert raw not in page
     assert html.escape(NASTY, quote=True) in page
-    assert "Monitoring: &lt;flights&gt;" in page
+    assert "Monitoring: &lt;use case&gt;" in page
 
 
 def test_names_come_from_the_use_case() -> None:
-    flights = get_usecase("flights")
+    usecase = get_usecase("meters", minimal_usecase().__name__)  # the test-only use case
     record = replace(
         RECORDS[0],
-        clean_drift=DriftReport(features=(drift("temp_f", 0.41, 0.20),), rows=10),
+        clean_drift=DriftReport(features=(drift("hour_of_day", 0.41, 0.20),), rows=10),
     )
 
-    page = render_monitoring_report([record], title="t", usecase=flights)
+    page = render_monitoring_report([record], title="t", usecase=usecase)
 
-    assert f">{html.escape(flights.training.human('temp_f'))}</th>" in page
-    assert flights.training.human("temp_f") != "temp_f"
+    assert f">{html.escape(usecase.training.human('hour_of_day'))}</th>" in page
+    assert usecase.training.human("hour_of_day") != "hour_of_day"
 
 
 def test_the_report_is_published_where_the_layout_says(
@@ -183,16 +184,16 @@ def test_the_report_is_published_where_the_layout_says(
         publish_monitoring(lake, record, parse_partition(record.partition, "month"), "run1")
 
     # When the report is published
-    uri = publish_monitoring_report(lake, get_usecase("flights"), min_predictions=50)
+    uri = publish_monitoring_report(lake, get_usecase(MODEL), min_predictions=50)
 
     # Then it is at the one path of the layout, and holds both partitions and their alerts
-    parts = layout.monitoring_report_parts("flights")
+    parts = layout.monitoring_report_parts(MODEL)
     assert uri == lake.uri_of(*parts)
     page = lake.read_bytes(*parts).decode("utf-8")
     assert "2013-03 to 2013-04 (2)" in page
     # alerts_of raised these from the records: live AUC below holdout, drift of the clean data
     assert 'data-kind="performance"' in page and 'data-kind="drift"' in page
-    assert not [n for n in lake.list_dir(layout.MONITORING, "flights") if n.endswith(".html")]
+    assert not [n for n in lake.list_dir(layout.MONITORING, MODEL) if n.endswith(".html")]
     # and v1's metrics.json gave the estimate its holdout figure and the holdout's calibration
     recorded = model_documents["metrics.json"]
     assert f"<td>{recorded['holdout']['auc_roc']:.3f}</td><td>80</td>" in page
@@ -277,7 +278,7 @@ def test_the_drift_alarm_cell_is_marked_and_names_survive_escaping(browser: Any)
     assert alarms[0].value_of_css_property("font-weight") == "700"
     # The row header shows the name as text, not as markup
     headers = [th.text for th in clean.find_elements(By.CSS_SELECTOR, "th[scope=row]")]
-    assert headers == [NASTY, "carrier"]
+    assert headers == [NASTY, "meter"]
     assert not driver.find_elements(By.CSS_SELECTOR, "#drift i")
     calm = clean.find_elements(By.CSS_SELECTOR, 'td.drift:not(.alarm)[data-partition="2013-04"]')
     assert len(calm) == 2
@@ -308,7 +309,7 @@ def test_two_years_of_drift_fit_the_page_latest_month_in_view(browser: Any) -> N
     # Given 24 monthly partitions of three features (a demo's two years)
     months = [f"{year}-{month:02d}" for year in (2011, 2012) for month in range(1, 13)]
     report = DriftReport(
-        features=(drift(NASTY, 0.41, 0.20), drift("carrier", 0.02, 0.10, "js"),
+        features=(drift(NASTY, 0.41, 0.20), drift("meter", 0.02, 0.10, "js"),
                   drift("a feature with a long human name", 8.51, 9.61)),
         rows=100,
     )  # fmt: skip
