@@ -17,7 +17,6 @@ from headwater.core.records import Lineage, TrainingMetrics
 from headwater.data.lake import LakeError, lake_for
 from headwater.model.comparison import comparison_text
 from headwater.model.report import baseline_name, human_key
-from headwater.monitoring.published import latest_comparison
 from headwater.monitoring.shadow import ShadowComparison
 from headwater.ops.notify import metrics_text
 from headwater.registry.gate import DecisionKind, TrainingWindow, Verdict, judge
@@ -46,6 +45,14 @@ UseCaseOption = Annotated[
 ]
 # At most this many metric columns in `models list`; `models show` prints them all.
 MAX_METRIC_COLUMNS = 6
+
+
+def _latest_comparison(lake: Any, usecase: str, version: str) -> Any:
+    """The newest published live comparison of shadow ``version`` (None: none yet)."""
+    # lazy: the published monitoring records need pandas; `headwater --help` loads none
+    from headwater.monitoring.published import latest_comparison
+
+    return latest_comparison(lake, usecase, version)
 
 
 def _registry(stage: str | None, usecase: str | None) -> tuple[Registry, Settings]:
@@ -227,7 +234,9 @@ def models_show(
         report = registry.lake.uri_of(*parts) if registry.lake.exists(*parts) else None
     if as_json:
         with _registry_errors():
-            live = latest_comparison(registry.lake, registry.name, version) if info.shadow else None
+            live = (
+                _latest_comparison(registry.lake, registry.name, version) if info.shadow else None
+            )
         body = {
             "model": registry.name,
             "version": info.version,
@@ -251,7 +260,7 @@ def models_show(
     summary = describe_version(info, metrics, lineage, files[DECISION], report, spec)
     if info.shadow:
         with _registry_errors():
-            live = latest_comparison(registry.lake, registry.name, version)
+            live = _latest_comparison(registry.lake, registry.name, version)
         summary[-1:-1] = shadow_lines(live)
     for key, text in summary:
         typer.echo(f"{key + ':':<12}{text}" if key else f"model {registry.name} version {text}")
@@ -468,7 +477,7 @@ def live_evidence(registry: Registry, version: str, without: bool) -> dict[str, 
     shadow = registry.shadow()
     if shadow is None or shadow.version != version:
         return None
-    live = latest_comparison(registry.lake, registry.name, version)
+    live = _latest_comparison(registry.lake, registry.name, version)
     if live is None:
         typer.echo(f"model {registry.name}: shadow {version} has no live comparison yet")
         return None
