@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import luigi
 import pyarrow as pa
@@ -36,21 +37,27 @@ from tests.conftest import MINIMAL_USECASE_MODULE, minimal_usecase
 minimal_usecase()  # the test-only use case, importable by its module name
 
 
-def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capture: bool) -> Settings:
+def stage(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capture: bool,
+    name: str = "meters",
+    module: str | None = MINIMAL_USECASE_MODULE,
+) -> Settings:
+    """A day-grain stage of one use case (default: the test-only one, by its module)."""
+    table = f"[usecase.{name}]\n" + (f'module = "{module}"\n' if module else "")
     config = tmp_path / "config"
     config.mkdir(exist_ok=True)
     (config / "test.toml").write_text(
         f"""
-usecases = ["meters"]
+usecases = ["{name}"]
 [lake]
 uri = "file://{tmp_path}/lake"
 [partitioning]
 grain = "day"
 [api.capture]
 enabled = {"true" if capture else "false"}
-[usecase.meters]
-module = "{MINIMAL_USECASE_MODULE}"
-""",
+{table}""",
         encoding="utf-8",
     )
     monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
@@ -58,14 +65,14 @@ module = "{MINIMAL_USECASE_MODULE}"
     return load_settings()
 
 
-def line(i: int, served_at: str) -> str:
+def line(i: int, served_at: str, usecase: str = "meters", features: Any = None) -> str:
     return CaptureRecord(
         request_id=f"r{i}",
         instance=0,
-        usecase="meters",
+        usecase=usecase,
         model_version="v1",
         served_at=served_at,
-        features={"meter": "m1"},
+        features=features or {"meter": "m1"},
         probability=0.2,
         decision=False,
         estimate=1.0,
@@ -73,8 +80,10 @@ def line(i: int, served_at: str) -> str:
     ).to_json()
 
 
-def spool(root: Path, day: str, hour: str, name: str, lines: list[str]) -> None:
-    folder = root.joinpath(*layout.capture_parts("meters", day, hour))
+def spool(
+    root: Path, day: str, hour: str, name: str, lines: list[str], usecase: str = "meters"
+) -> None:
+    folder = root.joinpath(*layout.capture_parts(usecase, day, hour))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text("".join(x + "\n" for x in lines))
 

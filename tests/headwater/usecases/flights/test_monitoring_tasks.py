@@ -24,48 +24,21 @@ from headwater.monitoring.published import latest_comparison, read_monitoring
 from headwater.monitoring.shadow import ShadowComparison, ShadowVerdict
 from headwater.serving.capture import CaptureRecord
 from luigi_tasks.monitoring import MonitoringReport, MonitorPartition
+from tests.luigi_tasks.test_monitoring_tasks import line as monitoring_line
+from tests.luigi_tasks.test_monitoring_tasks import spool as monitoring_spool
+from tests.luigi_tasks.test_monitoring_tasks import stage as monitoring_stage
 
 
 def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capture: bool) -> Settings:
-    config = tmp_path / "config"
-    config.mkdir(exist_ok=True)
-    (config / "test.toml").write_text(
-        f"""
-usecases = ["flights"]
-[lake]
-uri = "file://{tmp_path}/lake"
-[partitioning]
-grain = "day"
-[api.capture]
-enabled = {"true" if capture else "false"}
-[usecase.flights]
-""",
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
-    monkeypatch.setenv("HEADWATER_STAGE", "test")
-    return load_settings()
+    return monitoring_stage(tmp_path, monkeypatch, capture, "flights", module=None)
 
 
 def line(i: int, served_at: str) -> str:
-    return CaptureRecord(
-        request_id=f"r{i}",
-        instance=0,
-        usecase="flights",
-        model_version="v1",
-        served_at=served_at,
-        features={"carrier": "UA"},
-        probability=0.2,
-        decision=False,
-        estimate=1.0,
-        threshold=0.5,
-    ).to_json()
+    return monitoring_line(i, served_at, "flights", {"carrier": "UA"})
 
 
 def spool(root: Path, day: str, hour: str, name: str, lines: list[str]) -> None:
-    folder = root.joinpath(*layout.capture_parts("flights", day, hour))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text("".join(x + "\n" for x in lines))
+    monitoring_spool(root, day, hour, name, lines, "flights")
 
 
 SHADOW_DAYS, SHADOW_FLIGHTS = 20, 30
