@@ -223,6 +223,18 @@ def print_shadow(result: dict[str, Any]) -> None:
     )
 
 
+def timed_runs(walls: list[float], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max of the wall times, with the parts of the median run."""
+    middle = sorted(range(len(walls)), key=lambda i: walls[i])[len(walls) // 2]
+    return {
+        "median": statistics.median(walls),
+        "min": min(walls),
+        "max": max(walls),
+        "parts": parts[middle],
+        "runs": len(walls),
+    }
+
+
 # -- 2. cold start -------------------------------------------------------------------------------
 COLD = """
 import json, os, sys, time
@@ -287,14 +299,7 @@ def cold_start(
             )
             walls.append(time.perf_counter() - started)
             parts.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    middle = sorted(range(runs), key=lambda i: walls[i])[runs // 2]
-    return {
-        "median": statistics.median(walls),
-        "min": min(walls),
-        "max": max(walls),
-        "parts": parts[middle],
-        "runs": runs,
-    }
+    return timed_runs(walls, parts)
 
 
 #: The package's own run, as Lambda runs it: its folder and the runtime's boto3 on a path without
@@ -407,14 +412,7 @@ def package_cold_start(
         done = run_package(lake, python, task, runtime)
         walls.append(time.perf_counter() - started)
         parts.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    middle = sorted(range(runs), key=lambda i: walls[i])[runs // 2]
-    return {
-        "median": statistics.median(walls),
-        "min": min(walls),
-        "max": max(walls),
-        "parts": parts[middle],
-        "runs": runs,
-    }
+    return timed_runs(walls, parts)
 
 
 def print_package_cold(
