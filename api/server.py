@@ -46,6 +46,8 @@ class ServerOptions:
     # Threads per worker, for the gthread worker class only (gevent needs none).
     threads: int = 4
     timeout: int = 30
+    # Seconds an idle keep-alive connection is held (gunicorn's default; a stop waits for it).
+    keepalive: int = 2
     access_log: bool = False
     # gevent: slow clients cost a greenlet each, not a thread (see the module docstring).
     worker_class: str = "gevent"
@@ -59,8 +61,12 @@ class ServerOptions:
             "workers": self.workers,
             "worker_class": self.worker_class,
             "timeout": self.timeout,
-            "graceful_timeout": 5,
-            "keepalive": 5,
+            # A worker told to stop waits for its open connections, idle keep-alive ones too
+            # (up to keepalive, checked each second), then writes its capture (worker_exit);
+            # the master kills it at graceful_timeout. Both were 5 s: a client that kept its
+            # connection open had the worker killed with its capture files left open.
+            "graceful_timeout": self.keepalive + 10,
+            "keepalive": self.keepalive,
             # gunicorn's own limits (its defaults, written down): beyond them it answers
             # 414/431 itself, as JSON (json_error below).
             "limit_request_line": 4094,

@@ -161,9 +161,38 @@ def test_every_answer_under_load_is_in_the_lake_after_a_graceful_stop(
     root = Path(model_lake.removeprefix("file://"))
     assert not list((root / layout.CAPTURE).rglob("*.open"))
     records = collected(model_lake)
-    assert len(records) == N
+    assert len(records) == N, serve.log.read_text()[-3000:]
     assert len({r.key for r in records}) == N
     assert {r.usecase for r in records} == {MODEL}
+
+
+def test_idle_keep_alive_clients_do_not_cost_a_graceful_stop_its_capture(
+    serve: Server, model_lake: str, example: dict[str, Any]
+) -> None:
+    # Given clients that were answered and keep their connections open, idle (a pooled HTTP
+    # client: the replay CLI's), on both workers
+    idle = []
+    for _ in range(8):
+        connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
+        connection.request(
+            "POST", f"/v1/{MODEL}/predictions", json.dumps(example),
+            {"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert connection.getresponse().read()
+        idle.append(connection)
+    try:
+        # When the server is stopped gracefully at once
+        serve.stop(signal.SIGTERM)
+    finally:
+        for connection in idle:
+            connection.close()
+    # Then the workers outlived their idle connections and closed their capture files (the
+    # master killed them at its graceful timeout while they waited out keep-alive: the records
+    # stayed in .open files for an hour)
+    assert serve.process.returncode == 0, serve.log.read_text()[-2000:]
+    root = Path(model_lake.removeprefix("file://"))
+    assert not list((root / layout.CAPTURE).rglob("*.open")), serve.log.read_text()[-2000:]
+    assert len(collected(model_lake)) == len(idle)
 
 
 def test_a_kill_minus_9_loses_at_most_the_unwritten_queue(

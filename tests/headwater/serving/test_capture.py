@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,37 @@ def test_a_full_queue_drops_and_counts_without_waiting() -> None:
         gate.set()
         capture.close()
     assert len(sink.records) == kept.count(True)
+
+
+def test_a_filling_queue_wakes_the_drain_before_its_tick() -> None:
+    # Given a capture whose drain ticks every 30 s and a queue of 8 (woken at a quarter: 2)
+    sink = ListSink()
+    capture = Capture(sink, queue_size=8, batch_size=500, flush_seconds=30)
+    try:
+        # When three answers are offered (a busy gevent worker starved the tick: it dropped)
+        for i in range(3):
+            assert offer(capture, i)
+        # Then they are written long before the tick, and nothing was dropped
+        deadline = time.monotonic() + 5
+        while len(sink.records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(sink.records) == 3
+        assert capture.counters()["dropped"] == 0
+    finally:
+        capture.close()
+
+
+def test_one_answer_waits_for_the_tick() -> None:
+    # Below a quarter of the queue, the drain is not woken: the request pays no wake-up
+    sink = ListSink()
+    capture = Capture(sink, queue_size=8, flush_seconds=30)
+    try:
+        assert offer(capture, 0)
+        time.sleep(0.2)
+        assert sink.records == []
+    finally:
+        capture.close()
+    assert len(sink.records) == 1
 
 
 def test_a_failing_sink_is_counted_and_capture_goes_on(caplog: pytest.LogCaptureFixture) -> None:
