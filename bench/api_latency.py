@@ -303,14 +303,17 @@ def cold_start(
 
 
 #: The package's own run, as Lambda runs it: its folder and the runtime's boto3 on a path without
-#: site-packages, Zappa's handler answering API Gateway events. The stage's lake and name are
-#: swapped for the bench's in the settings Zappa's handler copies into the environment.
+#: site-packages, the stage's Lambda handler (``module.function``) answering API Gateway events.
+#: The stage's lake and name are swapped for the bench's in the settings the handler copies into
+#: the environment.
 PACKAGE_COLD = """
-import json, sys, time
+import importlib, json, sys, time
 sys.path[:0] = sys.argv[3:5]
+module, _, function = sys.argv[5].rpartition(".")
 started = time.perf_counter()
-import handler, zappa_settings
+import zappa_settings
 zappa_settings.ENVIRONMENT_VARIABLES.update(json.loads(sys.argv[1]))
+handler = getattr(importlib.import_module(module), function)
 imported = time.perf_counter()
 
 class Context:
@@ -320,11 +323,11 @@ class Context:
         return 30000
 
 health, *predictions = json.loads(sys.argv[2])
-answer = handler.lambda_handler(health, Context())
+answer = handler(health, Context())
 assert answer["statusCode"] == 200, answer
 loaded = time.perf_counter()
 for event in predictions:
-    answer = handler.lambda_handler(event, Context())
+    answer = handler(event, Context())
     assert answer["statusCode"] == 200, answer
 answered = time.perf_counter()
 print(json.dumps({"import": imported - started, "load": loaded - imported,
@@ -350,6 +353,8 @@ def api_gateway_events() -> list[dict[str, Any]]:
     return events
 
 
+#: Zappa's handler, which Zappa copies into every package (its ``lambda_handler`` default).
+ZAPPA_HANDLER = "handler.lambda_handler"
 #: What ``make api-package`` (headwater deploy's api-package step) builds, and where from.
 PACKAGE = ROOT / "var" / "deploy" / "headwater-api-prod.zip"
 LAMBDA_VENV = ROOT / ".venv-lambda"
@@ -374,7 +379,12 @@ def unzip_package(archive: Path, folder: Path, venv: Path) -> tuple[Path, Path, 
 
 
 def run_package(
-    lake: str, python: Path, task: Path, runtime: Path, wrapper: tuple[str, ...] = ()
+    lake: str,
+    python: Path,
+    task: Path,
+    runtime: Path,
+    handler: str = ZAPPA_HANDLER,
+    wrapper: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """One fresh process of the runtime's Python running the unzipped package to first answer:
     ``-I -S`` (nothing but the package and boto3), ``-B`` (Lambda's disk is read-only)."""
@@ -382,7 +392,7 @@ def run_package(
     events = json.dumps(api_gateway_events())
     done = subprocess.run(
         [*wrapper, str(python), "-I", "-S", "-B", "-c", PACKAGE_COLD, stage, events]
-        + [str(task), str(runtime)],
+        + [str(task), str(runtime), handler],
         cwd=task,
         env=dict(os.environ),
         capture_output=True,
@@ -394,38 +404,46 @@ def run_package(
     return done
 
 
-def package_instructions(lake: str, python: Path, task: Path, runtime: Path) -> int:
+def package_instructions(lake: str, python: Path, task: Path, runtime: Path, handler: str) -> int:
     """The instructions of one such process, counted by callgrind (the load does not move it)."""
     with tempfile.TemporaryDirectory(prefix="headwater-callgrind-") as out:
         wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out")
-        done = run_package(lake, python, task, runtime, wrapper)
+        done = run_package(lake, python, task, runtime, handler, wrapper)
     return int(re.findall(r"Collected : (\d+)", done.stderr)[-1])
 
 
 def package_cold_start(
-    lake: str, runs: int, python: Path, task: Path, runtime: Path
+    lake: str, runs: int, python: Path, task: Path, runtime: Path, handler: str
 ) -> dict[str, Any]:
     """``runs`` fresh processes of :func:`run_package`, timed from start to exit."""
     walls, parts = [], []
     for _ in range(runs):
         started = time.perf_counter()
-        done = run_package(lake, python, task, runtime)
+        done = run_package(lake, python, task, runtime, handler)
         walls.append(time.perf_counter() - started)
         parts.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return timed_runs(walls, parts)
 
 
 def print_package_cold(
-    lake: str, runs: int, archive: Path, venv: Path, callgrind: bool = False
+    lake: str,
+    runs: int,
+    archive: Path,
+    venv: Path,
+    callgrind: bool = False,
+    handler: str | None = None,
 ) -> None:
-    """The unzipped Lambda package's cold start, with its bytecode and without."""
+    """The unzipped Lambda package's cold start, with its bytecode and without, through
+    ``handler`` (default: the prod stage's ``lambda_handler``, else Zappa's)."""
     if not archive.is_file() or not venv.is_dir():
         print(f"2. cold start of the Lambda package: skipped (no {archive}: make api-package)")
         return
     # lazy: only this part needs the deploy code (and its botocore)
     from cli.deploy_steps import find_python, runtime_version, zappa_stage
 
-    runtime_name = zappa_stage(ROOT, "prod")["runtime"]
+    stage = zappa_stage(ROOT, "prod")
+    runtime_name = stage["runtime"]
+    handler = handler or stage.get("lambda_handler", ZAPPA_HANDLER)
     python = find_python(runtime_version(runtime_name))
     if python is None:
         print(f"2. cold start of the Lambda package: skipped (no {runtime_name} interpreter)")
@@ -434,11 +452,11 @@ def print_package_cold(
     with tempfile.TemporaryDirectory(prefix="headwater-package-") as folder:
         task, source, runtime = unzip_package(archive, Path(folder), venv)
         for root, how in ((task, "with its bytecode"), (source, "its .pyc left out (as before)")):
-            cold = package_cold_start(lake, runs, python, root, runtime)
+            cold = package_cold_start(lake, runs, python, root, runtime, handler)
             parts = cold["parts"]
             print(
                 f"2. cold start of the Lambda package ({archive.name}, {size:.2f} MiB, "
-                f"unzipped; {python.name} -I -S -B beside the runtime's boto3), {how} "
+                f"unzipped; {python.name} -I -S -B beside the runtime's boto3; {handler}), {how} "
                 f"({cold['runs']} runs): median {cold['median']:.3f} s (min {cold['min']:.3f}, "
                 f"max {cold['max']:.3f}; inside: import handler {parts['import']:.3f} s, GET "
                 f"/health (app imported, {len(USECASES)} models loaded) {parts['load']:.3f} s, "
@@ -446,7 +464,7 @@ def print_package_cold(
                 f"{TARGETS['cold_s']} s: {verdict(cold['median'] <= TARGETS['cold_s'])}]"
             )
             if callgrind:
-                counted = package_instructions(lake, python, root, runtime)
+                counted = package_instructions(lake, python, root, runtime, handler)
                 print(f"   the same, one run under callgrind: {counted / 1e9:.3f} G instructions")
 
 
@@ -691,6 +709,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--callgrind", action="store_true", help="count the package's cold start (valgrind)"
     )
+    parser.add_argument(
+        "--handler",
+        default=None,
+        help=f"the package's Lambda handler to run (default: the prod stage's; {ZAPPA_HANDLER}: "
+        "Zappa's own)",
+    )
     args = parser.parse_args(argv)
     if args.shadow_only:
         load = os.getloadavg()
@@ -715,7 +739,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{load[0]:.2f} at start"
     )
     if args.package_only:
-        print_package_cold(lake, args.cold_runs, args.package, args.lambda_venv, args.callgrind)
+        print_package_cold(
+            lake, args.cold_runs, args.package, args.lambda_venv, args.callgrind, args.handler
+        )
         print(f"load average at end {os.getloadavg()[0]:.2f}")
         temp.cleanup()
         return 0
@@ -743,7 +769,9 @@ def main(argv: list[str] | None = None) -> int:
         "zappa_settings.json leaves out, rich among them; no bytecode anywhere)",
         cold_start(lake, args.cold_runs, as_package=True),
     )
-    print_package_cold(lake, args.cold_runs, args.package, args.lambda_venv, args.callgrind)
+    print_package_cold(
+        lake, args.cold_runs, args.package, args.lambda_venv, args.callgrind, args.handler
+    )
 
     for usecase in USECASES:
         alone = cold_start(lake, args.cold_runs, (usecase,))

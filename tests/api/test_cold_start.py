@@ -5,7 +5,10 @@ Lambda's init phase and first request (or a gunicorn worker's start) do, with ev
 that ``zappa_settings.json`` keeps out of the Lambda package made unimportable (rich among
 them: structlog imports it only when installed). Only ``/openapi.json`` and ``/docs`` need
 the document, so the cold start neither imports its generator (:mod:`api.openapi`) nor
-builds the schema of any answer model. Counted, not timed: ``bench/api_latency.py`` times it.
+builds the schema of any answer model. Through the Lambda handler zappa_settings.json names
+(as the package runs it, its ``zappa_settings.py`` beside it), no AWS SDK and no Zappa either:
+Zappa's own handler imported boto3, botocore and asyncio before the app, about a quarter of
+the package's cold start. Counted, not timed: ``bench/api_latency.py`` times it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import pytest
 
 from headwater.core.usecase import get_usecase
+from tests.api.test_zappa import api_gateway_event, stage_settings
 from tests.conftest import model_directories
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,3 +134,75 @@ def test_a_cold_start_neither_imports_the_openapi_generator_nor_builds_answer_sc
     assert cold_start["built"] == []
     # and the document is still there when asked for, generated on first use
     assert cold_start["openapi"] == 200 and cold_start["schemas"] > 10
+
+
+#: Zappa's default ``lambda_handler``: its handler.py, which it copies to the package's root.
+ZAPPA_HANDLER = "handler.lambda_handler"
+#: What Zappa writes into the package as zappa_settings.py (the prod stage's, lake swapped).
+SETTINGS_MODULE = """
+APP_MODULE = "api.wsgi"
+APP_FUNCTION = "app"
+EXCEPTION_HANDLER = None
+DEBUG = False
+LOG_LEVEL = "INFO"
+BINARY_SUPPORT = True
+CONTEXT_HEADER_MAPPINGS = {{}}
+DOMAIN = None
+BASE_PATH = None
+ENVIRONMENT_VARIABLES = {environment!r}
+API_STAGE = "prod"
+PROJECT_NAME = "headwater-api"
+SETTINGS_FILE = None
+DJANGO_SETTINGS = None
+AWS_EVENT_MAPPING = {{}}
+AWS_BOT_EVENT_MAPPING = {{}}
+COGNITO_TRIGGER_MAPPING = {{}}
+ASYNC_RESPONSE_TABLE = ""
+ADDITIONAL_TEXT_MIMETYPES = []
+"""
+HANDLER_COLD = r"""
+import importlib, json, sys
+
+sys.path.insert(0, sys.argv[1])
+module, _, function = sys.argv[2].rpartition(".")
+if module == "handler":  # Zappa copies zappa/handler.py to the package's root
+    module = "zappa.handler"
+handler = getattr(importlib.import_module(module), function)
+for event in json.loads(sys.argv[3]):
+    answer = handler(event, None)
+    assert answer["statusCode"] == 200, answer
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_lambda_handler_answers_without_the_aws_sdk_or_zappa(
+    model_lake: str, tmp_path: Path
+) -> None:
+    # Given the prod stage's handler and settings module, as in the package, on the test lake
+    handler = stage_settings("prod").get("lambda_handler", ZAPPA_HANDLER)
+    environment = {"HEADWATER_STAGE": "test", "HEADWATER_LAKE__URI": model_lake}
+    (tmp_path / "zappa_settings.py").write_text(SETTINGS_MODULE.format(environment=environment))
+    events = [api_gateway_event("GET", "/health")] + [
+        api_gateway_event(
+            "POST", f"/v1/{name}/predictions", dict(get_usecase(name).serving.example)
+        )
+        for name in model_directories()
+    ]
+
+    # When a fresh interpreter answers GET /health and one prediction per use case through it
+    done = subprocess.run(
+        [sys.executable, "-c", HANDLER_COLD, str(tmp_path), handler, json.dumps(events)],
+        cwd=REPO,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    modules = set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    # Then neither the AWS SDK (the lake is local; S3 clients are made on first use) nor Zappa
+    # was imported: the runtime's boto3 was there to be imported, and nothing did
+    assert {"boto3", "botocore", "s3transfer", "zappa", "zappa.handler"} & modules == set()
+    assert "api.lambda_handler" in modules and "apig_wsgi" in modules

@@ -2,8 +2,9 @@
 
 The packaging test builds the Lambda package as ``headwater deploy`` does: with Zappa in a
 virtual environment of the Lambda runtime's Python (``runtime`` of the stage, 3.13), once
-per session. It unzips it into an empty directory and calls its ``handler.lambda_handler``
-with API Gateway (REST, v1 proxy) events in a fresh interpreter of that same Python whose
+per session. It unzips it into an empty directory and calls the Lambda handler the stage
+names (``lambda_handler``: api/lambda_handler.py, not Zappa's) with API Gateway (REST, v1
+proxy) events and Zappa's keep-warm ping in a fresh interpreter of that same Python whose
 path is only that directory plus boto3 (which the Lambda runtime provides), reading the
 model from S3 (the moto server) under the prod stage's own environment. The package carries
 the runtime's bytecode (zappa_settings.json's zip callback): that interpreter, writing none,
@@ -111,7 +112,7 @@ def test_every_handler_string_resolves(
     monkeypatch.setenv("HEADWATER_LAKE__URI", model_lake)
     settings = stage_settings(stage)
     names = function_strings(settings)
-    assert "api.wsgi.app" in names
+    assert "api.wsgi.app" in names and "api.lambda_handler.lambda_handler" in names
     for name in names:
         module, _, attribute = name.rpartition(".")
         monkeypatch.delitem(sys.modules, module, raising=False)
@@ -276,9 +277,10 @@ def api_package(tmp_path_factory: pytest.TempPathFactory, lambda_python: Path) -
 
 
 INVOKE = r"""
-import importlib.util, json, sys, time
-package, runtime = sys.argv[1], sys.argv[2]
+import importlib, importlib.util, json, sys, time
+package, runtime, name = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path[:0] = [package, runtime]
+module, _, function = name.rpartition(".")
 
 class Context:
     function_name = "headwater-api-prod"
@@ -292,12 +294,12 @@ class Context:
         return 30000
 
 started = time.perf_counter()
-import handler
+handler = getattr(importlib.import_module(module), function)
 out = {"responses": {}, "origins": {}}
-for name in sys.argv[3:]:
+for name in sys.argv[4:]:
     with open(name) as f:
         event = json.load(f)
-    out["responses"][name] = handler.lambda_handler(event, Context())
+    out["responses"][name] = handler(event, Context())
 out["seconds"] = time.perf_counter() - started
 out["python"] = "%d.%d" % sys.version_info[:2]
 for module in ("flask", "zappa", "api", "headwater", "boto3"):
@@ -307,6 +309,7 @@ out["modules"] = sorted(m.__file__ for m in list(sys.modules.values())
                        and m.__file__.endswith(".py"))
 out["absent"] = [m for m in ("pandas", "numpy", "pyarrow", "pyspark", "pandera", "gunicorn",
                              "troposphere", "tenacity") if importlib.util.find_spec(m) is None]
+out["zappa"] = sorted(m for m in sys.modules if m.partition(".")[0] in ("zappa", "handler"))
 print("RESULT " + json.dumps(out))
 """
 
@@ -408,14 +411,14 @@ def test_zappa_package_runs_on_lambda(
     usecase = get_usecase(MODEL)
     url = f"/v1/{MODEL}/predictions"
     example = dict(usecase.serving.example)
-    events = [str(EVENTS / "apigw_v1_health.json")]
+    events = [str(EVENTS / "apigw_v1_health.json"), str(EVENTS / "keep_warm.json")]
     for name, body in (("prediction", example), ("bad_prediction", {})):
         events.append(str(tmp_path / f"apigw_v1_{name}.json"))
         Path(events[-1]).write_text(json.dumps(api_gateway_event("POST", url, body)))
     ran = subprocess.run(
         # -B: writes no bytecode (Lambda's disk is read-only); -v: says where each code came from
         [str(lambda_python), "-I", "-S", "-B", "-v", "-c", INVOKE, str(package), str(runtime)]
-        + events,
+        + [stage_settings("prod")["lambda_handler"], *events],
         cwd=package,
         env=lambda_env,
         capture_output=True,
@@ -447,7 +450,11 @@ def test_zappa_package_runs_on_lambda(
         path for path in loaded if not path.endswith(".pyc")
     ][:5]
     assert runtime_python == result["python"]
-    health, prediction, bad = (result["responses"][name] for name in events)
+    health, warm, prediction, bad = (result["responses"][name] for name in events)
+    # the handler the stage names answered without Zappa's (nor its boto3 before the app: the
+    # model store's S3 client imports it here), and Zappa's keep-warm ping was answered by nothing
+    assert result["zappa"] == []
+    assert warm is None
 
     assert health["statusCode"] == 200
     models = json.loads(health["body"])["models"]
