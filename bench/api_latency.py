@@ -9,7 +9,8 @@
    (rich, which structlog imports when installed, among them) and without bytecode (the
    package shipped none before its bytecode, so every module was compiled at every cold
    start); then the built package itself (``make api-package``), unzipped, under the
-   runtime's Python (3.13) beside the runtime's boto3, with its bytecode and without it
+   runtime's Python (3.13) beside the runtime's boto3, through the stage's Lambda handler
+   (``--handler handler.lambda_handler``: Zappa's own), with its bytecode and without it
    (``--package-only`` runs this part alone);
 3. throughput and latency over HTTP on loopback against ``headwater serve`` (gunicorn),
    driven by ``wrk`` when installed (apt-get install wrk), else by a small threaded
@@ -18,7 +19,7 @@
 
     python bench/api_latency.py [--lake file://var/lake] [--seconds 10] [--naive-runs 5]
     python bench/api_latency.py --package-only [--package var/deploy/headwater-api-prod.zip]
-        [--lambda-venv .venv-lambda] [--callgrind]
+        [--lambda-venv .venv-lambda] [--callgrind] [--handler handler.lambda_handler]
 
 The models are the lake's production versions (default: ``var/lake`` after ``make demo``;
 without it, the test models of ``tests/headwater/usecases/<name>/model``, which have no
@@ -458,8 +459,9 @@ def print_package_cold(
                 f"2. cold start of the Lambda package ({archive.name}, {size:.2f} MiB, "
                 f"unzipped; {python.name} -I -S -B beside the runtime's boto3; {handler}), {how} "
                 f"({cold['runs']} runs): median {cold['median']:.3f} s (min {cold['min']:.3f}, "
-                f"max {cold['max']:.3f}; inside: import handler {parts['import']:.3f} s, GET "
-                f"/health (app imported, {len(USECASES)} models loaded) {parts['load']:.3f} s, "
+                f"max {cold['max']:.3f}; inside: import the handler {parts['import']:.3f} s, "
+                f"first GET /health (the app built, {len(USECASES)} models loaded; Zappa's "
+                f"handler imports the app then) {parts['load']:.3f} s, "
                 f"one prediction per use case {parts['first'] * 1000:.1f} ms)  [target <= "
                 f"{TARGETS['cold_s']} s: {verdict(cold['median'] <= TARGETS['cold_s'])}]"
             )
