@@ -7,7 +7,9 @@ use. This one turns API Gateway events into WSGI requests with apig-wsgi, as Zap
 keeps the stage in the URLs the app builds when a request came through the stage's own URL,
 answers Zappa's keep-warm ping without a request, and hands every other event (``zappa
 invoke``, other schedules) to Zappa's handler, imported then. The stage's environment comes
-from ``zappa_settings.py``, which Zappa writes into the package, before the app reads it.
+from ``zappa_settings.py``, which Zappa writes into the package, before the app is built: the
+app is ``api.wsgi.app`` (zappa_settings.json's ``app_function``), the one Zappa's handler would
+use too, so a process has one app whichever handler an event reaches.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import Any
 
 from apig_wsgi import make_lambda_handler
 
-from api import create_app
 from headwater.core.logs import configure_logging
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -68,16 +69,17 @@ def zappa_handler(event: dict[str, Any], context: Any) -> Any:
 
 
 def create_handler(settings: Any, app: WsgiApp | None = None) -> Handler:
-    """The Lambda handler of ``app`` (default: :func:`api.create_app` after ``settings``).
+    """The Lambda handler of ``app`` (default: ``api.wsgi.app``, imported after ``settings``).
 
     ``settings`` is Zappa's settings module (or any object with its ``ENVIRONMENT_VARIABLES``,
     ``LOG_LEVEL`` and ``BINARY_SUPPORT``): its variables are set before the app is built.
     """
     os.environ.update(settings.ENVIRONMENT_VARIABLES)
     configure_logging(settings.LOG_LEVEL or "INFO")  # JSON lines on stderr, as the functions
-    http = make_lambda_handler(
-        with_stage_prefix(app or create_app()), binary_support=settings.BINARY_SUPPORT
-    )
+    if app is None:
+        # lazy: api.wsgi builds the app when imported, which must follow the stage's environment
+        from api.wsgi import app
+    http = make_lambda_handler(with_stage_prefix(app), binary_support=settings.BINARY_SUPPORT)
 
     def handle(event: dict[str, Any], context: Any) -> Any:
         if is_http(event):

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from flask import Flask, Response, jsonify, request
 
+import api
 import api.lambda_handler as lambda_module
 from api.lambda_handler import create_handler
 
@@ -62,7 +63,9 @@ def process_restored() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     environ = dict(os.environ)
+    sys.modules.pop("api.wsgi", None)  # its app is built when imported: by the test's handler
     yield
+    sys.modules.pop("api.wsgi", None)
     os.environ.clear()
     os.environ.update(environ)
     for handler in [h for h in root.handlers if h not in handlers]:
@@ -207,7 +210,7 @@ def test_the_package_handler_is_built_once_from_zappas_settings_module(
         built.append(os.environ.get("HEADWATER_PROBE"))
         return echo_app()
 
-    monkeypatch.setattr(lambda_module, "create_app", create_app)
+    monkeypatch.setattr(api, "create_app", create_app)  # what api.wsgi calls
     lambda_module.package_handler.cache_clear()
     try:
         # When two requests arrive
