@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +30,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: The module Zappa writes into the package: the stage's environment, log level, binary support.
 SETTINGS_MODULE = "zappa_settings"
+#: One line per request (Zappa's handler logged one too; the stack turns on no API Gateway log).
+access_log = logging.getLogger("headwater.api.access")
 #: What Zappa's keep-warm rule invokes (zappa/cli.py: ``handler.keep_warm_callback``).
 KEEP_WARM = "keep_warm_callback"
 
@@ -60,6 +64,21 @@ def with_stage_prefix(app: WsgiApp) -> WsgiApp:
     return prefixed
 
 
+def log_request(event: dict[str, Any], context: Any, response: Any, ms: float) -> None:
+    """The request's access line: method, path, status, milliseconds, Lambda's request id."""
+    http = (event.get("requestContext") or {}).get("http") or {}  # HTTP API v2
+    access_log.info(
+        "request",
+        extra={
+            "method": event.get("httpMethod") or http.get("method"),
+            "path": event.get("path") or event.get("rawPath"),
+            "status": (response or {}).get("statusCode"),
+            "ms": round(ms, 3),
+            "aws_request_id": getattr(context, "aws_request_id", None),
+        },
+    )
+
+
 def zappa_handler(event: dict[str, Any], context: Any) -> Any:
     """Zappa's own handler, for the events that are not requests (``zappa invoke``, schedules)."""
     # lazy: it imports boto3 and asyncio; no request needs it, so no cold start pays for it
@@ -83,7 +102,10 @@ def create_handler(settings: Any, app: WsgiApp | None = None) -> Handler:
 
     def handle(event: dict[str, Any], context: Any) -> Any:
         if is_http(event):
-            return http(event, context)
+            started = time.perf_counter()
+            response = http(event, context)
+            log_request(event, context, response, (time.perf_counter() - started) * 1000)
+            return response
         if is_keep_warm(event):
             return None  # the app is loaded: the container is warm, nothing to answer
         return zappa_handler(event, context)

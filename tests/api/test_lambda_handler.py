@@ -175,6 +175,26 @@ def test_an_http_api_v2_event_is_a_request_too() -> None:
     assert json.loads(answer["body"])["args"] == {"x": ["1", "2"]}
 
 
+def test_each_request_leaves_one_access_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # Zappa's handler logged one line per request (common log format); API Gateway's own access
+    # log is off in the stack: without this line, CloudWatch would show no request at all
+    handler = create_handler(zappa_settings(), echo_app())
+    context = types.SimpleNamespace(aws_request_id="c6af9ac6-7b61-11e6-9a41-93e812345678")
+    capsys.readouterr()
+
+    handler(rest_event("GET", "/echo"), context)
+    handler(rest_event("GET", "/nowhere"), context)
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    access = [line for line in lines if line.get("event") == "request"]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [
+        ("GET", "/echo", 200),
+        ("GET", "/nowhere", 404),
+    ]
+    assert all(a["aws_request_id"] == context.aws_request_id for a in access)
+    assert all(0 < a["ms"] < 10_000 for a in access)
+
+
 def test_the_keep_warm_ping_is_not_a_request_and_other_events_go_to_zappa(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
