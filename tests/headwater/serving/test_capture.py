@@ -153,6 +153,8 @@ def test_a_record_survives_its_line() -> None:
     line = record.to_json()
     assert json.loads(line)["capture"] == FORMAT
     assert CaptureRecord.from_dict(json.loads(line)) == record
+    # compact, every field in declaration order after the marker (the line's stable form)
+    assert line == json.dumps({"capture": FORMAT, **record.to_dict()}, separators=(",", ":"))
 
 
 @pytest.mark.parametrize(
