@@ -112,7 +112,7 @@ class CaptureRecord:
     def to_json(self) -> str:
         """One capture line: the record plus the format marker, compact."""
         # The fields as they are, not asdict's deep copy: serialising needs no copy, and the
-        # copy cost more than the encoding (measured: docs/monitoring.md, capture's cost).
+        # copy cost more than the encoding (counted: docs/monitoring.md, "What capture costs").
         return _LINE.encode({"capture": FORMAT, **vars(self)})
 
     @classmethod
