@@ -1,8 +1,9 @@
 """Benchmark the prediction API, in one run, and print the figures against the targets.
 
 1. single-prediction latency through the Flask test client (p50, p99), per use case;
-   then with a shadow model on against production alone, both capturing (``--shadow-only``
-   runs this part alone);
+   then what prediction capture (the default spool sink) adds to that p50, per use case, off
+   and on in alternating rounds (``--capture-only`` runs this part alone); then with a shadow
+   model on against production alone, both capturing (``--shadow-only`` runs this part alone);
 2. cold start: a fresh process importing the app, loading every use case's model,
    answering once per use case (with the time of ``create_app`` alone); then the same as
    the Lambda package runs it: without the packages ``zappa_settings.json`` leaves out
@@ -58,7 +59,14 @@ EXAMPLES = {name: dict(get_usecase(name).serving.example) for name in USECASES}
 FLIGHT = EXAMPLES["flights"]
 STAGE = "bench"
 
-TARGETS = {"p50_ms": 0.5, "cold_s": 0.5, "rps": 1500.0, "ratio": 200.0, "shadow_ms": 0.2}
+TARGETS = {
+    "p50_ms": 0.5,
+    "cold_s": 0.5,
+    "rps": 1500.0,
+    "ratio": 200.0,
+    "shadow_ms": 0.2,
+    "capture_ms": 0.05,
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -128,6 +136,50 @@ def in_process(lake: str, n: int, usecase: str) -> dict[str, float]:
         "health_p50": percentile([t * 1000 for t in baseline], 50),
         "n": n,
     }
+
+
+# -- 1a. with capture on -------------------------------------------------------------------------
+def in_process_capture(lake: str, n: int, usecase: str, rounds: int = 3) -> dict[str, Any]:
+    """A use case's p50 with capture off and on (the spool sink, as ``headwater serve``
+    locally), in alternating rounds of ``n`` requests on fresh apps so that load on the
+    machine hits both alike; the medians of the rounds' p50."""
+    from api import create_app
+    from headwater.serving.capture import Capture, SpoolSink
+
+    url, example = f"/v1/{usecase}/predictions", EXAMPLES[usecase]
+    p50s: dict[str, list[float]] = {"off": [], "on": []}
+    written = 0
+    with tempfile.TemporaryDirectory(prefix="headwater-capture-") as folder:
+        for _ in range(rounds):
+            for name in p50s:
+                capture = Capture(SpoolSink(folder)) if name == "on" else None
+                client = create_app({"LAKE_URI": lake, "CAPTURE": capture}).test_client()
+                _timed(client, url, example, 300)
+                p50s[name].append(percentile(_timed(client, url, example, n), 50))
+                if capture is not None:
+                    capture.close()
+                    counters = capture.counters()
+                    assert counters["written"] == counters["offered"], counters
+                    written += counters["written"]
+    return {
+        "off_p50": statistics.median(p50s["off"]),
+        "on_p50": statistics.median(p50s["on"]),
+        "rounds": rounds,
+        "n": n,
+        "written": written,
+    }
+
+
+def print_capture(usecase: str, result: dict[str, Any]) -> None:
+    gap = result["on_p50"] - result["off_p50"]
+    on_ok = result["on_p50"] <= TARGETS["p50_ms"]
+    print(
+        f"1a. in-process, {usecase}, capture (spool) off p50 {result['off_p50']:.3f} ms, on "
+        f"{result['on_p50']:.3f} ms: {gap:+.3f} ms (median of {result['rounds']} alternating "
+        f"rounds of {result['n']}; {result['written']} records written, none lost)  [targets: "
+        f"+{TARGETS['capture_ms']} ms: {verdict(gap <= TARGETS['capture_ms'])}; p50 with "
+        f"capture <= {TARGETS['p50_ms']} ms: {verdict(on_ok)}]"
+    )
 
 
 # -- 1b. with a shadow model ---------------------------------------------------------------------
@@ -703,6 +755,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shadow-only", action="store_true", help="only 1b: a shadow vs production alone"
     )
+    parser.add_argument(
+        "--capture-only", action="store_true", help="only 1a: capture on vs off, per use case"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of 1a and 1b")
     parser.add_argument("--package", type=Path, default=PACKAGE, help="the API's Lambda zip")
     parser.add_argument("--lambda-venv", type=Path, default=LAMBDA_VENV, help="its boto3's venv")
     parser.add_argument(
@@ -721,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.shadow_only:
         load = os.getloadavg()
         print(f"headwater API benchmark, shadow only; load average {load[0]:.2f} at start")
-        print_shadow(in_process_shadow(args.requests))
+        print_shadow(in_process_shadow(args.requests, args.rounds))
         print(f"load average at end {os.getloadavg()[0]:.2f}")
         return 0
 
@@ -740,6 +796,12 @@ def main(argv: list[str] | None = None) -> int:
         f"headwater API benchmark: lake {lake}; {os.cpu_count()} cores, load average "
         f"{load[0]:.2f} at start"
     )
+    if args.capture_only:
+        for usecase in USECASES:
+            print_capture(usecase, in_process_capture(lake, args.requests, usecase, args.rounds))
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        temp.cleanup()
+        return 0
     if args.package_only:
         print_package_cold(
             lake, args.cold_runs, args.package, args.lambda_venv, args.callgrind, args.handler
@@ -759,7 +821,9 @@ def main(argv: list[str] | None = None) -> int:
             f"[target p50 <= {TARGETS['p50_ms']} ms: {verdict(result['p50'] <= TARGETS['p50_ms'])}]"
         )
 
-    print_shadow(in_process_shadow(args.requests))
+    for usecase in USECASES:
+        print_capture(usecase, in_process_capture(lake, args.requests, usecase, args.rounds))
+    print_shadow(in_process_shadow(args.requests, args.rounds))
 
     bytecode = "none for the project's modules" if sys.dont_write_bytecode else "cached"
     print_cold(

@@ -17,10 +17,11 @@ from headwater.serving.predictor import (
     MAX_PROBLEMS,
     BatchTooLarge,
     InvalidRequest,
+    Scored,
     ServingModel,
     UnscorableInstance,
     parse_request,
-    predict,
+    score,
 )
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
@@ -122,22 +123,24 @@ def _capture(
     capture: Capture,
     model: ServingModel,
     instances: list[Any],
-    answers: list[Any],
+    scored: list[Scored],
     started: float,
     shadow: ShadowSource | None = None,
 ) -> None:
     """Hand each answered instance to capture: queued only, never delaying or failing the answer.
 
-    With ``shadow``, the capture thread also scores each instance with the shadow model.
+    Each record keeps the features its answer was scored from. With ``shadow``, the capture
+    thread also scores each instance with the shadow model.
     """
     try:
         latency_ms = (time.perf_counter() - started) * 1000
         served_at, request_id = time.time(), capture.request_id()
-        for i, (instance, answer) in enumerate(zip(instances, answers, strict=True)):
+        for i, (instance, (answer, features)) in enumerate(zip(instances, scored, strict=True)):
             capture.offer(
                 model,
                 instance,
                 answer,
+                features=features,
                 request_id=request_id,
                 instance=i,
                 served_at=served_at,
@@ -172,13 +175,15 @@ def create_predictions(usecase: str) -> Response:
             problems,
         ) from None
     model = serving_model(usecase)  # one model for the whole batch, even if a swap happens
-    answers = []
+    scored = []
     for i, instance in enumerate(instances):
         try:
-            answers.append(predict(model, instance))
+            scored.append(score(model, instance))
         except UnscorableInstance as exc:
             where = f"instances[{i}]: " if batch else ""
             raise ApiError(422, "unscorable", f"{where}{exc}") from None
     if state.capture is not None:
-        _capture(state.capture, model, instances, answers, started, served.shadow)
-    return jsonify({"predictions": answers} if batch else answers[0])
+        _capture(state.capture, model, instances, scored, started, served.shadow)
+    if batch:
+        return jsonify({"predictions": [answer for answer, _ in scored]})
+    return jsonify(scored[0].answer)

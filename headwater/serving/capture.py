@@ -3,9 +3,9 @@
 The API hands each answered instance to :meth:`Capture.offer`, which costs a counter, an
 optional coin toss (sampling) and an append to a bounded in-memory queue (a deque): nothing is
 built, serialised or written while the client waits. A background thread drains the queue
-every ``flush_seconds``, builds each :class:`CaptureRecord` (the features the scorer used come
-from the same model's ``features_record`` over the same validated request and the same
-version's lookups) and hands batches to a sink:
+every ``flush_seconds``, builds each :class:`CaptureRecord` (its features are the very record
+the scorer computed and scored, handed over with the answer: neither copied nor derived
+again) and hands batches to a sink:
 
 * :class:`SpoolSink`: JSON lines appended under the local lake,
   ``capture/<usecase>/<YYYY-MM-DD>/<HH>/<host>-<pid>-<token>.jsonl`` (one file per process and
@@ -61,6 +61,9 @@ logger = logging.getLogger("headwater.capture")
 #: subscription filter selects exactly these lines, and the collector checks it.
 FORMAT = "headwater/1"
 PRODUCTION, SHADOW = "production", "shadow"
+#: The capture line's encoder: compact, built once (``json.dumps`` with options builds one per
+#: call).
+_LINE = json.JSONEncoder(separators=(",", ":"))
 #: A spool file is written under this suffix and renamed without it once complete.
 OPEN_SUFFIX = ".open"
 LINES_SUFFIX = ".jsonl"
@@ -108,7 +111,9 @@ class CaptureRecord:
 
     def to_json(self) -> str:
         """One capture line: the record plus the format marker, compact."""
-        return json.dumps({"capture": FORMAT, **asdict(self)}, separators=(",", ":"))
+        # The fields as they are, not asdict's deep copy: serialising needs no copy, and the
+        # copy cost more than the encoding (counted: docs/monitoring.md, "What capture costs").
+        return _LINE.encode({"capture": FORMAT, **vars(self)})
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> CaptureRecord:
@@ -137,10 +142,17 @@ def record_of(
     served_at: float,
     latency_ms: float,
     role: str = PRODUCTION,
+    features: dict[str, Any] | None = None,
 ) -> CaptureRecord:
-    """Build the record of one answer of ``model`` (a ServingModel) to a validated ``request``."""
+    """Build the record of one answer of ``model`` (a ServingModel) to a validated ``request``.
+
+    ``features``: the feature record the scorer used (``predictor.score``), kept as it is;
+    None derives it again with the model's ``features_record`` (the same record: the
+    derivation is a pure function of the request and the version's lookups).
+    """
     spec = model.spec
-    features, _ = spec.features_record(request, model.lookups)
+    if features is None:
+        features, _ = spec.features_record(request, model.lookups)
     keys = spec.answer
     return CaptureRecord(
         request_id=request_id,
@@ -359,6 +371,8 @@ class Answered(NamedTuple):
     model: Any
     request: Any
     answer: Mapping[str, Any]
+    #: The feature record the scorer used (``predictor.Scored.features``); None: derive it.
+    features: dict[str, Any] | None
     request_id: str
     instance: int
     served_at: float
@@ -378,6 +392,7 @@ class Answered(NamedTuple):
             served_at=self.served_at,
             latency_ms=self.latency_ms,
             role=self.role,
+            features=self.features,
         )
 
 
@@ -386,11 +401,11 @@ def _worth_logging(count: int) -> bool:
     return count == 1 or count % 1000 == 0
 
 
-def _predict(model: Any, request: Any) -> Mapping[str, Any]:
+def _score(model: Any, request: Any) -> tuple[Mapping[str, Any], dict[str, Any]]:
     # lazy: the scorer (pydantic) only where a shadow is scored; the collector imports capture
-    from headwater.serving.predictor import predict
+    from headwater.serving.predictor import score
 
-    return predict(model, request)
+    return score(model, request)
 
 
 class Capture:
@@ -405,10 +420,11 @@ class Capture:
         batch_size: int = 500,
         flush_seconds: float = 0.5,
         rng: Callable[[], float] = random.random,
-        score: Callable[[Any, Any], Mapping[str, Any]] = _predict,
+        score: Callable[[Any, Any], tuple[Mapping[str, Any], dict[str, Any]]] = _score,
     ) -> None:
         self.sink = sink
-        #: Scores a validated request with a model (the shadow's): the API's own ``predict``.
+        #: Scores a validated request with a model (the shadow's): the API's own ``score``,
+        #: giving the answer and the features it scored.
         self.score = score
         self.sample_rate = sample_rate
         self.queue_size = queue_size
@@ -447,11 +463,14 @@ class Capture:
         latency_ms: float,
         role: str = PRODUCTION,
         shadow: ShadowSource | None = None,
+        features: dict[str, Any] | None = None,
     ) -> bool:
         """Queue one answered instance; never blocks, never raises. True when it was kept.
 
-        ``shadow``: the use case's shadow source; the capture thread scores the same request
-        with its model and records that answer too (role ``shadow``).
+        ``features``: the feature record the scorer used (``predictor.score``), recorded as
+        it is (None: the capture thread derives it again). ``shadow``: the use case's shadow
+        source; the capture thread scores the same request with its model and records that
+        answer too (role ``shadow``).
         """
         counters = self.counters_
         counters.offered += 1
@@ -474,7 +493,18 @@ class Capture:
         # Answered's fields in order, as a plain tuple: a NamedTuple built here costs the request
         # ~6x as much (measured with timeit); the capture thread makes it one (_take).
         self._items.append(
-            (model, request, answer, request_id, instance, served_at, latency_ms, role, shadow)
+            (
+                model,
+                request,
+                answer,
+                features,
+                request_id,
+                instance,
+                served_at,
+                latency_ms,
+                role,
+                shadow,
+            )
         )
         self._ensure_thread()
         if queued >= self._wake_at:
@@ -540,10 +570,15 @@ class Capture:
             if model is None or model.version == production.model.version:
                 return None  # off, not loaded (its error is on /health), or promoted since
             started = time.perf_counter()
-            answer = self.score(model, production.request)
+            answer, features = self.score(model, production.request)
             latency_ms = (time.perf_counter() - started) * 1000
             shadow = production._replace(
-                model=model, answer=answer, latency_ms=latency_ms, role=SHADOW, shadow=None
+                model=model,
+                answer=answer,
+                features=features,
+                latency_ms=latency_ms,
+                role=SHADOW,
+                shadow=None,
             )
             record = shadow.record()
         except Exception as exc:  # the shadow's failure is counted; production's record stays

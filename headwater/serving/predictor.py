@@ -28,7 +28,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
@@ -578,8 +578,27 @@ def load_serving_model(
     )
 
 
+class Scored(NamedTuple):
+    """One scored request: the answer, and the feature record the model scored to give it."""
+
+    #: What the client is answered (:func:`predict`).
+    answer: dict[str, Any]
+    #: ``ServingSpec.features_record`` of the request with the version's lookups, as scored:
+    #: prediction capture records this very object (never derived a second time).
+    features: dict[str, Any]
+
+
 def predict(model: ServingModel, request: Any) -> dict[str, Any]:
     """Score one validated request: probability, decision, estimate, defaults, provenance.
+
+    Raises:
+        UnscorableInstance: the model gives a non-finite number for this instance.
+    """
+    return score(model, request).answer
+
+
+def score(model: ServingModel, request: Any) -> Scored:
+    """:func:`predict`'s answer with the features it was computed from (for capture).
 
     Raises:
         UnscorableInstance: the model gives a non-finite number for this instance.
@@ -601,7 +620,7 @@ def predict(model: ServingModel, request: Any) -> dict[str, Any]:
     clipped: list[str] = []
     if model.target is not None and (bounded := model.target.clip(estimate)) != estimate:
         estimate, clipped = bounded, [answer.estimate]
-    return {
+    answered = {
         answer.echo: spec.describe(request),
         answer.probability: probability,
         answer.decision: decision == 1.0,
@@ -620,3 +639,4 @@ def predict(model: ServingModel, request: Any) -> dict[str, Any]:
         "clipped": clipped,
         "model": model.ref,
     }
+    return Scored(answered, features)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
+import api.blueprints.predictions as predictions
 from headwater.core.usecase import get_usecase
-from headwater.serving.capture import Capture, CaptureRecord
+from headwater.serving.capture import Capture, CaptureRecord, record_of
+from headwater.serving.predictor import Scored
+from tests.api.conftest import MODEL_DIRS
 
 
 class ListSink:
@@ -65,6 +69,47 @@ def test_every_instance_of_a_batch_is_recorded_with_its_answer(
         assert record.defaulted == answer["defaulted"] and record.unseen == answer["unseen"]
         assert record.latency_ms > 0 and record.role == "production"
         assert record.features == first.features and record.features
+
+
+@pytest.mark.parametrize("usecase", sorted(MODEL_DIRS))
+def test_each_record_holds_the_features_its_answer_was_scored_from(
+    app_for: Callable[..., Flask], model_lake: str, usecase: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an app capturing into a list, whose scorer's results are watched
+    scored: list[tuple[Any, Scored]] = []
+
+    def watched(model: Any, request: Any) -> Scored:
+        result = score(model, request)
+        scored.append((request, result))
+        return result
+
+    score = predictions.score
+    monkeypatch.setattr(predictions, "score", watched)
+    sink = ListSink()
+    capture = Capture(sink)
+    app = app_for(model_lake, CAPTURE=capture)
+    example = dict(get_usecase(usecase).serving.example)
+    # When the use case's example is answered alone and in a batch of two
+    client = app.test_client()
+    for body in (example, {"instances": [example, example]}):
+        assert client.post(f"/v1/{usecase}/predictions", json=body).status_code == 200
+    capture.close()
+    # Then each record holds the very features object its answer was scored from
+    assert len(sink.records) == len(scored) == 3
+    for record, (request, (answer, features)) in zip(sink.records, scored, strict=True):
+        assert record.features is features
+        # and equals the record built by deriving them again from the validated request
+        model = app.extensions["headwater_api"].usecases[usecase].models.current()
+        again = record_of(
+            model,
+            request,
+            answer,
+            request_id=record.request_id,
+            instance=record.instance,
+            served_at=datetime.fromisoformat(record.served_at).timestamp(),
+            latency_ms=record.latency_ms,
+        )
+        assert again == record
 
 
 def test_a_failing_sink_never_costs_an_answer(

@@ -106,6 +106,46 @@ def test_the_record_holds_the_features_the_model_saw_and_the_answer() -> None:
     assert record.latency_ms == 0.1234
 
 
+def test_the_record_keeps_the_scorers_own_features_without_deriving_them_again() -> None:
+    # Given a model whose feature derivation counts its calls, and the features it scored
+    calls = []
+    model = fake_model()
+    derive = model.spec.features_record
+    model.spec.features_record = lambda request, lookups: (
+        calls.append(1) or derive(request, lookups)
+    )
+    scored = {"x": 3, "double": 6}
+    sink = ListSink()
+    capture = Capture(sink, flush_seconds=5)
+    # When the answer is offered with them, and written
+    assert capture.offer(
+        model,
+        {"x": 3},
+        answer(),
+        features=scored,
+        request_id="r1",
+        instance=0,
+        served_at=1_700_000_000.5,
+        latency_ms=0.3,
+    )
+    capture.close()
+    # Then the record holds that very object, and nothing was derived a second time
+    (record,) = sink.records
+    assert record.features is scored
+    assert calls == []
+
+
+def test_without_the_scorers_features_the_record_derives_the_same_ones() -> None:
+    # Given the same answer, once with the features its scorer used and once without
+    model, request = fake_model(), {"x": 3}
+    scored, _ = model.spec.features_record(request, model.lookups)
+    common = {"request_id": "r1", "instance": 0, "served_at": 1.5, "latency_ms": 0.3}
+    # Then both records are equal (the derivation is the scorer's own function)
+    assert record_of(model, request, answer(), **common) == record_of(
+        model, request, answer(), features=scored, **common
+    )
+
+
 def test_a_record_survives_its_line() -> None:
     record = record_of(
         fake_model(), {"x": 1}, answer(), request_id="a", instance=0, served_at=0, latency_ms=1
@@ -113,6 +153,8 @@ def test_a_record_survives_its_line() -> None:
     line = record.to_json()
     assert json.loads(line)["capture"] == FORMAT
     assert CaptureRecord.from_dict(json.loads(line)) == record
+    # compact, every field in declaration order after the marker (the line's stable form)
+    assert line == json.dumps({"capture": FORMAT, **record.to_dict()}, separators=(",", ":"))
 
 
 @pytest.mark.parametrize(
@@ -151,7 +193,11 @@ def test_the_shadows_record_is_of_the_same_answer_with_its_own_model_score_and_l
     shadow_model = fake_model(version="v2")
     source = SimpleNamespace(current=lambda: shadow_model)
     sink = ListSink()
-    capture = Capture(sink, flush_seconds=5, score=lambda model, request: answer(0.9))
+    capture = Capture(
+        sink,
+        flush_seconds=5,
+        score=lambda model, request: (answer(0.9), {"x": 3, "double": 6, "shadow": True}),
+    )
 
     # When the answer is offered with the shadow source, and written
     assert offer(capture, 4, "r7", shadow=source, latency_ms=500.0) is True
@@ -165,7 +211,9 @@ def test_the_shadows_record_is_of_the_same_answer_with_its_own_model_score_and_l
     assert shadow.served_at == production.served_at == "2023-11-14T22:13:20.500000+00:00"
     assert (production.model_version, shadow.model_version) == ("v1", "v2")
     assert (production.probability, shadow.probability) == (0.25, 0.9)
-    assert shadow.features == production.features == {"x": 3, "double": 6}
+    # and each the features its own scorer used
+    assert production.features == {"x": 3, "double": 6}
+    assert shadow.features == {"x": 3, "double": 6, "shadow": True}
     assert production.latency_ms == 500.0 and 0 <= shadow.latency_ms < 500.0
     assert capture.counters()["shadow_scored"] == 1
 
