@@ -4,6 +4,7 @@ and a stage configuration pointing everything at a temporary directory."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ SPARK_FIXTURES = frozenset({"spark", "trained_model"})
 #: cheap fixture elsewhere): a subprocess server, a venv build, or a whole pipeline run.
 SLOW_FIXTURES = {
     "server": "tests/api/test_serve.py",  # `headwater serve` (gunicorn) in a subprocess
+    "module_server": "tests/api/",  # the same, shared by a module's tests
     "api_package": "tests/api/test_zappa.py",  # the Lambda package and its venv, built
     "data_python": "tests/functions/test_lambda_runtime.py",  # a venv of the image's Python
     "luigid": "tests/luigi_tasks/test_central_scheduler.py",  # the central scheduler
@@ -445,6 +447,54 @@ def lake_uri(tmp_path: Path) -> str:
     return f"file://{tmp_path}/lake"
 
 
+def publish_test_model(
+    test_models: dict[str, dict[str, Any]],
+    uri: str,
+    version: str | None = None,
+    *,
+    usecase: str,
+    shift: float = 0.0,
+    promote: bool = True,
+    complete: bool = True,
+    skip: tuple[str, ...] = (),
+    replace: dict[str, bytes] | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+) -> str:
+    """Write a use case's test model with the real registry (``_SUCCESS`` last); promote it.
+
+    ``skip`` leaves files out, ``replace`` maps file names to raw bytes; the version's name.
+    """
+    from headwater.core.layout import model_parts
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
+
+    originals = test_models[usecase]
+    version = version or originals["export.json"]["metadata"]["version"]
+    documents = variant(originals, version, shift)
+    lake = open_lake(uri, region=region, endpoint_url=endpoint_url)
+    registry = Registry(lake, usecase)
+    for name in FILES:
+        if name in skip:
+            continue
+        data = (replace or {}).get(name)
+        if data is None:
+            data = json.dumps(documents[name]).encode()
+        lake.write_bytes(data, *model_parts(usecase, version, name))
+    if complete:
+        registry.mark_complete(version)
+    if promote:
+        registry.promote(version, "promoted by the API tests")
+    return version
+
+
+def publish_every_test_model(test_models: dict[str, dict[str, Any]], uri: str) -> str:
+    """``uri`` made a lake whose production versions are every use case's test model."""
+    for usecase in test_models:
+        publish_test_model(test_models, uri, usecase=usecase)
+    return uri
+
+
 @pytest.fixture
 def publish_model(test_models: dict[str, dict[str, Any]]) -> Publish:
     """Write a use case's test model with the real registry (``_SUCCESS`` last); promote it.
@@ -453,50 +503,13 @@ def publish_model(test_models: dict[str, dict[str, Any]]) -> Publish:
     complete=True, skip=(), replace={})``: ``skip`` leaves files out, ``replace`` maps file
     names to raw bytes. A use case's fixtures may wrap it with itself as the default.
     """
-    from headwater.core.layout import model_parts
-    from headwater.data.lake import open_lake
-    from headwater.registry.registry import Registry
-
-    def publish_version(
-        uri: str,
-        version: str | None = None,
-        *,
-        usecase: str,
-        shift: float = 0.0,
-        promote: bool = True,
-        complete: bool = True,
-        skip: tuple[str, ...] = (),
-        replace: dict[str, bytes] | None = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-    ) -> str:
-        originals = test_models[usecase]
-        version = version or originals["export.json"]["metadata"]["version"]
-        documents = variant(originals, version, shift)
-        lake = open_lake(uri, region=region, endpoint_url=endpoint_url)
-        registry = Registry(lake, usecase)
-        for name in FILES:
-            if name in skip:
-                continue
-            data = (replace or {}).get(name)
-            if data is None:
-                data = json.dumps(documents[name]).encode()
-            lake.write_bytes(data, *model_parts(usecase, version, name))
-        if complete:
-            registry.mark_complete(version)
-        if promote:
-            registry.promote(version, "promoted by the API tests")
-        return version
-
-    return publish_version
+    return functools.partial(publish_test_model, test_models)
 
 
 @pytest.fixture
-def model_lake(lake_uri: str, publish_model: Publish, test_models: dict[str, Any]) -> str:
+def model_lake(lake_uri: str, test_models: dict[str, Any]) -> str:
     """A lake whose production versions are the test models of every use case that has one."""
-    for usecase in test_models:
-        publish_model(lake_uri, usecase=usecase)
-    return lake_uri
+    return publish_every_test_model(test_models, lake_uri)
 
 
 @pytest.fixture
