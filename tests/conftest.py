@@ -50,13 +50,47 @@ SLOW_FIXTURES = {
 }
 
 
+#: The option naming the use cases the conformance suite runs (tests/usecases/test_contract.py's
+#: ``published`` parameter); unset, it runs them all.
+CONFORMANCE_OPTION = "--conformance-usecase"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--conformance-usecase NAME`` (repeatable): run the conformance suite on these only
+    (test_any_use_case_joins.py: its subprocess needs the new use case, not the others again)."""
+    parser.addoption(
+        CONFORMANCE_OPTION,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run the conformance suite's per-use-case tests for this use case only",
+    )
+
+
+def deselect_other_conformance_usecases(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the conformance tests of the use cases ``--conformance-usecase`` leaves out."""
+    only = config.getoption(CONFORMANCE_OPTION)
+    if not only:
+        return
+    kept, left_out = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        usecase = callspec.params.get("published") if callspec is not None else None
+        (left_out if usecase is not None and usecase not in only else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: it must see these markers
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``spark`` the tests using Spark and ``slow`` the end-to-end ones, by fixture.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``spark`` the tests using Spark and ``slow`` the end-to-end ones, by fixture;
+    leave out the use cases ``--conformance-usecase`` does not name.
 
     Session fixtures start their servers on free ports (port 0), so xdist workers never
     collide; each worker has its own moto server, weather servers and demo databases.
     """
+    deselect_other_conformance_usecases(config, items)
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & SPARK_FIXTURES:
