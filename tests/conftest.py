@@ -4,6 +4,7 @@ and a stage configuration pointing everything at a temporary directory."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ SPARK_FIXTURES = frozenset({"spark", "trained_model"})
 #: cheap fixture elsewhere): a subprocess server, a venv build, or a whole pipeline run.
 SLOW_FIXTURES = {
     "server": "tests/api/test_serve.py",  # `headwater serve` (gunicorn) in a subprocess
+    "module_server": "tests/api/",  # the same, shared by a module's tests
     "api_package": "tests/api/test_zappa.py",  # the Lambda package and its venv, built
     "data_python": "tests/functions/test_lambda_runtime.py",  # a venv of the image's Python
     "luigid": "tests/luigi_tasks/test_central_scheduler.py",  # the central scheduler
@@ -48,13 +50,47 @@ SLOW_FIXTURES = {
 }
 
 
+#: The option naming the use cases the conformance suite runs (tests/usecases/test_contract.py's
+#: ``published`` parameter); unset, it runs them all.
+CONFORMANCE_OPTION = "--conformance-usecase"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--conformance-usecase NAME`` (repeatable): run the conformance suite on these only
+    (test_any_use_case_joins.py: its subprocess needs the new use case, not the others again)."""
+    parser.addoption(
+        CONFORMANCE_OPTION,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run the conformance suite's per-use-case tests for this use case only",
+    )
+
+
+def deselect_other_conformance_usecases(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the conformance tests of the use cases ``--conformance-usecase`` leaves out."""
+    only = config.getoption(CONFORMANCE_OPTION)
+    if not only:
+        return
+    kept, left_out = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        usecase = callspec.params.get("published") if callspec is not None else None
+        (left_out if usecase is not None and usecase not in only else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: it must see these markers
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``spark`` the tests using Spark and ``slow`` the end-to-end ones, by fixture.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``spark`` the tests using Spark and ``slow`` the end-to-end ones, by fixture;
+    leave out the use cases ``--conformance-usecase`` does not name.
 
     Session fixtures start their servers on free ports (port 0), so xdist workers never
     collide; each worker has its own moto server, weather servers and demo databases.
     """
+    deselect_other_conformance_usecases(config, items)
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & SPARK_FIXTURES:
@@ -182,6 +218,7 @@ log_dir = "{tmp_path}/logs"
 state_dir = "{tmp_path}/runs"
 [training]
 shuffle_partitions = 2
+driver_java_options = "{TEST_JVM_OPTIONS}"
 {usecase_tables(configured)}"""
         (config / "test.toml").write_text(text, encoding="utf-8")
         monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(config))
@@ -281,6 +318,12 @@ def postgres_url() -> Iterator[str]:
 
 
 # --- Spark in this process, and one trained model version ---------------------------------------
+#: The JVM options of every Spark the suite starts (this process's session and the stages'
+#: spark-submit). A test's JVM lives a minute on a few thousand rows: C2 compilation never pays
+#: back there, so only C1 compiles, and one serial collector thread leaves both cores to the
+#: job. Measured on tests/headwater/model/test_spark_training.py: 61.7 s -> 31-36 s of CPU.
+TEST_JVM_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+
 # pyspark leaves the driver's end of each collect() socket to the garbage collector
 # (pyspark.rdd._create_local_socket returns the socket's file and drops the socket unclosed).
 # Under ``filterwarnings = error`` that ResourceWarning would fail whichever test collected, so
@@ -306,6 +349,7 @@ def spark() -> Iterator[Any]:
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.extraJavaOptions", TEST_JVM_OPTIONS)
             .getOrCreate()
         )
         session.sparkContext.setLogLevel("ERROR")
@@ -437,6 +481,54 @@ def lake_uri(tmp_path: Path) -> str:
     return f"file://{tmp_path}/lake"
 
 
+def publish_test_model(
+    test_models: dict[str, dict[str, Any]],
+    uri: str,
+    version: str | None = None,
+    *,
+    usecase: str,
+    shift: float = 0.0,
+    promote: bool = True,
+    complete: bool = True,
+    skip: tuple[str, ...] = (),
+    replace: dict[str, bytes] | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+) -> str:
+    """Write a use case's test model with the real registry (``_SUCCESS`` last); promote it.
+
+    ``skip`` leaves files out, ``replace`` maps file names to raw bytes; the version's name.
+    """
+    from headwater.core.layout import model_parts
+    from headwater.data.lake import open_lake
+    from headwater.registry.registry import Registry
+
+    originals = test_models[usecase]
+    version = version or originals["export.json"]["metadata"]["version"]
+    documents = variant(originals, version, shift)
+    lake = open_lake(uri, region=region, endpoint_url=endpoint_url)
+    registry = Registry(lake, usecase)
+    for name in FILES:
+        if name in skip:
+            continue
+        data = (replace or {}).get(name)
+        if data is None:
+            data = json.dumps(documents[name]).encode()
+        lake.write_bytes(data, *model_parts(usecase, version, name))
+    if complete:
+        registry.mark_complete(version)
+    if promote:
+        registry.promote(version, "promoted by the API tests")
+    return version
+
+
+def publish_every_test_model(test_models: dict[str, dict[str, Any]], uri: str) -> str:
+    """``uri`` made a lake whose production versions are every use case's test model."""
+    for usecase in test_models:
+        publish_test_model(test_models, uri, usecase=usecase)
+    return uri
+
+
 @pytest.fixture
 def publish_model(test_models: dict[str, dict[str, Any]]) -> Publish:
     """Write a use case's test model with the real registry (``_SUCCESS`` last); promote it.
@@ -445,50 +537,13 @@ def publish_model(test_models: dict[str, dict[str, Any]]) -> Publish:
     complete=True, skip=(), replace={})``: ``skip`` leaves files out, ``replace`` maps file
     names to raw bytes. A use case's fixtures may wrap it with itself as the default.
     """
-    from headwater.core.layout import model_parts
-    from headwater.data.lake import open_lake
-    from headwater.registry.registry import Registry
-
-    def publish_version(
-        uri: str,
-        version: str | None = None,
-        *,
-        usecase: str,
-        shift: float = 0.0,
-        promote: bool = True,
-        complete: bool = True,
-        skip: tuple[str, ...] = (),
-        replace: dict[str, bytes] | None = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-    ) -> str:
-        originals = test_models[usecase]
-        version = version or originals["export.json"]["metadata"]["version"]
-        documents = variant(originals, version, shift)
-        lake = open_lake(uri, region=region, endpoint_url=endpoint_url)
-        registry = Registry(lake, usecase)
-        for name in FILES:
-            if name in skip:
-                continue
-            data = (replace or {}).get(name)
-            if data is None:
-                data = json.dumps(documents[name]).encode()
-            lake.write_bytes(data, *model_parts(usecase, version, name))
-        if complete:
-            registry.mark_complete(version)
-        if promote:
-            registry.promote(version, "promoted by the API tests")
-        return version
-
-    return publish_version
+    return functools.partial(publish_test_model, test_models)
 
 
 @pytest.fixture
-def model_lake(lake_uri: str, publish_model: Publish, test_models: dict[str, Any]) -> str:
+def model_lake(lake_uri: str, test_models: dict[str, Any]) -> str:
     """A lake whose production versions are the test models of every use case that has one."""
-    for usecase in test_models:
-        publish_model(lake_uri, usecase=usecase)
-    return lake_uri
+    return publish_every_test_model(test_models, lake_uri)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ documented example (``example``); a shipped use case's own requests are in its f
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import http.client
 import json
@@ -147,13 +148,19 @@ def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, s
         connection.close()
 
 
-@pytest.fixture
-def server(model_lake: str, tmp_path: Path) -> Iterator[int]:
-    """`headwater serve` on a free loopback port, stopped (SIGTERM) after the test."""
+@contextlib.contextmanager
+def serving(lake: str, folder: Path, config_dir: Path | None = None) -> Iterator[int]:
+    """`headwater serve` of stage ``test`` over ``lake`` on a free loopback port (its log
+    ``folder/serve.log``), stopped (SIGTERM) on exit. ``config_dir`` holds the stage file when
+    the process's own environment does not name one (a fixture wider than ``api_env``)."""
     command = shutil.which("headwater", path=str(Path(sys.executable).parent))
     assert command
+    env = None
+    if config_dir is not None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+        env["HEADWATER_CONFIG_DIR"] = str(config_dir)
     port = free_port()
-    log = (tmp_path / "serve.log").open("w")
+    log = (folder / "serve.log").open("w")
     process = subprocess.Popen(
         [
             command,
@@ -163,12 +170,13 @@ def server(model_lake: str, tmp_path: Path) -> Iterator[int]:
             "--workers",
             "2",
             "--lake",
-            model_lake,
+            lake,
             "--stage",
             "test",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 30
@@ -178,7 +186,7 @@ def server(model_lake: str, tmp_path: Path) -> Iterator[int]:
                     break
             except OSError:
                 pass
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
+            assert process.poll() is None, (folder / "serve.log").read_text()
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
         yield port
@@ -190,3 +198,27 @@ def server(model_lake: str, tmp_path: Path) -> Iterator[int]:
             process.kill()
             process.wait(5)
         log.close()
+
+
+@pytest.fixture
+def server(model_lake: str, tmp_path: Path) -> Iterator[int]:
+    """`headwater serve` on a free loopback port, stopped (SIGTERM) after the test."""
+    with serving(model_lake, tmp_path) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory, test_models: dict[str, Any]
+) -> Iterator[int]:
+    """One `headwater serve` for a module whose tests only exchange requests with it, on a
+    lake of every test model (as ``server``), stopped (SIGTERM) after the module."""
+    from tests.conftest import publish_every_test_model
+
+    folder = tmp_path_factory.mktemp("served")
+    config = folder / "config"
+    config.mkdir()
+    (config / "test.toml").write_text(TEST_STAGE, encoding="utf-8")
+    lake = publish_every_test_model(test_models, f"file://{folder}/lake")
+    with serving(lake, folder, config) as port:
+        yield port

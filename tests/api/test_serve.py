@@ -21,6 +21,13 @@ URL = f"/v1/{MODEL}/predictions"
 POST = b"POST %s HTTP/1.1\r\nHost: x\r\n" % URL.encode()
 
 
+@pytest.fixture(scope="module")
+def server(module_server: int) -> int:
+    """One server for the module: each test only exchanges requests with it (a server per
+    test was twelve starts and graceful stops, 3-15 s each)."""
+    return module_server
+
+
 def test_serve_answers_over_http(server: int, example: dict[str, Any], base_version: str) -> None:
     status, _, health = request(server, "GET", "/health")
     assert status == 200 and health["models"][MODEL]["model"]["version"] == base_version

@@ -71,7 +71,9 @@ def data_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     for command in (
         [str(python), "-m", "venv", str(venv)],
-        [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", *requirements],
+        # --no-compile: pip byte-compiled every installed file of pandas, numpy and pyarrow
+        # (install 38 -> 11 s); the handlers' first import compiles only what they load.
+        [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-compile", *requirements],
     ):
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr

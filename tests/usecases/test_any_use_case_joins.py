@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import CONFORMANCE_OPTION
 from tests.usecases.registered import REPO, STAGE, only_in_tests
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -83,10 +84,12 @@ def test_a_use_case_living_elsewhere_passes_the_suite_with_no_edit(tmp_path: Pat
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(home), str(REPO), env.get("PYTHONPATH")]))
     report = tmp_path / "junit.xml"
 
-    # When the conformance suite and the configuration tests run over that stage
+    # When the conformance suite (on the new use case: this session runs the others) and the
+    # configuration tests run over that stage
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", *SUITE, "-p", "no:cacheprovider", "-q", "-x"]
-        + [f"--ignore={Path(__file__).relative_to(REPO)}", f"--junitxml={report}"],
+        + [f"--ignore={Path(__file__).relative_to(REPO)}", f"--junitxml={report}"]
+        + [CONFORMANCE_OPTION, NEW],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -108,4 +111,7 @@ def test_a_use_case_living_elsewhere_passes_the_suite_with_no_edit(tmp_path: Pat
         "test_every_use_case_declares_its_conformance_range",
     }
     assert all(tags == [] for tags in joined.values()), joined  # no failure, error or skip
+    # and no other use case's conformance run was paid for twice
+    others = [n for n in outcomes if n.startswith("test_every_partition_is_published")]
+    assert others == [f"test_every_partition_is_published_and_reconciles_exactly[{NEW}]"]
     assert outcomes["test_repository_stage_files_validate[local-inprocess-file://]"] == []
