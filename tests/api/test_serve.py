@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +56,41 @@ def test_serve_refuses_a_stage_without_a_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "no configuration for stage 'nowhere'" in done.stderr
+
+
+def test_a_stop_sent_while_the_workers_boot_stops_each_of_them(
+    model_lake: str, tmp_path: Path
+) -> None:
+    # Given `headwater serve` whose two workers were just forked (gevent still patching)
+    command = shutil.which("headwater", path=str(Path(sys.executable).parent))
+    assert command
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [command, "serve", "--port", "0", "--workers", "2", "--lake", model_lake]
+            + ["--stage", "test"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while log.read_text().count("Booting worker") < 2:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.005)
+            # When it is stopped at once
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)
+    # Then every worker ended itself (a worker that missed the signal served on until the master
+    # killed it at graceful_timeout, 12 s later, with no "Worker exiting" line)
+    text = log.read_text()
+    booted = re.findall(r"Booting worker with pid: (\d+)", text)
+    exited = re.findall(r"Worker exiting \(pid: (\d+)\)", text)
+    assert sorted(exited) == sorted(booted), text[-2000:]
+    assert process.returncode == 0
 
 
 # -- hardening: what gunicorn itself answers, slow clients, streamed bodies -----------------------
