@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -24,14 +23,14 @@ from typing import Any
 
 from apig_wsgi import make_lambda_handler
 
-from headwater.core.logs import configure_logging
+from headwater.core.logs import configure_logging, get_logger
 
 Handler = Callable[[dict[str, Any], Any], Any]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: The module Zappa writes into the package: the stage's environment, log level, binary support.
 SETTINGS_MODULE = "zappa_settings"
 #: One line per request (Zappa's handler logged one too; the stack turns on no API Gateway log).
-access_log = logging.getLogger("headwater.api.access")
+access_log = get_logger("api.access")
 #: What Zappa's keep-warm rule invokes (zappa/cli.py: ``handler.keep_warm_callback``).
 KEEP_WARM = "keep_warm_callback"
 
@@ -69,13 +68,11 @@ def log_request(event: dict[str, Any], context: Any, response: Any, ms: float) -
     http = (event.get("requestContext") or {}).get("http") or {}  # HTTP API v2
     access_log.info(
         "request",
-        extra={
-            "method": event.get("httpMethod") or http.get("method"),
-            "path": event.get("path") or event.get("rawPath"),
-            "status": (response or {}).get("statusCode"),
-            "ms": round(ms, 3),
-            "aws_request_id": getattr(context, "aws_request_id", None),
-        },
+        method=event.get("httpMethod") or http.get("method"),
+        path=event.get("path") or event.get("rawPath"),
+        status=(response or {}).get("statusCode"),
+        ms=round(ms, 3),
+        aws_request_id=getattr(context, "aws_request_id", None),
     )
 
 

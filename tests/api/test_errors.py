@@ -168,7 +168,7 @@ def test_a_crash_is_a_json_500(
     def broken(model: Any, request: Any) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(predictions, "predict", broken)
+    monkeypatch.setattr(predictions, "score", broken)
     client = app_for(model_lake).test_client()
 
     error = error_of(client.post(URL, json=example), 500)

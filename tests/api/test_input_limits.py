@@ -212,13 +212,14 @@ def test_a_non_finite_number_never_reaches_the_wire(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch, example: dict[str, Any]
 ) -> None:
     import api.blueprints.predictions as predictions
+    from headwater.serving.predictor import Scored
 
     shape = app.extensions["headwater_api"].usecases[MODEL].usecase.serving.answer
 
-    def broken(model: Any, request: Any) -> dict[str, Any]:
-        return {shape.probability: math.nan, shape.estimate: -math.inf}
+    def broken(model: Any, request: Any) -> Scored:
+        return Scored(answer={shape.probability: math.nan, shape.estimate: -math.inf}, features={})
 
-    monkeypatch.setattr(predictions, "predict", broken)
+    monkeypatch.setattr(predictions, "score", broken)
     response = client.post(URL, json=example)
     text = response.get_data(as_text=True)
     strict_json(text)

@@ -93,7 +93,7 @@ def test_a_crash_logs_the_request_and_the_traceback(
     def broken(model: Any, request: Any) -> Any:
         raise RuntimeError("scoring bug")
 
-    monkeypatch.setattr(predictions, "predict", broken)
+    monkeypatch.setattr(predictions, "score", broken)
     app_for(model_lake).test_client().post(predictions_url, json=example)
 
     (line,) = lines_of(json_log, "unhandled error")
