@@ -857,8 +857,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{TARGETS['rps']:.0f} req/s, no errors: {verdict(ok)}]"
     )
 
-    naive = naive_spark(lake, args.naive_runs)
-    if naive is None:
+    naive = naive_spark(lake, args.naive_runs) if args.naive_runs > 0 else None
+    if args.naive_runs < 1:
+        print("4. naive PySpark: skipped (--naive-runs 0)")
+    elif naive is None:
         print("4. naive PySpark: skipped (this lake's version has no Spark model: run make demo)")
     else:
         ratio = naive["per_request_ms"] / inproc["p50"]
