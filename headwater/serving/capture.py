@@ -401,6 +401,12 @@ def _worth_logging(count: int) -> bool:
     return count == 1 or count % 1000 == 0
 
 
+def _greenlet_threads() -> bool:
+    """True when gevent has monkey-patched threading (gunicorn's gevent workers)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
+
+
 def _score(model: Any, request: Any) -> tuple[Mapping[str, Any], dict[str, Any]]:
     # lazy: the scorer (pydantic) only where a shadow is scored; the collector imports capture
     from headwater.serving.predictor import score
@@ -444,6 +450,7 @@ class Capture:
         self._wake_at = max(1, min(batch_size, queue_size // 4))
         self._lock = threading.Lock()  # one writer at a time: the thread, or close()
         self._thread: threading.Thread | None = None
+        self._cooperative = False  # threads are gevent's greenlets (set when the thread starts)
         self._closed = False
         _OPEN.add(self)
 
@@ -509,15 +516,20 @@ class Capture:
         self._ensure_thread()
         if queued >= self._wake_at:
             # Past a quarter of the queue, the drain is woken at once rather than at its next
-            # tick: under gevent workers the capture "thread" is a greenlet that a busy worker
-            # starved for 0.2 s and more (300-record queues overflowed at 1,000 requests/s).
+            # tick. Under gevent workers it is a greenlet, and a keep-alive connection whose
+            # next request is already waiting is served without ever yielding to the hub: the
+            # drain never ran (300-record queues overflowed at 1,000 requests/s), so this
+            # request yields once to let it write (what the worker would pay anyway).
             self._wake.set()
+            if self._cooperative:
+                time.sleep(0)
         return True
 
     def _ensure_thread(self) -> None:
         # Started on first use, in the process that serves (after gunicorn's fork).
         if self._thread is None or self._pid != os.getpid():
             self._pid = os.getpid()
+            self._cooperative = _greenlet_threads()
             self._thread = threading.Thread(target=self._run, name="headwater-capture", daemon=True)
             self._thread.start()
 

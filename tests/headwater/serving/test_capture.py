@@ -253,6 +253,50 @@ def test_a_filling_queue_wakes_the_drain_before_its_tick() -> None:
         capture.close()
 
 
+GEVENT_WORKER = """
+from gevent import monkey
+
+monkey.patch_all()
+import json, sys, gevent
+sys.path[:0] = [sys.argv[1]]
+from tests.headwater.serving.test_capture import ListSink, offer
+from headwater.serving.capture import Capture
+
+sink = ListSink()
+capture = Capture(sink, queue_size=300, flush_seconds=0.1)
+
+
+def monopolise():
+    # A request greenlet that never yields: a keep-alive connection whose next request is
+    # always already waiting (gevent's recv returns at once), 1,000 answers in a row
+    for i in range(1000):
+        offer(capture, i, request_id=str(i))
+
+
+gevent.spawn(monopolise).join()
+capture.close()
+print(json.dumps({"written": len(sink.records), **capture.counters()}))
+"""
+
+
+def test_a_greenlet_that_never_yields_does_not_starve_the_drain(tmp_path: Path) -> None:
+    # Given gunicorn's gevent worker as it runs (threading patched: the drain is a greenlet)
+    import subprocess
+    import sys
+
+    script = tmp_path / "worker.py"
+    script.write_text(GEVENT_WORKER, encoding="utf-8")
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, str(script), str(root)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = json.loads(done.stdout.splitlines()[-1])
+    # Then the 1,000 answers were all written through a queue of 300 (the CI run dropped 68)
+    assert counts["dropped"] == 0
+    assert counts["written"] == 1000
+
+
 def test_one_answer_waits_for_the_tick() -> None:
     # Below a quarter of the queue, the drain is not woken: the request pays no wake-up
     sink = ListSink()
