@@ -445,7 +445,6 @@ class Capture:
         self._ids = itertools.count()
         self._process = uuid.uuid4().hex[:12]
         self._pid = os.getpid()
-        self._stop = threading.Event()
         self._wake = threading.Event()  # set by offer() when the queue fills, and by close()
         self._wake_at = max(1, min(batch_size, queue_size // 4))
         self._lock = threading.Lock()  # one writer at a time: the thread, or close()
@@ -610,10 +609,10 @@ class Capture:
         return record
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._closed:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
-            if self._stop.is_set():
+            if self._closed:
                 return  # close() writes what is left, in its own thread
             with self._lock:
                 while items := self._take():
@@ -636,7 +635,6 @@ class Capture:
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
