@@ -79,7 +79,7 @@ from headwater.monitoring.reference import (
     ranges_from_row,
     spark_range_expressions,
 )
-from headwater.serving.scoring import load_pipelines
+from headwater.serving.scoring import fold, load_pipelines
 
 if TYPE_CHECKING:
     from headwater.core.usecase import TrainingSpec, UseCase, Window
@@ -794,7 +794,8 @@ def top_coefficients(model: Any, predictions: Any, n: int = 15) -> list[tuple[st
 def check_parity(
     classifier: Any, regressor: Any, holdout: Any, export: Mapping[str, Any]
 ) -> dict[str, float]:
-    """Score a bounded holdout sample with Spark and with the portable export; compare."""
+    """Score a bounded holdout sample with Spark and with the portable export as the API scores
+    it (its folded forms); compare."""
     pipelines = load_pipelines(export)
     features = list(export["metadata"]["features"])
     sample = holdout.limit(PARITY_SAMPLE_ROWS)
@@ -803,13 +804,14 @@ def check_parity(
     ).collect()
     spark_reg = regressor.transform(sample).select(*features, "prediction").collect()
     worst_p = worst_label = worst_reg = 0.0
+    # the folded forms: what the API scores with
+    classifier_form, regressor_form = fold(pipelines["classifier"]), fold(pipelines["regressor"])
     for row in spark_cls:
-        out = pipelines["classifier"].transform(row.asDict())
-        worst_p = max(worst_p, abs(out["probability"] - row.p))
-        worst_label = max(worst_label, abs(out["prediction"] - row.prediction))
+        probability, decision = classifier_form.classify(row.asDict())
+        worst_p = max(worst_p, abs(probability - row.p))
+        worst_label = max(worst_label, abs(decision - row.prediction))
     for row in spark_reg:
-        out = pipelines["regressor"].transform(row.asDict())
-        worst_reg = max(worst_reg, abs(out["prediction"] - row.prediction))
+        worst_reg = max(worst_reg, abs(regressor_form.margin(row.asDict()) - row.prediction))
     return {
         "rows": len(spark_cls),
         "max_abs_probability": worst_p,

@@ -36,7 +36,13 @@ from headwater.core import layout
 from headwater.core.fields import kind_of, show
 from headwater.core.logs import get_logger
 from headwater.core.records import Lineage, RecordError, TrainingMetrics
-from headwater.serving.scoring import ExportError, PortablePipeline, load_pipelines
+from headwater.serving.scoring import (
+    ExportError,
+    LinearForm,
+    PortablePipeline,
+    fold,
+    load_pipelines,
+)
 from headwater.serving.store import ABSENT, ModelStore, ModelStoreError, ProductionPointer
 
 if TYPE_CHECKING:
@@ -348,12 +354,25 @@ class ServingModel:
     known: Mapping[str, frozenset[str]]
     # What GET /v1/<use case>/model answers, computed once.
     info: Mapping[str, Any] = field(default_factory=dict)
-    # Set when both heads share their feature stages: the regression head alone.
-    regression_head: PortablePipeline | None = None
     # (input, minimum, maximum) of each numeric model input seen in training (profile.json).
     ranges: tuple[tuple[str, float, float], ...] = ()
     # The estimate's plausible range (the use case's target), clipped into at serving.
     target: Quantity | None = None
+    # The classifier and the regressor folded for scoring (derived from them, never passed).
+    scorers: tuple[LinearForm, LinearForm] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Fold both pipelines once per version.
+
+        Raises:
+            ExportError: a pipeline does not fold, or the classifier is not logistic.
+        """
+        classifier, regressor = fold(self.classifier), fold(self.regressor)
+        if not classifier.logistic:
+            raise ExportError(
+                "the classifier pipeline ends in a linear regression, not a logistic one"
+            )
+        object.__setattr__(self, "scorers", (classifier, regressor))
 
     @property
     def ref(self) -> dict[str, str]:
@@ -483,10 +502,6 @@ def build_serving_model(
     if pointer is not None and version != pointer.version:
         raise ExportError(f"{layout.EXPORT} describes version {version}, not {pointer.version}")
     classifier_stages = export["pipelines"]["classifier"]["stages"]
-    regressor_stages = export["pipelines"]["regressor"]["stages"]
-    # The job fits the feature stages once for both heads: assemble and scale once, too.
-    shared = classifier_stages[:-1] == regressor_stages[:-1]
-    head_only = PortablePipeline((), regressor.stages[-1:]) if shared else None
     # The decision is the classifier stage's own (Spark's); report that threshold.
     threshold = float(classifier_stages[-1].get("threshold", metadata.get("threshold", 0.5)))
     known = _known_categories(export)
@@ -518,7 +533,6 @@ def build_serving_model(
         categorical=tuple(training.categorical),
         known=known,
         info=info,
-        regression_head=head_only,
         # computed once here: an answer only compares (a version without a profile: none)
         ranges=ranges_of(profile, tuple(training.numeric)) if profile is not None else (),
         target=training.target,
@@ -605,12 +619,9 @@ def score(model: ServingModel, request: Any) -> Scored:
     """
     spec = model.spec
     features, defaulted = spec.features_record(request, model.lookups)
-    scored = model.classifier.transform(features)
-    probability, decision = scored["probability"], scored["prediction"]
-    if model.regression_head is not None:
-        estimate = model.regression_head.transform(scored)["prediction"]
-    else:
-        estimate = model.regressor.transform(features)["prediction"]
+    classifier, regressor = model.scorers
+    probability, decision = classifier.classify(features)
+    estimate = regressor.margin(features)
     if not (math.isfinite(probability) and math.isfinite(estimate)):
         raise UnscorableInstance(
             f"the model gives no finite answer (probability {probability}, estimate {estimate}): "

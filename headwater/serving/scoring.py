@@ -158,6 +158,132 @@ def _stage(body: Mapping[str, Any]) -> Any:
 
 
 @dataclass(frozen=True)
+class LinearForm:
+    """A pipeline folded into one sparse linear form: what the API scores with.
+
+    Indexing, one-hot encoding, assembling, standard scaling and a linear model compose to
+    ``margin = intercept + sum(coefficient * (value - mean) * factor)`` over the assembled
+    vector: the scaler folds into the coefficients (``weight = coefficient * factor``) and every
+    constant term into one ``constant``, so that scoring reads each input once: a numeric input
+    adds ``weight * value``, a categorical one the weight of its one-hot slot (nothing for the
+    dropped last slot). The same numbers as :meth:`PortablePipeline.transform`'s stage by stage
+    replay (which mirrors Spark's intermediate columns) but for the order of the additions:
+    about 1e-15 apart, and 5 to 10 times faster.
+    """
+
+    inputs: tuple[str, ...]
+    constant: float
+    #: (input, weight) of each numeric input.
+    numeric: tuple[tuple[str, float], ...]
+    #: (input, weight by category, the weight of an unseen or null category, or None: refused).
+    categorical: tuple[tuple[str, Mapping[str, float], float | None], ...]
+    logistic: bool
+    threshold: float
+
+    def margin(self, record: Mapping[str, Any]) -> float:
+        """The linear model's margin (a regression's prediction) for one record.
+
+        Raises:
+            ValueError: an input is missing, or a category is unseen where the indexer
+                refuses unseen values.
+        """
+        try:
+            margin = self.constant
+            for name, weights, unseen in self.categorical:
+                value = record[name]
+                weight = weights.get(value) if isinstance(value, str) else None
+                if weight is None:
+                    if unseen is None:
+                        raise ValueError(f"unseen value {value!r} for {name!r}")
+                    weight = unseen
+                margin += weight
+            for name, weight in self.numeric:
+                value = record[name]
+                margin += weight * (math.nan if value is None else float(value))
+        except KeyError:
+            missing = [name for name in self.inputs if name not in record]
+            raise ValueError(f"missing model inputs: {', '.join(missing)}") from None
+        return margin
+
+    def classify(self, record: Mapping[str, Any]) -> tuple[float, float]:
+        """A logistic model's probability and its decision (1.0 above the threshold)."""
+        probability = _sigmoid(self.margin(record))
+        return probability, 1.0 if probability > self.threshold else 0.0
+
+
+def fold(pipeline: PortablePipeline) -> LinearForm:
+    """Fold a pipeline that ends in a linear model into its :class:`LinearForm`.
+
+    Raises:
+        ExportError: the pipeline is not indexers and one-hot encoders, one assembler, at
+            most one scaler, then a linear model (the shapes the training job exports).
+    """
+    *features, model = pipeline.stages
+    if not isinstance(model, _Linear):
+        raise ExportError("only a pipeline ending in a linear model folds (no model stage)")
+    indexers = {}  # output column -> (input column, table, keep)
+    sizes = {}  # one-hot output column -> (indexer output column, size)
+    assembler, scaler = None, None
+    for stage in features:
+        if isinstance(stage, _Indexer):
+            for source, target, table in zip(
+                stage.inputs, stage.outputs, stage.tables, strict=True
+            ):
+                indexers[target] = (source, table, stage.keep)
+        elif isinstance(stage, _OneHot):
+            for source, target, size in zip(stage.inputs, stage.outputs, stage.sizes, strict=True):
+                sizes[target] = (source, size)
+        elif isinstance(stage, _Assembler) and assembler is None:
+            assembler = stage
+        elif isinstance(stage, _Scaler) and scaler is None and assembler is not None:
+            scaler = stage
+        else:
+            raise ExportError(f"cannot fold a {type(stage).__name__.strip('_')} stage here")
+    if assembler is None or model.input != (scaler.output if scaler else assembler.output):
+        raise ExportError("the linear model does not read the assembled (and scaled) vector")
+    if scaler is not None and scaler.input != assembler.output:
+        raise ExportError("the scaler does not read the assembled vector")
+    made = sizes.keys() | indexers.keys() | set(pipeline.inputs)
+    unmade = [name for name in assembler.inputs if name not in made]
+    if unmade:
+        raise ExportError(f"no stage makes {unmade[0]!r}, and it is not an input of the pipeline")
+    width = sum(sizes[name][1] if name in sizes else 1 for name in assembler.inputs)
+    if len(model.coefficients) != width or (scaler and len(scaler.factor) != width):
+        raise ExportError(
+            f"the linear model has {len(model.coefficients)} coefficients, not {width}"
+        )
+    shift = scaler.shift if scaler else (0.0,) * width
+    factor = scaler.factor if scaler else (1.0,) * width
+    weights = [c * f for c, f in zip(model.coefficients, factor, strict=True)]
+    constant = model.intercept - sum(w * s for w, s in zip(weights, shift, strict=True))
+    numeric, categorical, at = [], [], 0
+    for name in assembler.inputs:
+        if name in sizes:
+            index_column, size = sizes[name]
+            if index_column not in indexers:
+                raise ExportError(f"the one-hot input {index_column!r} is not an indexer's output")
+            source, table, keep = indexers[index_column]
+            block = weights[at : at + size]
+            by_label = {label: block[i] if i < size else 0.0 for label, i in table.items()}
+            unseen = (block[len(table)] if len(table) < size else 0.0) if keep else None
+            categorical.append((source, by_label, unseen))
+            at += size
+        elif name in indexers:
+            raise ExportError(f"cannot fold the category index {name!r} used as a number")
+        else:
+            numeric.append((name, weights[at]))
+            at += 1
+    return LinearForm(
+        pipeline.inputs,
+        constant,
+        tuple(numeric),
+        tuple(categorical),
+        model.logistic,
+        model.threshold,
+    )
+
+
+@dataclass(frozen=True)
 class PortablePipeline:
     """A fitted pipeline replayed stage by stage on one record (a dict of input columns)."""
 

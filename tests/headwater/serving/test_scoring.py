@@ -8,7 +8,10 @@ the use case it was trained for.
 from __future__ import annotations
 
 import copy
+import json
 import math
+import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from headwater.model.spark_training import feature_stages
 from headwater.serving.scoring import (
     ExportError,
     PortablePipeline,
+    fold,
     load_pipelines,
     score_batch,
 )
@@ -274,3 +278,108 @@ def test_feature_stages_fitted_on_a_constant_column_export_a_zero_std(spark: Any
     assert exported["stages"][-1]["std"][-1] == 0.0
     assert got[-1] == expected[-1] == 0.0
     assert got == pytest.approx(expected, abs=1e-12)
+
+
+# --- the folded form the API scores with -------------------------------------------------------
+
+MODELS = sorted(Path(__file__).parents[1].glob("usecases/*/model/export.json"))
+
+
+def test_the_folded_form_scores_the_hand_computed_margin() -> None:
+    form = fold(classifier())
+
+    # the scaler folded into the weights, every constant term into one constant
+    margin = -0.25 + 1.0 * -1.0 + -1.0 * 1.5 + 0.5 * 1.0
+    assert form.margin({"meter": "m2", "x": 12.0, "y": 99.0}) == pytest.approx(margin, abs=1e-15)
+    probability, decision = form.classify({"meter": "m2", "x": 12.0, "y": 99.0})
+    assert probability == pytest.approx(1 / (1 + math.exp(-margin)), abs=1e-15)
+    assert decision == 0.0
+
+
+def random_record(pipeline: PortablePipeline, rng: random.Random) -> dict[str, Any]:
+    """A record of the pipeline's inputs: known, unseen and missing categories, odd numbers."""
+    labels = {
+        source: list(table)
+        for stage in pipeline.stages
+        if hasattr(stage, "tables")
+        for source, table in zip(stage.inputs, stage.tables, strict=True)
+    }
+    record: dict[str, Any] = {}
+    for name in pipeline.inputs:
+        if name in labels:
+            record[name] = rng.choice([*labels[name], *labels[name], "never-seen", None, 7])
+        else:
+            record[name] = rng.choice([rng.gauss(0, 100), rng.uniform(-1, 1), 0, True, 1e9])
+    return record
+
+
+@pytest.mark.parametrize("handle_invalid", ["keep", "error"])
+@pytest.mark.parametrize("drop_last", [True, False])
+@pytest.mark.parametrize("with_mean", [True, False])
+def test_the_folded_form_agrees_with_the_stage_by_stage_replay(
+    handle_invalid: str, drop_last: bool, with_mean: bool
+) -> None:
+    body = document()
+    stages = body["pipelines"]["classifier"]["stages"]
+    stages[1].update(handleInvalid=handle_invalid, dropLast=drop_last)
+    stages[3]["withMean"] = with_mean
+    size = 3 + (handle_invalid == "keep") - drop_last
+    stages[3].update(mean=[0.5] * size + [10.0, 4.0], std=[0.5] * size + [2.0, 0.0])
+    stages[4]["coefficients"] = [0.5 * (i + 1) for i in range(size)] + [3.0, 7.0]
+    pipeline = classifier(body)
+    form, rng = fold(pipeline), random.Random(7)
+
+    for _ in range(200):
+        record = random_record(pipeline, rng)
+        out = pipeline.transform(record)
+        assert form.classify(record) == (
+            pytest.approx(out["probability"], abs=1e-12),
+            out["prediction"],
+        )
+
+
+@pytest.mark.parametrize("export", MODELS, ids=lambda path: path.parent.parent.name)
+def test_each_use_cases_model_folds_to_the_same_answers(export: Path) -> None:
+    pipelines = load_pipelines(json.loads(export.read_text(encoding="utf-8")))
+    rng = random.Random(11)
+
+    for pipeline in pipelines.values():
+        form = fold(pipeline)
+        for _ in range(300):
+            record = random_record(pipeline, rng)
+            out = pipeline.transform(record)
+            if form.logistic:
+                probability, decision = form.classify(record)
+                assert probability == pytest.approx(out["probability"], abs=1e-12, nan_ok=True)
+                assert decision == out["prediction"]
+            else:
+                assert form.margin(record) == pytest.approx(
+                    out["prediction"], rel=1e-12, nan_ok=True
+                )
+
+
+def test_a_missing_input_or_a_refused_category_reads_as_in_the_replay() -> None:
+    body = document()
+    body["pipelines"]["classifier"]["stages"][0]["handleInvalid"] = "error"
+    form = fold(classifier(body))
+
+    with pytest.raises(ValueError, match="missing model inputs: y"):
+        form.margin({"meter": "m1", "x": 1.0})
+    with pytest.raises(ValueError, match="unseen value 'm9' for 'meter'"):
+        form.margin({"meter": "m9", "x": 1.0, "y": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (slice(0, 4), "ending in a linear model"),
+        (slice(2, 5), "no stage makes 'meter_ohe'"),
+    ],
+)
+def test_a_pipeline_of_another_shape_does_not_fold(cut: slice, message: str) -> None:
+    body = document()
+    stages = body["pipelines"]["classifier"]["stages"]
+    body["pipelines"]["classifier"]["stages"] = stages[cut]
+
+    with pytest.raises(ExportError, match=message):
+        fold(classifier(body))

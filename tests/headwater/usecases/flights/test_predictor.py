@@ -214,8 +214,6 @@ def test_the_model_describes_its_version_from_the_documents(
     assert set(info["categories"]) == {"carrier", "origin", "dest"}
     assert "UA" in info["categories"]["carrier"] and "EWR" in info["categories"]["origin"]
     assert info["categories"]["carrier"] == sorted(info["categories"]["carrier"])
-    # both heads share their feature stages: the regressor's last stage alone scores
-    assert model.regression_head is not None
 
 
 def test_the_threshold_is_the_classifier_stages_not_the_metadatas(
@@ -422,9 +420,7 @@ def test_a_non_finite_score_is_unscorable_not_a_nan_answer(
     export = documents_copy(model_documents)["export.json"]
     export["pipelines"]["regressor"]["stages"][-1]["intercept"] = float("inf")
     broken = load_pipelines(export)
-    model = dataclasses.replace(
-        model, regressor=broken["regressor"], regression_head=None
-    )  # as a version whose heads do not share stages
+    model = dataclasses.replace(model, regressor=broken["regressor"])
 
     with pytest.raises(UnscorableInstance, match="no finite answer"):
         predict(model, SPEC.request_model.model_validate(EXAMPLE))

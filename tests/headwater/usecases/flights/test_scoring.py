@@ -17,6 +17,7 @@ from headwater.model.spark_training import feature_table, with_probability
 from headwater.serving.scoring import (
     FORMAT,
     FORMAT_VERSION,
+    fold,
     load_pipelines,
 )
 from headwater.usecases.flights.features import CATEGORICAL, FEATURES, NUMERIC, FeatureLookups
@@ -104,20 +105,19 @@ def scored_both_ways(
     )
     spark_reg = regressor.transform(rows).select(*FEATURES, "prediction").collect()
     pipelines = load_pipelines(trained_model.read_json("export.json"))
+    forms = {name: fold(pipeline) for name, pipeline in pipelines.items()}
     rows.unpersist()
     out = []
     for cls_row, reg_row in zip(spark_cls, spark_reg, strict=True):
         cls, reg = cls_row.asDict(), reg_row.asDict()
         inputs = {name: cls[name] for name in FEATURES}
         assert inputs == {name: reg[name] for name in FEATURES} or is_missing_number(inputs)
-        out.append(
-            (
-                cls,
-                pipelines["classifier"].transform(inputs),
-                reg,
-                pipelines["regressor"].transform(inputs),
-            )
-        )
+        ours_cls = pipelines["classifier"].transform(inputs)
+        ours_reg = pipelines["regressor"].transform(inputs)
+        # and as the API scores them: the folded forms
+        ours_cls["folded"] = forms["classifier"].classify(inputs)
+        ours_reg["folded"] = forms["regressor"].margin(inputs)
+        out.append((cls, ours_cls, reg, ours_reg))
     return out
 
 
@@ -138,6 +138,15 @@ def test_the_scorer_reproduces_spark_on_the_whole_holdout_and_on_unseen_inputs(
     assert worst_p <= TOLERANCE
     assert worst_label == 0.0
     assert worst_reg <= TOLERANCE
+    # and so do the folded forms the API scores with
+    folded_p = max(abs(spark["p"] - ours["folded"][0]) for spark, ours, _, _ in complete)
+    folded_label = max(
+        abs(spark["prediction"] - ours["folded"][1]) for spark, ours, _, _ in complete
+    )
+    folded_reg = max(abs(spark["prediction"] - ours["folded"]) for _, _, spark, ours in complete)
+    assert folded_p <= TOLERANCE
+    assert folded_label == 0.0
+    assert folded_reg <= TOLERANCE
     # and so do the category indices, including the extra one of handleInvalid="keep"
     for spark, ours, _, _ in complete:
         for name in CATEGORICAL:
