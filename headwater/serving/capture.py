@@ -141,19 +141,15 @@ def record_of(
     instance: int,
     served_at: float,
     latency_ms: float,
+    features: dict[str, Any],
     role: str = PRODUCTION,
-    features: dict[str, Any] | None = None,
 ) -> CaptureRecord:
     """Build the record of one answer of ``model`` (a ServingModel) to a validated ``request``.
 
-    ``features``: the feature record the scorer used (``predictor.score``), kept as it is;
-    None derives it again with the model's ``features_record`` (the same record: the
-    derivation is a pure function of the request and the version's lookups).
+    ``features``: the feature record the scorer used (``predictor.Scored.features``), kept as
+    it is: never derived a second time.
     """
-    spec = model.spec
-    if features is None:
-        features, _ = spec.features_record(request, model.lookups)
-    keys = spec.answer
+    keys = model.spec.answer
     return CaptureRecord(
         request_id=request_id,
         instance=instance,
@@ -371,8 +367,8 @@ class Answered(NamedTuple):
     model: Any
     request: Any
     answer: Mapping[str, Any]
-    #: The feature record the scorer used (``predictor.Scored.features``); None: derive it.
-    features: dict[str, Any] | None
+    #: The feature record the scorer used (``predictor.Scored.features``).
+    features: dict[str, Any]
     request_id: str
     instance: int
     served_at: float
@@ -463,18 +459,18 @@ class Capture:
         request: Any,
         answer: Mapping[str, Any],
         *,
+        features: dict[str, Any],
         request_id: str,
         instance: int,
         served_at: float,
         latency_ms: float,
         role: str = PRODUCTION,
         shadow: ShadowSource | None = None,
-        features: dict[str, Any] | None = None,
     ) -> bool:
         """Queue one answered instance; never blocks, never raises. True when it was kept.
 
         ``features``: the feature record the scorer used (``predictor.score``), recorded as
-        it is (None: the capture thread derives it again). ``shadow``: the use case's shadow
+        it is. ``shadow``: the use case's shadow
         source; the capture thread scores the same request with its model and records that
         answer too (role ``shadow``).
         """

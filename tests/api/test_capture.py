@@ -104,6 +104,7 @@ def test_each_record_holds_the_features_its_answer_was_scored_from(
             model,
             request,
             answer,
+            features=model.spec.features_record(request, model.lookups)[0],
             request_id=record.request_id,
             instance=record.instance,
             served_at=datetime.fromisoformat(record.served_at).timestamp(),
