@@ -76,9 +76,10 @@ demo-monitor: $(STAMP)
 # on two workers; loadgroup keeps every spark test on one worker, one SparkSession).
 PYTEST_ARGS ?=
 
+# The 25 slowest tests are listed at the end: where the suite's time goes, run by run.
 test: $(STAMP) java $(CHECKOV_STAMP) $(OPENAPI_CLIENT_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 # The fast lane while working: no Spark and no end-to-end runs (pipeline runs, subprocess
 # servers, venv builds; markers in pyproject.toml, applied in tests/conftest.py). CI runs `test`.
