@@ -1,9 +1,11 @@
 """Benchmark the prediction API, in one run, and print the figures against the targets.
 
-1. single-prediction latency through the Flask test client (p50, p99), per use case;
-   then what prediction capture (the default spool sink) adds to that p50, per use case, off
-   and on in alternating rounds (``--capture-only`` runs this part alone); then with a shadow
-   model on against production alone, both capturing (``--shadow-only`` runs this part alone);
+1. single-prediction latency through the Flask test client (p50, p99), per use case, and
+   through the stage's Lambda handler (an API Gateway event in, as Lambda serves it;
+   ``--in-process-only`` runs these alone); then what prediction capture (the default spool
+   sink) adds to that p50, per use case, off and on in alternating rounds (``--capture-only``
+   runs this part alone); then with a shadow model on against production alone, both
+   capturing (``--shadow-only`` runs this part alone);
 2. cold start: a fresh process importing the app, loading every use case's model,
    answering once per use case (with the time of ``create_app`` alone), timed from its spawn
    to its last answer (its exit, about 0.1 s of freeing modules and models, is printed apart:
@@ -138,6 +140,59 @@ def in_process(lake: str, n: int, usecase: str) -> dict[str, float]:
         "health_p50": percentile([t * 1000 for t in baseline], 50),
         "n": n,
     }
+
+
+def in_process_handler(lake: str, n: int, usecase: str) -> dict[str, float]:
+    """The same prediction as Lambda serves it: an API Gateway event through the stage's
+    handler (apig-wsgi, the app with capture as configured, the access line: JSON to stderr,
+    here /dev/null)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from api import create_app
+    from api.lambda_handler import create_handler
+    from headwater.core.logs import configure_logging
+
+    settings = SimpleNamespace(ENVIRONMENT_VARIABLES={}, LOG_LEVEL="INFO", BINARY_SUPPORT=True)
+    event = api_gateway_events()[1 + USECASES.index(usecase)]
+    context = SimpleNamespace(aws_request_id="bench")
+    with open(os.devnull, "w") as sink:
+        with contextlib.redirect_stderr(sink):
+            handler = create_handler(settings, create_app({"LAKE_URI": lake}))
+        for _ in range(300):
+            handler(event, context)
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            answer = handler(event, context)
+            times.append(time.perf_counter() - started)
+            assert answer["statusCode"] == 200, answer
+        configure_logging(console=False)  # the access lines' handler goes with /dev/null
+    ms = [t * 1000 for t in times]
+    return {"p50": percentile(ms, 50), "p99": percentile(ms, 99), "n": n}
+
+
+def print_in_process(lake: str, n: int) -> dict[str, float]:
+    """Part 1 for each use case, through the test client and through the Lambda handler;
+    returns flights' test-client figures."""
+    figures = {}
+    for usecase in USECASES:
+        result = figures[usecase] = in_process(lake, n, usecase)
+        print(
+            f"1. in-process, Flask test client, one {usecase} prediction ({result['n']} "
+            f"requests): p50 {result['p50']:.3f} ms, p99 {result['p99']:.3f} ms, mean "
+            f"{result['mean']:.3f} ms (GET /health: p50 {result['health_p50']:.3f} ms)  "
+            f"[target p50 <= {TARGETS['p50_ms']} ms: {verdict(result['p50'] <= TARGETS['p50_ms'])}]"
+        )
+    for usecase in USECASES:
+        result = in_process_handler(lake, n, usecase)
+        print(
+            f"1. in-process, through the stage's Lambda handler (an API Gateway event, apig-wsgi, "
+            f"the access line), one {usecase} prediction ({result['n']} requests): p50 "
+            f"{result['p50']:.3f} ms, p99 {result['p99']:.3f} ms  [target p50 <= "
+            f"{TARGETS['p50_ms']} ms: {verdict(result['p50'] <= TARGETS['p50_ms'])}]"
+        )
+    return figures["flights"]
 
 
 # -- 1a. with capture on -------------------------------------------------------------------------
@@ -765,6 +820,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--capture-only", action="store_true", help="only 1a: capture on vs off, per use case"
     )
+    parser.add_argument(
+        "--in-process-only", action="store_true", help="only 1: test client and Lambda handler"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of 1a and 1b")
     parser.add_argument("--package", type=Path, default=PACKAGE, help="the API's Lambda zip")
     parser.add_argument("--lambda-venv", type=Path, default=LAMBDA_VENV, help="its boto3's venv")
@@ -817,17 +875,11 @@ def main(argv: list[str] | None = None) -> int:
         temp.cleanup()
         return 0
 
-    for usecase in USECASES:
-        result = in_process(lake, args.requests, usecase)
-        if usecase == "flights":
-            inproc = result
-        print(
-            f"1. in-process, Flask test client, one {usecase} prediction ({result['n']} "
-            f"requests): p50 {result['p50']:.3f} ms, p99 {result['p99']:.3f} ms, mean "
-            f"{result['mean']:.3f} ms (GET /health: p50 {result['health_p50']:.3f} ms)  "
-            f"[target p50 <= {TARGETS['p50_ms']} ms: {verdict(result['p50'] <= TARGETS['p50_ms'])}]"
-        )
-
+    inproc = print_in_process(lake, args.requests)
+    if args.in_process_only:
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        temp.cleanup()
+        return 0
     for usecase in USECASES:
         print_capture(usecase, in_process_capture(lake, args.requests, usecase, args.rounds))
     print_shadow(in_process_shadow(args.requests, args.rounds))
