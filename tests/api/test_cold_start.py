@@ -139,6 +139,8 @@ def test_a_cold_start_neither_imports_the_openapi_generator_nor_builds_answer_sc
     # Then answering predictions needed neither the document's generator nor the schemas
     # of the answers (ModelInfo, Health, Error...: built when the document is)
     assert "api.openapi" not in cold_start["modules"]
+    # nor what only training uses (statistics: the flights lookups' medians, on the Spark side)
+    assert "statistics" not in cold_start["modules"]
     assert cold_start["built"] == []
     # and the document is still there when asked for, generated on first use
     assert cold_start["openapi"] == 200 and cold_start["schemas"] > 10
