@@ -1,7 +1,5 @@
 """Every error is JSON: ``{"error": {"status", "code", "message", "problems"?}}``, never HTML."""
 
-from __future__ import annotations
-
 import re
 from typing import Any
 

@@ -1,7 +1,5 @@
 """``GET /health``: liveness, and per use case whether (and which) model is loaded."""
 
-from __future__ import annotations
-
 import os
 from typing import Any, Literal
 

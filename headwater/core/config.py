@@ -5,14 +5,12 @@ variables ``HEADWATER_<SECTION>__<KEY>``, the stage's file ``config/<stage>.toml
 then the defaults below. Nothing is read at import time: call :func:`load_settings`.
 """
 
-from __future__ import annotations
-
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -168,7 +166,7 @@ class UseCaseConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _start_with_end(self) -> UseCaseConfig:
+    def _start_with_end(self) -> Self:
         if self.end is not None and self.start is None:
             raise ValueError("end is set but start is not: set start (and end, or not)")
         return self
@@ -246,7 +244,7 @@ class Settings(_Section):
     api: ApiConfig = ApiConfig()
 
     @model_validator(mode="after")
-    def _enabled_are_configured(self) -> Settings:
+    def _enabled_are_configured(self) -> Self:
         missing = [name for name in self.usecases if name not in self.usecase]
         if missing:
             raise ValueError(
@@ -256,7 +254,7 @@ class Settings(_Section):
             raise ValueError(f"usecases lists a use case twice: {list(self.usecases)}")
         return self
 
-    def usecase_config(self, name: str) -> UseCaseConfig:
+    def usecase_config(self, name: str) -> Self:
         """Return the configuration of use case ``name`` or fail naming the configured ones."""
         try:
             return self.usecase[name]

@@ -19,8 +19,6 @@ per request (that would cost more than scoring); the tests validate real answers
 the document.
 """
 
-from __future__ import annotations
-
 import functools
 import math
 import types
@@ -28,7 +26,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
@@ -36,6 +34,7 @@ from headwater.core import layout
 from headwater.core.fields import kind_of, show
 from headwater.core.logs import get_logger
 from headwater.core.records import Lineage, RecordError, TrainingMetrics
+from headwater.core.usecase import Quantity, ServingSpec, UseCase
 from headwater.serving.scoring import (
     ExportError,
     LinearForm,
@@ -44,9 +43,6 @@ from headwater.serving.scoring import (
     load_pipelines,
 )
 from headwater.serving.store import ABSENT, ModelStore, ModelStoreError, ProductionPointer
-
-if TYPE_CHECKING:
-    from headwater.core.usecase import Quantity, ServingSpec, UseCase
 
 log = get_logger(__name__)
 MAX_PROBLEMS = 50  # reported per request; the message says how many there were in all

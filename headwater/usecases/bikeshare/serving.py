@@ -8,8 +8,6 @@ weather situation the model never saw is scored (Spark's ``handleInvalid='keep'`
 listed in ``unseen``. Features come from :func:`features.features_record`.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Annotated, Any
 

@@ -7,8 +7,6 @@ scored the way Spark scores it (``handleInvalid='keep'``) and reported in the
 prediction's ``unseen`` list. Features come from :func:`features.features_record`.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Annotated, Any
 

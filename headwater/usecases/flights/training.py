@@ -7,7 +7,6 @@ collecting the lookups to the driver is safe on EMR.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from typing import Any
 
@@ -111,6 +110,9 @@ def build_lookups(flights: Any, planes: Any, schedule: Any | None = None) -> Fea
 
 def _median(values: list[Any], default: float) -> float:
     """The lower median of the known values (as Spark's percentile_approx), else ``default``."""
+    # lazy: only where the lookups are built; the API imports this module for its TRAINING
+    import statistics
+
     known = [v for v in values if v is not None]
     return float(statistics.median_low(known)) if known else default
 
