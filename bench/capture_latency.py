@@ -39,8 +39,10 @@ from headwater.serving.capture import (  # noqa: E402
 class InlineCapture(Capture):
     """Capture that builds and writes the record in the request (what the queue avoids)."""
 
-    def offer(self, model: Any, request: Any, answer: Any, **kwargs: Any) -> bool:
-        self.sink.write([record_of(model, request, answer, **kwargs)])
+    def offer(
+        self, model: Any, request: Any, answer: Any, shadow: Any = None, **kwargs: Any
+    ) -> bool:
+        self.sink.write([record_of(model, request, answer, **kwargs)])  # no shadow scored here
         return True
 
 
