@@ -262,8 +262,13 @@ def test_promote_refuses_an_incomplete_version(runner: CliRunner, registry: Regi
 
 
 def drop_a_coefficient(export: dict[str, Any]) -> None:
-    """The classifier one coefficient short: the version loads, then fails on any request."""
+    """The classifier one coefficient short: it does not fold into a scorer."""
     export["pipelines"]["classifier"]["stages"][-1]["coefficients"].pop()
+
+
+def infinite_intercept(export: dict[str, Any]) -> None:
+    """The regressor's intercept infinite: the version loads, then no answer is finite."""
+    export["pipelines"]["regressor"]["stages"][-1]["intercept"] = float("inf")
 
 
 @pytest.mark.parametrize(
@@ -271,9 +276,10 @@ def drop_a_coefficient(export: dict[str, Any]) -> None:
     [
         ({"skip": (LOOKUPS,)}, "lookups.json does not exist"),
         ({"skip": (EXPORT,)}, "export.json does not exist"),
-        ({"export_change": drop_a_coefficient}, "cannot score the use case"),
+        ({"export_change": drop_a_coefficient}, "the linear model has 29 coefficients, not 30"),
+        ({"export_change": infinite_intercept}, "cannot score the use case"),
     ],
-    ids=["missing lookups", "missing export", "failing probe"],
+    ids=["missing lookups", "missing export", "short export", "failing probe"],
 )
 def test_promote_refuses_a_version_the_api_could_not_serve(
     runner: CliRunner, registry: Registry, damage: dict[str, Any], why: str
