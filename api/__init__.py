@@ -13,7 +13,9 @@ import gc
 
 # The cold start's imports (Flask, pydantic, ours) create the process's long-lived objects:
 # the collector's passes over them while they run freed a few hundred objects and cost 3% of
-# the Lambda package's cold start (docs/benchmarks.md). It waits until they are done.
+# the Lambda package's cold start (docs/benchmarks.md). It waits until they are done. This is
+# the package's own module, so any process importing ``api`` does it (tests, the CLI): what
+# is frozen then is never collected, which costs nothing but the little garbage it holds.
 _collecting = gc.isenabled()
 gc.disable()
 try:

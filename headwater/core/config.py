@@ -254,7 +254,7 @@ class Settings(_Section):
             raise ValueError(f"usecases lists a use case twice: {list(self.usecases)}")
         return self
 
-    def usecase_config(self, name: str) -> Self:
+    def usecase_config(self, name: str) -> UseCaseConfig:
         """Return the configuration of use case ``name`` or fail naming the configured ones."""
         try:
             return self.usecase[name]

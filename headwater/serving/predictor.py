@@ -354,21 +354,27 @@ class ServingModel:
     ranges: tuple[tuple[str, float, float], ...] = ()
     # The estimate's plausible range (the use case's target), clipped into at serving.
     target: Quantity | None = None
-    # The classifier and the regressor folded for scoring (derived from them, never passed).
-    scorers: tuple[LinearForm, LinearForm] = field(init=False, repr=False, compare=False)
+    # The classifier folded for scoring (derived from ``classifier``, never passed).
+    classifier_form: LinearForm = field(init=False, repr=False, compare=False)
+    # The regressor folded for scoring (derived from ``regressor``, never passed).
+    regressor_form: LinearForm = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Fold both pipelines once per version.
 
         Raises:
-            ExportError: a pipeline does not fold, or the classifier is not logistic.
+            ExportError: a pipeline does not fold, the classifier is not a logistic
+                regression, or the regressor is one.
         """
         classifier, regressor = fold(self.classifier), fold(self.regressor)
         if not classifier.logistic:
             raise ExportError(
-                "the classifier pipeline ends in a linear regression, not a logistic one"
+                "the classifier pipeline ends in a linear, not a logistic, regression"
             )
-        object.__setattr__(self, "scorers", (classifier, regressor))
+        if regressor.logistic:
+            raise ExportError("the regressor pipeline ends in a logistic, not a linear, regression")
+        object.__setattr__(self, "classifier_form", classifier)
+        object.__setattr__(self, "regressor_form", regressor)
 
     @property
     def ref(self) -> dict[str, str]:
@@ -615,9 +621,8 @@ def score(model: ServingModel, request: Any) -> Scored:
     """
     spec = model.spec
     features, defaulted = spec.features_record(request, model.lookups)
-    classifier, regressor = model.scorers
-    probability, decision = classifier.classify(features)
-    estimate = regressor.margin(features)
+    probability, decision = model.classifier_form.classify(features)
+    estimate = model.regressor_form.margin(features)
     if not (math.isfinite(probability) and math.isfinite(estimate)):
         raise UnscorableInstance(
             f"the model gives no finite answer (probability {probability}, estimate {estimate}): "

@@ -163,21 +163,26 @@ class LinearForm:
 
     Indexing, one-hot encoding, assembling, standard scaling and a linear model compose to
     ``margin = intercept + sum(coefficient * (value - mean) * factor)`` over the assembled
-    vector: the scaler folds into the coefficients (``weight = coefficient * factor``) and every
-    constant term into one ``constant``, so that scoring reads each input once: a numeric input
-    adds ``weight * value``, a categorical one the weight of its one-hot slot (nothing for the
-    dropped last slot). The same numbers as :meth:`PortablePipeline.transform`'s stage by stage
-    replay (which mirrors Spark's intermediate columns) but for the order of the additions:
-    about 1e-15 apart, and 5 to 10 times faster.
+    vector: the scaler folds into the coefficients (``weight = coefficient * factor``), so that
+    scoring reads each input once: a numeric input adds ``weight * (value - mean)``, a
+    categorical one the weight of its one-hot slot (nothing for the dropped last slot), the
+    one-hot slots' own means (all within [0, 1]) being folded into ``constant``. The same
+    numbers as :meth:`PortablePipeline.transform`'s stage by stage replay (which mirrors
+    Spark's intermediate columns) but for the order of the operations: within 1e-12 on the
+    use cases' models; flights' two pipelines score in 4 us instead of 36.
     """
 
+    #: The pipeline's input columns (a record must carry each).
     inputs: tuple[str, ...]
+    #: The intercept less every one-hot slot's ``weight * mean``.
     constant: float
-    #: (input, weight) of each numeric input.
-    numeric: tuple[tuple[str, float], ...]
+    #: (input, weight, mean) of each numeric input: it adds ``weight * (value - mean)``.
+    numeric: tuple[tuple[str, float, float], ...]
     #: (input, weight by category, the weight of an unseen or null category, or None: refused).
     categorical: tuple[tuple[str, Mapping[str, float], float | None], ...]
+    #: A logistic regression (:meth:`classify`), else a linear one (:meth:`margin`).
     logistic: bool
+    #: The logistic model's threshold: a probability above it decides 1.0.
     threshold: float
 
     def margin(self, record: Mapping[str, Any]) -> float:
@@ -197,9 +202,9 @@ class LinearForm:
                         raise ValueError(f"unseen value {value!r} for {name!r}")
                     weight = unseen
                 margin += weight
-            for name, weight in self.numeric:
+            for name, weight, mean in self.numeric:
                 value = record[name]
-                margin += weight * (math.nan if value is None else float(value))
+                margin += weight * ((math.nan if value is None else float(value)) - mean)
         except KeyError:
             missing = [name for name in self.inputs if name not in record]
             raise ValueError(f"missing model inputs: {', '.join(missing)}") from None
@@ -225,12 +230,12 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
     sizes = {}  # one-hot output column -> (indexer output column, size)
     assembler, scaler = None, None
     for stage in features:
-        if isinstance(stage, _Indexer):
+        if isinstance(stage, _Indexer) and assembler is None:
             for source, target, table in zip(
                 stage.inputs, stage.outputs, stage.tables, strict=True
             ):
                 indexers[target] = (source, table, stage.keep)
-        elif isinstance(stage, _OneHot):
+        elif isinstance(stage, _OneHot) and assembler is None:
             for source, target, size in zip(stage.inputs, stage.outputs, stage.sizes, strict=True):
                 sizes[target] = (source, size)
         elif isinstance(stage, _Assembler) and assembler is None:
@@ -243,20 +248,24 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
         raise ExportError("the linear model does not read the assembled (and scaled) vector")
     if scaler is not None and scaler.input != assembler.output:
         raise ExportError("the scaler does not read the assembled vector")
+    outside = sorted({source for source, _, _ in indexers.values()} - set(pipeline.inputs))
+    if outside:
+        raise ExportError(f"an indexer reads {outside[0]!r}, not an input of the pipeline")
     made = sizes.keys() | indexers.keys() | set(pipeline.inputs)
     unmade = [name for name in assembler.inputs if name not in made]
     if unmade:
         raise ExportError(f"no stage makes {unmade[0]!r}, and it is not an input of the pipeline")
     width = sum(sizes[name][1] if name in sizes else 1 for name in assembler.inputs)
-    if len(model.coefficients) != width or (scaler and len(scaler.factor) != width):
-        raise ExportError(
-            f"the linear model has {len(model.coefficients)} coefficients, not {width}"
-        )
+    if len(model.coefficients) != width:
+        count = len(model.coefficients)
+        raise ExportError(f"the linear model has {count} coefficients, not {width}")
+    if scaler is not None and not len(scaler.shift) == len(scaler.factor) == width:
+        means, deviations = len(scaler.shift), len(scaler.factor)
+        raise ExportError(f"the scaler has {means} means and {deviations} deviations, not {width}")
     shift = scaler.shift if scaler else (0.0,) * width
     factor = scaler.factor if scaler else (1.0,) * width
     weights = [c * f for c, f in zip(model.coefficients, factor, strict=True)]
-    constant = model.intercept - sum(w * s for w, s in zip(weights, shift, strict=True))
-    numeric, categorical, at = [], [], 0
+    constant, numeric, categorical, at = model.intercept, [], [], 0
     for name in assembler.inputs:
         if name in sizes:
             index_column, size = sizes[name]
@@ -264,6 +273,7 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
                 raise ExportError(f"the one-hot input {index_column!r} is not an indexer's output")
             source, table, keep = indexers[index_column]
             block = weights[at : at + size]
+            constant -= sum(w * m for w, m in zip(block, shift[at : at + size], strict=True))
             by_label = {label: block[i] if i < size else 0.0 for label, i in table.items()}
             unseen = (block[len(table)] if len(table) < size else 0.0) if keep else None
             categorical.append((source, by_label, unseen))
@@ -271,7 +281,7 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
         elif name in indexers:
             raise ExportError(f"cannot fold the category index {name!r} used as a number")
         else:
-            numeric.append((name, weights[at]))
+            numeric.append((name, weights[at], shift[at]))
             at += 1
     return LinearForm(
         pipeline.inputs,

@@ -383,3 +383,47 @@ def test_a_pipeline_of_another_shape_does_not_fold(cut: slice, message: str) -> 
 
     with pytest.raises(ExportError, match=message):
         fold(classifier(body))
+
+
+def test_a_large_mean_with_a_small_deviation_folds_without_cancelling() -> None:
+    # Given a number whose training mean is far larger than its deviation
+    body = document()
+    scaler = body["pipelines"]["classifier"]["stages"][3]
+    scaler.update(mean=[0.5, 0.25, 0.0, 1.7e9 + 0.3, 4.0], std=[0.5, 0.5, 0.0, 1.0, 0.0])
+    body["pipelines"]["classifier"]["stages"][4]["coefficients"][3] = 0.7
+    pipeline = classifier(body)
+    record = {"meter": "m2", "x": 1.7e9 + 0.8, "y": 4.0}
+
+    # Then the folded margin keeps the difference to the mean as the replay does
+    expected = pipeline.transform(record)["probability"]
+    assert fold(pipeline).classify(record)[0] == pytest.approx(expected, abs=1e-12)
+
+
+def shorter_mean(body: dict[str, Any]) -> None:
+    body["pipelines"]["classifier"]["stages"][3]["mean"].pop()
+
+
+def indexer_outside_the_inputs(body: dict[str, Any]) -> None:
+    body["pipelines"]["classifier"]["stages"][0]["inputCols"] = ["gauge"]
+
+
+def assembler_first(body: dict[str, Any]) -> None:
+    stages = body["pipelines"]["classifier"]["stages"]
+    stages.insert(0, stages.pop(2))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (shorter_mean, "the scaler has 4 means and 5 deviations, not 5"),
+        (indexer_outside_the_inputs, "an indexer reads 'gauge', not an input of the pipeline"),
+        (assembler_first, "cannot fold a Indexer stage here"),
+    ],
+    ids=["short mean", "indexer outside", "assembler first"],
+)
+def test_a_malformed_export_is_refused_when_folded(damage: Any, message: str) -> None:
+    body = document()
+    damage(body)
+
+    with pytest.raises(ExportError, match=message):
+        fold(classifier(body))

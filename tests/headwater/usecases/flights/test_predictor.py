@@ -426,6 +426,24 @@ def test_a_non_finite_score_is_unscorable_not_a_nan_answer(
         predict(model, SPEC.request_model.model_validate(EXAMPLE))
 
 
+@pytest.mark.parametrize(
+    ("swap", "message"),
+    [
+        ({"classifier": "regressor"}, "the classifier pipeline ends in a linear, not a logistic"),
+        ({"regressor": "classifier"}, "the regressor pipeline ends in a logistic, not a linear"),
+    ],
+)
+def test_each_head_must_be_the_regression_it_answers_with(
+    model: ServingModel, swap: dict[str, str], message: str
+) -> None:
+    # a logistic "regressor" would answer its logit as minutes; a linear "classifier" no
+    # probability at all
+    heads = {head: getattr(model, source) for head, source in swap.items()}
+
+    with pytest.raises(ExportError, match=message):
+        dataclasses.replace(model, **heads)
+
+
 def test_finite_replaces_nan_and_infinities_at_any_depth() -> None:
     value = {"a": [1.0, float("nan"), {"b": float("-inf")}], "c": "nan", "d": 2}
 
