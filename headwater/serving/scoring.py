@@ -169,7 +169,7 @@ class LinearForm:
     one-hot slots' own means (all within [0, 1]) being folded into ``constant``. The same
     numbers as :meth:`PortablePipeline.transform`'s stage by stage replay (which mirrors
     Spark's intermediate columns) but for the order of the operations: within 1e-12 on the
-    use cases' models; flights' two pipelines score in 4 us instead of 36.
+    use cases' models; two pipelines over 169 assembled values score in 4 us instead of 36.
     """
 
     #: The pipeline's input columns (a record must carry each).
