@@ -31,6 +31,25 @@ class ExportError(ValueError):
     """The export document is malformed, of an unknown version, or uses an unknown stage."""
 
 
+def _look_up(table: Mapping[str, Any], value: Any, source: str, unseen: Any) -> Any:
+    """``table``'s entry for one category of ``source``; a value it lacks, null or not a string
+    (Spark indexes strings only), gets ``unseen``, or is refused when that is None (Spark's
+    ``handleInvalid='error'``)."""
+    found = table.get(value) if isinstance(value, str) else None
+    if found is not None:
+        return found
+    if unseen is None:
+        raise ValueError(f"unseen value {value!r} for {source!r}")
+    return unseen
+
+
+def _require_inputs(inputs: tuple[str, ...], record: Mapping[str, Any]) -> None:
+    """Refuse a record that lacks any of a pipeline's ``inputs``, naming them all."""
+    missing = [name for name in inputs if name not in record]
+    if missing:
+        raise ValueError(f"missing model inputs: {', '.join(missing)}")
+
+
 @dataclass(frozen=True)
 class _Indexer:
     inputs: tuple[str, ...]
@@ -40,13 +59,8 @@ class _Indexer:
 
     def apply(self, row: dict[str, Any]) -> None:
         for source, target, table in zip(self.inputs, self.outputs, self.tables, strict=True):
-            value = row.get(source)
-            index = table.get(value) if isinstance(value, str) else None
-            if index is None:
-                if not self.keep:
-                    raise ValueError(f"unseen value {value!r} for {source!r}")
-                index = len(table)
-            row[target] = index
+            unseen = len(table) if self.keep else None
+            row[target] = _look_up(table, row.get(source), source, unseen)
 
 
 @dataclass(frozen=True)
@@ -195,19 +209,13 @@ class LinearForm:
         try:
             margin = self.constant
             for name, weights, unseen in self.categorical:
-                value = record[name]
-                weight = weights.get(value) if isinstance(value, str) else None
-                if weight is None:
-                    if unseen is None:
-                        raise ValueError(f"unseen value {value!r} for {name!r}")
-                    weight = unseen
-                margin += weight
+                margin += _look_up(weights, record[name], name, unseen)
             for name, weight, mean in self.numeric:
                 value = record[name]
                 margin += weight * ((math.nan if value is None else float(value)) - mean)
         except KeyError:
-            missing = [name for name in self.inputs if name not in record]
-            raise ValueError(f"missing model inputs: {', '.join(missing)}") from None
+            _require_inputs(self.inputs, record)
+            raise
         return margin
 
     def classify(self, record: Mapping[str, Any]) -> tuple[float, float]:
@@ -227,7 +235,7 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
     if not isinstance(model, _Linear):
         raise ExportError("only a pipeline ending in a linear model folds (no model stage)")
     indexers = {}  # output column -> (input column, table, keep)
-    sizes = {}  # one-hot output column -> (indexer output column, size)
+    one_hots = {}  # one-hot output column -> (indexer output column, size)
     assembler, scaler = None, None
     for stage in features:
         if isinstance(stage, _Indexer) and assembler is None:
@@ -237,7 +245,7 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
                 indexers[target] = (source, table, stage.keep)
         elif isinstance(stage, _OneHot) and assembler is None:
             for source, target, size in zip(stage.inputs, stage.outputs, stage.sizes, strict=True):
-                sizes[target] = (source, size)
+                one_hots[target] = (source, size)
         elif isinstance(stage, _Assembler) and assembler is None:
             assembler = stage
         elif isinstance(stage, _Scaler) and scaler is None and assembler is not None:
@@ -251,11 +259,14 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
     outside = sorted({source for source, _, _ in indexers.values()} - set(pipeline.inputs))
     if outside:
         raise ExportError(f"an indexer reads {outside[0]!r}, not an input of the pipeline")
-    made = sizes.keys() | indexers.keys() | set(pipeline.inputs)
-    unmade = [name for name in assembler.inputs if name not in made]
-    if unmade:
-        raise ExportError(f"no stage makes {unmade[0]!r}, and it is not an input of the pipeline")
-    width = sum(sizes[name][1] if name in sizes else 1 for name in assembler.inputs)
+    for name in assembler.inputs:
+        if name in indexers:
+            raise ExportError(f"cannot fold the category index {name!r} used as a number")
+        if name in one_hots and one_hots[name][0] not in indexers:
+            raise ExportError(f"the one-hot input {one_hots[name][0]!r} is not an indexer's output")
+        if name not in one_hots and name not in pipeline.inputs:
+            raise ExportError(f"no stage makes {name!r}, and it is not an input of the pipeline")
+    width = sum(one_hots[name][1] if name in one_hots else 1 for name in assembler.inputs)
     if len(model.coefficients) != width:
         count = len(model.coefficients)
         raise ExportError(f"the linear model has {count} coefficients, not {width}")
@@ -267,10 +278,8 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
     weights = [c * f for c, f in zip(model.coefficients, factor, strict=True)]
     constant, numeric, categorical, at = model.intercept, [], [], 0
     for name in assembler.inputs:
-        if name in sizes:
-            index_column, size = sizes[name]
-            if index_column not in indexers:
-                raise ExportError(f"the one-hot input {index_column!r} is not an indexer's output")
+        if name in one_hots:
+            index_column, size = one_hots[name]
             source, table, keep = indexers[index_column]
             block = weights[at : at + size]
             constant -= sum(w * m for w, m in zip(block, shift[at : at + size], strict=True))
@@ -278,8 +287,6 @@ def fold(pipeline: PortablePipeline) -> LinearForm:
             unseen = (block[len(table)] if len(table) < size else 0.0) if keep else None
             categorical.append((source, by_label, unseen))
             at += size
-        elif name in indexers:
-            raise ExportError(f"cannot fold the category index {name!r} used as a number")
         else:
             numeric.append((name, weights[at], shift[at]))
             at += 1
@@ -310,9 +317,7 @@ class PortablePipeline:
 
     def transform(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Return the record with every stage's output columns added."""
-        missing = [name for name in self.inputs if name not in record]
-        if missing:
-            raise ValueError(f"missing model inputs: {', '.join(missing)}")
+        _require_inputs(self.inputs, record)
         row = dict(record)
         for stage in self.stages:
             stage.apply(row)
